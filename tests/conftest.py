@@ -1,0 +1,18 @@
+"""Shared pytest configuration."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def postgres_url() -> str | None:
+    """The Postgres test server, or None when not configured outside CI.
+
+    In CI (CI=true) a missing URL is an error, never a skip: Postgres tests must run there.
+    """
+    url = os.environ.get("WFKIT_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI"):
+        raise pytest.UsageError("CI=true but WFKIT_TEST_POSTGRES_URL is not set; .ci/run must set it")
+    return url
