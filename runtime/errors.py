@@ -1,0 +1,186 @@
+"""Every error wfkit raises to users, and the control-flow exceptions it hides from them.
+
+Error tree::
+
+    WfkitError(Exception)                         worlds.base
+    ├── WorldError                                worlds.base
+    │   ├── EntityConflictError
+    │   ├── RunNotFoundError
+    │   ├── StepNotFoundError
+    │   ├── HookNotFoundError
+    │   ├── WaitNotFoundError
+    │   └── SchemaVersionError
+    ├── SerializationError                        a value that cannot cross a durable boundary
+    ├── FatalError                                raised by a step: fail now, no retries
+    ├── RetryableError                            raised by a step: retry after ``retry_after``
+    ├── StepError                                 a step failure whose type could not be rebuilt
+    ├── WorkflowRunFailedError                    run.result() of a failed run
+    ├── WorkflowRunCancelledError                 run.result() of a cancelled run
+    ├── WorkflowNotRegisteredError                a workflow ID missing from the manifest
+    ├── StepNotRegisteredError                    a step ID missing from the manifest
+    ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
+    ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
+    ├── HookConflictError                         a hook token held by another live run
+    ├── ReplayDivergenceError                     the code no longer matches the run's log
+    └── CorruptedEventLogError                    an event no call consumes
+
+    WorkflowSuspension(BaseException)             internal: the replay went idle; never user-visible
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from worlds.base import (
+    EntityConflictError,
+    HookNotFoundError,
+    RunNotFoundError,
+    SchemaVersionError,
+    StepNotFoundError,
+    WaitNotFoundError,
+    WfkitError,
+    WorldError,
+)
+
+__all__ = [
+    "CorruptedEventLogError",
+    "EntityConflictError",
+    "FatalError",
+    "HookConflictError",
+    "HookNotFoundError",
+    "NotInWorkflowError",
+    "ReplayDivergenceError",
+    "RetryableError",
+    "RunNotFoundError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StepError",
+    "StepNotFoundError",
+    "StepNotRegisteredError",
+    "WaitNotFoundError",
+    "WfkitError",
+    "WorkflowCalledDirectlyError",
+    "WorkflowNotRegisteredError",
+    "WorkflowRunCancelledError",
+    "WorkflowRunFailedError",
+    "WorkflowSuspension",
+    "WorldError",
+]
+
+
+class SerializationError(WfkitError, TypeError):
+    """A value wfkit cannot serialize (or a payload it cannot read back).
+
+    Attributes:
+        type_name: the offending value's type, e.g. ``"socket.socket"``.
+        path: where it sits in the value, e.g. ``args[1]["items"][3]``.
+    """
+
+    def __init__(self, message: str, *, type_name: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.path = path
+
+
+class FatalError(WfkitError):
+    """Raise from a step to fail it at once, without retries."""
+
+
+class RetryableError(WfkitError):
+    """Raise from a step to retry it after ``retry_after``.
+
+    Args:
+        message: what went wrong.
+        retry_after: seconds (int/float), a ``timedelta``, a duration string
+            such as ``"10s"``, or an aware ``datetime``; default 1 second.
+    """
+
+    def __init__(
+        self, message: str = "", *, retry_after: float | timedelta | str | datetime | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StepError(WfkitError):
+    """A step failed with an exception whose type could not be rebuilt here.
+
+    Attributes:
+        type_name: the original exception's qualified type name.
+        message: its message.
+        stack: its formatted traceback, from the process that ran the step.
+    """
+
+    def __init__(self, type_name: str, message: str, stack: str = "") -> None:
+        super().__init__(f"{type_name}: {message}" if type_name else message)
+        self.type_name = type_name
+        self.message = message
+        self.stack = stack
+
+
+class WorkflowRunFailedError(WfkitError):
+    """The run ended in ``failed``; ``cause`` is the workflow's exception as rebuilt here.
+
+    Attributes:
+        run_id: the run.
+        cause: the rebuilt exception (its type when known, else StepError).
+        error: the stored error info (type, message, stack).
+    """
+
+    def __init__(self, run_id: str, cause: BaseException | None, error: dict[str, Any]) -> None:
+        message = error.get("message", "")
+        type_name = error.get("type", "")
+        super().__init__(f'Workflow run "{run_id}" failed: {type_name}: {message}')
+        self.run_id = run_id
+        self.cause = cause
+        self.error = error
+        self.__cause__ = cause
+
+    @property
+    def stack(self) -> str:
+        return str(self.error.get("stack", ""))
+
+
+class WorkflowRunCancelledError(WfkitError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f'Workflow run "{run_id}" was cancelled')
+        self.run_id = run_id
+
+
+class WorkflowNotRegisteredError(WfkitError):
+    pass
+
+
+class StepNotRegisteredError(WfkitError):
+    pass
+
+
+class WorkflowCalledDirectlyError(WfkitError):
+    pass
+
+
+class NotInWorkflowError(WfkitError, RuntimeError):
+    pass
+
+
+class HookConflictError(WfkitError):
+    def __init__(self, token: str, conflicting_run_id: str | None = None) -> None:
+        holder = f' (run "{conflicting_run_id}")' if conflicting_run_id else ""
+        super().__init__(f'Hook token "{token}" is already in use by another workflow{holder}')
+        self.token = token
+        self.conflicting_run_id = conflicting_run_id
+
+
+class ReplayDivergenceError(WfkitError):
+    pass
+
+
+class CorruptedEventLogError(WfkitError):
+    pass
+
+
+class WorkflowSuspension(BaseException):
+    """Internal control flow: the workflow cannot proceed until the log has more events.
+
+    A BaseException so that ``except Exception`` in user code cannot swallow it."""
