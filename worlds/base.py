@@ -18,7 +18,7 @@ Error tree::
 API sketch (every method is synchronous; the runtime decides what runs off-loop)::
 
     world.events.create(run_id | None, EventRequest) -> EventResult
-    world.events.create_batch(run_id, [EventRequest, ...], messages=[QueueMessageRequest, ...]) -> [EventResult, ...]
+    world.events.create_batch(run_id, [EventRequest, ...], messages=[...], expected_last_event_id=None) -> [EventResult, ...]
     world.events.list(run_id, after_event_id=None, limit=None) -> [Event, ...]
     world.runs.get(run_id) / list(status=None, workflow_name=None, limit=100)
     world.steps.get(run_id, step_id) / list(run_id)
@@ -178,6 +178,9 @@ class EventRequest(_Record):
     event_type: EventType
     correlation_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    """When the caller already showed this event to a live replay, the time it used;
+    the world stores it instead of its own clock (None: the world's now)."""
 
 
 class EventResult(_Record):
@@ -227,10 +230,14 @@ class Events(Protocol):
         requests: Sequence[EventRequest],
         *,
         messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
     ) -> list[EventResult]:
         """Append several events of one run (and enqueue ``messages``) atomically.
 
-        All or nothing: one refused transition raises and writes nothing."""
+        All or nothing: one refused transition raises and writes nothing. With
+        ``expected_last_event_id``, the batch is refused (EntityConflictError) unless
+        that is the run's last event: optimistic concurrency for a worker that fed
+        events to a live replay before writing them."""
         ...
 
     def list(
