@@ -1,0 +1,1 @@
+"""Example wfkit apps: the demo, and the end-to-end scenario workflows."""

@@ -1,0 +1,1 @@
+"""Workflows behind the end-to-end scenarios of SCENARIOS.md."""

@@ -1,0 +1,101 @@
+"""Scenarios 21, 22, 24, 25: steps as values, closures, custom classes, methods."""
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+
+async def double(x: int) -> int:
+    "use step"
+    return x * 2
+
+
+async def apply_twice(fn, x: int) -> int:
+    "use step"
+    return await fn(await fn(x))
+
+
+async def step_passing(x: int = 5) -> int:
+    "use workflow"
+    return await apply_twice(double, x)
+
+
+async def closures(base: int = 10) -> dict:
+    "use workflow"
+    prefix = "total"
+    multiplier = 3
+
+    async def combine(x: int) -> str:
+        "use step"
+        return f"{prefix}={(base + x) * multiplier}"
+
+    return {"first": await combine(1), "second": await combine(2)}
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x = x
+        self.y = y
+
+    def __wfkit_serialize__(self) -> dict:
+        return {"x": self.x, "y": self.y}
+
+    @classmethod
+    def __wfkit_deserialize__(cls, data: dict) -> "Point":
+        return cls(data["x"], data["y"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+@dataclass
+class Box:
+    label: str
+    point: Point
+
+
+class Order(BaseModel):
+    order_id: str
+    cents: int
+
+
+async def move(point: Point, box: Box, order: Order) -> dict:
+    "use step"
+    return {
+        "point": Point(point.x + 1, point.y + 1),
+        "box": Box(box.label.upper(), box.point),
+        "order": Order(order_id=order.order_id, cents=order.cents * 2),
+        "types": [type(point).__name__, type(box).__name__, type(order).__name__],
+    }
+
+
+async def custom_classes() -> dict:
+    "use workflow"
+    moved = await move(Point(1, 2), Box("crate", Point(0, 0)), Order(order_id="o-1", cents=5))
+    return {
+        **moved,
+        "workflow_types": [
+            type(moved["point"]).__name__,
+            type(moved["box"]).__name__,
+            type(moved["order"]).__name__,
+        ],
+    }
+
+
+class Calculator:
+    @staticmethod
+    async def add(a: int, b: int) -> int:
+        "use step"
+        return a + b
+
+    @classmethod
+    async def times(cls, a: int, b: int) -> int:
+        "use step"
+        return a * b
+
+    @staticmethod
+    async def calculate(a: int, b: int) -> dict:
+        "use workflow"
+        total = await Calculator.add(a, b)
+        product = await Calculator.times(a, b)
+        return {"sum": total, "product": product}
