@@ -1,0 +1,254 @@
+"""The ``wfkit`` command: run workers, start and inspect runs, verify and heal a world."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from runtime import inspect as views
+
+
+def _world(args: argparse.Namespace) -> Any:
+    from runtime.world_config import get_world
+
+    return get_world(args.world)
+
+
+def _json_args(values: Sequence[str]) -> list[Any]:
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(json.loads(value))
+        except json.JSONDecodeError as exc:
+            raise SystemExit(
+                f"wfkit: argument {value!r} is not JSON ({exc.msg}); quote strings: '\"text\"'"
+            ) from None
+    return parsed
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from runtime.worker import Worker
+
+    from runtime.loader import load_build
+
+    load_build(args.build)
+    worker = Worker(world=_world(args), concurrency=args.concurrency)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"wfkit worker: world={worker.world.name} concurrency={args.concurrency}", flush=True)
+        await worker.run(stop_event=stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from runtime.client import start
+
+    async def main() -> str:
+        run = await start(
+            args.workflow, *_json_args(args.args), run_id=args.run_id, world=_world(args)
+        )
+        return run.run_id
+
+    print(asyncio.run(main()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import importlib
+
+    from wfkit import run as run_workflow
+
+    module_name, _, attr = args.target.partition(":")
+    if not attr:
+        raise SystemExit("wfkit run: expected MODULE:FUNCTION, e.g. examples.orders:process_order")
+    fn = getattr(importlib.import_module(module_name), attr)
+    result = run_workflow(fn, *_json_args(args.args))
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from runtime.client import get_run
+
+    async def main() -> None:
+        await (await get_run(args.run_id, world=_world(args))).cancel()
+
+    asyncio.run(main())
+    print(f"cancelled {args.run_id}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    world = _world(args)
+    kind, ident = args.kind, args.id
+    rows: list[dict[str, Any]]
+    if kind in ("run", "runs"):
+        if ident:
+            run = world.runs.get(ident)
+            if args.json:
+                print(run.model_dump_json(indent=2))
+                return 0
+            print(
+                views.format_table(
+                    views.run_rows([run]), ["run_id", "workflow", "status", "created", "completed"]
+                )
+            )
+            print()
+            print(views.timeline(world, ident))
+            return 0
+        records: list[Any] = world.runs.list(limit=args.limit)
+        rows, columns = (
+            views.run_rows(records),
+            ["run_id", "workflow", "status", "created", "completed"],
+        )
+    elif kind in ("step", "steps"):
+        records = world.steps.list(_need(ident, kind))
+        rows, columns = (
+            views.step_rows(records),
+            ["step_id", "step", "status", "attempt", "started", "completed", "error"],
+        )
+    elif kind in ("event", "events"):
+        records = world.events.list(_need(ident, kind))
+        if not args.json:
+            print(views.format_timeline(records))
+            return 0
+        rows, columns = views.event_rows(records), ["event_id", "type", "correlation_id", "created"]
+    elif kind in ("hook", "hooks"):
+        records = world.hooks.list(run_id=ident)
+        rows, columns = (
+            views.hook_rows(records),
+            ["hook_id", "run_id", "token", "status", "webhook", "created"],
+        )
+    elif kind in ("wait", "waits"):
+        records = world.waits.list(_need(ident, kind))
+        rows, columns = (
+            views.wait_rows(records),
+            ["wait_id", "run_id", "status", "resume_at", "completed"],
+        )
+    elif kind in ("stream", "streams"):
+        names = world.streams.list(_need(ident, kind))
+        records = []
+        rows, columns = [{"stream": n} for n in names], ["stream"]
+    else:
+        raise SystemExit(
+            f"wfkit inspect: unknown resource {kind!r}: runs, steps, events, hooks, waits, streams"
+        )
+    if args.json:
+        print(
+            json.dumps(
+                [r.model_dump(mode="json") for r in records] if records else rows,
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        print(views.format_table(rows, columns))
+    return 0
+
+
+def _need(ident: str | None, kind: str) -> str:
+    if not ident:
+        raise SystemExit(f"wfkit inspect {kind}: give a run id")
+    return ident
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from runtime.verify import verify_world
+
+    problems = verify_world(_world(args), run_id=args.run_id)
+    for line in problems:
+        print(line)
+    if problems:
+        print(
+            f"verify: {len(problems)} difference(s) between records and event logs", file=sys.stderr
+        )
+        return 1
+    print("verify: every materialized record equals a fresh fold of its event log")
+    return 0
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from runtime.worker import heal
+
+    count = heal(_world(args))
+    print(f"heal: re-enqueued {count} run(s) that had no live queue message")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wfkit", description="Durable workflows for Python.")
+    parser.add_argument(
+        "--world",
+        default=None,
+        help="local | memory | postgresql://… | module:attr (default: $WFKIT_WORLD or local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="consume the queues and run workflows and steps")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument(
+        "--build", default=None, help="build directory (default: .wfkit/build or $WFKIT_BUILD_DIR)"
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("start", help="start a run; prints its id")
+    p.add_argument("workflow", help="workflow ID, e.g. workflow//./examples/orders//process_order")
+    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.add_argument("--run-id", default=None)
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser(
+        "run", help="build, run a workflow to completion in-process, print its result"
+    )
+    p.add_argument("target", help="MODULE:FUNCTION")
+    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("inspect", help="tables of runs, steps, events, hooks, waits, streams")
+    p.add_argument("kind")
+    p.add_argument("id", nargs="?", default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("cancel", help="cancel a run")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("verify", help="re-fold every event log and compare with the records")
+    p.add_argument("run_id", nargs="?", default=None)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("heal", help="re-enqueue runs that lost their queue message")
+    p.set_defaults(func=cmd_heal)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except Exception as exc:  # a clear one-line error for users, not a traceback
+        from worlds.base import WfkitError
+
+        if not isinstance(exc, WfkitError | FileNotFoundError | ValueError):
+            raise
+        print(f"wfkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
