@@ -1,0 +1,71 @@
+"""Fixtures for the wfbuild tests: throwaway projects."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import transformer
+
+ORDER = """\
+async def charge(order_id: str, cents: int) -> str:
+    "use step"
+    return f"receipt-{order_id}-{cents}"
+
+
+async def checkout(order_id: str) -> dict:
+    "use workflow"
+    receipt = await charge(order_id, 1999)
+    return {"receipt": receipt}
+"""
+
+SHIPPING = """\
+from app.order import charge
+
+
+async def ship(order_id: str) -> str:
+    "use step"
+    return "shipped"
+
+
+async def deliver(order_id: str) -> str:
+    "use workflow"
+    await charge(order_id, 1)
+    return await ship(order_id)
+"""
+
+HELPERS = """\
+def add(a: int, b: int) -> int:
+    return a + b
+"""
+
+
+@pytest.fixture(autouse=True)
+def _transformer_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Use the real transformer API when present, else the stand-in (until it lands)."""
+    if hasattr(transformer, "transform_module"):
+        return
+    import _fake_transformer as fake
+
+    monkeypatch.setattr(transformer, "transform_module", fake.transform_module, raising=False)
+    monkeypatch.setattr(transformer, "module_name_for", fake.module_name_for, raising=False)
+    manifest = types.ModuleType("transformer.manifest")
+    manifest.build_manifest = fake.build_manifest  # type: ignore[attr-defined]
+    manifest.dump_manifest = fake.dump_manifest  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "transformer.manifest", manifest)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A small project: two workflow modules, a helper module and a pyproject.toml."""
+    root = tmp_path / "proj"
+    (root / "app").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "0"\n')
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "order.py").write_text(ORDER)
+    (root / "app" / "shipping.py").write_text(SHIPPING)
+    (root / "app" / "helpers.py").write_text(HELPERS)
+    return root
