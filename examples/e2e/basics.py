@@ -48,6 +48,19 @@ async def race() -> str:
     return (await next(iter(done))).lower()
 
 
+async def race_with_tail() -> dict:
+    "use workflow"
+    tasks = [
+        asyncio.ensure_future(upper_after("a", 0.5)),
+        asyncio.ensure_future(upper_after("b", 0.1)),
+        asyncio.ensure_future(upper_after("c", 1.0)),
+    ]
+    done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    winner = (await next(iter(done))).lower()
+    tail = await upper_after("tail", 2.0)
+    return {"winner": winner, "tail": tail}
+
+
 async def always_fatal() -> str:
     "use step"
     raise FatalError("this one never succeeds")
