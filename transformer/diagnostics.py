@@ -1,0 +1,49 @@
+"""Diagnostic codes and constructors.
+
+Every problem the transform finds is a :class:`~transformer.result.Diagnostic` with one of
+the codes below; all problems of a file are collected before the transform gives up.
+"""
+
+from __future__ import annotations
+
+from transformer.result import Diagnostic
+
+__all__ = ["CODES", "DiagnosticSink"]
+
+CODES: dict[str, str] = {
+    "WF000": "the source does not parse",
+    "WF001": "a directive on a function that is not `async def`",
+    "WF002": "a directive that is not the first statement of its function or module",
+    "WF003": "a misspelled directive (edit distance 1 from a real one)",
+    "WF004": "both directives on one function or module",
+    "WF005": "a directive in an unsupported place (class body, nested class, nested workflow)",
+    "WF006": "a step that is an async generator",
+    "WF007": "an instance-method step on a class that is not serializable",
+    "WF008": "a workflow that is an instance method",
+    "WF009": "I/O, threads or processes inside a workflow",
+    "WF010": "`yield` inside a workflow",
+    "WF011": "a serializable class not at module top level",
+}
+"""Every diagnostic code, with what it means."""
+
+
+class DiagnosticSink:
+    """Collects diagnostics for one file, filling in the offending source line."""
+
+    def __init__(self, path: str, source: str) -> None:
+        self.path = path
+        self._lines = source.splitlines()
+        self.items: list[Diagnostic] = []
+
+    def error(self, code: str, line: int, column: int, message: str) -> None:
+        """Record an error at 1-based ``line`` and ``column``."""
+        assert code in CODES, code
+        text = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
+        self.items.append(
+            Diagnostic(self.path, line, column, code, message, source_line=text)
+        )
+
+    def sorted(self) -> tuple[Diagnostic, ...]:
+        """The diagnostics in source order (line, column, code), duplicates removed."""
+        unique = {(d.line, d.column, d.code, d.message): d for d in self.items}
+        return tuple(unique[k] for k in sorted(unique))

@@ -1,0 +1,476 @@
+"""Find directives, the functions they mark, serializable classes and workflow-body problems.
+
+The analysis reads the parsed module once (with libcst metadata: positions, parents,
+qualified names, scopes) and returns an :class:`Analysis` keyed by node identity; the
+three mode transformers then only look nodes up in it. Keeping every decision here means
+the modes cannot disagree about what is a step, what its ID is or what gets rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import (
+    Assignment,
+    ClassScope,
+    GlobalScope,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    QualifiedNameSource,
+    Scope,
+    ScopeProvider,
+)
+
+from transformer.determinism import forbidden_reason, is_deterministic_call
+from transformer.diagnostics import DiagnosticSink
+from transformer.naming import make_id
+
+__all__ = ["DIRECTIVES", "Analysis", "SerdeClass", "Target", "analyze"]
+
+Kind = Literal["step", "workflow"]
+MethodKind = Literal["function", "static", "class", "instance"]
+
+DIRECTIVES: dict[str, Kind] = {"use step": "step", "use workflow": "workflow"}
+
+_PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel"})
+_SERDE_METHODS = frozenset({"__wfkit_serialize__", "__wfkit_deserialize__"})
+_IMPORTED = (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
+
+
+@dataclass(eq=False)
+class Target:
+    """A function marked ``"use step"`` or ``"use workflow"``."""
+
+    kind: Kind
+    node: cst.FunctionDef
+    key: str  # qualname key: fn, outer/inner, Cls.m, Cls#m
+    id: str
+    method: MethodKind = "function"
+    class_node: cst.ClassDef | None = None
+    top: cst.CSTNode | None = None  # the module-level statement that contains it
+    nested: bool = False
+    closure: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The function's own name."""
+        return self.node.name.value
+
+
+@dataclass(eq=False)
+class SerdeClass:
+    """A class registered in every mode so its values cross process boundaries."""
+
+    node: cst.ClassDef
+    name: str
+    id: str
+
+
+@dataclass
+class Analysis:
+    """Everything the mode transformers need, keyed by nodes of the analysed tree."""
+
+    targets: dict[cst.FunctionDef, Target] = field(default_factory=dict)
+    classes: dict[cst.ClassDef, SerdeClass] = field(default_factory=dict)
+    directive_exprs: set[cst.Expr] = field(default_factory=set)
+    rewrites: dict[cst.Call, str] = field(default_factory=dict)
+    has_directives: bool = False
+    parents: dict[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)
+
+    @property
+    def changes_code(self) -> bool:
+        """False when every mode must return the source byte-identical."""
+        return bool(self.targets or self.classes or self.directive_exprs)
+
+    def ancestors_and_self(self, nodes: Iterable[cst.CSTNode]) -> set[cst.CSTNode]:
+        """``nodes`` and all their ancestors: the subtrees a transformer must enter."""
+        out: set[cst.CSTNode] = set()
+        for node in nodes:
+            cur: cst.CSTNode | None = node
+            while cur is not None and cur not in out:
+                out.add(cur)
+                cur = self.parents.get(cur)
+        return out
+
+
+class _Meta(cst.MetadataDependent):
+    METADATA_DEPENDENCIES = (
+        PositionProvider,
+        ParentNodeProvider,
+        QualifiedNameProvider,
+        ScopeProvider,
+    )
+
+
+def _edit_distance_is_one(a: str, b: str) -> bool:
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    for i in range(len(long)):
+        if long[:i] + long[i + 1 :] == short:
+            return True
+    return False
+
+
+def string_value(node: cst.CSTNode) -> str | None:
+    """The text of a string-literal expression statement, or None."""
+    if m.matches(node, m.Expr(value=m.SimpleString())):
+        assert isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString)
+        value = node.value.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def leading_small_statements(owner: cst.CSTNode, limit: int = 2) -> list[cst.BaseSmallStatement]:
+    """The first ``limit`` simple statements of a module or function/class body, in order."""
+    if isinstance(owner, cst.Module):
+        statements: Iterable[cst.CSTNode] = owner.body
+    elif isinstance(owner, cst.FunctionDef | cst.ClassDef):
+        if isinstance(owner.body, cst.SimpleStatementSuite):
+            return list(owner.body.body[:limit])
+        statements = owner.body.body
+    else:
+        return []
+    out: list[cst.BaseSmallStatement] = []
+    for stmt in statements:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            break
+        out.extend(stmt.body)
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+class _Analyzer:
+    def __init__(self, wrapper: cst.MetadataWrapper, meta: _Meta, sink: DiagnosticSink,
+                 path: str) -> None:
+        self.module = wrapper.module
+        self.meta = meta
+        self.sink = sink
+        self.path = path
+        self.result = Analysis()
+        self.own_directive: dict[cst.CSTNode, tuple[Kind, cst.Expr]] = {}
+        self.serializable: set[cst.ClassDef] = set()
+        self.module_kind: Kind | None = None
+        self.exported: set[str] | None = None
+
+    # -- helpers -----------------------------------------------------------------
+    def pos(self, node: cst.CSTNode) -> tuple[int, int]:
+        start = self.meta.get_metadata(PositionProvider, node).start
+        return start.line, start.column + 1
+
+    def error(self, code: str, node: cst.CSTNode, message: str) -> None:
+        line, col = self.pos(node)
+        self.sink.error(code, line, col, message)
+
+    def qualified_names(self, node: cst.CSTNode) -> set[str]:
+        names = self.meta.get_metadata(QualifiedNameProvider, node, set())
+        return {q.name for q in names if q.source in _IMPORTED}
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self.result.parents.get(node)
+
+    # -- passes ------------------------------------------------------------------
+    def run(self) -> Analysis:
+        all_nodes = list(_walk(self.module))
+        for node in all_nodes:
+            for child in node.children:
+                self.result.parents[child] = node
+        self.find_directives(all_nodes)
+        self.find_classes()
+        self.module_kind, self.exported = self.module_marked()
+        self.walk_definitions(self.module.body, [], [])
+        for target in list(self.result.targets.values()):
+            if target.kind == "workflow":
+                self.scan_workflow_body(target)
+            elif target.nested:
+                target.closure = self.closure_of(target.node)
+        return self.result
+
+    def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
+        handled: set[cst.CSTNode] = set()
+        owners = [n for n in all_nodes if isinstance(n, cst.Module | cst.FunctionDef | cst.ClassDef)]
+        for owner in owners:
+            lead = leading_small_statements(owner)
+            kinds = [DIRECTIVES.get(string_value(s) or "") for s in lead]
+            if not lead or kinds[0] is None:
+                continue
+            first = lead[0]
+            assert isinstance(first, cst.Expr) and kinds[0] is not None
+            handled.add(first)
+            self.own_directive[owner] = (kinds[0], first)
+            self.result.directive_exprs.add(first)
+            self.result.has_directives = True
+            if len(kinds) > 1 and kinds[1] is not None:
+                handled.add(lead[1])
+                where = "module" if isinstance(owner, cst.Module) else "function"
+                if kinds[1] != kinds[0]:
+                    self.error("WF004", lead[1],
+                               f'A {where} cannot be both "use {kinds[0]}" and "use {kinds[1]}"; '
+                               "keep one directive")
+                else:
+                    self.error("WF002", lead[1], f'Duplicate "use {kinds[1]}" directive')
+            if isinstance(owner, cst.ClassDef):
+                self.error("WF005", first,
+                           f'"use {kinds[0]}" cannot mark a class body; put the directive '
+                           "first in the body of each async method instead")
+        for node in all_nodes:
+            text = string_value(node)
+            if text is None or node in handled:
+                continue
+            if text in DIRECTIVES:
+                where = "file" if isinstance(self.enclosing_owner(node), cst.Module) else "function body"
+                self.error("WF002", node,
+                           f'The "{text}" directive must be the first statement of the {where} '
+                           "(only comments may precede it)")
+            else:
+                for real in DIRECTIVES:
+                    if _edit_distance_is_one(text, real):
+                        self.error("WF003", node,
+                                   f'Did you mean "{real}"? "{text}" is not a supported directive')
+
+    def enclosing_owner(self, node: cst.CSTNode) -> cst.CSTNode:
+        cur: cst.CSTNode | None = self.parent(node)
+        while cur is not None and not isinstance(cur, cst.Module | cst.FunctionDef | cst.ClassDef):
+            cur = self.parent(cur)
+        return cur if cur is not None else self.module
+
+    def find_classes(self) -> None:
+        pydantic_names: set[str] = set()
+        serde_names: set[str] = set()
+        for node in _walk(self.module):
+            if not isinstance(node, cst.ClassDef):
+                continue
+            top = self.parent(node) is self.module
+            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+            defined = {s.name.value for s in body if isinstance(s, cst.FunctionDef)}
+            bases = [arg.value for arg in node.bases if arg.keyword is None]
+            base_names = {b.value for b in bases if isinstance(b, cst.Name)}
+            custom = _SERDE_METHODS <= defined or bool(top and base_names & serde_names)
+            dataclass = any(
+                "dataclasses.dataclass" in self.qualified_names(
+                    d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+                for d in node.decorators
+            )
+            pydantic = any(self.qualified_names(b) & _PYDANTIC_BASES for b in bases) or bool(
+                top and base_names & pydantic_names)
+            if custom and not top:
+                self.error("WF011", node.name,
+                           f"Class {node.name.value} defines __wfkit_serialize__/"
+                           "__wfkit_deserialize__ but is not at module top level; registration "
+                           "runs at import and cannot reach it")
+                continue
+            if not top:
+                continue
+            if custom:
+                serde_names.add(node.name.value)
+            if pydantic:
+                pydantic_names.add(node.name.value)
+            if custom or dataclass or pydantic:
+                self.serializable.add(node)
+                if custom or self.result.has_directives:
+                    name = node.name.value
+                    self.result.classes[node] = SerdeClass(node, name, make_id("class", self.path, name))
+
+    def module_marked(self) -> tuple[Kind | None, set[str] | None]:
+        directive = self.own_directive.get(self.module)
+        if directive is None:
+            return None, None
+        exported: set[str] | None = None
+        for stmt in self.module.body:
+            for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+                if m.matches(small, m.Assign(targets=[m.AssignTarget(m.Name("__all__"))],
+                                             value=m.List() | m.Tuple())):
+                    assert isinstance(small, cst.Assign)
+                    assert isinstance(small.value, cst.List | cst.Tuple)
+                    names = [string_value(cst.Expr(e.value)) for e in small.value.elements]
+                    if all(n is not None for n in names):
+                        exported = {n for n in names if n is not None}
+        return directive[0], exported
+
+    def walk_definitions(self, body: Iterable[cst.CSTNode], stack: list[cst.CSTNode],
+                         keys: list[str]) -> None:
+        """Visit every def/class, keeping the chain of enclosing defs and classes."""
+        for node in body:
+            for child in self._definitions_in(node):
+                self._definition(child, stack, keys)
+
+    def _definitions_in(self, node: cst.CSTNode) -> Iterator[cst.FunctionDef | cst.ClassDef]:
+        if isinstance(node, cst.FunctionDef | cst.ClassDef):
+            yield node
+            return
+        if isinstance(node, cst.Lambda):
+            return
+        for child in node.children:
+            yield from self._definitions_in(child)
+
+    def _definition(self, node: cst.FunctionDef | cst.ClassDef, stack: list[cst.CSTNode],
+                    keys: list[str]) -> None:
+        name = node.name.value
+        parent = stack[-1] if stack else None
+        if isinstance(node, cst.ClassDef):
+            key = f"{keys[-1]}.{name}" if isinstance(parent, cst.ClassDef) else (
+                f"{keys[-1]}/{name}" if keys else name)
+            self.walk_definitions(node.body.children, [*stack, node], [*keys, key])
+            return
+        method: MethodKind = "function"
+        if isinstance(parent, cst.ClassDef):
+            method = self.method_kind(node)
+            key = f"{keys[-1]}{'#' if method == 'instance' else '.'}{name}"
+        else:
+            key = f"{keys[-1]}/{name}" if keys else name
+        self.walk_definitions(node.body.children, [*stack, node], [*keys, key])
+
+        own = self.own_directive.get(node)
+        kind: Kind | None = own[0] if own else None
+        if kind is None and self.module_kind is not None and not stack and node.asynchronous:
+            exported = self.exported
+            public = name in exported if exported is not None else not name.startswith("_")
+            kind = self.module_kind if public else None
+        if kind is None:
+            return
+        if node.asynchronous is None:
+            self.error("WF001", node.name,
+                       f'Functions marked with "use {kind}" must be async functions '
+                       f"(`async def {name}`)")
+            return
+        target = Target(kind, node, key, make_id(kind, self.path, key), method)
+        target.top = stack[0] if stack else node
+        if any(isinstance(s, cst.ClassDef) for s in stack[1:]):
+            self.error("WF005", node.name,
+                       f'"use {kind}" methods must belong to a class declared at module top '
+                       "level, not inside a function or another class; registration runs at "
+                       "import and cannot reach it")
+            return
+        if isinstance(parent, cst.ClassDef):
+            target.class_node = parent
+            if method == "instance" and kind == "workflow":
+                self.error("WF008", node.name,
+                           f'Instance methods cannot be marked with "use workflow"; make '
+                           f"{parent.name.value}.{name} a @staticmethod or @classmethod")
+                return
+            if method == "instance" and parent not in self.serializable:
+                self.error("WF007", node.name,
+                           f'Instance method {parent.name.value}#{name} is marked "use step" but '
+                           f"class {parent.name.value} is not serializable: define "
+                           "__wfkit_serialize__ and __wfkit_deserialize__, or make it a dataclass "
+                           "or a pydantic model")
+                return
+        elif stack:
+            if kind == "workflow":
+                self.error("WF005", node.name,
+                           f'"use workflow" function {name} must be defined at module top level '
+                           "(or as a static/class method), not inside another function")
+                return
+            target.nested = True
+        if kind == "step" and self.is_generator(node):
+            self.error("WF006", node.name,
+                       f'Functions marked with "use step" cannot be generators: {name} contains '
+                       "`yield`; return a list, or write chunks to get_writable()")
+            return
+        self.result.targets[node] = target
+
+    def method_kind(self, node: cst.FunctionDef) -> MethodKind:
+        for decorator in node.decorators:
+            names = self.qualified_names(decorator.decorator)
+            if "builtins.staticmethod" in names:
+                return "static"
+            if "builtins.classmethod" in names:
+                return "class"
+        return "instance"
+
+    def own_body_nodes(self, fn: cst.FunctionDef) -> Iterator[cst.CSTNode]:
+        """Nodes of ``fn``'s body, not descending into nested defs, classes or lambdas."""
+        stack: list[cst.CSTNode] = [fn.body]
+        while stack:
+            node = stack.pop()
+            yield node
+            if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+                continue
+            stack.extend(reversed(node.children))
+
+    def is_generator(self, fn: cst.FunctionDef) -> bool:
+        return any(isinstance(n, cst.Yield) for n in self.own_body_nodes(fn))
+
+    def scan_workflow_body(self, target: Target) -> None:
+        for node in self.own_body_nodes(target.node):
+            if isinstance(node, cst.Yield):
+                self.error("WF010", node,
+                           f'Functions marked with "use workflow" cannot `yield` ({target.name} '
+                           "would become an async generator); return the result, or stream "
+                           "values from a step with get_writable()")
+        todo: list[cst.CSTNode] = [target.node.body]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, cst.FunctionDef) and node in self.result.targets:
+                continue  # a nested step's body runs as a step: I/O allowed there
+            if isinstance(node, cst.Call):
+                self.check_call(node, target)
+            todo.extend(reversed(node.children))
+
+    def check_call(self, call: cst.Call, target: Target) -> None:
+        for qname in sorted(self.qualified_names(call.func)):
+            reason = forbidden_reason(qname)
+            if reason is not None:
+                shown = qname.removeprefix("builtins.")
+                self.error("WF009", call,
+                           f'`{shown}` cannot be called in "use workflow" function {target.name}: '
+                           f"{reason}")
+                return
+            if is_deterministic_call(qname):
+                self.result.rewrites[call] = qname
+                return
+
+    def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
+        """Names the nested step reads that are bound in an enclosing function."""
+        body_scope = self.meta.get_metadata(ScopeProvider, fn.body, None)
+        if body_scope is None:
+            return ()
+        enclosing: set[Scope] = set()
+        cur = body_scope.parent
+        while not isinstance(cur, GlobalScope) and cur is not cur.parent:
+            if not isinstance(cur, ClassScope):
+                enclosing.add(cur)
+            cur = cur.parent
+        scopes: set[Scope] = set()
+        for node in _walk(fn.body):
+            scope = self.meta.get_metadata(ScopeProvider, node, None)
+            if scope is not None:
+                scopes.add(scope)
+        names: set[str] = set()
+        for scope in scopes:
+            for access in scope.accesses:
+                for ref in access.referents:
+                    if isinstance(ref, Assignment) and ref.scope in enclosing:
+                        names.add(ref.name)
+        names.discard(fn.name.value)
+        return tuple(sorted(names))
+
+
+def analyze(wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> Analysis:
+    """Analyse a parsed module.
+
+    Args:
+        wrapper: the module with metadata (its ``module`` is the tree the modes transform).
+        sink: receives every problem found.
+        path: the root-relative source path (for IDs).
+
+    Returns:
+        The analysis; consult ``sink`` for errors before using it.
+    """
+    meta = _Meta()
+    with meta.resolve(wrapper):
+        return _Analyzer(wrapper, meta, sink, path).run()

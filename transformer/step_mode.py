@@ -1,0 +1,52 @@
+"""Step mode: the step entrypoints.
+
+Step bodies are kept and registered by ID; workflow bodies become the stub that raises
+"use start()"; a step nested in a function is hoisted as a module-level factory that
+takes the closure variables and returns the step function.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from transformer.discovery import Target
+from transformer.modes import HELPERS, ModeTransformer, NewStatement, statement, string_literal
+
+__all__ = ["StepModeTransformer", "factory_name"]
+
+
+def factory_name(key: str) -> str:
+    """The hoisted factory of nested step ``outer/inner``: ``__wfkit_step_outer__inner``."""
+    return "__wfkit_step_" + key.replace("/", "__").replace(".", "_").replace("#", "_")
+
+
+class StepModeTransformer(ModeTransformer):
+    """Keeps and registers steps, stubs workflows, hoists nested steps."""
+
+    mode = "step"
+
+    def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
+        if target.kind == "workflow":
+            self.emit_after(self.anchor(target), self.helper_call("tag_workflow", target),
+                            first=target.class_node is None)
+            return self.workflow_stub(target, node)
+        if target.nested:
+            assert target.top is not None
+            name = factory_name(target.key)
+            inner = node.with_changes(leading_lines=())
+            self.origins[inner] = self.origins.get(node, node)
+            factory = cst.FunctionDef(
+                name=cst.Name(name),
+                params=cst.Parameters(params=[cst.Param(cst.Name(v)) for v in target.closure]),
+                body=cst.IndentedBlock(body=[inner, cst.parse_statement(f"return {target.name}")]),
+                leading_lines=(),
+            )
+            self.emit_after(target.top, factory)
+            self.emit_after(target.top, statement(
+                f"{HELPERS}.register_step_factory({{id}}, {{factory}})",
+                id=string_literal(target.id), factory=cst.Name(name)))
+            return node
+        self.emit_after(self.anchor(target), self.helper_call(
+            "register_step", target, method=target.method == "instance"),
+            first=target.class_node is None)
+        return node

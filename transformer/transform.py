@@ -1,0 +1,96 @@
+"""``transform_module``: one source file in, three generated modules and IDs out."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from transformer.client_mode import ClientModeTransformer
+from transformer.diagnostics import DiagnosticSink
+from transformer.discovery import Analysis, analyze
+from transformer.imports import ImportRewriter, import_rewrites
+from transformer.linemap import LineTracker, render_line_map
+from transformer.modes import ModeTransformer
+from transformer.naming import is_package_init
+from transformer.result import GeneratedModule, Mode, TransformResult
+from transformer.step_mode import StepModeTransformer
+from transformer.workflow_mode import WorkflowModeTransformer
+
+__all__ = ["transform_module"]
+
+
+def transform_module(source: str, *, path: str, module: str,
+                     workflow_modules: frozenset[str] = frozenset()) -> TransformResult:
+    """Transform one module into its workflow, step and client modes.
+
+    Args:
+        source: the module's source text.
+        path: its root-relative posix path, with ``.py`` (used in IDs and the header).
+        module: its dotted module name (used to make relative imports absolute).
+        workflow_modules: dotted names of every module of the build that has directives or
+            registered classes; in workflow mode, imports of them are redirected to their
+            ``__wfkit_workflow__.`` twins.
+
+    Returns:
+        The generated modules (None for all three when there is any error diagnostic), the
+        ``workflows``/``steps``/``classes`` manifest fragment and every diagnostic found.
+        A module without directives or serializable classes comes out byte-identical.
+    """
+    sink = DiagnosticSink(path, source)
+    try:
+        tree = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        sink.error("WF000", exc.raw_line, exc.raw_column + 1, f"invalid syntax: {exc.message}")
+        return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
+    wrapper = MetadataWrapper(tree)
+    analysis = analyze(wrapper, sink, path)
+    if sink.items:
+        return _result(path, module, analysis, None, sink)
+    if not analysis.changes_code:
+        same = GeneratedModule(source)
+        return _result(path, module, analysis, {"workflow": same, "step": same, "client": same},
+                       sink)
+    tracker = LineTracker(wrapper)
+    package = is_package_init(path)
+    generated: dict[Mode, GeneratedModule] = {}
+    for mode in ("workflow", "step", "client"):
+        rewriter = ImportRewriter(module=module, is_package=package,
+                                  workflow_modules=workflow_modules,
+                                  absolute=mode != "client", redirect=mode == "workflow")
+        imports = import_rewrites(wrapper.module, rewriter)
+        transformer: ModeTransformer
+        if mode == "workflow":
+            transformer = WorkflowModeTransformer(analysis, imports, path, rewrite_calls=True)
+        elif mode == "step":
+            transformer = StepModeTransformer(analysis, imports, path)
+        else:
+            transformer = ClientModeTransformer(analysis, imports, path)
+        new_module = wrapper.module.visit(transformer)
+        line_map = tracker.line_map(new_module, transformer.origins)
+        code = new_module.code
+        if not code.endswith("\n"):
+            code += "\n"
+        code += "\n" + render_line_map(line_map)
+        generated[mode] = GeneratedModule(code, line_map)
+    return _result(path, module, analysis, generated, sink)
+
+
+def _result(path: str, module: str, analysis: Analysis,
+            generated: dict[Mode, GeneratedModule] | None, sink: DiagnosticSink
+            ) -> TransformResult:
+    workflows = {t.key: t.id for t in analysis.targets.values() if t.kind == "workflow"}
+    steps = {t.key: t.id for t in analysis.targets.values() if t.kind == "step"}
+    classes = {c.name: c.id for c in analysis.classes.values()}
+    generated = generated or {}
+    return TransformResult(
+        path,
+        module,
+        generated.get("workflow"),
+        generated.get("step"),
+        generated.get("client"),
+        workflows=dict(sorted(workflows.items())),
+        steps=dict(sorted(steps.items())),
+        classes=dict(sorted(classes.items())),
+        diagnostics=sink.sorted(),
+        has_directives=analysis.has_directives,
+    )
