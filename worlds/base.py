@@ -13,7 +13,9 @@ Error tree::
     ├── StepNotFoundError
     ├── HookNotFoundError
     ├── WaitNotFoundError
-    └── SchemaVersionError         the store was written by a newer wfkit
+    ├── SchemaVersionError         the store was written by a newer wfkit
+    ├── InvalidEventError          a malformed event request (also a ValueError)
+    └── CorruptedLogError          a stored log the lifecycle rules cannot fold
 
 API sketch (every method is synchronous; the runtime decides what runs off-loop)::
 
@@ -36,8 +38,13 @@ API sketch (every method is synchronous; the runtime decides what runs off-loop)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -354,3 +361,679 @@ class World(Protocol):
     streams: Streams
 
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# Shared, pure lifecycle rules.
+#
+# Every world validates transitions with the code below, so they cannot drift
+# apart: a world loads the few records an event touches through a
+# ``RecordLoader`` (inside its write transaction), ``plan_events`` checks the
+# lifecycle table and returns the records to write, and the world writes them.
+# ``fold_events`` replays a whole log through the same rules; ``wfkit verify``
+# compares that fold with the materialized records (``diff_run_records``).
+# ---------------------------------------------------------------------------
+
+
+class InvalidEventError(WorldError, ValueError):
+    """An event request that is malformed (a missing correlation id or data field).
+
+    Nothing was written."""
+
+
+class CorruptedLogError(WorldError):
+    """A stored event log that the lifecycle rules cannot fold."""
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+
+
+class MonotonicUlids:
+    """A ULID factory whose output sorts in creation order within one process.
+
+    Two ids made in the same millisecond share the timestamp and increment the
+    random part, so string order equals creation order (the ULID spec's
+    monotonic mode)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def next(self) -> str:
+        """Return a new 26-character Crockford base32 ULID."""
+        now_ms = time.time_ns() // 1_000_000
+        with self._lock:
+            if now_ms <= self._last_ms:
+                now_ms = self._last_ms
+                rand = self._last_random + 1
+                if rand > _RANDOM_MASK:
+                    now_ms += 1
+                    rand = secrets.randbits(_RANDOM_BITS - 1)
+            else:
+                # One bit of headroom so increments within a millisecond never overflow.
+                rand = secrets.randbits(_RANDOM_BITS - 1)
+            self._last_ms = now_ms
+            self._last_random = rand
+        value = (now_ms << _RANDOM_BITS) | rand
+        chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
+        return "".join(chars)
+
+
+_ULIDS = MonotonicUlids()
+
+
+def new_id(prefix: str) -> str:
+    """Return ``<prefix>_<ULID>`` (``new_id("evnt")`` → ``evnt_01J…``), monotonic per process."""
+    return f"{prefix}_{_ULIDS.next()}"
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an ISO 8601 string (or pass through a datetime) into an aware UTC datetime.
+
+    Raises:
+        InvalidEventError: ``value`` is neither.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(
+                value.replace("Z", "+00:00") if value.endswith("Z") else value
+            )
+        except ValueError as exc:
+            raise InvalidEventError(f"not an ISO 8601 timestamp: {value!r}") from exc
+    else:
+        raise InvalidEventError(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def normalize_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Round-trip ``data`` through JSON, as a durable world stores it.
+
+    Raises:
+        InvalidEventError: ``data`` is not JSON-serializable.
+    """
+    try:
+        result: dict[str, Any] = json.loads(json.dumps(data, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
+    return result
+
+
+class RecordLoader(Protocol):
+    """Read access to the current records, as a world sees them inside its write
+    transaction. SQL worlds that allow concurrent writers should lock the rows they
+    return (``SELECT … FOR UPDATE``) so that the check and the write are atomic."""
+
+    def load_run(self, run_id: str) -> Run | None: ...
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None: ...
+
+    def load_hook(self, hook_id: str) -> Hook | None: ...
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None: ...
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None: ...
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None: ...
+
+    def load_last_event_id(self, run_id: str) -> str | None: ...
+
+
+@dataclass
+class PlannedWrites:
+    """What a world must write, in one transaction, to apply some event requests.
+
+    ``events`` are appended in order. ``new_*`` are records to insert (creation),
+    ``changed_*`` records to update by primary key; a record created and then
+    changed in the same batch appears only in ``new_*`` (with its final value).
+    ``released_runs`` lists ``(run_id, at)`` for runs that became terminal: the
+    world disposes their active hooks and completes their waiting waits with
+    ``updated_at``/``completed_at`` = ``at`` (after writing the records above).
+    ``results`` are the EventResults to return, one per request."""
+
+    events: list[Event] = field(default_factory=list)
+    new_runs: dict[str, Run] = field(default_factory=dict)
+    changed_runs: dict[str, Run] = field(default_factory=dict)
+    new_steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    changed_steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    new_hooks: dict[str, Hook] = field(default_factory=dict)
+    changed_hooks: dict[str, Hook] = field(default_factory=dict)
+    new_waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
+    changed_waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
+    released_runs: list[tuple[str, datetime]] = field(default_factory=list)
+    results: list[EventResult] = field(default_factory=list)
+
+
+class _Overlay:
+    """A RecordLoader that sees the writes planned so far on top of the world's."""
+
+    def __init__(self, base: RecordLoader, plan: PlannedWrites) -> None:
+        self.base = base
+        self.plan = plan
+        self.released: set[str] = set()
+
+    def run(self, run_id: str) -> Run | None:
+        found = self.plan.new_runs.get(run_id) or self.plan.changed_runs.get(run_id)
+        return found if found is not None else self.base.load_run(run_id)
+
+    def step(self, run_id: str, step_id: str) -> Step | None:
+        key = (run_id, step_id)
+        found = self.plan.new_steps.get(key) or self.plan.changed_steps.get(key)
+        return found if found is not None else self.base.load_step(run_id, step_id)
+
+    def hook(self, hook_id: str) -> Hook | None:
+        found = self.plan.new_hooks.get(hook_id) or self.plan.changed_hooks.get(hook_id)
+        return found if found is not None else self.base.load_hook(hook_id)
+
+    def active_hook_by_token(self, token: str) -> Hook | None:
+        for pending in (self.plan.new_hooks, self.plan.changed_hooks):
+            for hook in pending.values():
+                if hook.token == token and hook.status == "active":
+                    return hook
+        held = self.base.load_active_hook_by_token(token)
+        if held is None or held.run_id in self.released:
+            return None
+        shadow = self.plan.changed_hooks.get(held.hook_id)
+        return held if shadow is None else None
+
+    def wait(self, run_id: str, wait_id: str) -> Wait | None:
+        key = (run_id, wait_id)
+        found = self.plan.new_waits.get(key) or self.plan.changed_waits.get(key)
+        return found if found is not None else self.base.load_wait(run_id, wait_id)
+
+    def latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        for event in reversed(self.plan.events):
+            if event.run_id == run_id and event.event_type == event_type:
+                return event
+        return self.base.load_latest_event(run_id, event_type)
+
+    def put_run(self, run: Run, *, new: bool) -> None:
+        if new:
+            self.plan.new_runs[run.run_id] = run
+        elif run.run_id in self.plan.new_runs:
+            self.plan.new_runs[run.run_id] = run
+        else:
+            self.plan.changed_runs[run.run_id] = run
+
+    def put_step(self, step: Step, *, new: bool) -> None:
+        key = (step.run_id, step.step_id)
+        target = (
+            self.plan.new_steps if new or key in self.plan.new_steps else self.plan.changed_steps
+        )
+        target[key] = step
+
+    def put_hook(self, hook: Hook, *, new: bool) -> None:
+        target = (
+            self.plan.new_hooks
+            if new or hook.hook_id in self.plan.new_hooks
+            else self.plan.changed_hooks
+        )
+        target[hook.hook_id] = hook
+
+    def put_wait(self, wait: Wait, *, new: bool) -> None:
+        key = (wait.run_id, wait.wait_id)
+        target = (
+            self.plan.new_waits if new or key in self.plan.new_waits else self.plan.changed_waits
+        )
+        target[key] = wait
+
+    def release_run(self, run_id: str, at: datetime) -> None:
+        """Dispose the run's hooks and complete its waits among the planned records."""
+        self.released.add(run_id)
+        self.plan.released_runs.append((run_id, at))
+        for pending in (self.plan.new_hooks, self.plan.changed_hooks):
+            for hook_id, hook in list(pending.items()):
+                if hook.run_id == run_id and hook.status == "active":
+                    pending[hook_id] = hook.model_copy(
+                        update={"status": "disposed", "updated_at": at}
+                    )
+        for pending_waits in (self.plan.new_waits, self.plan.changed_waits):
+            for key, wait in list(pending_waits.items()):
+                if wait.run_id == run_id and wait.status == "waiting":
+                    pending_waits[key] = wait.model_copy(
+                        update={"status": "completed", "updated_at": at, "completed_at": at}
+                    )
+
+
+def _require_correlation(event: Event) -> str:
+    if not event.correlation_id:
+        raise InvalidEventError(f"{event.event_type} needs a correlation_id")
+    return event.correlation_id
+
+
+def _require_field(event: Event, name: str) -> Any:
+    if name not in event.data:
+        raise InvalidEventError(f"{event.event_type} needs data[{name!r}]")
+    return event.data[name]
+
+
+def _live_run(view: _Overlay, event: Event) -> Run:
+    run = view.run(event.run_id)
+    if run is None:
+        raise RunNotFoundError(f"run {event.run_id!r} not found")
+    if run.status in RUN_TERMINAL:
+        raise EntityConflictError(
+            f"{event.event_type} refused: run {run.run_id!r} is already {run.status}"
+        )
+    return run
+
+
+def _apply_run_event(view: _Overlay, event: Event) -> EventResult:
+    at = event.created_at
+    if event.event_type == "run_created":
+        if view.run(event.run_id) is not None:
+            raise EntityConflictError(f"run {event.run_id!r} already exists")
+        workflow_name = _require_field(event, "workflow_name")
+        run = Run(
+            run_id=event.run_id,
+            workflow_name=workflow_name,
+            status="pending",
+            input=event.data.get("input"),
+            deployment_id=event.data.get("deployment_id") or "",
+            execution_context=event.data.get("execution_context") or {},
+            spec_version=event.spec_version,
+            created_at=at,
+            updated_at=at,
+        )
+        view.put_run(run, new=True)
+        return EventResult(event=event, run=run)
+    run = _live_run(view, event)
+    if event.event_type == "run_started":
+        if run.status != "pending":
+            # Only reachable through a fold: a live world never appends a second one.
+            return EventResult(event=event, run=run)
+        run = run.model_copy(update={"status": "running", "started_at": at, "updated_at": at})
+    elif event.event_type == "run_cancelled":
+        run = run.model_copy(update={"status": "cancelled", "completed_at": at, "updated_at": at})
+    else:
+        if run.status != "running":
+            raise EntityConflictError(
+                f"{event.event_type} refused: run {run.run_id!r} is {run.status}, not running"
+            )
+        if event.event_type == "run_completed":
+            update: dict[str, Any] = {"status": "completed", "output": event.data.get("output")}
+        else:
+            update = {"status": "failed", "error": event.data.get("error")}
+        run = run.model_copy(update={**update, "completed_at": at, "updated_at": at})
+    view.put_run(run, new=False)
+    if run.status in RUN_TERMINAL:
+        view.release_run(run.run_id, at)
+    return EventResult(event=event, run=run)
+
+
+def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
+    step_id = _require_correlation(event)
+    _live_run(view, event)
+    at = event.created_at
+    current = view.step(event.run_id, step_id)
+    if event.event_type == "step_created":
+        if current is not None:
+            raise EntityConflictError(f"step {step_id!r} of run {event.run_id!r} already exists")
+        step = Step(
+            run_id=event.run_id,
+            step_id=step_id,
+            step_name=_require_field(event, "step_name"),
+            status="pending",
+            input=event.data.get("input"),
+            created_at=at,
+            updated_at=at,
+        )
+        view.put_step(step, new=True)
+        return EventResult(event=event, step=step)
+    if current is None:
+        raise StepNotFoundError(f"step {step_id!r} of run {event.run_id!r} not found")
+    if current.status in STEP_TERMINAL:
+        raise EntityConflictError(
+            f"{event.event_type} refused: step {step_id!r} is already {current.status}"
+        )
+    if event.event_type == "step_started":
+        step = current.model_copy(
+            update={
+                "status": "running",
+                "attempt": current.attempt + 1,
+                "started_at": current.started_at or at,
+                "updated_at": at,
+            }
+        )
+    else:
+        if current.status != "running":
+            raise EntityConflictError(
+                f"{event.event_type} refused: step {step_id!r} is {current.status}, not running"
+            )
+        if event.event_type == "step_retrying":
+            retry_raw = event.data.get("retry_after")
+            step = current.model_copy(
+                update={
+                    "status": "pending",
+                    "error": event.data.get("error"),
+                    "retry_after": parse_timestamp(retry_raw) if retry_raw is not None else None,
+                    "updated_at": at,
+                }
+            )
+        elif event.event_type == "step_completed":
+            step = current.model_copy(
+                update={
+                    "status": "completed",
+                    "output": event.data.get("result"),
+                    "completed_at": at,
+                    "updated_at": at,
+                }
+            )
+        else:
+            step = current.model_copy(
+                update={
+                    "status": "failed",
+                    "error": event.data.get("error"),
+                    "completed_at": at,
+                    "updated_at": at,
+                }
+            )
+    view.put_step(step, new=False)
+    return EventResult(event=event, step=step)
+
+
+def _apply_hook_event(view: _Overlay, event: Event) -> EventResult:
+    hook_id = _require_correlation(event)
+    _live_run(view, event)
+    at = event.created_at
+    current = view.hook(hook_id)
+    if event.event_type in ("hook_created", "hook_conflict"):
+        if current is not None:
+            raise EntityConflictError(f"hook {hook_id!r} already exists")
+        hook = Hook(
+            run_id=event.run_id,
+            hook_id=hook_id,
+            token=_require_field(event, "token"),
+            status="active" if event.event_type == "hook_created" else "conflicted",
+            metadata=event.data.get("metadata"),
+            is_webhook=bool(event.data.get("is_webhook", False)),
+            respond_with=event.data.get("respond_with"),
+            created_at=at,
+            updated_at=at,
+        )
+        if hook.status == "active" and view.active_hook_by_token(hook.token) is not None:
+            raise CorruptedLogError(f"hook_created for token {hook.token!r} held by another hook")
+        view.put_hook(hook, new=True)
+        return EventResult(event=event, hook=hook)
+    if current is None or current.run_id != event.run_id:
+        raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
+    if current.status != "active":
+        if event.event_type == "hook_received":
+            raise HookNotFoundError(f"hook {hook_id!r} is {current.status}, not active")
+        raise EntityConflictError(f"hook_disposed refused: hook {hook_id!r} is {current.status}")
+    if event.event_type == "hook_received":
+        hook = current.model_copy(update={"updated_at": at})
+    else:
+        hook = current.model_copy(update={"status": "disposed", "updated_at": at})
+    view.put_hook(hook, new=False)
+    return EventResult(event=event, hook=hook)
+
+
+def _apply_wait_event(view: _Overlay, event: Event) -> EventResult:
+    wait_id = _require_correlation(event)
+    _live_run(view, event)
+    at = event.created_at
+    current = view.wait(event.run_id, wait_id)
+    if event.event_type == "wait_created":
+        if current is not None:
+            raise EntityConflictError(f"wait {wait_id!r} of run {event.run_id!r} already exists")
+        wait = Wait(
+            run_id=event.run_id,
+            wait_id=wait_id,
+            status="waiting",
+            resume_at=parse_timestamp(_require_field(event, "resume_at")),
+            created_at=at,
+            updated_at=at,
+        )
+        view.put_wait(wait, new=True)
+        return EventResult(event=event, wait=wait)
+    if current is None:
+        raise WaitNotFoundError(f"wait {wait_id!r} of run {event.run_id!r} not found")
+    if current.status != "waiting":
+        raise EntityConflictError(f"wait_completed refused: wait {wait_id!r} is already completed")
+    wait = current.model_copy(update={"status": "completed", "completed_at": at, "updated_at": at})
+    view.put_wait(wait, new=False)
+    return EventResult(event=event, wait=wait)
+
+
+def _apply_event(view: _Overlay, event: Event) -> EventResult:
+    kind = event.event_type.split("_", 1)[0]
+    if kind == "run":
+        return _apply_run_event(view, event)
+    if kind == "step":
+        return _apply_step_event(view, event)
+    if kind == "hook":
+        return _apply_hook_event(view, event)
+    return _apply_wait_event(view, event)
+
+
+def plan_events(
+    loader: RecordLoader,
+    run_id: str,
+    requests: Sequence[EventRequest],
+    *,
+    now: datetime | None = None,
+    expected_last_event_id: str | None = None,
+) -> PlannedWrites:
+    """Check event requests against the lifecycle table and plan the writes.
+
+    Pure apart from reading through ``loader``; raises before anything is planned
+    to be written, so a world that calls it first and writes afterwards is
+    all-or-nothing. Requests are applied in order, each seeing the previous ones.
+
+    Besides the table's rules: ``run_started`` on a running run appends nothing and
+    returns the run with its latest ``run_started`` event; ``hook_created`` for a
+    token that another active hook holds becomes a ``hook_conflict`` event with a
+    ``conflicted`` hook record; a run that becomes terminal releases its hooks
+    and waits (``PlannedWrites.released_runs``).
+
+    Args:
+        loader: reads current records inside the world's transaction.
+        run_id: the run every request belongs to (already generated for a new run).
+        requests: the events to append.
+        now: the events' ``created_at`` (default: the current UTC time).
+        expected_last_event_id: when given, refuse unless it is the id of the
+            run's last stored event (optimistic concurrency).
+
+    Returns:
+        The planned writes; ``results`` holds one EventResult per request.
+
+    Raises:
+        EntityConflictError: a refused transition or a duplicate creation.
+        RunNotFoundError, StepNotFoundError, HookNotFoundError, WaitNotFoundError:
+            the event's entity does not exist (or the hook is not active).
+        InvalidEventError: a request lacks a correlation id or a required field,
+            or its data is not JSON.
+    """
+    at = now or utc_now()
+    plan = PlannedWrites()
+    view = _Overlay(loader, plan)
+    if expected_last_event_id is not None:
+        last = loader.load_last_event_id(run_id)
+        if last != expected_last_event_id:
+            raise EntityConflictError(
+                f"run {run_id!r} moved on: its last event is {last!r}, "
+                f"not {expected_last_event_id!r}"
+            )
+    for request in requests:
+        if request.event_type == "hook_conflict":
+            raise InvalidEventError("hook_conflict is written by the world, not requested")
+        data = normalize_json(request.data)
+        event_type: EventType = request.event_type
+        if event_type == "run_started":
+            run = view.run(run_id)
+            if run is not None and run.status == "running":
+                latest = view.latest_event(run_id, "run_started")
+                if latest is None:
+                    raise CorruptedLogError(f"run {run_id!r} is running but has no run_started")
+                plan.results.append(EventResult(event=latest, run=run))
+                continue
+        if event_type == "hook_created":
+            token = data.get("token")
+            holder = view.active_hook_by_token(token) if isinstance(token, str) else None
+            if holder is not None:
+                event_type = "hook_conflict"
+                data = {"token": token, "conflicting_run_id": holder.run_id}
+        event = Event(
+            event_id=new_id("evnt"),
+            run_id=run_id,
+            event_type=event_type,
+            correlation_id=request.correlation_id,
+            data=data,
+            created_at=at,
+        )
+        result = _apply_event(view, event)
+        plan.events.append(event)
+        plan.results.append(result)
+    return plan
+
+
+@dataclass
+class FoldedState:
+    """The records a fold of event logs gives, keyed like the worlds key them."""
+
+    runs: dict[str, Run] = field(default_factory=dict)
+    steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
+
+
+class StateLoader:
+    """A RecordLoader over a FoldedState in memory (used by fold and MemoryWorld)."""
+
+    def __init__(
+        self, state: FoldedState, events: Mapping[str, Sequence[Event]] | None = None
+    ) -> None:
+        self.state = state
+        self.events = events if events is not None else {}
+        self.tokens: dict[str, str] = {
+            hook.token: hook.hook_id for hook in state.hooks.values() if hook.status == "active"
+        }
+
+    def load_run(self, run_id: str) -> Run | None:
+        return self.state.runs.get(run_id)
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None:
+        return self.state.steps.get((run_id, step_id))
+
+    def load_hook(self, hook_id: str) -> Hook | None:
+        return self.state.hooks.get(hook_id)
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None:
+        hook_id = self.tokens.get(token)
+        return None if hook_id is None else self.state.hooks[hook_id]
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        return self.state.waits.get((run_id, wait_id))
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        for event in reversed(self.events.get(run_id, ())):
+            if event.event_type == event_type:
+                return event
+        return None
+
+    def load_last_event_id(self, run_id: str) -> str | None:
+        events = self.events.get(run_id)
+        return events[-1].event_id if events else None
+
+    def apply(self, plan: PlannedWrites) -> None:
+        """Write ``plan`` into the state (the in-memory equivalent of a commit)."""
+        state = self.state
+        state.runs.update(plan.new_runs)
+        state.runs.update(plan.changed_runs)
+        state.steps.update(plan.new_steps)
+        state.steps.update(plan.changed_steps)
+        for hooks in (plan.new_hooks, plan.changed_hooks):
+            for hook in hooks.values():
+                self._put_hook(hook)
+        state.waits.update(plan.new_waits)
+        state.waits.update(plan.changed_waits)
+        for run_id, at in plan.released_runs:
+            for hook in list(state.hooks.values()):
+                if hook.run_id == run_id and hook.status == "active":
+                    self._put_hook(hook.model_copy(update={"status": "disposed", "updated_at": at}))
+            for key, wait in list(state.waits.items()):
+                if wait.run_id == run_id and wait.status == "waiting":
+                    state.waits[key] = wait.model_copy(
+                        update={"status": "completed", "updated_at": at, "completed_at": at}
+                    )
+
+    def _put_hook(self, hook: Hook) -> None:
+        self.state.hooks[hook.hook_id] = hook
+        if hook.status == "active":
+            self.tokens[hook.token] = hook.hook_id
+        elif self.tokens.get(hook.token) == hook.hook_id:
+            del self.tokens[hook.token]
+
+
+def fold_events(events: Iterable[Event]) -> FoldedState:
+    """Replay stored events (of one or many runs, each run's in log order) through
+    the lifecycle rules and return the records they give.
+
+    This is what every world's materialized records must equal; ``wfkit verify``
+    compares the two with ``diff_run_records``.
+
+    Raises:
+        CorruptedLogError: an event the rules refuse at its position in the log.
+    """
+    state = FoldedState()
+    loader = StateLoader(state)
+    for event in events:
+        plan = PlannedWrites()
+        try:
+            result = _apply_event(_Overlay(loader, plan), event)
+        except WorldError as exc:
+            raise CorruptedLogError(
+                f"event {event.event_id} ({event.event_type}) of run {event.run_id!r} "
+                f"cannot be folded: {exc}"
+            ) from exc
+        plan.events.append(event)
+        plan.results.append(result)
+        loader.apply(plan)
+    return state
+
+
+def diff_run_records(world: World, run_id: str) -> list[str]:
+    """Compare a fresh fold of one run's log with the world's materialized records.
+
+    Returns:
+        Human-readable differences; empty when the records match the fold.
+    """
+    try:
+        folded = fold_events(world.events.list(run_id))
+    except CorruptedLogError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+
+    def compare(
+        kind: str, key: object, expected: BaseModel | None, actual: BaseModel | None
+    ) -> None:
+        if expected != actual:
+            problems.append(f"{kind} {key}: fold gives {expected!r}, world has {actual!r}")
+
+    try:
+        actual_run: Run | None = world.runs.get(run_id)
+    except RunNotFoundError:
+        actual_run = None
+    compare("run", run_id, folded.runs.get(run_id), actual_run)
+    actual_steps = {(s.run_id, s.step_id): s for s in world.steps.list(run_id)}
+    for key in sorted(set(folded.steps) | set(actual_steps)):
+        compare("step", key, folded.steps.get(key), actual_steps.get(key))
+    actual_hooks = {h.hook_id: h for h in world.hooks.list(run_id=run_id)}
+    for hook_key in sorted(set(folded.hooks) | set(actual_hooks)):
+        compare("hook", hook_key, folded.hooks.get(hook_key), actual_hooks.get(hook_key))
+    actual_waits = {(w.run_id, w.wait_id): w for w in world.waits.list(run_id)}
+    for wait_key in sorted(set(folded.waits) | set(actual_waits)):
+        compare("wait", wait_key, folded.waits.get(wait_key), actual_waits.get(wait_key))
+    return problems

@@ -1,0 +1,465 @@
+"""The in-process world: everything in dicts behind one lock, for tests.
+
+Same semantics as the durable worlds (it shares their lifecycle rules through
+``worlds.base.plan_events``); nothing survives the process. Thread-safe: one
+re-entrant lock guards all state, and one condition wakes queue receivers and
+stream readers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from worlds.base import (
+    EntityConflictError,
+    Event,
+    EventRequest,
+    EventResult,
+    Events,
+    FoldedState,
+    Hook,
+    HookNotFoundError,
+    Hooks,
+    InvalidEventError,
+    Queue,
+    QueueMessage,
+    QueueMessageRequest,
+    Run,
+    RunNotFoundError,
+    Runs,
+    RunStatus,
+    StateLoader,
+    Step,
+    StepNotFoundError,
+    Steps,
+    StreamPage,
+    Streams,
+    Wait,
+    WaitNotFoundError,
+    Waits,
+    new_id,
+    normalize_json,
+    plan_events,
+)
+
+__all__ = ["MemoryWorld"]
+
+
+def _epoch_to_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class _Message:
+    message_id: str
+    queue: str
+    payload: dict[str, Any]
+    attempt: int
+    idempotency_key: str | None
+    run_id: str | None
+    created_at: datetime
+    visible_at: float
+    seq: int
+
+    def snapshot(self) -> QueueMessage:
+        return QueueMessage(
+            message_id=self.message_id,
+            queue=self.queue,
+            payload=self.payload,
+            attempt=self.attempt,
+            idempotency_key=self.idempotency_key,
+            run_id=self.run_id,
+            created_at=self.created_at,
+            visible_at=_epoch_to_datetime(self.visible_at),
+        )
+
+
+@dataclass
+class _Stream:
+    chunks: list[bytes]
+    closed: bool = False
+
+
+class _Core:
+    """The shared state of one MemoryWorld."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.state = FoldedState()
+        self.events: dict[str, list[Event]] = {}
+        self.loader = StateLoader(self.state, self.events)
+        self.messages: dict[str, _Message] = {}
+        self.keys: dict[str, str] = {}
+        self.message_seq = 0
+        self.streams: dict[tuple[str, str], _Stream] = {}
+
+    def enqueue_locked(self, request: QueueMessageRequest, payload: dict[str, Any]) -> str:
+        """Add a message whose payload is already JSON-normalized; the lock is held."""
+        if request.idempotency_key is not None:
+            existing = self.keys.get(request.idempotency_key)
+            if existing is not None:
+                return existing
+        run_id = payload.get("run_id")
+        self.message_seq += 1
+        message = _Message(
+            message_id=new_id("msg"),
+            queue=request.queue,
+            payload=payload,
+            attempt=0,
+            idempotency_key=request.idempotency_key,
+            run_id=run_id if isinstance(run_id, str) else None,
+            created_at=datetime.now(UTC),
+            visible_at=time.time() + max(0.0, request.delay_seconds),
+            seq=self.message_seq,
+        )
+        self.messages[message.message_id] = message
+        if message.idempotency_key is not None:
+            self.keys[message.idempotency_key] = message.message_id
+        self.changed.notify_all()
+        return message.message_id
+
+
+class MemoryEvents:
+    """``world.events`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def create(self, run_id: str | None, request: EventRequest) -> EventResult:
+        """Append one event and update its record; see ``worlds.base.Events.create``."""
+        if run_id is None:
+            if request.event_type != "run_created":
+                raise InvalidEventError(f"{request.event_type} needs a run_id")
+            run_id = new_id("wrun")
+        return self.create_batch(run_id, [request])[0]
+
+    def create_batch(
+        self,
+        run_id: str,
+        requests: Sequence[EventRequest],
+        *,
+        messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
+    ) -> list[EventResult]:
+        """Append events of one run and enqueue ``messages``, all or nothing.
+
+        See ``worlds.base.Events.create_batch``."""
+        core = self._core
+        with core.lock:
+            plan = plan_events(
+                core.loader, run_id, requests, expected_last_event_id=expected_last_event_id
+            )
+            payloads = [normalize_json(m.payload) for m in messages]  # fail before writing
+            core.loader.apply(plan)
+            if plan.events:
+                core.events.setdefault(run_id, []).extend(plan.events)
+            for message, payload in zip(messages, payloads, strict=True):
+                core.enqueue_locked(message, payload)
+            return plan.results
+
+    def list(
+        self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events in append order, after ``after_event_id`` if given."""
+        with self._core.lock:
+            events = list(self._core.events.get(run_id, ()))
+        if after_event_id is not None:
+            for index, event in enumerate(events):
+                if event.event_id == after_event_id:
+                    events = events[index + 1 :]
+                    break
+            else:
+                events = [e for e in events if e.event_id > after_event_id]
+        return events if limit is None else events[:limit]
+
+
+class MemoryRuns:
+    """``world.runs`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def get(self, run_id: str) -> Run:
+        """The run; RunNotFoundError when it does not exist."""
+        with self._core.lock:
+            run = self._core.state.runs.get(run_id)
+        if run is None:
+            raise RunNotFoundError(f"run {run_id!r} not found")
+        return run
+
+    def list(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs, newest first, optionally filtered by status and workflow."""
+        with self._core.lock:
+            runs = list(self._core.state.runs.values())
+        runs = [
+            r
+            for r in runs
+            if (status is None or r.status == status)
+            and (workflow_name is None or r.workflow_name == workflow_name)
+        ]
+        runs.sort(key=lambda r: r.run_id, reverse=True)
+        return runs[:limit]
+
+
+class MemorySteps:
+    """``world.steps`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def get(self, run_id: str, step_id: str) -> Step:
+        """The step; StepNotFoundError when it does not exist."""
+        with self._core.lock:
+            step = self._core.state.steps.get((run_id, step_id))
+        if step is None:
+            raise StepNotFoundError(f"step {step_id!r} of run {run_id!r} not found")
+        return step
+
+    def list(self, run_id: str) -> list[Step]:
+        """The run's steps in creation order."""
+        with self._core.lock:
+            steps = [s for s in self._core.state.steps.values() if s.run_id == run_id]
+        return steps
+
+
+class MemoryHooks:
+    """``world.hooks`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def get(self, hook_id: str) -> Hook:
+        """The hook (any status); HookNotFoundError when it does not exist."""
+        with self._core.lock:
+            hook = self._core.state.hooks.get(hook_id)
+        if hook is None:
+            raise HookNotFoundError(f"hook {hook_id!r} not found")
+        return hook
+
+    def get_by_token(self, token: str) -> Hook:
+        """The active hook holding ``token``; HookNotFoundError otherwise."""
+        with self._core.lock:
+            hook = self._core.loader.load_active_hook_by_token(token)
+        if hook is None:
+            raise HookNotFoundError(f"no active hook holds token {token!r}")
+        return hook
+
+    def list(self, *, run_id: str | None = None) -> list[Hook]:
+        """Hooks (of one run if given) in creation order."""
+        with self._core.lock:
+            hooks = list(self._core.state.hooks.values())
+        return [h for h in hooks if run_id is None or h.run_id == run_id]
+
+
+class MemoryWaits:
+    """``world.waits`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def get(self, run_id: str, wait_id: str) -> Wait:
+        """The wait; WaitNotFoundError when it does not exist."""
+        with self._core.lock:
+            wait = self._core.state.waits.get((run_id, wait_id))
+        if wait is None:
+            raise WaitNotFoundError(f"wait {wait_id!r} of run {run_id!r} not found")
+        return wait
+
+    def list(self, run_id: str) -> list[Wait]:
+        """The run's waits in creation order."""
+        with self._core.lock:
+            return [w for w in self._core.state.waits.values() if w.run_id == run_id]
+
+
+class MemoryQueue:
+    """``world.queue`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def enqueue(
+        self,
+        queue: str,
+        payload: Mapping[str, Any],
+        *,
+        delay_seconds: float = 0.0,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add a message; a key held by an unacked message returns that message's id."""
+        request = QueueMessageRequest(
+            queue=queue,
+            payload=dict(payload),
+            delay_seconds=delay_seconds,
+            idempotency_key=idempotency_key,
+        )
+        normalized = normalize_json(request.payload)
+        with self._core.lock:
+            return self._core.enqueue_locked(request, normalized)
+
+    def receive(
+        self,
+        prefixes: Sequence[str],
+        *,
+        lease_seconds: float,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+    ) -> list[QueueMessage]:
+        """Lease visible messages whose queue starts with one of ``prefixes``."""
+        core = self._core
+        deadline = time.monotonic() + wait_seconds
+        prefix_tuple = tuple(prefixes)
+        with core.lock:
+            while True:
+                now = time.time()
+                ready = sorted(
+                    (
+                        m
+                        for m in core.messages.values()
+                        if m.visible_at <= now and m.queue.startswith(prefix_tuple)
+                    ),
+                    key=lambda m: (m.visible_at, m.seq),
+                )[:max_messages]
+                if ready:
+                    for message in ready:
+                        message.visible_at = now + lease_seconds
+                        message.attempt += 1
+                    return [m.snapshot() for m in ready]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                upcoming = [
+                    m.visible_at - now
+                    for m in core.messages.values()
+                    if m.queue.startswith(prefix_tuple)
+                ]
+                timeout = min([remaining, *upcoming]) if upcoming else remaining
+                core.changed.wait(max(timeout, 0.001))
+
+    def ack(self, message_id: str) -> None:
+        """Delete the message (a no-op when it is already gone)."""
+        core = self._core
+        with core.lock:
+            message = core.messages.pop(message_id, None)
+            if message is not None and message.idempotency_key is not None:
+                core.keys.pop(message.idempotency_key, None)
+
+    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
+        """Make a leased message visible again after ``delay_seconds``."""
+        core = self._core
+        with core.lock:
+            message = core.messages.get(message_id)
+            if message is not None:
+                message.visible_at = time.time() + max(0.0, delay_seconds)
+                core.changed.notify_all()
+
+    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
+        """Keep a leased message invisible for ``lease_seconds`` from now."""
+        with self._core.lock:
+            message = self._core.messages.get(message_id)
+            if message is not None:
+                message.visible_at = time.time() + lease_seconds
+
+    def live_run_ids(self) -> set[str]:
+        """Run ids that have at least one message not yet acked."""
+        with self._core.lock:
+            return {m.run_id for m in self._core.messages.values() if m.run_id is not None}
+
+    def delete_messages(self, run_id: str) -> int:
+        """Drop every message of a run; returns how many."""
+        core = self._core
+        with core.lock:
+            doomed = [m for m in core.messages.values() if m.run_id == run_id]
+            for message in doomed:
+                self.ack(message.message_id)
+            return len(doomed)
+
+
+class MemoryStreams:
+    """``world.streams`` of the memory world."""
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    def append(self, run_id: str, name: str, data: bytes) -> int:
+        """Append a chunk; returns its index. EntityConflictError once closed."""
+        core = self._core
+        with core.lock:
+            stream = core.streams.setdefault((run_id, name), _Stream(chunks=[]))
+            if stream.closed:
+                raise EntityConflictError(f"stream {name!r} of run {run_id!r} is closed")
+            stream.chunks.append(bytes(data))
+            core.changed.notify_all()
+            return len(stream.chunks) - 1
+
+    def close(self, run_id: str, name: str) -> None:
+        """Mark the stream finished (idempotent)."""
+        core = self._core
+        with core.lock:
+            core.streams.setdefault((run_id, name), _Stream(chunks=[])).closed = True
+            core.changed.notify_all()
+
+    def read(
+        self, run_id: str, name: str, *, start_index: int = 0, limit: int | None = None
+    ) -> StreamPage:
+        """Chunks from ``start_index`` (at most ``limit``)."""
+        with self._core.lock:
+            stream = self._core.streams.get((run_id, name))
+            if stream is None:
+                return StreamPage(chunks=[], next_index=start_index, closed=False)
+            end = len(stream.chunks) if limit is None else start_index + limit
+            chunks = stream.chunks[start_index:end]
+            return StreamPage(
+                chunks=chunks,
+                next_index=start_index + len(chunks),
+                closed=stream.closed and start_index + len(chunks) >= len(stream.chunks),
+            )
+
+    def wait(self, run_id: str, name: str, *, after_index: int, timeout: float) -> None:
+        """Block until chunk ``after_index`` exists, the stream closes, or ``timeout``."""
+        core = self._core
+        deadline = time.monotonic() + timeout
+        with core.lock:
+            while True:
+                stream = core.streams.get((run_id, name))
+                if stream is not None and (stream.closed or len(stream.chunks) > after_index):
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                core.changed.wait(remaining)
+
+    def list(self, run_id: str) -> list[str]:
+        """Names of the run's streams, sorted."""
+        with self._core.lock:
+            return sorted(name for (rid, name) in self._core.streams if rid == run_id)
+
+
+class MemoryWorld:
+    """A World kept in process memory (``WFKIT_WORLD=memory``)."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        core = _Core()
+        self.events: Events = MemoryEvents(core)
+        self.runs: Runs = MemoryRuns(core)
+        self.steps: Steps = MemorySteps(core)
+        self.hooks: Hooks = MemoryHooks(core)
+        self.waits: Waits = MemoryWaits(core)
+        self.queue: Queue = MemoryQueue(core)
+        self.streams: Streams = MemoryStreams(core)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,28 @@
+"""The world conformance suite: reusable pytest tests for any World.
+
+Every ``test_*`` function here takes a ``world`` fixture (a fresh, empty world);
+the cross-process tests also take ``world_factory`` (a ``WorldFactory``) and
+``tmp_path``. A test module runs the whole suite with::
+
+    from worlds.testing import *  # noqa: F403  (pytest collects the imported tests)
+
+next to a conftest providing the two fixtures; ``tests/worlds/conftest.py``
+builds them from ``WORLD_FACTORIES``. Plugging in a world is one entry in that
+registry: ``WorldFactory(name, make=lambda tmp_path: MyWorld(...),
+spec=lambda tmp_path: "<create_world spec reopening it>")``.
+
+Submodules: ``lifecycle`` (runs, steps, hooks, waits, batches, fold, races),
+``queue_streams`` (queue and streams, including cross-process races).
+"""
+
+from worlds.testing import lifecycle, queue_streams
+from worlds.testing.factories import WORLD_FACTORIES, WorldFactory
+from worlds.testing.lifecycle import *  # noqa: F403
+from worlds.testing.queue_streams import *  # noqa: F403
+
+__all__ = [
+    "WORLD_FACTORIES",
+    "WorldFactory",
+    *sorted(n for n in dir(lifecycle) if n.startswith("test_")),
+    *sorted(n for n in dir(queue_streams) if n.startswith("test_")),
+]
