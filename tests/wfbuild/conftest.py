@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
-
-import transformer
 
 ORDER = """\
 async def charge(order_id: str, cents: int) -> str:
@@ -41,21 +37,6 @@ HELPERS = """\
 def add(a: int, b: int) -> int:
     return a + b
 """
-
-
-@pytest.fixture(autouse=True)
-def _transformer_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the real transformer API when present, else the stand-in (until it lands)."""
-    if hasattr(transformer, "transform_module"):
-        return
-    import _fake_transformer as fake
-
-    monkeypatch.setattr(transformer, "transform_module", fake.transform_module, raising=False)
-    monkeypatch.setattr(transformer, "module_name_for", fake.module_name_for, raising=False)
-    manifest = types.ModuleType("transformer.manifest")
-    manifest.build_manifest = fake.build_manifest  # type: ignore[attr-defined]
-    manifest.dump_manifest = fake.dump_manifest  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "transformer.manifest", manifest)
 
 
 @pytest.fixture

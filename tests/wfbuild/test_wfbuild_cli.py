@@ -67,7 +67,7 @@ def test_out_dir_option(project: Path, tmp_path: Path) -> None:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(Path(__file__).parent)])
+    env["PYTHONPATH"] = str(REPO)
     return env
 
 
@@ -81,7 +81,7 @@ def test_module_help_and_default_root(project: Path) -> None:
 
 def test_watch_rebuilds_on_change(project: Path) -> None:
     with subprocess.Popen(
-        [sys.executable, "-c", _WATCH_BOOT, "watch"],
+        [sys.executable, "-m", "wfbuild", "watch"],
         cwd=project / "app",  # the root is found upward from the cwd
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -108,18 +108,3 @@ def test_watch_rebuilds_on_change(project: Path) -> None:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         reader.join(timeout=5)
-
-
-# Runs the CLI with the transformer stand-in while the real transformer has not landed.
-_WATCH_BOOT = """
-import sys, types, transformer
-if not hasattr(transformer, "transform_module"):
-    import _fake_transformer as fake
-    transformer.transform_module = fake.transform_module
-    transformer.module_name_for = fake.module_name_for
-    m = types.ModuleType("transformer.manifest")
-    m.build_manifest, m.dump_manifest = fake.build_manifest, fake.dump_manifest
-    sys.modules["transformer.manifest"] = m
-from wfbuild.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
