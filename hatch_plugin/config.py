@@ -4,7 +4,7 @@ Keys (all optional)::
 
     [tool.hatch.build.hooks.wfkit]
     paths = ["myapp"]                  # root-relative files/dirs to transform; default ["."]
-    out = "__wfkit_build__/myapp"      # directory inside the wheel; default __wfkit_build__/<name>
+    out = "__wfkit_build__"            # directory inside the wheel; default __wfkit_build__
     include-client = true              # also ship client-mode modules under <out>/client/
 
 Hatch's own per-hook keys (``dependencies``, ``require-runtime-dependencies``,
@@ -57,11 +57,6 @@ class HookConfig:
     include_client: bool
 
 
-def default_out(project_name: str) -> str:
-    """``__wfkit_build__/<name>`` with the name normalized to an identifier-like string."""
-    return f"{BUILD_DIR_PACKAGE}/{re.sub(r'[^A-Za-z0-9]+', '_', project_name).lower()}"
-
-
 def _relative_path_problem(value: str) -> str | None:
     if not value:
         return "must not be empty"
@@ -75,12 +70,11 @@ def _relative_path_problem(value: str) -> str | None:
     return None
 
 
-def parse_config(raw: Mapping[str, Any], *, project_name: str) -> HookConfig:
+def parse_config(raw: Mapping[str, Any]) -> HookConfig:
     """Validate the hook's table.
 
     Args:
         raw: the table as Hatch passes it (``BuildHookInterface.config``).
-        project_name: the project's name, for the default ``out``.
 
     Returns:
         The validated `HookConfig`.
@@ -105,7 +99,8 @@ def parse_config(raw: Mapping[str, Any], *, project_name: str) -> HookConfig:
                     errors.append(f"{PREFIX}.paths[{i}]: {problem} ({item!r})")
             paths = tuple(str(item) for item in value)
 
-    out = default_out(project_name)
+    # The runtime (runtime/loader.py) looks for ``__wfkit_build__/manifest.json`` on sys.path.
+    out = BUILD_DIR_PACKAGE
     if "out" in raw:
         value = raw["out"]
         if not isinstance(value, str):

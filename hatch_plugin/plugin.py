@@ -36,7 +36,7 @@ class WfkitBuildHook(BuildHookInterface[BuilderConfig]):
         self._temp_dirs: list[Path] = []
 
     def _config(self) -> HookConfig:
-        return parse_config(self.config, project_name=str(self.metadata.name))
+        return parse_config(self.config)
 
     def _build(self, config: HookConfig, out_dir: Path) -> None:
         from wfbuild import BuildError, build

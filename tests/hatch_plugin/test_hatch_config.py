@@ -8,9 +8,7 @@ from hatch_plugin.config import HookConfig, HookConfigError, parse_config
 
 
 def test_defaults() -> None:
-    assert parse_config({}, project_name="Demo-App.x") == HookConfig(
-        paths=(".",), out="__wfkit_build__/demo_app_x", include_client=True
-    )
+    assert parse_config({}) == HookConfig(paths=(".",), out="__wfkit_build__", include_client=True)
 
 
 def test_values() -> None:
@@ -21,7 +19,6 @@ def test_values() -> None:
             "include-client": False,
             "dependencies": ["x"],
         },
-        project_name="demo",
     )
     assert config == HookConfig(paths=("src/app", "jobs.py"), out="app/_wf", include_client=False)
 
@@ -35,7 +32,6 @@ def test_every_error_at_once_prefixed() -> None:
                 "include-client": "yes",
                 "colour": "red",
             },
-            project_name="demo",
         )
     assert info.value.errors == [
         "tool.hatch.build.hooks.wfkit.colour: unknown key (expected one of: paths, out, include-client)",
@@ -68,7 +64,7 @@ def test_every_error_at_once_prefixed() -> None:
 )
 def test_single_errors(raw: dict[str, object], error: str) -> None:
     with pytest.raises(HookConfigError) as info:
-        parse_config(raw, project_name="demo")
+        parse_config(raw)
     assert info.value.errors == [error]
 
 

@@ -22,11 +22,11 @@ def test_standard_wheel_carries_bundles_and_manifest(demo_project: Path) -> None
     wheel = build_wheel(demo_project, "standard")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        manifest = json.loads(archive.read("__wfkit_build__/demo_app/manifest.json"))
+        manifest = json.loads(archive.read("__wfkit_build__/manifest.json"))
     assert {"demoapp/__init__.py", "demoapp/flows.py", "demoapp/util.py"} <= names
     for mode in ("workflow", "step", "client"):
-        assert f"__wfkit_build__/demo_app/{mode}/demoapp/flows.py" in names
-        assert f"__wfkit_build__/demo_app/{mode}/demoapp/util.py" not in names
+        assert f"__wfkit_build__/{mode}/demoapp/flows.py" in names
+        assert f"__wfkit_build__/{mode}/demoapp/util.py" not in names
     assert not any(n.endswith("build-state.json") for n in names)
     assert len(names) == len(zipfile.ZipFile(wheel).namelist())  # no duplicate entries
     assert (
@@ -55,7 +55,7 @@ def test_editable_wheel_points_at_the_project_build(demo_project: Path) -> None:
         )
     )
     with zipfile.ZipFile(build_wheel(demo_project, "editable")) as archive:
-        pointer = json.loads(archive.read("__wfkit_build__/demo_app/editable.json"))
+        pointer = json.loads(archive.read("__wfkit_build__/editable.json"))
         names = archive.namelist()
     build_dir = demo_project.resolve() / ".wfkit" / "build"
     assert pointer == {"build_dir": str(build_dir), "root": str(demo_project.resolve())}
