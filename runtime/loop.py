@@ -1,0 +1,306 @@
+"""A deterministic asyncio event loop for workflow replay: no I/O, no wall clock.
+
+The replay session drives it by hand: it delivers one event, then calls
+``run_until_idle()``, which runs ready callbacks until none remain. While it
+runs, the loop is installed as the thread's running loop (and restored
+afterwards), so ``asyncio.get_running_loop()``, tasks, ``gather``, ``wait``,
+``as_completed``, ``TaskGroup``, ``timeout`` and ``wait_for`` all work inside a
+workflow even when the worker's own asyncio loop is running in the same thread.
+
+Time is the workflow clock (``time()`` returns its POSIX timestamp), moved only
+by the session. A timer with a positive delay is not kept in a heap: it is
+handed to the ``TimerScheduler`` (the session), which turns it into a durable
+wait and fires it when the log says the wait completed. Everything that needs a
+socket, a pipe, a thread or a process raises ``WorkflowIOError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import logging
+import sys
+import weakref
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
+
+__all__ = ["DeterministicEventLoop", "TimerScheduler", "WorkflowIOError"]
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+logger = logging.getLogger("wfkit.replay")
+
+
+class WorkflowIOError(RuntimeError):
+    """An event-loop facility that does I/O (sockets, executors, processes) was used in a workflow."""
+
+
+class TimerScheduler(Protocol):
+    """Whoever turns the loop's timers into durable waits (the replay session)."""
+
+    def timer_scheduled(self, handle: asyncio.TimerHandle) -> None:
+        """A timer due after the current time was created."""
+        ...
+
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """A timer the scheduler knows was cancelled before it fired."""
+        ...
+
+
+def _unavailable(name: str) -> Callable[..., NoReturn]:
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise WorkflowIOError(
+            f"loop.{name}() is not available inside a workflow; use a step "
+            "(workflows must be deterministic: all I/O, threads and processes go in steps)"
+        )
+
+    refuse.__name__ = name
+    return refuse
+
+
+class DeterministicEventLoop(asyncio.AbstractEventLoop):
+    """An event loop whose only sources of progress are ready callbacks and fired timers.
+
+    Args:
+        scheduler: receives every timer due in the future (``call_later`` with a
+            positive delay, ``call_at`` past ``time()``).
+        now: the initial workflow clock, as a POSIX timestamp.
+    """
+
+    def __init__(self, scheduler: TimerScheduler, now: float) -> None:
+        self._scheduler = scheduler
+        self._now = now
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._running = False
+        self._closed = False
+        self._exception_handler: Any = None
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
+        self._task_factory: Any = None
+
+    # --- driving ------------------------------------------------------------------
+
+    def set_time(self, now: float) -> None:
+        """Move the clock (the session never moves it backwards)."""
+        self._now = now
+
+    def fire_timer(self, handle: asyncio.TimerHandle) -> None:
+        """Make a durable timer's callback ready, unless the timer was cancelled."""
+        if not handle.cancelled():
+            self._ready.append(handle)
+
+    def run_until_idle(self) -> None:
+        """Run ready callbacks (and the ones they schedule) until none remain.
+
+        Installs this loop as the running loop and its async-generator hooks for
+        the duration, then restores the caller's (a worker's own loop may be running).
+        """
+        if self._running:
+            raise RuntimeError("run_until_idle() called re-entrantly")
+        previous = asyncio.events._get_running_loop()
+        hooks = sys.get_asyncgen_hooks()
+        self._running = True
+        asyncio.events._set_running_loop(self)
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_finalizer
+        )
+        try:
+            ready = self._ready
+            while ready:
+                handle = ready.popleft()
+                if not handle.cancelled():
+                    handle._run()
+        finally:
+            sys.set_asyncgen_hooks(*hooks)
+            asyncio.events._set_running_loop(previous)
+            self._running = False
+
+    @property
+    def has_ready(self) -> bool:
+        """Whether callbacks are waiting for ``run_until_idle()``."""
+        return bool(self._ready)
+
+    def _asyncgen_firstiter(self, agen: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer(self, agen: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.discard(agen)
+        if not self._closed:
+            self.call_soon(self.create_task, agen.aclose())
+
+    def close_asyncgens(self) -> None:
+        """Schedule ``aclose()`` of every async generator still alive (session teardown)."""
+        for agen in list(self._asyncgens):
+            self._asyncgens.discard(agen)
+            self.create_task(agen.aclose())
+
+    # --- scheduling ---------------------------------------------------------------
+
+    def time(self) -> float:
+        return self._now
+
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        self._check_closed()
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        # Only the replaying thread touches this loop; there is nothing to wake.
+        return self.call_soon(callback, *args, context=context)
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        return self.call_at(self._now + delay, callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        self._check_closed()
+        handle = asyncio.TimerHandle(when, callback, args, self, context)
+        if when <= self._now:
+            # Due already: an ordinary ready callback, not a durable wait.
+            self._ready.append(handle)
+        else:
+            self._scheduler.timer_scheduled(handle)
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # Called by TimerHandle.cancel(); the durable wait stays subscribed to its events.
+        self._scheduler.timer_cancelled(handle)
+
+    # --- futures and tasks --------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[_T]:
+        self._check_closed()
+        if self._task_factory is not None:
+            task: asyncio.Task[_T] = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+            return task
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def set_task_factory(self, factory: Any) -> None:
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    # --- state --------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.clear()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("the workflow's event loop is closed")
+
+    def get_debug(self) -> bool:
+        return False
+
+    def set_debug(self, enabled: bool) -> None:
+        pass
+
+    # --- errors -------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        logger.debug("workflow event loop: %s", context.get("message"), exc_info=exc)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._exception_handler is None:
+            self.default_exception_handler(context)
+        else:
+            self._exception_handler(self, context)
+
+    # --- what a workflow cannot do ------------------------------------------------
+
+    def run_forever(self) -> None:
+        raise RuntimeError("the workflow event loop is driven by the replay session")
+
+    def run_until_complete(self, future: Any) -> Any:
+        raise RuntimeError("the workflow event loop is driven by the replay session")
+
+    def stop(self) -> None:
+        pass
+
+    async def shutdown_asyncgens(self) -> None:
+        self.close_asyncgens()
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        pass
+
+    # Executors, sockets, pipes, subprocesses and signals: refused with a clear error.
+    run_in_executor = _unavailable("run_in_executor")  # type: ignore[assignment]
+    set_default_executor = _unavailable("set_default_executor")
+    getaddrinfo = _unavailable("getaddrinfo")
+    getnameinfo = _unavailable("getnameinfo")
+    create_connection = _unavailable("create_connection")
+    create_server = _unavailable("create_server")
+    sendfile = _unavailable("sendfile")
+    start_tls = _unavailable("start_tls")
+    create_unix_connection = _unavailable("create_unix_connection")
+    create_unix_server = _unavailable("create_unix_server")
+    connect_accepted_socket = _unavailable("connect_accepted_socket")
+    create_datagram_endpoint = _unavailable("create_datagram_endpoint")
+    connect_read_pipe = _unavailable("connect_read_pipe")
+    connect_write_pipe = _unavailable("connect_write_pipe")
+    subprocess_shell = _unavailable("subprocess_shell")
+    subprocess_exec = _unavailable("subprocess_exec")
+    add_reader = _unavailable("add_reader")  # type: ignore[assignment]
+    remove_reader = _unavailable("remove_reader")
+    add_writer = _unavailable("add_writer")  # type: ignore[assignment]
+    remove_writer = _unavailable("remove_writer")
+    sock_recv = _unavailable("sock_recv")
+    sock_recv_into = _unavailable("sock_recv_into")
+    sock_recvfrom = _unavailable("sock_recvfrom")
+    sock_recvfrom_into = _unavailable("sock_recvfrom_into")
+    sock_sendall = _unavailable("sock_sendall")
+    sock_sendto = _unavailable("sock_sendto")
+    sock_connect = _unavailable("sock_connect")
+    sock_accept = _unavailable("sock_accept")
+    sock_sendfile = _unavailable("sock_sendfile")
+    add_signal_handler = _unavailable("add_signal_handler")  # type: ignore[assignment]
+    remove_signal_handler = _unavailable("remove_signal_handler")

@@ -1,0 +1,663 @@
+"""Replay: run a workflow function against its event log, without any I/O.
+
+A ``ReplaySession`` runs the workflow coroutine on a ``DeterministicEventLoop``
+(``runtime.loop``) and feeds it the run's events in log order. Each step, hook
+and wait call gets a correlation id from a stream seeded by the run
+(``runtime.replay_calls.CorrelationIds``), so the same call order gives the same
+ids on every replay; an event is delivered to the call holding its id, the loop
+runs until idle, then the next event is delivered. When the log is exhausted
+and the loop is idle, the session reports an ``Outcome``: ``Completed``,
+``Failed``, or ``Suspended`` with the calls the log cannot answer yet. The
+orchestrator writes their creation events (hooks first, then steps, then
+waits), runs or enqueues the steps, and feeds the new events to the same
+session: the live path. A fresh session fed the whole log (after a restart or
+an eviction) is the full-replay path; both give the same outcomes.
+
+Invariants kept (those of the Workflow DevKit's replay):
+
+1. every event is consumed by the call the same deterministic call sequence
+   made, or the run fails (``CORRUPTED_EVENT_LOG`` / ``REPLAY_DIVERGENCE``);
+2. results are delivered strictly in log order, one event per idle loop;
+3. the session suspends only when the loop is idle, so everything started
+   before (a ``gather`` of N steps) is reported in one suspension;
+4. a call whose creation event is in the log is never reported again.
+
+Alternatives rejected:
+
+- *Re-running the whole function from the start for every new event* (what the
+  DevKit does in each invocation): the total work of an N-step run is O(N²).
+  A kept-alive session does O(1) work per event, and full replay from the log
+  is still the recovery path, so the two must agree (tests check they do).
+- *A thread per workflow, blocking on a condition per call*: real concurrency
+  in user code, preemption points we do not control, and no way to know that
+  the workflow is "idle" without timeouts.
+- *Greenlets* (gevent-style stack switching): a C dependency, and it would not
+  give users asyncio itself (``gather``, ``wait``, ``TaskGroup``, ``timeout``),
+  which we want to work durably.
+- *Driving the user's coroutine with ``send()`` by hand*: only works for code
+  that awaits our own futures; any ``asyncio`` primitive wants a running loop.
+  A real (deterministic) event loop makes the whole asyncio surface work.
+- *Raising a suspension exception into the workflow when it blocks*: it
+  unwinds user code that must stay alive for the linear-cost path. Suspension
+  is observed from outside instead (the loop went idle); ``WorkflowSuspension``
+  is only thrown into code that keeps calling durable APIs after the session
+  is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeAlias, TypeVar, assert_never
+
+from runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
+from runtime.errors import CorruptedEventLogError, ReplayDivergenceError, WorkflowSuspension
+from runtime.loop import DeterministicEventLoop
+from runtime.replay_calls import CorrelationIds, HookCall, StepCall, WaitCall
+from runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
+from worlds.base import Event, Run, parse_timestamp
+
+__all__ = [
+    "Completed",
+    "Failed",
+    "Outcome",
+    "PendingHook",
+    "PendingStep",
+    "PendingWait",
+    "ReplaySession",
+    "Suspended",
+    "replay",
+]
+
+_CallT = TypeVar("_CallT", StepCall, HookCall, WaitCall)
+
+RunEventType = Literal["run_created", "run_started", "run_completed", "run_failed", "run_cancelled"]
+StepEventType = Literal[
+    "step_created", "step_started", "step_retrying", "step_completed", "step_failed"
+]
+HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_disposed"]
+WaitEventType = Literal["wait_created", "wait_completed"]
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A step call with no ``step_created`` in the log: write it, then run or enqueue it."""
+
+    correlation_id: str
+    step_id: str
+    input: dict[str, Any]
+    """Already serialized with ``serialize_call``: the ``step_created`` event's ``input``."""
+
+
+@dataclass(frozen=True)
+class PendingHook:
+    """A hook with no ``hook_created``/``hook_conflict`` in the log: write it."""
+
+    correlation_id: str
+    token: str
+    metadata: Any
+    """Serialized."""
+    is_webhook: bool
+    respond_with: Any
+    """Serialized, or None."""
+
+
+@dataclass(frozen=True)
+class PendingWait:
+    """A durable timer with no ``wait_created`` in the log: write it."""
+
+    correlation_id: str
+    resume_at: datetime
+
+
+@dataclass(frozen=True)
+class Suspended:
+    """The workflow is blocked on calls the log cannot answer yet.
+
+    ``hooks``, ``steps`` and ``waits`` have no creation event yet, each in call
+    order; the orchestrator writes hooks first, then steps, then waits.
+    """
+
+    hooks: tuple[PendingHook, ...]
+    steps: tuple[PendingStep, ...]
+    waits: tuple[PendingWait, ...]
+    disposals: tuple[str, ...]
+    """Hook correlation ids the workflow disposed and whose ``hook_disposed`` is not logged."""
+    outstanding_steps: tuple[tuple[str, str], ...]
+    """``(correlation_id, step_id)`` of steps created in the log but not terminal."""
+    next_wake: datetime | None
+    """The earliest ``resume_at`` among waits still active (not cancelled, not fired)."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The workflow function returned ``value`` (a Python value, not serialized)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run must fail: ``code`` is ``USER_ERROR``, ``REPLAY_DIVERGENCE``,
+    ``CORRUPTED_EVENT_LOG`` or ``RUNTIME_ERROR``."""
+
+    error: BaseException
+    code: str
+
+
+Outcome: TypeAlias = Suspended | Completed | Failed
+
+
+class _ReplayFailure(Exception):
+    """Internal: the log and the workflow disagree; the run fails with ``code``."""
+
+    def __init__(self, error: BaseException, code: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.code = code
+
+
+def _unconsumed(event: Event) -> _ReplayFailure:
+    return _ReplayFailure(
+        CorruptedEventLogError(
+            f"Unconsumed event in event log: event_type={event.event_type}, "
+            f"correlation_id={event.correlation_id}, event_id={event.event_id}. "
+            "This indicates a corrupted or invalid event log."
+        ),
+        "CORRUPTED_EVENT_LOG",
+    )
+
+
+def _divergence(message: str) -> _ReplayFailure:
+    return _ReplayFailure(ReplayDivergenceError(message), "REPLAY_DIVERGENCE")
+
+
+def _set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class ReplaySession:
+    """One workflow run replaying on a deterministic loop; fed its log in order.
+
+    Implements ``runtime.context.WorkflowContext`` for the code it runs.
+
+    Args:
+        workflow_fn: the workflow function (workflow-mode body).
+        run: the run record (its id seeds ids and randomness; its start time
+            starts the clock when the first feed has no ``run_started``).
+        args, kwargs: the workflow's deserialized arguments.
+        url: the base URL reported by ``get_workflow_metadata()``.
+    """
+
+    def __init__(
+        self,
+        workflow_fn: Callable[..., Any],
+        run: Run,
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        url: str = "",
+    ) -> None:
+        self._fn = workflow_fn
+        self._run = run
+        self._args = tuple(args)
+        self._kwargs = dict(kwargs)
+        self._url = url
+        self._clock: datetime = run.started_at or run.created_at
+        self._loop = DeterministicEventLoop(self, self._clock.timestamp())
+        self._ids = CorrelationIds(run.run_id, self._clock)
+        self.random = random.Random(run.run_id)
+        self.metadata = self._metadata()
+        self._main: asyncio.Task[Any] | None = None
+        self._calls: dict[str, StepCall | HookCall | WaitCall] = {}
+        self._uncreated_steps: dict[str, StepCall] = {}
+        self._uncreated_hooks: dict[str, HookCall] = {}
+        self._uncreated_waits: dict[str, WaitCall] = {}
+        self._outstanding_steps: dict[str, StepCall] = {}
+        self._active_waits: dict[str, WaitCall] = {}
+        self._timers: dict[int, WaitCall] = {}
+        self._disposals: dict[str, HookCall] = {}
+        self._last_event_id: str | None = None
+        self._result: Completed | Failed | None = None
+        self._closed = False
+
+    # --- the orchestrator's API --------------------------------------------------------
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The id of the last event fed (consumed), or None."""
+        return self._last_event_id
+
+    @property
+    def done(self) -> bool:
+        """Whether the session reached ``Completed`` or ``Failed`` (or was closed)."""
+        return self._result is not None or self._closed
+
+    def feed(self, events: Sequence[Event]) -> Outcome:
+        """Deliver the next events of the log, in order, and report where the workflow is.
+
+        The first call starts the workflow (after any leading ``run_created`` /
+        ``run_started``). Every log event must be fed exactly once, in order.
+        Once the session is done, returns its final outcome again.
+
+        Returns:
+            ``Suspended`` (feed more events later), ``Completed`` or ``Failed``.
+        """
+        if self._result is not None:
+            return self._result
+        if self._closed:
+            return Failed(RuntimeError("the replay session was closed"), "RUNTIME_ERROR")
+        try:
+            for event in events:
+                if self._main is None and event.event_type in ("run_created", "run_started"):
+                    if event.event_type == "run_started":
+                        self._clock = event.created_at
+                    self._last_event_id = event.event_id
+                    continue
+                if self._main is None:
+                    self._start()
+                self._deliver(event)
+                self._last_event_id = event.event_id
+                self._loop.run_until_idle()
+            if self._main is None:
+                self._start()
+            return self._settle()
+        except _ReplayFailure as failure:
+            return self._finish(Failed(failure.error, failure.code))
+        except Exception as exc:
+            return self._finish(Failed(exc, "RUNTIME_ERROR"))
+
+    def close(self) -> None:
+        """Cancel the workflow's tasks, close its async generators and free the loop.
+
+        Durable calls the workflow makes while being cancelled raise
+        ``WorkflowSuspension``. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        try:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.close_asyncgens()
+            loop.run_until_idle()
+        finally:
+            loop.close()
+            self._calls.clear()
+            self._uncreated_steps.clear()
+            self._uncreated_hooks.clear()
+            self._uncreated_waits.clear()
+            self._outstanding_steps.clear()
+            self._active_waits.clear()
+            self._timers.clear()
+            self._disposals.clear()
+
+    # --- WorkflowContext ------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The workflow clock: the run's start, advanced to each consumed event's time."""
+        return self._clock
+
+    def uuid4(self) -> uuid.UUID:
+        """A version-4 UUID from the run-seeded random generator."""
+        return uuid.UUID(int=self.random.getrandbits(128), version=4)
+
+    def call_step(
+        self,
+        step_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        closure: dict[str, Any] | None = None,
+        this: Any = None,
+    ) -> asyncio.Future[Any]:
+        """Record one durable step call; await the returned future for its result.
+
+        Raises:
+            SerializationError: an argument cannot be serialized (at the call site).
+        """
+        self._check_open()
+        data = serialize_call(args, kwargs, closure=closure, this=this)
+        future = self._loop.create_future()
+        call = StepCall(self._ids.next("step"), step_id, data, future)
+        self._calls[call.correlation_id] = call
+        self._uncreated_steps[call.correlation_id] = call
+        future.add_done_callback(lambda _: self._step_settled(call))
+        return future
+
+    # --- more of the workflow-side API (used by runtime.workflow_api) ---------------
+
+    def create_hook(
+        self,
+        token: str | None = None,
+        metadata: Any = None,
+        *,
+        is_webhook: bool = False,
+        respond_with: Any = None,
+    ) -> HookCall:
+        """Record one hook; its ``next_payload()`` futures yield the payloads.
+
+        Raises:
+            SerializationError: ``metadata`` or ``respond_with`` cannot be serialized.
+            ValueError: ``token`` is empty.
+        """
+        self._check_open()
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError(f"a hook token must be a non-empty string, got {token!r}")
+        metadata_data = serialize(metadata, path="metadata")
+        respond_data = (
+            None if respond_with is None else serialize(respond_with, path="respond_with")
+        )
+        correlation_id = self._ids.next("hook")
+        call = HookCall(
+            correlation_id,
+            token if token is not None else self._ids.token(),
+            metadata_data,
+            is_webhook,
+            respond_data,
+            self._loop,
+        )
+        self._calls[correlation_id] = call
+        self._uncreated_hooks[correlation_id] = call
+        return call
+
+    def dispose_hook(self, call: HookCall) -> None:
+        """Release a hook's token (a ``hook_disposed`` is reported once it was created)."""
+        if call.disposed:
+            return
+        call.disposed = True
+        self._uncreated_hooks.pop(call.correlation_id, None)
+        if call.created and not call.conflicted and not call.dispose_recorded:
+            self._disposals[call.correlation_id] = call
+        call.release_awaiters()
+
+    async def sleep_until(self, resume_at: datetime) -> None:
+        """Wait on the workflow clock until ``resume_at`` (a durable wait)."""
+        self._check_open()
+        future = self._loop.create_future()
+        if resume_at <= self._clock:
+            self._loop.call_soon(_set_result_unless_cancelled, future, None)
+            await future
+            return
+        handle = asyncio.TimerHandle(
+            resume_at.timestamp(), _set_result_unless_cancelled, (future, None), self._loop, None
+        )
+        self._register_wait(handle, resume_at)
+        try:
+            await future
+        finally:
+            handle.cancel()
+
+    # --- TimerScheduler (the loop's durable timers) ------------------------------------
+
+    def timer_scheduled(self, handle: asyncio.TimerHandle) -> None:
+        """A ``call_at``/``call_later`` in the future: make it a durable wait."""
+        self._check_open()
+        delay = handle.when() - self._loop.time()
+        self._register_wait(handle, self._clock + timedelta(seconds=delay))
+
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """A timer was cancelled: it stays subscribed, but is no longer created nor awaited."""
+        wait = self._timers.get(id(handle))
+        if wait is None or wait.fired or wait.cancelled:
+            return
+        wait.cancelled = True
+        self._active_waits.pop(wait.correlation_id, None)
+        self._uncreated_waits.pop(wait.correlation_id, None)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _metadata(self) -> WorkflowMetadata:
+        return WorkflowMetadata(
+            workflow_name=self._run.workflow_name,
+            workflow_run_id=self._run.run_id,
+            workflow_started_at=self._clock,
+            url=self._url,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed or self._result is not None:
+            raise WorkflowSuspension("the workflow's replay session is closed")
+
+    def _start(self) -> None:
+        """Start the workflow: the clock and the id stream begin at the run's start."""
+        self._loop.set_time(self._clock.timestamp())
+        self._ids = CorrelationIds(self._run.run_id, self._clock)
+        self.metadata = self._metadata()
+        context = contextvars.copy_context()
+        context.run(self._enter_workflow_context)
+        self._main = self._loop.create_task(self._run_workflow(), context=context)
+        self._loop.run_until_idle()
+
+    def _enter_workflow_context(self) -> None:
+        current_workflow.set(self)
+        current_mode.set("workflow")
+        current_step.set(None)
+
+    async def _run_workflow(self) -> Any:
+        result = self._fn(*self._args, **self._kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _settle(self) -> Outcome:
+        main = self._main
+        assert main is not None
+        if main.done():
+            if main.cancelled():
+                return self._finish(Failed(asyncio.CancelledError(), "USER_ERROR"))
+            error = main.exception()
+            if error is not None:
+                return self._finish(Failed(error, "USER_ERROR"))
+            return self._finish(Completed(main.result()))
+        return Suspended(
+            hooks=tuple(
+                PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
+                for c in self._uncreated_hooks.values()
+            ),
+            steps=tuple(
+                PendingStep(c.correlation_id, c.step_id, c.input)
+                for c in self._uncreated_steps.values()
+            ),
+            waits=tuple(
+                PendingWait(c.correlation_id, c.resume_at) for c in self._uncreated_waits.values()
+            ),
+            disposals=tuple(self._disposals),
+            outstanding_steps=tuple(
+                (c.correlation_id, c.step_id) for c in self._outstanding_steps.values()
+            ),
+            next_wake=min((w.resume_at for w in self._active_waits.values()), default=None),
+        )
+
+    def _finish(self, outcome: Completed | Failed) -> Completed | Failed:
+        self._result = outcome
+        try:
+            self.close()
+        except Exception:  # teardown must not mask the outcome
+            pass
+        return outcome
+
+    def _register_wait(self, handle: asyncio.TimerHandle, resume_at: datetime) -> None:
+        wait = WaitCall(self._ids.next("wait"), resume_at, handle)
+        self._calls[wait.correlation_id] = wait
+        self._uncreated_waits[wait.correlation_id] = wait
+        self._active_waits[wait.correlation_id] = wait
+        self._timers[id(handle)] = wait
+
+    def _step_settled(self, call: StepCall) -> None:
+        # A step cancelled before its step_created was written is never created;
+        # it keeps its id (and its consumer, should the log still name it).
+        if call.future.cancelled():
+            self._uncreated_steps.pop(call.correlation_id, None)
+
+    def _advance_clock(self, at: datetime) -> None:
+        if at > self._clock:
+            self._clock = at
+            self._loop.set_time(at.timestamp())
+
+    def _call_for(self, event: Event, kind: type[_CallT]) -> _CallT:
+        call = self._calls.get(event.correlation_id or "")
+        if call is None:
+            raise _unconsumed(event)
+        if not isinstance(call, kind):
+            raise _divergence(
+                f"Replay divergence at {event.correlation_id}: the log records a "
+                f"{event.event_type} event but the workflow made a {call.kind} call there"
+            )
+        return call
+
+    def _deliver(self, event: Event) -> None:
+        """Deliver one event to its consumer (the dispatcher over event kinds)."""
+        self._advance_clock(event.created_at)
+        event_type = event.event_type
+        match event_type:
+            case "run_created" | "run_started" | "run_completed" | "run_failed" | "run_cancelled":
+                self._deliver_run_event(event_type)
+            case (
+                "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed"
+            ):
+                self._deliver_step_event(event_type, event, self._call_for(event, StepCall))
+            case "hook_created" | "hook_conflict" | "hook_received" | "hook_disposed":
+                self._deliver_hook_event(event_type, event, self._call_for(event, HookCall))
+            case "wait_created" | "wait_completed":
+                self._deliver_wait_event(event_type, event, self._call_for(event, WaitCall))
+            case _:
+                assert_never(event_type)
+
+    def _deliver_run_event(self, event_type: RunEventType) -> None:
+        match event_type:
+            case "run_created" | "run_started":
+                pass  # the run's lifecycle; the clock already moved
+            case "run_completed" | "run_failed" | "run_cancelled":
+                pass  # written after this replay's outcome; nothing to deliver
+            case _:
+                assert_never(event_type)
+
+    def _deliver_step_event(self, event_type: StepEventType, event: Event, call: StepCall) -> None:
+        match event_type:
+            case "step_created":
+                if call.created:
+                    raise _unconsumed(event)
+                name = event.data.get("step_name")
+                if name != call.step_id:
+                    raise _divergence(
+                        f'Replay divergence at {call.correlation_id}: the log records step "{name}" '
+                        f'but the workflow now calls "{call.step_id}"'
+                    )
+                call.created = True
+                self._uncreated_steps.pop(call.correlation_id, None)
+                self._outstanding_steps[call.correlation_id] = call
+            case "step_started" | "step_retrying":
+                if not call.created:
+                    raise _unconsumed(event)
+            case "step_completed" | "step_failed":
+                if not call.created:
+                    raise _unconsumed(event)
+                self._outstanding_steps.pop(call.correlation_id, None)
+                del self._calls[call.correlation_id]  # terminal: no event may follow
+                if call.future.done():
+                    return  # cancelled (a race's loser): consumed, not delivered
+                if event_type == "step_completed":
+                    _resolve(call.future, lambda: deserialize(event.data["result"]))
+                else:
+                    _reject(call.future, lambda: deserialize_error(event.data["error"]))
+            case _:
+                assert_never(event_type)
+
+    def _deliver_hook_event(self, event_type: HookEventType, event: Event, call: HookCall) -> None:
+        match event_type:
+            case "hook_created" | "hook_conflict":
+                if call.created:
+                    raise _unconsumed(event)
+                call.created = True
+                self._uncreated_hooks.pop(call.correlation_id, None)
+                if event_type == "hook_conflict":
+                    call.conflicted = True
+                    call.conflicting_run_id = event.data.get("conflicting_run_id")
+                    call.reject_awaiters()
+                elif call.disposed:
+                    self._disposals[call.correlation_id] = call
+            case "hook_received":
+                if not call.created or call.conflicted:
+                    raise _unconsumed(event)
+                try:
+                    item: tuple[bool, Any] = (True, deserialize(event.data["payload"]))
+                except Exception as exc:
+                    item = (False, exc)
+                call.deliver(item)
+            case "hook_disposed":
+                if not call.created or call.conflicted or call.dispose_recorded:
+                    raise _unconsumed(event)
+                call.dispose_recorded = True
+                self._disposals.pop(call.correlation_id, None)
+            case _:
+                assert_never(event_type)
+
+    def _deliver_wait_event(self, event_type: WaitEventType, event: Event, call: WaitCall) -> None:
+        match event_type:
+            case "wait_created":
+                if call.created:
+                    raise _unconsumed(event)
+                call.created = True
+                self._uncreated_waits.pop(call.correlation_id, None)
+                if "resume_at" in event.data:
+                    call.resume_at = parse_timestamp(event.data["resume_at"])
+            case "wait_completed":
+                if not call.created or call.fired:
+                    raise _unconsumed(event)
+                call.fired = True
+                self._active_waits.pop(call.correlation_id, None)
+                self._timers.pop(id(call.handle), None)
+                del self._calls[call.correlation_id]
+                self._loop.fire_timer(call.handle)
+            case _:
+                assert_never(event_type)
+
+
+def _resolve(future: asyncio.Future[Any], read: Callable[[], Any]) -> None:
+    try:
+        value = read()
+    except Exception as exc:  # an unreadable result fails the await, catchably
+        future.set_exception(exc)
+        return
+    future.set_result(value)
+
+
+def _reject(future: asyncio.Future[Any], read: Callable[[], BaseException]) -> None:
+    try:
+        error = read()
+    except Exception as exc:
+        error = exc
+    try:
+        future.set_exception(error)
+    except TypeError:  # StopIteration cannot travel through a future
+        future.set_exception(RuntimeError(f"step raised {type(error).__name__}: {error}"))
+
+
+def replay(
+    workflow_fn: Callable[..., Any],
+    run: Run,
+    events: Sequence[Event],
+    *,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    url: str = "",
+) -> Outcome:
+    """Replay a whole log in a fresh session (the full-replay path) and close it.
+
+    Returns:
+        The outcome a session fed ``events`` reports.
+    """
+    session = ReplaySession(workflow_fn, run, args=args, kwargs=kwargs, url=url)
+    try:
+        return session.feed(events)
+    finally:
+        session.close()

@@ -1,0 +1,346 @@
+"""What workflow code calls: durable ``sleep``, hooks, and run metadata.
+
+These functions run inside a workflow replay (``runtime.replay.ReplaySession``)
+and record durable calls on it; ``wfkit`` re-exports them. Outside a workflow
+they raise ``NotInWorkflowError`` (except ``get_workflow_metadata()``, which
+also works in steps, and ``TypedHook.resume()``, which is for clients).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from runtime.context import StepMetadata, WorkflowMetadata, current_step, current_workflow
+from runtime.errors import NotInWorkflowError
+from runtime.replay import ReplaySession
+from runtime.replay_calls import DISPOSED, HookCall
+
+__all__ = [
+    "Hook",
+    "HookDisposedError",
+    "TypedHook",
+    "create_hook",
+    "define_hook",
+    "get_step_metadata",
+    "get_workflow_metadata",
+    "parse_duration",
+    "sleep",
+]
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+_UNIT_SECONDS: dict[str, float] = {
+    "ms": 0.001,
+    "msec": 0.001,
+    "msecs": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)")
+
+
+class HookDisposedError(RuntimeError):
+    """A disposed hook was awaited."""
+
+
+def _session(what: str) -> ReplaySession:
+    ctx = current_workflow.get()
+    if not isinstance(ctx, ReplaySession):
+        raise NotInWorkflowError(
+            f"{what} can only be called inside a workflow function "
+            '(an async def marked "use workflow"), not in a step or in client code.'
+        )
+    return ctx
+
+
+def parse_duration(duration: str | int | float | timedelta) -> timedelta:
+    """Read a duration: ``"10s"``, ``"1.5m"``, ``"2h"``, ``"1d"``, ``"500ms"``,
+    ``"1h30m"``, ``"2 hours"``, a bare number string or an int/float (seconds), or a timedelta.
+
+    Raises:
+        ValueError: a malformed string or a negative duration.
+        TypeError: another type.
+    """
+    if isinstance(duration, timedelta):
+        result = duration
+    elif isinstance(duration, bool):
+        raise TypeError("a duration must be a string, a number of seconds or a timedelta")
+    elif isinstance(duration, int | float):
+        if duration != duration:  # NaN
+            raise ValueError("a duration cannot be NaN")
+        result = timedelta(seconds=duration)
+    elif isinstance(duration, str):
+        result = _parse_duration_string(duration)
+    else:
+        raise TypeError(
+            f"a duration must be a string, a number of seconds or a timedelta, "
+            f"got {type(duration).__name__}"
+        )
+    if result < timedelta(0):
+        raise ValueError(f"a duration cannot be negative: {duration!r}")
+    return result
+
+
+def _parse_duration_string(text: str) -> timedelta:
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("an empty string is not a duration")
+    seconds = 0.0
+    position = 0
+    while position < len(stripped):
+        match = _DURATION_PART.match(stripped, position)
+        if match is None or match.end() == position:
+            raise ValueError(_bad_duration(text))
+        number, unit = match.groups()
+        if not unit and match.end() != len(stripped):
+            raise ValueError(_bad_duration(text))
+        factor = _UNIT_SECONDS.get(unit.lower()) if unit else 1.0
+        if factor is None:
+            raise ValueError(_bad_duration(text))
+        seconds += float(number) * factor
+        position = match.end()
+        while position < len(stripped) and stripped[position] in " ,":
+            position += 1
+    return timedelta(seconds=seconds)
+
+
+def _bad_duration(text: str) -> str:
+    return (
+        f"not a duration: {text!r} (use e.g. '10s', '1.5m', '2h', '1d', '500ms', '1h30m', "
+        "or a number of seconds)"
+    )
+
+
+async def sleep(duration: str | int | float | timedelta | datetime) -> None:
+    """Pause the workflow durably: no worker is busy meanwhile, and a restart keeps the wait.
+
+    Args:
+        duration: ``"10s"``-style string, seconds (int/float), a timedelta, or an
+            aware datetime to sleep until.
+
+    Raises:
+        NotInWorkflowError: called outside a workflow.
+        ValueError: a naive datetime, a negative or malformed duration.
+    """
+    session = _session("sleep()")
+    if isinstance(duration, datetime):
+        if duration.tzinfo is None or duration.utcoffset() is None:
+            raise ValueError(
+                "sleep() needs an aware datetime (with a timezone), e.g. datetime(..., tzinfo=UTC)"
+            )
+        resume_at = duration
+    else:
+        resume_at = session.now() + parse_duration(duration)
+    await session.sleep_until(resume_at)
+
+
+class Hook(Generic[T]):
+    """A durable hook: resumed from outside (``resume_hook(token, payload)``) any number of times.
+
+    ``await hook`` gives the next payload; ``async for payload in hook`` gives them
+    all until the hook is disposed. ``dispose()`` releases the token; ``with`` and
+    ``async with`` dispose on exit.
+
+    Raises (when awaited):
+        HookConflictError: another live run holds the token.
+        HookDisposedError: awaited after ``dispose()``.
+    """
+
+    def __init__(
+        self, call: HookCall, session: ReplaySession, convert: Callable[[Any], T] | None = None
+    ) -> None:
+        self._call = call
+        self._session = session
+        self._convert = convert
+
+    @property
+    def token(self) -> str:
+        return self._call.token
+
+    @property
+    def hook_id(self) -> str:
+        """The hook's correlation id (``hook_…``)."""
+        return self._call.correlation_id
+
+    @property
+    def disposed(self) -> bool:
+        return self._call.disposed
+
+    def __repr__(self) -> str:
+        return f"<Hook token={self.token!r}>"
+
+    def __await__(self) -> Any:
+        return self._next(stop=False).__await__()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._next(stop=True)
+
+    async def _next(self, *, stop: bool) -> T:
+        payload = await self._call.next_payload()
+        if payload is DISPOSED:
+            if stop:
+                raise StopAsyncIteration
+            raise HookDisposedError(f'Hook "{self.token}" was disposed')
+        if self._convert is not None:
+            return self._convert(payload)
+        result: T = payload
+        return result
+
+    def dispose(self) -> None:
+        """Release the token now (other runs may then use it); pending awaits end."""
+        self._session.dispose_hook(self._call)
+
+    def __enter__(self) -> Hook[T]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> Hook[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+
+def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
+    """Create a durable hook in the running workflow.
+
+    Args:
+        token: the token resumers use; default: a random 24-character url-safe token.
+        metadata: any serializable value, stored with the hook (``get_hook_by_token``).
+
+    Raises:
+        NotInWorkflowError: called outside a workflow.
+        SerializationError: ``metadata`` cannot be serialized.
+    """
+    return _create_hook(token=token, metadata=metadata)
+
+
+def _create_hook(
+    *,
+    token: str | None = None,
+    metadata: Any = None,
+    is_webhook: bool = False,
+    respond_with: Any = None,
+    convert: Callable[[Any], Any] | None = None,
+) -> Hook[Any]:
+    """``create_hook`` with the webhook options (``create_webhook`` builds on it)."""
+    session = _session("create_hook()")
+    call = session.create_hook(token, metadata, is_webhook=is_webhook, respond_with=respond_with)
+    return Hook(call, session, convert)
+
+
+class TypedHook(Generic[M]):
+    """Hooks whose payloads a pydantic model validates (``define_hook(Model)``)."""
+
+    def __init__(self, model: type[M] | None) -> None:
+        self.model = model
+
+    def _validate(self, payload: Any) -> M:
+        if self.model is None:
+            result: M = payload
+            return result
+        validate: Callable[[Any], M] = self.model.model_validate  # type: ignore[attr-defined]
+        return validate(payload)
+
+    def create(self, token: str | None = None, metadata: Any = None) -> Hook[M]:
+        """Create the hook in the running workflow; awaited payloads are model instances.
+
+        Raises:
+            NotInWorkflowError: called outside a workflow.
+            pydantic.ValidationError: (when awaited) a payload the model rejects.
+        """
+        hook: Hook[M] = _create_hook(token=token, metadata=metadata, convert=self._validate)
+        return hook
+
+    async def resume(self, token: str, payload: Any) -> Any:
+        """Validate ``payload`` with the model, then resume the hook holding ``token``.
+
+        Returns:
+            What ``runtime.client.resume_hook`` returns (the hook record).
+
+        Raises:
+            pydantic.ValidationError: the payload does not fit the model.
+            HookNotFoundError: no live hook holds ``token``.
+        """
+        value: Any = self._validate(payload)
+        if hasattr(value, "model_dump"):
+            value = value.model_dump()
+        # Imported late: the client module pulls in the world configuration.
+        client = importlib.import_module("runtime.client")
+        return await client.resume_hook(token, value)
+
+
+def define_hook(model: type[M] | None = None) -> TypedHook[M]:
+    """A typed hook definition: ``.create()`` in workflows, ``await .resume()`` in clients."""
+    return TypedHook(model)
+
+
+def get_workflow_metadata() -> WorkflowMetadata:
+    """The running workflow's metadata (run id, name, start time, url), in workflows and steps.
+
+    Raises:
+        NotInWorkflowError: outside a workflow or a step.
+    """
+    ctx = current_workflow.get()
+    if ctx is not None:
+        return ctx.metadata
+    step = current_step.get()
+    if step is not None:
+        return step.workflow
+    raise NotInWorkflowError(
+        "get_workflow_metadata() can only be called inside a workflow or a step"
+    )
+
+
+def get_step_metadata() -> StepMetadata:
+    """The running step's metadata (step id, attempt from 1, first start time).
+
+    Raises:
+        NotInWorkflowError: outside a step.
+    """
+    step = current_step.get()
+    if step is None:
+        raise NotInWorkflowError("get_step_metadata() can only be called inside a step")
+    return step.step
