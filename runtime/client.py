@@ -1,0 +1,320 @@
+"""The client API: start runs, watch them, cancel them, resume their hooks.
+
+Every call takes an optional ``world`` (a World or a spec string; default
+``get_world()``). World calls are short and synchronous, so each async function
+here is a thin wrapper over a sync twin (``start_sync``, ``get_run_sync``,
+``Run.result_sync``, ...) that scripts and sync apps can call directly.
+
+``start`` writes ``run_created`` and the run's first workflow message in one
+transaction (the run id is made here, ``wrun_<ULID>``), so a run never exists
+without a message to start it. ``start(..., run_id=X)`` is idempotent: when X
+exists, the existing run is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runtime.context import current_mode
+from runtime.errors import (
+    EntityConflictError,
+    HookNotFoundError,
+    WorkflowRunCancelledError,
+    WorkflowRunFailedError,
+)
+from runtime.executor import workflow_message
+from runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
+from runtime.world_config import resolve_world
+from worlds.base import (
+    RUN_TERMINAL,
+    EventRequest,
+    Hook,
+    RunNotFoundError,
+    RunStatus,
+    World,
+    new_id,
+)
+from worlds.base import Run as RunRecord
+
+__all__ = [
+    "Run",
+    "cancel_run",
+    "get_hook_by_token",
+    "get_hook_by_token_sync",
+    "get_run",
+    "get_run_sync",
+    "resume_hook",
+    "resume_hook_sync",
+    "start",
+    "start_sync",
+]
+
+_POLL_FIRST = 0.01
+_POLL_MAX = 0.2
+
+WorldArg = World | str | None
+
+
+def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
+    """The workflow ID ``start`` uses for ``workflow``.
+
+    Accepts an ID string, a function tagged with ``workflow_id`` (a registered
+    workflow, a client- or step-mode stub), or the original source function, whose
+    ID is computed from its file (relative to the project root) and qualname.
+
+    Raises:
+        TypeError: ``workflow`` is none of these.
+    """
+    if isinstance(workflow, str):
+        return workflow
+    tagged = getattr(workflow, "workflow_id", None)
+    if isinstance(tagged, str):
+        return tagged
+    if not callable(workflow):
+        raise TypeError(
+            f"start() received {workflow!r}: expected a workflow function or its ID string"
+        )
+    from runtime.loader import workflow_id_for
+
+    return workflow_id_for(workflow)
+
+
+class Run:
+    """A handle on one workflow run.
+
+    Attributes:
+        run_id: the run's id (``wrun_…``).
+        world: the world it lives in.
+    """
+
+    def __init__(self, run_id: str, world: World) -> None:
+        self.run_id = run_id
+        self.world = world
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r})"
+
+    def record(self) -> RunRecord:
+        """The run's current record (``worlds.base.Run``)."""
+        return self.world.runs.get(self.run_id)
+
+    @property
+    def workflow_name(self) -> str:
+        return self.record().workflow_name
+
+    async def status(self) -> RunStatus:
+        """``pending``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
+        return self.record().status
+
+    def status_sync(self) -> RunStatus:
+        return self.record().status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end and return its result.
+
+        Polls the run record (10 ms, backing off to 200 ms).
+
+        Raises:
+            WorkflowRunFailedError: the run failed; ``cause`` is the rebuilt exception.
+            WorkflowRunCancelledError: the run was cancelled.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _POLL_FIRST
+        while True:
+            record = self.record()
+            if record.status in RUN_TERMINAL:
+                return _outcome(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(pause)
+            delay = min(_POLL_MAX, delay * 2)
+
+    def result_sync(self, timeout: float | None = None) -> Any:
+        """``result`` for sync code (blocks the calling thread)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _POLL_FIRST
+        while True:
+            record = self.record()
+            if record.status in RUN_TERMINAL:
+                return _outcome(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
+            time.sleep(delay)
+            delay = min(_POLL_MAX, delay * 2)
+
+    async def cancel(self, reason: str | None = None) -> None:
+        """Cancel the run (``run_cancelled``); a run that already ended is left as it is."""
+        cancel_run(self.run_id, world=self.world, reason=reason)
+
+    def cancel_sync(self, reason: str | None = None) -> None:
+        cancel_run(self.run_id, world=self.world, reason=reason)
+
+
+def _outcome(record: RunRecord) -> Any:
+    if record.status == "completed":
+        token = current_mode.set("client")
+        try:
+            return deserialize(record.output)
+        finally:
+            current_mode.reset(token)
+    if record.status == "cancelled":
+        raise WorkflowRunCancelledError(record.run_id)
+    error = dict(record.error or {})
+    cause: BaseException | None
+    try:
+        cause = deserialize_error(error) if error else None
+    except Exception as exc:  # an unreadable error must still surface as a failure
+        cause = exc
+    raise WorkflowRunFailedError(record.run_id, cause, error)
+
+
+# --- start ------------------------------------------------------------------------------
+
+
+def start_sync(
+    workflow: Callable[..., Any] | str,
+    *args: Any,
+    run_id: str | None = None,
+    world: WorldArg = None,
+    deployment_id: str = "",
+    **kwargs: Any,
+) -> Run:
+    """``start`` for sync code."""
+    target = resolve_world(world)
+    workflow_name = workflow_id_of(workflow)
+    chosen = run_id or new_id("wrun")
+    data = {
+        "workflow_name": workflow_name,
+        "input": serialize_call(tuple(args), dict(kwargs)),
+        "deployment_id": deployment_id,
+        "execution_context": {},
+    }
+    try:
+        target.events.create_batch(
+            chosen,
+            [EventRequest(event_type="run_created", data=data)],
+            messages=[workflow_message(workflow_name, chosen)],
+        )
+    except EntityConflictError:
+        if run_id is None:
+            raise
+        target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
+    return Run(chosen, target)
+
+
+async def start(
+    workflow: Callable[..., Any] | str,
+    *args: Any,
+    run_id: str | None = None,
+    world: WorldArg = None,
+    deployment_id: str = "",
+    **kwargs: Any,
+) -> Run:
+    """Start a durable run of ``workflow(*args, **kwargs)``.
+
+    Args:
+        workflow: the workflow function (source, client stub or registered) or its ID.
+        *args, **kwargs: its arguments (serializable values).
+        run_id: a caller-chosen id; starting an existing id returns that run.
+        world: the world (default ``get_world()``).
+        deployment_id: recorded on the run.
+
+    Returns:
+        A ``Run`` handle.
+
+    Raises:
+        SerializationError: an argument cannot be serialized (nothing is written).
+        TypeError: ``workflow`` is not a workflow.
+    """
+    return start_sync(
+        workflow, *args, run_id=run_id, world=world, deployment_id=deployment_id, **kwargs
+    )
+
+
+def get_run_sync(run_id: str, *, world: WorldArg = None) -> Run:
+    """``get_run`` for sync code."""
+    target = resolve_world(world)
+    target.runs.get(run_id)
+    return Run(run_id, target)
+
+
+async def get_run(run_id: str, *, world: WorldArg = None) -> Run:
+    """A handle on an existing run.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    return get_run_sync(run_id, world=world)
+
+
+def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None) -> bool:
+    """Append ``run_cancelled``; False when the run had already ended.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    target = resolve_world(world)
+    try:
+        target.events.create_batch(
+            run_id, [EventRequest(event_type="run_cancelled", data={"reason": reason})]
+        )
+    except EntityConflictError:
+        return False
+    return True
+
+
+# --- hooks ------------------------------------------------------------------------------
+
+
+def get_hook_by_token_sync(token: str, *, world: WorldArg = None) -> Hook:
+    """``get_hook_by_token`` for sync code."""
+    return resolve_world(world).hooks.get_by_token(token)
+
+
+async def get_hook_by_token(token: str, *, world: WorldArg = None) -> Hook:
+    """The active hook holding ``token``.
+
+    Raises:
+        HookNotFoundError: no live hook holds it.
+    """
+    return get_hook_by_token_sync(token, world=world)
+
+
+def resume_hook_sync(token: str, payload: Any, *, world: WorldArg = None) -> Hook:
+    """``resume_hook`` for sync code."""
+    target = resolve_world(world)
+    hook = target.hooks.get_by_token(token)
+    try:
+        run = target.runs.get(hook.run_id)
+    except RunNotFoundError as exc:
+        raise HookNotFoundError(f'Hook "{token}" not found') from exc
+    request = EventRequest(
+        event_type="hook_received",
+        correlation_id=hook.hook_id,
+        data={"payload": serialize(payload)},
+    )
+    try:
+        target.events.create_batch(
+            hook.run_id, [request], messages=[workflow_message(run.workflow_name, hook.run_id)]
+        )
+    except EntityConflictError as exc:  # the run ended meanwhile
+        raise HookNotFoundError(f'Hook "{token}" not found') from exc
+    return hook
+
+
+async def resume_hook(token: str, payload: Any, *, world: WorldArg = None) -> Hook:
+    """Deliver ``payload`` to the hook holding ``token`` and wake its run.
+
+    Returns:
+        The hook record.
+
+    Raises:
+        HookNotFoundError: no live hook holds the token (or its run has ended).
+        SerializationError: ``payload`` cannot be serialized.
+    """
+    return resume_hook_sync(token, payload, world=world)

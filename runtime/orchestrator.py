@@ -1,0 +1,689 @@
+"""Workflow message handling: catch a run's replay up with its log, write what it does next.
+
+For each workflow message the orchestrator brings the run's ``ReplaySession`` up to
+date with the log and turns its outcome into events: ``run_completed`` /
+``run_failed``, or for a suspension hooks first (a ``hook_conflict`` is fed back
+at once so the workflow sees ``HookConflictError``), then disposals, then steps
+and waits in one transaction.
+
+Linear cost. Suspended sessions stay alive in an LRU cache keyed by run id and
+are fed only the events after the last one they saw; a miss (restart, eviction,
+another worker moved the run on) replays the whole log in a fresh session. Every
+write goes through ``create_batch(expected_last_event_id=…)`` so the events the
+world returns are exactly the next events of the log and can be fed without
+re-reading it; a refusal means someone else wrote in between, and the session
+catches up from the log before trying again.
+
+The hot path (DESIGN.md §5). Steps created by a suspension are written as
+``[step_created, step_started]`` in the same transaction and run inline in this
+worker (up to ``step_concurrency``; the rest become step messages). When inline
+steps finish, their outcomes are fed to the session as *provisional* events
+(``EventRequest.created_at`` fixes their time) and written together with
+whatever the workflow does next -- the next step's created/started, or
+``run_completed`` -- in ONE transaction: one commit per sequential step, and a
+gather's completions that arrive together share a commit. If the world refuses
+that transaction the session is discarded, the outcomes are written on their
+own, and a full replay from the log takes over. Rejected alternative: two
+transactions per step (write the completion, feed the returned event, write the
+next creation) -- simpler, half the speed; kept as ``provisional=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runtime import registry
+from runtime.context import current_mode
+from runtime.errors import SerializationError, WorkflowNotRegisteredError
+from runtime.executor import attempt_step, retry_delay_seconds, step_message, workflow_message
+from runtime.replay import Completed, Failed, ReplaySession, Suspended
+from runtime.serialization import deserialize_call, serialize, serialize_error
+from worlds.base import (
+    STEP_TERMINAL,
+    EntityConflictError,
+    Event,
+    EventRequest,
+    EventResult,
+    QueueMessageRequest,
+    Run,
+    RunNotFoundError,
+    World,
+    WorldError,
+    new_id,
+    normalize_json,
+    parse_timestamp,
+    utc_now,
+)
+
+__all__ = ["MAX_DELIVERIES", "Orchestrator", "wake_run"]
+
+log = logging.getLogger("wfkit.orchestrator")
+
+MAX_DELIVERIES = 48
+"""A workflow message delivered more often than this fails its run (as the DevKit does)."""
+
+_RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
+_TOLERATED = (EntityConflictError, WorldError)
+
+
+def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: float = 0.0) -> str:
+    """Enqueue a workflow message for ``run_id`` so a worker replays it.
+
+    Returns:
+        The queue message id.
+    """
+    message = workflow_message(workflow_name, run_id, delay_seconds=delay_seconds)
+    return world.queue.enqueue(message.queue, message.payload, delay_seconds=delay_seconds)
+
+
+@dataclass(eq=False)
+class _RunState:
+    """One run's live replay in this worker."""
+
+    run: Run
+    session: Any
+    synced_id: str | None = None
+    outcome: Any = None
+    open_waits: dict[str, datetime] = field(default_factory=dict)
+    terminal: bool = False
+    poked: bool = False
+    signal: asyncio.Event = field(default_factory=asyncio.Event)
+    inline: dict[str, asyncio.Task[EventRequest]] = field(default_factory=dict)
+    step_names: dict[str, str] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)
+    wake_key: str | None = None
+
+    def close(self) -> None:
+        for task in self.inline.values():
+            task.cancel()
+        self.inline.clear()
+        try:
+            self.session.close()
+        except Exception:  # closing a broken session must not hide the real error
+            log.debug("closing the replay session of %s failed", self.run.run_id, exc_info=True)
+
+
+class _Refused(Exception):
+    """The world refused a batch (someone else wrote first, or the run ended)."""
+
+
+class Orchestrator:
+    """Handles workflow messages for one worker; owns the cache of live replays.
+
+    Args:
+        world: where the runs live.
+        replay_cache: keep suspended sessions between messages (False: every
+            message replays the whole log; also ``WFKIT_REPLAY_CACHE=0``).
+        cache_size: how many suspended runs to keep alive (LRU).
+        inline_steps: run new steps in this worker right away.
+        step_concurrency: most steps run inline at once in this worker (the
+            rest of a suspension's steps become step messages).
+        provisional: group-commit a step's outcome with the workflow's next
+            events (one transaction per sequential step).
+        lease_seconds: the worker's lease; an outstanding step that another
+            worker started more recently than half of it is left alone.
+        url: the deployment URL shown in workflow metadata.
+        on_enqueue: called after this orchestrator enqueued work (wakes the worker loop).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        replay_cache: bool = True,
+        cache_size: int = 1000,
+        inline_steps: bool = True,
+        step_concurrency: int = 1000,
+        provisional: bool = True,
+        lease_seconds: float = 30.0,
+        url: str = "",
+        on_enqueue: Callable[[], None] | None = None,
+        session_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.world = world
+        self.replay_cache = replay_cache
+        self.cache_size = max(0, cache_size)
+        self.inline_steps = inline_steps
+        self.step_concurrency = max(1, step_concurrency)
+        self.provisional = provisional
+        self.lease_seconds = lease_seconds
+        self.url = url
+        self._on_enqueue = on_enqueue
+        self._session_factory = session_factory or ReplaySession
+        self._cache: OrderedDict[str, _RunState] = OrderedDict()
+        self._driving: dict[str, _RunState] = {}
+        self._step_slots = asyncio.Semaphore(self.step_concurrency)
+        self._running_inline = 0
+
+    # --- public ------------------------------------------------------------------
+
+    @property
+    def cached_runs(self) -> int:
+        """How many suspended runs are kept alive."""
+        return len(self._cache)
+
+    def is_driving(self, run_id: str) -> bool:
+        """Whether a handler in this worker is working ``run_id`` right now."""
+        return run_id in self._driving
+
+    async def handle_workflow_message(self, run_id: str, *, delivery_attempt: int = 1) -> None:
+        """Bring ``run_id`` forward as far as its log allows.
+
+        If this worker is already working the run (inline steps running), the
+        message only nudges that handler to read the new events, and returns.
+
+        Raises:
+            Whatever the world or the replay raise unexpectedly; the worker then
+            redelivers the message later.
+        """
+        driving = self._driving.get(run_id)
+        if driving is not None:
+            driving.poked = True
+            driving.signal.set()
+            return
+        state = self._cache.pop(run_id, None)
+        placeholder = state is None
+        if state is None:
+            state = _RunState(run=_placeholder_run(run_id), session=_NoSession())
+        self._driving[run_id] = state
+        keep = False
+        try:
+            keep = await self._handle(state, fresh=placeholder, delivery_attempt=delivery_attempt)
+        finally:
+            # No await between the last look at ``poked`` (in _drive) and here: a
+            # nudge either reached the loop or finds no driver and queues normally.
+            del self._driving[run_id]
+            if keep and self.replay_cache and not state.terminal and self.cache_size:
+                self._cache[run_id] = state
+                while len(self._cache) > self.cache_size:
+                    _, evicted = self._cache.popitem(last=False)
+                    evicted.close()
+            else:
+                state.close()
+
+    def close(self) -> None:
+        """Close every cached session."""
+        while self._cache:
+            _, state = self._cache.popitem()
+            state.close()
+
+    # --- one message -----------------------------------------------------------------
+
+    async def _handle(self, state: _RunState, *, fresh: bool, delivery_attempt: int) -> bool:
+        run_id = state.run.run_id
+        if fresh:
+            if not self._start_run(state, delivery_attempt):
+                return False
+            heal = True
+        else:
+            self._catch_up(state)
+            heal = False
+        if state.terminal:
+            return False
+        if heal:
+            self._heal_outstanding(state)
+        await self._drive(state)
+        if not state.terminal:
+            self._ensure_wake(state)
+        log.debug("run %s handled; terminal=%s", run_id, state.terminal)
+        return not state.terminal
+
+    def _start_run(self, state: _RunState, delivery_attempt: int) -> bool:
+        """run_started (idempotent), then a full replay of the log in a new session."""
+        run_id = state.run.run_id
+        try:
+            started = self.world.events.create(run_id, EventRequest(event_type="run_started"))
+        except EntityConflictError:
+            return False  # the run already ended
+        except RunNotFoundError:
+            log.warning("workflow message for unknown run %s dropped", run_id)
+            return False
+        run = started.run
+        if run is None or run.status != "running":
+            return False
+        state.run = run
+        if delivery_attempt > MAX_DELIVERIES:
+            self._fail_quietly(
+                state,
+                RuntimeError(
+                    f"Workflow exceeded maximum queue deliveries ({delivery_attempt}/{MAX_DELIVERIES})"
+                ),
+                "MAX_DELIVERIES_EXCEEDED",
+            )
+            return False
+        try:
+            workflow_fn = registry.get_workflow(run.workflow_name)
+            token = current_mode.set("workflow")
+            try:
+                args, kwargs, _closure, _this = deserialize_call(run.input or {})
+            finally:
+                current_mode.reset(token)
+        except (WorkflowNotRegisteredError, SerializationError) as exc:
+            self._fail_quietly(state, exc, "RUNTIME_ERROR")
+            return False
+        state.session = self._session_factory(
+            workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
+        )
+        self._feed(state, self.world.events.list(run_id))
+        return not state.terminal
+
+    def _fail_quietly(self, state: _RunState, exc: BaseException, code: str) -> None:
+        state.terminal = True
+        request = EventRequest(
+            event_type="run_failed",
+            data={"error": serialize_error(exc), "error_code": code},
+        )
+        try:
+            self.world.events.create_batch(state.run.run_id, [request])
+        except EntityConflictError:
+            pass
+
+    # --- feeding ----------------------------------------------------------------------
+
+    def _feed(self, state: _RunState, events: Sequence[Event], *, real: bool = True) -> None:
+        """Feed log events (or provisional ones) to the session, in order."""
+        if not events:
+            return
+        for event in events:
+            kind = event.event_type
+            if kind in _RUN_ENDS:
+                state.terminal = True
+                return
+            if kind == "wait_created" and event.correlation_id:
+                state.open_waits[event.correlation_id] = parse_timestamp(
+                    event.data.get("resume_at")
+                )
+            elif kind == "wait_completed" and event.correlation_id:
+                state.open_waits.pop(event.correlation_id, None)
+        state.outcome = state.session.feed(list(events))
+        if real:
+            state.synced_id = events[-1].event_id
+
+    def _catch_up(self, state: _RunState) -> int:
+        """Feed the events written since the session last saw the log; how many."""
+        events = self.world.events.list(state.run.run_id, after_event_id=state.synced_id)
+        self._feed(state, events)
+        return len(events)
+
+    def _rebuild(self, state: _RunState) -> None:
+        """Discard the session and replay the whole log in a new one."""
+        state.session.close()
+        state.open_waits.clear()
+        state.synced_id = None
+        inline, names = state.inline, state.step_names
+        if not self._start_run(state, 1):
+            state.terminal = True
+        state.inline, state.step_names = inline, names
+
+    def _append(
+        self,
+        state: _RunState,
+        requests: Sequence[EventRequest],
+        messages: Sequence[QueueMessageRequest] = (),
+    ) -> list[EventResult]:
+        """Append ``requests`` right after the last event the session saw."""
+        try:
+            results = self.world.events.create_batch(
+                state.run.run_id,
+                list(requests),
+                messages=list(messages),
+                expected_last_event_id=state.synced_id,
+            )
+        except EntityConflictError as exc:
+            raise _Refused(str(exc)) from exc
+        if results:
+            state.synced_id = results[-1].event.event_id
+        if messages and self._on_enqueue is not None:
+            self._on_enqueue()
+        return results
+
+    def _recover(self, state: _RunState, unwritten: list[EventRequest], provisional: bool) -> None:
+        """After a refused batch: record our outcomes on their own, then catch up from the log."""
+        for request in unwritten:
+            try:
+                self.world.events.create_batch(
+                    state.run.run_id, [request], messages=self._messages_for(state, [request])
+                )
+            except _TOLERATED:
+                pass  # the first terminal event wins; or the run ended
+        if provisional:
+            self._rebuild(state)
+        elif self._catch_up(state) == 0:
+            # Refused with nothing new in the log: the session is out of step.
+            self._rebuild(state)
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def _drive(self, state: _RunState) -> None:
+        unwritten: list[EventRequest] = []
+        fed = False
+        refusals = 0
+        while not state.terminal:
+            try:
+                if unwritten and not fed:
+                    if self.provisional:
+                        unwritten = self._feed_provisional(state, unwritten)
+                        fed = True
+                        continue
+                    results = self._append(state, unwritten, self._messages_for(state, unwritten))
+                    unwritten = []
+                    self._feed(state, [r.event for r in results])
+                    continue
+                outcome = state.outcome
+                if isinstance(outcome, Completed | Failed):
+                    self._append(state, [*unwritten, self._ending(outcome)])
+                    state.terminal = True
+                    break
+                if not isinstance(outcome, Suspended):
+                    raise RuntimeError(f"unexpected replay outcome {outcome!r}")
+                if outcome.hooks or outcome.disposals:
+                    requests = [*unwritten, *self._hook_requests(outcome)]
+                    results = self._append(state, requests, self._messages_for(state, unwritten))
+                    self._feed(state, [r.event for r in results[len(unwritten) :]])
+                    unwritten, fed = [], False
+                    continue
+                if outcome.steps or outcome.waits or unwritten:
+                    self._create_work(state, outcome, unwritten)
+                    unwritten, fed = [], False
+                    refusals = 0
+                    continue
+            except _Refused:
+                refusals += 1
+                if refusals > 20:
+                    raise RuntimeError(f"run {state.run.run_id}: the world keeps refusing writes") from None
+                self._recover(state, unwritten, fed)
+                unwritten, fed = [], False
+                continue
+            # Idle: everything the workflow asked for is in the log.
+            due = self._due_waits(state)
+            if due:
+                unwritten = due
+                continue
+            if state.poked:
+                state.poked = False
+                self._catch_up(state)
+                continue
+            if not state.inline:
+                break
+            await self._wait_for_inline(state)
+            unwritten = self._collect_finished(state)
+        if state.terminal:
+            for task in state.inline.values():
+                task.cancel()
+            state.inline.clear()
+
+    def _feed_provisional(
+        self, state: _RunState, requests: list[EventRequest]
+    ) -> list[EventRequest]:
+        """Show ``requests`` to the session before they are written; returns them
+        stamped with the time the session saw, which the world then stores."""
+        now = utc_now()
+        stamped = [r.model_copy(update={"created_at": now}) for r in requests]
+        events = [
+            Event(
+                event_id=new_id("evnt"),
+                run_id=state.run.run_id,
+                event_type=r.event_type,
+                correlation_id=r.correlation_id,
+                data=normalize_json(r.data),
+                created_at=now,
+            )
+            for r in stamped
+        ]
+        self._feed(state, events, real=False)
+        return stamped
+
+    def _ending(self, outcome: Any) -> EventRequest:
+        if isinstance(outcome, Completed):
+            try:
+                return EventRequest(
+                    event_type="run_completed", data={"output": serialize(outcome.value)}
+                )
+            except SerializationError as exc:
+                return EventRequest(
+                    event_type="run_failed",
+                    data={"error": serialize_error(exc), "error_code": "USER_ERROR"},
+                )
+        return EventRequest(
+            event_type="run_failed",
+            data={"error": serialize_error(outcome.error), "error_code": outcome.code},
+        )
+
+    def _hook_requests(self, outcome: Any) -> list[EventRequest]:
+        requests = [
+            EventRequest(
+                event_type="hook_created",
+                correlation_id=hook.correlation_id,
+                data={
+                    "token": hook.token,
+                    "metadata": hook.metadata,
+                    "is_webhook": bool(hook.is_webhook),
+                    "respond_with": hook.respond_with,
+                },
+            )
+            for hook in outcome.hooks
+        ]
+        if not requests:
+            requests = [
+                EventRequest(event_type="hook_disposed", correlation_id=_cid(item))
+                for item in outcome.disposals
+            ]
+        return requests
+
+    def _create_work(self, state: _RunState, outcome: Any, unwritten: list[EventRequest]) -> None:
+        """One transaction: outcomes not yet written, new steps (inline ones started), waits."""
+        run_id = state.run.run_id
+        requests = list(unwritten)
+        messages = self._messages_for(state, unwritten)
+        budget = self.step_concurrency - self._running_inline if self.inline_steps else 0
+        inline_ids: set[str] = set()
+        for step in outcome.steps:
+            cid = step.correlation_id
+            requests.append(
+                EventRequest(
+                    event_type="step_created",
+                    correlation_id=cid,
+                    data={"step_name": step.step_id, "input": step.input},
+                )
+            )
+            state.step_names[cid] = step.step_id
+            if budget > 0:
+                budget -= 1
+                inline_ids.add(cid)
+                requests.append(EventRequest(event_type="step_started", correlation_id=cid))
+            else:
+                messages.append(step_message(run_id, cid, step.step_id))
+        for wait in outcome.waits:
+            requests.append(
+                EventRequest(
+                    event_type="wait_created",
+                    correlation_id=wait.correlation_id,
+                    data={"resume_at": wait.resume_at.isoformat()},
+                )
+            )
+        if outcome.waits:
+            wake = self._wake_message(state, [w.resume_at for w in outcome.waits])
+            if wake is not None:
+                messages.append(wake)
+        results = self._append(state, requests, messages)
+        for result in results[len(unwritten) :]:
+            step = result.step
+            if result.event.event_type == "step_started" and step is not None:
+                if step.step_id in inline_ids:
+                    self._start_inline(state, step)
+        self._feed(state, [r.event for r in results[len(unwritten) :]])
+
+    def _messages_for(
+        self, state: _RunState, requests: Sequence[EventRequest]
+    ) -> list[QueueMessageRequest]:
+        """Delayed step messages for the retries among ``requests``."""
+        messages = []
+        for request in requests:
+            if request.event_type == "step_retrying" and request.correlation_id:
+                name = state.step_names.get(request.correlation_id)
+                if name is None:
+                    try:
+                        name = self.world.steps.get(
+                            state.run.run_id, request.correlation_id
+                        ).step_name
+                    except WorldError:
+                        continue
+                messages.append(
+                    step_message(
+                        state.run.run_id,
+                        request.correlation_id,
+                        name,
+                        delay_seconds=retry_delay_seconds(request),
+                    )
+                )
+        return messages
+
+    # --- inline steps --------------------------------------------------------------------
+
+    def _start_inline(self, state: _RunState, step: Any) -> None:
+        cid = step.step_id
+        self._running_inline += 1
+        task = asyncio.create_task(self._run_inline(state.run, step), name=f"wfkit-step-{cid}")
+        state.inline[cid] = task
+
+        def finished(_task: asyncio.Task[EventRequest]) -> None:
+            self._running_inline -= 1
+            state.finished.append(cid)
+            state.signal.set()
+
+        task.add_done_callback(finished)
+
+    async def _run_inline(self, run: Run, step: Any) -> EventRequest:
+        async with self._step_slots:
+            return await attempt_step(run, step, world=self.world, url=self.url)
+
+    async def _wait_for_inline(self, state: _RunState) -> None:
+        if state.finished or state.poked:
+            return
+        state.signal.clear()
+        timeout = None
+        if state.open_waits:
+            timeout = max(0.0, (min(state.open_waits.values()) - utc_now()).total_seconds())
+        try:
+            async with asyncio.timeout(timeout):
+                await state.signal.wait()
+        except TimeoutError:
+            pass
+
+    def _collect_finished(self, state: _RunState) -> list[EventRequest]:
+        requests: list[EventRequest] = []
+        for cid in state.finished:
+            task = state.inline.pop(cid, None)
+            if task is None or task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                # attempt_step turns every step error into an event; this is a runtime bug.
+                log.error("inline step %s crashed: %r", cid, error)
+                continue
+            requests.append(task.result())
+        state.finished.clear()
+        return requests
+
+    # --- waits and healing --------------------------------------------------------------
+
+    def _due_waits(self, state: _RunState) -> list[EventRequest]:
+        if not state.open_waits:
+            return []
+        now = utc_now()
+        return [
+            EventRequest(event_type="wait_completed", correlation_id=cid)
+            for cid, resume_at in sorted(state.open_waits.items(), key=lambda kv: kv[1])
+            if resume_at <= now
+        ]
+
+    def _wake_message(
+        self, state: _RunState, resume_times: Sequence[datetime]
+    ) -> QueueMessageRequest | None:
+        due = min([*resume_times, *state.open_waits.values()])
+        key = f"wake:{state.run.run_id}:{due.isoformat()}"
+        if key == state.wake_key:
+            return None
+        state.wake_key = key
+        delay = (due - utc_now()).total_seconds()
+        return workflow_message(
+            state.run.workflow_name, state.run.run_id, delay_seconds=delay, idempotency_key=key
+        )
+
+    def _ensure_wake(self, state: _RunState) -> None:
+        """A suspended run with open waits has a delayed message for the earliest."""
+        if not state.open_waits:
+            return
+        message = self._wake_message(state, [])
+        if message is None:
+            return
+        try:
+            self.world.queue.enqueue(
+                message.queue,
+                message.payload,
+                delay_seconds=message.delay_seconds,
+                idempotency_key=message.idempotency_key,
+            )
+        except WorldError as exc:
+            state.wake_key = None
+            log.warning("could not enqueue the wake-up of %s: %s", state.run.run_id, exc)
+
+    def _heal_outstanding(self, state: _RunState) -> None:
+        """Re-enqueue steps created but not finished that no one seems to run.
+
+        After a crash nothing else would run them; the idempotency key (the
+        correlation id) makes this a no-op while their message is still queued.
+        """
+        outcome = state.outcome
+        if not isinstance(outcome, Suspended):
+            return
+        now = utc_now()
+        enqueued = False
+        for item in outcome.outstanding_steps:
+            cid = _cid(item)
+            if cid in state.inline:
+                continue
+            name = item[1] if isinstance(item, tuple) else getattr(item, "step_id", None)
+            try:
+                record = self.world.steps.get(state.run.run_id, cid)
+            except WorldError:
+                continue
+            if record.status in STEP_TERMINAL:
+                continue
+            recently = (now - record.updated_at).total_seconds() < self.lease_seconds / 2
+            if record.status == "running" and recently:
+                continue  # probably running inline in another worker
+            message = step_message(state.run.run_id, cid, name or record.step_name)
+            self.world.queue.enqueue(
+                message.queue, message.payload, idempotency_key=message.idempotency_key
+            )
+            enqueued = True
+        if enqueued and self._on_enqueue is not None:
+            self._on_enqueue()
+
+
+def _cid(item: Any) -> str:
+    if isinstance(item, tuple):
+        return str(item[0])
+    return str(getattr(item, "correlation_id", item))
+
+
+class _NoSession:
+    def feed(self, events: Sequence[Event]) -> Any:
+        raise RuntimeError("no replay session")
+
+    def close(self) -> None:
+        pass
+
+
+def _placeholder_run(run_id: str) -> Run:
+    now = utc_now()
+    return Run(
+        run_id=run_id, workflow_name="", status="pending", created_at=now, updated_at=now
+    )

@@ -1,0 +1,353 @@
+"""The worker: consume workflow and step messages, hold their leases, shut down cleanly.
+
+One asyncio loop per worker process. Messages are leased from the world's queue
+(``__wkf_workflow_*`` and ``__wkf_step_*``) up to ``concurrency`` at a time;
+each is handled in its own task while a keeper extends its lease, then acked
+(or nacked with a delay: a retry that is not yet due, or an unexpected error,
+backing off). Workflow messages go to the ``Orchestrator``, which keeps
+suspended replays alive between messages and runs new steps inline; step
+messages go to ``executor.handle_step_message``.
+
+Short world calls (a SQLite commit, a lease) run directly on the loop: they take
+microseconds and a thread hop would cost more. Blocking waits never do: the
+loop polls with ``wait_seconds=0`` and sleeps on an event that local enqueues set.
+
+Self-healing: a message whose worker died is redelivered when its lease lapses;
+a lost message is found by ``heal`` (every ``sweep_interval``): runs that are
+not terminal and have no live message get a workflow message again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.executor import (
+    STEP_QUEUE_PREFIX,
+    WORKFLOW_QUEUE_PREFIX,
+    handle_step_message,
+    workflow_message,
+)
+from runtime.orchestrator import Orchestrator
+from runtime.world_config import resolve_world
+from worlds.base import RUN_TERMINAL, QueueMessage, World, WorldError
+
+__all__ = ["Worker", "heal"]
+
+log = logging.getLogger("wfkit.worker")
+
+
+def heal(world: World) -> int:
+    """Re-enqueue a workflow message for every unfinished run that has none.
+
+    Runs waiting on a hook get one too (the replay finds nothing to do and the
+    message is acked): cheap, and it also recovers a hook payload whose wake-up
+    was lost. The idempotency key keeps repeated sweeps from piling up messages.
+
+    Returns:
+        How many runs were re-enqueued.
+    """
+    live = world.queue.live_run_ids()
+    count = 0
+    for status in ("pending", "running"):
+        for run in world.runs.list(status=status, limit=1_000_000):  # type: ignore[arg-type]
+            if run.run_id in live:
+                continue
+            message = workflow_message(
+                run.workflow_name, run.run_id, idempotency_key=f"heal:{run.run_id}"
+            )
+            world.queue.enqueue(
+                message.queue, message.payload, idempotency_key=message.idempotency_key
+            )
+            count += 1
+    if count:
+        log.info("heal: re-enqueued %d run(s) with no live message", count)
+    return count
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
+class Worker:
+    """Consumes a world's queues and runs workflows and steps.
+
+    Args:
+        world: the world (a World, a spec string, or None for ``get_world()``).
+        build_dir: a build output to load first (``runtime.loader.load_build``).
+        concurrency: messages handled at once.
+        lease_seconds: how long a received message stays invisible; kept
+            extended while it is being handled.
+        poll_interval: longest sleep between polls of an empty queue.
+        sweep_interval: seconds between ``heal`` sweeps (0 disables them).
+        replay_cache: keep suspended replays alive (default: ``WFKIT_REPLAY_CACHE``, on).
+        cache_size: suspended replays kept (LRU).
+        inline_steps: run new steps in this worker right after their suspension.
+        step_concurrency: steps running inline at once in this worker.
+        provisional: group-commit step outcomes with the workflow's next events.
+        shutdown_grace: seconds in-flight messages get to finish on shutdown
+            before they are cancelled and nacked.
+        url: deployment URL for workflow metadata.
+    """
+
+    def __init__(
+        self,
+        world: World | str | None = None,
+        build_dir: str | Path | None = None,
+        *,
+        concurrency: int = 16,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.05,
+        sweep_interval: float = 60.0,
+        replay_cache: bool | None = None,
+        cache_size: int = 1000,
+        inline_steps: bool = True,
+        step_concurrency: int = 1000,
+        provisional: bool = True,
+        shutdown_grace: float = 10.0,
+        url: str = "",
+    ) -> None:
+        if build_dir is not None:
+            from runtime.loader import load_build
+
+            load_build(Path(build_dir))
+        self.world = resolve_world(world)
+        self.concurrency = max(1, concurrency)
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
+        self.shutdown_grace = shutdown_grace
+        self.url = url
+        cache = _env_flag("WFKIT_REPLAY_CACHE", True) if replay_cache is None else replay_cache
+        self.orchestrator = Orchestrator(
+            self.world,
+            replay_cache=cache,
+            cache_size=cache_size,
+            inline_steps=inline_steps,
+            step_concurrency=step_concurrency,
+            provisional=provisional,
+            lease_seconds=lease_seconds,
+            url=url,
+            on_enqueue=self._wake,
+        )
+        self._prefixes = [WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._kick: asyncio.Event | None = None
+        self._last_sweep = time.monotonic()
+        self.handled = 0
+
+    # --- public ---------------------------------------------------------------------
+
+    async def run(self, stop_event: asyncio.Event | None = None) -> None:
+        """Work until ``stop_event`` is set (or SIGTERM/SIGINT when none is given).
+
+        On stop, no new messages are taken; in-flight ones get ``shutdown_grace``
+        seconds to finish, then are cancelled and nacked (redelivered at once).
+        """
+        stop = stop_event or asyncio.Event()
+        restore = self._install_signals(stop) if stop_event is None else None
+        try:
+            await self._loop(lambda: stop.is_set(), stop=stop)
+        finally:
+            await self._shutdown()
+            if restore is not None:
+                restore()
+
+    async def run_until_complete(self, run_id: str, timeout: float | None = None) -> None:
+        """Work until the run ``run_id`` is completed, failed or cancelled.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_check = 0.0
+
+        def done() -> bool:
+            nonlocal last_check
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+            if now - last_check < 0.02:
+                return False
+            last_check = now
+            return self.world.runs.get(run_id).status in RUN_TERMINAL
+
+        try:
+            await self._loop(done)
+        finally:
+            await self._shutdown()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Work until no visible message is left and nothing is in flight (tests).
+
+        Delayed messages (sleeps, retries not yet due) are not waited for.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("drain did not finish in time")
+            received = self._poll()
+            if not received and not self._inflight:
+                return
+            await self._idle(self.poll_interval if not received else 0)
+
+    async def poll_once(self) -> int:
+        """Lease and dispatch what is visible now; how many messages were taken."""
+        return self._poll()
+
+    def close(self) -> None:
+        """Close cached replays (the world stays open: it belongs to the caller)."""
+        self.orchestrator.close()
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def _loop(self, finished: Callable[[], bool], *, stop: asyncio.Event | None = None) -> None:
+        while not finished():
+            received = self._poll()
+            self._maybe_sweep()
+            if not received:
+                await self._idle(self.poll_interval, stop)
+            else:
+                await asyncio.sleep(0)
+
+    def _poll(self) -> int:
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        try:
+            messages = self.world.queue.receive(
+                self._prefixes, lease_seconds=self.lease_seconds, max_messages=free
+            )
+        except WorldError as exc:
+            log.warning("receive failed: %s", exc)
+            return 0
+        for message in messages:
+            task = asyncio.create_task(self._process(message), name=f"wfkit-msg-{message.message_id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return len(messages)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self.handled += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._kick is not None:
+            self._kick.set()
+
+    async def _idle(self, seconds: float, stop: asyncio.Event | None = None) -> None:
+        if self._kick is None:
+            self._kick = asyncio.Event()
+        if self._kick.is_set():
+            self._kick.clear()
+            await asyncio.sleep(0)
+            return
+        waiters = [asyncio.ensure_future(self._kick.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._kick.clear()
+
+    def _maybe_sweep(self) -> None:
+        if self.sweep_interval <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_sweep < self.sweep_interval:
+            return
+        self._last_sweep = now
+        try:
+            heal(self.world)
+        except WorldError as exc:
+            log.warning("sweep failed: %s", exc)
+
+    # --- one message ----------------------------------------------------------------------
+
+    async def _process(self, message: QueueMessage) -> None:
+        keeper = asyncio.create_task(self._keep_lease(message))
+        try:
+            retry_in = await self._dispatch(message)
+        except asyncio.CancelledError:
+            self._settle(message, 0.0)
+            raise
+        except Exception:
+            log.exception("handling %s (%s) failed", message.queue, message.message_id)
+            retry_in = min(60.0, 0.1 * 2 ** min(message.attempt, 10))
+        finally:
+            keeper.cancel()
+        self._settle(message, retry_in)
+
+    async def _dispatch(self, message: QueueMessage) -> float | None:
+        payload = message.payload
+        if message.queue.startswith(WORKFLOW_QUEUE_PREFIX):
+            await self.orchestrator.handle_workflow_message(
+                str(payload["run_id"]), delivery_attempt=message.attempt
+            )
+            return None
+        if message.queue.startswith(STEP_QUEUE_PREFIX):
+            result = await handle_step_message(self.world, payload, url=self.url)
+            if result.outcome in ("completed", "failed", "already-terminal", "conflict"):
+                self._wake()
+            return result.retry_in
+        log.warning("message on unknown queue %s dropped", message.queue)
+        return None
+
+    def _settle(self, message: QueueMessage, retry_in: float | None) -> None:
+        try:
+            if retry_in is None:
+                self.world.queue.ack(message.message_id)
+            else:
+                self.world.queue.nack(message.message_id, delay_seconds=retry_in)
+        except WorldError as exc:
+            log.warning("settling %s failed: %s", message.message_id, exc)
+
+    async def _keep_lease(self, message: QueueMessage) -> None:
+        every = max(0.05, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self.world.queue.extend_lease(message.message_id, lease_seconds=self.lease_seconds)
+            except WorldError as exc:
+                log.warning("extending the lease of %s failed: %s", message.message_id, exc)
+
+    # --- shutdown -------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if self._inflight:
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=self.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        self.orchestrator.close()
+
+    def _install_signals(self, stop: asyncio.Event) -> Callable[[], None] | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+
+        def restore() -> None:
+            for sig in installed:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+
+        return restore

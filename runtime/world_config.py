@@ -1,0 +1,80 @@
+"""Which world the runtime uses when a caller names none.
+
+This is the one runtime module that calls ``worlds.create_world``: everything
+else receives a ``World`` or asks ``get_world()``. The default comes from
+``WFKIT_WORLD`` (``local`` when unset), built lazily on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from worlds.base import World
+
+__all__ = ["get_world", "reset_world", "resolve_world", "set_world"]
+
+_lock = threading.Lock()
+_world: World | None = None
+
+
+def get_world(spec: World | str | None = None) -> World:
+    """The process-wide world, created from ``WFKIT_WORLD`` on first use.
+
+    Args:
+        spec: when given, the world it names instead (a World is returned as is,
+            a spec string builds a new world); the process-wide choice is unchanged.
+
+    Returns:
+        The world set by ``set_world``, else one built by ``worlds.create_world()``.
+
+    Raises:
+        ValueError: ``WFKIT_WORLD`` names no known world.
+    """
+    global _world
+    if spec is not None:
+        return resolve_world(spec)
+    with _lock:
+        if _world is None:
+            from worlds import create_world
+
+            _world = create_world(None)
+        return _world
+
+
+def set_world(world_or_spec: World | str | None) -> World | None:
+    """Choose the process-wide world.
+
+    Args:
+        world_or_spec: a World, a spec string (``"memory"``, ``"local"``, a
+            ``postgresql://`` URL, ``"module:attr"``), or None to forget the
+            current choice (the next ``get_world()`` reads ``WFKIT_WORLD`` again).
+
+    Returns:
+        The world now in use (None after a reset).
+    """
+    global _world
+    if isinstance(world_or_spec, str):
+        from worlds import create_world
+
+        world: World | None = create_world(world_or_spec)
+    else:
+        world = world_or_spec
+    with _lock:
+        _world = world
+    return world
+
+
+def reset_world() -> None:
+    """Forget the process-wide world without closing it (tests)."""
+    set_world(None)
+
+
+def resolve_world(world: World | str | None) -> World:
+    """The world a call should use: ``world`` itself, one built from a spec, or the default."""
+    if world is None:
+        return get_world()
+    if isinstance(world, str):
+        from worlds import create_world
+
+        return create_world(world)
+    return world

@@ -1,0 +1,235 @@
+"""Orchestrator + executor + worker end to end on the memory and local worlds."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.client import get_hook_by_token, resume_hook, start
+from runtime.errors import FatalError, HookNotFoundError, WorkflowRunFailedError
+from runtime.worker import Worker
+from tests.runtime import wf_helpers
+from worlds.base import World
+
+
+@pytest.fixture(autouse=True)
+def helpers() -> Iterator[Any]:
+    """(Re-)register the helper workflows: other tests may clear the registry."""
+    yield importlib.reload(wf_helpers)
+
+
+def _make_world(kind: str, tmp_path: Path) -> World:
+    if kind == "memory":
+        from worlds.memory import MemoryWorld
+
+        return MemoryWorld()
+    from worlds.local import LocalWorld
+
+    return LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
+
+
+def _world_kinds() -> list[str]:
+    kinds = ["memory"]
+    try:
+        importlib.import_module("worlds.local")
+        kinds.append("local")
+    except ImportError:
+        pass
+    return kinds
+
+
+@pytest.fixture(params=_world_kinds())
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    instance = _make_world(request.param, tmp_path)
+    yield instance
+    instance.close()
+
+
+def _run(coro: Any, timeout: float = 30) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def _start_and_finish(world: World, workflow_id: str, *args: Any, **options: Any) -> Any:
+    run = await start(workflow_id, *args, world=world)
+    worker = Worker(world=world, poll_interval=0.01, **options)
+    await worker.run_until_complete(run.run_id, timeout=20)
+    return run
+
+
+def _types(world: World, run_id: str) -> list[str]:
+    return [e.event_type for e in world.events.list(run_id)]
+
+
+def _completions(world: World, run_id: str) -> Counter[str]:
+    return Counter(
+        e.correlation_id for e in world.events.list(run_id) if e.event_type == "step_completed"
+    )
+
+
+def test_sequential_steps_one_transaction_each(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.sequential, 5))
+    assert _run(run.result(timeout=1)) == sum(range(5))
+    kinds = _types(world, run.run_id)
+    assert kinds[:2] == ["run_created", "run_started"]
+    assert kinds[-1] == "run_completed"
+    assert kinds.count("step_completed") == 5
+    assert [(s.status, s.attempt) for s in world.steps.list(run.run_id)] == [("completed", 1)] * 5
+
+
+def test_gather_creates_all_steps_in_one_suspension(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.gather, 20))
+    assert _run(run.result(timeout=1)) == list(range(20))
+    kinds = _types(world, run.run_id)
+    first = kinds.index("step_created")
+    assert kinds[first : first + 40] == ["step_created", "step_started"] * 20
+    assert set(_completions(world, run.run_id).values()) == {1}
+
+
+def test_queued_steps_when_inline_is_off(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.gather, 5, inline_steps=False))
+    assert _run(run.result(timeout=1)) == list(range(5))
+    run = _run(_start_and_finish(world, wf_helpers.sequential, 3, inline_steps=False))
+    assert _run(run.result(timeout=1)) == 3
+
+
+def test_retries_fatal_and_max_retries_zero(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.retries))
+    assert _run(run.result(timeout=1)) == {"third": 3, "plain": "always", "fatal": True}
+    steps = {s.step_name.rsplit("//", 1)[-1]: s for s in world.steps.list(run.run_id)}
+    assert (steps["flaky_until"].status, steps["flaky_until"].attempt) == ("completed", 3)
+    assert (steps["plain_flaky"].status, steps["plain_flaky"].attempt) == ("failed", 1)
+    assert (steps["fatal"].status, steps["fatal"].attempt) == ("failed", 1)
+    retrying = [e for e in world.events.list(run.run_id) if e.event_type == "step_retrying"]
+    assert len(retrying) == 2
+    assert all(e.correlation_id == steps["flaky_until"].step_id for e in retrying)
+
+
+def test_uncaught_fatal_fails_the_run(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.uncaught_fatal))
+    with pytest.raises(WorkflowRunFailedError) as failed:
+        _run(run.result(timeout=1))
+    assert isinstance(failed.value.cause, FatalError)
+    assert world.runs.get(run.run_id).status == "failed"
+
+
+def test_retry_after_is_honoured(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.retry_after, 0.5))
+    assert _run(run.result(timeout=1)) == 2
+    started = [e.created_at for e in world.events.list(run.run_id) if e.event_type == "step_started"]
+    assert (started[1] - started[0]).total_seconds() >= 0.5
+
+
+def test_sleep_wakes_up(world: World) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.sleeper, 0.3))
+    assert _run(run.result(timeout=1)) == "WOKE"
+    assert [w.status for w in world.waits.list(run.run_id)] == ["completed"]
+
+
+def test_hook_resume_and_unknown_token(world: World) -> None:
+    async def scenario() -> Any:
+        run = await start(wf_helpers.hooked, "tok-1", world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        task = asyncio.create_task(worker.run_until_complete(run.run_id, timeout=20))
+        for _ in range(500):
+            try:
+                hook = await get_hook_by_token("tok-1", world=world)
+                break
+            except HookNotFoundError:
+                await asyncio.sleep(0.01)
+        assert hook.run_id == run.run_id
+        await resume_hook("tok-1", {"n": 1}, world=world)
+        await resume_hook("tok-1", {"n": 2, "done": True}, world=world)
+        await task
+        with pytest.raises(HookNotFoundError):
+            await get_hook_by_token("nope", world=world)
+        with pytest.raises(HookNotFoundError):
+            await resume_hook("tok-1", {"late": True}, world=world)
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == [{"n": 1}, {"n": 2, "done": True}]
+
+
+def test_cancel(world: World) -> None:
+    async def scenario() -> Any:
+        run = await start(wf_helpers.hooked, "tok-c", world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        await worker.drain(timeout=10)
+        assert await run.status() == "running"
+        await run.cancel()
+        await run.cancel()  # already terminal: tolerated
+        assert await run.status() == "cancelled"
+        await worker.drain(timeout=10)
+        with pytest.raises(HookNotFoundError):
+            await get_hook_by_token("tok-c", world=world)
+        return run
+
+    run = _run(scenario())
+    from runtime.errors import WorkflowRunCancelledError
+
+    with pytest.raises(WorkflowRunCancelledError):
+        _run(run.result(timeout=1))
+
+
+def _shape(world: World, run_id: str) -> list[tuple[str, str | None, Any]]:
+    """Event types, correlation ids and data, minus what depends on wall time."""
+    shape = []
+    for event in world.events.list(run_id):
+        data = {k: v for k, v in event.data.items() if k not in ("retry_after", "resume_at")}
+        shape.append((event.event_type, event.correlation_id, data))
+    return shape
+
+
+@pytest.mark.parametrize("provisional", [True, False])
+def test_cache_on_and_off_give_the_same_log(world: World, provisional: bool) -> None:
+    async def one(cache: bool) -> list[tuple[str, str | None, Any]]:
+        run = await start(wf_helpers.mixed, 5, world=world, run_id=f"wrun_cache_{cache}_{provisional}")
+        worker = Worker(world=world, poll_interval=0.01, replay_cache=cache, provisional=provisional)
+        await worker.run_until_complete(run.run_id, timeout=20)
+        assert await run.result(timeout=1) == {
+            "first": 6,
+            "pair": [7, 8, "X"],
+            "winner": "FAST",
+            "tail": 15,
+        }
+        return _shape(world, run.run_id)
+
+    with_cache = _run(one(True))
+    without = _run(one(False))
+    # correlation ids are seeded by the run id, which differs: compare positions instead
+    def normalized(shape: list[tuple[str, str | None, Any]]) -> list[tuple[str, int, Any]]:
+        order: dict[str, int] = {}
+        return [(t, order.setdefault(c, len(order)) if c else -1, d) for t, c, d in shape]
+
+    assert normalized(with_cache) == normalized(without)
+
+
+def test_worker_killed_mid_run_another_finishes_without_duplicates(world: World) -> None:
+    async def scenario() -> Any:
+        run = await start(wf_helpers.sequential, 6, world=world)
+        first = Worker(world=world, poll_interval=0.01, lease_seconds=0.5)
+        task = asyncio.create_task(first.run_until_complete(run.run_id))
+        for _ in range(2000):
+            if _types(world, run.run_id).count("step_completed") >= 2:
+                break
+            await asyncio.sleep(0.001)
+        task.cancel()  # the "kill": nothing acked, nothing cleaned up
+        try:
+            await task
+        except BaseException:
+            pass
+        second = Worker(world=world, poll_interval=0.01, lease_seconds=0.5)
+        await second.run_until_complete(run.run_id, timeout=20)
+        return await run.result(timeout=1), run
+
+    result, run = _run(scenario())
+    assert result == sum(range(6))
+    assert set(_completions(world, run.run_id).values()) == {1}
