@@ -396,7 +396,9 @@ class Orchestrator:
             except _Refused:
                 refusals += 1
                 if refusals > 20:
-                    raise RuntimeError(f"run {state.run.run_id}: the world keeps refusing writes") from None
+                    raise RuntimeError(
+                        f"run {state.run.run_id}: the world keeps refusing writes"
+                    ) from None
                 self._recover(state, unwritten, fed)
                 unwritten, fed = [], False
                 continue
@@ -684,6 +686,4 @@ class _NoSession:
 
 def _placeholder_run(run_id: str) -> Run:
     now = utc_now()
-    return Run(
-        run_id=run_id, workflow_name="", status="pending", created_at=now, updated_at=now
-    )
+    return Run(run_id=run_id, workflow_name="", status="pending", created_at=now, updated_at=now)

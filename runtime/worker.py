@@ -211,7 +211,9 @@ class Worker:
 
     # --- the loop -----------------------------------------------------------------------
 
-    async def _loop(self, finished: Callable[[], bool], *, stop: asyncio.Event | None = None) -> None:
+    async def _loop(
+        self, finished: Callable[[], bool], *, stop: asyncio.Event | None = None
+    ) -> None:
         while not finished():
             received = self._poll()
             self._maybe_sweep()
@@ -232,7 +234,9 @@ class Worker:
             log.warning("receive failed: %s", exc)
             return 0
         for message in messages:
-            task = asyncio.create_task(self._process(message), name=f"wfkit-msg-{message.message_id}")
+            task = asyncio.create_task(
+                self._process(message), name=f"wfkit-msg-{message.message_id}"
+            )
             self._inflight.add(task)
             task.add_done_callback(self._finished)
         return len(messages)

@@ -15,7 +15,7 @@ from runtime.client import get_hook_by_token, resume_hook, start
 from runtime.errors import FatalError, HookNotFoundError, WorkflowRunFailedError
 from runtime.worker import Worker
 from tests.runtime import wf_helpers
-from worlds.base import World
+from worlds.base import World, WorldError
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +124,9 @@ def test_uncaught_fatal_fails_the_run(world: World) -> None:
 def test_retry_after_is_honoured(world: World) -> None:
     run = _run(_start_and_finish(world, wf_helpers.retry_after, 0.5))
     assert _run(run.result(timeout=1)) == 2
-    started = [e.created_at for e in world.events.list(run.run_id) if e.event_type == "step_started"]
+    started = [
+        e.created_at for e in world.events.list(run.run_id) if e.event_type == "step_started"
+    ]
     assert (started[1] - started[0]).total_seconds() >= 0.5
 
 
@@ -191,8 +193,12 @@ def _shape(world: World, run_id: str) -> list[tuple[str, str | None, Any]]:
 @pytest.mark.parametrize("provisional", [True, False])
 def test_cache_on_and_off_give_the_same_log(world: World, provisional: bool) -> None:
     async def one(cache: bool) -> list[tuple[str, str | None, Any]]:
-        run = await start(wf_helpers.mixed, 5, world=world, run_id=f"wrun_cache_{cache}_{provisional}")
-        worker = Worker(world=world, poll_interval=0.01, replay_cache=cache, provisional=provisional)
+        run = await start(
+            wf_helpers.mixed, 5, world=world, run_id=f"wrun_cache_{cache}_{provisional}"
+        )
+        worker = Worker(
+            world=world, poll_interval=0.01, replay_cache=cache, provisional=provisional
+        )
         await worker.run_until_complete(run.run_id, timeout=20)
         assert await run.result(timeout=1) == {
             "first": 6,
@@ -204,6 +210,7 @@ def test_cache_on_and_off_give_the_same_log(world: World, provisional: bool) -> 
 
     with_cache = _run(one(True))
     without = _run(one(False))
+
     # correlation ids are seeded by the run id, which differs: compare positions instead
     def normalized(shape: list[tuple[str, str | None, Any]]) -> list[tuple[str, int, Any]]:
         order: dict[str, int] = {}
@@ -212,20 +219,61 @@ def test_cache_on_and_off_give_the_same_log(world: World, provisional: bool) -> 
     assert normalized(with_cache) == normalized(without)
 
 
+class _Dead(WorldError):
+    pass
+
+
+class _Killable:
+    """Forwards to a world until ``kill()``; then every call fails, as if the process died."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.dead = False
+
+    def kill(self) -> None:
+        self.dead = True
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name in ("name",) or not hasattr(value, "__dict__"):
+            return value
+        return _Killable._Part(self, value)
+
+    class _Part:
+        def __init__(self, owner: Any, target: Any) -> None:
+            self._owner = owner
+            self._target = target
+
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(self._target, name)
+            if not callable(attr):
+                return attr
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if self._owner.dead:
+                    raise _Dead("this worker is dead")
+                return attr(*args, **kwargs)
+
+            return call
+
+
 def test_worker_killed_mid_run_another_finishes_without_duplicates(world: World) -> None:
     async def scenario() -> Any:
-        run = await start(wf_helpers.sequential, 6, world=world)
-        first = Worker(world=world, poll_interval=0.01, lease_seconds=0.5)
+        run = await start(wf_helpers.sequential_slow, 6, world=world)
+        doomed = _Killable(world)
+        first = Worker(world=doomed, poll_interval=0.01, lease_seconds=0.5)  # type: ignore[arg-type]
         task = asyncio.create_task(first.run_until_complete(run.run_id))
-        for _ in range(2000):
+        for _ in range(5000):
             if _types(world, run.run_id).count("step_completed") >= 2:
                 break
             await asyncio.sleep(0.001)
-        task.cancel()  # the "kill": nothing acked, nothing cleaned up
+        doomed.kill()  # nothing acked, nacked or extended from now on
+        task.cancel()
         try:
             await task
         except BaseException:
             pass
+        assert world.runs.get(run.run_id).status == "running"
         second = Worker(world=world, poll_interval=0.01, lease_seconds=0.5)
         await second.run_until_complete(run.run_id, timeout=20)
         return await run.result(timeout=1), run
@@ -233,3 +281,7 @@ def test_worker_killed_mid_run_another_finishes_without_duplicates(world: World)
     result, run = _run(scenario())
     assert result == sum(range(6))
     assert set(_completions(world, run.run_id).values()) == {1}
+    starts = Counter(
+        e.correlation_id for e in world.events.list(run.run_id) if e.event_type == "step_started"
+    )
+    assert max(starts.values()) <= 2  # the step running at the kill ran again, once

@@ -88,6 +88,14 @@ async def _sequential(n: int) -> int:
     return total
 
 
+async def _sequential_slow(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total = await add(total, i)
+        await upper_after("pause", 0.02)
+    return total
+
+
 async def _gather(n: int) -> list[int]:
     return list(await asyncio.gather(*(add(i, 0) for i in range(n))))
 
@@ -149,6 +157,7 @@ async def _mixed(n: int) -> dict[str, Any]:
 
 
 sequential = workflow("sequential", _sequential)
+sequential_slow = workflow("sequential_slow", _sequential_slow)
 gather = workflow("gather", _gather)
 retries = workflow("retries", _retries)
 uncaught_fatal = workflow("uncaught_fatal", _uncaught_fatal)
