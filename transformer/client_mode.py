@@ -22,10 +22,16 @@ class ClientModeTransformer(ModeTransformer):
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
         if target.kind == "workflow":
-            self.emit_after(self.anchor(target), self.helper_call("tag_workflow", target),
-                            first=target.class_node is None)
+            self.emit_after(
+                self.anchor(target),
+                self.helper_call("tag_workflow", target),
+                first=target.class_node is None,
+            )
             return self.workflow_stub(target, node)
         if not target.nested:
-            self.emit_after(self.anchor(target), self.helper_call("tag_step", target),
-                            first=target.class_node is None)
+            self.emit_after(
+                self.anchor(target),
+                self.helper_call("tag_step", target),
+                first=target.class_node is None,
+            )
         return node

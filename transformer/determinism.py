@@ -38,14 +38,18 @@ DETERMINISTIC_CALLS: frozenset[str] = frozenset(
 """Calls rewritten in workflow bodies to ``__wfkit__.deterministic("<name>")(...)``."""
 
 _STEP = 'move it into a function marked "use step"'
-_FETCH = "use `await fetch(...)` from wfkit, or make the request in a \"use step\" function"
+_FETCH = 'use `await fetch(...)` from wfkit, or make the request in a "use step" function'
 _THREAD = "threads run outside the replay; " + _STEP
 
 # (qualified name, prefix match?, why, what to do instead)
 _FORBIDDEN: tuple[tuple[str, bool, str], ...] = (
     ("builtins.open", False, f"file I/O is not replayable; {_STEP}"),
     ("builtins.input", False, f"reading stdin blocks the worker; {_STEP}"),
-    ("time.sleep", False, "it blocks the worker and is not durable; use `await sleep(...)` from wfkit"),
+    (
+        "time.sleep",
+        False,
+        "it blocks the worker and is not durable; use `await sleep(...)` from wfkit",
+    ),
     ("requests", True, f"HTTP is not replayable; {_FETCH}"),
     ("httpx", True, f"HTTP is not replayable; {_FETCH}"),
     ("aiohttp", True, f"HTTP is not replayable; {_FETCH}"),

@@ -39,9 +39,7 @@ class DiagnosticSink:
         """Record an error at 1-based ``line`` and ``column``."""
         assert code in CODES, code
         text = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
-        self.items.append(
-            Diagnostic(self.path, line, column, code, message, source_line=text)
-        )
+        self.items.append(Diagnostic(self.path, line, column, code, message, source_line=text))
 
     def sorted(self) -> tuple[Diagnostic, ...]:
         """The diagnostics in source order (line, column, code), duplicates removed."""

@@ -155,8 +155,9 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 
 class _Analyzer:
-    def __init__(self, wrapper: cst.MetadataWrapper, meta: _Meta, sink: DiagnosticSink,
-                 path: str) -> None:
+    def __init__(
+        self, wrapper: cst.MetadataWrapper, meta: _Meta, sink: DiagnosticSink, path: str
+    ) -> None:
         self.module = wrapper.module
         self.meta = meta
         self.sink = sink
@@ -202,7 +203,9 @@ class _Analyzer:
 
     def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
         handled: set[cst.CSTNode] = set()
-        owners = [n for n in all_nodes if isinstance(n, cst.Module | cst.FunctionDef | cst.ClassDef)]
+        owners = [
+            n for n in all_nodes if isinstance(n, cst.Module | cst.FunctionDef | cst.ClassDef)
+        ]
         for owner in owners:
             lead = leading_small_statements(owner)
             kinds = [DIRECTIVES.get(string_value(s) or "") for s in lead]
@@ -218,29 +221,45 @@ class _Analyzer:
                 handled.add(lead[1])
                 where = "module" if isinstance(owner, cst.Module) else "function"
                 if kinds[1] != kinds[0]:
-                    self.error("WF004", lead[1],
-                               f'A {where} cannot be both "use {kinds[0]}" and "use {kinds[1]}"; '
-                               "keep one directive")
+                    self.error(
+                        "WF004",
+                        lead[1],
+                        f'A {where} cannot be both "use {kinds[0]}" and "use {kinds[1]}"; '
+                        "keep one directive",
+                    )
                 else:
                     self.error("WF002", lead[1], f'Duplicate "use {kinds[1]}" directive')
             if isinstance(owner, cst.ClassDef):
-                self.error("WF005", first,
-                           f'"use {kinds[0]}" cannot mark a class body; put the directive '
-                           "first in the body of each async method instead")
+                self.error(
+                    "WF005",
+                    first,
+                    f'"use {kinds[0]}" cannot mark a class body; put the directive '
+                    "first in the body of each async method instead",
+                )
         for node in all_nodes:
             text = string_value(node)
             if text is None or node in handled:
                 continue
             if text in DIRECTIVES:
-                where = "file" if isinstance(self.enclosing_owner(node), cst.Module) else "function body"
-                self.error("WF002", node,
-                           f'The "{text}" directive must be the first statement of the {where} '
-                           "(only comments may precede it)")
+                where = (
+                    "file"
+                    if isinstance(self.enclosing_owner(node), cst.Module)
+                    else "function body"
+                )
+                self.error(
+                    "WF002",
+                    node,
+                    f'The "{text}" directive must be the first statement of the {where} '
+                    "(only comments may precede it)",
+                )
             else:
                 for real in DIRECTIVES:
                     if _edit_distance_is_one(text, real):
-                        self.error("WF003", node,
-                                   f'Did you mean "{real}"? "{text}" is not a supported directive')
+                        self.error(
+                            "WF003",
+                            node,
+                            f'Did you mean "{real}"? "{text}" is not a supported directive',
+                        )
 
     def enclosing_owner(self, node: cst.CSTNode) -> cst.CSTNode:
         cur: cst.CSTNode | None = self.parent(node)
@@ -261,17 +280,23 @@ class _Analyzer:
             base_names = {b.value for b in bases if isinstance(b, cst.Name)}
             custom = _SERDE_METHODS <= defined or bool(top and base_names & serde_names)
             dataclass = any(
-                "dataclasses.dataclass" in self.qualified_names(
-                    d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+                "dataclasses.dataclass"
+                in self.qualified_names(
+                    d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+                )
                 for d in node.decorators
             )
             pydantic = any(self.qualified_names(b) & _PYDANTIC_BASES for b in bases) or bool(
-                top and base_names & pydantic_names)
+                top and base_names & pydantic_names
+            )
             if custom and not top:
-                self.error("WF011", node.name,
-                           f"Class {node.name.value} defines __wfkit_serialize__/"
-                           "__wfkit_deserialize__ but is not at module top level; registration "
-                           "runs at import and cannot reach it")
+                self.error(
+                    "WF011",
+                    node.name,
+                    f"Class {node.name.value} defines __wfkit_serialize__/"
+                    "__wfkit_deserialize__ but is not at module top level; registration "
+                    "runs at import and cannot reach it",
+                )
                 continue
             if not top:
                 continue
@@ -283,7 +308,9 @@ class _Analyzer:
                 self.serializable.add(node)
                 if custom or self.result.has_directives:
                     name = node.name.value
-                    self.result.classes[node] = SerdeClass(node, name, make_id("class", self.path, name))
+                    self.result.classes[node] = SerdeClass(
+                        node, name, make_id("class", self.path, name)
+                    )
 
     def module_marked(self) -> tuple[Kind | None, set[str] | None]:
         directive = self.own_directive.get(self.module)
@@ -292,8 +319,12 @@ class _Analyzer:
         exported: set[str] | None = None
         for stmt in self.module.body:
             for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
-                if m.matches(small, m.Assign(targets=[m.AssignTarget(m.Name("__all__"))],
-                                             value=m.List() | m.Tuple())):
+                if m.matches(
+                    small,
+                    m.Assign(
+                        targets=[m.AssignTarget(m.Name("__all__"))], value=m.List() | m.Tuple()
+                    ),
+                ):
                     assert isinstance(small, cst.Assign)
                     assert isinstance(small.value, cst.List | cst.Tuple)
                     names = [string_value(cst.Expr(e.value)) for e in small.value.elements]
@@ -301,8 +332,9 @@ class _Analyzer:
                         exported = {n for n in names if n is not None}
         return directive[0], exported
 
-    def walk_definitions(self, body: Iterable[cst.CSTNode], stack: list[cst.CSTNode],
-                         keys: list[str]) -> None:
+    def walk_definitions(
+        self, body: Iterable[cst.CSTNode], stack: list[cst.CSTNode], keys: list[str]
+    ) -> None:
         """Visit every def/class, keeping the chain of enclosing defs and classes."""
         for node in body:
             for child in self._definitions_in(node):
@@ -317,13 +349,17 @@ class _Analyzer:
         for child in node.children:
             yield from self._definitions_in(child)
 
-    def _definition(self, node: cst.FunctionDef | cst.ClassDef, stack: list[cst.CSTNode],
-                    keys: list[str]) -> None:
+    def _definition(
+        self, node: cst.FunctionDef | cst.ClassDef, stack: list[cst.CSTNode], keys: list[str]
+    ) -> None:
         name = node.name.value
         parent = stack[-1] if stack else None
         if isinstance(node, cst.ClassDef):
-            key = f"{keys[-1]}.{name}" if isinstance(parent, cst.ClassDef) else (
-                f"{keys[-1]}/{name}" if keys else name)
+            key = (
+                f"{keys[-1]}.{name}"
+                if isinstance(parent, cst.ClassDef)
+                else (f"{keys[-1]}/{name}" if keys else name)
+            )
             self.walk_definitions(node.body.children, [*stack, node], [*keys, key])
             return
         method: MethodKind = "function"
@@ -343,43 +379,60 @@ class _Analyzer:
         if kind is None:
             return
         if node.asynchronous is None:
-            self.error("WF001", node.name,
-                       f'Functions marked with "use {kind}" must be async functions '
-                       f"(`async def {name}`)")
+            self.error(
+                "WF001",
+                node.name,
+                f'Functions marked with "use {kind}" must be async functions (`async def {name}`)',
+            )
             return
         target = Target(kind, node, key, make_id(kind, self.path, key), method)
         target.top = stack[0] if stack else node
         if any(isinstance(s, cst.ClassDef) for s in stack[1:]):
-            self.error("WF005", node.name,
-                       f'"use {kind}" methods must belong to a class declared at module top '
-                       "level, not inside a function or another class; registration runs at "
-                       "import and cannot reach it")
+            self.error(
+                "WF005",
+                node.name,
+                f'"use {kind}" methods must belong to a class declared at module top '
+                "level, not inside a function or another class; registration runs at "
+                "import and cannot reach it",
+            )
             return
         if isinstance(parent, cst.ClassDef):
             target.class_node = parent
             if method == "instance" and kind == "workflow":
-                self.error("WF008", node.name,
-                           f'Instance methods cannot be marked with "use workflow"; make '
-                           f"{parent.name.value}.{name} a @staticmethod or @classmethod")
+                self.error(
+                    "WF008",
+                    node.name,
+                    f'Instance methods cannot be marked with "use workflow"; make '
+                    f"{parent.name.value}.{name} a @staticmethod or @classmethod",
+                )
                 return
             if method == "instance" and parent not in self.serializable:
-                self.error("WF007", node.name,
-                           f'Instance method {parent.name.value}#{name} is marked "use step" but '
-                           f"class {parent.name.value} is not serializable: define "
-                           "__wfkit_serialize__ and __wfkit_deserialize__, or make it a dataclass "
-                           "or a pydantic model")
+                self.error(
+                    "WF007",
+                    node.name,
+                    f'Instance method {parent.name.value}#{name} is marked "use step" but '
+                    f"class {parent.name.value} is not serializable: define "
+                    "__wfkit_serialize__ and __wfkit_deserialize__, or make it a dataclass "
+                    "or a pydantic model",
+                )
                 return
         elif stack:
             if kind == "workflow":
-                self.error("WF005", node.name,
-                           f'"use workflow" function {name} must be defined at module top level '
-                           "(or as a static/class method), not inside another function")
+                self.error(
+                    "WF005",
+                    node.name,
+                    f'"use workflow" function {name} must be defined at module top level '
+                    "(or as a static/class method), not inside another function",
+                )
                 return
             target.nested = True
         if kind == "step" and self.is_generator(node):
-            self.error("WF006", node.name,
-                       f'Functions marked with "use step" cannot be generators: {name} contains '
-                       "`yield`; return a list, or write chunks to get_writable()")
+            self.error(
+                "WF006",
+                node.name,
+                f'Functions marked with "use step" cannot be generators: {name} contains '
+                "`yield`; return a list, or write chunks to get_writable()",
+            )
             return
         self.result.targets[node] = target
 
@@ -408,10 +461,13 @@ class _Analyzer:
     def scan_workflow_body(self, target: Target) -> None:
         for node in self.own_body_nodes(target.node):
             if isinstance(node, cst.Yield):
-                self.error("WF010", node,
-                           f'Functions marked with "use workflow" cannot `yield` ({target.name} '
-                           "would become an async generator); return the result, or stream "
-                           "values from a step with get_writable()")
+                self.error(
+                    "WF010",
+                    node,
+                    f'Functions marked with "use workflow" cannot `yield` ({target.name} '
+                    "would become an async generator); return the result, or stream "
+                    "values from a step with get_writable()",
+                )
         todo: list[cst.CSTNode] = [target.node.body]
         while todo:
             node = todo.pop()
@@ -422,17 +478,25 @@ class _Analyzer:
             todo.extend(reversed(node.children))
 
     def check_call(self, call: cst.Call, target: Target) -> None:
+        if any(isinstance(n, cst.Call) and self.forbidden(n) for n in _walk(call.func)):
+            return  # `httpx.AsyncClient().get(...)`: report the inner call only
         for qname in sorted(self.qualified_names(call.func)):
             reason = forbidden_reason(qname)
             if reason is not None:
                 shown = qname.removeprefix("builtins.")
-                self.error("WF009", call,
-                           f'`{shown}` cannot be called in "use workflow" function {target.name}: '
-                           f"{reason}")
+                self.error(
+                    "WF009",
+                    call,
+                    f'`{shown}` cannot be called in "use workflow" function {target.name}: '
+                    f"{reason}",
+                )
                 return
             if is_deterministic_call(qname):
                 self.result.rewrites[call] = qname
                 return
+
+    def forbidden(self, call: cst.Call) -> bool:
+        return any(forbidden_reason(q) for q in self.qualified_names(call.func))
 
     def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
         """Names the nested step reads that are bound in an enclosing function."""

@@ -38,8 +38,15 @@ def _walk_imports(node: cst.CSTNode) -> Iterator[cst.Import | cst.ImportFrom]:
 class ImportRewriter:
     """Computes the replacement of each import statement for one mode."""
 
-    def __init__(self, *, module: str, is_package: bool, workflow_modules: frozenset[str],
-                 absolute: bool, redirect: bool) -> None:
+    def __init__(
+        self,
+        *,
+        module: str,
+        is_package: bool,
+        workflow_modules: frozenset[str],
+        absolute: bool,
+        redirect: bool,
+    ) -> None:
         self.package = module if is_package else module.rpartition(".")[0]
         self.workflow_modules = workflow_modules
         self.absolute = absolute
@@ -66,7 +73,8 @@ class ImportRewriter:
         if self.redirect:
             names = (
                 [get_full_name_for_node(a.name) for a in node.names]
-                if not isinstance(node.names, cst.ImportStar) else []
+                if not isinstance(node.names, cst.ImportStar)
+                else []
             )
             if target in self.workflow_modules or any(
                 f"{target}.{n}" in self.workflow_modules for n in names
@@ -95,8 +103,9 @@ class ImportRewriter:
             if alias.asname is not None:
                 aliases.append(alias.with_changes(name=prefixed))
             elif "." not in name:
-                aliases.append(alias.with_changes(name=prefixed,
-                                                  asname=cst.AsName(name=cst.Name(name))))
+                aliases.append(
+                    alias.with_changes(name=prefixed, asname=cst.AsName(name=cst.Name(name)))
+                )
             else:
                 aliases.append(alias.with_changes(name=prefixed))
                 head = name.split(".")[0]
@@ -114,8 +123,9 @@ class ImportRewriter:
         return cst.FlattenSentinel([new_import, bind])
 
 
-def import_rewrites(module_node: cst.Module, rewriter: ImportRewriter
-                    ) -> dict[cst.CSTNode, Replacement]:
+def import_rewrites(
+    module_node: cst.Module, rewriter: ImportRewriter
+) -> dict[cst.CSTNode, Replacement]:
     """Every import of ``module_node`` that ``rewriter`` changes, with its replacement."""
     out: dict[cst.CSTNode, Replacement] = {}
     for node in _walk_imports(module_node):

@@ -17,6 +17,7 @@ from transformer.result import LineMap
 
 __all__ = ["LineTracker", "render_line_map"]
 
+
 def _tracked(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.BaseStatement)
 
@@ -33,8 +34,9 @@ class LineTracker:
             elif isinstance(node, cst.FunctionDef | cst.ClassDef):
                 self._original[node.name] = positions[node.name]
 
-    def line_map(self, generated: cst.Module,
-                 origins: Mapping[cst.CSTNode, cst.CSTNode] | None = None) -> LineMap:
+    def line_map(
+        self, generated: cst.Module, origins: Mapping[cst.CSTNode, cst.CSTNode] | None = None
+    ) -> LineMap:
         """The runs for ``generated``, which must share kept nodes with the original tree.
 
         Args:

@@ -26,8 +26,12 @@ def build_manifest(results: Iterable[TransformResult]) -> dict[str, Any]:
     Raises:
         ValueError: if a result has error diagnostics (nothing is built on error).
     """
-    manifest: dict[str, Any] = {"version": MANIFEST_VERSION, "workflows": {}, "steps": {},
-                                "classes": {}}
+    manifest: dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "workflows": {},
+        "steps": {},
+        "classes": {},
+    }
     for result in sorted(results, key=lambda r: r.path):
         if not result.ok:
             raise ValueError(f"{result.path} has errors; no manifest is built on error")
@@ -37,8 +41,11 @@ def build_manifest(results: Iterable[TransformResult]) -> dict[str, Any]:
             "step": f"step/{result.path}",
             "client": f"client/{result.path}",
         }
-        for section, entries in (("workflows", result.workflows), ("steps", result.steps),
-                                 ("classes", result.classes)):
+        for section, entries in (
+            ("workflows", result.workflows),
+            ("steps", result.steps),
+            ("classes", result.classes),
+        ):
             if entries:
                 manifest[section][result.path] = {
                     key: {"id": ident, **where} for key, ident in sorted(entries.items())

@@ -25,7 +25,9 @@ class Diagnostic:
     severity: Literal["error", "warning"] = "error"
 
     def render(self) -> str:
-        head = f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}]: {self.message}"
+        head = (
+            f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}]: {self.message}"
+        )
         if not self.source_line:
             return head
         caret = " " * (self.column - 1) + "^"

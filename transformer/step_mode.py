@@ -27,8 +27,11 @@ class StepModeTransformer(ModeTransformer):
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
         if target.kind == "workflow":
-            self.emit_after(self.anchor(target), self.helper_call("tag_workflow", target),
-                            first=target.class_node is None)
+            self.emit_after(
+                self.anchor(target),
+                self.helper_call("tag_workflow", target),
+                first=target.class_node is None,
+            )
             return self.workflow_stub(target, node)
         if target.nested:
             assert target.top is not None
@@ -42,11 +45,18 @@ class StepModeTransformer(ModeTransformer):
                 leading_lines=(),
             )
             self.emit_after(target.top, factory)
-            self.emit_after(target.top, statement(
-                f"{HELPERS}.register_step_factory({{id}}, {{factory}})",
-                id=string_literal(target.id), factory=cst.Name(name)))
+            self.emit_after(
+                target.top,
+                statement(
+                    f"{HELPERS}.register_step_factory({{id}}, {{factory}})",
+                    id=string_literal(target.id),
+                    factory=cst.Name(name),
+                ),
+            )
             return node
-        self.emit_after(self.anchor(target), self.helper_call(
-            "register_step", target, method=target.method == "instance"),
-            first=target.class_node is None)
+        self.emit_after(
+            self.anchor(target),
+            self.helper_call("register_step", target, method=target.method == "instance"),
+            first=target.class_node is None,
+        )
         return node

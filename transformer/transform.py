@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
@@ -19,8 +21,9 @@ from transformer.workflow_mode import WorkflowModeTransformer
 __all__ = ["transform_module"]
 
 
-def transform_module(source: str, *, path: str, module: str,
-                     workflow_modules: frozenset[str] = frozenset()) -> TransformResult:
+def transform_module(
+    source: str, *, path: str, module: str, workflow_modules: frozenset[str] = frozenset()
+) -> TransformResult:
     """Transform one module into its workflow, step and client modes.
 
     Args:
@@ -37,6 +40,11 @@ def transform_module(source: str, *, path: str, module: str,
         A module without directives or serializable classes comes out byte-identical.
     """
     sink = DiagnosticSink(path, source)
+    try:  # CPython's own parser gives the clearest syntax errors
+        ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        sink.error("WF000", exc.lineno or 1, exc.offset or 1, f"invalid syntax: {exc.msg}")
+        return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
     try:
         tree = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -48,15 +56,20 @@ def transform_module(source: str, *, path: str, module: str,
         return _result(path, module, analysis, None, sink)
     if not analysis.changes_code:
         same = GeneratedModule(source)
-        return _result(path, module, analysis, {"workflow": same, "step": same, "client": same},
-                       sink)
+        return _result(
+            path, module, analysis, {"workflow": same, "step": same, "client": same}, sink
+        )
     tracker = LineTracker(wrapper)
     package = is_package_init(path)
     generated: dict[Mode, GeneratedModule] = {}
     for mode in ("workflow", "step", "client"):
-        rewriter = ImportRewriter(module=module, is_package=package,
-                                  workflow_modules=workflow_modules,
-                                  absolute=mode != "client", redirect=mode == "workflow")
+        rewriter = ImportRewriter(
+            module=module,
+            is_package=package,
+            workflow_modules=workflow_modules,
+            absolute=mode != "client",
+            redirect=mode == "workflow",
+        )
         imports = import_rewrites(wrapper.module, rewriter)
         transformer: ModeTransformer
         if mode == "workflow":
@@ -75,9 +88,13 @@ def transform_module(source: str, *, path: str, module: str,
     return _result(path, module, analysis, generated, sink)
 
 
-def _result(path: str, module: str, analysis: Analysis,
-            generated: dict[Mode, GeneratedModule] | None, sink: DiagnosticSink
-            ) -> TransformResult:
+def _result(
+    path: str,
+    module: str,
+    analysis: Analysis,
+    generated: dict[Mode, GeneratedModule] | None,
+    sink: DiagnosticSink,
+) -> TransformResult:
     workflows = {t.key: t.id for t in analysis.targets.values() if t.kind == "workflow"}
     steps = {t.key: t.id for t in analysis.targets.values() if t.kind == "step"}
     classes = {c.name: c.id for c in analysis.classes.values()}

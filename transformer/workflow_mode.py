@@ -23,8 +23,11 @@ class WorkflowModeTransformer(ModeTransformer):
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
         if target.kind == "workflow":
-            self.emit_after(self.anchor(target), self.helper_call("register_workflow", target),
-                            first=target.class_node is None)
+            self.emit_after(
+                self.anchor(target),
+                self.helper_call("register_workflow", target),
+                first=target.class_node is None,
+            )
             return node
         args = ""
         parts: dict[str, cst.BaseExpression] = {

@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from syrupy.location import PyTestLocation
 from syrupy.types import SerializableData, SnapshotIndex
@@ -95,9 +94,9 @@ def case_options(case: str) -> dict[str, Any]:
 
 
 def case_path(case: str, base: Path = FIXTURES) -> str:
-    """The root-relative path a case is transformed as."""
-    return str(case_options(case).get("path", f"app/{case}.py")) if base == FIXTURES else (
-        f"app/{case}.py")
+    """The root-relative path a case is transformed as (``app/<case>.py`` by default)."""
+    options = case_options(case) if base == FIXTURES else {}
+    return str(options.get("path", f"app/{case}.py"))
 
 
 def transform_case(case: str, base: Path = FIXTURES) -> tuple[str, TransformResult]:
@@ -107,6 +106,8 @@ def transform_case(case: str, base: Path = FIXTURES) -> tuple[str, TransformResu
     module = str(options.get("module", path.removesuffix(".py").replace("/", ".")))
     source = (base / case / "input.py").read_text()
     return source, transform_module(
-        source, path=path, module=module,
+        source,
+        path=path,
+        module=module,
         workflow_modules=frozenset(options.get("workflow_modules", [])),
     )

@@ -8,14 +8,15 @@ import pytest
 from snapshot_support import FIXTURES, case_path, fragment, transform_case
 from syrupy.assertion import SnapshotAssertion
 
-from transformer import MODES, transform_module
+from transformer import MODES
 
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "input.py").is_file())
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_fixture(case: str, py_snapshot: SnapshotAssertion,
-                 json_snapshot: SnapshotAssertion) -> None:
+def test_fixture(
+    case: str, py_snapshot: SnapshotAssertion, json_snapshot: SnapshotAssertion
+) -> None:
     _, result = transform_case(case)
     assert result.diagnostics == ()
     for mode in MODES:

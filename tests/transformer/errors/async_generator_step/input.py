@@ -1,0 +1,4 @@
+async def numbers(n):
+    "use step"
+    for i in range(n):
+        yield i

@@ -1,0 +1,4 @@
+async def both(x):
+    "use step"
+    "use workflow"
+    return x

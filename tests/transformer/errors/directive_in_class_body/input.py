@@ -1,0 +1,5 @@
+class Steps:
+    "use step"
+
+    async def run(self):
+        return 1

@@ -1,0 +1,7 @@
+import os
+
+"use workflow"
+
+
+async def flow():
+    return os.getcwd()

@@ -1,0 +1,3 @@
+async def charge(x):
+    "use stepp"
+    return x

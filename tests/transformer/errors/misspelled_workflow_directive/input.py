@@ -1,0 +1,3 @@
+async def flow(x):
+    "use workflows"
+    return x
