@@ -119,8 +119,8 @@ def _parse_duration_string(text: str) -> timedelta:
         if match is None or match.end() == position:
             raise ValueError(_bad_duration(text))
         number, unit = match.groups()
-        if not unit and match.end() != len(stripped):
-            raise ValueError(_bad_duration(text))
+        if not unit and (position != 0 or match.end() != len(stripped)):
+            raise ValueError(_bad_duration(text))  # a bare number only stands alone
         factor = _UNIT_SECONDS.get(unit.lower()) if unit else 1.0
         if factor is None:
             raise ValueError(_bad_duration(text))

@@ -247,3 +247,15 @@ def incremental(
         return [session.feed([event]) for event in events]
     finally:
         session.close()
+
+
+def assert_paths_agree(
+    workflow: Callable[..., Any], sim: Simulator, args: tuple[Any, ...] = ()
+) -> None:
+    """The live outcome equals a full replay, event-by-event feeding equals both, and
+    every outcome the live session reported equals a fresh replay of that log prefix."""
+    final = comparable(sim.outcomes[-1])
+    assert comparable(full_replay(workflow, sim.log.events, args)) == final
+    assert comparable(incremental(workflow, sim.log.events, args)[-1]) == final
+    for fed, outcome in zip(sim.feeds, sim.outcomes, strict=True):
+        assert comparable(full_replay(workflow, sim.log.events[:fed], args)) == comparable(outcome)
