@@ -45,6 +45,7 @@ from runtime.executor import attempt_step, retry_delay_seconds, step_message, wo
 from runtime.replay import Completed, Failed, ReplaySession, Suspended
 from runtime.serialization import deserialize_call, serialize, serialize_error
 from worlds.base import (
+    SPEC_VERSION,
     STEP_TERMINAL,
     EntityConflictError,
     Event,
@@ -426,15 +427,27 @@ class Orchestrator:
         """Show ``requests`` to the session before they are written; returns them
         stamped with the time the session saw, which the world then stores."""
         now = utc_now()
-        stamped = [r.model_copy(update={"created_at": now}) for r in requests]
+        run_id = state.run.run_id
+        # model_construct: these are built from already-valid requests, and this is
+        # the per-step hot path (validation would cost more than the replay step).
+        stamped = [
+            EventRequest.model_construct(
+                event_type=r.event_type,
+                correlation_id=r.correlation_id,
+                data=r.data,
+                created_at=now,
+            )
+            for r in requests
+        ]
         events = [
-            Event(
+            Event.model_construct(
                 event_id=new_id("evnt"),
-                run_id=state.run.run_id,
+                run_id=run_id,
                 event_type=r.event_type,
                 correlation_id=r.correlation_id,
                 data=normalize_json(r.data),
                 created_at=now,
+                spec_version=SPEC_VERSION,
             )
             for r in stamped
         ]

@@ -170,16 +170,10 @@ class Worker:
             TimeoutError: ``timeout`` seconds passed first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_check = 0.0
 
         def done() -> bool:
-            nonlocal last_check
-            now = time.monotonic()
-            if deadline is not None and now > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
-            if now - last_check < 0.02:
-                return False
-            last_check = now
             return self.world.runs.get(run_id).status in RUN_TERMINAL
 
         try:

@@ -165,3 +165,27 @@ retry_after = workflow("retry_after", _retry_after)
 sleeper = workflow("sleeper", _sleeper)
 hooked = workflow("hooked", _hooked)
 mixed = workflow("mixed", _mixed)
+
+
+async def _hook_and_step(token: str) -> list[Any]:
+    from runtime.workflow_api import create_hook
+
+    hook = create_hook(token=token)
+    running = asyncio.ensure_future(slow(0.2))
+    payload = await hook
+    return [payload, await running, await add(1, 2)]
+
+
+async def _conflicting_hooks(token: str) -> str:
+    from runtime.errors import HookConflictError
+    from runtime.workflow_api import create_hook
+
+    try:
+        await create_hook(token=token)
+    except HookConflictError as exc:
+        return f"conflict: {exc.token}"
+    return "no conflict"
+
+
+hook_and_step = workflow("hook_and_step", _hook_and_step)
+conflicting_hooks = workflow("conflicting_hooks", _conflicting_hooks)

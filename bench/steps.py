@@ -1,0 +1,236 @@
+"""Step throughput: N sequential trivial steps and one gather of N steps, per world.
+
+    .venv/bin/python -m bench.steps [--worlds memory,local] [--sizes 10,100,1000]
+
+Prints, per world and shape: total time, steps/s, transactions (``create_batch``
+calls), and for sequential runs the time per step around step 10, 100 and 1000
+(from the ``step_completed`` timestamps), which must stay flat: replay cost per
+step is constant because the worker keeps the run's replay alive. Where ``dbos``
+is importable the same shapes run on DBOS + SQLite for comparison.
+
+The workflows are registered through ``runtime.gen`` exactly as generated code
+registers them, so the numbers measure the runtime and the world, not the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runtime import gen
+from runtime.client import start
+from runtime.worker import Worker
+from worlds.base import World
+
+NOOP_ID = "step//./bench/steps//noop"
+SEQ_ID = "workflow//./bench/steps//sequential"
+GATHER_ID = "workflow//./bench/steps//fan_out"
+
+
+async def _noop(i: int) -> int:
+    return i
+
+
+noop = gen.step_proxy(NOOP_ID, "noop")
+
+
+async def _sequential(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await noop(i)
+    return total
+
+
+async def _fan_out(n: int) -> int:
+    return sum(await asyncio.gather(*(noop(i) for i in range(n))))
+
+
+def register() -> None:
+    gen.register_step(NOOP_ID, _noop)
+    gen.register_workflow(SEQ_ID, _sequential)
+    gen.register_workflow(GATHER_ID, _fan_out)
+
+
+class _CountingEvents:
+    """Counts write transactions (create / create_batch) on the way to the world."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.transactions = 0
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        self.transactions += 1
+        return self._inner.create(*args, **kwargs)
+
+    def create_batch(self, *args: Any, **kwargs: Any) -> Any:
+        self.transactions += 1
+        return self._inner.create_batch(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def make_world(kind: str, directory: Path) -> World:
+    if kind == "memory":
+        from worlds.memory import MemoryWorld
+
+        return MemoryWorld()
+    from worlds.local import LocalWorld
+
+    return LocalWorld.from_spec(f"sqlite:///{directory / f'bench-{time.time_ns()}.db'}")
+
+
+def _per_step_ms(world: World, run_id: str, at: list[int]) -> dict[int, float]:
+    """Mean gap between consecutive step_completed events around each index in ``at``."""
+    times = [e.created_at for e in world.events.list(run_id) if e.event_type == "step_completed"]
+    gaps = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(times)]
+    out: dict[int, float] = {}
+    for index in at:
+        window = gaps[max(0, index - 6) : index + 4]
+        if index <= len(gaps) + 1 and window:
+            out[index] = statistics.mean(window)
+    return out
+
+
+async def run_shape(
+    kind: str, workflow_id: str, n: int, directory: Path, **options: Any
+) -> dict[str, Any]:
+    world = make_world(kind, directory)
+    counting = _CountingEvents(world.events)
+    world.events = counting  # type: ignore[misc]
+    try:
+        worker = Worker(world=world, poll_interval=0.05, sweep_interval=0, **options)
+        began = time.perf_counter()
+        run = await start(workflow_id, n, world=world)
+        await worker.run_until_complete(run.run_id, timeout=600)
+        elapsed = time.perf_counter() - began
+        expected = sum(range(n))
+        assert await run.result(timeout=1) == expected
+        row: dict[str, Any] = {
+            "world": kind,
+            "shape": f"{'sequential' if workflow_id == SEQ_ID else 'gather'} {n}",
+            "seconds": elapsed,
+            "steps_per_s": n / elapsed,
+            "tx": counting.transactions,
+        }
+        if workflow_id == SEQ_ID:
+            row["per_step"] = _per_step_ms(world, run.run_id, [10, 100, 1000])
+        return row
+    finally:
+        world.close()
+
+
+def run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any] | None:
+    try:
+        import dbos  # noqa: F401
+    except ImportError:
+        return None
+    return _run_dbos(n, parallel, directory)
+
+
+def _run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any]:  # pragma: no cover
+    from dbos import DBOS, DBOSConfig
+
+    config: DBOSConfig = {
+        "name": "wfkit-bench",
+        "database_url": f"sqlite:///{directory / f'dbos-{time.time_ns()}.db'}",
+    }
+    DBOS(config=config)
+
+    @DBOS.step()
+    def step(i: int) -> int:
+        return i
+
+    @DBOS.workflow()
+    def sequential(count: int) -> int:
+        return sum(step(i) for i in range(count))
+
+    @DBOS.workflow()
+    def fan_out(count: int) -> int:
+        handles = [DBOS.start_workflow(step_wf, i) for i in range(count)]
+        return sum(h.get_result() for h in handles)
+
+    @DBOS.workflow()
+    def step_wf(i: int) -> int:
+        return step(i)
+
+    DBOS.launch()
+    try:
+        began = time.perf_counter()
+        result = (fan_out if parallel else sequential)(n)
+        elapsed = time.perf_counter() - began
+        assert result == sum(range(n))
+        return {"seconds": elapsed, "steps_per_s": n / elapsed}
+    finally:
+        DBOS.destroy()
+
+
+def _fmt_row(row: dict[str, Any], dbos_row: dict[str, Any] | None) -> str:
+    per = row.get("per_step", {})
+    cells = [
+        f"{row['world']:<7}",
+        f"{row['shape']:<16}",
+        f"{row['seconds']:>8.3f}",
+        f"{row['steps_per_s']:>10.0f}",
+        f"{row['tx']:>6}",
+    ]
+    for index in (10, 100, 1000):
+        cells.append(f"{per[index]:>8.3f}" if index in per else f"{'-':>8}")
+    if dbos_row is not None:
+        cells.append(
+            f"{dbos_row['steps_per_s']:>9.0f} ({row['steps_per_s'] / dbos_row['steps_per_s']:.1f}x)"
+        )
+    return " ".join(cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", default="memory,local")
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--no-provisional", action="store_true", help="two transactions per step")
+    parser.add_argument("--no-cache", action="store_true", help="full replay on every message")
+    args = parser.parse_args(argv)
+    register()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    options = {"provisional": not args.no_provisional, "replay_cache": not args.no_cache}
+    header = (
+        f"{'world':<7} {'shape':<16} {'total s':>8} {'steps/s':>10} {'tx':>6} "
+        f"{'ms@10':>8} {'ms@100':>8} {'ms@1000':>8}"
+    )
+    print(header + ("  dbos steps/s (ratio)" if _has_dbos() else ""))
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        shapes: list[tuple[str, Callable[[int], bool]]] = [
+            (SEQ_ID, lambda _n: True),
+            (GATHER_ID, lambda _n: True),
+        ]
+        for kind in args.worlds.split(","):
+            for workflow_id, _wanted in shapes:
+                for n in sizes:
+                    row = asyncio.run(run_shape(kind, workflow_id, n, directory, **options))
+                    dbos_row = (
+                        run_dbos(n, workflow_id == GATHER_ID, directory)
+                        if kind == "local"
+                        else None
+                    )
+                    print(_fmt_row(row, dbos_row), flush=True)
+
+
+def _has_dbos() -> bool:
+    try:
+        import dbos  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The orchestrator under concurrent writers, refusals, lost messages and cache pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runtime.client import resume_hook_sync, start
+from runtime.worker import Worker, heal
+from tests.runtime import wf_helpers
+from worlds.base import World, diff_run_records
+from worlds.memory import MemoryWorld
+
+
+@pytest.fixture(autouse=True)
+def helpers() -> Iterator[Any]:
+    yield importlib.reload(wf_helpers)
+
+
+def _run(coro: Any, timeout: float = 30) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+class _Spy:
+    """Forwards to a world's events, counting full log reads and running a hook
+    before chosen batches."""
+
+    def __init__(self, world: World) -> None:
+        self.inner = world.events
+        self.full_reads = 0
+        self.before_batch: list[Any] = []
+        world.events = self  # type: ignore[misc]
+
+    def list(self, run_id: str, **kwargs: Any) -> Any:
+        if kwargs.get("after_event_id") is None:
+            self.full_reads += 1
+        return self.inner.list(run_id, **kwargs)
+
+    def create_batch(self, run_id: str, requests: Any, **kwargs: Any) -> Any:
+        for hook in list(self.before_batch):
+            if hook(requests):
+                self.before_batch.remove(hook)
+        return self.inner.create_batch(run_id, requests, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _events(world: World, run_id: str) -> list[Any]:
+    return list(world.events.list(run_id))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_cache_avoids_full_replays(cache: bool) -> None:
+    world = MemoryWorld()
+    spy = _Spy(world)
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.hooked, "tok-cache", world=world)
+        worker = Worker(world=world, poll_interval=0.01, replay_cache=cache)
+        await worker.drain(timeout=10)
+        for payload in ({"n": 1}, {"n": 2}, {"n": 3, "done": True}):
+            resume_hook_sync("tok-cache", payload, world=world)
+            await worker.drain(timeout=10)
+        return await run.result(timeout=1)
+
+    assert len(_run(scenario())) == 3
+    assert spy.full_reads == (1 if cache else 4)
+
+
+@pytest.mark.parametrize("provisional", [True, False])
+def test_a_write_between_feed_and_commit_is_recovered(
+    provisional: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook payload lands after an inline step finished but before its outcome is
+    committed: the world refuses the batch, and the run still ends right."""
+    from runtime.orchestrator import Orchestrator
+
+    recoveries: list[bool] = []
+    original = Orchestrator._recover
+
+    def counting(self: Orchestrator, state: Any, unwritten: Any, fed: bool) -> None:
+        recoveries.append(fed)
+        original(self, state, unwritten, fed)
+
+    monkeypatch.setattr(Orchestrator, "_recover", counting)
+    world = MemoryWorld()
+    spy = _Spy(world)
+
+    def resume_first(requests: Any) -> bool:
+        if any(r.event_type == "step_completed" for r in requests):
+            resume_hook_sync("tok-race", {"p": 1}, world=world)
+            return True
+        return False
+
+    spy.before_batch.append(resume_first)
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.hook_and_step, "tok-race", world=world)
+        worker = Worker(world=world, poll_interval=0.01, provisional=provisional)
+        await worker.run_until_complete(run.run_id, timeout=20)
+        return run, await run.result(timeout=1)
+
+    run, result = _run(scenario())
+    assert result == [{"p": 1}, "slow", 3]
+    assert recoveries == [provisional]
+    assert diff_run_records(world, run.run_id) == []
+    completed = Counter(
+        e.correlation_id for e in _events(world, run.run_id) if e.event_type == "step_completed"
+    )
+    assert set(completed.values()) == {1}
+
+
+def test_hook_payload_while_inline_steps_run_is_picked_up() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.hook_and_step, "tok-poke", world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        task = asyncio.create_task(worker.run_until_complete(run.run_id, timeout=20))
+        while not world.hooks.list(run_id=run.run_id):
+            await asyncio.sleep(0.005)
+        resume_hook_sync("tok-poke", {"p": 2}, world=world)
+        await task
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == [{"p": 2}, "slow", 3]
+
+
+def test_hook_conflict_reaches_the_workflow() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        holder = await start(wf_helpers.hooked, "shared", world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        await worker.drain(timeout=10)
+        second = await start(wf_helpers.conflicting_hooks, "shared", world=world)
+        await worker.run_until_complete(second.run_id, timeout=10)
+        await holder.cancel()
+        return await second.result(timeout=1)
+
+    assert _run(scenario()) == "conflict: shared"
+
+
+def test_sweep_recovers_lost_messages() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.sequential, 3, world=world, run_id="wrun_lost")
+        assert world.queue.delete_messages(run.run_id) >= 1
+        worker = Worker(world=world, poll_interval=0.01)
+        await worker.drain(timeout=5)
+        assert world.runs.get(run.run_id).status == "pending"
+        assert heal(world) == 1
+        assert heal(world) == 0  # the healed message is live now
+        await worker.run_until_complete(run.run_id, timeout=10)
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == 3
+
+
+def test_lost_step_message_is_recovered_by_sweep_and_replay() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.gather, 3, world=world)
+        worker = Worker(world=world, poll_interval=0.01, inline_steps=False)
+        # Handle only the workflow message: the three steps are created and queued.
+        worker.orchestrator.replay_cache = False
+        await worker.orchestrator.handle_workflow_message(run.run_id)
+        assert world.queue.delete_messages(run.run_id) >= 3
+        assert heal(world) == 1
+        await worker.run_until_complete(run.run_id, timeout=10)
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == [0, 1, 2]
+
+
+def test_lru_cache_is_bounded_and_evictions_replay() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> list[Any]:
+        runs = [await start(wf_helpers.hooked, f"tok-{i}", world=world) for i in range(5)]
+        worker = Worker(world=world, poll_interval=0.01, cache_size=2)
+        await worker.drain(timeout=10)
+        assert worker.orchestrator.cached_runs == 2
+        for i in range(5):
+            resume_hook_sync(f"tok-{i}", {"i": i, "done": True}, world=world)
+        await worker.drain(timeout=10)
+        return [await run.result(timeout=1) for run in runs]
+
+    assert _run(scenario()) == [[{"i": i, "done": True}] for i in range(5)]
+
+
+def test_start_with_the_same_run_id_is_idempotent() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        first = await start(wf_helpers.sequential, 2, world=world, run_id="wrun_same")
+        again = await start(wf_helpers.sequential, 2, world=world, run_id="wrun_same")
+        assert first.run_id == again.run_id == "wrun_same"
+        created = [e for e in _events(world, "wrun_same") if e.event_type == "run_created"]
+        assert len(created) == 1
+        worker = Worker(world=world, poll_interval=0.01)
+        await worker.run_until_complete("wrun_same", timeout=10)
+        return await again.result(timeout=1)
+
+    assert _run(scenario()) == 1
