@@ -271,7 +271,11 @@ def _remap_lines(tree: ast.Module, runs: list[tuple[int, int, int]]) -> None:
             node.lineno = start
             end = getattr(node, "end_lineno", None)
             if end is not None:
-                setattr(node, "end_lineno", max(start, mapped(end)))  # noqa: B010
+                end = max(start, mapped(end))
+                setattr(node, "end_lineno", end)  # noqa: B010
+                col = getattr(node, "col_offset", 0)
+                if end == start and (getattr(node, "end_col_offset", None) or 0) < col:
+                    setattr(node, "end_col_offset", col)  # noqa: B010
 
 
 _finder = _BuildFinder()

@@ -1,0 +1,124 @@
+"""Conveniences for scripts, demos and tests: build if stale, run in-process, wait.
+
+These may import ``wfbuild`` lazily (DESIGN.md §1): a production worker never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from runtime.client import get_hook_by_token, start
+from runtime.inspect import timeline
+from runtime.loader import BUILD_ENV, find_root, load_build
+from runtime.world_config import get_world
+from worlds.base import Hook, HookNotFoundError, World
+
+
+def build(root: str | Path | None = None, *, quiet: bool = True) -> Path:
+    """Build the project's workflows if the build output is missing or stale; load it.
+
+    Returns the build directory. Raises ``wfbuild.BuildError`` (with compiler-style
+    diagnostics) when the sources have errors.
+    """
+    import os
+
+    if os.environ.get(BUILD_ENV):
+        return load_build().build_dir
+    import wfbuild
+
+    project = find_root(Path(root) if root else None)
+    out = project / ".wfkit" / "build"
+    if wfbuild.is_stale(root=project, out=out):
+        report = wfbuild.build(root=project, out=out)
+        if not quiet:
+            print(report.summary())
+    return load_build(out, root=project).build_dir
+
+
+@asynccontextmanager
+async def worker(world: World | str | None = None, *, concurrency: int = 8) -> AsyncIterator[Any]:
+    """Run an in-process worker in the background of the current event loop.
+
+    ``async with wfkit.worker(): ...`` works runs until the block exits, then stops it
+    gracefully (in-flight work finishes or is handed back to the queue)."""
+    from runtime.worker import Worker
+
+    resolved = get_world(world)
+    instance = Worker(world=resolved, concurrency=concurrency)
+    stop = asyncio.Event()
+    task = asyncio.create_task(instance.run(stop_event=stop))
+    try:
+        yield instance
+    finally:
+        stop.set()
+        await task
+
+
+def run(
+    workflow: Any,
+    *args: Any,
+    world: World | str | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run a workflow to its end, in-process, and return its result (like ``asyncio.run``).
+
+    Builds first when the build output is missing or stale, starts the run, works it
+    with an in-process worker until it ends.
+
+    Raises:
+        WorkflowRunFailedError: the run failed (``.cause`` is the workflow's exception).
+        WorkflowRunCancelledError: the run was cancelled.
+        RuntimeError: called from inside a running event loop (use ``await start(...)``).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "wfkit.run() cannot be called from a running event loop; "
+            "use `run = await wfkit.start(...)` and `await run.result()` instead"
+        )
+    if not isinstance(workflow, str):
+        build()
+
+    async def main() -> Any:
+        from runtime.worker import Worker
+
+        resolved = get_world(world)
+        handle = await start(workflow, *args, world=resolved, **kwargs)
+        await asyncio.wait_for(Worker(world=resolved).run_until_complete(handle.run_id), timeout)
+        return await handle.result(timeout=5)
+
+    return asyncio.run(main())
+
+
+async def wait_for_hook(
+    token: str, *, world: World | str | None = None, timeout: float = 30
+) -> Hook:
+    """Wait until a live hook holds ``token``; return it.
+
+    Raises:
+        HookNotFoundError: no hook appeared within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return await get_hook_by_token(token, world=world)
+        except HookNotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
+async def format_timeline(run_id: str, *, world: World | str | None = None) -> str:
+    """A run's event log as a readable timeline."""
+    return timeline(get_world(world), run_id)
