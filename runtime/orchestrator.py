@@ -498,6 +498,7 @@ class Orchestrator:
         messages = self._messages_for(state, unwritten)
         budget = self.step_concurrency - self._running_inline if self.inline_steps else 0
         inline_ids: set[str] = set()
+        starts: list[EventRequest] = []
         for step in outcome.steps:
             cid = step.correlation_id
             requests.append(
@@ -511,9 +512,11 @@ class Orchestrator:
             if budget > 0:
                 budget -= 1
                 inline_ids.add(cid)
-                requests.append(EventRequest(event_type="step_started", correlation_id=cid))
+                starts.append(EventRequest(event_type="step_started", correlation_id=cid))
             else:
                 messages.append(step_message(run_id, cid, step.step_id))
+        # All step_created first: one suspension's steps are adjacent in the log.
+        requests.extend(starts)
         for wait in outcome.waits:
             requests.append(
                 EventRequest(
