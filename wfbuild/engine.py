@@ -4,7 +4,9 @@ Two phases. Phase 1 reads every ``*.py`` file and keeps the *candidates*: files
 whose text could hold a directive or a ``__wfkit_serialize__`` class. Phase 2
 transforms the candidates that the cache (``build-state.json``) cannot answer,
 passing ``workflow_modules``, the dotted names of every module that ends up in
-the build. A candidate that turns out to hold nothing (a false positive of the
+the build. A cached file is reused only if the part of that set it can refer to
+is unchanged (`relevant_modules`), so adding a workflow module re-transforms the
+files that mention it, not the whole tree. A candidate that turns out to hold nothing (a false positive of the
 text check) leaves that set, and the files transformed with the larger set are
 transformed again; that is at most one more round, since whether a file holds
 directives does not depend on the set.
@@ -19,6 +21,7 @@ write, which is what ``check`` needs.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.json"
 MAX_ROUNDS = 3
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,37 @@ class BuildPlan:
             for rel in self.candidates
             if rel not in self.cached or self.cached[rel].is_generated
         )
+
+    def modules_keys(self, modules: frozenset[str]) -> dict[str, str]:
+        """Per candidate, the hash of the part of ``modules`` its transform can depend on."""
+        by_last: dict[str, list[str]] = {}
+        for name in modules:
+            by_last.setdefault(name.rpartition(".")[2], []).append(name)
+        keys = {}
+        for rel, source in self.candidates.items():
+            relevant = relevant_modules(source.data, self.module_names[rel], modules, by_last)
+            keys[rel] = modules_hash(relevant)
+        return keys
+
+
+def relevant_modules(
+    data: bytes, module: str, modules: frozenset[str], by_last: dict[str, list[str]]
+) -> set[str]:
+    """The members of ``modules`` a file's transform can depend on (a sound over-approximation).
+
+    The transformer uses ``workflow_modules`` only to redirect imports. Any import of a
+    module names its last component (``import a.b``, ``from a import b``, ``from .b import
+    x``), except a relative import of an enclosing package (``from . import x``), so:
+    modules whose last component occurs as an identifier in the text, enclosing packages
+    when the file has a relative import, and the file's own module.
+    """
+    tokens = {t.decode("ascii") for t in _IDENTIFIER.findall(data)}
+    relevant = {name for token in tokens & by_last.keys() for name in by_last[token]}
+    if b"from ." in data:
+        relevant |= {name for name in modules if module.startswith(name + ".")}
+    if module in modules:
+        relevant.add(module)
+    return relevant
 
 
 def module_name_for(path: str) -> str:
@@ -247,11 +282,11 @@ def stale_reasons(plan: BuildPlan) -> list[str]:
     if not plan.previous.is_current:
         return ["the transformer changed since the last build"]
     reasons = [f"{rel}: changed or not built" for rel in plan.candidates if rel not in plan.cached]
-    modules_key = modules_hash(plan.provisional_modules())
+    keys = plan.modules_keys(plan.provisional_modules())
     reasons += [
-        f"{rel}: the set of workflow modules changed"
+        f"{rel}: the workflow modules it imports changed"
         for rel, entry in plan.cached.items()
-        if entry.is_generated and entry.workflow_modules != modules_key
+        if entry.is_generated and entry.workflow_modules != keys[rel]
     ]
     reasons += [
         f"{rel}: removed or no longer a workflow module"
@@ -330,12 +365,12 @@ def run_build(
             for rel in plan.candidates
             if rel not in entries or entries[rel].is_generated
         )
-        key = modules_hash(modules)
+        keys = plan.modules_keys(modules)
         todo = [
             rel
             for rel in plan.candidates
             if rel not in entries
-            or (entries[rel].is_generated and entries[rel].workflow_modules != key)
+            or (entries[rel].is_generated and entries[rel].workflow_modules != keys[rel])
         ]
         if not todo:
             break
@@ -353,7 +388,7 @@ def run_build(
             raise BuildError(diagnostics)
         for rel in todo:
             result = results[rel]
-            entries[rel] = _entry_from_result(result, plan.candidates[rel].data, key)
+            entries[rel] = _entry_from_result(result, plan.candidates[rel].data, keys[rel])
             new_code[rel] = result
             transformed.add(rel)
     generated = {rel: e for rel, e in entries.items() if e.is_generated}

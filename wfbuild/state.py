@@ -1,7 +1,7 @@
 """``build-state.json``: wfbuild's incremental cache (never read by the runtime).
 
 For every source file the transformer looked at, the state records the sha256 of
-its content, a hash of the ``workflow_modules`` set it was transformed with, its
+its content, a hash of the part of the ``workflow_modules`` set it can refer to, its
 manifest fragment and the sha256 of each generated module. A file whose content,
 set and outputs all still match is not transformed again. The whole state is
 discarded when the transformer's own code changes (``transformer_fingerprint``).
@@ -58,7 +58,7 @@ class FileEntry:
 
     sha256: str
     module: str
-    workflow_modules: str  # modules_hash of the set used
+    workflow_modules: str  # modules_hash of the relevant part of the set used
     has_directives: bool
     workflows: dict[str, str] = field(default_factory=dict)
     steps: dict[str, str] = field(default_factory=dict)

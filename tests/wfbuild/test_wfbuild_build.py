@@ -94,12 +94,39 @@ def test_incremental(project: Path) -> None:
     assert wfbuild.build(root=project).files_transformed == 0
 
 
-def test_new_workflow_module_retransforms_with_the_new_set(project: Path) -> None:
+def test_new_workflow_module_retransforms_its_importers(project: Path) -> None:
+    (project / "app" / "extra.py").write_text("def more() -> int:\n    return 1\n")
+    order = project / "app" / "order.py"
+    order.write_text("from app import extra\n" + order.read_text())
     wfbuild.build(root=project)
-    (project / "app" / "extra.py").write_text('async def more() -> None:\n    "use step"\n')
+    assert "from app import extra" in (project / ".wfkit/build/workflow/app/order.py").read_text()
+    # extra.py becomes a workflow module: order.py (which imports it) is transformed again
+    # so its import is redirected; shipping.py does not mention it and is reused.
+    (project / "app" / "extra.py").write_text(
+        'async def more() -> int:\n    "use step"\n    return 1\n'
+    )
+    assert wfbuild.is_stale(root=project)
     report = wfbuild.build(root=project)
-    assert report.files_transformed == 3  # the set of workflow modules changed
+    assert report.files_transformed == 2
     assert report.steps == 3
+    assert "__wfkit_workflow__.app" in (project / ".wfkit/build/workflow/app/order.py").read_text()
+    assert not wfbuild.is_stale(root=project)
+
+
+def test_relevant_modules() -> None:
+    modules = frozenset({"app.order", "app", "other.order", "lib.steps"})
+    by_last: dict[str, list[str]] = {}
+    for name in modules:
+        by_last.setdefault(name.rpartition(".")[2], []).append(name)
+    relevant = engine.relevant_modules
+    assert relevant(b"import os\n", "app.x", modules, by_last) == set()
+    assert relevant(b"from lib.steps import s\n", "app.x", modules, by_last) == {"lib.steps"}
+    assert relevant(b"from .order import s\n", "app.x", modules, by_last) == {
+        "app.order",
+        "other.order",
+        "app",
+    }
+    assert relevant(b"x = 1\n", "app.order", modules, by_last) == {"app.order"}
 
 
 def test_false_positive_candidate_is_not_written(project: Path) -> None:
