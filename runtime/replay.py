@@ -72,6 +72,7 @@ __all__ = [
     "PendingWait",
     "ReplaySession",
     "Suspended",
+    "WorkflowDeadlockError",
     "replay",
 ]
 
@@ -154,6 +155,18 @@ class Failed:
 Outcome: TypeAlias = Suspended | Completed | Failed
 
 
+class WorkflowDeadlockError(RuntimeError):
+    """The workflow waits on something no event can ever resolve (it would hang forever)."""
+
+
+_DEADLOCK = (
+    "The workflow is blocked but waits on nothing durable: no step, hook or wait of "
+    "its own is pending, so no event can ever resume it (is it awaiting an asyncio "
+    "Event, Future or Queue that nothing will set? Only steps, hooks and sleeps "
+    "resume a workflow)."
+)
+
+
 class _ReplayFailure(Exception):
     """Internal: the log and the workflow disagree; the run fails with ``code``."""
 
@@ -224,6 +237,7 @@ class ReplaySession:
         self._active_waits: dict[str, WaitCall] = {}
         self._timers: dict[int, WaitCall] = {}
         self._disposals: dict[str, HookCall] = {}
+        self._live_hooks: dict[str, HookCall] = {}
         self._last_event_id: str | None = None
         self._result: Completed | Failed | None = None
         self._closed = False
@@ -265,7 +279,8 @@ class ReplaySession:
                     self._start()
                 self._deliver(event)
                 self._last_event_id = event.event_id
-                self._loop.run_until_idle()
+                if self._loop.has_ready:
+                    self._loop.run_until_idle()
             if self._main is None:
                 self._start()
             return self._settle()
@@ -299,6 +314,7 @@ class ReplaySession:
             self._active_waits.clear()
             self._timers.clear()
             self._disposals.clear()
+            self._live_hooks.clear()
 
     # --- WorkflowContext ------------------------------------------------------------
 
@@ -375,6 +391,7 @@ class ReplaySession:
             return
         call.disposed = True
         self._uncreated_hooks.pop(call.correlation_id, None)
+        self._live_hooks.pop(call.correlation_id, None)
         if call.created and not call.conflicted and not call.dispose_recorded:
             self._disposals[call.correlation_id] = call
         call.release_awaiters()
@@ -458,6 +475,8 @@ class ReplaySession:
             if error is not None:
                 return self._finish(Failed(error, "USER_ERROR"))
             return self._finish(Completed(main.result()))
+        if not self._can_progress():
+            return self._finish(Failed(WorkflowDeadlockError(_DEADLOCK), "USER_ERROR"))
         return Suspended(
             hooks=tuple(
                 PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
@@ -475,6 +494,18 @@ class ReplaySession:
                 (c.correlation_id, c.step_id) for c in self._outstanding_steps.values()
             ),
             next_wake=min((w.resume_at for w in self._active_waits.values()), default=None),
+        )
+
+    def _can_progress(self) -> bool:
+        """Whether some event could still arrive that a call is waiting for."""
+        return bool(
+            self._uncreated_steps
+            or self._uncreated_hooks
+            or self._uncreated_waits
+            or self._outstanding_steps
+            or self._active_waits
+            or self._live_hooks
+            or self._disposals
         )
 
     def _finish(self, outcome: Completed | Failed) -> Completed | Failed:
@@ -585,6 +616,8 @@ class ReplaySession:
                     call.reject_awaiters()
                 elif call.disposed:
                     self._disposals[call.correlation_id] = call
+                else:
+                    self._live_hooks[call.correlation_id] = call
             case "hook_received":
                 if not call.created or call.conflicted:
                     raise _unconsumed(event)
@@ -598,6 +631,7 @@ class ReplaySession:
                     raise _unconsumed(event)
                 call.dispose_recorded = True
                 self._disposals.pop(call.correlation_id, None)
+                self._live_hooks.pop(call.correlation_id, None)
             case _:
                 assert_never(event_type)
 

@@ -27,6 +27,7 @@ from runtime.replay import (
     PendingStep,
     ReplaySession,
     Suspended,
+    WorkflowDeadlockError,
     replay,
 )
 from runtime.serialization import serialize, serialize_call, serialize_error
@@ -326,6 +327,22 @@ def test_internal_failure_closes_the_session_without_hanging() -> None:
     assert isinstance(failed, Failed) and failed.code == "CORRUPTED_EVENT_LOG"
     assert session.done
     assert cleaned == ["finally"]
+
+
+def test_blocking_on_nothing_durable_fails_instead_of_hanging() -> None:
+    async def wf() -> None:
+        await add(1, 1)
+        await asyncio.Event().wait()
+
+    log = Log()
+    outcome = full_replay(wf, log.events)
+    assert isinstance(outcome, Suspended)
+    created(log, outcome)
+    complete(log, outcome.steps[0].correlation_id, 2)
+    failed = full_replay(wf, log.events)
+    assert isinstance(failed, Failed) and failed.code == "USER_ERROR"
+    assert isinstance(failed.error, WorkflowDeadlockError)
+    assert "waits on nothing durable" in str(failed.error)
 
 
 # --- determinism --------------------------------------------------------------------------
