@@ -296,3 +296,9 @@ def reset() -> None:
         for name in list(sys.modules):
             if name.split(".", 1)[0] in PREFIXES.values():
                 del sys.modules[name]
+
+
+def loaded_manifests() -> list[Manifest]:
+    """The builds this process has loaded, newest first."""
+    with _lock:
+        return list(reversed(_loaded.values()))

@@ -41,6 +41,7 @@ from runtime.errors import (
     WorldError,
 )
 from runtime.streams import StreamHandle, get_writable
+from runtime.webhooks import Request, Response, Webhook, create_webhook, resume_webhook
 from runtime.workflow_api import (
     Hook,
     TypedHook,
@@ -63,6 +64,8 @@ __all__ = [
     "HookNotFoundError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
+    "Request",
+    "Response",
     "RetryableError",
     "Run",
     "RunNotFoundError",
@@ -72,6 +75,7 @@ __all__ = [
     "StepNotRegisteredError",
     "StreamHandle",
     "TypedHook",
+    "Webhook",
     "WfkitError",
     "WorkflowCalledDirectlyError",
     "WorkflowMetadata",
@@ -82,6 +86,7 @@ __all__ = [
     "build",
     "cancel_run",
     "create_hook",
+    "create_webhook",
     "define_hook",
     "fetch",
     "format_timeline",
@@ -95,6 +100,7 @@ __all__ = [
     "get_writable",
     "resume_hook",
     "resume_hook_sync",
+    "resume_webhook",
     "run",
     "set_world",
     "sleep",

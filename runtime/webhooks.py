@@ -1,0 +1,178 @@
+"""Webhooks: hooks resumed by an HTTP request to ``/.well-known/workflow/v1/webhook/{token}``.
+
+``create_webhook(respond_with=None | Response | "manual")`` creates a hook whose
+payloads are :class:`Request` objects. The HTTP side answers ``202`` with an empty
+body by default, the static :class:`Response` when one was given, or — for
+``"manual"`` — whatever a step sends with ``await request.respond_with(Response(...))``.
+Hooks from ``create_hook`` are not resumable through the HTTP route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from runtime.client import resume_hook
+from runtime.context import current_step, current_workflow
+from runtime.errors import NotInWorkflowError
+from runtime.serialization import deserialize
+from runtime.workflow_api import Hook, _create_hook
+from runtime.world_config import resolve_world
+from worlds.base import HookNotFoundError, World
+
+WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
+BASE_URL_ENV = "WFKIT_BASE_URL"
+MANUAL = "manual"
+MANUAL_RESPONSE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response a webhook answers with."""
+
+    status: int = 200
+    body: str | bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body_bytes(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+@dataclass(frozen=True)
+class Request:
+    """The HTTP request that resumed a webhook (what awaiting a webhook gives)."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    run_id: str = ""
+    response_stream: str | None = None
+
+    def text(self, encoding: str = "utf-8") -> str:
+        return self.body.decode(encoding)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    async def respond_with(self, response: Response) -> None:
+        """Send the HTTP answer of a ``respond_with="manual"`` webhook. Steps only.
+
+        Raises:
+            NotInWorkflowError: called from a workflow (pass the request to a step) or
+                outside any step.
+            ValueError: the webhook was not created with ``respond_with="manual"``.
+        """
+        if current_workflow.get() is not None:
+            raise NotInWorkflowError(
+                "request.respond_with() sends an HTTP response, which is I/O: "
+                "call it from a step, passing the request to that step"
+            )
+        step = current_step.get()
+        if step is None or step.world is None:
+            raise NotInWorkflowError("request.respond_with() can only be called inside a step")
+        if self.response_stream is None:
+            raise ValueError('respond_with() needs a webhook created with respond_with="manual"')
+        payload = {
+            "status": response.status,
+            "headers": dict(response.headers),
+            "body": response.body_bytes().decode("latin-1"),
+        }
+        step.world.streams.append(self.run_id, self.response_stream, json.dumps(payload).encode())
+        step.world.streams.close(self.run_id, self.response_stream)
+
+
+class Webhook(Hook[Request]):
+    """A hook resumed over HTTP; ``.url`` is where to send requests."""
+
+    @property
+    def url(self) -> str:
+        base = os.environ.get(BASE_URL_ENV, "http://127.0.0.1:8000").rstrip("/")
+        return f"{base}{WEBHOOK_PATH}{quote(self.token, safe='')}"
+
+
+def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
+    """Create a webhook in the running workflow.
+
+    Args:
+        respond_with: None (answer ``202`` with no body), a static :class:`Response`,
+            or ``"manual"`` (a step answers with ``request.respond_with(...)``).
+
+    Raises:
+        NotInWorkflowError: called outside a workflow.
+        ValueError: ``respond_with`` is none of those.
+    """
+    if (
+        respond_with is not None
+        and respond_with != MANUAL
+        and not isinstance(respond_with, Response)
+    ):
+        raise ValueError(
+            f'invalid respond_with {respond_with!r}: use None, a wfkit Response, or "manual"'
+        )
+    hook = _create_hook(is_webhook=True, respond_with=respond_with)
+    return Webhook(hook._call, hook._session)
+
+
+def response_stream_name(run_id: str, hook_id: str) -> str:
+    return f"{run_id.replace('wrun_', 'strm_', 1)}_webhook_{hook_id}"
+
+
+async def resume_webhook(
+    token: str,
+    request: Request | None = None,
+    *,
+    method: str = "POST",
+    url: str = "",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    world: World | str | None = None,
+) -> Response:
+    """Resume the webhook holding ``token`` with an HTTP request; return its answer.
+
+    Raises:
+        HookNotFoundError: no live *webhook* holds the token (``create_hook`` hooks
+            are not resumable this way).
+    """
+    target = resolve_world(world)
+    hook = target.hooks.get_by_token(token)
+    if not hook.is_webhook:
+        raise HookNotFoundError(f'no webhook holds token "{token}"')
+    mode = deserialize(hook.respond_with) if hook.respond_with is not None else None
+    stream = response_stream_name(hook.run_id, hook.hook_id) if mode == MANUAL else None
+    base = request or Request(method=method, url=url, headers=dict(headers or {}), body=body)
+    delivered = Request(
+        method=base.method,
+        url=base.url,
+        headers=base.headers,
+        body=base.body,
+        run_id=hook.run_id,
+        response_stream=stream,
+    )
+    await resume_hook(token, delivered, world=target)
+    if isinstance(mode, Response):
+        return mode
+    if stream is None:
+        return Response(status=202)
+    return await _await_manual_response(target, hook.run_id, stream)
+
+
+async def _await_manual_response(world: World, run_id: str, stream: str) -> Response:
+    deadline = time.monotonic() + MANUAL_RESPONSE_TIMEOUT
+    while time.monotonic() < deadline:
+        page = world.streams.read(run_id, stream)
+        if page.chunks:
+            answer = json.loads(page.chunks[0])
+            return Response(
+                status=int(answer["status"]),
+                headers=dict(answer["headers"]),
+                body=str(answer["body"]).encode("latin-1"),
+            )
+        await asyncio.to_thread(world.streams.wait, run_id, stream, after_index=0, timeout=1.0)
+    return Response(status=500, body=b"Workflow run did not send a response")
