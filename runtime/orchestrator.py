@@ -200,6 +200,8 @@ class Orchestrator:
             # No await between the last look at ``poked`` (in _drive) and here: a
             # nudge either reached the loop or finds no driver and queues normally.
             del self._driving[run_id]
+            if state.inline and not state.terminal:
+                self._hand_off_inline(state)
             if keep and self.replay_cache and not state.terminal and self.cache_size:
                 self._cache[run_id] = state
                 while len(self._cache) > self.cache_size:
@@ -207,6 +209,21 @@ class Orchestrator:
                     evicted.close()
             else:
                 state.close()
+
+    def _hand_off_inline(self, state: _RunState) -> None:
+        """Queue the inline steps a handler leaves unfinished (shutdown, error), so
+        that another worker runs them now rather than after a sweep."""
+        for cid in list(state.inline):
+            name = state.step_names.get(cid)
+            if name is None:
+                continue
+            message = step_message(state.run.run_id, cid, name)
+            try:
+                self.world.queue.enqueue(
+                    message.queue, message.payload, idempotency_key=message.idempotency_key
+                )
+            except WorldError as exc:
+                log.warning("could not hand off step %s: %s", cid, exc)
 
     def close(self) -> None:
         """Close every cached session."""

@@ -93,6 +93,7 @@ _NoneType = type(None)
 # (int and float need a range/finiteness check when serializing).
 _PLAIN_OUT: frozenset[type] = frozenset({str, bool, _NoneType})
 _PLAIN_IN: frozenset[type] = frozenset({str, int, float, bool, _NoneType})
+_STR: frozenset[type] = frozenset({str})
 
 Encoder = Callable[[Any], Any]
 
@@ -147,12 +148,10 @@ def deserialize(data: Any) -> Any:
         SerializationError: ``data`` is not something ``serialize`` produced, or
             names a class that is not registered and cannot be imported.
     """
-    t = type(data)
-    if t is dict:
-        return _de_dict(data)
-    if t is list:
-        return [x if type(x) in _PLAIN_IN else _de(x) for x in data]
-    return data
+    try:
+        return _de(data)
+    except RecursionError:
+        raise SerializationError("cannot deserialize: nested too deeply") from None
 
 
 def serialize_call(
@@ -309,7 +308,15 @@ def _ser(v: Any) -> Any:
 def _ser_items(items: Any) -> list[Any]:
     """Serialize a list/tuple/set's items; on failure, locate the failing item."""
     try:
-        return [x if type(x) in _PLAIN_OUT else _ser(x) for x in items]
+        # Inline checks for the common scalars: a call per element would double the cost.
+        return [
+            x
+            if (t := type(x)) in _PLAIN_OUT
+            or (t is int and -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT)
+            or (t is float and x - x == 0.0 and x != 0.0)
+            else _ser(x)
+            for x in items
+        ]
     except _Unserializable as exc:
         for i, x in enumerate(items):
             if x is exc.value:
@@ -320,17 +327,23 @@ def _ser_items(items: Any) -> list[Any]:
 
 
 def _ser_dict(d: dict[Any, Any]) -> Any:
-    if TAG not in d:
-        out: dict[str, Any] = {}
+    if TAG not in d and _STR.issuperset(map(type, d)):
+        if _PLAIN_OUT.issuperset(map(type, d.values())):  # both checks run in C
+            return d.copy()
         try:
-            for k, x in d.items():
-                if type(k) is not str:
-                    break
-                out[k] = x if type(x) in _PLAIN_OUT else _ser(x)
-            else:
-                return out
+            return {
+                k: x
+                if (t := type(x)) in _PLAIN_OUT
+                or (t is int and -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT)
+                or (t is float and x - x == 0.0 and x != 0.0)
+                else _ser(x)
+                for k, x in d.items()
+            }
         except _Unserializable as exc:
-            exc.segments.append(f"[{json.dumps(k, ensure_ascii=False)}]")
+            for k, x in d.items():
+                if x is exc.value:
+                    exc.segments.append(f"[{json.dumps(k, ensure_ascii=False)}]")
+                    break
             exc.value = d
             raise
     pairs: list[list[Any]] = []
@@ -572,14 +585,22 @@ def _de(x: Any) -> Any:
     if t is dict:
         return _de_dict(x)
     if t is list:
-        return [i if type(i) in _PLAIN_IN else _de(i) for i in x]
+        return _de_list(x)
     return x
 
 
+def _de_list(items: list[Any]) -> list[Any]:
+    if _PLAIN_IN.issuperset(map(type, items)):  # all scalars: one C-level pass, one copy
+        return items.copy()
+    return [i if type(i) in _PLAIN_IN else _de(i) for i in items]
+
+
 def _de_dict(d: dict[str, Any]) -> Any:
-    tag = d.get(TAG)
-    if tag is None:
+    if TAG not in d:
+        if _PLAIN_IN.issuperset(map(type, d.values())):
+            return d.copy()
         return {k: (x if type(x) in _PLAIN_IN else _de(x)) for k, x in d.items()}
+    tag = d[TAG]
     decoder = _DECODERS.get(tag) if type(tag) is str else None
     if decoder is None:
         raise SerializationError(
@@ -603,7 +624,7 @@ def _de_items(d: dict[str, Any]) -> list[Any]:
     items = d["v"]
     if type(items) is not list:
         raise TypeError(f"expected a list payload, got {type(items).__name__}")
-    return [i if type(i) in _PLAIN_IN else _de(i) for i in items]
+    return _de_list(items)
 
 
 def _de_big_int(d: dict[str, Any]) -> int:

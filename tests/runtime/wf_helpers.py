@@ -189,3 +189,10 @@ async def _conflicting_hooks(token: str) -> str:
 
 hook_and_step = workflow("hook_and_step", _hook_and_step)
 conflicting_hooks = workflow("conflicting_hooks", _conflicting_hooks)
+
+
+async def _one_slow(seconds: float) -> str:
+    return str(await slow(seconds))
+
+
+one_slow = workflow("one_slow", _one_slow)

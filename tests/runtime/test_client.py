@@ -1,0 +1,118 @@
+"""The client API: start / get_run / Run / hooks / cancel, async and sync."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runtime import gen
+from runtime.client import (
+    Run,
+    get_hook_by_token_sync,
+    get_run,
+    get_run_sync,
+    resume_hook,
+    start,
+    start_sync,
+    workflow_id_of,
+)
+from runtime.errors import (
+    HookNotFoundError,
+    RunNotFoundError,
+    SerializationError,
+    WorkflowRunFailedError,
+)
+from runtime.executor import WORKFLOW_QUEUE_PREFIX
+from runtime.worker import Worker
+from tests.runtime import wf_helpers
+from worlds.memory import MemoryWorld
+
+
+@pytest.fixture(autouse=True)
+def helpers() -> Iterator[Any]:
+    yield importlib.reload(wf_helpers)
+
+
+def _run(coro: Any, timeout: float = 30) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def source_workflow(x: int) -> int:
+    "use workflow"
+    return x
+
+
+def test_workflow_ids() -> None:
+    assert workflow_id_of("workflow//./a//b") == "workflow//./a//b"
+    tagged = gen.tag_workflow("workflow//./x//y", lambda: None)
+    assert workflow_id_of(tagged) == "workflow//./x//y"
+    assert workflow_id_of(source_workflow) == (
+        "workflow//./tests/runtime/test_client//source_workflow"
+    )
+    with pytest.raises(TypeError):
+        workflow_id_of(42)  # type: ignore[arg-type]
+
+
+def test_start_writes_run_created_and_its_message_together() -> None:
+    world = MemoryWorld()
+    run = start_sync(wf_helpers.sequential, 3, world=world)
+    assert run.run_id.startswith("wrun_")
+    (created,) = world.events.list(run.run_id)
+    assert created.event_type == "run_created"
+    assert created.data["workflow_name"] == wf_helpers.sequential
+    assert run.run_id in world.queue.live_run_ids()
+    (message,) = world.queue.receive([WORKFLOW_QUEUE_PREFIX], lease_seconds=5)
+    assert message.queue == WORKFLOW_QUEUE_PREFIX + wf_helpers.sequential
+    assert message.payload == {"run_id": run.run_id}
+    assert run.status_sync() == "pending"
+
+
+def test_unserializable_arguments_write_nothing() -> None:
+    world = MemoryWorld()
+    with pytest.raises(SerializationError):
+        start_sync(wf_helpers.sequential, object(), world=world)
+    assert world.runs.list() == []
+
+
+def test_get_run_and_results() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        with pytest.raises(RunNotFoundError):
+            await get_run("wrun_nope", world=world)
+        run = await start(wf_helpers.sequential, 4, world=world)
+        with pytest.raises(TimeoutError):
+            await run.result(timeout=0.05)
+        await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=10)
+        again = await get_run(run.run_id, world=world)
+        assert isinstance(again, Run) and again.run_id == run.run_id
+        assert await again.status() == "completed"
+        return await again.result()
+
+    assert _run(scenario()) == 6
+
+
+def test_sync_twins() -> None:
+    world = MemoryWorld()
+    run = start_sync(wf_helpers.uncaught_fatal, world=world)
+    asyncio.run(Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=10))
+    handle = get_run_sync(run.run_id, world=world)
+    with pytest.raises(WorkflowRunFailedError) as failed:
+        handle.result_sync(timeout=1)
+    assert "fatal!" in str(failed.value.cause)
+    assert failed.value.run_id == run.run_id
+    assert "fatal!" in failed.value.error["message"]
+    with pytest.raises(HookNotFoundError):
+        get_hook_by_token_sync("none", world=world)
+
+
+def test_resume_unknown_hook() -> None:
+    with pytest.raises(HookNotFoundError):
+        _run(resume_hook("missing", {"x": 1}, world=MemoryWorld()))

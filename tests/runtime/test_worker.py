@@ -1,0 +1,119 @@
+"""Worker lifecycle: graceful shutdown hands work over; retry parsing; the world switch."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runtime import world_config
+from runtime.client import start
+from runtime.executor import parse_retry_after
+from runtime.worker import Worker
+from tests.runtime import wf_helpers
+from worlds.memory import MemoryWorld
+
+
+@pytest.fixture(autouse=True)
+def helpers() -> Iterator[Any]:
+    yield importlib.reload(wf_helpers)
+
+
+def _run(coro: Any, timeout: float = 30) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def test_graceful_shutdown_hands_inline_steps_to_the_next_worker() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.one_slow, 1.0, world=world)
+        stop = asyncio.Event()
+        first = Worker(world=world, poll_interval=0.01, shutdown_grace=0.05, sweep_interval=0)
+        task = asyncio.create_task(first.run(stop_event=stop))
+        while not any(s.status == "running" for s in world.steps.list(run.run_id)):
+            await asyncio.sleep(0.005)
+        stop.set()
+        await task
+        assert world.runs.get(run.run_id).status == "running"
+        began = time.monotonic()
+        second = Worker(world=world, poll_interval=0.01, sweep_interval=0)
+        await second.run_until_complete(run.run_id, timeout=10)
+        assert time.monotonic() - began < 5  # no wait for a lease or a sweep
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == "slow"
+
+
+def test_drain_returns_when_only_delayed_work_is_left() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.sleeper, 30, world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        await worker.drain(timeout=5)
+        assert [w.status for w in world.waits.list(run.run_id)] == ["waiting"]
+        return await run.status()
+
+    assert _run(scenario()) == "running"
+
+
+def test_replay_cache_switch_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WFKIT_REPLAY_CACHE", "0")
+    assert Worker(world=MemoryWorld()).orchestrator.replay_cache is False
+    monkeypatch.setenv("WFKIT_REPLAY_CACHE", "1")
+    assert Worker(world=MemoryWorld()).orchestrator.replay_cache is True
+    assert Worker(world=MemoryWorld(), replay_cache=False).orchestrator.replay_cache is False
+
+
+def test_world_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        monkeypatch.setenv("WFKIT_WORLD", "memory")
+        world_config.reset_world()
+        first = world_config.get_world()
+        assert first.name == "memory" and world_config.get_world() is first
+        mine = MemoryWorld()
+        world_config.set_world(mine)
+        assert world_config.get_world() is mine
+        assert world_config.resolve_world(None) is mine
+        assert world_config.get_world("memory") is not mine
+    finally:
+        world_config.reset_world()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, 1.0),
+        (5, 5.0),
+        (0.25, 0.25),
+        (timedelta(minutes=2), 120.0),
+        ("10s", 10.0),
+        ("500ms", 0.5),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1d", 86400.0),
+        ("3", 3.0),
+    ],
+)
+def test_parse_retry_after(value: Any, seconds: float) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert (parse_retry_after(value, now) - now).total_seconds() == seconds
+
+
+def test_parse_retry_after_datetime_and_errors() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    at = now + timedelta(seconds=7)
+    assert parse_retry_after(at, now) == at
+    with pytest.raises(ValueError):
+        parse_retry_after("soon", now)
+    with pytest.raises(ValueError):
+        parse_retry_after(datetime(2026, 1, 1), now)  # noqa: DTZ001
