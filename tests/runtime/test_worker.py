@@ -116,4 +116,4 @@ def test_parse_retry_after_datetime_and_errors() -> None:
     with pytest.raises(ValueError):
         parse_retry_after("soon", now)
     with pytest.raises(ValueError):
-        parse_retry_after(datetime(2026, 1, 1), now)  # noqa: DTZ001
+        parse_retry_after(datetime(2026, 1, 1), now)
