@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import wfbuild  # noqa: E402
+import wfbuild
 
 WORKFLOW_MODULE = '''\
 """Generated benchmark module {i}."""
@@ -101,7 +101,9 @@ def generate(root: Path, modules: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=int, default=1000)
-    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: CPU count)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wfkit-bench-") as tmp:
         root = Path(tmp)
@@ -114,7 +116,9 @@ def main() -> None:
             report = wfbuild.build(root=root, jobs=args.jobs)
             rows.append((label, report))
     print(f"wfbuild transform benchmark: {args.modules} modules, {lines} lines")
-    header = f"{'build':<22}{'files':>7}{'transformed':>13}{'seconds':>10}{'files/s':>11}{'lines/s':>12}"
+    header = (
+        f"{'build':<22}{'files':>7}{'transformed':>13}{'seconds':>10}{'files/s':>11}{'lines/s':>12}"
+    )
     print(header)
     print("-" * len(header))
     for label, report in rows:

@@ -281,6 +281,8 @@ def stale_reasons(plan: BuildPlan) -> list[str]:
         return [f"no build output in {plan.out_dir}"]
     if not plan.previous.is_current:
         return ["the transformer changed since the last build"]
+    if plan.paths != plan.previous.paths:
+        return [f"built for paths {plan.previous.paths}, not {plan.paths}"]
     reasons = [f"{rel}: changed or not built" for rel in plan.candidates if rel not in plan.cached]
     keys = plan.modules_keys(plan.provisional_modules())
     reasons += [
@@ -350,12 +352,15 @@ def run_build(
     transform: TransformFn | None = None,
 ) -> BuildReport:
     """Build; see `wfbuild.build`. ``transform`` replaces the transformer (tests only)."""
-    from transformer.manifest import build_manifest, dump_manifest
-
     started = time.perf_counter()
     # An empty list (not None): a build covers the given PATHS or the root, never "what was
     # built last" the way `check` does.
     plan = plan_build(list(paths or []), root=root, out=out)
+    if not stale_reasons(plan):
+        # Up to date: no transform, no write, and the transformer (libcst) is not even imported.
+        return _report(plan, plan.cached, set(), 0, started)
+    from transformer.manifest import build_manifest, dump_manifest
+
     entries: dict[str, FileEntry] = dict(plan.cached)
     new_code: dict[str, TransformResult] = {}
     transformed: set[str] = set()
@@ -414,12 +419,23 @@ def run_build(
         files={rel: entries[rel] for rel in sorted(entries)},
     )
     _write_atomic(plan.out_dir / STATE_FILE, state.dumps().encode("utf-8"))
+    return _report(plan, entries, transformed, written, started)
+
+
+def _report(
+    plan: BuildPlan,
+    entries: dict[str, FileEntry],
+    transformed: set[str],
+    written: int,
+    started: float,
+) -> BuildReport:
+    generated = [e for e in entries.values() if e.is_generated]
     return BuildReport(
         files_scanned=len(plan.sources),
         files_transformed=len(transformed),
-        workflows=sum(len(e.workflows) for e in generated.values()),
-        steps=sum(len(e.steps) for e in generated.values()),
-        classes=sum(len(e.classes) for e in generated.values()),
+        workflows=sum(len(e.workflows) for e in generated),
+        steps=sum(len(e.steps) for e in generated),
+        classes=sum(len(e.classes) for e in generated),
         seconds=time.perf_counter() - started,
         out_dir=plan.out_dir,
         files_written=written,

@@ -258,3 +258,48 @@ def test_all_is_pinned() -> None:
         "find_root",
         "is_stale",
     ]
+
+
+def test_up_to_date_build_and_is_stale_do_not_load_libcst(project: Path) -> None:
+    import subprocess
+    import sys
+
+    wfbuild.build(root=project)
+    code = (
+        "import sys, wfbuild\n"
+        f"assert not wfbuild.is_stale(root={str(project)!r})\n"
+        f"assert wfbuild.build(root={str(project)!r}).files_transformed == 0\n"
+        "assert 'libcst' not in sys.modules, 'libcst loaded'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from wfbuild import parallel
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(parallel, "PROGRESS_DELAY", 0.0)
+    log = io.StringIO()
+    bar = parallel.Progress(8, enabled=True, stream=log)
+    for _ in range(8):
+        bar.advance(1)
+    bar.close()
+    assert log.getvalue().splitlines() == [f"[{n}/8] transforming" for n in (2, 4, 6, 8)]
+    tty = Tty()
+    bar = parallel.Progress(3, enabled=True, stream=tty)
+    for _ in range(3):
+        bar.advance(1)
+    bar.close()
+    assert tty.getvalue() == "".join(f"\r[{n}/3] transforming" for n in (1, 2, 3)) + "\n"
+    quiet = io.StringIO()
+    monkeypatch.setattr(parallel, "PROGRESS_DELAY", 60.0)
+    bar = parallel.Progress(3, enabled=True, stream=quiet)
+    bar.advance(3)
+    bar.close()
+    assert quiet.getvalue() == ""  # fast work shows nothing
