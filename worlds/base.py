@@ -39,6 +39,7 @@ API sketch (every method is synchronous; the runtime decides what runs off-loop)
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import threading
 import time
@@ -386,8 +387,13 @@ class CorruptedLogError(WorldError):
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# 130 bits (2 zero + 48 time + 80 random) as 13 groups of 10 bits, two characters each.
+_CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
 _RANDOM_BITS = 80
 _RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+# Ids are unique, not secret: a seeded PRNG avoids a getrandom() syscall per id.
+_RANDOM = random.Random(secrets.randbits(128))
 
 
 class MonotonicUlids:
@@ -411,15 +417,14 @@ class MonotonicUlids:
                 rand = self._last_random + 1
                 if rand > _RANDOM_MASK:
                     now_ms += 1
-                    rand = secrets.randbits(_RANDOM_BITS - 1)
+                    rand = _RANDOM.getrandbits(_RANDOM_BITS - 1)
             else:
                 # One bit of headroom so increments within a millisecond never overflow.
-                rand = secrets.randbits(_RANDOM_BITS - 1)
+                rand = _RANDOM.getrandbits(_RANDOM_BITS - 1)
             self._last_ms = now_ms
             self._last_random = rand
         value = (now_ms << _RANDOM_BITS) | rand
-        chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
-        return "".join(chars)
+        return "".join([_CROCKFORD_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 _ULIDS = MonotonicUlids()
@@ -473,7 +478,11 @@ def normalize_json(data: Mapping[str, Any]) -> dict[str, Any]:
 class RecordLoader(Protocol):
     """Read access to the current records, as a world sees them inside its write
     transaction. SQL worlds that allow concurrent writers should lock the rows they
-    return (``SELECT … FOR UPDATE``) so that the check and the write are atomic."""
+    return (``SELECT … FOR UPDATE``) so that the check and the write are atomic.
+
+    Optional fast path: a loader may also define ``load_run_status(run_id) ->
+    RunStatus | None``; step, hook and wait events then read only the run's
+    status instead of decoding the whole run."""
 
     def load_run(self, run_id: str) -> Run | None: ...
 
@@ -522,10 +531,31 @@ class _Overlay:
         self.base = base
         self.plan = plan
         self.released: set[str] = set()
+        self.runs_read: dict[str, Run | None] = {}
+        self.statuses_read: dict[str, RunStatus | None] = {}
 
     def run(self, run_id: str) -> Run | None:
         found = self.plan.new_runs.get(run_id) or self.plan.changed_runs.get(run_id)
-        return found if found is not None else self.base.load_run(run_id)
+        if found is not None:
+            return found
+        # Every event of a batch checks its run: read it from the world once.
+        if run_id not in self.runs_read:
+            self.runs_read[run_id] = self.base.load_run(run_id)
+        return self.runs_read[run_id]
+
+    def run_status(self, run_id: str) -> RunStatus | None:
+        found = self.plan.new_runs.get(run_id) or self.plan.changed_runs.get(run_id)
+        if found is None:
+            found = self.runs_read.get(run_id)
+        if found is not None:
+            return found.status
+        if run_id not in self.statuses_read:
+            load_status = getattr(self.base, "load_run_status", None)
+            if load_status is None:
+                run = self.run(run_id)
+                return None if run is None else run.status
+            self.statuses_read[run_id] = load_status(run_id)
+        return self.statuses_read[run_id]
 
     def step(self, run_id: str, step_id: str) -> Step | None:
         key = (run_id, step_id)
@@ -629,6 +659,16 @@ def _live_run(view: _Overlay, event: Event) -> Run:
     return run
 
 
+def _check_run_is_live(view: _Overlay, event: Event) -> None:
+    status = view.run_status(event.run_id)
+    if status is None:
+        raise RunNotFoundError(f"run {event.run_id!r} not found")
+    if status in RUN_TERMINAL:
+        raise EntityConflictError(
+            f"{event.event_type} refused: run {event.run_id!r} is already {status}"
+        )
+
+
 def _apply_run_event(view: _Overlay, event: Event) -> EventResult:
     at = event.created_at
     if event.event_type == "run_created":
@@ -674,7 +714,7 @@ def _apply_run_event(view: _Overlay, event: Event) -> EventResult:
 
 def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
     step_id = _require_correlation(event)
-    _live_run(view, event)
+    _check_run_is_live(view, event)
     at = event.created_at
     current = view.step(event.run_id, step_id)
     if event.event_type == "step_created":
@@ -745,7 +785,7 @@ def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
 
 def _apply_hook_event(view: _Overlay, event: Event) -> EventResult:
     hook_id = _require_correlation(event)
-    _live_run(view, event)
+    _check_run_is_live(view, event)
     at = event.created_at
     current = view.hook(hook_id)
     if event.event_type in ("hook_created", "hook_conflict"):
@@ -782,7 +822,7 @@ def _apply_hook_event(view: _Overlay, event: Event) -> EventResult:
 
 def _apply_wait_event(view: _Overlay, event: Event) -> EventResult:
     wait_id = _require_correlation(event)
-    _live_run(view, event)
+    _check_run_is_live(view, event)
     at = event.created_at
     current = view.wait(event.run_id, wait_id)
     if event.event_type == "wait_created":
@@ -891,7 +931,7 @@ def plan_events(
             event_type=event_type,
             correlation_id=request.correlation_id,
             data=data,
-            created_at=at,
+            created_at=request.created_at or at,
         )
         result = _apply_event(view, event)
         plan.events.append(event)
@@ -923,6 +963,10 @@ class StateLoader:
 
     def load_run(self, run_id: str) -> Run | None:
         return self.state.runs.get(run_id)
+
+    def load_run_status(self, run_id: str) -> RunStatus | None:
+        run = self.state.runs.get(run_id)
+        return None if run is None else run.status
 
     def load_step(self, run_id: str, step_id: str) -> Step | None:
         return self.state.steps.get((run_id, step_id))

@@ -32,9 +32,9 @@ class WorldFactory:
 
 
 def _memory(tmp_path: Path) -> World:
-    from worlds.memory import MemoryWorld
-
-    return MemoryWorld()
+    world = importlib.import_module("worlds.memory").MemoryWorld()
+    assert isinstance(world, World)
+    return world
 
 
 def _local(tmp_path: Path) -> World:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import worlds
 from worlds.base import EntityConflictError, QueueMessage, World
 from worlds.testing.factories import WorldFactory
 
@@ -168,7 +167,7 @@ def test_processes_racing_queue_messages(world_factory: WorldFactory, tmp_path: 
     world = world_factory.make(tmp_path)
     try:
         expected = {world.queue.enqueue(f"race_{n % 3}", {"n": n}) for n in range(60)}
-        root = str(Path(worlds.__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": root}
         start_at = time.time() + 1.5
         procs = [

@@ -1,0 +1,411 @@
+"""The local world's event log and materialized records.
+
+A write is one ``BEGIN IMMEDIATE`` transaction: load the few rows the requests
+touch (the run, and all steps of the batch in one query), let
+``worlds.base.plan_events`` check the lifecycle rules, then write the planned
+events and records with prepared Core statements (inserts for new entities, so
+the primary keys and partial unique indexes back the checks).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.engine import Connection
+
+from worlds.base import (
+    Event,
+    EventRequest,
+    EventResult,
+    EventType,
+    Hook,
+    HookNotFoundError,
+    InvalidEventError,
+    PlannedWrites,
+    QueueMessageRequest,
+    Run,
+    RunNotFoundError,
+    RunStatus,
+    Step,
+    StepNotFoundError,
+    Wait,
+    WaitNotFoundError,
+    new_id,
+    plan_events,
+)
+from worlds.local.schema import (
+    PreparedSql,
+    dumps,
+    event_from_row,
+    event_row,
+    events_table,
+    hook_from_row,
+    hook_row,
+    hooks_table,
+    run_from_row,
+    run_row,
+    runs_table,
+    step_from_row,
+    step_row,
+    steps_table,
+    translated_errors,
+    wait_from_row,
+    wait_row,
+    waits_table,
+    write_transaction,
+)
+
+_E, _R, _S, _H, _W = events_table.c, runs_table.c, steps_table.c, hooks_table.c, waits_table.c
+_ROWID: Any = literal_column("rowid")  # insertion order = creation order
+
+_SELECT_RUN = select(runs_table).where(_R.run_id == bindparam("run_id"))
+_SELECT_STEP = select(steps_table).where(
+    _S.run_id == bindparam("run_id"), _S.step_id == bindparam("step_id")
+)
+_SELECT_HOOK = select(hooks_table).where(_H.hook_id == bindparam("hook_id"))
+_SELECT_ACTIVE_TOKEN = select(hooks_table).where(
+    _H.token == bindparam("token"), _H.status == "active"
+)
+_SELECT_WAIT = select(waits_table).where(
+    _W.run_id == bindparam("run_id"), _W.wait_id == bindparam("wait_id")
+)
+
+
+def _columns_except(table: Any, *keys: str) -> list[str]:
+    return [key for key in table.c.keys() if key not in keys]
+
+
+# What a transition can change; updates write only these (never re-encode inputs).
+_RUN_MUTABLE = ["status", "output", "error", "updated_at", "started_at", "completed_at"]
+_STEP_MUTABLE = [
+    "status",
+    "output",
+    "error",
+    "attempt",
+    "retry_after",
+    "updated_at",
+    "started_at",
+    "completed_at",
+]
+_HOOK_MUTABLE = ["status", "updated_at"]
+_WAIT_MUTABLE = ["status", "updated_at", "completed_at"]
+
+
+def _changes(record: Any, columns: list[str], **keys: Any) -> dict[str, Any]:
+    """The UPDATE parameters of a changed record: its mutable columns and its keys."""
+    values: dict[str, Any] = {}
+    for column in columns:
+        value = getattr(record, column)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif column in ("output", "error"):
+            value = dumps(value)
+        values[column] = value
+    values.update(keys)
+    return values
+
+
+class _Sql:
+    """The write path's statements, compiled once."""
+
+    select_run = PreparedSql(_SELECT_RUN)
+    select_run_status = PreparedSql(select(_R.status).where(_R.run_id == bindparam("run_id")))
+    select_step = PreparedSql(_SELECT_STEP)
+    select_steps_in = PreparedSql(
+        select(steps_table).where(
+            _S.run_id == bindparam("run_id"),
+            _S.step_id.in_(
+                select(literal_column("value")).select_from(func.json_each(bindparam("step_ids")))
+            ),
+        )
+    )
+    select_hook = PreparedSql(_SELECT_HOOK)
+    select_active_token = PreparedSql(_SELECT_ACTIVE_TOKEN)
+    select_wait = PreparedSql(_SELECT_WAIT)
+    select_latest_of_type = PreparedSql(
+        select(events_table)
+        .where(_E.run_id == bindparam("run_id"), _E.event_type == bindparam("event_type"))
+        .order_by(_E.seq.desc())
+        .limit(1)
+    )
+    select_last_event_id = PreparedSql(
+        select(_E.event_id).where(_E.run_id == bindparam("run_id")).order_by(_E.seq.desc()).limit(1)
+    )
+    insert_event = PreparedSql(insert(events_table), _columns_except(events_table, "seq"))
+    insert_run = PreparedSql(insert(runs_table), runs_table.c.keys())
+    insert_step = PreparedSql(insert(steps_table), steps_table.c.keys())
+    insert_hook = PreparedSql(insert(hooks_table), hooks_table.c.keys())
+    insert_wait = PreparedSql(insert(waits_table), waits_table.c.keys())
+    update_run = PreparedSql(
+        update(runs_table).where(_R.run_id == bindparam("k_run_id")),
+        _RUN_MUTABLE,
+    )
+    update_step = PreparedSql(
+        update(steps_table).where(
+            _S.run_id == bindparam("k_run_id"), _S.step_id == bindparam("k_step_id")
+        ),
+        _STEP_MUTABLE,
+    )
+    update_hook = PreparedSql(
+        update(hooks_table).where(_H.hook_id == bindparam("k_hook_id")),
+        _HOOK_MUTABLE,
+    )
+    update_wait = PreparedSql(
+        update(waits_table).where(
+            _W.run_id == bindparam("k_run_id"), _W.wait_id == bindparam("k_wait_id")
+        ),
+        _WAIT_MUTABLE,
+    )
+    release_hooks = PreparedSql(
+        update(hooks_table)
+        .where(_H.run_id == bindparam("k_run_id"), _H.status == "active")
+        .values(status="disposed", updated_at=bindparam("at"))
+    )
+    release_waits = PreparedSql(
+        update(waits_table)
+        .where(_W.run_id == bindparam("k_run_id"), _W.status == "waiting")
+        .values(status="completed", updated_at=bindparam("at"), completed_at=bindparam("at"))
+    )
+
+
+EnqueueInTransaction = Callable[[sqlite3.Cursor, Sequence[QueueMessageRequest]], object]
+
+
+class _Loader:
+    """RecordLoader over one open write transaction, with the batch's steps prefetched."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.cursor = cursor
+        self.steps: dict[str, Step | None] = {}
+
+    def _one(self, sql: PreparedSql, **values: Any) -> Any:
+        return self.cursor.execute(sql.sql, sql.args(values)).fetchone()
+
+    def prefetch(self, run_id: str, requests: Sequence[EventRequest]) -> None:
+        """Load every step the requests name in one query."""
+        step_ids = [
+            r.correlation_id for r in requests if r.correlation_id and r.event_type[:5] == "step_"
+        ]
+        if step_ids:
+            sql = _Sql.select_steps_in
+            rows = self.cursor.execute(
+                sql.sql, sql.args({"run_id": run_id, "step_ids": json.dumps(step_ids)})
+            ).fetchall()
+            self.steps = dict.fromkeys(step_ids)
+            for row in rows:
+                self.steps[row["step_id"]] = step_from_row(row)
+
+    def load_run(self, run_id: str) -> Run | None:
+        row = self._one(_Sql.select_run, run_id=run_id)
+        return None if row is None else run_from_row(row)
+
+    def load_run_status(self, run_id: str) -> RunStatus | None:
+        row = self._one(_Sql.select_run_status, run_id=run_id)
+        return None if row is None else cast(RunStatus, row[0])
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None:
+        if step_id in self.steps:
+            return self.steps[step_id]
+        row = self._one(_Sql.select_step, run_id=run_id, step_id=step_id)
+        return None if row is None else step_from_row(row)
+
+    def load_hook(self, hook_id: str) -> Hook | None:
+        row = self._one(_Sql.select_hook, hook_id=hook_id)
+        return None if row is None else hook_from_row(row)
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None:
+        row = self._one(_Sql.select_active_token, token=token)
+        return None if row is None else hook_from_row(row)
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        row = self._one(_Sql.select_wait, run_id=run_id, wait_id=wait_id)
+        return None if row is None else wait_from_row(row)
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        row = self._one(_Sql.select_latest_of_type, run_id=run_id, event_type=event_type)
+        return None if row is None else event_from_row(row)
+
+    def load_last_event_id(self, run_id: str) -> str | None:
+        row = self._one(_Sql.select_last_event_id, run_id=run_id)
+        return None if row is None else str(row[0])
+
+
+def _write_many(cursor: sqlite3.Cursor, sql: PreparedSql, rows: list[dict[str, Any]]) -> None:
+    if len(rows) == 1:
+        cursor.execute(sql.sql, sql.args(rows[0]))
+    elif rows:
+        cursor.executemany(sql.sql, [sql.args(row) for row in rows])
+
+
+def write_plan(cursor: sqlite3.Cursor, plan: PlannedWrites) -> None:
+    """Write planned events and records inside the caller's transaction."""
+    _write_many(cursor, _Sql.insert_event, [event_row(e) for e in plan.events])
+    _write_many(cursor, _Sql.insert_run, [run_row(r) for r in plan.new_runs.values()])
+    _write_many(
+        cursor,
+        _Sql.update_run,
+        [_changes(r, _RUN_MUTABLE, k_run_id=r.run_id) for r in plan.changed_runs.values()],
+    )
+    _write_many(cursor, _Sql.insert_step, [step_row(s) for s in plan.new_steps.values()])
+    _write_many(
+        cursor,
+        _Sql.update_step,
+        [
+            _changes(s, _STEP_MUTABLE, k_run_id=s.run_id, k_step_id=s.step_id)
+            for s in plan.changed_steps.values()
+        ],
+    )
+    _write_many(cursor, _Sql.insert_hook, [hook_row(h) for h in plan.new_hooks.values()])
+    _write_many(
+        cursor,
+        _Sql.update_hook,
+        [_changes(h, _HOOK_MUTABLE, k_hook_id=h.hook_id) for h in plan.changed_hooks.values()],
+    )
+    _write_many(cursor, _Sql.insert_wait, [wait_row(w) for w in plan.new_waits.values()])
+    _write_many(
+        cursor,
+        _Sql.update_wait,
+        [
+            _changes(w, _WAIT_MUTABLE, k_run_id=w.run_id, k_wait_id=w.wait_id)
+            for w in plan.changed_waits.values()
+        ],
+    )
+    for run_id, at in plan.released_runs:
+        params = {"k_run_id": run_id, "at": at.isoformat()}
+        _write_many(cursor, _Sql.release_hooks, [params])
+        _write_many(cursor, _Sql.release_waits, [params])
+
+
+class LocalEvents:
+    """``world.events`` of the local world."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        enqueue: EnqueueInTransaction,
+        on_enqueued: Callable[[], None],
+    ) -> None:
+        self._engine = engine
+        self._enqueue = enqueue
+        self._on_enqueued = on_enqueued
+
+    def create(self, run_id: str | None, request: EventRequest) -> EventResult:
+        """Append one event and update its record; see ``worlds.base.Events.create``."""
+        if run_id is None:
+            if request.event_type != "run_created":
+                raise InvalidEventError(f"{request.event_type} needs a run_id")
+            run_id = new_id("wrun")
+        return self.create_batch(run_id, [request])[0]
+
+    def create_batch(
+        self,
+        run_id: str,
+        requests: Sequence[EventRequest],
+        *,
+        messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
+    ) -> list[EventResult]:
+        """Append events of one run and enqueue ``messages`` in one transaction.
+
+        See ``worlds.base.Events.create_batch``."""
+        with write_transaction(self._engine) as cursor:
+            loader = _Loader(cursor)
+            loader.prefetch(run_id, requests)
+            plan = plan_events(
+                loader, run_id, requests, expected_last_event_id=expected_last_event_id
+            )
+            write_plan(cursor, plan)
+            if messages:
+                self._enqueue(cursor, messages)
+        if messages:
+            self._on_enqueued()
+        return plan.results
+
+    def list(
+        self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events in append order, after ``after_event_id`` if given."""
+        query = select(events_table).where(_E.run_id == run_id).order_by(_E.seq)
+        if after_event_id is not None:
+            after = select(_E.seq).where(_E.event_id == after_event_id).scalar_subquery()
+            query = query.where(_E.seq > after)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [event_from_row(row) for row in conn.execute(query).mappings()]
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with translated_errors(), self._engine.connect() as conn:
+            yield conn
+
+
+class LocalRecords:
+    """Reads of runs, steps, hooks and waits (``world.runs`` … ``world.waits``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _rows(self, query: Any) -> list[Any]:
+        with translated_errors(), self._engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def get_run(self, run_id: str) -> Run:
+        rows = self._rows(_SELECT_RUN.params(run_id=run_id))
+        if not rows:
+            raise RunNotFoundError(f"run {run_id!r} not found")
+        return run_from_row(rows[0])
+
+    def list_runs(
+        self, *, status: RunStatus | None, workflow_name: str | None, limit: int
+    ) -> list[Run]:
+        query = select(runs_table).order_by(_R.run_id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(_R.status == status)
+        if workflow_name is not None:
+            query = query.where(_R.workflow_name == workflow_name)
+        return [run_from_row(row) for row in self._rows(query)]
+
+    def get_step(self, run_id: str, step_id: str) -> Step:
+        rows = self._rows(_SELECT_STEP.params(run_id=run_id, step_id=step_id))
+        if not rows:
+            raise StepNotFoundError(f"step {step_id!r} of run {run_id!r} not found")
+        return step_from_row(rows[0])
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        query = select(steps_table).where(_S.run_id == run_id).order_by(_ROWID)
+        return [step_from_row(row) for row in self._rows(query)]
+
+    def get_hook(self, hook_id: str) -> Hook:
+        rows = self._rows(_SELECT_HOOK.params(hook_id=hook_id))
+        if not rows:
+            raise HookNotFoundError(f"hook {hook_id!r} not found")
+        return hook_from_row(rows[0])
+
+    def get_hook_by_token(self, token: str) -> Hook:
+        rows = self._rows(_SELECT_ACTIVE_TOKEN.params(token=token))
+        if not rows:
+            raise HookNotFoundError(f"no active hook holds token {token!r}")
+        return hook_from_row(rows[0])
+
+    def list_hooks(self, run_id: str | None) -> list[Hook]:
+        query = select(hooks_table).order_by(_ROWID)
+        if run_id is not None:
+            query = query.where(_H.run_id == run_id)
+        return [hook_from_row(row) for row in self._rows(query)]
+
+    def get_wait(self, run_id: str, wait_id: str) -> Wait:
+        rows = self._rows(_SELECT_WAIT.params(run_id=run_id, wait_id=wait_id))
+        if not rows:
+            raise WaitNotFoundError(f"wait {wait_id!r} of run {run_id!r} not found")
+        return wait_from_row(rows[0])
+
+    def list_waits(self, run_id: str) -> list[Wait]:
+        query = select(waits_table).where(_W.run_id == run_id).order_by(_ROWID)
+        return [wait_from_row(row) for row in self._rows(query)]

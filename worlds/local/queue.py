@@ -1,0 +1,228 @@
+"""The local world's durable queue: a table of messages with visibility times.
+
+Receiving first checks, without the write lock, whether anything is visible,
+so idle workers polling the queue never stall the writers; only then does it
+claim messages in a ``BEGIN IMMEDIATE`` transaction (push ``visible_at`` to the
+lease end, ``attempt + 1``), which makes a message go to exactly one worker
+across threads and processes. Waiting receivers poll (other processes cannot
+signal us) but wake at once for messages enqueued in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worlds.base import QueueMessage, QueueMessageRequest, new_id, normalize_json
+from worlds.local.schema import (
+    PreparedSql,
+    dumps,
+    queue_table,
+    translated_errors,
+    write_transaction,
+)
+
+_Q = queue_table.c
+POLL_SECONDS = 0.05
+
+_INSERT_MESSAGE = PreparedSql(
+    sqlite_insert(queue_table).on_conflict_do_nothing(index_elements=["idempotency_key"]),
+    [key for key in queue_table.c.keys() if key != "seq"],
+)
+_SELECT_BY_KEY = PreparedSql(select(_Q.message_id).where(_Q.idempotency_key == bindparam("key")))
+_LEASE = PreparedSql(
+    update(queue_table)
+    .where(
+        _Q.seq.in_(select(literal_column("value")).select_from(func.json_each(bindparam("seqs"))))
+    )
+    .values(visible_at=bindparam("until"), attempt=_Q.attempt + 1)
+)
+_DELETE = PreparedSql(delete(queue_table).where(_Q.message_id == bindparam("message_id")))
+_SET_VISIBLE = PreparedSql(
+    update(queue_table)
+    .where(_Q.message_id == bindparam("message_id"))
+    .values(visible_at=bindparam("visible_at"))
+)
+_DELETE_RUN = PreparedSql(delete(queue_table).where(_Q.run_id == bindparam("run_id")))
+
+
+def _visible(prefixes: Sequence[str]) -> Any:
+    # substr, not LIKE: queue names are full of "_", LIKE's wildcard.
+    by_prefix = or_(*(func.substr(_Q.queue, 1, len(p)) == literal(p) for p in prefixes))
+    return and_(_Q.visible_at <= bindparam("now"), by_prefix)
+
+
+def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) -> list[str]:
+    """Insert messages inside the caller's write transaction; returns their ids
+    (an existing message's id when its idempotency key is taken)."""
+    ids: list[str] = []
+    now = time.time()
+    created_at = datetime.now(UTC).isoformat()
+    for request in requests:
+        payload = normalize_json(request.payload)
+        run_id = payload.get("run_id")
+        message_id = new_id("msg")
+        cursor.execute(
+            _INSERT_MESSAGE.sql,
+            _INSERT_MESSAGE.args(
+                {
+                    "message_id": message_id,
+                    "queue": request.queue,
+                    "payload": dumps(payload),
+                    "attempt": 0,
+                    "idempotency_key": request.idempotency_key,
+                    "run_id": run_id if isinstance(run_id, str) else None,
+                    "created_at": created_at,
+                    "visible_at": now + max(0.0, request.delay_seconds),
+                }
+            ),
+        )
+        if cursor.rowcount == 0:
+            row = cursor.execute(
+                _SELECT_BY_KEY.sql, _SELECT_BY_KEY.args({"key": request.idempotency_key})
+            ).fetchone()
+            message_id = row[0]
+        ids.append(message_id)
+    return ids
+
+
+def _message_from_row(row: Mapping[Any, Any]) -> QueueMessage:
+    return QueueMessage(
+        message_id=row["message_id"],
+        queue=row["queue"],
+        payload=json.loads(row["payload"]),
+        attempt=row["attempt"],
+        idempotency_key=row["idempotency_key"],
+        run_id=row["run_id"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        visible_at=datetime.fromtimestamp(row["visible_at"], UTC),
+    )
+
+
+class LocalQueue:
+    """``world.queue`` of the local world."""
+
+    def __init__(self, engine: Engine, changed: threading.Condition) -> None:
+        self._engine = engine
+        self._changed = changed
+
+    def notify(self) -> None:
+        """Wake receivers of this process (something was enqueued or nacked)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def enqueue(
+        self,
+        queue: str,
+        payload: Mapping[str, Any],
+        *,
+        delay_seconds: float = 0.0,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add a message; a key held by an unacked message returns that message's id."""
+        request = QueueMessageRequest(
+            queue=queue,
+            payload=dict(payload),
+            delay_seconds=delay_seconds,
+            idempotency_key=idempotency_key,
+        )
+        with write_transaction(self._engine) as cursor:
+            (message_id,) = enqueue_in(cursor, [request])
+        self.notify()
+        return message_id
+
+    def _claim(
+        self, prefixes: Sequence[str], lease_seconds: float, limit: int
+    ) -> list[QueueMessage]:
+        visible = _visible(prefixes)
+        with translated_errors(), self._engine.connect() as conn:
+            # Look before taking the write lock, so idle pollers never stall writers.
+            probe = select(_Q.seq).where(visible).limit(1)
+            if conn.execute(probe, {"now": time.time()}).first() is None:
+                return []
+        claim = PreparedSql(
+            select(queue_table).where(visible).order_by(_Q.visible_at, _Q.seq).limit(limit)
+        )
+        with write_transaction(self._engine) as cursor:
+            now = time.time()
+            rows = [dict(row) for row in cursor.execute(claim.sql, claim.args({"now": now}))]
+            if not rows:
+                return []
+            until = now + lease_seconds
+            seqs = json.dumps([row["seq"] for row in rows])
+            cursor.execute(_LEASE.sql, _LEASE.args({"seqs": seqs, "until": until}))
+        return [
+            _message_from_row({**row, "visible_at": until, "attempt": row["attempt"] + 1})
+            for row in rows
+        ]
+
+    def receive(
+        self,
+        prefixes: Sequence[str],
+        *,
+        lease_seconds: float,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+    ) -> list[QueueMessage]:
+        """Lease visible messages whose queue starts with one of ``prefixes``,
+        blocking up to ``wait_seconds`` for one to appear."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            messages = self._claim(prefixes, lease_seconds, max_messages)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            with self._changed:
+                self._changed.wait(min(remaining, POLL_SECONDS))
+
+    def ack(self, message_id: str) -> None:
+        """Delete the message (a no-op when it is already gone)."""
+        with write_transaction(self._engine) as cursor:
+            cursor.execute(_DELETE.sql, _DELETE.args({"message_id": message_id}))
+
+    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
+        """Make a leased message visible again after ``delay_seconds``."""
+        self._set_visible(message_id, time.time() + max(0.0, delay_seconds))
+        self.notify()
+
+    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
+        """Keep a leased message invisible for ``lease_seconds`` from now."""
+        self._set_visible(message_id, time.time() + lease_seconds)
+
+    def _set_visible(self, message_id: str, visible_at: float) -> None:
+        with write_transaction(self._engine) as cursor:
+            cursor.execute(
+                _SET_VISIBLE.sql,
+                _SET_VISIBLE.args({"message_id": message_id, "visible_at": visible_at}),
+            )
+
+    def live_run_ids(self) -> set[str]:
+        """Run ids that have at least one message not yet acked."""
+        query = select(_Q.run_id).where(_Q.run_id.is_not(None)).distinct()
+        with translated_errors(), self._engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def delete_messages(self, run_id: str) -> int:
+        """Drop every message of a run; returns how many."""
+        with write_transaction(self._engine) as cursor:
+            cursor.execute(_DELETE_RUN.sql, _DELETE_RUN.args({"run_id": run_id}))
+            return int(cursor.rowcount)
