@@ -81,10 +81,26 @@ async def _fetch(
     return await asyncio.to_thread(_request, url, method.upper(), sent_headers, data, timeout)
 
 
+async def _start_child(workflow_id: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """The step behind ``await start(...)`` in workflow code: the child's run id is
+    derived from this step's correlation id, so a retried step starts no second child."""
+    from runtime.client import start_sync
+    from runtime.context import current_step
+
+    step = current_step.get()
+    assert step is not None
+    child_id = "wrun_" + step.step.step_id.removeprefix("step_")
+    return start_sync(workflow_id, *args, run_id=child_id, **kwargs).run_id
+
+
 registry.register_step(FETCH_STEP_ID, _fetch)
+registry.register_step(START_STEP_ID, _start_child)
 
 fetch = StepProxy(FETCH_STEP_ID, "fetch")
 """``await fetch(url, method=..., headers=..., body=..., json_body=..., timeout=...)``.
 
 In a workflow it is a durable step (recorded once, replayed from the log); anywhere
 else it simply performs the request. Returns a :class:`FetchResponse`."""
+
+start_child = StepProxy(START_STEP_ID, "start")
+"""The durable step a workflow's ``await start(child, ...)`` runs (see runtime.client.start)."""

@@ -15,18 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from runtime.context import current_mode
+from runtime.context import current_mode, current_workflow
 from runtime.errors import (
     EntityConflictError,
     HookNotFoundError,
+    NotInWorkflowError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
 from runtime.executor import workflow_message
-from runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
+from runtime.serialization import (
+    deserialize,
+    deserialize_error,
+    register_codec,
+    serialize,
+    serialize_call,
+)
 from runtime.world_config import resolve_world
 from worlds.base import (
     RUN_TERMINAL,
@@ -90,9 +97,30 @@ class Run:
         world: the world it lives in.
     """
 
-    def __init__(self, run_id: str, world: World) -> None:
+    def __init__(self, run_id: str, world: World | None = None) -> None:
         self.run_id = run_id
-        self.world = world
+        self._world = world
+
+    @property
+    def world(self) -> World:
+        """The run's world (resolved on first use when the handle was deserialized)."""
+        if self._world is None:
+            self._world = resolve_world(None)
+        return self._world
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.run_id == self.run_id
+
+    def __hash__(self) -> int:
+        return hash(self.run_id)
+
+    def readable(self, namespace: str | None = None, start_index: int = 0) -> AsyncIterator[Any]:
+        """The run's stream (default or ``namespace``) from ``start_index``: bytes chunks
+        as bytes, other chunks as the objects written; follows a live run until the
+        stream closes."""
+        from runtime.streams import read_stream
+
+        return read_stream(self.world, self.run_id, namespace, start_index=start_index)
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r})"
@@ -185,6 +213,10 @@ def start_sync(
     **kwargs: Any,
 ) -> Run:
     """``start`` for sync code."""
+    if current_workflow.get() is not None:
+        raise NotInWorkflowError(
+            "start() inside a workflow must be awaited: `run = await start(child, ...)`"
+        )
     target = resolve_world(world)
     workflow_name = workflow_id_of(workflow)
     chosen = run_id or new_id("wrun")
@@ -231,6 +263,13 @@ async def start(
         SerializationError: an argument cannot be serialized (nothing is written).
         TypeError: ``workflow`` is not a workflow.
     """
+    if current_workflow.get() is not None:
+        # In a workflow, starting a child is itself a durable step: replays get the
+        # recorded run id instead of starting a second child.
+        from runtime.builtins import start_child
+
+        child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
+        return Run(child_id)
     return start_sync(
         workflow, *args, run_id=run_id, world=world, deployment_id=deployment_id, **kwargs
     )
@@ -318,3 +357,6 @@ async def resume_hook(token: str, payload: Any, *, world: WorldArg = None) -> Ho
         SerializationError: ``payload`` cannot be serialized.
     """
     return resume_hook_sync(token, payload, world=world)
+
+
+register_codec("run", Run, lambda run: run.run_id, lambda run_id: Run(run_id))

@@ -144,3 +144,6 @@ def register_stream_codec() -> None:
         lambda handle: {"run_id": handle.run_id, "namespace": handle.namespace},
         lambda data: StreamHandle(data["run_id"], data["namespace"]),
     )
+
+
+register_stream_codec()

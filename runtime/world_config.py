@@ -70,8 +70,14 @@ def reset_world() -> None:
 
 
 def resolve_world(world: World | str | None) -> World:
-    """The world a call should use: ``world`` itself, one built from a spec, or the default."""
+    """The world a call should use: ``world`` itself, one built from a spec, the world of
+    the step running this code, or the default."""
     if world is None:
+        from runtime.context import current_step
+
+        step = current_step.get()
+        if step is not None and step.world is not None:
+            return step.world
         return get_world()
     if isinstance(world, str):
         from worlds import create_world
