@@ -8,6 +8,7 @@ each worker once, by the pool initializer.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -158,8 +159,11 @@ def transform_all(
                 bar.advance(1)
             return results
         batches = _batches(jobs, workers)
+        # Not fork: the caller may have threads (watch mode, an app calling wfkit.run).
+        method = "forkserver" if sys.platform != "win32" else "spawn"
         with ProcessPoolExecutor(
             max_workers=min(workers, len(batches)),
+            mp_context=multiprocessing.get_context(method),
             initializer=_init_worker,
             initargs=(workflow_modules, transform),
         ) as pool:
