@@ -319,6 +319,8 @@ class MemoryQueue:
         """Lease visible messages whose queue starts with one of ``prefixes``."""
         core = self._core
         deadline = time.monotonic() + wait_seconds
+        if not prefixes:
+            raise ValueError("receive needs at least one queue-name prefix")
         prefix_tuple = tuple(prefixes)
         with core.lock:
             while True:

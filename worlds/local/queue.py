@@ -10,6 +10,7 @@ signal us) but wake at once for messages enqueued in this process.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -69,6 +70,17 @@ def _visible(prefixes: Sequence[str]) -> Any:
     # substr, not LIKE: queue names are full of "_", LIKE's wildcard.
     by_prefix = or_(*(func.substr(_Q.queue, 1, len(p)) == literal(p) for p in prefixes))
     return and_(_Q.visible_at <= bindparam("now"), by_prefix)
+
+
+@functools.lru_cache(maxsize=256)
+def _claim_statements(prefixes: tuple[str, ...], limit: int) -> tuple[Any, PreparedSql]:
+    """The lock-free probe (Core) and the claiming SELECT (prepared) for a receive."""
+    visible = _visible(prefixes)
+    probe = select(_Q.seq).where(visible).limit(1)
+    claim = PreparedSql(
+        select(queue_table).where(visible).order_by(_Q.visible_at, _Q.seq).limit(limit)
+    )
+    return probe, claim
 
 
 def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) -> list[str]:
@@ -153,15 +165,11 @@ class LocalQueue:
     def _claim(
         self, prefixes: Sequence[str], lease_seconds: float, limit: int
     ) -> list[QueueMessage]:
-        visible = _visible(prefixes)
+        probe, claim = _claim_statements(tuple(prefixes), limit)
         with translated_errors(), self._engine.connect() as conn:
             # Look before taking the write lock, so idle pollers never stall writers.
-            probe = select(_Q.seq).where(visible).limit(1)
             if conn.execute(probe, {"now": time.time()}).first() is None:
                 return []
-        claim = PreparedSql(
-            select(queue_table).where(visible).order_by(_Q.visible_at, _Q.seq).limit(limit)
-        )
         with write_transaction(self._engine) as cursor:
             now = time.time()
             rows = [dict(row) for row in cursor.execute(claim.sql, claim.args({"now": now}))]
@@ -186,6 +194,8 @@ class LocalQueue:
         """Lease visible messages whose queue starts with one of ``prefixes``,
         blocking up to ``wait_seconds`` for one to appear."""
         deadline = time.monotonic() + wait_seconds
+        if not prefixes:
+            raise ValueError("receive needs at least one queue-name prefix")
         while True:
             messages = self._claim(prefixes, lease_seconds, max_messages)
             remaining = deadline - time.monotonic()

@@ -90,6 +90,8 @@ def test_receive_by_prefix_and_batch(world: World) -> None:
     assert [m.payload["n"] for m in steps] == [1, 3]
     assert world.queue.receive(["_"], lease_seconds=30, max_messages=10)[0].payload == {"n": 2}
     assert world.queue.receive(["%w"], lease_seconds=30)[0].payload == {"n": 4}
+    with pytest.raises(ValueError):
+        world.queue.receive([], lease_seconds=30)
 
 
 def test_receive_is_fifo(world: World) -> None:
