@@ -52,14 +52,27 @@ import inspect
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeAlias, TypeVar, assert_never
+from typing import Any, Literal, TypeVar, assert_never
 
 from runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
-from runtime.errors import CorruptedEventLogError, ReplayDivergenceError, WorkflowSuspension
+from runtime.errors import WorkflowSuspension
 from runtime.loop import DeterministicEventLoop
 from runtime.replay_calls import CorrelationIds, HookCall, StepCall, WaitCall
+from runtime.replay_outcome import (
+    DEADLOCK_MESSAGE,
+    Completed,
+    Failed,
+    Outcome,
+    PendingHook,
+    PendingStep,
+    PendingWait,
+    ReplayFailure,
+    Suspended,
+    WorkflowDeadlockError,
+    divergence,
+    unconsumed,
+)
 from runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
 from worlds.base import Event, Run, parse_timestamp
 
@@ -84,111 +97,6 @@ StepEventType = Literal[
 ]
 HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_disposed"]
 WaitEventType = Literal["wait_created", "wait_completed"]
-
-
-@dataclass(frozen=True)
-class PendingStep:
-    """A step call with no ``step_created`` in the log: write it, then run or enqueue it."""
-
-    correlation_id: str
-    step_id: str
-    input: dict[str, Any]
-    """Already serialized with ``serialize_call``: the ``step_created`` event's ``input``."""
-
-
-@dataclass(frozen=True)
-class PendingHook:
-    """A hook with no ``hook_created``/``hook_conflict`` in the log: write it."""
-
-    correlation_id: str
-    token: str
-    metadata: Any
-    """Serialized."""
-    is_webhook: bool
-    respond_with: Any
-    """Serialized, or None."""
-
-
-@dataclass(frozen=True)
-class PendingWait:
-    """A durable timer with no ``wait_created`` in the log: write it."""
-
-    correlation_id: str
-    resume_at: datetime
-
-
-@dataclass(frozen=True)
-class Suspended:
-    """The workflow is blocked on calls the log cannot answer yet.
-
-    ``hooks``, ``steps`` and ``waits`` have no creation event yet, each in call
-    order; the orchestrator writes hooks first, then steps, then waits.
-    """
-
-    hooks: tuple[PendingHook, ...]
-    steps: tuple[PendingStep, ...]
-    waits: tuple[PendingWait, ...]
-    disposals: tuple[str, ...]
-    """Hook correlation ids the workflow disposed and whose ``hook_disposed`` is not logged."""
-    outstanding_steps: tuple[tuple[str, str], ...]
-    """``(correlation_id, step_id)`` of steps created in the log but not terminal."""
-    next_wake: datetime | None
-    """The earliest ``resume_at`` among waits still active (not cancelled, not fired)."""
-
-
-@dataclass(frozen=True)
-class Completed:
-    """The workflow function returned ``value`` (a Python value, not serialized)."""
-
-    value: Any
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The run must fail: ``code`` is ``USER_ERROR``, ``REPLAY_DIVERGENCE``,
-    ``CORRUPTED_EVENT_LOG`` or ``RUNTIME_ERROR``."""
-
-    error: BaseException
-    code: str
-
-
-Outcome: TypeAlias = Suspended | Completed | Failed
-
-
-class WorkflowDeadlockError(RuntimeError):
-    """The workflow waits on something no event can ever resolve (it would hang forever)."""
-
-
-_DEADLOCK = (
-    "The workflow is blocked but waits on nothing durable: no step, hook or wait of "
-    "its own is pending, so no event can ever resume it (is it awaiting an asyncio "
-    "Event, Future or Queue that nothing will set? Only steps, hooks and sleeps "
-    "resume a workflow)."
-)
-
-
-class _ReplayFailure(Exception):
-    """Internal: the log and the workflow disagree; the run fails with ``code``."""
-
-    def __init__(self, error: BaseException, code: str) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.code = code
-
-
-def _unconsumed(event: Event) -> _ReplayFailure:
-    return _ReplayFailure(
-        CorruptedEventLogError(
-            f"Unconsumed event in event log: event_type={event.event_type}, "
-            f"correlation_id={event.correlation_id}, event_id={event.event_id}. "
-            "This indicates a corrupted or invalid event log."
-        ),
-        "CORRUPTED_EVENT_LOG",
-    )
-
-
-def _divergence(message: str) -> _ReplayFailure:
-    return _ReplayFailure(ReplayDivergenceError(message), "REPLAY_DIVERGENCE")
 
 
 def _set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
@@ -284,7 +192,7 @@ class ReplaySession:
             if self._main is None:
                 self._start()
             return self._settle()
-        except _ReplayFailure as failure:
+        except ReplayFailure as failure:
             return self._finish(Failed(failure.error, failure.code))
         except Exception as exc:
             return self._finish(Failed(exc, "RUNTIME_ERROR"))
@@ -346,7 +254,6 @@ class ReplaySession:
         call = StepCall(self._ids.next("step"), step_id, data, future)
         self._calls[call.correlation_id] = call
         self._uncreated_steps[call.correlation_id] = call
-        future.add_done_callback(lambda _: self._step_settled(call))
         return future
 
     # --- more of the workflow-side API (used by runtime.workflow_api) ---------------
@@ -475,8 +382,9 @@ class ReplaySession:
             if error is not None:
                 return self._finish(Failed(error, "USER_ERROR"))
             return self._finish(Completed(main.result()))
+        self._drop_cancelled_uncreated_steps()
         if not self._can_progress():
-            return self._finish(Failed(WorkflowDeadlockError(_DEADLOCK), "USER_ERROR"))
+            return self._finish(Failed(WorkflowDeadlockError(DEADLOCK_MESSAGE), "USER_ERROR"))
         return Suspended(
             hooks=tuple(
                 PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
@@ -495,6 +403,13 @@ class ReplaySession:
             ),
             next_wake=min((w.resume_at for w in self._active_waits.values()), default=None),
         )
+
+    def _drop_cancelled_uncreated_steps(self) -> None:
+        # A step cancelled before its step_created was written is never created; it
+        # keeps its id, and its consumer should the log still name it.
+        cancelled = [c for c in self._uncreated_steps.values() if c.future.cancelled()]
+        for call in cancelled:
+            del self._uncreated_steps[call.correlation_id]
 
     def _can_progress(self) -> bool:
         """Whether some event could still arrive that a call is waiting for."""
@@ -523,12 +438,6 @@ class ReplaySession:
         self._active_waits[wait.correlation_id] = wait
         self._timers[id(handle)] = wait
 
-    def _step_settled(self, call: StepCall) -> None:
-        # A step cancelled before its step_created was written is never created;
-        # it keeps its id (and its consumer, should the log still name it).
-        if call.future.cancelled():
-            self._uncreated_steps.pop(call.correlation_id, None)
-
     def _advance_clock(self, at: datetime) -> None:
         if at > self._clock:
             self._clock = at
@@ -537,9 +446,9 @@ class ReplaySession:
     def _call_for(self, event: Event, kind: type[_CallT]) -> _CallT:
         call = self._calls.get(event.correlation_id or "")
         if call is None:
-            raise _unconsumed(event)
+            raise unconsumed(event)
         if not isinstance(call, kind):
-            raise _divergence(
+            raise divergence(
                 f"Replay divergence at {event.correlation_id}: the log records a "
                 f"{event.event_type} event but the workflow made a {call.kind} call there"
             )
@@ -576,10 +485,10 @@ class ReplaySession:
         match event_type:
             case "step_created":
                 if call.created:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 name = event.data.get("step_name")
                 if name != call.step_id:
-                    raise _divergence(
+                    raise divergence(
                         f'Replay divergence at {call.correlation_id}: the log records step "{name}" '
                         f'but the workflow now calls "{call.step_id}"'
                     )
@@ -588,10 +497,10 @@ class ReplaySession:
                 self._outstanding_steps[call.correlation_id] = call
             case "step_started" | "step_retrying":
                 if not call.created:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
             case "step_completed" | "step_failed":
                 if not call.created:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 self._outstanding_steps.pop(call.correlation_id, None)
                 del self._calls[call.correlation_id]  # terminal: no event may follow
                 if call.future.done():
@@ -607,7 +516,7 @@ class ReplaySession:
         match event_type:
             case "hook_created" | "hook_conflict":
                 if call.created:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 call.created = True
                 self._uncreated_hooks.pop(call.correlation_id, None)
                 if event_type == "hook_conflict":
@@ -620,7 +529,7 @@ class ReplaySession:
                     self._live_hooks[call.correlation_id] = call
             case "hook_received":
                 if not call.created or call.conflicted:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 try:
                     item: tuple[bool, Any] = (True, deserialize(event.data["payload"]))
                 except Exception as exc:
@@ -628,7 +537,7 @@ class ReplaySession:
                 call.deliver(item)
             case "hook_disposed":
                 if not call.created or call.conflicted or call.dispose_recorded:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 call.dispose_recorded = True
                 self._disposals.pop(call.correlation_id, None)
                 self._live_hooks.pop(call.correlation_id, None)
@@ -639,14 +548,14 @@ class ReplaySession:
         match event_type:
             case "wait_created":
                 if call.created:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 call.created = True
                 self._uncreated_waits.pop(call.correlation_id, None)
                 if "resume_at" in event.data:
                     call.resume_at = parse_timestamp(event.data["resume_at"])
             case "wait_completed":
                 if not call.created or call.fired:
-                    raise _unconsumed(event)
+                    raise unconsumed(event)
                 call.fired = True
                 self._active_waits.pop(call.correlation_id, None)
                 self._timers.pop(id(call.handle), None)
