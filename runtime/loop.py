@@ -203,7 +203,11 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Task[_T]:
         self._check_closed()
         if self._task_factory is not None:
-            task: asyncio.Task[_T] = self._task_factory(self, coro, context=context)
+            # The factory signature asyncio itself uses: context only when given.
+            if context is None:
+                task: asyncio.Task[_T] = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
             if name is not None:
                 task.set_name(name)
             return task

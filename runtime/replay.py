@@ -519,6 +519,9 @@ class ReplaySession:
                     raise unconsumed(event)
                 call.created = True
                 self._uncreated_hooks.pop(call.correlation_id, None)
+                token = event.data.get("token")
+                if isinstance(token, str) and token:
+                    call.token = token  # the log is the truth, as for a wait's resume_at
                 if event_type == "hook_conflict":
                     call.conflicted = True
                     call.conflicting_run_id = event.data.get("conflicting_run_id")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
+from runtime.errors import HookConflictError
+
 __all__ = [
     "DISPOSED",
     "CorrelationIds",
@@ -130,8 +132,6 @@ class HookCall:
         return future
 
     def conflict_error(self) -> BaseException:
-        from runtime.errors import HookConflictError
-
         return HookConflictError(self.token, self.conflicting_run_id)
 
     def deliver(self, item: tuple[bool, Any]) -> None:
