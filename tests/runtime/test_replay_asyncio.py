@@ -15,13 +15,14 @@ from replay_log import (
     comparable,
     full_replay,
     incremental,
+    make_run,
 )
 
 from runtime import gen
 from runtime.context import current_workflow
 from runtime.errors import FatalError
 from runtime.loop import WorkflowIOError
-from runtime.replay import Completed, Failed, PendingWait, Suspended
+from runtime.replay import Completed, Failed, PendingWait, ReplaySession, Suspended
 from runtime.serialization import serialize
 
 SLEEPY = "step//./t//sleepy"
@@ -323,3 +324,95 @@ def test_user_cancellation_of_the_main_task_fails_the_run() -> None:
     outcome = full_replay(wf, Log().events)
     assert isinstance(outcome, Failed) and outcome.code == "USER_ERROR"
     assert isinstance(outcome.error, asyncio.CancelledError)
+
+
+async def numbers() -> Any:
+    for i in range(10):
+        yield await sleepy(1, str(i))
+
+
+async def async_generator_abandoned() -> list[str]:
+    out = []
+    async for value in numbers():
+        out.append(value)
+        if len(out) == 2:
+            break  # the generator is left suspended; it is finalized on the workflow loop
+    await asyncio.sleep(0)
+    return out
+
+
+def test_async_generators_in_workflows() -> None:
+    sim = Simulator(async_generator_abandoned, steps=STEPS, durations=DURATIONS)
+    assert sim.play() == Completed(["0", "1"])
+    assert_paths_agree(async_generator_abandoned, sim)
+
+
+async def hook_with_deadline() -> str:
+    from runtime.workflow_api import create_hook
+
+    hook = create_hook(token="deadline")
+    try:
+        return str(await asyncio.wait_for(hook, 5))
+    except TimeoutError:
+        return "no answer"
+
+
+@pytest.mark.parametrize(("at", "expected"), [(2.0, "yes"), (9.0, "no answer")])
+def test_wait_for_a_hook_payload(at: float, expected: str) -> None:
+    sim = Simulator(hook_with_deadline, hook_payloads=[(at, "deadline", "yes")])
+    assert sim.play() == Completed(expected)
+    assert_paths_agree(hook_with_deadline, sim)
+
+
+async def primitives() -> list[Any]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    lock = asyncio.Lock()
+    done = asyncio.Event()
+
+    async def producer() -> None:
+        for name in ("x", "y"):
+            async with lock:
+                await queue.put(await sleepy(1, name))
+        done.set()
+
+    task = asyncio.ensure_future(producer())
+    await done.wait()
+    await task
+    return [queue.get_nowait(), queue.get_nowait()]
+
+
+def test_asyncio_primitives_work_on_the_workflow_loop() -> None:
+    sim = Simulator(primitives, steps=STEPS, durations=DURATIONS)
+    assert sim.play() == Completed(["x", "y"])
+    assert_paths_agree(primitives, sim)
+
+
+def test_close_cancels_a_suspended_workflow() -> None:
+    events: list[str] = []
+
+    async def wf() -> None:
+        try:
+            await sleepy(1, "x")
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    session = ReplaySession(wf, make_run(), args=(), kwargs={})
+    assert isinstance(session.feed(Log().events), Suspended)
+    assert not session.done
+    session.close()
+    assert events == ["cancelled", "finally"]
+    assert session.done
+    closed = session.feed([])
+    assert isinstance(closed, Failed) and closed.code == "RUNTIME_ERROR"
+
+
+def test_hook_event_before_creation_is_corrupted() -> None:
+    log = Log()
+    first = full_replay(hook_with_deadline, log.events)
+    assert isinstance(first, Suspended)
+    log.add("hook_received", first.hooks[0].correlation_id, {"payload": "early"})
+    failed = full_replay(hook_with_deadline, log.events)
+    assert isinstance(failed, Failed) and failed.code == "CORRUPTED_EVENT_LOG"
