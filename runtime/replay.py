@@ -22,6 +22,30 @@ Invariants kept (those of the Workflow DevKit's replay):
    before (a ``gather`` of N steps) is reported in one suspension;
 4. a call whose creation event is in the log is never reported again.
 
+Decisions:
+
+- The workflow starts at the first ``feed``, after any leading ``run_created`` /
+  ``run_started``; the clock and the id stream begin at ``run_started``'s time
+  (else ``run.started_at``, else ``run.created_at``). Each consumed event moves
+  the clock forward to its ``created_at``, never backwards.
+- A timer due in the future (``asyncio.sleep(n)``, ``wait_for``/``timeout``
+  deadlines, ``sleep()``) is a durable wait. A cancelled timer, like a
+  cancelled step (a race's loser), keeps its consumer, so its later events are
+  consumed silently; it no longer counts for ``next_wake``. A step or timer
+  cancelled before its creation event was written is never reported (an
+  ``asyncio.timeout`` block that finishes at once writes nothing).
+- A hook disposed before ``hook_created`` is never created; one disposed after
+  is reported in ``Suspended.disposals`` until ``hook_disposed`` is fed.
+  ``wait_created`` / ``hook_created`` data (``resume_at``, ``token``) win over
+  what the call computed.
+- A step result or hook payload that cannot be deserialized is raised at the
+  ``await`` (catchable), not treated as a corrupted log.
+- A workflow blocked with nothing durable pending (no uncreated or outstanding
+  step, no active wait, no live hook: e.g. awaiting an ``asyncio.Event`` nobody
+  sets) fails with ``WorkflowDeadlockError`` instead of hanging forever.
+- A session that reached ``Completed``/``Failed`` closes itself and returns
+  that outcome to every later ``feed``.
+
 Alternatives rejected:
 
 - *Re-running the whole function from the start for every new event* (what the
