@@ -264,11 +264,13 @@ def _create_hook(
     is_webhook: bool = False,
     respond_with: Any = None,
     convert: Callable[[Any], Any] | None = None,
+    hook_class: type[Hook[Any]] | None = None,
 ) -> Hook[Any]:
-    """``create_hook`` with the webhook options (``create_webhook`` builds on it)."""
+    """``create_hook`` with the webhook options (``create_webhook`` builds on it);
+    ``hook_class`` is the ``Hook`` subclass to return (e.g. ``Webhook``)."""
     session = _session("create_hook()")
     call = session.create_hook(token, metadata, is_webhook=is_webhook, respond_with=respond_with)
-    return Hook(call, session, convert)
+    return (hook_class or Hook)(call, session, convert)
 
 
 class TypedHook(Generic[M]):

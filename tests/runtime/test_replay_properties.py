@@ -162,3 +162,64 @@ def test_mixed_workflow_result() -> None:
     assert sim.play() == Completed(["a", "b", "c", ["p1", "stop"], "end"])
     disposed = [e for e in sim.log.events if e.event_type == "hook_disposed"]
     assert len(disposed) == 1
+
+
+# --- random programs -----------------------------------------------------------------------
+
+Op = tuple[str, int]
+OPS = ("step", "gather", "sleep", "race", "deadline", "nap_step", "detached")
+
+
+def random_program(rng: random.Random) -> list[Op]:
+    return [(rng.choice(OPS), rng.randint(1, 4)) for _ in range(rng.randint(1, 7))]
+
+
+def interpreter(program: list[Op]) -> Callable[[], Any]:
+    """A workflow that runs ``program``: each op mixes steps, timers and races."""
+
+    async def run_program() -> list[Any]:
+        trace: list[Any] = []
+        detached: list[asyncio.Future[Any]] = []
+        for index, (op, n) in enumerate(program):
+            tag = f"{index}{op}"
+            if op == "step":
+                trace.append(await work(tag))
+            elif op == "gather":
+                trace.append(await asyncio.gather(*(work(f"{tag}.{i}") for i in range(n))))
+            elif op == "sleep":
+                await sleep(n * 0.5)
+                trace.append("slept")
+            elif op == "race":
+                calls = [asyncio.ensure_future(work(f"{tag}.{i}")) for i in range(n + 1)]
+                done, _ = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+                trace.append(sorted(f.result() for f in done))
+            elif op == "deadline":
+                try:
+                    trace.append(await asyncio.wait_for(work(tag), n * 0.75))
+                except TimeoutError:
+                    trace.append("timeout")
+            elif op == "nap_step":
+                trace.append(await asyncio.gather(asyncio.sleep(n), work(tag)))
+            else:
+                detached.append(asyncio.ensure_future(work(tag)))
+        trace.append(await asyncio.gather(*detached))
+        return trace
+
+    return run_program
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_programs_live_path_equals_full_replay(seed: int) -> None:
+    rng = random.Random(seed)
+    program = random_program(rng)
+    workflow = interpreter(program)
+    timings: dict[str, float] = {}
+
+    def duration(value: Any) -> float:
+        return timings.setdefault(repr(value), rng.choice([0.25, 0.5, 1.0, 1.0, 2.0, 4.0]))
+
+    sim = Simulator(workflow, steps={WORK: work_impl}, durations={WORK: duration})
+    outcome = sim.play()
+    assert isinstance(outcome, Completed), (program, outcome)
+    fold_events(sim.log.events)
+    assert_paths_agree(workflow, sim)
