@@ -54,6 +54,8 @@ def _build_once(args: argparse.Namespace) -> int:
     except BuildError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_FAILED
+    for warning in report.warnings:
+        print(warning.render(), file=sys.stderr)
     if not args.quiet:
         print(report.summary(), flush=True)
     return EXIT_OK

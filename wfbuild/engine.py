@@ -24,7 +24,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,7 @@ class BuildReport:
         seconds: wall time of the build.
         out_dir: the build directory.
         files_written: generated files written or deleted (0 when nothing changed).
+        warnings: warning diagnostics of the files transformed in this build.
     """
 
     files_scanned: int
@@ -77,6 +78,7 @@ class BuildReport:
     seconds: float
     out_dir: Path
     files_written: int = 0
+    warnings: tuple[Diagnostic, ...] = ()
 
     def summary(self) -> str:
         """The one-line summary the CLI prints."""
@@ -364,6 +366,7 @@ def run_build(
     entries: dict[str, FileEntry] = dict(plan.cached)
     new_code: dict[str, TransformResult] = {}
     transformed: set[str] = set()
+    warnings: dict[str, tuple[Diagnostic, ...]] = {}
     for _round in range(MAX_ROUNDS):
         modules = frozenset(
             plan.module_names[rel]
@@ -395,6 +398,7 @@ def run_build(
             result = results[rel]
             entries[rel] = _entry_from_result(result, plan.candidates[rel].data, keys[rel])
             new_code[rel] = result
+            warnings[rel] = result.diagnostics
             transformed.add(rel)
     generated = {rel: e for rel, e in entries.items() if e.is_generated}
     written = 0
@@ -419,7 +423,8 @@ def run_build(
         files={rel: entries[rel] for rel in sorted(entries)},
     )
     _write_atomic(plan.out_dir / STATE_FILE, state.dumps().encode("utf-8"))
-    return _report(plan, entries, transformed, written, started)
+    report = _report(plan, entries, transformed, written, started)
+    return replace(report, warnings=tuple(d for rel in sorted(warnings) for d in warnings[rel]))
 
 
 def _report(

@@ -303,3 +303,22 @@ def test_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     bar.advance(3)
     bar.close()
     assert quiet.getvalue() == ""  # fast work shows nothing
+
+
+def test_warnings_do_not_stop_the_build(project: Path) -> None:
+    import dataclasses
+
+    from transformer import transform_module
+    from transformer.result import Diagnostic, TransformResult
+
+    def with_warning(source: str, **kwargs: object) -> TransformResult:
+        result = transform_module(source, **kwargs)  # type: ignore[arg-type]
+        warning = Diagnostic(str(kwargs["path"]), 1, 1, "W900", "careful", severity="warning")
+        return dataclasses.replace(result, diagnostics=(warning,))
+
+    report = engine.run_build(root=project, transform=with_warning)
+    assert [(d.path, d.code) for d in report.warnings] == [
+        ("app/order.py", "W900"),
+        ("app/shipping.py", "W900"),
+    ]
+    assert report.workflows == 2
