@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -196,7 +196,7 @@ class Hook(Generic[T]):
     def __repr__(self) -> str:
         return f"<Hook token={self.token!r}>"
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, T]:
         return self._next(stop=False).__await__()
 
     def __aiter__(self) -> AsyncIterator[T]:
