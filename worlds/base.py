@@ -960,6 +960,28 @@ class StateLoader:
         self.tokens: dict[str, str] = {
             hook.token: hook.hook_id for hook in state.hooks.values() if hook.status == "active"
         }
+        # Per-run keys in creation order, so per-run reads never scan every run.
+        self.step_keys: dict[str, list[tuple[str, str]]] = {}
+        self.hook_ids: dict[str, list[str]] = {}
+        self.wait_keys: dict[str, list[tuple[str, str]]] = {}
+        for step_key in state.steps:
+            self.step_keys.setdefault(step_key[0], []).append(step_key)
+        for hook in state.hooks.values():
+            self.hook_ids.setdefault(hook.run_id, []).append(hook.hook_id)
+        for wait_key in state.waits:
+            self.wait_keys.setdefault(wait_key[0], []).append(wait_key)
+
+    def steps_of(self, run_id: str) -> list[Step]:
+        """The run's steps in creation order."""
+        return [self.state.steps[key] for key in self.step_keys.get(run_id, ())]
+
+    def hooks_of(self, run_id: str) -> list[Hook]:
+        """The run's hooks in creation order."""
+        return [self.state.hooks[key] for key in self.hook_ids.get(run_id, ())]
+
+    def waits_of(self, run_id: str) -> list[Wait]:
+        """The run's waits in creation order."""
+        return [self.state.waits[key] for key in self.wait_keys.get(run_id, ())]
 
     def load_run(self, run_id: str) -> Run | None:
         return self.state.runs.get(run_id)
@@ -996,20 +1018,26 @@ class StateLoader:
         state = self.state
         state.runs.update(plan.new_runs)
         state.runs.update(plan.changed_runs)
+        for step_key in plan.new_steps:
+            self.step_keys.setdefault(step_key[0], []).append(step_key)
         state.steps.update(plan.new_steps)
         state.steps.update(plan.changed_steps)
+        for hook in plan.new_hooks.values():
+            self.hook_ids.setdefault(hook.run_id, []).append(hook.hook_id)
         for hooks in (plan.new_hooks, plan.changed_hooks):
             for hook in hooks.values():
                 self._put_hook(hook)
+        for wait_key in plan.new_waits:
+            self.wait_keys.setdefault(wait_key[0], []).append(wait_key)
         state.waits.update(plan.new_waits)
         state.waits.update(plan.changed_waits)
         for run_id, at in plan.released_runs:
-            for hook in list(state.hooks.values()):
-                if hook.run_id == run_id and hook.status == "active":
+            for hook in self.hooks_of(run_id):
+                if hook.status == "active":
                     self._put_hook(hook.model_copy(update={"status": "disposed", "updated_at": at}))
-            for key, wait in list(state.waits.items()):
-                if wait.run_id == run_id and wait.status == "waiting":
-                    state.waits[key] = wait.model_copy(
+            for wait in self.waits_of(run_id):
+                if wait.status == "waiting":
+                    state.waits[(wait.run_id, wait.wait_id)] = wait.model_copy(
                         update={"status": "completed", "updated_at": at, "completed_at": at}
                     )
 

@@ -230,8 +230,7 @@ class MemorySteps:
     def list(self, run_id: str) -> list[Step]:
         """The run's steps in creation order."""
         with self._core.lock:
-            steps = [s for s in self._core.state.steps.values() if s.run_id == run_id]
-        return steps
+            return self._core.loader.steps_of(run_id)
 
 
 class MemoryHooks:
@@ -259,8 +258,9 @@ class MemoryHooks:
     def list(self, *, run_id: str | None = None) -> list[Hook]:
         """Hooks (of one run if given) in creation order."""
         with self._core.lock:
-            hooks = list(self._core.state.hooks.values())
-        return [h for h in hooks if run_id is None or h.run_id == run_id]
+            if run_id is not None:
+                return self._core.loader.hooks_of(run_id)
+            return list(self._core.state.hooks.values())
 
 
 class MemoryWaits:
@@ -280,7 +280,7 @@ class MemoryWaits:
     def list(self, run_id: str) -> list[Wait]:
         """The run's waits in creation order."""
         with self._core.lock:
-            return [w for w in self._core.state.waits.values() if w.run_id == run_id]
+            return self._core.loader.waits_of(run_id)
 
 
 class MemoryQueue:

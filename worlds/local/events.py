@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, func, insert, literal_column, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from worlds.base import (
     Event,
@@ -45,6 +53,7 @@ from worlds.local.schema import (
     event_from_row,
     event_row,
     events_table,
+    fetch_all,
     hook_from_row,
     hook_row,
     hooks_table,
@@ -111,8 +120,39 @@ def _changes(record: Any, columns: list[str], **keys: Any) -> dict[str, Any]:
     return values
 
 
+_AFTER_SEQ = select(_E.seq).where(_E.event_id == bindparam("after")).scalar_subquery()
+
+
 class _Sql:
-    """The write path's statements, compiled once."""
+    """The statements of the hot paths, compiled once."""
+
+    list_events = PreparedSql(
+        select(events_table)
+        .where(_E.run_id == bindparam("run_id"))
+        .order_by(_E.seq)
+        .limit(bindparam("limit"))
+    )
+    list_events_after = PreparedSql(
+        select(events_table)
+        .where(
+            _E.run_id == bindparam("run_id"),
+            or_(
+                _E.seq > _AFTER_SEQ,
+                and_(_AFTER_SEQ.is_(None), _E.event_id > bindparam("after")),
+            ),
+        )
+        .order_by(_E.seq)
+        .limit(bindparam("limit"))
+    )
+    list_steps = PreparedSql(
+        select(steps_table).where(_S.run_id == bindparam("run_id")).order_by(_ROWID)
+    )
+    list_waits = PreparedSql(
+        select(waits_table).where(_W.run_id == bindparam("run_id")).order_by(_ROWID)
+    )
+    list_run_hooks = PreparedSql(
+        select(hooks_table).where(_H.run_id == bindparam("run_id")).order_by(_ROWID)
+    )
 
     select_run = PreparedSql(_SELECT_RUN)
     select_run_status = PreparedSql(select(_R.status).where(_R.run_id == bindparam("run_id")))
@@ -330,20 +370,14 @@ class LocalEvents:
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
     ) -> list[Event]:
-        """The run's events in append order, after ``after_event_id`` if given."""
-        query = select(events_table).where(_E.run_id == run_id).order_by(_E.seq)
-        if after_event_id is not None:
-            after = select(_E.seq).where(_E.event_id == after_event_id).scalar_subquery()
-            query = query.where(_E.seq > after)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._read() as conn:
-            return [event_from_row(row) for row in conn.execute(query).mappings()]
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with translated_errors(), self._engine.connect() as conn:
-            yield conn
+        """The run's events in append order, after ``after_event_id`` if given (an
+        id not in the log compares as a string: ids sort in creation order)."""
+        if after_event_id is None:
+            sql, values = _Sql.list_events, {"run_id": run_id}
+        else:
+            sql, values = _Sql.list_events_after, {"run_id": run_id, "after": after_event_id}
+        rows = fetch_all(self._engine, sql, **values, limit=-1 if limit is None else limit)
+        return [event_from_row(row) for row in rows]
 
 
 class LocalRecords:
@@ -356,8 +390,11 @@ class LocalRecords:
         with translated_errors(), self._engine.connect() as conn:
             return list(conn.execute(query).mappings())
 
+    def _fetch(self, sql: PreparedSql, **values: Any) -> list[Any]:
+        return fetch_all(self._engine, sql, **values)
+
     def get_run(self, run_id: str) -> Run:
-        rows = self._rows(_SELECT_RUN.params(run_id=run_id))
+        rows = self._fetch(_Sql.select_run, run_id=run_id)
         if not rows:
             raise RunNotFoundError(f"run {run_id!r} not found")
         return run_from_row(rows[0])
@@ -373,39 +410,38 @@ class LocalRecords:
         return [run_from_row(row) for row in self._rows(query)]
 
     def get_step(self, run_id: str, step_id: str) -> Step:
-        rows = self._rows(_SELECT_STEP.params(run_id=run_id, step_id=step_id))
+        rows = self._fetch(_Sql.select_step, run_id=run_id, step_id=step_id)
         if not rows:
             raise StepNotFoundError(f"step {step_id!r} of run {run_id!r} not found")
         return step_from_row(rows[0])
 
     def list_steps(self, run_id: str) -> list[Step]:
-        query = select(steps_table).where(_S.run_id == run_id).order_by(_ROWID)
-        return [step_from_row(row) for row in self._rows(query)]
+        return [step_from_row(row) for row in self._fetch(_Sql.list_steps, run_id=run_id)]
 
     def get_hook(self, hook_id: str) -> Hook:
-        rows = self._rows(_SELECT_HOOK.params(hook_id=hook_id))
+        rows = self._fetch(_Sql.select_hook, hook_id=hook_id)
         if not rows:
             raise HookNotFoundError(f"hook {hook_id!r} not found")
         return hook_from_row(rows[0])
 
     def get_hook_by_token(self, token: str) -> Hook:
-        rows = self._rows(_SELECT_ACTIVE_TOKEN.params(token=token))
+        rows = self._fetch(_Sql.select_active_token, token=token)
         if not rows:
             raise HookNotFoundError(f"no active hook holds token {token!r}")
         return hook_from_row(rows[0])
 
     def list_hooks(self, run_id: str | None) -> list[Hook]:
-        query = select(hooks_table).order_by(_ROWID)
         if run_id is not None:
-            query = query.where(_H.run_id == run_id)
-        return [hook_from_row(row) for row in self._rows(query)]
+            rows = self._fetch(_Sql.list_run_hooks, run_id=run_id)
+        else:
+            rows = self._rows(select(hooks_table).order_by(_ROWID))
+        return [hook_from_row(row) for row in rows]
 
     def get_wait(self, run_id: str, wait_id: str) -> Wait:
-        rows = self._rows(_SELECT_WAIT.params(run_id=run_id, wait_id=wait_id))
+        rows = self._fetch(_Sql.select_wait, run_id=run_id, wait_id=wait_id)
         if not rows:
             raise WaitNotFoundError(f"wait {wait_id!r} of run {run_id!r} not found")
         return wait_from_row(rows[0])
 
     def list_waits(self, run_id: str) -> list[Wait]:
-        query = select(waits_table).where(_W.run_id == run_id).order_by(_ROWID)
-        return [wait_from_row(row) for row in self._rows(query)]
+        return [wait_from_row(row) for row in self._fetch(_Sql.list_waits, run_id=run_id)]

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from worlds.base import QueueMessage, QueueMessageRequest, new_id, normalize_json
 from worlds.local.schema import (
     PreparedSql,
+    RowLike,
     dumps,
     queue_table,
     translated_errors,
@@ -117,7 +118,7 @@ def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) 
     return ids
 
 
-def _message_from_row(row: Mapping[Any, Any]) -> QueueMessage:
+def _message_from_row(row: RowLike) -> QueueMessage:
     return QueueMessage(
         message_id=row["message_id"],
         queue=row["queue"],

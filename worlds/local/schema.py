@@ -323,7 +323,34 @@ def ensure_schema(write_engine: Engine, path: Path) -> None:
             )
 
 
+@contextmanager
+def read_cursor(engine: Engine) -> Iterator[sqlite3.Cursor]:
+    """A pooled connection's DBAPI cursor in autocommit mode: each statement reads
+    one consistent snapshot, and no transaction is left open."""
+    with translated_errors():
+        pooled = engine.raw_connection()
+        try:
+            dbapi: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+            cursor = dbapi.cursor()
+            cursor.row_factory = sqlite3.Row
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            pooled.close()
+
+
+def fetch_all(engine: Engine, sql: PreparedSql, **values: Any) -> list[sqlite3.Row]:
+    """Run one prepared SELECT outside any transaction; returns its rows."""
+    with read_cursor(engine) as cursor:
+        return cursor.execute(sql.sql, sql.args(values)).fetchall()
+
+
 # --- row codecs --------------------------------------------------------------
+
+RowLike = Any
+"""A ``sqlite3.Row`` or a SQLAlchemy ``RowMapping``: anything indexable by column name."""
 
 
 def dumps(value: Any) -> str:
@@ -355,7 +382,7 @@ def event_row(event: Event) -> dict[str, Any]:
     }
 
 
-def event_from_row(row: Mapping[Any, Any]) -> Event:
+def event_from_row(row: RowLike) -> Event:
     return Event(
         event_id=row["event_id"],
         run_id=row["run_id"],
@@ -385,7 +412,7 @@ def run_row(run: Run) -> dict[str, Any]:
     }
 
 
-def run_from_row(row: Mapping[Any, Any]) -> Run:
+def run_from_row(row: RowLike) -> Run:
     return Run(
         run_id=row["run_id"],
         workflow_name=row["workflow_name"],
@@ -421,7 +448,7 @@ def step_row(step: Step) -> dict[str, Any]:
     }
 
 
-def step_from_row(row: Mapping[Any, Any]) -> Step:
+def step_from_row(row: RowLike) -> Step:
     return Step(
         run_id=row["run_id"],
         step_id=row["step_id"],
@@ -453,7 +480,7 @@ def hook_row(hook: Hook) -> dict[str, Any]:
     }
 
 
-def hook_from_row(row: Mapping[Any, Any]) -> Hook:
+def hook_from_row(row: RowLike) -> Hook:
     return Hook(
         run_id=row["run_id"],
         hook_id=row["hook_id"],
@@ -479,7 +506,7 @@ def wait_row(wait: Wait) -> dict[str, Any]:
     }
 
 
-def wait_from_row(row: Mapping[Any, Any]) -> Wait:
+def wait_from_row(row: RowLike) -> Wait:
     return Wait(
         run_id=row["run_id"],
         wait_id=row["wait_id"],

@@ -552,6 +552,10 @@ def test_events_list_order_paging_and_exact_data(world: World) -> None:
     assert world.events.list(run_id, after_event_id=ids[9], limit=3) == events[10:13]
     assert world.events.list(run_id, limit=2) == events[:2]
     assert world.events.list(run_id, after_event_id=ids[-1]) == []
+    # An id not in the log compares as a string (ids sort in creation order).
+    assert world.events.list(run_id, after_event_id="evnt_0") == events
+    assert world.events.list(run_id, after_event_id="evnt_Z") == []
+    assert world.events.list("wrun_other", after_event_id=ids[3]) == []
 
 
 def test_fold_of_a_random_history_equals_the_records(world: World) -> None:
