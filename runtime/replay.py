@@ -404,7 +404,7 @@ class ReplaySession:
                 return self._finish(Failed(asyncio.CancelledError(), "USER_ERROR"))
             error = main.exception()
             if error is not None:
-                return self._finish(Failed(error, "USER_ERROR"))
+                return self._finish(Failed(_without_our_frame(error), "USER_ERROR"))
             return self._finish(Completed(main.result()))
         self._drop_cancelled_uncreated_steps()
         if not self._can_progress():
@@ -590,6 +590,14 @@ class ReplaySession:
                 self._loop.fire_timer(call.handle)
             case _:
                 assert_never(event_type)
+
+
+def _without_our_frame(error: BaseException) -> BaseException:
+    """Drop the session's own frame from the top of a user error's traceback."""
+    tb = error.__traceback__
+    if tb is not None and tb.tb_frame.f_code is ReplaySession._run_workflow.__code__:
+        error.__traceback__ = tb.tb_next
+    return error
 
 
 def _resolve(future: asyncio.Future[Any], read: Callable[[], Any]) -> None:

@@ -215,7 +215,9 @@ def test_uncaught_user_error_fails_with_user_error_and_traceback() -> None:
     assert isinstance(failed, Failed)
     assert failed.code == "USER_ERROR"
     assert isinstance(failed.error, KeyError)
-    assert failed.error.__traceback__ is not None
+    tb = failed.error.__traceback__
+    assert tb is not None
+    assert tb.tb_frame.f_code.co_name == "wf"  # starts in the user's code, not ours
 
 
 def test_synchronous_error_before_any_await_fails_the_run() -> None:
