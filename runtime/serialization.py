@@ -307,6 +307,8 @@ def _ser(v: Any) -> Any:
 
 def _ser_items(items: Any) -> list[Any]:
     """Serialize a list/tuple/set's items; on failure, locate the failing item."""
+    if _PLAIN_OUT.issuperset(map(type, items)):  # str/bool/None only: one C-level pass
+        return list(items)
     try:
         # Inline checks for the common scalars: a call per element would double the cost.
         return [
