@@ -76,7 +76,7 @@ def test_add_ten_suspends_one_step_at_a_time_then_completes() -> None:
         assert [s.input["args"] for s in outcome.steps] == [want]
         assert outcome.steps[0].step_id == ADD
         assert outcome.steps[0].correlation_id.startswith("step_")
-        assert outcome.hooks == outcome.waits == outcome.disposals == ()
+        assert outcome.hooks == () and outcome.waits == () and outcome.disposals == ()
         assert outcome.outstanding_steps == ()
         created(log, outcome)
         outcome = session.feed(log.events[fed:])

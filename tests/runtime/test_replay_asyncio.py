@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -39,8 +40,11 @@ def flaky_impl(message: str) -> str:
     raise FatalError(message)
 
 
-STEPS = {SLEEPY: sleepy_impl, FLAKY: flaky_impl}
-DURATIONS = {SLEEPY: lambda seconds, value: seconds, FLAKY: lambda message: 0.05}
+STEPS: dict[str, Callable[..., Any]] = {SLEEPY: sleepy_impl, FLAKY: flaky_impl}
+DURATIONS: dict[str, Callable[..., float]] = {
+    SLEEPY: lambda seconds, value: seconds,
+    FLAKY: lambda message: 0.05,
+}
 
 
 def clock() -> Any:
