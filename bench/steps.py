@@ -202,11 +202,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--no-provisional", action="store_true", help="two transactions per step")
     parser.add_argument("--no-cache", action="store_true", help="full replay on every message")
+    parser.add_argument(
+        "--queued", action="store_true", help="no inline steps: every step goes through the queue"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; the best is shown")
     args = parser.parse_args(argv)
     register()
     sizes = [int(s) for s in args.sizes.split(",")]
-    options = {"provisional": not args.no_provisional, "replay_cache": not args.no_cache}
+    options = {
+        "provisional": not args.no_provisional,
+        "replay_cache": not args.no_cache,
+        "inline_steps": not args.queued,
+    }
     header = (
         f"{'world':<7} {'shape':<16} {'total s':>8} {'steps/s':>10} {'tx':>6} {'cpu/step':>8} "
         f"{'ms@10':>8} {'ms@100':>8} {'ms@1000':>8}"
