@@ -214,3 +214,33 @@ def test_start_with_the_same_run_id_is_idempotent() -> None:
         return await again.result(timeout=1)
 
     assert _run(scenario()) == 1
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_each_log_event_is_fed_once_over_the_whole_run(inline: bool) -> None:
+    """The linear-cost claim, counted instead of timed: with the cache on, the
+    replay work of a run is one feed per event of its log, however many messages
+    it took."""
+    from runtime.replay import ReplaySession
+
+    fed: list[str] = []
+
+    class CountingSession(ReplaySession):
+        def feed(self, events: Any) -> Any:
+            fed.extend(e.event_type for e in events)
+            return super().feed(events)
+
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.sequential, 40, world=world)
+        worker = Worker(world=world, poll_interval=0.01, inline_steps=inline)
+        worker.orchestrator._session_factory = CountingSession
+        await worker.run_until_complete(run.run_id, timeout=20)
+        return run, await run.result(timeout=1)
+
+    run, result = _run(scenario())
+    assert result == sum(range(40))
+    logged = [e.event_type for e in _events(world, run.run_id)]
+    assert logged[-1] == "run_completed"
+    assert sorted(fed) == sorted(logged[:-1])
