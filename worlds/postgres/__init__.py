@@ -1,0 +1,172 @@
+"""The Postgres world: any number of workers on any number of machines.
+
+SQLAlchemy Core over psycopg 3. Every event batch is one short transaction that
+locks its run's row, checks the transitions with the lifecycle rules shared by
+every world (``worlds.base.plan_events``) and writes the events, the records and
+any queue messages in one statement. The queue leases with ``FOR UPDATE SKIP
+LOCKED``; LISTEN/NOTIFY wakes idle receivers and stream readers. The world
+creates and upgrades its own tables (``schema.py``).
+
+Modules: ``schema`` (tables, versioning), ``errors`` (the one place driver errors
+are translated; the retrying transaction runner), ``events`` + ``writes`` (the
+event log), ``records`` (read views), ``queue``, ``streams``, ``notify`` (the
+LISTEN thread), ``rows`` (row ⇄ record).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+
+from worlds.postgres.errors import (
+    DatabaseUnavailableError,
+    PostgresWorldError,
+    StatementTimeoutError,
+)
+from worlds.postgres.events import PostgresEvents
+from worlds.postgres.notify import Listener
+from worlds.postgres.queue import PostgresQueue
+from worlds.postgres.records import PostgresHooks, PostgresRuns, PostgresSteps, PostgresWaits
+from worlds.postgres.schema import SCHEMA_VERSION, Tables, drop_schema, ensure_schema
+from worlds.postgres.session import fetch_rows
+from worlds.postgres.sql import TableNames
+from worlds.postgres.streams import PostgresStreams
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DatabaseUnavailableError",
+    "PostgresWorld",
+    "PostgresWorldError",
+    "StatementTimeoutError",
+    "normalize_url",
+]
+
+_DRIVER = "postgresql+psycopg"
+_ACCEPTED_DRIVERS = frozenset({"postgres", "postgresql", _DRIVER})
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a Postgres URL and pin the psycopg 3 driver.
+
+    ``postgres://`` and ``postgresql://`` become ``postgresql+psycopg://``.
+
+    Raises:
+        ValueError: the URL names another database or driver.
+    """
+    parsed = make_url(url)
+    if parsed.drivername not in _ACCEPTED_DRIVERS:
+        raise ValueError(
+            f"PostgresWorld needs a postgresql:// URL (psycopg 3), got {parsed.drivername}://"
+        )
+    return parsed.set(drivername=_DRIVER)
+
+
+class PostgresWorld:
+    """A World in a Postgres database (``WFKIT_WORLD=postgresql://…``).
+
+    Args:
+        url: ``postgresql://``, ``postgres://`` or ``postgresql+psycopg://`` URL.
+        schema: the Postgres schema holding the tables (created if missing).
+        pool_size: connections kept open in the pool.
+        max_overflow: extra connections allowed under load.
+        statement_timeout_ms: per-statement limit set on every connection, so a
+            stuck query cannot stall a worker forever (0 disables it).
+        pool_pre_ping: test pooled connections before use (reconnects after a
+            server restart).
+        synchronous_commit: wait for the WAL flush at each COMMIT (the default).
+            False sets ``synchronous_commit=off`` for the world's sessions: a
+            server crash may lose the last few hundred milliseconds of commits
+            (never consistency), and a commit no longer costs a disk flush.
+
+    Raises:
+        SchemaVersionError: the schema was written by a newer wfkit.
+        ValueError: the URL is not a Postgres URL.
+    """
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        schema: str = "wfkit",
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        statement_timeout_ms: int = 30_000,
+        pool_pre_ping: bool = True,
+        synchronous_commit: bool = True,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.schema = schema
+        options = f"-c statement_timeout={int(statement_timeout_ms)} -c timezone=UTC"
+        if not synchronous_commit:
+            options += " -c synchronous_commit=off"
+        connect_args: dict[str, Any] = {
+            "options": options,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "connect_timeout": 10,
+        }
+        self.engine: Engine = create_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=pool_pre_ping,
+            isolation_level="AUTOCOMMIT",
+            connect_args=connect_args,
+        )
+        try:
+            self.tables = Tables.build(schema)
+            ensure_schema(self.engine, self.tables)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        names = TableNames.for_schema(schema)
+        self.names = names
+        _, listen_params = self.engine.dialect.create_connect_args(self.url)
+        listen_kwargs = {**listen_params, **connect_args}
+        listen_kwargs["options"] = "-c timezone=UTC"
+        self.listener = Listener(
+            listen_kwargs, queue_channel=names.queue_channel, stream_channel=names.stream_channel
+        )
+        self.events = PostgresEvents(self.engine, names)
+        self.runs = PostgresRuns(self.engine, names)
+        self.steps = PostgresSteps(self.engine, names)
+        self.hooks = PostgresHooks(self.engine, names)
+        self.waits = PostgresWaits(self.engine, names)
+        self.queue = PostgresQueue(self.engine, names, self.listener)
+        self.streams = PostgresStreams(self.engine, names, self.listener)
+
+    def __repr__(self) -> str:
+        return f"PostgresWorld({self.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
+
+    def reset(self) -> None:
+        """Delete every row of every table of this world's schema (tests)."""
+        names = self.names
+        tables = ", ".join(
+            (
+                names.events,
+                names.runs,
+                names.steps,
+                names.hooks,
+                names.waits,
+                names.queue_messages,
+                names.streams,
+                names.stream_chunks,
+            )
+        )
+
+        fetch_rows(self.engine, f"TRUNCATE {tables} RESTART IDENTITY")
+
+    def drop_schema(self) -> None:
+        """Drop this world's whole Postgres schema (tests); the world is unusable after."""
+        drop_schema(self.engine, self.schema)
+
+    def close(self) -> None:
+        """Stop the LISTEN thread and close every pooled connection."""
+        self.listener.close()
+        self.engine.dispose()

@@ -1,0 +1,123 @@
+"""Database errors, translated once.
+
+Every statement the Postgres world sends runs inside ``translate_errors()``
+(through ``session.run_transaction``), the one place where driver exceptions
+become ``worlds.base`` errors, the way httpx's ``map_httpcore_exceptions`` does:
+
+* sqlstate 23505 (unique_violation) → ``EntityConflictError``, except a clash on
+  the active-hook token index, which retries the transaction (the retry sees the
+  other run's hook and writes ``hook_conflict``, as a serial execution would);
+* 40001 / 40P01 (serialization failure, deadlock) → retry the transaction;
+* a dropped connection before COMMIT → retry (the pool reconnects); while
+  COMMIT is in flight the outcome is unknown, so it surfaces as
+  ``DatabaseUnavailableError`` instead;
+* 57014 (query_canceled, e.g. ``statement_timeout``) → ``StatementTimeoutError``.
+
+Both raw psycopg errors (the hot path talks to the driver directly) and
+SQLAlchemy's wrappers of them (schema management) are handled.
+
+Error tree (additions to ``worlds.base``)::
+
+    WorldError
+    └── PostgresWorldError
+        ├── DatabaseUnavailableError   the server cannot be reached (after retries)
+        └── StatementTimeoutError      a statement ran longer than statement_timeout
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+from worlds.base import EntityConflictError, WorldError
+
+__all__ = [
+    "HOOK_TOKEN_INDEX",
+    "DatabaseUnavailableError",
+    "PostgresWorldError",
+    "RetryTransaction",
+    "StatementTimeoutError",
+    "translate_errors",
+]
+
+HOOK_TOKEN_INDEX = "hooks_active_token_uq"
+"""Name of the partial unique index on ``hooks(token) WHERE status = 'active'``."""
+
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class PostgresWorldError(WorldError):
+    """A failure of the Postgres world that is not a lifecycle refusal."""
+
+
+class DatabaseUnavailableError(PostgresWorldError):
+    """The server could not be reached, or the connection dropped during COMMIT."""
+
+
+class StatementTimeoutError(PostgresWorldError):
+    """A statement exceeded the world's ``statement_timeout_ms`` and was cancelled."""
+
+
+class RetryTransaction(Exception):
+    """Internal: the transaction may be run again from the start.
+
+    ``final`` is what to raise when the retries run out; ``disconnected`` says the
+    connection is dead and must not go back to the pool."""
+
+    def __init__(self, final: WorldError, *, disconnected: bool = False) -> None:
+        super().__init__(str(final))
+        self.final = final
+        self.disconnected = disconnected
+
+
+def _driver_error(error: BaseException) -> psycopg.Error | None:
+    if isinstance(error, psycopg.Error):
+        return error
+    if isinstance(error, sa_exc.DBAPIError) and isinstance(error.orig, psycopg.Error):
+        return error.orig
+    return None
+
+
+@contextmanager
+def translate_errors(*, committing: bool = False) -> Iterator[None]:
+    """Map driver exceptions raised in the block to ``worlds.base`` errors.
+
+    Args:
+        committing: the block sends COMMIT, so a dropped connection leaves the
+            outcome unknown and must not be retried.
+
+    Raises:
+        EntityConflictError: a unique violation (a duplicate creation).
+        StatementTimeoutError: the statement timeout cancelled a statement.
+        DatabaseUnavailableError: the connection dropped during COMMIT.
+        RetryTransaction: (internal) caught by ``session.run_transaction``.
+    """
+    try:
+        yield
+    except (psycopg.Error, sa_exc.DBAPIError) as error:
+        driver = _driver_error(error)
+        state = driver.sqlstate if driver is not None else None
+        detail = str(driver or error).strip()
+        if state == "23505":
+            conflict = EntityConflictError(f"duplicate: {detail}")
+            constraint = driver.diag.constraint_name if driver is not None else None
+            if constraint == HOOK_TOKEN_INDEX:
+                raise RetryTransaction(conflict) from error
+            raise conflict from error
+        if state in _RETRY_SQLSTATES:
+            raise RetryTransaction(
+                PostgresWorldError(f"transaction kept failing to serialize: {detail}")
+            ) from error
+        if state == "57014":
+            raise StatementTimeoutError(f"statement cancelled: {detail}") from error
+        if isinstance(driver, psycopg.OperationalError) or isinstance(
+            error, sa_exc.OperationalError
+        ):
+            unavailable = DatabaseUnavailableError(f"Postgres unavailable: {detail}")
+            if committing:
+                raise unavailable from error
+            raise RetryTransaction(unavailable, disconnected=True) from error
+        raise

@@ -1,0 +1,297 @@
+"""``world.events`` of the Postgres world: append events and materialize them.
+
+One transaction per ``create_batch``:
+
+1. ``SELECT … FROM runs WHERE run_id = … FOR UPDATE`` locks the run (serializing
+   every writer of that run, on any machine) and returns its record together
+   with ``last_event_id``, the log's tail, for the optimistic-concurrency check.
+   (The tail lives on the run row rather than in a subquery, because a
+   statement's snapshot predates the lock it waited for; the locked row itself
+   is re-read at its newest version.) In the same round trip (pipelined after
+   ``BEGIN`` and the lock, so with a snapshot taken after it) one ``SELECT`` per
+   entity kind prefetches the steps, hooks and waits the batch refers to.
+2. ``worlds.base.plan_events`` — the lifecycle rules every world shares — checks
+   the transitions against those records and plans the writes.
+3. ``writes.plan_statements`` turns the plan into (usually) one statement
+   writing events, records and queue messages, sent with ``COMMIT`` in the
+   second round trip; the queue trigger NOTIFYs in the same transaction.
+
+A refused transition raises before anything is written; unique violations,
+deadlocks and dropped connections are translated (and retried) by
+``errors.run_transaction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from worlds.base import (
+    Event,
+    EventRequest,
+    EventResult,
+    EventType,
+    Hook,
+    InvalidEventError,
+    QueueMessageRequest,
+    Run,
+    Step,
+    Wait,
+    new_id,
+    normalize_json,
+    plan_events,
+)
+from worlds.postgres.rows import (
+    dump_json,
+    event_from_row,
+    hook_from_row,
+    run_from_row,
+    step_from_row,
+    wait_from_row,
+)
+from worlds.postgres.session import Session, Statement, run_transaction
+from worlds.postgres.sql import TableNames
+from worlds.postgres.writes import plan_statements
+
+__all__ = ["PostgresEvents", "TransactionLoader", "message_rows"]
+
+
+class TransactionLoader:
+    """A ``worlds.base.RecordLoader`` reading through one open transaction.
+
+    ``lock_and_prefetch`` fills caches in one round trip; the lookups the
+    lifecycle rules make afterwards hit the caches (a miss queries)."""
+
+    def __init__(self, session: Session, names: TableNames) -> None:
+        self._session = session
+        self._names = names
+        self._runs: dict[str, Run | None] = {}
+        self._last_event_ids: dict[str, str | None] = {}
+        self._steps: dict[tuple[str, str], Step | None] = {}
+        self._hooks: dict[str, Hook | None] = {}
+        self._waits: dict[tuple[str, str], Wait | None] = {}
+        self._tokens: dict[str, Hook | None] = {}
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._session.rows(sql, params)
+
+    def lock_and_prefetch(self, run_id: str, requests: Sequence[EventRequest]) -> None:
+        """Lock the run's row until the transaction ends and load, in the same round
+        trip, the records ``requests`` refer to."""
+        names = self._names
+        ids: dict[str, list[str]] = {"step": [], "hook": [], "wait": []}
+        for request in requests:
+            kind = request.event_type.split("_", 1)[0]
+            if kind in ids and request.correlation_id:
+                ids[kind].append(request.correlation_id)
+        statements: list[Statement] = [
+            (
+                f"SELECT * FROM {names.runs} WHERE run_id = %(run_id)s FOR UPDATE",
+                {"run_id": run_id},
+            )
+        ]
+        kinds = [kind for kind, found in ids.items() if found]
+        for kind in kinds:
+            table, key = {
+                "step": (names.steps, "step_id"),
+                "hook": (names.hooks, "hook_id"),
+                "wait": (names.waits, "wait_id"),
+            }[kind]
+            run_filter = "" if kind == "hook" else "run_id = %(run_id)s AND "
+            statements.append(
+                (
+                    f"SELECT * FROM {table} WHERE {run_filter}{key} = ANY(%(ids)s::text[])",
+                    {"run_id": run_id, "ids": ids[kind]},
+                )
+            )
+        results = self._session.query(*statements)
+        run_rows = results[0]
+        self._runs[run_id] = run_from_row(run_rows[0]) if run_rows else None
+        self._last_event_ids[run_id] = run_rows[0]["last_event_id"] if run_rows else None
+        for kind, rows in zip(kinds, results[1:], strict=True):
+            if kind == "step":
+                self._steps.update({(run_id, i): None for i in ids[kind]})
+                self._steps.update({(run_id, r["step_id"]): step_from_row(r) for r in rows})
+            elif kind == "hook":
+                self._hooks.update(dict.fromkeys(ids[kind]))
+                self._hooks.update({r["hook_id"]: hook_from_row(r) for r in rows})
+            else:
+                self._waits.update({(run_id, i): None for i in ids[kind]})
+                self._waits.update({(run_id, r["wait_id"]): wait_from_row(r) for r in rows})
+
+    def load_run(self, run_id: str) -> Run | None:
+        if run_id not in self._runs:
+            rows = self._rows(
+                f"SELECT * FROM {self._names.runs} WHERE run_id = %(run_id)s", {"run_id": run_id}
+            )
+            self._runs[run_id] = run_from_row(rows[0]) if rows else None
+        return self._runs[run_id]
+
+    def load_last_event_id(self, run_id: str) -> str | None:
+        if run_id not in self._last_event_ids:
+            self.lock_and_prefetch(run_id, ())
+        return self._last_event_ids[run_id]
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None:
+        key = (run_id, step_id)
+        if key not in self._steps:
+            rows = self._rows(
+                f"SELECT * FROM {self._names.steps}"
+                " WHERE run_id = %(run_id)s AND step_id = %(step_id)s",
+                {"run_id": run_id, "step_id": step_id},
+            )
+            self._steps[key] = step_from_row(rows[0]) if rows else None
+        return self._steps[key]
+
+    def load_hook(self, hook_id: str) -> Hook | None:
+        if hook_id not in self._hooks:
+            rows = self._rows(
+                f"SELECT * FROM {self._names.hooks} WHERE hook_id = %(hook_id)s",
+                {"hook_id": hook_id},
+            )
+            self._hooks[hook_id] = hook_from_row(rows[0]) if rows else None
+        return self._hooks[hook_id]
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None:
+        # Cached: under READ COMMITTED a second query could see another run's hook
+        # committed meanwhile, and the rules must see one consistent answer (a
+        # race is settled by the unique index and a retry instead).
+        if token not in self._tokens:
+            rows = self._rows(
+                f"SELECT * FROM {self._names.hooks} WHERE token = %(token)s AND status = 'active'",
+                {"token": token},
+            )
+            self._tokens[token] = hook_from_row(rows[0]) if rows else None
+        return self._tokens[token]
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        key = (run_id, wait_id)
+        if key not in self._waits:
+            rows = self._rows(
+                f"SELECT * FROM {self._names.waits}"
+                " WHERE run_id = %(run_id)s AND wait_id = %(wait_id)s",
+                {"run_id": run_id, "wait_id": wait_id},
+            )
+            self._waits[key] = wait_from_row(rows[0]) if rows else None
+        return self._waits[key]
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        rows = self._rows(
+            f"SELECT * FROM {self._names.events} WHERE run_id = %(run_id)s"
+            " AND event_type = %(event_type)s ORDER BY seq DESC LIMIT 1",
+            {"run_id": run_id, "event_type": event_type},
+        )
+        return event_from_row(rows[0]) if rows else None
+
+
+def message_rows(messages: Sequence[QueueMessageRequest]) -> list[dict[str, Any]]:
+    """Rows for ``writes.insert_messages_sql`` (payloads JSON-checked before any write).
+
+    Raises:
+        InvalidEventError: a payload is not JSON-serializable.
+    """
+    rows = []
+    for message in messages:
+        payload = normalize_json(message.payload)
+        run_id = payload.get("run_id")
+        rows.append(
+            {
+                "message_id": new_id("msg"),
+                "queue": message.queue,
+                "payload": dump_json(payload),
+                "idempotency_key": message.idempotency_key,
+                "run_id": run_id if isinstance(run_id, str) else None,
+                "delay": max(0.0, float(message.delay_seconds)),
+            }
+        )
+    return rows
+
+
+class PostgresEvents:
+    """``world.events`` of the Postgres world."""
+
+    def __init__(self, engine: Engine, names: TableNames) -> None:
+        self._engine = engine
+        self._names = names
+
+    def create(self, run_id: str | None, request: EventRequest) -> EventResult:
+        """Append one event and update its record; see ``worlds.base.Events.create``.
+
+        Raises:
+            InvalidEventError: ``run_id`` is None for an event other than run_created.
+            EntityConflictError, RunNotFoundError, …: as ``create_batch``.
+        """
+        if run_id is None:
+            if request.event_type != "run_created":
+                raise InvalidEventError(f"{request.event_type} needs a run_id")
+            run_id = new_id("wrun")
+        return self.create_batch(run_id, [request])[0]
+
+    def create_batch(
+        self,
+        run_id: str,
+        requests: Sequence[EventRequest],
+        *,
+        messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
+    ) -> list[EventResult]:
+        """Append events of one run and enqueue ``messages`` in one transaction.
+
+        Args:
+            run_id: the run every request belongs to.
+            requests: the events, applied in order.
+            messages: queue messages to enqueue atomically with the events.
+            expected_last_event_id: refuse unless this is the run's last event.
+
+        Returns:
+            One EventResult per request.
+
+        Raises:
+            EntityConflictError: a refused transition, a duplicate creation, or a
+                stale ``expected_last_event_id``; nothing is written.
+            RunNotFoundError, StepNotFoundError, HookNotFoundError, WaitNotFoundError:
+                the event's entity does not exist.
+            InvalidEventError: a malformed request or a non-JSON payload.
+        """
+        rows = message_rows(messages)
+        names = self._names
+
+        def append(session: Session) -> list[EventResult]:
+            loader = TransactionLoader(session, names)
+            loader.lock_and_prefetch(run_id, requests)
+            plan = plan_events(
+                loader, run_id, requests, expected_last_event_id=expected_last_event_id
+            )
+            session.commit(plan_statements(names, run_id, plan, rows))
+            return plan.results
+
+        return run_transaction(self._engine, append)
+
+    def list(
+        self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The run's events in append order, after ``after_event_id`` when given.
+
+        An ``after_event_id`` that is not in the log falls back to id order."""
+        names = self._names
+        if after_event_id is None:
+            sql = (
+                f"SELECT * FROM {names.events} WHERE run_id = %(run_id)s"
+                " ORDER BY seq LIMIT %(limit)s"
+            )
+        else:
+            sql = (
+                f"WITH a AS (SELECT seq FROM {names.events}"
+                " WHERE event_id = %(after)s AND run_id = %(run_id)s)"
+                f" SELECT * FROM {names.events} WHERE run_id = %(run_id)s AND"
+                " CASE WHEN EXISTS (SELECT 1 FROM a) THEN seq > (SELECT seq FROM a)"
+                " ELSE event_id > %(after)s END ORDER BY seq LIMIT %(limit)s"
+            )
+        params = {"run_id": run_id, "after": after_event_id, "limit": limit}
+
+        def read(session: Session) -> list[Event]:
+            return [event_from_row(row) for row in session.rows(sql, params)]
+
+        return run_transaction(self._engine, read, transactional=False)

@@ -1,0 +1,171 @@
+"""Pooled connections, pipelined statements and the retrying transaction runner.
+
+The pool is SQLAlchemy's (``QueuePool`` with ``pool_pre_ping``), its connections
+in autocommit mode; statements go straight to the psycopg connection (hand-written
+SQL, nothing to compile, psycopg prepares repeated statements on the server).
+A ``Session`` opens its transaction lazily and *pipelines*: ``BEGIN`` travels
+with the first statements and ``COMMIT`` with the last writes, so an event batch
+costs two round trips after the pool's ping — one to lock and read, one to
+write and commit.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy.engine import Engine
+
+from worlds.postgres.errors import RetryTransaction, translate_errors
+
+__all__ = ["Session", "Statement", "fetch_rows", "fetch_scalar", "run_transaction"]
+
+T = TypeVar("T")
+Statement = tuple[str, dict[str, Any] | None]
+Rows = list[dict[str, Any]]
+
+_MAX_ATTEMPTS = 8
+
+
+class Session:
+    """One connection's unit of work: a transaction or a single read.
+
+    Args:
+        connection: the psycopg connection (autocommit mode).
+        transactional: open a transaction with the first statement.
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any], *, transactional: bool) -> None:
+        self._connection = connection
+        self._begin_pending = transactional
+        self.in_transaction = False
+        self.committing = False
+
+    def query(self, *statements: Statement) -> list[Rows]:
+        """Send ``statements`` in one round trip; return each one's rows ([] for none)."""
+        batch: list[Statement] = list(statements)
+        began = self._begin_pending
+        if began:
+            batch.insert(0, ("BEGIN", None))
+            self._begin_pending = False
+            self.in_transaction = True
+        connection = self._connection
+        if len(batch) == 1:
+            cursor = connection.cursor(row_factory=dict_row)
+            cursor.execute(batch[0][0], batch[0][1])
+            return [cursor.fetchall() if cursor.description is not None else []]
+        cursors = []
+        with connection.pipeline():
+            for sql, params in batch:
+                cursor = connection.cursor(row_factory=dict_row)
+                cursor.execute(sql, params)
+                cursors.append(cursor)
+        results = [c.fetchall() if c.description is not None else [] for c in cursors]
+        return results[1:] if began else results
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> Rows:
+        """The rows of one statement."""
+        return self.query((sql, params))[0]
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row of one statement (None without rows)."""
+        rows = self.rows(sql, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def commit(self, statements: Sequence[Statement] = ()) -> None:
+        """Send ``statements`` and COMMIT together (or just the statements outside a
+        transaction)."""
+        batch = list(statements)
+        if self.in_transaction or self._begin_pending:
+            batch.append(("COMMIT", None))
+        if not batch:
+            return
+        self.committing = True
+        self.query(*batch)
+        self.in_transaction = False
+        self._begin_pending = False
+
+
+def run_transaction(
+    engine: Engine, work: Callable[[Session], T], *, transactional: bool = True
+) -> T:
+    """Run ``work(session)`` on a pooled connection and commit, retrying when safe.
+
+    ``work`` may call ``session.commit(final_statements)`` itself (to send its
+    last writes with the COMMIT); otherwise the runner commits after it returns.
+    The whole function is re-run on a serialization failure, a deadlock, a lost
+    race for a hook token, or a connection that dropped before COMMIT, with a
+    short jittered backoff, up to a few attempts.
+
+    Returns:
+        What ``work`` returned.
+
+    Raises:
+        Whatever ``work`` raises (nothing is committed then), and the translated
+        database errors of ``errors.translate_errors``.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _attempt(engine, work, transactional)
+        except RetryTransaction as retry:
+            if attempt >= _MAX_ATTEMPTS:
+                raise retry.final from retry.__cause__
+            time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def _attempt(engine: Engine, work: Callable[[Session], T], transactional: bool) -> T:
+    with translate_errors():
+        pooled = engine.raw_connection()
+    connection = pooled.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        pooled.close()
+        raise TypeError("PostgresWorld needs the psycopg 3 driver")
+    session = Session(connection, transactional=transactional)
+    try:
+        try:
+            with translate_errors():
+                result = work(session)
+        except RetryTransaction as retry:
+            if retry.disconnected and session.committing:
+                raise retry.final from retry.__cause__
+            raise
+        with translate_errors(committing=True):
+            session.commit()
+        return result
+    except BaseException as error:
+        _discard_transaction(pooled, error)
+        raise
+    finally:
+        pooled.close()
+
+
+def _discard_transaction(pooled: Any, error: BaseException) -> None:
+    """Roll back after a failure; a broken connection leaves the pool for good."""
+    connection: psycopg.Connection[Any] = pooled.driver_connection
+    if (
+        connection.broken
+        or connection.closed
+        or (isinstance(error, RetryTransaction) and error.disconnected)
+    ):
+        pooled.invalidate()
+        return
+    try:
+        connection.rollback()
+    except psycopg.Error:
+        pooled.invalidate()
+
+
+def fetch_rows(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Rows:
+    """Run one statement on its own (autocommit, retried like a transaction); its rows."""
+    return run_transaction(engine, lambda session: session.rows(sql, params), transactional=False)
+
+
+def fetch_scalar(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Any:
+    """Run one statement on its own; the first column of its first row (or None)."""
+    return run_transaction(engine, lambda session: session.scalar(sql, params), transactional=False)

@@ -1,0 +1,207 @@
+"""Turn a ``PlannedWrites`` into as few SQL statements as possible.
+
+A sequential step costs one transaction, so the number of round trips is the
+step rate. Everything a plan writes goes out in one statement: the event rows,
+the new and changed step/hook/wait rows and the queue messages as data-modifying
+CTEs over ``unnest`` of array parameters (one statement text whatever the row
+count, so psycopg prepares it once), with the run row's write (insert, update,
+or at least its ``last_event_id``) as the primary statement. Two rare cases take
+an extra statement: a batch that both changes and creates hooks updates the
+changed ones first (so a token disposed and re-taken in one batch does not trip
+the active-token index inside one statement), and a run that became terminal
+releases its remaining hooks and waits afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from worlds.base import PlannedWrites
+from worlds.postgres.rows import (
+    event_params,
+    hook_params,
+    run_params,
+    step_params,
+    wait_params,
+)
+from worlds.postgres.session import Statement
+from worlds.postgres.sql import (
+    EVENT_COLUMNS,
+    HOOK_COLUMNS,
+    MESSAGE_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    WAIT_COLUMNS,
+    TableNames,
+)
+
+__all__ = ["insert_messages_sql", "plan_statements"]
+
+Columns = Sequence[tuple[str, str]]
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as a row value")
+
+
+_encode_rows = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_json_default
+).encode
+
+
+def _unnest(
+    alias: str, columns: Columns, rows: Iterable[Mapping[str, Any]], params: dict[str, Any]
+) -> str:
+    """``json_to_recordset(...) AS alias(cols, ord)`` over one JSON parameter.
+
+    One JSON text per table is much cheaper to send than one array per column;
+    the column list types the values on the server (ISO strings → timestamptz).
+    Stored JSON documents travel as JSON strings, so the ``\\u0000`` they hold
+    stays six characters and never becomes a NUL."""
+    params[alias] = _encode_rows([{**row, "ord": i} for i, row in enumerate(rows)])
+    names = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    return f"json_to_recordset(%({alias})s::json) AS {alias}({names}, ord int)"
+
+
+def _insert(
+    table: str,
+    alias: str,
+    columns: Columns,
+    rows: Iterable[Mapping[str, Any]],
+    params: dict[str, Any],
+) -> str:
+    names = ", ".join(name for name, _ in columns)
+    source = _unnest(alias, columns, rows, params)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} ORDER BY ord"
+
+
+def _update(
+    table: str,
+    alias: str,
+    columns: Columns,
+    keys: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    params: dict[str, Any],
+) -> str:
+    source = _unnest(alias, columns, rows, params)
+    sets = ", ".join(f"{name} = {alias}.{name}" for name, _ in columns if name not in keys)
+    match = " AND ".join(f"t.{key} = {alias}.{key}" for key in keys)
+    return f"UPDATE {table} AS t SET {sets} FROM {source} WHERE {match}"
+
+
+def insert_messages_sql(
+    names: TableNames, alias: str, rows: Sequence[Mapping[str, Any]], params: dict[str, Any]
+) -> str:
+    """An INSERT of queue messages (``message_id, queue, payload, idempotency_key,
+    run_id, delay``), skipping any whose idempotency key an unacked message holds.
+
+    Times come from the server's clock, so machines with skewed clocks agree."""
+    source = _unnest(alias, MESSAGE_COLUMNS, rows, params)
+    return (
+        f"INSERT INTO {names.queue_messages} (message_id, queue, payload, attempt,"
+        " idempotency_key, run_id, created_at, visible_at)"
+        f" SELECT {alias}.message_id, {alias}.queue, {alias}.payload, 0, {alias}.idempotency_key,"
+        f" {alias}.run_id, clock_timestamp(),"
+        f" clock_timestamp() + make_interval(secs => {alias}.delay)"
+        f" FROM {source} ORDER BY ord"
+        " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    )
+
+
+def plan_statements(
+    names: TableNames,
+    run_id: str,
+    plan: PlannedWrites,
+    messages: Sequence[Mapping[str, Any]] = (),
+) -> list[Statement]:
+    """The statements that write ``plan`` (and enqueue ``messages``), in order.
+
+    The caller sends them inside the transaction that holds the run's row lock
+    (or creates the run), so nothing else writes these rows concurrently.
+    """
+    statements: list[Statement] = []
+    params: dict[str, Any] = {"run_id": run_id}
+    ctes: list[str] = []
+
+    def cte(sql: str) -> None:
+        ctes.append(f"w{len(ctes)} AS ({sql})")
+
+    if plan.events:
+        cte(_insert(names.events, "ev", EVENT_COLUMNS, map(event_params, plan.events), params))
+        params["last_event_id"] = plan.events[-1].event_id
+    step_keys = ("run_id", "step_id")
+    if plan.new_steps:
+        rows = map(step_params, plan.new_steps.values())
+        cte(_insert(names.steps, "sn", STEP_COLUMNS, rows, params))
+    if plan.changed_steps:
+        rows = map(step_params, plan.changed_steps.values())
+        cte(_update(names.steps, "sc", STEP_COLUMNS, step_keys, rows, params))
+    if plan.changed_hooks:
+        hook_update: dict[str, Any] = {}
+        rows = map(hook_params, plan.changed_hooks.values())
+        sql = _update(names.hooks, "hc", HOOK_COLUMNS, ("hook_id",), rows, hook_update)
+        if plan.new_hooks:
+            statements.append((sql, hook_update))
+        else:
+            params.update(hook_update)
+            cte(sql)
+    if plan.new_hooks:
+        rows = map(hook_params, plan.new_hooks.values())
+        cte(_insert(names.hooks, "hn", HOOK_COLUMNS, rows, params))
+    wait_keys = ("run_id", "wait_id")
+    if plan.new_waits:
+        rows = map(wait_params, plan.new_waits.values())
+        cte(_insert(names.waits, "wn", WAIT_COLUMNS, rows, params))
+    if plan.changed_waits:
+        rows = map(wait_params, plan.changed_waits.values())
+        cte(_update(names.waits, "wc", WAIT_COLUMNS, wait_keys, rows, params))
+    if messages:
+        cte(insert_messages_sql(names, "qm", messages, params))
+
+    primary = _run_statement(names, plan, params)
+    if primary is not None or ctes:
+        sql = (f"WITH {', '.join(ctes)} " if ctes else "") + (primary or "SELECT 1")
+        statements.append((sql, params))
+
+    for released_run_id, at in plan.released_runs:
+        statements.append(
+            (
+                f"WITH h AS (UPDATE {names.hooks} SET status = 'disposed', updated_at = %(at)s"
+                " WHERE run_id = %(run_id)s AND status = 'active')"
+                f" UPDATE {names.waits} SET status = 'completed', updated_at = %(at)s,"
+                " completed_at = %(at)s WHERE run_id = %(run_id)s AND status = 'waiting'",
+                {"run_id": released_run_id, "at": at},
+            )
+        )
+    return statements
+
+
+def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any]) -> str | None:
+    """The run row's write, carrying the log's new tail in ``last_event_id``."""
+    has_events = "last_event_id" in params
+    run_record = next(iter(plan.new_runs.values()), None)
+    if run_record is not None:
+        row = run_params(run_record)
+        params.update({f"r_{name}": row[name] for name, _ in RUN_COLUMNS})
+        cols = ", ".join(name for name, _ in RUN_COLUMNS)
+        values = ", ".join(f"%(r_{name})s" for name, _ in RUN_COLUMNS)
+        return (
+            f"INSERT INTO {names.runs} ({cols}, last_event_id) VALUES ({values}, %(last_event_id)s)"
+        )
+    run_record = next(iter(plan.changed_runs.values()), None)
+    if run_record is not None:
+        row = run_params(run_record)
+        params.update({f"r_{name}": row[name] for name, _ in RUN_COLUMNS})
+        sets = ", ".join(f"{name} = %(r_{name})s" for name, _ in RUN_COLUMNS if name != "run_id")
+        tail = ", last_event_id = %(last_event_id)s" if has_events else ""
+        return f"UPDATE {names.runs} SET {sets}{tail} WHERE run_id = %(r_run_id)s"
+    if has_events:
+        return (
+            f"UPDATE {names.runs} SET last_event_id = %(last_event_id)s WHERE run_id = %(run_id)s"
+        )
+    return None
