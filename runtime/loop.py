@@ -90,11 +90,15 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         if not handle.cancelled():
             self._ready.append(handle)
 
-    def run_until_idle(self) -> None:
+    def run_until_idle(self, max_callbacks: int | None = None) -> None:
         """Run ready callbacks (and the ones they schedule) until none remain.
 
         Installs this loop as the running loop and its async-generator hooks for
         the duration, then restores the caller's (a worker's own loop may be running).
+
+        Args:
+            max_callbacks: stop after this many callbacks even if more are ready
+                (teardown uses it so code that refuses to die cannot hang it).
         """
         if self._running:
             raise RuntimeError("run_until_idle() called re-entrantly")
@@ -107,7 +111,9 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         )
         try:
             ready = self._ready
-            while ready:
+            budget = -1 if max_callbacks is None else max_callbacks
+            while ready and budget != 0:
+                budget -= 1
                 handle = ready.popleft()
                 if not handle.cancelled():
                     handle._run()

@@ -123,6 +123,10 @@ HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_
 WaitEventType = Literal["wait_created", "wait_completed"]
 
 
+_TEARDOWN_BUDGET = 100_000
+"""Callbacks ``close()`` runs at most while cancelling (user code may refuse to stop)."""
+
+
 def _set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
@@ -235,7 +239,7 @@ class ReplaySession:
             for task in asyncio.all_tasks(loop):
                 task.cancel()
             loop.close_asyncgens()
-            loop.run_until_idle()
+            loop.run_until_idle(max_callbacks=_TEARDOWN_BUDGET)
         finally:
             loop.close()
             self._calls.clear()

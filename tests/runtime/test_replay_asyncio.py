@@ -420,3 +420,18 @@ def test_hook_event_before_creation_is_corrupted() -> None:
     log.add("hook_received", first.hooks[0].correlation_id, {"payload": "early"})
     failed = full_replay(hook_with_deadline, log.events)
     assert isinstance(failed, Failed) and failed.code == "CORRUPTED_EVENT_LOG"
+
+
+def test_close_does_not_hang_on_code_that_refuses_to_stop() -> None:
+    async def stubborn() -> None:
+        while True:
+            try:
+                await sleepy(1, "x")
+            except asyncio.CancelledError:
+                while True:
+                    await asyncio.sleep(0)
+
+    session = ReplaySession(stubborn, make_run(), args=(), kwargs={})
+    assert isinstance(session.feed(Log().events), Suspended)
+    session.close()
+    assert session.done
