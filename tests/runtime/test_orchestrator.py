@@ -34,17 +34,7 @@ def _make_world(kind: str, tmp_path: Path) -> World:
     return LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
 
 
-def _world_kinds() -> list[str]:
-    kinds = ["memory"]
-    try:
-        importlib.import_module("worlds.local")
-        kinds.append("local")
-    except ImportError:
-        pass
-    return kinds
-
-
-@pytest.fixture(params=_world_kinds())
+@pytest.fixture(params=["memory", "local"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     instance = _make_world(request.param, tmp_path)
     yield instance
