@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
 import subprocess
@@ -167,5 +168,32 @@ def test_processes_racing_one_creation_event(tmp_path: Path) -> None:
         types = [e.event_type for e in world.events.list(run_id)]
         assert types.count("step_created") == 2  # step_a and step_race
         assert diff_run_records(world, run_id) == []
+    finally:
+        world.close()
+
+
+def _append_from_child(world: LocalWorld, run_id: str) -> None:
+    world.events.create(
+        run_id,
+        EventRequest(
+            event_type="step_created", correlation_id="step_child", data={"step_name": "s"}
+        ),
+    )
+    world.queue.enqueue("q", {"run_id": run_id})
+
+
+def test_a_forked_child_uses_its_own_connections(tmp_path: Path) -> None:
+    world = LocalWorld(tmp_path / "w.db")
+    try:
+        run_id = _run_with_step(world)  # the parent's thread now holds a connection
+        child = multiprocessing.get_context("fork").Process(
+            target=_append_from_child, args=(world, run_id)
+        )
+        child.start()
+        child.join(timeout=60)
+        assert child.exitcode == 0
+        assert world.steps.get(run_id, "step_child").status == "pending"
+        assert world.queue.live_run_ids() == {run_id}
+        _run_with_step(world)  # the parent's connections still work
     finally:
         world.close()

@@ -30,7 +30,7 @@ from worlds.base import (
 )
 from worlds.local.events import LocalEvents, LocalRecords
 from worlds.local.queue import LocalQueue, enqueue_in
-from worlds.local.schema import WRITE_OPTION, ensure_schema, make_engine
+from worlds.local.schema import WRITE_OPTION, ThreadConnections, ensure_schema, make_engine
 from worlds.local.streams import LocalStreams
 
 __all__ = ["LocalWorld"]
@@ -111,10 +111,11 @@ class LocalWorld:
         write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         ensure_schema(write_engine, self.path)
         changed = threading.Condition()
-        queue = LocalQueue(self._engine, changed)
-        records = LocalRecords(self._engine)
+        self._connections = ThreadConnections(self._engine)
+        queue = LocalQueue(self._engine, self._connections, changed)
+        records = LocalRecords(self._engine, self._connections)
         self.events: Events = LocalEvents(
-            self._engine, enqueue=enqueue_in, on_enqueued=queue.notify
+            self._connections, enqueue=enqueue_in, on_enqueued=queue.notify
         )
         self.runs: Runs = _Runs(records)
         self.steps: Steps = _Steps(records)
@@ -150,6 +151,7 @@ class LocalWorld:
 
     def close(self) -> None:
         """Release the database connections."""
+        self._connections.close()
         self._engine.dispose()
 
     def __repr__(self) -> str:

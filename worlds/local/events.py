@@ -49,6 +49,7 @@ from worlds.base import (
 )
 from worlds.local.schema import (
     PreparedSql,
+    ThreadConnections,
     dumps,
     event_from_row,
     event_row,
@@ -327,11 +328,11 @@ class LocalEvents:
 
     def __init__(
         self,
-        engine: Engine,
+        connections: ThreadConnections,
         enqueue: EnqueueInTransaction,
         on_enqueued: Callable[[], None],
     ) -> None:
-        self._engine = engine
+        self._connections = connections
         self._enqueue = enqueue
         self._on_enqueued = on_enqueued
 
@@ -354,7 +355,7 @@ class LocalEvents:
         """Append events of one run and enqueue ``messages`` in one transaction.
 
         See ``worlds.base.Events.create_batch``."""
-        with write_transaction(self._engine) as cursor:
+        with write_transaction(self._connections) as cursor:
             loader = _Loader(cursor)
             loader.prefetch(run_id, requests)
             plan = plan_events(
@@ -376,22 +377,23 @@ class LocalEvents:
             sql, values = _Sql.list_events, {"run_id": run_id}
         else:
             sql, values = _Sql.list_events_after, {"run_id": run_id, "after": after_event_id}
-        rows = fetch_all(self._engine, sql, **values, limit=-1 if limit is None else limit)
+        rows = fetch_all(self._connections, sql, **values, limit=-1 if limit is None else limit)
         return [event_from_row(row) for row in rows]
 
 
 class LocalRecords:
     """Reads of runs, steps, hooks and waits (``world.runs`` … ``world.waits``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connections: ThreadConnections) -> None:
         self._engine = engine
+        self._connections = connections
 
     def _rows(self, query: Any) -> list[Any]:
         with translated_errors(), self._engine.connect() as conn:
             return list(conn.execute(query).mappings())
 
     def _fetch(self, sql: PreparedSql, **values: Any) -> list[Any]:
-        return fetch_all(self._engine, sql, **values)
+        return fetch_all(self._connections, sql, **values)
 
     def get_run(self, run_id: str) -> Run:
         rows = self._fetch(_Sql.select_run, run_id=run_id)

@@ -37,7 +37,9 @@ from worlds.base import QueueMessage, QueueMessageRequest, new_id, normalize_jso
 from worlds.local.schema import (
     PreparedSql,
     RowLike,
+    ThreadConnections,
     dumps,
+    fetch_all,
     queue_table,
     translated_errors,
     write_transaction,
@@ -74,10 +76,10 @@ def _visible(prefixes: Sequence[str]) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _claim_statements(prefixes: tuple[str, ...], limit: int) -> tuple[Any, PreparedSql]:
-    """The lock-free probe (Core) and the claiming SELECT (prepared) for a receive."""
+def _claim_statements(prefixes: tuple[str, ...], limit: int) -> tuple[PreparedSql, PreparedSql]:
+    """The lock-free probe and the claiming SELECT of a receive, prepared."""
     visible = _visible(prefixes)
-    probe = select(_Q.seq).where(visible).limit(1)
+    probe = PreparedSql(select(_Q.seq).where(visible).limit(1))
     claim = PreparedSql(
         select(queue_table).where(visible).order_by(_Q.visible_at, _Q.seq).limit(limit)
     )
@@ -134,8 +136,11 @@ def _message_from_row(row: RowLike) -> QueueMessage:
 class LocalQueue:
     """``world.queue`` of the local world."""
 
-    def __init__(self, engine: Engine, changed: threading.Condition) -> None:
+    def __init__(
+        self, engine: Engine, connections: ThreadConnections, changed: threading.Condition
+    ) -> None:
         self._engine = engine
+        self._connections = connections
         self._changed = changed
 
     def notify(self) -> None:
@@ -158,7 +163,7 @@ class LocalQueue:
             delay_seconds=delay_seconds,
             idempotency_key=idempotency_key,
         )
-        with write_transaction(self._engine) as cursor:
+        with write_transaction(self._connections) as cursor:
             (message_id,) = enqueue_in(cursor, [request])
         self.notify()
         return message_id
@@ -167,11 +172,10 @@ class LocalQueue:
         self, prefixes: Sequence[str], lease_seconds: float, limit: int
     ) -> list[QueueMessage]:
         probe, claim = _claim_statements(tuple(prefixes), limit)
-        with translated_errors(), self._engine.connect() as conn:
-            # Look before taking the write lock, so idle pollers never stall writers.
-            if conn.execute(probe, {"now": time.time()}).first() is None:
-                return []
-        with write_transaction(self._engine) as cursor:
+        # Look before taking the write lock, so idle pollers never stall writers.
+        if not fetch_all(self._connections, probe, now=time.time()):
+            return []
+        with write_transaction(self._connections) as cursor:
             now = time.time()
             rows = [dict(row) for row in cursor.execute(claim.sql, claim.args({"now": now}))]
             if not rows:
@@ -207,7 +211,7 @@ class LocalQueue:
 
     def ack(self, message_id: str) -> None:
         """Delete the message (a no-op when it is already gone)."""
-        with write_transaction(self._engine) as cursor:
+        with write_transaction(self._connections) as cursor:
             cursor.execute(_DELETE.sql, _DELETE.args({"message_id": message_id}))
 
     def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
@@ -220,7 +224,7 @@ class LocalQueue:
         self._set_visible(message_id, time.time() + lease_seconds)
 
     def _set_visible(self, message_id: str, visible_at: float) -> None:
-        with write_transaction(self._engine) as cursor:
+        with write_transaction(self._connections) as cursor:
             cursor.execute(
                 _SET_VISIBLE.sql,
                 _SET_VISIBLE.args({"message_id": message_id, "visible_at": visible_at}),
@@ -234,6 +238,6 @@ class LocalQueue:
 
     def delete_messages(self, run_id: str) -> int:
         """Drop every message of a run; returns how many."""
-        with write_transaction(self._engine) as cursor:
+        with write_transaction(self._connections) as cursor:
             cursor.execute(_DELETE_RUN.sql, _DELETE_RUN.args({"run_id": run_id}))
             return int(cursor.rowcount)

@@ -17,8 +17,12 @@ Why these choices:
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -280,31 +284,6 @@ class PreparedSql:
         return tuple(values[name] if name in values else self.defaults[name] for name in self.names)
 
 
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[sqlite3.Cursor]:
-    """A ``BEGIN IMMEDIATE`` transaction on a pooled connection, as a DBAPI cursor
-    whose rows are ``sqlite3.Row`` (mapping access). Commits on success, rolls
-    back on any error; errors are translated by ``translated_errors``."""
-    with translated_errors():
-        pooled = engine.raw_connection()
-        try:
-            dbapi: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
-            cursor = dbapi.cursor()
-            cursor.row_factory = sqlite3.Row
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-                cursor.execute("COMMIT")
-            except BaseException:
-                if dbapi.in_transaction:
-                    dbapi.execute("ROLLBACK")
-                raise
-            finally:
-                cursor.close()
-        finally:
-            pooled.close()
-
-
 def ensure_schema(write_engine: Engine, path: Path) -> None:
     """Create the tables if missing and check the schema version.
 
@@ -323,28 +302,99 @@ def ensure_schema(write_engine: Engine, path: Path) -> None:
             )
 
 
-@contextmanager
-def read_cursor(engine: Engine) -> Iterator[sqlite3.Cursor]:
-    """A pooled connection's DBAPI cursor in autocommit mode: each statement reads
-    one consistent snapshot, and no transaction is left open."""
-    with translated_errors():
-        pooled = engine.raw_connection()
-        try:
-            dbapi: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
-            cursor = dbapi.cursor()
-            cursor.row_factory = sqlite3.Row
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-        finally:
+class ThreadConnections:
+    """One DBAPI connection per thread, checked out of the Engine's pool once and
+    kept: the hot paths then pay no pool checkout per transaction.
+
+    Connections of threads that have ended go back to the pool when the next
+    thread checks one out; ``close`` returns them all."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: list[tuple[threading.Thread, Any]] = []
+        self._pid = os.getpid()
+        os.register_at_fork(after_in_child=functools.partial(_reset_in_child, weakref.ref(self)))
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode: we issue BEGIN ourselves)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None or self._pid != os.getpid():
+            connection = self._check_out()
+        return connection
+
+    def reset_after_fork(self) -> None:
+        """Forget the parent's connections (a forked child must never use them)."""
+        if self._pid != os.getpid():
+            self._engine.dispose(close=False)
+            self._local = threading.local()
+            self._lock = threading.Lock()
+            self._held = []
+            self._pid = os.getpid()
+
+    def _check_out(self) -> sqlite3.Connection:
+        self.reset_after_fork()
+        pooled = self._engine.raw_connection()
+        with self._lock:
+            still_held = []
+            for thread, other in self._held:
+                if thread.is_alive():
+                    still_held.append((thread, other))
+                else:
+                    other.close()
+            still_held.append((threading.current_thread(), pooled))
+            self._held = still_held
+        connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+        self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Return every held connection to the pool."""
+        with self._lock:
+            held, self._held = self._held, []
+        for _thread, pooled in held:
             pooled.close()
+        self._local = threading.local()
 
 
-def fetch_all(engine: Engine, sql: PreparedSql, **values: Any) -> list[sqlite3.Row]:
-    """Run one prepared SELECT outside any transaction; returns its rows."""
-    with read_cursor(engine) as cursor:
-        return cursor.execute(sql.sql, sql.args(values)).fetchall()
+def _reset_in_child(ref: weakref.ref[ThreadConnections]) -> None:
+    connections = ref()
+    if connections is not None:
+        connections.reset_after_fork()
+
+
+@contextmanager
+def write_transaction(connections: ThreadConnections) -> Iterator[sqlite3.Cursor]:
+    """A ``BEGIN IMMEDIATE`` transaction on this thread's connection, as a DBAPI
+    cursor whose rows are ``sqlite3.Row`` (mapping access). Commits on success,
+    rolls back on any error; errors are translated by ``translated_errors``."""
+    with translated_errors():
+        dbapi = connections.get()
+        cursor = dbapi.cursor()
+        cursor.row_factory = sqlite3.Row
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            if dbapi.in_transaction:
+                dbapi.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+
+def fetch_all(connections: ThreadConnections, sql: PreparedSql, **values: Any) -> list[Any]:
+    """Run one prepared SELECT outside any transaction (autocommit: the statement
+    reads one consistent snapshot); returns its ``sqlite3.Row`` rows."""
+    with translated_errors():
+        cursor = connections.get().cursor()
+        cursor.row_factory = sqlite3.Row
+        try:
+            return cursor.execute(sql.sql, sql.args(values)).fetchall()
+        finally:
+            cursor.close()
 
 
 # --- row codecs --------------------------------------------------------------

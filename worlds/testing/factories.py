@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,14 @@ def _local(tmp_path: Path) -> World:
     return world
 
 
+_POSTGRES_SCHEMA = f"wfkit_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+
 def postgres_test_url() -> str:
-    """The Postgres server of the test run (``WFKIT_TEST_POSTGRES_URL``)."""
-    return os.environ["WFKIT_TEST_POSTGRES_URL"]
+    """The Postgres server of the test run (``WFKIT_TEST_POSTGRES_URL``), with a schema
+    of this test process's own (``?schema=``) so parallel runs never collide."""
+    url = os.environ["WFKIT_TEST_POSTGRES_URL"]
+    return f"{url}{'&' if '?' in url else '?'}schema={_POSTGRES_SCHEMA}"
 
 
 def _postgres(tmp_path: Path) -> World:
