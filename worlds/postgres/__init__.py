@@ -67,8 +67,11 @@ class PostgresWorld:
     """A World in a Postgres database (``WFKIT_WORLD=postgresql://…``).
 
     Args:
-        url: ``postgresql://``, ``postgres://`` or ``postgresql+psycopg://`` URL.
-        schema: the Postgres schema holding the tables (created if missing).
+        url: ``postgresql://``, ``postgres://`` or ``postgresql+psycopg://`` URL;
+            a ``?schema=NAME`` query parameter chooses the schema (so a
+            ``WFKIT_WORLD`` URL can name it) and is not passed to the driver.
+        schema: the Postgres schema holding the tables, created if missing
+            (default: the URL's ``schema`` parameter, else ``wfkit``).
         pool_size: connections kept open in the pool.
         max_overflow: extra connections allowed under load.
         statement_timeout_ms: per-statement limit set on every connection, so a
@@ -91,14 +94,19 @@ class PostgresWorld:
         self,
         url: str | URL,
         *,
-        schema: str = "wfkit",
+        schema: str | None = None,
         pool_size: int = 5,
         max_overflow: int = 10,
         statement_timeout_ms: int = 30_000,
         pool_pre_ping: bool = True,
         synchronous_commit: bool = True,
     ) -> None:
-        self.url = normalize_url(url)
+        parsed = normalize_url(url)
+        url_schema = parsed.query.get("schema")
+        if isinstance(url_schema, tuple):
+            url_schema = url_schema[-1]
+        self.url = parsed.difference_update_query(["schema"])
+        schema = schema or url_schema or "wfkit"
         self.schema = schema
         options = f"-c statement_timeout={int(statement_timeout_ms)} -c timezone=UTC"
         if not synchronous_commit:
