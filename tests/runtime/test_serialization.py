@@ -452,7 +452,7 @@ def test_unsupported_type_names_type_and_path_in_args() -> None:
         (lambda bad: serialize_call((), {}, closure={"count": bad}), 'closure["count"]'),
         (lambda bad: serialize_call((), {}, this=bad), "this"),
         (lambda bad: serialize_call(((1, (2, bad)),), {}), "args[0][1][1]"),
-        (lambda bad: serialize_call(({1, bad},), {}), "args[0][1]"),
+        (lambda bad: serialize_call(({bad},), {}), "args[0][0]"),
         (lambda bad: serialize_call(({5: {"k": bad}},), {}), 'args[0][5]["k"]'),
         (lambda bad: serialize_call(({(bad,): 1},), {}), "args[0]<key (<object>,)>[0]"),
         (lambda bad: serialize_call((Box([]), Pair(1, bad)), {}), "args[1][1]"),
@@ -761,6 +761,14 @@ def test_unregistered_step_falls_back_to_proxy() -> None:
 # --- codecs ---------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class Wallet:
+    owner: str
+
+    def pay(self, cents: int) -> str:
+        return f"{self.owner}:{cents}"
+
+
 class Handle:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -772,6 +780,37 @@ def test_register_codec() -> None:
     assert data == [{TAG: "test-handle", "v": {"name": "s1"}}]
     back = through_json([Handle("s1")])
     assert type(back[0]) is Handle and back[0].name == "s1"
+
+
+def test_register_codec_keeps_builtin_encoders() -> None:
+    register_codec("test-handle-2", Handle, lambda h: h.name, Handle)
+    assert_round_trip((1, {2}, b"x", dt.date(2024, 1, 1)))
+
+
+def test_method_step_keeps_its_instance() -> None:
+    registry.register_step("step//./m//Wallet#pay", Wallet.pay, method=True)
+    Wallet.pay.step_id = "step//./m//Wallet#pay"  # type: ignore[attr-defined]
+    try:
+        data = serialize(Wallet("ann").pay)
+        assert data["this"][TAG] == "dc"
+        token = current_mode.set("step")
+        try:
+            assert through_json(Wallet("ann").pay)(5) == "ann:5"
+        finally:
+            current_mode.reset(token)
+        token = current_mode.set("workflow")
+        try:
+            proxy = through_json(Wallet("ann").pay)
+        finally:
+            current_mode.reset(token)
+        assert isinstance(proxy, StepProxy) and proxy.step_id == "step//./m//Wallet#pay"
+    finally:
+        del Wallet.pay.step_id  # type: ignore[attr-defined]
+
+
+def test_ordinary_methods_are_not_serializable() -> None:
+    with pytest.raises(SerializationError, match="only step functions"):
+        serialize(Point(1).__repr__)
 
 
 def test_register_codec_rejects_builtin_tags() -> None:

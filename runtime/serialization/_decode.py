@@ -1,0 +1,238 @@
+"""``<ser>`` data -> Python values: plain data is copied in C, tags dispatch to decoders."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from runtime import registry
+from runtime.context import current_mode
+from runtime.errors import SerializationError, StepError
+from runtime.gen import StepProxy, step_proxy
+from runtime.serialization._common import (
+    PLAIN_IN,
+    TAG,
+    resolve_class,
+)
+
+# --- decoding ----------------------------------------------------------------------
+
+
+def de_value(x: Any) -> Any:
+    t = type(x)
+    if t is dict:
+        return _de_dict(x)
+    if t is list:
+        return _de_list(x)
+    return x
+
+
+def _de_list(items: list[Any]) -> list[Any]:
+    if PLAIN_IN.issuperset(map(type, items)):  # all scalars: one C-level pass, one copy
+        return items.copy()
+    return [i if type(i) in PLAIN_IN else de_value(i) for i in items]
+
+
+def _de_dict(d: dict[str, Any]) -> Any:
+    if TAG not in d:
+        if PLAIN_IN.issuperset(map(type, d.values())):
+            return d.copy()
+        return {k: (x if type(x) in PLAIN_IN else de_value(x)) for k, x in d.items()}
+    tag = d[TAG]
+    decoder = DECODERS.get(tag) if type(tag) is str else None
+    if decoder is None:
+        raise SerializationError(
+            f"cannot deserialize {tag!r}: unknown tag (written by a newer wfkit, or a codec "
+            "that is not registered in this process?)",
+            type_name=str(tag),
+        )
+    try:
+        return decoder(d)
+    except SerializationError:
+        raise
+    except RecursionError:
+        raise SerializationError("cannot deserialize: nested too deeply", type_name=tag) from None
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot deserialize {tag!r} value: {exc!r}", type_name=tag
+        ) from exc
+
+
+def _de_items(d: dict[str, Any]) -> list[Any]:
+    items = d["v"]
+    if type(items) is not list:
+        raise TypeError(f"expected a list payload, got {type(items).__name__}")
+    return _de_list(items)
+
+
+def _de_big_int(d: dict[str, Any]) -> int:
+    if "x" in d:
+        return int(d["x"], 16)
+    return int(d["v"])
+
+
+def _de_datetime(d: dict[str, Any]) -> dt.datetime:
+    value = dt.datetime.fromisoformat(d["v"])
+    if "tz" in d:
+        value = value.replace(tzinfo=_zone(d["tz"]))
+    return value.replace(fold=d.get("fold", 0))
+
+
+def _de_time(d: dict[str, Any]) -> dt.time:
+    value = dt.time.fromisoformat(d["v"])
+    if "tz" in d:
+        value = value.replace(tzinfo=_zone(d["tz"]))
+    return value.replace(fold=d.get("fold", 0))
+
+
+def _zone(key: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(key)
+
+
+def _de_timedelta(d: dict[str, Any]) -> dt.timedelta:
+    days, seconds, micros = d["v"]
+    return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+
+
+def _de_pairs(d: dict[str, Any]) -> dict[Any, Any]:
+    return {de_value(k): de_value(x) for k, x in d["v"]}
+
+
+def _de_enum(d: dict[str, Any]) -> enum.Enum:
+    cls = resolve_class(d, enum.Enum)
+    return cls(de_value(d["v"]))  # type: ignore[no-any-return]
+
+
+def _de_dataclass(d: dict[str, Any]) -> Any:
+    cls: Any = resolve_class(d, None)
+    if not hasattr(cls, "__dataclass_fields__"):  # what dataclasses.is_dataclass checks
+        raise TypeError(f"{d['cls']} is not a dataclass")
+    values = de_value(d["v"])
+    init: dict[str, Any] = {}
+    late: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            (init if f.init else late)[f.name] = values[f.name]
+    obj = cls(**init)
+    for name, value in late.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _de_model(d: dict[str, Any]) -> Any:
+    from pydantic import BaseModel
+
+    cls = resolve_class(d, BaseModel)
+    values = de_value(d["v"])
+    if "extra" in d:
+        values.update(de_value(d["extra"]))
+    fields_set = set(d["set"]) if "set" in d else None
+    return cls.model_construct(fields_set, **values)
+
+
+def _de_namedtuple(d: dict[str, Any]) -> Any:
+    cls = resolve_class(d, tuple)
+    return cls(*_de_items(d))
+
+
+def _de_manifest_object(d: dict[str, Any]) -> Any:
+    cls = resolve_class(d, None)
+    rebuild = getattr(cls, "__wfkit_deserialize__", None)
+    if rebuild is None:
+        raise TypeError(f"{d['cls']} has no __wfkit_deserialize__")
+    return rebuild(de_value(d["v"]))
+
+
+def _de_step(d: dict[str, Any]) -> Any:
+    step_id: str = d["v"]
+    closure = de_value(d.get("closure"))
+    this = de_value(d.get("this"))
+    name = step_id.rsplit("//", 1)[-1]
+    closure_fn = None if closure is None else (lambda: closure)
+    if current_mode.get() != "workflow" and registry.has_step(step_id):
+        entry = registry.get_step(step_id)
+        fn = entry.resolve(closure)
+        if entry.method and this is not None:
+            return functools.partial(fn, this)
+        return fn
+    if this is not None:
+        return StepProxy(step_id, name, closure_fn, method=True, this=this)
+    return step_proxy(step_id, name, closure=closure_fn)
+
+
+def _de_exception(d: dict[str, Any]) -> BaseException:
+    stack = str(d.get("stack") or "")
+    exc = _rebuild_exception(d)
+    if exc is None:
+        exc = StepError(str(d.get("type", "")), str(d.get("msg", "")), stack)
+    if stack:
+        exc.__wfkit_stack__ = stack  # type: ignore[attr-defined]
+    cause = d.get("cause")
+    if cause is not None:
+        exc.__cause__ = de_value(cause)
+    return exc
+
+
+def _rebuild_exception(d: dict[str, Any]) -> BaseException | None:
+    """The exception with its own class, or None when that class cannot be rebuilt."""
+    if d.get("args") is None:
+        return None
+    try:
+        cls = resolve_class(d, BaseException)
+    except (LookupError, ImportError, TypeError, ValueError):
+        return None
+    args = tuple(de_value(d["args"]))
+    attrs = de_value(d.get("attrs") or {})
+    try:
+        exc = cls(*args)
+    except Exception:
+        try:  # an __init__ whose signature differs from its args (like StepError)
+            exc = cls.__new__(cls, *args)
+        except Exception:
+            return None
+    try:
+        exc.args = args
+        for key, value in attrs.items():
+            setattr(exc, key, value)
+    except Exception:
+        return None
+    return exc  # type: ignore[no-any-return]
+
+
+def decode_codec(decode: Callable[[Any], Any], d: dict[str, Any]) -> Any:
+    return decode(de_value(d["v"]))
+
+
+BUILTIN_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "int": _de_big_int,
+    "float": lambda d: float(d["v"]),
+    "bytes": lambda d: base64.b64decode(d["v"], validate=True),
+    "bytearray": lambda d: bytearray(base64.b64decode(d["v"], validate=True)),
+    "tuple": lambda d: tuple(_de_items(d)),
+    "set": lambda d: set(_de_items(d)),
+    "frozenset": lambda d: frozenset(_de_items(d)),
+    "dict": _de_pairs,
+    "datetime": _de_datetime,
+    "date": lambda d: dt.date.fromisoformat(d["v"]),
+    "time": _de_time,
+    "timedelta": _de_timedelta,
+    "decimal": lambda d: decimal.Decimal(d["v"]),
+    "uuid": lambda d: uuid.UUID(d["v"]),
+    "enum": _de_enum,
+    "dc": _de_dataclass,
+    "model": _de_model,
+    "ntuple": _de_namedtuple,
+    "obj": _de_manifest_object,
+    "exc": _de_exception,
+    "step": _de_step,
+}
+DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = dict(BUILTIN_DECODERS)
