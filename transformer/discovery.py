@@ -8,7 +8,7 @@ the modes cannot disagree about what is a step, what its ID is or what gets rewr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +18,6 @@ from libcst.metadata import (
     Assignment,
     ClassScope,
     GlobalScope,
-    ParentNodeProvider,
     PositionProvider,
     QualifiedNameProvider,
     QualifiedNameSource,
@@ -79,6 +78,7 @@ class Analysis:
     classes: dict[cst.ClassDef, SerdeClass] = field(default_factory=dict)
     directive_exprs: set[cst.Expr] = field(default_factory=set)
     rewrites: dict[cst.Call, str] = field(default_factory=dict)
+    imports: list[cst.Import | cst.ImportFrom] = field(default_factory=list)
     has_directives: bool = False
     parents: dict[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)
 
@@ -101,10 +101,14 @@ class Analysis:
 class _Meta(cst.MetadataDependent):
     METADATA_DEPENDENCIES = (
         PositionProvider,
-        ParentNodeProvider,
         QualifiedNameProvider,
         ScopeProvider,
     )
+
+
+def is_directive_like(text: str) -> bool:
+    """True for a directive or a string within edit distance 1 of one."""
+    return text in DIRECTIVES or any(_edit_distance_is_one(text, real) for real in DIRECTIVES)
 
 
 def _edit_distance_is_one(a: str, b: str) -> bool:
@@ -148,10 +152,49 @@ def leading_small_statements(owner: cst.CSTNode, limit: int = 2) -> list[cst.Bas
     return out[:limit]
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+class _Index(cst.CSTVisitor):
+    """One traversal recording pre-order, subtree extents and parents.
+
+    ``CSTNode.children`` re-visits the node on every call, so walking a tree through it is
+    slow; slicing this pre-order list is not.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[cst.CSTNode] = []
+        self.position: dict[cst.CSTNode, int] = {}
+        self.end: dict[cst.CSTNode, int] = {}
+        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        self._stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._stack:
+            self.parents[node] = self._stack[-1]
+        self.position[node] = len(self.order)
+        self.order.append(node)
+        self._stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._stack.pop()
+        self.end[original_node] = len(self.order)
+
+    def subtree(
+        self, node: cst.CSTNode, prune: Callable[[cst.CSTNode], bool] | None = None
+    ) -> Iterator[cst.CSTNode]:
+        """``node`` and its descendants in pre-order; ``prune(n)`` skips n's descendants."""
+        i, stop = self.position[node], self.end[node]
+        while i < stop:
+            current = self.order[i]
+            yield current
+            if prune is not None and current is not node and prune(current):
+                i = self.end[current]
+            else:
+                i += 1
+
+
+def _nested_scope(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda)
 
 
 class _Analyzer:
@@ -163,6 +206,7 @@ class _Analyzer:
         self.sink = sink
         self.path = path
         self.result = Analysis()
+        self.index = _Index()
         self.own_directive: dict[cst.CSTNode, tuple[Kind, cst.Expr]] = {}
         self.serializable: set[cst.ClassDef] = set()
         self.module_kind: Kind | None = None
@@ -186,14 +230,16 @@ class _Analyzer:
 
     # -- passes ------------------------------------------------------------------
     def run(self) -> Analysis:
-        all_nodes = list(_walk(self.module))
-        for node in all_nodes:
-            for child in node.children:
-                self.result.parents[child] = node
+        self.module.visit(self.index)
+        self.result.parents = self.index.parents
+        self.result.imports = [
+            n for n in self.index.order if isinstance(n, cst.Import | cst.ImportFrom)
+        ]
+        all_nodes = self.index.order
         self.find_directives(all_nodes)
         self.find_classes()
         self.module_kind, self.exported = self.module_marked()
-        self.walk_definitions(self.module.body, [], [])
+        self.walk_definitions(self.module, [], [])
         for target in list(self.result.targets.values()):
             if target.kind == "workflow":
                 self.scan_workflow_body(target)
@@ -270,7 +316,7 @@ class _Analyzer:
     def find_classes(self) -> None:
         pydantic_names: set[str] = set()
         serde_names: set[str] = set()
-        for node in _walk(self.module):
+        for node in self.index.order:
             if not isinstance(node, cst.ClassDef):
                 continue
             top = self.parent(node) is self.module
@@ -333,21 +379,13 @@ class _Analyzer:
         return directive[0], exported
 
     def walk_definitions(
-        self, body: Iterable[cst.CSTNode], stack: list[cst.CSTNode], keys: list[str]
+        self, container: cst.CSTNode, stack: list[cst.CSTNode], keys: list[str]
     ) -> None:
-        """Visit every def/class, keeping the chain of enclosing defs and classes."""
-        for node in body:
-            for child in self._definitions_in(node):
-                self._definition(child, stack, keys)
-
-    def _definitions_in(self, node: cst.CSTNode) -> Iterator[cst.FunctionDef | cst.ClassDef]:
-        if isinstance(node, cst.FunctionDef | cst.ClassDef):
-            yield node
-            return
-        if isinstance(node, cst.Lambda):
-            return
-        for child in node.children:
-            yield from self._definitions_in(child)
+        """Visit every def/class directly inside ``container`` (a module or a body),
+        keeping the chain of enclosing defs and classes."""
+        for node in self.index.subtree(container, prune=_nested_scope):
+            if node is not container and isinstance(node, cst.FunctionDef | cst.ClassDef):
+                self._definition(node, stack, keys)
 
     def _definition(
         self, node: cst.FunctionDef | cst.ClassDef, stack: list[cst.CSTNode], keys: list[str]
@@ -360,7 +398,7 @@ class _Analyzer:
                 if isinstance(parent, cst.ClassDef)
                 else (f"{keys[-1]}/{name}" if keys else name)
             )
-            self.walk_definitions(node.body.children, [*stack, node], [*keys, key])
+            self.walk_definitions(node.body, [*stack, node], [*keys, key])
             return
         method: MethodKind = "function"
         if isinstance(parent, cst.ClassDef):
@@ -368,7 +406,7 @@ class _Analyzer:
             key = f"{keys[-1]}{'#' if method == 'instance' else '.'}{name}"
         else:
             key = f"{keys[-1]}/{name}" if keys else name
-        self.walk_definitions(node.body.children, [*stack, node], [*keys, key])
+        self.walk_definitions(node.body, [*stack, node], [*keys, key])
 
         own = self.own_directive.get(node)
         kind: Kind | None = own[0] if own else None
@@ -447,13 +485,7 @@ class _Analyzer:
 
     def own_body_nodes(self, fn: cst.FunctionDef) -> Iterator[cst.CSTNode]:
         """Nodes of ``fn``'s body, not descending into nested defs, classes or lambdas."""
-        stack: list[cst.CSTNode] = [fn.body]
-        while stack:
-            node = stack.pop()
-            yield node
-            if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-                continue
-            stack.extend(reversed(node.children))
+        return self.index.subtree(fn.body, prune=_nested_scope)
 
     def is_generator(self, fn: cst.FunctionDef) -> bool:
         return any(isinstance(n, cst.Yield) for n in self.own_body_nodes(fn))
@@ -468,17 +500,15 @@ class _Analyzer:
                     "would become an async generator); return the result, or stream "
                     "values from a step with get_writable()",
                 )
-        todo: list[cst.CSTNode] = [target.node.body]
-        while todo:
-            node = todo.pop()
-            if isinstance(node, cst.FunctionDef) and node in self.result.targets:
-                continue  # a nested step's body runs as a step: I/O allowed there
+        # a nested step's body runs as a step: I/O is allowed there
+        for node in self.index.subtree(target.node.body, prune=self.result.targets.__contains__):
             if isinstance(node, cst.Call):
                 self.check_call(node, target)
-            todo.extend(reversed(node.children))
 
     def check_call(self, call: cst.Call, target: Target) -> None:
-        if any(isinstance(n, cst.Call) and self.forbidden(n) for n in _walk(call.func)):
+        if any(
+            isinstance(n, cst.Call) and self.forbidden(n) for n in self.index.subtree(call.func)
+        ):
             return  # `httpx.AsyncClient().get(...)`: report the inner call only
         for qname in sorted(self.qualified_names(call.func)):
             reason = forbidden_reason(qname)
@@ -510,7 +540,7 @@ class _Analyzer:
                 enclosing.add(cur)
             cur = cur.parent
         scopes: set[Scope] = set()
-        for node in _walk(fn.body):
+        for node in self.index.subtree(fn.body):
             scope = self.meta.get_metadata(ScopeProvider, node, None)
             if scope is not None:
                 scopes.add(scope)

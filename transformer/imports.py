@@ -9,7 +9,7 @@ file gets that file's step proxy rather than its body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -25,14 +25,6 @@ def _dotted(name: str) -> cst.Attribute | cst.Name:
     expr = cst.parse_expression(name)
     assert isinstance(expr, cst.Attribute | cst.Name)
     return expr
-
-
-def _walk_imports(node: cst.CSTNode) -> Iterator[cst.Import | cst.ImportFrom]:
-    if isinstance(node, cst.Import | cst.ImportFrom):
-        yield node
-        return
-    for child in node.children:
-        yield from _walk_imports(child)
 
 
 class ImportRewriter:
@@ -124,11 +116,11 @@ class ImportRewriter:
 
 
 def import_rewrites(
-    module_node: cst.Module, rewriter: ImportRewriter
+    imports: Iterable[cst.Import | cst.ImportFrom], rewriter: ImportRewriter
 ) -> dict[cst.CSTNode, Replacement]:
-    """Every import of ``module_node`` that ``rewriter`` changes, with its replacement."""
+    """Every import statement in ``imports`` that ``rewriter`` changes, with its replacement."""
     out: dict[cst.CSTNode, Replacement] = {}
-    for node in _walk_imports(module_node):
+    for node in imports:
         new: Replacement | None
         if isinstance(node, cst.ImportFrom):
             new = rewriter.rewrite_from(node)

@@ -46,23 +46,18 @@ class LineTracker:
         origins = origins or {}
         positions = MetadataWrapper(generated, unsafe_skip_copy=True).resolve(PositionProvider)
         runs: list[tuple[int, int, int]] = []
-        todo: list[cst.CSTNode] = [generated]
-        while todo:
-            node = todo.pop()
+        # Every node once, no traversal: runs of nodes nested in a kept statement have the
+        # same offset as the statement's run and merge into it.
+        for node, new in positions.items():
             kept = self._original.get(node)
             if kept is not None:  # the very same object: its whole text is unchanged
-                new = positions[node]
                 runs.append((new.start.line, kept.start.line, _span(kept) if _tracked(node) else 1))
-                if _tracked(node):
-                    continue
-            else:
-                source = origins.get(node)
-                rebuilt = self._original.get(source) if source is not None else None
-                if rebuilt is not None:
-                    new = positions[node]
-                    same = type(node) is type(source) and _span(new) == _span(rebuilt)
-                    runs.append((new.start.line, rebuilt.start.line, _span(new) if same else 1))
-            todo.extend(node.children)
+                continue
+            source = origins.get(node)
+            rebuilt = self._original.get(source) if source is not None else None
+            if rebuilt is not None:
+                same = type(node) is type(source) and _span(new) == _span(rebuilt)
+                runs.append((new.start.line, rebuilt.start.line, _span(new) if same else 1))
         return _merge(runs)
 
 

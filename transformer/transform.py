@@ -9,7 +9,7 @@ from libcst.metadata import MetadataWrapper
 
 from transformer.client_mode import ClientModeTransformer
 from transformer.diagnostics import DiagnosticSink
-from transformer.discovery import Analysis, analyze
+from transformer.discovery import Analysis, analyze, is_directive_like
 from transformer.imports import ImportRewriter, import_rewrites
 from transformer.linemap import LineTracker, render_line_map
 from transformer.modes import ModeTransformer
@@ -41,16 +41,19 @@ def transform_module(
     """
     sink = DiagnosticSink(path, source)
     try:  # CPython's own parser gives the clearest syntax errors
-        ast.parse(source, filename=path)
+        syntax = ast.parse(source, filename=path)
     except SyntaxError as exc:
         sink.error("WF000", exc.lineno or 1, exc.offset or 1, f"invalid syntax: {exc.msg}")
         return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
+    if not _may_need_transform(syntax):
+        same = GeneratedModule(source)
+        return TransformResult(path, module, same, same, same)
     try:
         tree = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
         sink.error("WF000", exc.raw_line, exc.raw_column + 1, f"invalid syntax: {exc.message}")
         return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
-    wrapper = MetadataWrapper(tree)
+    wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone
     analysis = analyze(wrapper, sink, path)
     if sink.items:
         return _result(path, module, analysis, None, sink)
@@ -70,7 +73,7 @@ def transform_module(
             absolute=mode != "client",
             redirect=mode == "workflow",
         )
-        imports = import_rewrites(wrapper.module, rewriter)
+        imports = import_rewrites(analysis.imports, rewriter)
         transformer: ModeTransformer
         if mode == "workflow":
             transformer = WorkflowModeTransformer(analysis, imports, path, rewrite_calls=True)
@@ -86,6 +89,29 @@ def transform_module(
         code += "\n" + render_line_map(line_map)
         generated[mode] = GeneratedModule(code, line_map)
     return _result(path, module, analysis, generated, sink)
+
+
+def _may_need_transform(tree: ast.Module) -> bool:
+    """False when the module certainly has no directive (or near-miss) and no serde class.
+
+    Checking this on CPython's AST is an order of magnitude cheaper than libcst's metadata,
+    and most modules of an application are plain.
+    """
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+            and is_directive_like(node.value.value)
+        ):
+            return True
+        if isinstance(node, ast.ClassDef):
+            names = {
+                n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+            if {"__wfkit_serialize__", "__wfkit_deserialize__"} & names:
+                return True
+    return False
 
 
 def _result(
