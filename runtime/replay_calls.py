@@ -21,12 +21,22 @@ from runtime.errors import HookConflictError
 __all__ = [
     "DISPOSED",
     "CorrelationIds",
+    "encode_ulid",
     "HookCall",
     "StepCall",
     "WaitCall",
 ]
 
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+_CROCKFORD_PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+
+
+def encode_ulid(value: int) -> str:
+    """A 128-bit value as 26 Crockford base32 characters (two per 10-bit lookup)."""
+    pairs = _CROCKFORD_PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 class _Disposed:
@@ -55,8 +65,7 @@ class CorrelationIds:
     def next(self, prefix: str) -> str:
         """The next id, e.g. ``step_01JD…`` for ``prefix="step"``."""
         value = (self._ms << 80) | self._rng.getrandbits(80)
-        chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
-        return f"{prefix}_{''.join(chars)}"
+        return f"{prefix}_{encode_ulid(value)}"
 
     def token(self) -> str:
         """A default hook token: 24 url-safe characters."""

@@ -480,3 +480,20 @@ def test_clock_never_moves_backwards() -> None:
     events[-1] = events[-1].model_copy(update={"created_at": START - timedelta(seconds=60)})
     assert full_replay(wf, events) == Completed(None)
     assert seen[-1] == START
+
+
+def test_correlation_ids_are_crockford_ulids() -> None:
+    outcome = full_replay(gather_three, Log().events)
+    assert isinstance(outcome, Suspended)
+    crockford = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    for step in outcome.steps:
+        ulid = step.correlation_id.removeprefix("step_")
+        assert len(ulid) == 26 and set(ulid) <= crockford
+        assert _ulid_ms(ulid) == int(START.timestamp() * 1000)  # timestamp: the run's start
+
+
+def _ulid_ms(ulid: str) -> int:
+    value = 0
+    for char in ulid:
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    return value >> 80
