@@ -21,10 +21,10 @@ from runtime.errors import HookConflictError
 __all__ = [
     "DISPOSED",
     "CorrelationIds",
-    "encode_ulid",
     "HookCall",
     "StepCall",
     "WaitCall",
+    "encode_ulid",
 ]
 
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
