@@ -98,7 +98,6 @@ class _RunState:
     inline: dict[str, asyncio.Task[EventRequest]] = field(default_factory=dict)
     step_names: dict[str, str] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
-    wake_key: str | None = None
 
     def close(self) -> None:
         for task in self.inline.values():
@@ -130,6 +129,8 @@ class Orchestrator:
         lease_seconds: the worker's lease; an outstanding step that another
             worker started more recently than half of it is left alone.
         url: the deployment URL shown in workflow metadata.
+        inline_wait_seconds: a wait due within this many seconds is waited for in
+            the handler instead of through a delayed message.
         on_enqueue: called after this orchestrator enqueued work (wakes the worker loop).
     """
 
@@ -144,6 +145,7 @@ class Orchestrator:
         provisional: bool = True,
         lease_seconds: float = 30.0,
         url: str = "",
+        inline_wait_seconds: float = 1.0,
         on_enqueue: Callable[[], None] | None = None,
         session_factory: Callable[..., Any] | None = None,
     ) -> None:
@@ -155,6 +157,7 @@ class Orchestrator:
         self.provisional = provisional
         self.lease_seconds = lease_seconds
         self.url = url
+        self.inline_wait_seconds = inline_wait_seconds
         self._on_enqueue = on_enqueue
         self._session_factory = session_factory or ReplaySession
         self._cache: OrderedDict[str, _RunState] = OrderedDict()
@@ -429,7 +432,7 @@ class Orchestrator:
                 state.poked = False
                 self._catch_up(state)
                 continue
-            if not state.inline:
+            if not state.inline and not self._wait_is_near(state):
                 break
             await self._wait_for_inline(state)
             unwritten = self._collect_finished(state)
@@ -543,9 +546,7 @@ class Orchestrator:
                 )
             )
         if outcome.waits:
-            wake = self._wake_message(state, [w.resume_at for w in outcome.waits])
-            if wake is not None:
-                messages.append(wake)
+            messages.append(self._wake_message(state, [w.resume_at for w in outcome.waits]))
         results = self._append(state, requests, messages)
         for result in results[len(unwritten) :]:
             step = result.step
@@ -638,14 +639,23 @@ class Orchestrator:
             if resume_at <= now
         ]
 
+    def _wait_is_near(self, state: _RunState) -> bool:
+        """Whether the earliest open wait is due soon enough to wait for it here
+        (cheaper than a queue round trip, and covers a wake-up delivered a little early)."""
+        if not state.open_waits:
+            return False
+        left = (min(state.open_waits.values()) - utc_now()).total_seconds()
+        # Never below 50 ms: a wake-up message delivered a hair early must not be
+        # acked with its wait still open (its re-enqueue would dedupe against itself).
+        return left <= max(self.inline_wait_seconds, 0.05)
+
     def _wake_message(
         self, state: _RunState, resume_times: Sequence[datetime]
-    ) -> QueueMessageRequest | None:
+    ) -> QueueMessageRequest:
+        # Keyed by run and due time: a pending wake-up for the same moment is reused
+        # (the queue dedupes keys of messages not yet acked).
         due = min([*resume_times, *state.open_waits.values()])
         key = f"wake:{state.run.run_id}:{due.isoformat()}"
-        if key == state.wake_key:
-            return None
-        state.wake_key = key
         delay = (due - utc_now()).total_seconds()
         return workflow_message(
             state.run.workflow_name, state.run.run_id, delay_seconds=delay, idempotency_key=key
@@ -656,8 +666,6 @@ class Orchestrator:
         if not state.open_waits:
             return
         message = self._wake_message(state, [])
-        if message is None:
-            return
         try:
             self.world.queue.enqueue(
                 message.queue,
@@ -665,8 +673,7 @@ class Orchestrator:
                 delay_seconds=message.delay_seconds,
                 idempotency_key=message.idempotency_key,
             )
-        except WorldError as exc:
-            state.wake_key = None
+        except WorldError as exc:  # the sweep re-enqueues the run
             log.warning("could not enqueue the wake-up of %s: %s", state.run.run_id, exc)
 
     def _heal_outstanding(self, state: _RunState) -> None:

@@ -97,6 +97,8 @@ class Worker:
         provisional: group-commit step outcomes with the workflow's next events.
         shutdown_grace: seconds in-flight messages get to finish on shutdown
             before they are cancelled and nacked.
+        inline_wait_seconds: a durable wait due within this many seconds is
+            waited for in the handler rather than through a delayed message.
         url: deployment URL for workflow metadata.
     """
 
@@ -115,6 +117,7 @@ class Worker:
         step_concurrency: int = 1000,
         provisional: bool = True,
         shutdown_grace: float = 10.0,
+        inline_wait_seconds: float = 1.0,
         url: str = "",
     ) -> None:
         if build_dir is not None:
@@ -138,6 +141,7 @@ class Worker:
             provisional=provisional,
             lease_seconds=lease_seconds,
             url=url,
+            inline_wait_seconds=inline_wait_seconds,
             on_enqueue=self._wake,
         )
         self._prefixes = [WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]

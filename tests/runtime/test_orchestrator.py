@@ -120,8 +120,9 @@ def test_retry_after_is_honoured(world: World) -> None:
     assert (started[1] - started[0]).total_seconds() >= 0.5
 
 
-def test_sleep_wakes_up(world: World) -> None:
-    run = _run(_start_and_finish(world, wf_helpers.sleeper, 0.3))
+@pytest.mark.parametrize("inline_wait", [1.0, 0.0])
+def test_sleep_wakes_up(world: World, inline_wait: float) -> None:
+    run = _run(_start_and_finish(world, wf_helpers.sleeper, 0.3, inline_wait_seconds=inline_wait))
     assert _run(run.result(timeout=1)) == "WOKE"
     assert [w.status for w in world.waits.list(run.run_id)] == ["completed"]
 
