@@ -18,13 +18,22 @@ the one marker key ``"$t"`` naming its kind, and its payload under ``"v"``::
     {"$t": "timedelta", "v": [days, seconds, microseconds]}
     {"$t": "decimal" | "uuid", "v": str}
     {"$t": "enum", "cls": "mod:Qual", "id"?: class id, "v": <ser value>}
-    {"$t": "dc" | "model", "cls": ..., "id"?: ..., "v": {field: <ser>}}  dataclass / pydantic
+    {"$t": "dc", "cls": ..., "id"?: ..., "v": {field: <ser>}}          dataclass
+    {"$t": "model", "cls": ..., "id"?: ..., "v": {field: <ser>},       pydantic model
+     "set"?: [fields set], "extra"?: {<ser>}, "private"?: {<ser>}}
     {"$t": "ntuple", "cls": ..., "v": [<ser>...]}                        namedtuple
     {"$t": "obj", "cls": ..., "id"?: ..., "v": <ser of __wfkit_serialize__()>}
-    {"$t": "exc", "cls": ..., "type": "mod.Qual", "args": [<ser>] | null, "msg": str,
-     "attrs": {<ser>}, "stack": str, "cause": <ser exc> | null}
-    {"$t": "step", "v": step id, "closure": <ser dict> | null}
+    {"$t": "exc", "cls": ..., "id"?: ..., "type": "mod.Qual", "msg": str(exc),
+     "args": [<ser>...], "attrs": {<ser> of __dict__}, "stack"?: str, "cause"?: <exc>}
+    {"$t": "step", "v": step id, "closure": <ser dict> | null, "this"?: <ser>}
     {"$t": <codec tag>, "v": <ser of encode(value)>}                      register_codec
+
+``"cls"`` is always ``"module:qualname"``; ``"id"`` is the manifest class ID when
+the class is registered. Decoding looks the ID up for the current mode
+(``registry.find_class``), else imports the path, and accepts what it finds only
+if it is the expected kind (a dataclass for ``"dc"``, an Enum for ``"enum"``...).
+Classes that could not be read back (defined in a function, not registered) fail
+at ``serialize`` time, except exceptions, which read back as ``StepError``.
 
 A user dict that contains the key ``"$t"`` is stored as ``{"$t": "dict", ...}`` so
 no user data is ever read as a tag. Every payload is itself ``<ser>`` data.
@@ -36,11 +45,14 @@ are plain); ``json`` hooks (``default``/``object_hook``) as the only mechanism
 (they cannot tag tuples, sets or non-str keys, and worlds hand us parsed data).
 
 Speed. ``deserialize`` is on the replay hot path: scalars are returned as they
-are and containers of scalars are copied by one comprehension, without a call
-per element. ``serialize`` dispatches on the exact type through a cache, so the
-``isinstance`` ladder runs once per type. Paths (``args[1]["items"][3]``) are
-built only when a value fails, while the error unwinds; cycles are found only
-after Python's recursion limit trips, so the common path pays nothing for them.
+are, and a list or dict holding only scalars is recognised in one C-level pass
+(``frozenset.issuperset(map(type, ...))``) and copied; other containers take one
+comprehension with an inline type test, without a call per scalar. ``serialize``
+does the same for lists and dicts and dispatches other values on their exact
+type through a cache, so the ``isinstance`` ladder runs once per type. Paths
+(``args[1]["items"][3]``) are built only when a value fails, while the error
+unwinds; cycles are looked for only after Python's recursion limit trips, so the
+common path pays nothing for them.
 """
 
 from __future__ import annotations

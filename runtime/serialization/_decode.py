@@ -136,7 +136,11 @@ def _de_model(d: dict[str, Any]) -> Any:
     if "extra" in d:
         values.update(de_value(d["extra"]))
     fields_set = set(d["set"]) if "set" in d else None
-    return cls.model_construct(fields_set, **values)
+    model = cls.model_construct(fields_set, **values)
+    if "private" in d:
+        private = {**(model.__pydantic_private__ or {}), **de_value(d["private"])}
+        object.__setattr__(model, "__pydantic_private__", private)
+    return model
 
 
 def _de_namedtuple(d: dict[str, Any]) -> Any:

@@ -304,6 +304,9 @@ def _encode_model(v: Any) -> dict[str, Any]:
     extra = getattr(v, "__pydantic_extra__", None)
     if extra:
         out["extra"] = _ser_field(dict(extra), v, ".model_extra")
+    private = getattr(v, "__pydantic_private__", None)
+    if private:
+        out["private"] = _ser_field(dict(private), v, ".__pydantic_private__")
     return out
 
 

@@ -115,6 +115,11 @@ class Aliased(pydantic.BaseModel):
     other: str = "x"
 
 
+class WithPrivate(pydantic.BaseModel):
+    name: str
+    _cache: dict[str, int] = pydantic.PrivateAttr(default_factory=dict)
+
+
 class Pair(NamedTuple):
     left: int
     right: Any
@@ -335,6 +340,13 @@ def test_pydantic_aliases_extras_and_fields_set() -> None:
     assert back.real_name == 5
     assert back.model_extra == {"surplus": [1, (2,)]}
     assert back.model_fields_set == model.model_fields_set
+
+
+def test_pydantic_private_attributes_survive() -> None:
+    model = WithPrivate(name="n")
+    model._cache["hits"] = 3
+    back = assert_round_trip(model)
+    assert back._cache == {"hits": 3}
 
 
 def test_namedtuple_round_trips() -> None:
