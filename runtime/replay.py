@@ -82,7 +82,15 @@ from typing import Any, Literal, TypeVar, assert_never
 from runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
 from runtime.errors import WorkflowSuspension
 from runtime.loop import DeterministicEventLoop
-from runtime.replay_calls import CorrelationIds, HookCall, StepCall, WaitCall
+from runtime.replay_calls import (
+    CorrelationIds,
+    HookCall,
+    StepCall,
+    WaitCall,
+    reject_with,
+    resolve_with,
+    set_result_unless_cancelled,
+)
 from runtime.replay_outcome import (
     DEADLOCK_MESSAGE,
     Completed,
@@ -125,11 +133,6 @@ WaitEventType = Literal["wait_created", "wait_completed"]
 
 _TEARDOWN_BUDGET = 100_000
 """Callbacks ``close()`` runs at most while cancelling (user code may refuse to stop)."""
-
-
-def _set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 class ReplaySession:
@@ -336,11 +339,11 @@ class ReplaySession:
         self._check_open()
         future = self._loop.create_future()
         if resume_at <= self._clock:
-            self._loop.call_soon(_set_result_unless_cancelled, future, None)
+            self._loop.call_soon(set_result_unless_cancelled, future, None)
             await future
             return
         handle = asyncio.TimerHandle(
-            resume_at.timestamp(), _set_result_unless_cancelled, (future, None), self._loop, None
+            resume_at.timestamp(), set_result_unless_cancelled, (future, None), self._loop, None
         )
         self._register_wait(handle, resume_at)
         try:
@@ -534,9 +537,9 @@ class ReplaySession:
                 if call.future.done():
                     return  # cancelled (a race's loser): consumed, not delivered
                 if event_type == "step_completed":
-                    _resolve(call.future, lambda: deserialize(event.data["result"]))
+                    resolve_with(call.future, lambda: deserialize(event.data["result"]))
                 else:
-                    _reject(call.future, lambda: deserialize_error(event.data["error"]))
+                    reject_with(call.future, lambda: deserialize_error(event.data["error"]))
             case _:
                 assert_never(event_type)
 
@@ -602,26 +605,6 @@ def _without_our_frame(error: BaseException) -> BaseException:
     if tb is not None and tb.tb_frame.f_code is ReplaySession._run_workflow.__code__:
         error.__traceback__ = tb.tb_next
     return error
-
-
-def _resolve(future: asyncio.Future[Any], read: Callable[[], Any]) -> None:
-    try:
-        value = read()
-    except Exception as exc:  # an unreadable result fails the await, catchably
-        future.set_exception(exc)
-        return
-    future.set_result(value)
-
-
-def _reject(future: asyncio.Future[Any], read: Callable[[], BaseException]) -> None:
-    try:
-        error = read()
-    except Exception as exc:
-        error = exc
-    try:
-        future.set_exception(error)
-    except TypeError:  # StopIteration cannot travel through a future
-        future.set_exception(RuntimeError(f"step raised {type(error).__name__}: {error}"))
 
 
 def replay(

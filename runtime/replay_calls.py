@@ -12,6 +12,7 @@ import asyncio
 import base64
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Final
@@ -25,6 +26,9 @@ __all__ = [
     "StepCall",
     "WaitCall",
     "encode_ulid",
+    "reject_with",
+    "resolve_with",
+    "set_result_unless_cancelled",
 ]
 
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -176,3 +180,30 @@ def _settle(future: asyncio.Future[Any], item: tuple[bool, Any]) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+def set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def resolve_with(future: asyncio.Future[Any], read: Callable[[], Any]) -> None:
+    """Resolve with ``read()``, or fail with what reading raised (raised at the await)."""
+    try:
+        value = read()
+    except Exception as exc:  # an unreadable result fails the await, catchably
+        future.set_exception(exc)
+        return
+    future.set_result(value)
+
+
+def reject_with(future: asyncio.Future[Any], read: Callable[[], BaseException]) -> None:
+    """Fail with the exception ``read()`` rebuilds (or with what rebuilding raised)."""
+    try:
+        error = read()
+    except Exception as exc:
+        error = exc
+    try:
+        future.set_exception(error)
+    except TypeError:  # StopIteration cannot travel through a future
+        future.set_exception(RuntimeError(f"step raised {type(error).__name__}: {error}"))
