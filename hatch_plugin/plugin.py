@@ -1,14 +1,22 @@
 """The ``wfkit`` Hatch build hook: run wfbuild at wheel build time and ship its output.
 
 Glue only: it validates ``[tool.hatch.build.hooks.wfkit]`` (`hatch_plugin.config`)
-and calls the same `wfbuild.build` that ``python -m wfbuild build`` calls, which
-runs the transformer. Layout and the editable-install story: ``README.md`` here.
+and runs ``python -m wfbuild build`` (so exactly the discovery, transformer calls
+and manifest of a CI build) into a temporary directory, then adds the output to
+the wheel. Layout and the editable-install story: ``README.md`` here.
+
+Why a subprocess rather than importing `wfbuild`: DESIGN.md §1 lets ``hatch_plugin``
+import only ``transformer`` (``tests/test_import_directions.py`` enforces it), and
+the build backend's process is no place for wfbuild's worker pool anyway (its
+``__main__`` belongs to the build frontend). The cost is one interpreter start.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,14 +47,27 @@ class WfkitBuildHook(BuildHookInterface[BuilderConfig]):
         return parse_config(self.config)
 
     def _build(self, config: HookConfig, out_dir: Path) -> None:
-        from wfbuild import BuildError, build
-
-        root = Path(self.root)
-        try:
-            report = build([root / p for p in config.paths], root=root, out=out_dir)
-        except BuildError as exc:
-            raise WfkitBuildError(exc.render()) from None
-        self.app.display_info(report.summary())
+        root = Path(self.root).resolve()
+        command = [
+            sys.executable,
+            "-m",
+            "wfbuild",
+            "build",
+            "--root",
+            str(root),
+            "--out",
+            str(out_dir),
+        ]
+        command += [str(root / p) for p in config.paths]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
+        if result.returncode != 0:
+            raise WfkitBuildError(
+                f"`python -m wfbuild build` failed (exit {result.returncode}):\n"
+                f"{result.stderr.rstrip()}"
+            )
+        if result.stderr.strip():  # warnings
+            self.app.display_warning(result.stderr.rstrip())
+        self.app.display_info(result.stdout.rstrip())
 
     def _temp_dir(self) -> Path:
         path = Path(tempfile.mkdtemp(prefix="wfkit-hatch-"))
