@@ -6,6 +6,8 @@ the codes below; all problems of a file are collected before the transform gives
 
 from __future__ import annotations
 
+from typing import Literal
+
 from transformer.result import Diagnostic
 
 __all__ = ["CODES", "DiagnosticSink"]
@@ -23,6 +25,7 @@ CODES: dict[str, str] = {
     "WF009": "I/O, threads or processes inside a workflow",
     "WF010": "`yield` inside a workflow",
     "WF011": "a serializable class not at module top level",
+    "WF012": "warning: a bare import shares its top-level name with a redirected one",
 }
 """Every diagnostic code, with what it means."""
 
@@ -37,9 +40,25 @@ class DiagnosticSink:
 
     def error(self, code: str, line: int, column: int, message: str) -> None:
         """Record an error at 1-based ``line`` and ``column``."""
+        self._add(code, line, column, message, "error")
+
+    def warning(self, code: str, line: int, column: int, message: str) -> None:
+        """Record a warning (it does not stop code generation)."""
+        self._add(code, line, column, message, "warning")
+
+    @property
+    def has_errors(self) -> bool:
+        """True when any error (not warning) was recorded."""
+        return any(d.severity == "error" for d in self.items)
+
+    def _add(
+        self, code: str, line: int, column: int, message: str, severity: Literal["error", "warning"]
+    ) -> None:
         assert code in CODES, code
         text = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
-        self.items.append(Diagnostic(self.path, line, column, code, message, source_line=text))
+        self.items.append(
+            Diagnostic(self.path, line, column, code, message, source_line=text, severity=severity)
+        )
 
     def sorted(self) -> tuple[Diagnostic, ...]:
         """The diagnostics in source order (line, column, code), duplicates removed."""

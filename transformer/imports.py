@@ -129,3 +129,33 @@ def import_rewrites(
         if new is not None:
             out[node] = new
     return out
+
+
+def shadowed_bare_imports(
+    imports: Iterable[cst.Import | cst.ImportFrom], rewriter: ImportRewriter
+) -> list[tuple[cst.ImportAlias, str]]:
+    """Bare imports that a redirect silently rebinds (workflow mode).
+
+    ``import app.billing`` (a workflow module) becomes ``from __wfkit_workflow__ import app``,
+    so a plain ``import app.util`` in the same module now races it for the name ``app``.
+
+    Returns:
+        ``(alias, head)`` for every such plain bare import.
+    """
+    if not rewriter.redirect:
+        return []
+    redirected_heads: set[str] = set()
+    plain: list[tuple[cst.ImportAlias, str]] = []
+    for node in imports:
+        if not isinstance(node, cst.Import):
+            continue
+        for alias in node.names:
+            if alias.asname is not None:
+                continue
+            name = get_full_name_for_node(alias.name) or ""
+            head = name.split(".")[0]
+            if name in rewriter.workflow_modules:
+                redirected_heads.add(head)
+            else:
+                plain.append((alias, head))
+    return [(alias, head) for alias, head in plain if head in redirected_heads]

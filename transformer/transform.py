@@ -5,12 +5,13 @@ from __future__ import annotations
 import ast
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from transformer.client_mode import ClientModeTransformer
 from transformer.diagnostics import DiagnosticSink
 from transformer.discovery import Analysis, analyze, is_directive_like
-from transformer.imports import ImportRewriter, import_rewrites
+from transformer.imports import ImportRewriter, import_rewrites, shadowed_bare_imports
 from transformer.linemap import LineTracker, render_line_map
 from transformer.modes import ModeTransformer
 from transformer.naming import is_package_init
@@ -55,7 +56,8 @@ def transform_module(
         return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone
     analysis = analyze(wrapper, sink, path)
-    if sink.items:
+    _warn_shadowed_imports(wrapper, analysis, module, path, workflow_modules, sink)
+    if sink.has_errors:
         return _result(path, module, analysis, None, sink)
     if not analysis.changes_code:
         same = GeneratedModule(source)
@@ -89,6 +91,39 @@ def transform_module(
         code += "\n" + render_line_map(line_map)
         generated[mode] = GeneratedModule(code, line_map)
     return _result(path, module, analysis, generated, sink)
+
+
+def _warn_shadowed_imports(
+    wrapper: MetadataWrapper,
+    analysis: Analysis,
+    module: str,
+    path: str,
+    workflow_modules: frozenset[str],
+    sink: DiagnosticSink,
+) -> None:
+    if not analysis.has_directives:
+        return
+    rewriter = ImportRewriter(
+        module=module,
+        is_package=is_package_init(path),
+        workflow_modules=workflow_modules,
+        absolute=True,
+        redirect=True,
+    )
+    positions = wrapper.resolve(PositionProvider)
+    for alias, head in shadowed_bare_imports(analysis.imports, rewriter):
+        start = positions[alias].start
+        name = get_full_name_for_node(alias.name) or head
+        parent, _, last = name.rpartition(".")
+        instead = f"from {parent} import {last}" if parent else f"import {name} as {name}_"
+        sink.warning(
+            "WF012",
+            start.line,
+            start.column + 1,
+            f"`import {name}` binds `{head}`, which a redirected import of a workflow module "
+            f"rebinds to the workflow bundle in workflow mode, so `{name}` may not resolve "
+            f"there; write `{instead}` instead",
+        )
 
 
 def _may_need_transform(tree: ast.Module) -> bool:

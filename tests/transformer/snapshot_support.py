@@ -83,6 +83,11 @@ def fragment(result: TransformResult) -> dict[str, Any]:
         "workflows": result.workflows,
         "steps": result.steps,
         "classes": result.classes,
+        "warnings": [
+            f"{d.line}:{d.column}: {d.code}: {d.message}"
+            for d in result.diagnostics
+            if d.severity == "warning"
+        ],
     }
 
 

@@ -18,7 +18,7 @@ def test_fixture(
     case: str, py_snapshot: SnapshotAssertion, json_snapshot: SnapshotAssertion
 ) -> None:
     _, result = transform_case(case)
-    assert result.diagnostics == ()
+    assert result.ok, [d.render() for d in result.diagnostics]
     for mode in MODES:
         generated = result.generated(mode)
         assert generated is not None
