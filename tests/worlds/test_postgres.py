@@ -1,0 +1,293 @@
+"""Postgres-world specifics the conformance suite does not cover: schema versioning,
+URL handling, error translation, statement timeout, LISTEN/NOTIFY wake-ups,
+writers on separate connection pools, and surviving a server restart."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import postgres_url
+from worlds.base import (
+    EntityConflictError,
+    EventRequest,
+    EventResult,
+    QueueMessageRequest,
+    SchemaVersionError,
+    diff_run_records,
+)
+from worlds.postgres import (
+    PostgresWorld,
+    StatementTimeoutError,
+    normalize_url,
+)
+from worlds.postgres.session import fetch_scalar
+
+URL = postgres_url()
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not URL, reason="WFKIT_TEST_POSTGRES_URL is not set"),
+]
+
+
+@pytest.fixture(scope="module")
+def schema() -> Iterator[str]:
+    """A schema of this test module's own; dropped at the end."""
+    name = f"wfkit_pgtest_{secrets.token_hex(4)}"
+    yield name
+    assert URL
+    world = PostgresWorld(URL, schema=name)
+    world.drop_schema()
+    world.close()
+
+
+@pytest.fixture
+def world(schema: str) -> Iterator[PostgresWorld]:
+    """A fresh, empty Postgres world."""
+    assert URL
+    instance = PostgresWorld(URL, schema=schema)
+    instance.reset()
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def _new_run(world: PostgresWorld) -> str:
+    result = world.events.create(
+        None, EventRequest(event_type="run_created", data={"workflow_name": "wf", "input": None})
+    )
+    assert result.run is not None
+    world.events.create(result.run.run_id, EventRequest(event_type="run_started"))
+    return result.run.run_id
+
+
+def _in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(action())
+        except Exception as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def test_normalize_url_pins_psycopg() -> None:
+    for raw in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"):
+        assert normalize_url(raw).drivername == "postgresql+psycopg"
+    with pytest.raises(ValueError, match="postgresql://"):
+        normalize_url("mysql://u@h/db")
+
+
+def test_schema_from_url_query(schema: str) -> None:
+    assert URL
+    separator = "&" if "?" in URL else "?"
+    world = PostgresWorld(f"{URL}{separator}schema={schema}")
+    try:
+        assert world.schema == schema
+        assert "schema" not in world.url.query
+    finally:
+        world.close()
+
+
+def test_newer_schema_version_is_refused(world: PostgresWorld) -> None:
+    assert URL
+    fetch_scalar(world.engine, f'UPDATE "{world.schema}".schema_version SET version = 999')
+    try:
+        with pytest.raises(SchemaVersionError, match=r"version 999.*upgrade wfkit"):
+            PostgresWorld(URL, schema=world.schema)
+    finally:
+        fetch_scalar(world.engine, f'UPDATE "{world.schema}".schema_version SET version = 1')
+
+
+def test_unique_violation_becomes_entity_conflict(world: PostgresWorld) -> None:
+    run_id = _new_run(world)
+    event_id = world.events.list(run_id)[0].event_id
+    with pytest.raises(EntityConflictError, match="duplicate"):
+        fetch_scalar(
+            world.engine,
+            f"INSERT INTO {world.names.events} (event_id, run_id, event_type, data,"
+            " created_at, spec_version) VALUES (%(e)s, %(r)s, 'run_started', '{}', now(), 2)",
+            {"e": event_id, "r": run_id},
+        )
+
+
+def test_statement_timeout_cancels_a_stuck_query(schema: str) -> None:
+    assert URL
+    world = PostgresWorld(URL, schema=schema, statement_timeout_ms=100)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StatementTimeoutError):
+            fetch_scalar(world.engine, "SELECT pg_sleep(5)")
+        assert time.monotonic() - started < 3
+    finally:
+        world.close()
+
+
+def test_receive_is_woken_by_notify(world: PostgresWorld) -> None:
+    assert world.listener.wait_connected(10)
+    thread, box = _in_thread(lambda: world.queue.receive(["q"], lease_seconds=30, wait_seconds=10))
+    time.sleep(0.3)  # the receiver is asleep on the listener by now
+    sent = time.monotonic()
+    world.queue.enqueue("q", {"n": 1})
+    thread.join(10)
+    latency = time.monotonic() - sent
+    assert [m.payload for m in box[0]] == [{"n": 1}]
+    assert latency < 0.5, f"woken after {latency:.3f}s: by the poll, not by NOTIFY"
+
+
+def test_create_batch_messages_wake_a_receiver(world: PostgresWorld) -> None:
+    run_id = _new_run(world)
+    assert world.listener.wait_connected(10)
+    thread, box = _in_thread(
+        lambda: world.queue.receive(["__wkf_step_"], lease_seconds=30, wait_seconds=10)
+    )
+    time.sleep(0.3)
+    sent = time.monotonic()
+    world.events.create_batch(
+        run_id,
+        [EventRequest(event_type="step_created", correlation_id="step_1", data={"step_name": "s"})],
+        messages=[QueueMessageRequest(queue="__wkf_step_s", payload={"run_id": run_id})],
+    )
+    thread.join(10)
+    assert time.monotonic() - sent < 0.5
+    assert box[0][0].run_id == run_id
+
+
+def test_stream_wait_is_woken_by_append_and_close(world: PostgresWorld) -> None:
+    assert world.listener.wait_connected(10)
+    for action in (
+        lambda: world.streams.append("wrun_x", "out", b"hello"),
+        lambda: world.streams.close("wrun_x", "out"),
+    ):
+        after = world.streams.read("wrun_x", "out").next_index
+        thread, _ = _in_thread(
+            lambda after=after: world.streams.wait("wrun_x", "out", after_index=after, timeout=10)
+        )
+        time.sleep(0.3)
+        sent = time.monotonic()
+        action()
+        thread.join(10)
+        assert time.monotonic() - sent < 0.5
+    page = world.streams.read("wrun_x", "out")
+    assert page.chunks == [b"hello"]
+    assert page.closed
+
+
+def test_writers_on_separate_pools_serialize_on_the_run_lock(world: PostgresWorld) -> None:
+    """Two worlds (two pools, as on two machines) race terminal events of one step."""
+    assert URL
+    other = PostgresWorld(URL, schema=world.schema)
+    try:
+        run_id = _new_run(world)
+        world.events.create_batch(
+            run_id,
+            [
+                EventRequest(
+                    event_type="step_created", correlation_id="s1", data={"step_name": "a"}
+                ),
+                EventRequest(event_type="step_started", correlation_id="s1"),
+            ],
+        )
+        barrier = threading.Barrier(8)
+        outcomes: list[object] = []
+
+        def complete(target: PostgresWorld, value: int) -> None:
+            barrier.wait()
+            try:
+                outcomes.append(
+                    target.events.create(
+                        run_id,
+                        EventRequest(
+                            event_type="step_completed", correlation_id="s1", data={"result": value}
+                        ),
+                    )
+                )
+            except EntityConflictError as exc:
+                outcomes.append(exc)
+
+        threads = [
+            threading.Thread(target=complete, args=(world if i % 2 else other, i)) for i in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(isinstance(o, EventResult) for o in outcomes) == 1
+        assert sum(isinstance(o, EntityConflictError) for o in outcomes) == 7
+        assert diff_run_records(world, run_id) == []
+    finally:
+        other.close()
+
+
+def test_expected_last_event_id_across_pools(world: PostgresWorld) -> None:
+    assert URL
+    other = PostgresWorld(URL, schema=world.schema)
+    try:
+        run_id = _new_run(world)
+        tail = world.events.list(run_id)[-1].event_id
+        other.events.create(
+            run_id,
+            EventRequest(
+                event_type="wait_created",
+                correlation_id="w1",
+                data={"resume_at": "2030-01-01T00:00:00Z"},
+            ),
+        )
+        with pytest.raises(EntityConflictError, match="moved on"):
+            world.events.create_batch(
+                run_id,
+                [EventRequest(event_type="run_completed", data={"output": 1})],
+                expected_last_event_id=tail,
+            )
+        assert world.runs.get(run_id).status == "running"
+    finally:
+        other.close()
+
+
+def _restart_postgres() -> None:
+    ctl = shutil.which("pg_ctlcluster")
+    if ctl is None:
+        pytest.skip("pg_ctlcluster is not available to restart the server")
+    subprocess.run(
+        [ctl, "--skip-systemctl-redirect", "15", "main", "restart"], check=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_survives_a_server_restart(world: PostgresWorld) -> None:
+    run_id = _new_run(world)
+    world.queue.enqueue("q", {"before": True})
+    assert world.listener.wait_connected(10)
+
+    _restart_postgres()
+
+    # pg_ctlcluster returns once the server accepts connections: the pool's
+    # pre-ping replaces the dead connections and the next operations just work.
+    world.events.create(
+        run_id,
+        EventRequest(event_type="step_created", correlation_id="s1", data={"step_name": "a"}),
+    )
+    assert world.steps.get(run_id, "s1").status == "pending"
+    assert [m.payload for m in world.queue.receive(["q"], lease_seconds=30)] == [{"before": True}]
+
+    assert world.listener.wait_connected(30), "the LISTEN connection did not come back"
+    thread, box = _in_thread(lambda: world.queue.receive(["q"], lease_seconds=30, wait_seconds=10))
+    time.sleep(0.3)
+    sent = time.monotonic()
+    world.queue.enqueue("q", {"after": True})
+    thread.join(10)
+    assert [m.payload for m in box[0]] == [{"after": True}]
+    assert time.monotonic() - sent < 0.5
+    assert diff_run_records(world, run_id) == []
