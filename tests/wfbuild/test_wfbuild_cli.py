@@ -108,3 +108,29 @@ def test_watch_rebuilds_on_change(project: Path) -> None:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         reader.join(timeout=5)
+
+
+def test_polling_fallback_sees_changes_but_not_the_build_dir(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfbuild import watch
+
+    monkeypatch.setattr(watch, "POLL_INTERVAL", 0.05)
+    out_dir = project / ".wfkit" / "build"
+    changes = watch._changes_polling([project], project, out_dir)
+
+    def edit() -> None:
+        time.sleep(0.2)
+        (out_dir / "workflow").mkdir(parents=True)
+        (out_dir / "workflow" / "x.py").write_text("ignored = 1\n")
+        (project / ".hidden").mkdir()
+        (project / ".hidden" / "y.py").write_text("ignored = 1\n")
+        time.sleep(0.2)
+        (project / "app" / "helpers.py").write_text("changed = 1\n")
+
+    editor = threading.Thread(target=edit)
+    started = time.monotonic()
+    editor.start()
+    next(changes)
+    editor.join()
+    assert time.monotonic() - started >= 0.4  # the ignored writes did not count
