@@ -26,6 +26,7 @@ from runtime.serialization._common import (
 
 
 def de_value(x: Any) -> Any:
+    """Decode one ``<ser>`` value; never modifies ``x``, always returns new containers."""
     t = type(x)
     if t is dict:
         return _de_dict(x)
@@ -213,6 +214,7 @@ def _rebuild_exception(d: dict[str, Any]) -> BaseException | None:
 
 
 def decode_codec(decode: Callable[[Any], Any], d: dict[str, Any]) -> Any:
+    """The decoder of a ``register_codec`` tag: ``decode(deserialize(payload))``."""
     return decode(de_value(d["v"]))
 
 

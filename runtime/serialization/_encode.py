@@ -49,6 +49,7 @@ class Unserializable(Exception):
 
 
 def ser_value(v: Any) -> Any:
+    """Encode one value (see the package docstring); raises ``Unserializable``."""
     t = type(v)
     if t is str or t is bool or v is None:
         return v
@@ -110,7 +111,7 @@ def _ser_dict(d: dict[Any, Any]) -> Any:
         except Unserializable as exc:
             for k, x in d.items():
                 if x is exc.value:
-                    exc.segments.append(f"[{json.dumps(k, ensure_ascii=False)}]")
+                    exc.segments.append(f"[{_key_text(k)}]")
                     break
             exc.value = d
             raise
@@ -119,16 +120,21 @@ def _ser_dict(d: dict[Any, Any]) -> Any:
         try:
             key = ser_value(k)
         except Unserializable as exc:
-            exc.segments.append(f"<key {k!r}>")
+            exc.segments.append(f"<key {_key_text(k)}>")
             exc.value = d
             raise
         try:
             pairs.append([key, ser_value(x)])
         except Unserializable as exc:
-            exc.segments.append(f"[{k!r}]")
+            exc.segments.append(f"[{_key_text(k)}]")
             exc.value = d
             raise
     return {TAG: "dict", "v": pairs}
+
+
+def _key_text(key: Any) -> str:
+    """A dict key as error paths spell it: ``"name"`` for str keys, ``repr`` otherwise."""
+    return json.dumps(key, ensure_ascii=False) if type(key) is str else repr(key)
 
 
 def _ser_field(value: Any, owner: Any, segment: str) -> Any:
@@ -324,6 +330,13 @@ _C_LEVEL_ATTRS: tuple[tuple[type[BaseException], tuple[str, ...]], ...] = (
 
 
 def ser_exception(exc: BaseException, *, with_stack: bool) -> dict[str, Any]:
+    """Encode an exception: class, message, args, ``__dict__`` (and the builtin attributes
+    kept outside it), its own traceback text when ``with_stack``, and its ``__cause__``.
+
+    Raises:
+        Unserializable: an arg or attribute cannot be serialized (a cause that
+            cannot is kept as a ``StepError`` stand-in instead).
+    """
     cls = type(exc)
     out: dict[str, Any] = {TAG: "exc", **_class_ref(exc, require_importable=False)}
     out["type"] = qualified_name(cls)
@@ -358,6 +371,7 @@ def ser_exception(exc: BaseException, *, with_stack: bool) -> dict[str, Any]:
 
 
 def serialization_error(exc: Unserializable, root: str) -> SerializationError:
+    """The public error for a failed value, its path spelled from ``root``."""
     path = root + "".join(reversed(exc.segments))
     return SerializationError(
         f"cannot serialize {exc.type_name} at {path}: {exc.reason}; {HINT}",
@@ -421,7 +435,7 @@ def _children(obj: Any) -> list[tuple[Any, str]]:
     if isinstance(obj, dict):
         out: list[tuple[Any, str]] = []
         for k, x in obj.items():
-            seg = json.dumps(k, ensure_ascii=False) if type(k) is str else repr(k)
+            seg = _key_text(k)
             out.append((k, f"<key {seg}>"))
             out.append((x, f"[{seg}]"))
         return out
