@@ -47,6 +47,10 @@ for mode in ("workflow", "step", "client"):
 import demoapp.flows, runtime.gen
 assert demoapp.flows.__file__.startswith(site), demoapp.flows.__file__
 assert runtime.gen.__file__.startswith(sys.argv[2]), runtime.gen.__file__
+from runtime.loader import load_build
+
+load_build()  # finds __wfkit_build__/manifest.json on sys.path (the cwd has no build)
+found["loader"] = sorted(m for m in sys.modules if m.startswith(("__wfkit_workflow__.", "__wfkit_step__.")))
 print(json.dumps(found))
 """
 
@@ -110,3 +114,6 @@ def test_wheel_from_file_url_copy(tmp_path: Path) -> None:
     found = json.loads(check.stdout)
     for mode in ("workflow", "step", "client"):
         assert {"add_one", "pipeline"} <= set(found[mode]), (mode, found[mode])
+    # The runtime's loader finds the build in the installed wheel and imports its bundles.
+    assert "__wfkit_workflow__.demoapp.flows" in found["loader"]
+    assert "__wfkit_step__.demoapp.flows" in found["loader"]
