@@ -26,6 +26,7 @@ CODES: dict[str, str] = {
     "WF010": "`yield` inside a workflow",
     "WF011": "a serializable class not at module top level",
     "WF012": "warning: a bare import shares its top-level name with a redirected one",
+    "WF013": "`nonlocal` in a nested step",
 }
 """Every diagnostic code, with what it means."""
 

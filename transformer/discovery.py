@@ -464,6 +464,18 @@ class _Analyzer:
                 )
                 return
             target.nested = True
+            nonlocal_stmt = next(
+                (n for n in self.own_body_nodes(node) if isinstance(n, cst.Nonlocal)), None
+            )
+            if nonlocal_stmt is not None:
+                self.error(
+                    "WF013",
+                    nonlocal_stmt,
+                    f'Nested "use step" function {name} cannot use `nonlocal`: it runs in '
+                    "another process with a copy of the closure, so its assignments would "
+                    "never reach the enclosing function; return the new value instead",
+                )
+                return
         if kind == "step" and self.is_generator(node):
             self.error(
                 "WF006",
