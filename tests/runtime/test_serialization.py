@@ -828,3 +828,20 @@ def test_ordinary_methods_are_not_serializable() -> None:
 def test_register_codec_rejects_builtin_tags() -> None:
     with pytest.raises(ValueError):
         register_codec("bytes", Handle, lambda h: h, lambda d: d)
+
+
+def test_public_api_is_pinned() -> None:
+    import runtime.serialization
+
+    assert sorted(runtime.serialization.__all__) == [
+        "TAG",
+        "deserialize",
+        "deserialize_call",
+        "deserialize_error",
+        "dumps",
+        "loads",
+        "register_codec",
+        "serialize",
+        "serialize_call",
+        "serialize_error",
+    ]
