@@ -162,7 +162,8 @@ class Orchestrator:
         self._session_factory = session_factory or ReplaySession
         self._cache: OrderedDict[str, _RunState] = OrderedDict()
         self._driving: dict[str, _RunState] = {}
-        self._step_slots = asyncio.Semaphore(self.step_concurrency)
+        self._step_slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running_inline = 0
 
     # --- public ------------------------------------------------------------------
@@ -196,6 +197,7 @@ class Orchestrator:
         if state is None:
             state = _RunState(run=_placeholder_run(run_id), session=_NoSession())
         self._driving[run_id] = state
+        state.signal = asyncio.Event()  # bound to this loop, whichever ran it before
         keep = False
         try:
             keep = await self._handle(state, fresh=placeholder, delivery_attempt=delivery_attempt)
@@ -596,8 +598,16 @@ class Orchestrator:
         task.add_done_callback(finished)
 
     async def _run_inline(self, run: Run, step: Any) -> EventRequest:
-        async with self._step_slots:
+        async with self._slots():
             return await attempt_step(run, step, world=self.world, url=self.url)
+
+    def _slots(self) -> asyncio.Semaphore:
+        """The step semaphore of the running loop (a worker may outlive one asyncio.run)."""
+        loop = asyncio.get_running_loop()
+        if self._step_slots is None or self._loop is not loop:
+            self._step_slots = asyncio.Semaphore(self.step_concurrency)
+            self._loop = loop
+        return self._step_slots
 
     async def _wait_for_inline(self, state: _RunState) -> None:
         if state.finished or state.poked:

@@ -147,6 +147,7 @@ class Worker:
         self._prefixes = [WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]
         self._inflight: set[asyncio.Task[None]] = set()
         self._kick: asyncio.Event | None = None
+        self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
         self.handled = 0
 
@@ -249,8 +250,10 @@ class Worker:
             self._kick.set()
 
     async def _idle(self, seconds: float, stop: asyncio.Event | None = None) -> None:
-        if self._kick is None:
+        loop = asyncio.get_running_loop()
+        if self._kick is None or self._kick_loop is not loop:
             self._kick = asyncio.Event()
+            self._kick_loop = loop
         if self._kick.is_set():
             self._kick.clear()
             await asyncio.sleep(0)

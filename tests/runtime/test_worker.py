@@ -117,3 +117,21 @@ def test_parse_retry_after_datetime_and_errors() -> None:
         parse_retry_after("soon", now)
     with pytest.raises(ValueError):
         parse_retry_after(datetime(2026, 1, 1), now)
+
+
+def test_a_worker_survives_several_event_loops() -> None:
+    world = MemoryWorld()
+    worker = Worker(world=world, poll_interval=0.01)
+    run = start_sync_hooked(world, "tok-loops")
+    asyncio.run(worker.drain(timeout=5))
+    from runtime.client import resume_hook_sync
+
+    resume_hook_sync("tok-loops", {"done": True}, world=world)
+    asyncio.run(worker.drain(timeout=5))
+    assert run.result_sync(timeout=1) == [{"done": True}]
+
+
+def start_sync_hooked(world: MemoryWorld, token: str) -> Any:
+    from runtime.client import start_sync
+
+    return start_sync(wf_helpers.hooked, token, world=world)
