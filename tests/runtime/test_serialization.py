@@ -65,10 +65,19 @@ def assert_round_trip(value: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _clean_registry() -> Iterator[None]:
-    registry.clear()
+def _restore_registry() -> Iterator[None]:
+    """Undo this module's registrations without dropping other modules' (imported) ones."""
+    tables: list[dict[Any, Any]] = [
+        registry._workflows,
+        registry._steps,
+        registry._classes,
+        registry._class_ids,
+    ]
+    saved = [dict(table) for table in tables]
     yield
-    registry.clear()
+    for table, before in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(before)
 
 
 # --- module-level types (importable by module path) -----------------------------------
