@@ -221,6 +221,10 @@ class _Analyzer:
         line, col = self.pos(node)
         self.sink.error(code, line, col, message)
 
+    def warn(self, code: str, node: cst.CSTNode, message: str) -> None:
+        line, col = self.pos(node)
+        self.sink.warning(code, line, col, message)
+
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         names = self.meta.get_metadata(QualifiedNameProvider, node, set())
         return {q.name for q in names if q.source in _IMPORTED}
@@ -336,12 +340,13 @@ class _Analyzer:
                 top and base_names & pydantic_names
             )
             if custom and not top:
-                self.error(
+                self.warn(
                     "WF011",
                     node.name,
                     f"Class {node.name.value} defines __wfkit_serialize__/"
-                    "__wfkit_deserialize__ but is not at module top level; registration "
-                    "runs at import and cannot reach it",
+                    "__wfkit_deserialize__ but is not at module top level, so the build "
+                    "cannot register it (registration runs at import); move it to the top "
+                    "level or register it yourself",
                 )
                 continue
             if not top:
