@@ -11,18 +11,21 @@ builds them from ``WORLD_FACTORIES``. Plugging in a world is one entry in that
 registry: ``WorldFactory(name, make=lambda tmp_path: MyWorld(...),
 spec=lambda tmp_path: "<create_world spec reopening it>")``.
 
-Submodules: ``lifecycle`` (runs, steps, hooks, waits, batches, fold, races),
-``queue_streams`` (queue and streams, including cross-process races).
+Submodules: ``lifecycle`` (runs, steps, hooks, waits, batches, fold),
+``races`` (threads racing one transition), ``queue_streams`` (queue and
+streams, including processes racing for messages).
 """
 
-from worlds.testing import lifecycle, queue_streams
+from worlds.testing import lifecycle, queue_streams, races
 from worlds.testing.factories import WORLD_FACTORIES, WorldFactory
 from worlds.testing.lifecycle import *  # noqa: F403
 from worlds.testing.queue_streams import *  # noqa: F403
+from worlds.testing.races import *  # noqa: F403
 
 __all__ = [
     "WORLD_FACTORIES",
     "WorldFactory",
     *sorted(n for n in dir(lifecycle) if n.startswith("test_")),
     *sorted(n for n in dir(queue_streams) if n.startswith("test_")),
+    *sorted(n for n in dir(races) if n.startswith("test_")),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -15,7 +14,6 @@ from worlds.base import (
     EntityConflictError,
     Event,
     EventRequest,
-    EventResult,
     HookNotFoundError,
     InvalidEventError,
     QueueMessageRequest,
@@ -602,66 +600,29 @@ def test_fold_of_a_random_history_equals_the_records(world: World) -> None:
     assert len({h.token for h in active}) == len(active)
 
 
-# --- concurrency -----------------------------------------------------------
-
-
-def _race(count: int, action: Callable[[int], object]) -> list[object]:
-    """Run ``action(i)`` on ``count`` threads released together; returns results or errors."""
-    barrier = threading.Barrier(count)
-    outcomes: list[object] = [None] * count
-
-    def runner(index: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = action(index)
-        except Exception as exc:
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
-
-
-def test_threads_racing_one_creation_event(world: World) -> None:
+def test_empty_batch_writes_nothing(world: World) -> None:
     run_id = new_run(world)
-    outcomes = _race(
-        8,
-        lambda i: world.events.create(run_id, ev("step_created", "step_x", step_name=f"s{i}")),
+    before = snapshot(world, run_id)
+    assert world.events.create_batch(run_id, []) == []
+    assert snapshot(world, run_id) == before
+
+
+def test_hook_events_need_the_hooks_own_run(world: World) -> None:
+    owner = new_run(world)
+    other = new_run(world)
+    world.events.create(owner, ev("hook_created", "hook_a", token="mine"))
+    for request in (ev("hook_received", "hook_a", payload=1), ev("hook_disposed", "hook_a")):
+        assert_refused(
+            world, other, HookNotFoundError, partial(world.events.create, other, request)
+        )
+    assert world.hooks.get_by_token("mine").run_id == owner
+
+
+def test_step_events_on_a_pending_run(world: World) -> None:
+    run_id = new_run(world, started=False)
+    results = world.events.create_batch(
+        run_id, [ev("step_created", "step_a", step_name="s"), ev("step_started", "step_a")]
     )
-    winners = [o for o in outcomes if isinstance(o, EventResult)]
-    assert len(winners) == 1
-    assert all(isinstance(o, EntityConflictError) for o in outcomes if o not in winners)
-    assert [e.event_type for e in world.events.list(run_id)].count("step_created") == 1
+    assert results[1].step is not None and results[1].step.status == "running"
+    assert world.runs.get(run_id).status == "pending"
     assert_consistent(world, run_id)
-
-
-def test_threads_racing_terminal_step_events(world: World) -> None:
-    run_id = new_run(world)
-    world.events.create_batch(
-        run_id, [ev("step_created", "step_x", step_name="s"), ev("step_started", "step_x")]
-    )
-    outcomes = _race(
-        8, lambda i: world.events.create(run_id, ev("step_completed", "step_x", result=i))
-    )
-    winners = [o for o in outcomes if isinstance(o, EventResult)]
-    assert len(winners) == 1
-    assert world.steps.get(run_id, "step_x").output == winners[0].event.data["result"]
-    assert_consistent(world, run_id)
-
-
-def test_threads_racing_one_hook_token(world: World) -> None:
-    run_ids = [new_run(world) for _ in range(6)]
-    outcomes = _race(
-        6,
-        lambda i: world.events.create(run_ids[i], ev("hook_created", f"hook_{i}", token="race")),
-    )
-    assert all(isinstance(o, EventResult) for o in outcomes)
-    types = sorted(o.event.event_type for o in outcomes if isinstance(o, EventResult))
-    assert types == ["hook_conflict"] * 5 + ["hook_created"]
-    holder = world.hooks.get_by_token("race")
-    assert holder.status == "active"
-    for run_id in run_ids:
-        assert_consistent(world, run_id)

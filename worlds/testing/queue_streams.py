@@ -247,6 +247,9 @@ def test_stream_wait_wakes_on_append_and_close(world: World) -> None:
     assert 0.1 < time.monotonic() - started < 3
     timer.join()
     started = time.monotonic()
+    world.streams.wait("wrun_1", "s", after_index=99, timeout=10)  # closed: at once
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
     world.streams.wait("wrun_1", "never", after_index=0, timeout=0.3)
     assert 0.25 < time.monotonic() - started < 3
 
