@@ -244,3 +244,43 @@ def test_each_log_event_is_fed_once_over_the_whole_run(inline: bool) -> None:
     logged = [e.event_type for e in _events(world, run.run_id)]
     assert logged[-1] == "run_completed"
     assert sorted(fed) == sorted(logged[:-1])
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_racing_workers_and_duplicate_deliveries(inline: bool) -> None:
+    """Two workers on one world, every run's wake-up delivered several times: every
+    run completes, each step is recorded once, and the records equal a fold of the log."""
+    from runtime.orchestrator import wake_run
+
+    world = MemoryWorld()
+
+    async def scenario() -> list[Any]:
+        runs = [await start(wf_helpers.mixed, i, world=world) for i in range(6)]
+        runs += [await start(wf_helpers.gather, 12, world=world) for _ in range(3)]
+        for run in runs:
+            for _ in range(3):
+                wake_run(world, run.run_id, world.runs.get(run.run_id).workflow_name)
+        stop = asyncio.Event()
+        workers = [
+            Worker(world=world, poll_interval=0.005, concurrency=4, inline_steps=inline)
+            for _ in range(2)
+        ]
+        tasks = [asyncio.create_task(w.run(stop_event=stop)) for w in workers]
+        try:
+            return [await run.result(timeout=30) for run in runs]
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    results = _run(scenario(), timeout=60)
+    assert results[:6] == [
+        {"first": i + 1, "pair": [i + 2, i + 3, "X"], "winner": "FAST", "tail": 2 * i + 5}
+        for i in range(6)
+    ]
+    assert results[6:] == [list(range(12))] * 3
+    for run in world.runs.list():
+        assert diff_run_records(world, run.run_id) == []
+        completed = Counter(
+            e.correlation_id for e in _events(world, run.run_id) if e.event_type == "step_completed"
+        )
+        assert set(completed.values()) == {1}
