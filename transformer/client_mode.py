@@ -21,6 +21,7 @@ class ClientModeTransformer(ModeTransformer):
     mode = "client"
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
+        """Client mode: steps kept and tagged, workflows stubbed and tagged."""
         if target.kind == "workflow":
             self.emit_after(
                 self.anchor(target),

@@ -168,6 +168,7 @@ class _Index(cst.CSTVisitor):
         self._stack: list[cst.CSTNode] = []
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        """Record ``node`` in pre-order."""
         if self._stack:
             self.parents[node] = self._stack[-1]
         self.position[node] = len(self.order)
@@ -176,6 +177,7 @@ class _Index(cst.CSTVisitor):
         return True
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
+        """Close ``original_node``'s subtree."""
         self._stack.pop()
         self.end[original_node] = len(self.order)
 
@@ -214,26 +216,32 @@ class _Analyzer:
 
     # -- helpers -----------------------------------------------------------------
     def pos(self, node: cst.CSTNode) -> tuple[int, int]:
+        """1-based line and column of ``node``."""
         start = self.meta.get_metadata(PositionProvider, node).start
         return start.line, start.column + 1
 
     def error(self, code: str, node: cst.CSTNode, message: str) -> None:
+        """Report an error at ``node``."""
         line, col = self.pos(node)
         self.sink.error(code, line, col, message)
 
     def warn(self, code: str, node: cst.CSTNode, message: str) -> None:
+        """Report a warning at ``node``."""
         line, col = self.pos(node)
         self.sink.warning(code, line, col, message)
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
+        """Qualified names of ``node`` that come from imports or builtins."""
         names = self.meta.get_metadata(QualifiedNameProvider, node, set())
         return {q.name for q in names if q.source in _IMPORTED}
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The parent of ``node`` in the analysed tree."""
         return self.result.parents.get(node)
 
     # -- passes ------------------------------------------------------------------
     def run(self) -> Analysis:
+        """Run every pass and return the analysis."""
         self.module.visit(self.index)
         self.result.parents = self.index.parents
         self.result.imports = [
@@ -252,6 +260,7 @@ class _Analyzer:
         return self.result
 
     def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
+        """Find directive strings; report misplaced, duplicate, conflicting, misspelled ones."""
         handled: set[cst.CSTNode] = set()
         owners = [
             n for n in all_nodes if isinstance(n, cst.Module | cst.FunctionDef | cst.ClassDef)
@@ -312,12 +321,14 @@ class _Analyzer:
                         )
 
     def enclosing_owner(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The module, function or class whose body contains ``node``."""
         cur: cst.CSTNode | None = self.parent(node)
         while cur is not None and not isinstance(cur, cst.Module | cst.FunctionDef | cst.ClassDef):
             cur = self.parent(cur)
         return cur if cur is not None else self.module
 
     def find_classes(self) -> None:
+        """Find serializable classes and those registered in every mode."""
         pydantic_names: set[str] = set()
         serde_names: set[str] = set()
         for node in self.index.order:
@@ -364,6 +375,7 @@ class _Analyzer:
                     )
 
     def module_marked(self) -> tuple[Kind | None, set[str] | None]:
+        """The module directive's kind and the names in a literal ``__all__``, if any."""
         directive = self.own_directive.get(self.module)
         if directive is None:
             return None, None
@@ -492,6 +504,7 @@ class _Analyzer:
         self.result.targets[node] = target
 
     def method_kind(self, node: cst.FunctionDef) -> MethodKind:
+        """``static``, ``class`` or ``instance``, from the method's decorators."""
         for decorator in node.decorators:
             names = self.qualified_names(decorator.decorator)
             if "builtins.staticmethod" in names:
@@ -505,9 +518,11 @@ class _Analyzer:
         return self.index.subtree(fn.body, prune=_nested_scope)
 
     def is_generator(self, fn: cst.FunctionDef) -> bool:
+        """True when ``fn``'s own body contains ``yield``."""
         return any(isinstance(n, cst.Yield) for n in self.own_body_nodes(fn))
 
     def scan_workflow_body(self, target: Target) -> None:
+        """Report ``yield`` and forbidden calls; record calls to rewrite."""
         for node in self.own_body_nodes(target.node):
             if isinstance(node, cst.Yield):
                 self.error(
@@ -523,6 +538,7 @@ class _Analyzer:
                 self.check_call(node, target)
 
     def check_call(self, call: cst.Call, target: Target) -> None:
+        """Classify one call in a workflow body: forbidden, rewritten or fine."""
         if any(
             isinstance(n, cst.Call) and self.forbidden(n) for n in self.index.subtree(call.func)
         ):
@@ -543,6 +559,7 @@ class _Analyzer:
                 return
 
     def forbidden(self, call: cst.Call) -> bool:
+        """True when ``call`` is I/O a workflow may not do."""
         return any(forbidden_reason(q) for q in self.qualified_names(call.func))
 
     def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:

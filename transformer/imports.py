@@ -58,6 +58,7 @@ class ImportRewriter:
         return ".".join(full) if full else None
 
     def rewrite_from(self, node: cst.ImportFrom) -> cst.ImportFrom | None:
+        """The replacement of a ``from ... import`` statement, or None to keep it."""
         target = self.absolute_name(node)
         if target is None:
             return None
@@ -80,6 +81,7 @@ class ImportRewriter:
         return node.with_changes(relative=(), module=_dotted(new), whitespace_after_from=whitespace)
 
     def rewrite_import(self, node: cst.Import) -> Replacement | None:
+        """The replacement of an ``import`` statement, or None to keep it."""
         if not self.redirect:
             return None
         aliases: list[cst.ImportAlias] = []

@@ -116,6 +116,7 @@ class ModeTransformer(cst.CSTTransformer):
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> NewStatement:
+        """Strip the directive; let the mode decide what a marked function becomes."""
         updated_node = self.strip_function_directive(original_node, updated_node)
         target = self.analysis.targets.get(original_node)
         if target is None:
@@ -125,20 +126,24 @@ class ModeTransformer(cst.CSTTransformer):
     def leave_ClassDef(
         self, original_node: cst.ClassDef, updated_node: cst.ClassDef
     ) -> NewStatement:
+        """Queue ``register_class`` after a serializable class."""
         serde = self.analysis.classes.get(original_node)
         if serde is not None:
             self.emit_after(original_node, self.register_class(serde), first=True)
         return updated_node
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> Replacement:
+        """Apply this mode's import rewrite, if any."""
         return self.imports.get(original_node, updated_node)
 
     def leave_ImportFrom(
         self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
     ) -> Replacement:
+        """Apply this mode's import rewrite, if any."""
         return self.imports.get(original_node, updated_node)
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        """Strip the module directive; add the header, helper import and ``MODE``."""
         body: list[cst.BaseStatement] = list(updated_node.body)
         if self.has_directive(original_node):
             body = self.strip_leading(body)

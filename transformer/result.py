@@ -25,6 +25,7 @@ class Diagnostic:
     severity: Literal["error", "warning"] = "error"
 
     def render(self) -> str:
+        """The compiler-style text: head line, then the source line and a caret."""
         head = (
             f"{self.path}:{self.line}:{self.column}: {self.severity}[{self.code}]: {self.message}"
         )
@@ -36,12 +37,16 @@ class Diagnostic:
 
 @dataclass(frozen=True)
 class GeneratedModule:
+    """One mode's generated source and its line map back to the original."""
+
     code: str
     line_map: LineMap = ()
 
 
 @dataclass(frozen=True)
 class TransformResult:
+    """Everything ``transform_module`` learned about one source file."""
+
     path: str
     module: str
     workflow: GeneratedModule | None
@@ -55,7 +60,9 @@ class TransformResult:
 
     @property
     def ok(self) -> bool:
+        """True when there is no error diagnostic (warnings allowed)."""
         return not any(d.severity == "error" for d in self.diagnostics)
 
     def generated(self, mode: Mode) -> GeneratedModule | None:
+        """The generated module of ``mode`` (None when the file has errors)."""
         return {"workflow": self.workflow, "step": self.step, "client": self.client}[mode]

@@ -26,6 +26,7 @@ class StepModeTransformer(ModeTransformer):
     mode = "step"
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
+        """Step mode: steps kept and registered (nested ones hoisted), workflows stubbed."""
         if target.kind == "workflow":
             self.emit_after(
                 self.anchor(target),

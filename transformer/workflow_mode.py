@@ -22,6 +22,7 @@ class WorkflowModeTransformer(ModeTransformer):
     mode = "workflow"
 
     def replace_target(self, target: Target, node: cst.FunctionDef) -> NewStatement:
+        """Workflow mode: workflows kept and registered, steps replaced by proxies."""
         if target.kind == "workflow":
             self.emit_after(
                 self.anchor(target),
@@ -44,6 +45,7 @@ class WorkflowModeTransformer(ModeTransformer):
         return proxy.with_changes(leading_lines=node.leading_lines)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        """Route a non-deterministic call in a workflow body through its replay-safe twin."""
         name = self.analysis.rewrites.get(original_node) if self.rewrite_calls else None
         if name is None:
             return updated_node
