@@ -15,6 +15,8 @@ LISTEN thread), ``rows`` (row ⇄ record).
 
 from __future__ import annotations
 
+import os
+import weakref
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -61,6 +63,20 @@ def normalize_url(url: str | URL) -> URL:
             f"PostgresWorld needs a postgresql:// URL (psycopg 3), got {parsed.drivername}://"
         )
     return parsed.set(drivername=_DRIVER)
+
+
+def _register_fork_safety(world: PostgresWorld) -> None:
+    """In a forked child, drop the parent's pooled sockets (without closing them
+    under the parent) and its listener thread; both are rebuilt on first use."""
+    ref = weakref.ref(world)
+
+    def after_fork_in_child() -> None:
+        target = ref()
+        if target is not None:
+            target.engine.dispose(close=False)
+            target.listener.after_fork()
+
+    os.register_at_fork(after_in_child=after_fork_in_child)
 
 
 class PostgresWorld:
@@ -148,6 +164,7 @@ class PostgresWorld:
         self.waits = PostgresWaits(self.engine, names)
         self.queue = PostgresQueue(self.engine, names, self.listener)
         self.streams = PostgresStreams(self.engine, names, self.listener)
+        _register_fork_safety(self)
 
     def __repr__(self) -> str:
         return f"PostgresWorld({self.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"

@@ -117,6 +117,15 @@ class Listener:
         with self._condition:
             return self._condition.wait_for(lambda: self._connected, timeout=timeout)
 
+    def after_fork(self) -> None:
+        """Forget the parent's thread and connection in a forked child (the thread
+        did not survive the fork); the next waiter starts a fresh one."""
+        self._condition = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = None
+        self._connected = False
+        self._watchers.clear()
+
     def close(self) -> None:
         """Stop the thread and close the LISTEN connection."""
         self._stop.set()
