@@ -56,20 +56,24 @@ DISPOSED: Final = _Disposed()
 class CorrelationIds:
     """Deterministic ``step_``/``hook_``/``wait_`` ids (and default hook tokens) for one run.
 
-    A ULID whose timestamp is the run's start (ms) and whose 80 random bits come
-    from a ``random.Random`` seeded by the run id and used for nothing else, so
-    the n-th call of a run gets the same id on every replay, and user code that
-    draws random numbers does not shift the ids.
+    ULIDs in monotonic mode: the timestamp is the run's start (ms); the 80-bit
+    random part starts at a value drawn from a ``random.Random`` seeded by the
+    run id (and used for nothing else), and each later id adds one. So the n-th
+    call of a run gets the same id on every replay, ids sort in call order (as
+    the DevKit's ``monotonicFactory`` ids do), and user code that draws random
+    numbers does not shift them.
     """
 
     def __init__(self, run_id: str, start: datetime) -> None:
         self._rng = random.Random(f"wfkit-correlation-ids:{run_id}")
         self._ms = int(start.timestamp() * 1000) & ((1 << 48) - 1)
+        # One bit of headroom: increments never carry into the timestamp.
+        self._random = self._rng.getrandbits(79)
 
     def next(self, prefix: str) -> str:
         """The next id, e.g. ``step_01JD…`` for ``prefix="step"``."""
-        value = (self._ms << 80) | self._rng.getrandbits(80)
-        return f"{prefix}_{encode_ulid(value)}"
+        self._random += 1
+        return f"{prefix}_{encode_ulid((self._ms << 80) | self._random)}"
 
     def token(self) -> str:
         """A default hook token: 24 url-safe characters."""

@@ -492,6 +492,22 @@ def test_correlation_ids_are_crockford_ulids() -> None:
         assert _ulid_ms(ulid) == int(START.timestamp() * 1000)  # timestamp: the run's start
 
 
+def test_correlation_ids_sort_in_call_order() -> None:
+    async def wf() -> None:
+        from runtime.workflow_api import create_hook
+
+        calls = [upper(str(i)) for i in range(20)]
+        create_hook()
+        await asyncio.gather(*calls, asyncio.sleep(5))
+
+    outcome = full_replay(wf, Log().events)
+    assert isinstance(outcome, Suspended)
+    ids = [s.correlation_id.partition("_")[2] for s in outcome.steps]
+    ids += [h.correlation_id.partition("_")[2] for h in outcome.hooks]
+    ids += [w.correlation_id.partition("_")[2] for w in outcome.waits]
+    assert ids == sorted(ids) and len(set(ids)) == 22
+
+
 def _ulid_ms(ulid: str) -> int:
     value = 0
     for char in ulid:
