@@ -90,6 +90,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _webhook_kind(hook: Any) -> int:
+    """plain (0), static (1), manual (2): the order the workflow awaits them in."""
+    from runtime.serialization import deserialize
+
+    respond_with = deserialize(hook.respond_with) if hook.respond_with is not None else None
+    return 0 if respond_with is None else 2 if respond_with == "manual" else 1
+
+
 def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
     import uvicorn
@@ -109,7 +117,7 @@ def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> N
             async with running_worker(world), httpx.AsyncClient(timeout=30) as http:
                 run = await start(surface.webhooks, world=world)
                 await _until(lambda: len(world.hooks.list(run_id=run.run_id)) == 3)
-                hooks = sorted(world.hooks.list(run_id=run.run_id), key=lambda h: h.hook_id)
+                hooks = sorted(world.hooks.list(run_id=run.run_id), key=_webhook_kind)
                 base = f"http://127.0.0.1:{port}/.well-known/workflow/v1/webhook/"
                 answers = []
                 for hook, body in zip(hooks, ("one", "two", "three"), strict=True):
