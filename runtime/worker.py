@@ -216,10 +216,15 @@ class Worker:
         while not finished():
             received = self._poll()
             self._maybe_sweep()
-            if not received:
+            if received:
+                await asyncio.sleep(0)
+            elif self._inflight:
                 await self._idle(self.poll_interval, stop)
             else:
-                await asyncio.sleep(0)
+                # Nothing in flight: block in a thread on the queue itself, so a
+                # message enqueued by another process is taken at once, not at the
+                # next poll (worlds wake blocked receivers on enqueue).
+                await self._poll_blocking()
 
     def _poll(self) -> int:
         free = self.concurrency - len(self._inflight)
@@ -232,13 +237,32 @@ class Worker:
         except WorldError as exc:
             log.warning("receive failed: %s", exc)
             return 0
+        self._dispatch_all(messages)
+        return len(messages)
+
+    async def _poll_blocking(self) -> int:
+        try:
+            messages = await asyncio.to_thread(
+                self.world.queue.receive,
+                self._prefixes,
+                lease_seconds=self.lease_seconds,
+                max_messages=self.concurrency,
+                wait_seconds=self.poll_interval,
+            )
+        except WorldError as exc:
+            log.warning("receive failed: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+            return 0
+        self._dispatch_all(messages)
+        return len(messages)
+
+    def _dispatch_all(self, messages: list[QueueMessage]) -> None:
         for message in messages:
             task = asyncio.create_task(
                 self._process(message), name=f"wfkit-msg-{message.message_id}"
             )
             self._inflight.add(task)
             task.add_done_callback(self._finished)
-        return len(messages)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
