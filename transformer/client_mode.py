@@ -26,13 +26,11 @@ class ClientModeTransformer(ModeTransformer):
             self.emit_after(
                 self.anchor(target),
                 self.helper_call("tag_workflow", target),
-                first=target.class_node is None,
             )
             return self.workflow_stub(target, node)
         if not target.nested:
             self.emit_after(
                 self.anchor(target),
                 self.helper_call("tag_step", target),
-                first=target.class_node is None,
             )
         return node

@@ -74,6 +74,8 @@ class ModeTransformer(cst.CSTTransformer):
         self.dirty = analysis.ancestors_and_self(interesting)
         # statements to emit right after a statement of the original tree
         self.pending: dict[cst.CSTNode, list[cst.BaseStatement]] = {}
+        # hoisted definitions (nested-step factories), emitted after the registrations
+        self.hoisted: dict[cst.CSTNode, list[cst.BaseStatement]] = {}
         # new node -> original node, for nodes rebuilt only to move their leading lines
         self.origins: dict[cst.CSTNode, cst.CSTNode] = {}
 
@@ -93,7 +95,7 @@ class ModeTransformer(cst.CSTTransformer):
             first = result.nodes[0] if isinstance(result, cst.FlattenSentinel) else result
             if isinstance(first, cst.CSTNode) and first is not original_node:
                 self.origins.setdefault(first, original_node)
-        extra = self.pending.pop(original_node, None)
+        extra = self.pending.pop(original_node, []) + self.hoisted.pop(original_node, [])
         if not extra:
             return result
         if isinstance(result, cst.FlattenSentinel):
@@ -104,9 +106,23 @@ class ModeTransformer(cst.CSTTransformer):
             items = [result]
         return cst.FlattenSentinel([*items, *extra])
 
-    def emit_after(self, anchor: cst.CSTNode, stmt: cst.BaseStatement, first: bool = False) -> None:
-        """Queue ``stmt`` after ``anchor``; ``first`` puts it before already queued ones."""
-        queue = self.pending.setdefault(anchor, [])
+    def emit_after(
+        self,
+        anchor: cst.CSTNode,
+        stmt: cst.BaseStatement,
+        *,
+        first: bool = False,
+        hoisted: bool = False,
+    ) -> None:
+        """Queue ``stmt`` after ``anchor``.
+
+        Args:
+            anchor: a statement of the original tree.
+            stmt: the statement to emit after it.
+            first: put it before the registrations already queued.
+            hoisted: a hoisted definition; these follow all registrations.
+        """
+        queue = (self.hoisted if hoisted else self.pending).setdefault(anchor, [])
         if first:
             queue.insert(0, stmt)
         else:
@@ -118,6 +134,8 @@ class ModeTransformer(cst.CSTTransformer):
     ) -> NewStatement:
         """Strip the directive; let the mode decide what a marked function becomes."""
         updated_node = self.strip_function_directive(original_node, updated_node)
+        if updated_node is not original_node:
+            self.origins[updated_node] = original_node
         target = self.analysis.targets.get(original_node)
         if target is None:
             return updated_node

@@ -31,7 +31,6 @@ class StepModeTransformer(ModeTransformer):
             self.emit_after(
                 self.anchor(target),
                 self.helper_call("tag_workflow", target),
-                first=target.class_node is None,
             )
             return self.workflow_stub(target, node)
         if target.nested:
@@ -43,9 +42,9 @@ class StepModeTransformer(ModeTransformer):
                 name=cst.Name(name),
                 params=cst.Parameters(params=[cst.Param(cst.Name(v)) for v in target.closure]),
                 body=cst.IndentedBlock(body=[inner, cst.parse_statement(f"return {target.name}")]),
-                leading_lines=(),
+                leading_lines=[cst.EmptyLine()],
             )
-            self.emit_after(target.top, factory)
+            self.emit_after(target.top, factory, hoisted=True)
             self.emit_after(
                 target.top,
                 statement(
@@ -53,11 +52,11 @@ class StepModeTransformer(ModeTransformer):
                     id=string_literal(target.id),
                     factory=cst.Name(name),
                 ),
+                hoisted=True,
             )
             return node
         self.emit_after(
             self.anchor(target),
             self.helper_call("register_step", target, method=target.method == "instance"),
-            first=target.class_node is None,
         )
         return node

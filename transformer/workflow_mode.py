@@ -27,7 +27,6 @@ class WorkflowModeTransformer(ModeTransformer):
             self.emit_after(
                 self.anchor(target),
                 self.helper_call("register_workflow", target),
-                first=target.class_node is None,
             )
             return node
         args = ""

@@ -13,6 +13,7 @@ def outside() -> float:
 async def flow() -> float:
     __wfkit__.workflow_called_directly("workflow//./app/determinism_scope//flow")
 __wfkit__.tag_workflow("workflow//./app/determinism_scope//flow", flow)
+
 def __wfkit_step_flow__jitter():
     async def jitter() -> float:
         return random.random()
@@ -28,7 +29,8 @@ __wfkit_line_map__ = (
     (5, 1, 2),
     (9, 5, 2),
     (13, 9, 1),
-    (18, 16, 1),
-    (23, 22, 1),
-    (24, 24, 1),
+    (18, 14, 1),
+    (19, 16, 1),
+    (24, 22, 1),
+    (25, 24, 1),
 )

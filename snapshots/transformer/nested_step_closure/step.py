@@ -5,6 +5,7 @@ __wfkit__.MODE = "step"
 async def process(order_id: str, quantity: int) -> str:
     __wfkit__.workflow_called_directly("workflow//./app/nested_step_closure//process")
 __wfkit__.tag_workflow("workflow//./app/nested_step_closure//process", process)
+
 def __wfkit_step_process__ship(order_id, prefix, quantity):
     async def ship(carrier: str) -> str:
         label = f"{prefix}-{order_id}-{carrier}"
@@ -14,5 +15,6 @@ __wfkit__.register_step_factory("step//./app/nested_step_closure//process/ship",
 
 __wfkit_line_map__ = (
     (5, 1, 1),
-    (10, 8, 2),
+    (10, 6, 1),
+    (11, 8, 2),
 )

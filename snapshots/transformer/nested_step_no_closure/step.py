@@ -5,6 +5,7 @@ __wfkit__.MODE = "step"
 async def outer() -> int:
     __wfkit__.workflow_called_directly("workflow//./app/nested_step_no_closure//outer")
 __wfkit__.tag_workflow("workflow//./app/nested_step_no_closure//outer", outer)
+
 def __wfkit_step_outer__constant():
     async def constant() -> int:
         return 42
@@ -13,5 +14,6 @@ __wfkit__.register_step_factory("step//./app/nested_step_no_closure//outer/const
 
 __wfkit_line_map__ = (
     (5, 1, 1),
-    (10, 6, 1),
+    (10, 4, 1),
+    (11, 6, 1),
 )
