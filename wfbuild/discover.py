@@ -119,7 +119,10 @@ def resolve_paths(root: Path, paths: Sequence[str | os.PathLike[str]] | None) ->
         UsageError: a path does not exist or is outside the root.
     """
     if not paths:
-        return [root]
+        configured = configured_paths(root)
+        if not configured:
+            return [root]
+        paths = [root / p for p in configured]
     resolved: list[Path] = []
     for raw in paths:
         path = Path(raw).resolve()
@@ -129,6 +132,25 @@ def resolve_paths(root: Path, paths: Sequence[str | os.PathLike[str]] | None) ->
             raise UsageError(f"{raw} is outside the project root {root}")
         resolved.append(path)
     return resolved
+
+
+def configured_paths(root: Path) -> list[str]:
+    """``[tool.wfkit] paths`` from the root's pyproject.toml (what to build by default).
+
+    Raises:
+        UsageError: the setting is not a list of strings.
+    """
+    import tomllib
+
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return []
+    with pyproject.open("rb") as handle:
+        config = tomllib.load(handle).get("tool", {}).get("wfkit", {})
+    paths = config.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise UsageError(f"{pyproject}: tool.wfkit.paths must be a list of strings, got {paths!r}")
+    return paths
 
 
 def relative_posix(path: Path, root: Path) -> str:
