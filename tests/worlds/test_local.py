@@ -197,3 +197,18 @@ def test_a_forked_child_uses_its_own_connections(tmp_path: Path) -> None:
         _run_with_step(world)  # the parent's connections still work
     finally:
         world.close()
+
+
+def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    world = LocalWorld(tmp_path / "w.db")
+    try:
+        size_before = (tmp_path / "w.db").stat().st_size
+        run_id = _run_with_step(world)
+        for index in range(300):
+            world.streams.append(run_id, "s", bytes(1000) + str(index).encode())
+        deadline = time.monotonic() + 10
+        while (tmp_path / "w.db").stat().st_size < size_before + 300_000:
+            assert time.monotonic() < deadline, "the WAL was never copied into the database"
+            time.sleep(0.1)
+    finally:
+        world.close()

@@ -28,9 +28,10 @@ from worlds.base import (
     Wait,
     Waits,
 )
+from worlds.local.db import WRITE_OPTION, Checkpointer, ThreadConnections, make_engine
 from worlds.local.events import LocalEvents, LocalRecords
 from worlds.local.queue import LocalQueue, enqueue_in
-from worlds.local.schema import WRITE_OPTION, ThreadConnections, ensure_schema, make_engine
+from worlds.local.schema import ensure_schema
 from worlds.local.streams import LocalStreams
 
 __all__ = ["LocalWorld"]
@@ -110,6 +111,7 @@ class LocalWorld:
         self._engine = make_engine(self.path)
         write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         ensure_schema(write_engine, self.path)
+        self._checkpointer = Checkpointer(self._engine)
         changed = threading.Condition()
         self._connections = ThreadConnections(self._engine)
         queue = LocalQueue(self._engine, self._connections, changed)
@@ -151,6 +153,7 @@ class LocalWorld:
 
     def close(self) -> None:
         """Release the database connections."""
+        self._checkpointer.close()
         self._connections.close()
         self._engine.dispose()
 

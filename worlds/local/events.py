@@ -47,14 +47,18 @@ from worlds.base import (
     new_id,
     plan_events,
 )
-from worlds.local.schema import (
+from worlds.local.db import (
     PreparedSql,
     ThreadConnections,
+    fetch_all,
+    translated_errors,
+    write_transaction,
+)
+from worlds.local.schema import (
     dumps,
     event_from_row,
     event_row,
     events_table,
-    fetch_all,
     hook_from_row,
     hook_row,
     hooks_table,
@@ -64,11 +68,9 @@ from worlds.local.schema import (
     step_from_row,
     step_row,
     steps_table,
-    translated_errors,
     wait_from_row,
     wait_row,
     waits_table,
-    write_transaction,
 )
 
 _E, _R, _S, _H, _W = events_table.c, runs_table.c, steps_table.c, hooks_table.c, waits_table.c

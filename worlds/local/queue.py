@@ -34,16 +34,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worlds.base import QueueMessage, QueueMessageRequest, new_id, normalize_json
-from worlds.local.schema import (
+from worlds.local.db import (
     PreparedSql,
-    RowLike,
     ThreadConnections,
-    dumps,
     fetch_all,
-    queue_table,
     translated_errors,
     write_transaction,
 )
+from worlds.local.schema import RowLike, dumps, queue_table
 
 _Q = queue_table.c
 POLL_SECONDS = 0.05

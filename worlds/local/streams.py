@@ -12,7 +12,8 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worlds.base import EntityConflictError, StreamPage
-from worlds.local.schema import stream_chunks_table, streams_table, translated_errors
+from worlds.local.db import translated_errors
+from worlds.local.schema import stream_chunks_table, streams_table
 
 _T, _C = streams_table.c, stream_chunks_table.c
 POLL_SECONDS = 0.05
