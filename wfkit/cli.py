@@ -32,12 +32,16 @@ def _json_args(values: Sequence[str]) -> list[Any]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from runtime.loader import load_build
     from runtime.worker import Worker
 
-    from runtime.loader import load_build
-
     load_build(args.build)
-    worker = Worker(world=_world(args), concurrency=args.concurrency)
+    worker = Worker(
+        world=_world(args),
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
+        sweep_interval=args.sweep_interval,
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -197,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="consume the queues and run workflows and steps")
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="message lease; a dead worker's messages are redelivered after it (default 30)",
+    )
+    p.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=60.0,
+        help="seconds between sweeps re-enqueueing runs that lost their message (0: off)",
+    )
     p.add_argument(
         "--build", default=None, help="build directory (default: .wfkit/build or $WFKIT_BUILD_DIR)"
     )
