@@ -462,17 +462,30 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def encode_json(data: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Encode ``data`` as a durable world stores it: the compact JSON text
+    (ASCII-only, so NUL is escaped) and the value read back from it.
+
+    Raises:
+        InvalidEventError: ``data`` is not JSON-serializable.
+    """
+    if not data:
+        return {}, "{}"
+    try:
+        text = json.dumps(data, separators=(",", ":"))
+        result: dict[str, Any] = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
+    return result, text
+
+
 def normalize_json(data: Mapping[str, Any]) -> dict[str, Any]:
     """Round-trip ``data`` through JSON, as a durable world stores it.
 
     Raises:
         InvalidEventError: ``data`` is not JSON-serializable.
     """
-    try:
-        result: dict[str, Any] = json.loads(json.dumps(data, allow_nan=True))
-    except (TypeError, ValueError) as exc:
-        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
-    return result
+    return encode_json(data)[0]
 
 
 class RecordLoader(Protocol):
@@ -509,7 +522,9 @@ class PlannedWrites:
     ``released_runs`` lists ``(run_id, at)`` for runs that became terminal: the
     world disposes their active hooks and completes their waiting waits with
     ``updated_at``/``completed_at`` = ``at`` (after writing the records above).
-    ``results`` are the EventResults to return, one per request."""
+    ``results`` are the EventResults to return, one per request;
+    ``event_json`` maps each new event's id to its data as JSON text (what
+    ``encode_json`` gave), so a world need not encode it again."""
 
     events: list[Event] = field(default_factory=list)
     new_runs: dict[str, Run] = field(default_factory=dict)
@@ -522,6 +537,7 @@ class PlannedWrites:
     changed_waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
     released_runs: list[tuple[str, datetime]] = field(default_factory=list)
     results: list[EventResult] = field(default_factory=list)
+    event_json: dict[str, str] = field(default_factory=dict)
 
 
 class _Overlay:
@@ -909,7 +925,7 @@ def plan_events(
     for request in requests:
         if request.event_type == "hook_conflict":
             raise InvalidEventError("hook_conflict is written by the world, not requested")
-        data = normalize_json(request.data)
+        data, data_json = encode_json(request.data)
         event_type: EventType = request.event_type
         if event_type == "run_started":
             run = view.run(run_id)
@@ -924,7 +940,7 @@ def plan_events(
             holder = view.active_hook_by_token(token) if isinstance(token, str) else None
             if holder is not None:
                 event_type = "hook_conflict"
-                data = {"token": token, "conflicting_run_id": holder.run_id}
+                data, data_json = encode_json({"token": token, "conflicting_run_id": holder.run_id})
         event = Event(
             event_id=new_id("evnt"),
             run_id=run_id,
@@ -936,6 +952,7 @@ def plan_events(
         result = _apply_event(view, event)
         plan.events.append(event)
         plan.results.append(result)
+        plan.event_json[event.event_id] = data_json
     return plan
 
 

@@ -288,7 +288,11 @@ def _write_many(cursor: sqlite3.Cursor, sql: PreparedSql, rows: list[dict[str, A
 
 def write_plan(cursor: sqlite3.Cursor, plan: PlannedWrites) -> None:
     """Write planned events and records inside the caller's transaction."""
-    _write_many(cursor, _Sql.insert_event, [event_row(e) for e in plan.events])
+    _write_many(
+        cursor,
+        _Sql.insert_event,
+        [event_row(e, plan.event_json.get(e.event_id)) for e in plan.events],
+    )
     _write_many(cursor, _Sql.insert_run, [run_row(r) for r in plan.new_runs.values()])
     _write_many(
         cursor,

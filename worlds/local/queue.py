@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worlds.base import QueueMessage, QueueMessageRequest, new_id, normalize_json
+from worlds.base import QueueMessage, QueueMessageRequest, encode_json, new_id
 from worlds.local.db import (
     PreparedSql,
     ThreadConnections,
@@ -41,7 +41,7 @@ from worlds.local.db import (
     translated_errors,
     write_transaction,
 )
-from worlds.local.schema import RowLike, dumps, queue_table
+from worlds.local.schema import RowLike, queue_table
 
 _Q = queue_table.c
 POLL_SECONDS = 0.05
@@ -91,7 +91,7 @@ def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) 
     now = time.time()
     created_at = datetime.now(UTC).isoformat()
     for request in requests:
-        payload = normalize_json(request.payload)
+        payload, payload_json = encode_json(request.payload)
         run_id = payload.get("run_id")
         message_id = new_id("msg")
         cursor.execute(
@@ -100,7 +100,7 @@ def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) 
                 {
                     "message_id": message_id,
                     "queue": request.queue,
-                    "payload": dumps(payload),
+                    "payload": payload_json,
                     "attempt": 0,
                     "idempotency_key": request.idempotency_key,
                     "run_id": run_id if isinstance(run_id, str) else None,

@@ -203,11 +203,16 @@ RowLike = Any
 
 def dumps(value: Any) -> str:
     """JSON text of a user value (ASCII-only, so NUL and friends are escaped)."""
+    if value is None:
+        return "null"
     return json.dumps(value, separators=(",", ":"))
 
 
 def loads(raw: str | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    """The value of JSON text (None for SQL NULL)."""
+    if raw is None or raw == "null":
+        return None
+    return json.loads(raw)
 
 
 def ts(value: datetime | None) -> str | None:
@@ -218,13 +223,13 @@ def parse_ts(raw: str | None) -> datetime | None:
     return None if raw is None else datetime.fromisoformat(raw)
 
 
-def event_row(event: Event) -> dict[str, Any]:
+def event_row(event: Event, data_json: str | None = None) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "run_id": event.run_id,
         "event_type": event.event_type,
         "correlation_id": event.correlation_id,
-        "data": dumps(event.data),
+        "data": dumps(event.data) if data_json is None else data_json,
         "created_at": event.created_at.isoformat(),
         "spec_version": event.spec_version,
     }
