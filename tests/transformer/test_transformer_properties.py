@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import keyword
+import sys
+import types
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,6 +105,43 @@ def directive_module(draw: st.DrawFn) -> str:
     return header + "\n\n".join(functions)
 
 
+class FakeHelpers:
+    """Stands in for ``runtime.gen``: records what generated code registers."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, set[str]] = {}
+        self.MODE = ""
+
+    def _record(self, helper: str, ident: str) -> None:
+        self.calls.setdefault(helper, set()).add(ident)
+
+    def __getattr__(self, helper: str) -> Any:
+        if helper == "deterministic":
+            return lambda name: getattr(
+                importlib.import_module(name.rpartition(".")[0]), name.rpartition(".")[2]
+            )
+
+        def record(ident: str, *args: Any, **kwargs: Any) -> Any:
+            self._record(helper, ident)
+            return args[0] if args and helper != "step_proxy" else object()
+
+        return record
+
+
+def execute(code: str) -> FakeHelpers:
+    """Run generated code with a fake helper module; returns what it registered."""
+    helpers = FakeHelpers()
+    module = types.ModuleType("wfkit_generated_under_test")  # dataclasses look it up
+    module.__dict__["__wfkit__"] = helpers
+    sys.modules[module.__name__] = module
+    try:
+        code_object = compile(code.replace("import runtime.gen as __wfkit__\n", ""), "gen", "exec")
+        exec(code_object, module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
+    return helpers
+
+
 @given(directive_module())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_code_always_compiles(source: str) -> None:
@@ -115,3 +156,28 @@ def test_generated_code_always_compiles(source: str) -> None:
         for gen, orig, count in generated.line_map:
             assert 1 <= orig and orig + count - 1 <= len(original)
             assert 1 <= gen and gen + count - 1 <= len(lines)
+
+
+@given(directive_module())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_code_registers_exactly_the_manifest(source: str) -> None:
+    result = transform_module(source, path="pkg/flows.py", module="pkg.flows")
+    assert result.workflow is not None and result.step is not None and result.client is not None
+    workflows, steps = set(result.workflows.values()), set(result.steps.values())
+    nested = {i for key, i in result.steps.items() if "/" in key}
+    classes = set(result.classes.values())
+
+    workflow = execute(result.workflow.code).calls
+    assert workflow.get("register_workflow", set()) == workflows
+    assert workflow.get("step_proxy", set()) == steps - nested  # nested: made when run
+    assert workflow.get("register_class", set()) == classes
+
+    step = execute(result.step.code).calls
+    assert step.get("register_step", set()) == steps - nested
+    assert step.get("register_step_factory", set()) == nested
+    assert step.get("tag_workflow", set()) == workflows
+
+    client = execute(result.client.code).calls
+    assert client.get("tag_step", set()) == steps - nested
+    assert client.get("tag_workflow", set()) == workflows
+    assert client.get("register_class", set()) == classes
