@@ -1001,32 +1001,40 @@ class StateLoader:
         return [self.state.waits[key] for key in self.wait_keys.get(run_id, ())]
 
     def load_run(self, run_id: str) -> Run | None:
+        """The run, or None."""
         return self.state.runs.get(run_id)
 
     def load_run_status(self, run_id: str) -> RunStatus | None:
+        """The run's status, or None when it does not exist."""
         run = self.state.runs.get(run_id)
         return None if run is None else run.status
 
     def load_step(self, run_id: str, step_id: str) -> Step | None:
+        """The step, or None."""
         return self.state.steps.get((run_id, step_id))
 
     def load_hook(self, hook_id: str) -> Hook | None:
+        """The hook (any status), or None."""
         return self.state.hooks.get(hook_id)
 
     def load_active_hook_by_token(self, token: str) -> Hook | None:
+        """The active hook holding ``token``, or None."""
         hook_id = self.tokens.get(token)
         return None if hook_id is None else self.state.hooks[hook_id]
 
     def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        """The wait, or None."""
         return self.state.waits.get((run_id, wait_id))
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        """The run's most recent event of ``event_type``, or None."""
         for event in reversed(self.events.get(run_id, ())):
             if event.event_type == event_type:
                 return event
         return None
 
     def load_last_event_id(self, run_id: str) -> str | None:
+        """The id of the run's last event, or None for an empty log."""
         events = self.events.get(run_id)
         return events[-1].event_id if events else None
 

@@ -402,6 +402,7 @@ class LocalRecords:
         return fetch_all(self._connections, sql, **values)
 
     def get_run(self, run_id: str) -> Run:
+        """The run; RunNotFoundError when it does not exist."""
         rows = self._fetch(_Sql.select_run, run_id=run_id)
         if not rows:
             raise RunNotFoundError(f"run {run_id!r} not found")
@@ -410,6 +411,7 @@ class LocalRecords:
     def list_runs(
         self, *, status: RunStatus | None, workflow_name: str | None, limit: int
     ) -> list[Run]:
+        """Runs, newest first, optionally filtered by status and workflow."""
         query = select(runs_table).order_by(_R.run_id.desc()).limit(limit)
         if status is not None:
             query = query.where(_R.status == status)
@@ -418,27 +420,32 @@ class LocalRecords:
         return [run_from_row(row) for row in self._rows(query)]
 
     def get_step(self, run_id: str, step_id: str) -> Step:
+        """The step; StepNotFoundError when it does not exist."""
         rows = self._fetch(_Sql.select_step, run_id=run_id, step_id=step_id)
         if not rows:
             raise StepNotFoundError(f"step {step_id!r} of run {run_id!r} not found")
         return step_from_row(rows[0])
 
     def list_steps(self, run_id: str) -> list[Step]:
+        """The run's steps in creation order."""
         return [step_from_row(row) for row in self._fetch(_Sql.list_steps, run_id=run_id)]
 
     def get_hook(self, hook_id: str) -> Hook:
+        """The hook (any status); HookNotFoundError when it does not exist."""
         rows = self._fetch(_Sql.select_hook, hook_id=hook_id)
         if not rows:
             raise HookNotFoundError(f"hook {hook_id!r} not found")
         return hook_from_row(rows[0])
 
     def get_hook_by_token(self, token: str) -> Hook:
+        """The active hook holding ``token``; HookNotFoundError otherwise."""
         rows = self._fetch(_Sql.select_active_token, token=token)
         if not rows:
             raise HookNotFoundError(f"no active hook holds token {token!r}")
         return hook_from_row(rows[0])
 
     def list_hooks(self, run_id: str | None) -> list[Hook]:
+        """Hooks (of one run if given) in creation order."""
         if run_id is not None:
             rows = self._fetch(_Sql.list_run_hooks, run_id=run_id)
         else:
@@ -446,10 +453,12 @@ class LocalRecords:
         return [hook_from_row(row) for row in rows]
 
     def get_wait(self, run_id: str, wait_id: str) -> Wait:
+        """The wait; WaitNotFoundError when it does not exist."""
         rows = self._fetch(_Sql.select_wait, run_id=run_id, wait_id=wait_id)
         if not rows:
             raise WaitNotFoundError(f"wait {wait_id!r} of run {run_id!r} not found")
         return wait_from_row(rows[0])
 
     def list_waits(self, run_id: str) -> list[Wait]:
+        """The run's waits in creation order."""
         return [wait_from_row(row) for row in self._fetch(_Sql.list_waits, run_id=run_id)]

@@ -216,14 +216,17 @@ def loads(raw: str | None) -> Any:
 
 
 def ts(value: datetime | None) -> str | None:
+    """ISO 8601 text of an optional datetime."""
     return None if value is None else value.isoformat()
 
 
 def parse_ts(raw: str | None) -> datetime | None:
+    """The datetime of optional ISO 8601 text."""
     return None if raw is None else datetime.fromisoformat(raw)
 
 
 def event_row(event: Event, data_json: str | None = None) -> dict[str, Any]:
+    """The events row of an event (``data_json``: its data already encoded)."""
     return {
         "event_id": event.event_id,
         "run_id": event.run_id,
@@ -236,6 +239,7 @@ def event_row(event: Event, data_json: str | None = None) -> dict[str, Any]:
 
 
 def event_from_row(row: RowLike) -> Event:
+    """The Event of an events row."""
     return Event(
         event_id=row["event_id"],
         run_id=row["run_id"],
@@ -248,6 +252,7 @@ def event_from_row(row: RowLike) -> Event:
 
 
 def run_row(run: Run) -> dict[str, Any]:
+    """The runs row of a run."""
     return {
         "run_id": run.run_id,
         "workflow_name": run.workflow_name,
@@ -266,6 +271,7 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def run_from_row(row: RowLike) -> Run:
+    """The Run of a runs row."""
     return Run(
         run_id=row["run_id"],
         workflow_name=row["workflow_name"],
@@ -284,6 +290,7 @@ def run_from_row(row: RowLike) -> Run:
 
 
 def step_row(step: Step) -> dict[str, Any]:
+    """The steps row of a step."""
     return {
         "run_id": step.run_id,
         "step_id": step.step_id,
@@ -302,6 +309,7 @@ def step_row(step: Step) -> dict[str, Any]:
 
 
 def step_from_row(row: RowLike) -> Step:
+    """The Step of a steps row."""
     return Step(
         run_id=row["run_id"],
         step_id=row["step_id"],
@@ -320,6 +328,7 @@ def step_from_row(row: RowLike) -> Step:
 
 
 def hook_row(hook: Hook) -> dict[str, Any]:
+    """The hooks row of a hook."""
     return {
         "hook_id": hook.hook_id,
         "run_id": hook.run_id,
@@ -334,6 +343,7 @@ def hook_row(hook: Hook) -> dict[str, Any]:
 
 
 def hook_from_row(row: RowLike) -> Hook:
+    """The Hook of a hooks row."""
     return Hook(
         run_id=row["run_id"],
         hook_id=row["hook_id"],
@@ -348,6 +358,7 @@ def hook_from_row(row: RowLike) -> Hook:
 
 
 def wait_row(wait: Wait) -> dict[str, Any]:
+    """The waits row of a wait."""
     return {
         "run_id": wait.run_id,
         "wait_id": wait.wait_id,
@@ -360,6 +371,7 @@ def wait_row(wait: Wait) -> dict[str, Any]:
 
 
 def wait_from_row(row: RowLike) -> Wait:
+    """The Wait of a waits row."""
     return Wait(
         run_id=row["run_id"],
         wait_id=row["wait_id"],
