@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "WF011": "warning: a class with __wfkit_serialize__ not at module top level (not registered)",
     "WF012": "warning: a bare import shares its top-level name with a redirected one",
     "WF013": "`nonlocal` in a nested step",
+    "WF014": "two definitions in one file that would get the same ID",
 }
 """Every diagnostic code, with what it means."""
 

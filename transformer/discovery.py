@@ -252,12 +252,30 @@ class _Analyzer:
         self.find_classes()
         self.module_kind, self.exported = self.module_marked()
         self.walk_definitions(self.module, [], [])
+        self.check_unique_ids()
         for target in list(self.result.targets.values()):
             if target.kind == "workflow":
                 self.scan_workflow_body(target)
             elif target.nested:
                 target.closure = self.closure_of(target.node)
         return self.result
+
+    def check_unique_ids(self) -> None:
+        """Report a second definition that would get an ID already taken in this file."""
+        seen: dict[str, cst.FunctionDef | cst.ClassDef] = {}
+        defined: list[tuple[str, cst.FunctionDef | cst.ClassDef, str]] = [
+            (t.id, t.node, t.key) for t in self.result.targets.values()
+        ] + [(c.id, c.node, c.name) for c in self.result.classes.values()]
+        for ident, node, key in sorted(defined, key=lambda d: self.index.position[d[1]]):
+            first = seen.setdefault(ident, node)
+            if first is not node:
+                line, _ = self.pos(first.name)
+                self.error(
+                    "WF014",
+                    node.name,
+                    f"{key} is defined twice (first on line {line}); both would register as "
+                    f"{ident}, so rename one",
+                )
 
     def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
         """Find directive strings; report misplaced, duplicate, conflicting, misspelled ones."""
