@@ -124,7 +124,7 @@ class LocalWorld:
         self.hooks: Hooks = _Hooks(records)
         self.waits: Waits = _Waits(records)
         self.queue: Queue = queue
-        self.streams: Streams = LocalStreams(self._engine, write_engine, changed)
+        self.streams: Streams = LocalStreams(self._connections, changed)
 
     @classmethod
     def from_spec(cls, spec: str, *, root: str | os.PathLike[str] | None = None) -> LocalWorld:

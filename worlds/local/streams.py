@@ -8,23 +8,55 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worlds.base import EntityConflictError, StreamPage
-from worlds.local.db import translated_errors
+from worlds.local.db import PreparedSql, ThreadConnections, fetch_all, write_transaction
 from worlds.local.schema import stream_chunks_table, streams_table
 
 _T, _C = streams_table.c, stream_chunks_table.c
 POLL_SECONDS = 0.05
 
+_KEY = (_T.run_id == bindparam("run_id")) & (_T.name == bindparam("name"))
+_HEAD = PreparedSql(select(_T.next_index, _T.closed).where(_KEY))
+_NEW_STREAM = PreparedSql(
+    insert(streams_table).values(
+        run_id=bindparam("run_id"), name=bindparam("name"), next_index=1, closed=0
+    )
+)
+_ADVANCE = PreparedSql(update(streams_table).where(_KEY).values(next_index=bindparam("next")))
+_INSERT_CHUNK = PreparedSql(
+    insert(stream_chunks_table).values(
+        run_id=bindparam("run_id"),
+        name=bindparam("name"),
+        chunk_index=bindparam("index"),
+        data=bindparam("data"),
+    )
+)
+_CLOSE = PreparedSql(
+    sqlite_insert(streams_table)
+    .values(run_id=bindparam("run_id"), name=bindparam("name"), next_index=0, closed=1)
+    .on_conflict_do_update(index_elements=["run_id", "name"], set_={"closed": 1})
+)
+_READ = PreparedSql(
+    select(_C.data)
+    .where(
+        _C.run_id == bindparam("run_id"),
+        _C.name == bindparam("name"),
+        _C.chunk_index >= bindparam("start"),
+    )
+    .order_by(_C.chunk_index)
+    .limit(bindparam("limit"))
+)
+_NAMES = PreparedSql(select(_T.name).where(_T.run_id == bindparam("run_id")).order_by(_T.name))
+
 
 class LocalStreams:
     """``world.streams`` of the local world."""
 
-    def __init__(self, engine: Engine, write_engine: Engine, changed: threading.Condition) -> None:
-        self._engine = engine
-        self._write_engine = write_engine
+    def __init__(self, connections: ThreadConnections, changed: threading.Condition) -> None:
+        self._connections = connections
         self._changed = changed
 
     def _notify(self) -> None:
@@ -37,36 +69,27 @@ class LocalStreams:
         Raises:
             EntityConflictError: the stream is closed.
         """
-        key = (_T.run_id == run_id) & (_T.name == name)
-        with translated_errors(), self._write_engine.begin() as conn:
-            row = conn.execute(select(_T.next_index, _T.closed).where(key)).first()
-            if row is None:
+        key = {"run_id": run_id, "name": name}
+        with write_transaction(self._connections) as cursor:
+            head = cursor.execute(_HEAD.sql, _HEAD.args(key)).fetchone()
+            if head is None:
                 index = 0
-                conn.execute(
-                    insert(streams_table).values(run_id=run_id, name=name, next_index=1, closed=0)
-                )
+                cursor.execute(_NEW_STREAM.sql, _NEW_STREAM.args(key))
             else:
-                if row.closed:
+                if head["closed"]:
                     raise EntityConflictError(f"stream {name!r} of run {run_id!r} is closed")
-                index = row.next_index
-                conn.execute(update(streams_table).where(key).values(next_index=index + 1))
-            conn.execute(
-                insert(stream_chunks_table).values(
-                    run_id=run_id, name=name, chunk_index=index, data=bytes(data)
-                )
+                index = int(head["next_index"])
+                cursor.execute(_ADVANCE.sql, _ADVANCE.args({**key, "next": index + 1}))
+            cursor.execute(
+                _INSERT_CHUNK.sql, _INSERT_CHUNK.args({**key, "index": index, "data": bytes(data)})
             )
         self._notify()
-        return int(index)
+        return index
 
     def close(self, run_id: str, name: str) -> None:
         """Mark the stream finished (idempotent)."""
-        statement = (
-            sqlite_insert(streams_table)
-            .values(run_id=run_id, name=name, next_index=0, closed=1)
-            .on_conflict_do_update(index_elements=["run_id", "name"], set_={"closed": 1})
-        )
-        with translated_errors(), self._write_engine.begin() as conn:
-            conn.execute(statement)
+        with write_transaction(self._connections) as cursor:
+            cursor.execute(_CLOSE.sql, _CLOSE.args({"run_id": run_id, "name": name}))
         self._notify()
 
     def read(
@@ -74,30 +97,27 @@ class LocalStreams:
     ) -> StreamPage:
         """Chunks from ``start_index`` (at most ``limit``); ``closed`` is true when
         the stream is closed and this page reaches its end."""
-        query = (
-            select(_C.data)
-            .where(_C.run_id == run_id, _C.name == name, _C.chunk_index >= start_index)
-            .order_by(_C.chunk_index)
+        key = {"run_id": run_id, "name": name}
+        # The head first: chunks appended after it was read only make the page longer.
+        heads = fetch_all(self._connections, _HEAD, **key)
+        rows = fetch_all(
+            self._connections,
+            _READ,
+            **key,
+            start=start_index,
+            limit=-1 if limit is None else limit,
         )
-        if limit is not None:
-            query = query.limit(limit)
-        with translated_errors(), self._engine.connect() as conn:
-            head = conn.execute(
-                select(_T.next_index, _T.closed).where(_T.run_id == run_id, _T.name == name)
-            ).first()
-            chunks = [bytes(row[0]) for row in conn.execute(query)]
+        chunks = [bytes(row[0]) for row in rows]
         next_index = start_index + len(chunks)
-        closed = head is not None and bool(head.closed) and next_index >= head.next_index
+        closed = bool(heads) and bool(heads[0]["closed"]) and next_index >= heads[0]["next_index"]
         return StreamPage(chunks=chunks, next_index=next_index, closed=closed)
 
     def wait(self, run_id: str, name: str, *, after_index: int, timeout: float) -> None:
         """Block until chunk ``after_index`` exists, the stream closes, or ``timeout``."""
         deadline = time.monotonic() + timeout
-        query = select(_T.next_index, _T.closed).where(_T.run_id == run_id, _T.name == name)
         while True:
-            with translated_errors(), self._engine.connect() as conn:
-                head = conn.execute(query).first()
-            if head is not None and (head.closed or head.next_index > after_index):
+            heads = fetch_all(self._connections, _HEAD, run_id=run_id, name=name)
+            if heads and (heads[0]["closed"] or heads[0]["next_index"] > after_index):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -107,6 +127,4 @@ class LocalStreams:
 
     def list(self, run_id: str) -> list[str]:
         """Names of the run's streams, sorted."""
-        query = select(_T.name).where(_T.run_id == run_id).order_by(_T.name)
-        with translated_errors(), self._engine.connect() as conn:
-            return [row[0] for row in conn.execute(query)]
+        return [row[0] for row in fetch_all(self._connections, _NAMES, run_id=run_id)]
