@@ -294,15 +294,43 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha1(f"wfkit:{schema}".encode()).digest()[:8], "big", signed=True)
 
 
+def _refuse_newer(schema: str, current: int) -> None:
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"Postgres schema {schema!r} is at version {current}, but this wfkit "
+            f"understands up to version {SCHEMA_VERSION}: upgrade wfkit (or use another schema)"
+        )
+
+
+def _stored_version(connection: Connection, tables: Tables) -> int | None:
+    """The stored layout version, or None when there is no version table yet."""
+    table = f"{quote_ident(tables.schema)}.schema_version"
+    exists = connection.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar()
+    if not exists:
+        return None
+    found = connection.execute(
+        tables.schema_version.select().where(tables.schema_version.c.id == 1)
+    ).first()
+    return int(found.version) if found is not None else 0
+
+
 def ensure_schema(engine: Engine, tables: Tables) -> int:
     """Create the schema or bring it up to ``SCHEMA_VERSION``; return the version found.
 
-    Runs in one transaction under ``pg_advisory_xact_lock`` so that processes
-    starting together create the tables once.
+    An up-to-date store is only read (no DDL, no lock, so a role without CREATE
+    privileges can use a schema made by another). Otherwise it runs in one
+    transaction under ``pg_advisory_xact_lock`` so that processes starting
+    together create or upgrade the tables once.
 
     Raises:
         SchemaVersionError: the store's version is newer than this code understands.
     """
+    with engine.connect() as connection:
+        current = _stored_version(connection, tables)
+    if current is not None:
+        _refuse_newer(tables.schema, current)
+        if current == SCHEMA_VERSION:
+            return current
     with (
         engine.connect().execution_options(isolation_level="READ COMMITTED") as connection,
         connection.begin(),
@@ -312,20 +340,13 @@ def ensure_schema(engine: Engine, tables: Tables) -> int:
         )
         connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(tables.schema)}")
         tables.schema_version.create(connection, checkfirst=True)
-        found = connection.execute(
-            tables.schema_version.select().where(tables.schema_version.c.id == 1)
-        ).first()
-        current = int(found.version) if found is not None else 0
-        if current > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"Postgres schema {tables.schema!r} is at version {current}, but this wfkit "
-                f"understands up to version {SCHEMA_VERSION}: upgrade wfkit (or use another schema)"
-            )
+        current = _stored_version(connection, tables) or 0
+        _refuse_newer(tables.schema, current)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             _MIGRATIONS[version](connection, tables)
         if current != SCHEMA_VERSION:
             values = {"version": SCHEMA_VERSION, "updated_at": func.now()}
-            if found is None:
+            if current == 0:
                 connection.execute(tables.schema_version.insert().values(id=1, **values))
             else:
                 connection.execute(
