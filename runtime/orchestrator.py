@@ -218,7 +218,10 @@ class Orchestrator:
     def _hand_off_inline(self, state: _RunState) -> None:
         """Queue the inline steps a handler leaves unfinished (shutdown, error), so
         that another worker runs them now rather than after a sweep."""
-        for cid in list(state.inline):
+        self._enqueue_steps(state, list(state.inline))
+
+    def _enqueue_steps(self, state: _RunState, correlation_ids: Sequence[str]) -> None:
+        for cid in correlation_ids:
             name = state.step_names.get(cid)
             if name is None:
                 continue
@@ -229,6 +232,8 @@ class Orchestrator:
                 )
             except WorldError as exc:
                 log.warning("could not hand off step %s: %s", cid, exc)
+        if correlation_ids and self._on_enqueue is not None:
+            self._on_enqueue()
 
     def close(self) -> None:
         """Close every cached session."""
@@ -624,17 +629,22 @@ class Orchestrator:
 
     def _collect_finished(self, state: _RunState) -> list[EventRequest]:
         requests: list[EventRequest] = []
+        lost: list[str] = []
         for cid in state.finished:
             task = state.inline.pop(cid, None)
-            if task is None or task.cancelled():
+            if task is None:
                 continue
-            error = task.exception()
-            if error is not None:
-                # attempt_step turns every step error into an event; this is a runtime bug.
-                log.error("inline step %s crashed: %r", cid, error)
+            if task.cancelled() or task.exception() is not None:
+                # attempt_step turns every Exception into an event; this was a
+                # BaseException (or a cancellation) from inside the step. Nothing was
+                # recorded: let the queue run it again.
+                log.error("inline step %s ended without an outcome; re-queued", cid)
+                lost.append(cid)
                 continue
             requests.append(task.result())
         state.finished.clear()
+        if lost:
+            self._enqueue_steps(state, lost)
         return requests
 
     # --- waits and healing --------------------------------------------------------------

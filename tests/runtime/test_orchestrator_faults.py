@@ -284,3 +284,14 @@ def test_racing_workers_and_duplicate_deliveries(inline: bool) -> None:
             e.correlation_id for e in _events(world, run.run_id) if e.event_type == "step_completed"
         )
         assert set(completed.values()) == {1}
+
+
+def test_an_inline_step_that_ends_without_an_outcome_is_requeued() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.self_cancelling, world=world)
+        await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=10)
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == 2

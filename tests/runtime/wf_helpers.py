@@ -196,3 +196,20 @@ async def _one_slow(seconds: float) -> str:
 
 
 one_slow = workflow("one_slow", _one_slow)
+
+
+async def _cancels_itself_once() -> int:
+    attempt = _attempt()
+    if attempt == 1:
+        raise asyncio.CancelledError("a step that cancels itself")
+    return attempt
+
+
+cancels_itself_once = step("cancels_itself_once", _cancels_itself_once)
+
+
+async def _self_cancelling() -> int:
+    return int(await cancels_itself_once())
+
+
+self_cancelling = workflow("self_cancelling", _self_cancelling)
