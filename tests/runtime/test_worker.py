@@ -135,3 +135,34 @@ def start_sync_hooked(world: MemoryWorld, token: str) -> Any:
     from runtime.client import start_sync
 
     return start_sync(wf_helpers.hooked, token, world=world)
+
+
+def test_sigterm_stops_a_worker_gracefully() -> None:
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.one_slow, 0.3, world=world)
+        worker = Worker(world=world, poll_interval=0.01, shutdown_grace=5)
+        loop = asyncio.get_running_loop()
+
+        def terminate_once_running() -> None:
+            if any(s.status == "running" for s in world.steps.list(run.run_id)):
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                loop.call_later(0.01, terminate_once_running)
+
+        loop.call_later(0.01, terminate_once_running)
+        await worker.run()  # returns on SIGTERM, after the in-flight step finished
+        return await run.status(), await run.result(timeout=1)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert _run(scenario()) == ("completed", "slow")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
