@@ -190,6 +190,34 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runtime.http import create_app
+    from runtime.loader import load_build
+
+    load_build(args.build)
+    world = _world(args)
+    app = create_app(world)
+    if not args.worker:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    from runtime.worker import Worker
+
+    async def main() -> None:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port))
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(Worker(world=world).run(stop_event=stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await worker_task
+
+    asyncio.run(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wfkit", description="Durable workflows for Python.")
     parser.add_argument(
@@ -245,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="re-fold every event log and compare with the records")
     p.add_argument("run_id", nargs="?", default=None)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("serve", help="serve webhooks, health and the manifest over HTTP (ASGI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--build", default=None)
+    p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("heal", help="re-enqueue runs that lost their queue message")
     p.set_defaults(func=cmd_heal)

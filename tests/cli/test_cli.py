@@ -1,0 +1,82 @@
+"""The wfkit command line, on a real SQLite world and the examples build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    import wfbuild
+
+    work = tmp_path_factory.mktemp("cli")
+    build = work / "build"
+    wfbuild.build([ROOT / "examples"], root=ROOT, out=build)
+    return {
+        **os.environ,
+        "WFKIT_BUILD_DIR": str(build),
+        "WFKIT_WORLD": f"sqlite:///{work / 'wfkit.db'}",
+    }
+
+
+def wfkit(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wfkit", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+def test_run_start_inspect_cancel_verify(env: dict[str, str]) -> None:
+    done = wfkit(env, "run", "examples.e2e.basics:add_ten", "123")
+    assert json.loads(done.stdout) == 133
+
+    runs = wfkit(env, "inspect", "runs").stdout
+    assert "add_ten" in runs and "completed" in runs
+    run_id = next(line.split()[0] for line in runs.splitlines() if "add_ten" in line)
+
+    timeline = wfkit(env, "inspect", "events", run_id).stdout
+    assert [line.split()[2] for line in timeline.splitlines()][:3] == [
+        "run_created",
+        "run_started",
+        "step_created",
+    ]
+    steps = json.loads(wfkit(env, "inspect", "steps", run_id, "--json").stdout)
+    assert [s["status"] for s in steps] == ["completed"] * 3
+
+    started = wfkit(env, "start", "workflow//./examples/e2e/hooks//wait_once", '"cli-token"')
+    pending = started.stdout.strip()
+    assert pending.startswith("wrun_")
+    wfkit(env, "cancel", pending)
+    record = json.loads(wfkit(env, "inspect", "runs", pending, "--json").stdout)
+    assert record["status"] == "cancelled"
+
+    assert "every materialized record equals" in wfkit(env, "verify").stdout
+    assert "re-enqueued" in wfkit(env, "heal").stdout
+
+
+def test_bad_input_gets_one_clear_line(env: dict[str, str]) -> None:
+    bad_json = wfkit(
+        env, "start", "workflow//./examples/e2e/basics//add_ten", "not-json", check=False
+    )
+    assert bad_json.returncode != 0
+    assert "is not JSON" in bad_json.stderr and "Traceback" not in bad_json.stderr
+
+    missing = wfkit(env, "inspect", "runs", "wrun_nope", check=False)
+    assert missing.returncode == 1
+    assert "RunNotFoundError" in missing.stderr and "Traceback" not in missing.stderr
+
+    unknown = wfkit(env, "inspect", "gadgets", check=False)
+    assert unknown.returncode != 0 and "unknown resource" in unknown.stderr
