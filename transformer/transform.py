@@ -15,7 +15,7 @@ from transformer.imports import ImportRewriter, import_rewrites, shadowed_bare_i
 from transformer.linemap import LineTracker, render_line_map
 from transformer.modes import ModeTransformer
 from transformer.naming import is_package_init
-from transformer.result import GeneratedModule, Mode, TransformResult
+from transformer.result import MODES, GeneratedModule, Mode, TransformResult
 from transformer.step_mode import StepModeTransformer
 from transformer.workflow_mode import WorkflowModeTransformer
 
@@ -46,6 +46,9 @@ def transform_module(
     except SyntaxError as exc:
         sink.error("WF000", exc.lineno or 1, exc.offset or 1, f"invalid syntax: {exc.msg}")
         return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
+    except ValueError as exc:  # e.g. a NUL byte in the source
+        sink.error("WF000", 1, 1, f"invalid source: {exc}")
+        return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
     if not _may_need_transform(syntax):
         same = GeneratedModule(source)
         return TransformResult(path, module, same, same, same)
@@ -65,32 +68,45 @@ def transform_module(
             path, module, analysis, {"workflow": same, "step": same, "client": same}, sink
         )
     tracker = LineTracker(wrapper)
-    package = is_package_init(path)
-    generated: dict[Mode, GeneratedModule] = {}
-    for mode in ("workflow", "step", "client"):
-        rewriter = ImportRewriter(
-            module=module,
-            is_package=package,
-            workflow_modules=workflow_modules,
-            absolute=mode != "client",
-            redirect=mode == "workflow",
-        )
-        imports = import_rewrites(analysis.imports, rewriter)
-        transformer: ModeTransformer
-        if mode == "workflow":
-            transformer = WorkflowModeTransformer(analysis, imports, path, rewrite_calls=True)
-        elif mode == "step":
-            transformer = StepModeTransformer(analysis, imports, path)
-        else:
-            transformer = ClientModeTransformer(analysis, imports, path)
-        new_module = wrapper.module.visit(transformer)
-        line_map = tracker.line_map(new_module, transformer.origins)
-        code = new_module.code
-        if not code.endswith("\n"):
-            code += "\n"
-        code += "\n" + render_line_map(line_map)
-        generated[mode] = GeneratedModule(code, line_map)
+    generated: dict[Mode, GeneratedModule] = {
+        mode: _generate(mode, wrapper.module, analysis, tracker, path, module, workflow_modules)
+        for mode in MODES
+    }
     return _result(path, module, analysis, generated, sink)
+
+
+_TRANSFORMERS: dict[Mode, type[ModeTransformer]] = {
+    "workflow": WorkflowModeTransformer,
+    "step": StepModeTransformer,
+    "client": ClientModeTransformer,
+}
+
+
+def _generate(
+    mode: Mode,
+    tree: cst.Module,
+    analysis: Analysis,
+    tracker: LineTracker,
+    path: str,
+    module: str,
+    workflow_modules: frozenset[str],
+) -> GeneratedModule:
+    """One mode's module: imports rewritten, the mode's transformer run, line map appended."""
+    rewriter = ImportRewriter(
+        module=module,
+        is_package=is_package_init(path),
+        workflow_modules=workflow_modules,
+        absolute=mode != "client",  # the client module is loaded under its real name
+        redirect=mode == "workflow",
+    )
+    imports = import_rewrites(analysis.imports, rewriter)
+    transformer = _TRANSFORMERS[mode](analysis, imports, path, rewrite_calls=mode == "workflow")
+    new_module = tree.visit(transformer)
+    line_map = tracker.line_map(new_module, transformer.origins)
+    code = new_module.code
+    if not code.endswith("\n"):
+        code += "\n"
+    return GeneratedModule(code + "\n" + render_line_map(line_map), line_map)
 
 
 def _warn_shadowed_imports(
