@@ -149,6 +149,7 @@ class Worker:
         self._kick: asyncio.Event | None = None
         self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
+        self._sweeping: asyncio.Task[None] | None = None
         self.handled = 0
 
     # --- public ---------------------------------------------------------------------
@@ -299,8 +300,14 @@ class Worker:
         if now - self._last_sweep < self.sweep_interval:
             return
         self._last_sweep = now
+        if self._sweeping is None or self._sweeping.done():
+            # Off the loop: a sweep lists every unfinished run.
+            self._sweeping = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
         try:
-            heal(self.world)
+            if await asyncio.to_thread(heal, self.world):
+                self._wake()
         except WorldError as exc:
             log.warning("sweep failed: %s", exc)
 
@@ -356,6 +363,9 @@ class Worker:
     # --- shutdown -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        if self._sweeping is not None:
+            await asyncio.gather(self._sweeping, return_exceptions=True)
+            self._sweeping = None
         if self._inflight:
             _done, pending = await asyncio.wait(set(self._inflight), timeout=self.shutdown_grace)
             for task in pending:

@@ -166,3 +166,16 @@ def test_sigterm_stops_a_worker_gracefully() -> None:
         assert _run(scenario()) == ("completed", "slow")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_worker_sweeps_lost_runs_on_its_own() -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.sequential, 2, world=world)
+        world.queue.delete_messages(run.run_id)
+        worker = Worker(world=world, poll_interval=0.01, sweep_interval=0.05)
+        await worker.run_until_complete(run.run_id, timeout=10)
+        return await run.result(timeout=1)
+
+    assert _run(scenario()) == 1
