@@ -54,6 +54,7 @@ async def _fan_out(n: int) -> int:
 
 
 def register() -> None:
+    """Register the bench step and workflows, as generated code would."""
     gen.register_step(NOOP_ID, _noop)
     gen.register_workflow(SEQ_ID, _sequential)
     gen.register_workflow(GATHER_ID, _fan_out)
@@ -79,6 +80,7 @@ class _CountingEvents:
 
 
 def make_world(kind: str, directory: Path) -> World:
+    """A fresh memory world, or a local (SQLite) world in ``directory``."""
     if kind == "memory":
         from worlds.memory import MemoryWorld
 
@@ -104,6 +106,7 @@ def _per_step_ms(world: World, run_id: str, at: list[int]) -> dict[int, float]:
 async def run_shape(
     kind: str, workflow_id: str, n: int, directory: Path, **options: Any
 ) -> dict[str, Any]:
+    """Run one shape once on a fresh world; the row's measurements."""
     world = make_world(kind, directory)
     counting = _CountingEvents(world.events)
     world.events = counting  # type: ignore[misc]
@@ -159,6 +162,7 @@ async def time_to_first_step(kind: str, directory: Path, samples: int = 5) -> di
 
 
 def run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any] | None:
+    """The same shape on DBOS + SQLite, or None when ``dbos`` is not installed."""
     try:
         import dbos  # noqa: F401
     except ImportError:
@@ -223,6 +227,7 @@ def _fmt_row(row: dict[str, Any], dbos_row: dict[str, Any] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run every shape on every world and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", default="memory,local")
     parser.add_argument("--sizes", default="10,100,1000")

@@ -131,6 +131,7 @@ class Run:
 
     @property
     def workflow_name(self) -> str:
+        """The run's workflow ID."""
         return self.record().workflow_name
 
     async def status(self) -> RunStatus:
@@ -138,6 +139,7 @@ class Run:
         return self.record().status
 
     def status_sync(self) -> RunStatus:
+        """``status`` for sync code."""
         return self.record().status
 
     async def result(self, timeout: float | None = None) -> Any:
@@ -180,6 +182,7 @@ class Run:
         cancel_run(self.run_id, world=self.world, reason=reason)
 
     def cancel_sync(self, reason: str | None = None) -> None:
+        """``cancel`` for sync code."""
         cancel_run(self.run_id, world=self.world, reason=reason)
 
 

@@ -100,6 +100,7 @@ class _RunState:
     finished: list[str] = field(default_factory=list)
 
     def close(self) -> None:
+        """Cancel the run's inline steps and close its replay session."""
         for task in self.inline.values():
             task.cancel()
         self.inline.clear()
