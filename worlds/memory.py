@@ -8,6 +8,7 @@ stream readers.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,8 @@ from worlds.base import (
 )
 
 __all__ = ["MemoryWorld"]
+
+_IDLE_POLL_SECONDS = 0.05
 
 
 def _epoch_to_datetime(seconds: float) -> datetime:
@@ -97,6 +100,9 @@ class _Core:
         self.messages: dict[str, _Message] = {}
         self.keys: dict[str, str] = {}
         self.message_seq = 0
+        # (visible_at, seq, message_id), lazily pruned: an entry whose message is
+        # gone or whose visible_at has changed since is stale and skipped.
+        self.visibility: list[tuple[float, int, str]] = []
         self.streams: dict[tuple[str, str], _Stream] = {}
 
     def enqueue_locked(self, request: QueueMessageRequest, payload: dict[str, Any]) -> str:
@@ -119,10 +125,43 @@ class _Core:
             seq=self.message_seq,
         )
         self.messages[message.message_id] = message
+        heapq.heappush(self.visibility, (message.visible_at, message.seq, message.message_id))
         if message.idempotency_key is not None:
             self.keys[message.idempotency_key] = message.message_id
         self.changed.notify_all()
         return message.message_id
+
+    def take_visible(self, prefixes: tuple[str, ...], now: float, limit: int) -> list[_Message]:
+        """Visible messages under ``prefixes`` to lease (the lock is held)."""
+        return _take_visible(self, prefixes, now, limit)
+
+    def set_visible(self, message: _Message, visible_at: float) -> None:
+        """Change when a message becomes visible (the lock is held)."""
+        message.visible_at = visible_at
+        heapq.heappush(self.visibility, (visible_at, message.seq, message.message_id))
+
+    def next_visible_at(self) -> float | None:
+        """The earliest visibility time of any message (an upper bound on the wait)."""
+        return self.visibility[0][0] if self.visibility else None
+
+
+def _take_visible(core: _Core, prefixes: tuple[str, ...], now: float, limit: int) -> list[_Message]:
+    """Pop up to ``limit`` visible messages under ``prefixes``, oldest visibility first."""
+    taken: list[_Message] = []
+    passed_over: list[tuple[float, int, str]] = []
+    heap = core.visibility
+    while heap and len(taken) < limit and heap[0][0] <= now:
+        entry = heapq.heappop(heap)
+        message = core.messages.get(entry[2])
+        if message is None or message.visible_at != entry[0] or message in taken:
+            continue
+        if message.queue.startswith(prefixes):
+            taken.append(message)
+        else:
+            passed_over.append(entry)
+    for entry in passed_over:
+        heapq.heappush(heap, entry)
+    return taken
 
 
 class MemoryEvents:
@@ -325,28 +364,22 @@ class MemoryQueue:
         with core.lock:
             while True:
                 now = time.time()
-                ready = sorted(
-                    (
-                        m
-                        for m in core.messages.values()
-                        if m.visible_at <= now and m.queue.startswith(prefix_tuple)
-                    ),
-                    key=lambda m: (m.visible_at, m.seq),
-                )[:max_messages]
+                ready = core.take_visible(prefix_tuple, now, max_messages)
                 if ready:
                     for message in ready:
-                        message.visible_at = now + lease_seconds
                         message.attempt += 1
+                        core.set_visible(message, now + lease_seconds)
                     return [m.snapshot() for m in ready]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                upcoming = [
-                    m.visible_at - now
-                    for m in core.messages.values()
-                    if m.queue.startswith(prefix_tuple)
-                ]
-                timeout = min([remaining, *upcoming]) if upcoming else remaining
+                upcoming = core.next_visible_at()
+                if upcoming is None:
+                    timeout = remaining
+                elif upcoming > now:
+                    timeout = min(remaining, upcoming - now)
+                else:  # visible, but under other prefixes: look again now and then
+                    timeout = min(remaining, _IDLE_POLL_SECONDS)
                 core.changed.wait(max(timeout, 0.001))
 
     def ack(self, message_id: str) -> None:
@@ -363,7 +396,7 @@ class MemoryQueue:
         with core.lock:
             message = core.messages.get(message_id)
             if message is not None:
-                message.visible_at = time.time() + max(0.0, delay_seconds)
+                core.set_visible(message, time.time() + max(0.0, delay_seconds))
                 core.changed.notify_all()
 
     def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
@@ -371,7 +404,7 @@ class MemoryQueue:
         with self._core.lock:
             message = self._core.messages.get(message_id)
             if message is not None:
-                message.visible_at = time.time() + lease_seconds
+                self._core.set_visible(message, time.time() + lease_seconds)
 
     def live_run_ids(self) -> set[str]:
         """Run ids that have at least one message not yet acked."""
