@@ -47,6 +47,10 @@ class Point:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
 
+    async def scaled(self, factor: int) -> "Point":
+        "use step"
+        return Point(self.x * factor, self.y * factor)
+
 
 @dataclass
 class Box:
@@ -80,6 +84,12 @@ async def custom_classes() -> dict:
             type(moved["order"]).__name__,
         ],
     }
+
+
+async def instance_method() -> dict:
+    "use workflow"
+    bigger = await Point(2, 3).scaled(10)
+    return {"x": bigger.x, "y": bigger.y, "type": type(bigger).__name__}
 
 
 class Calculator:

@@ -268,3 +268,10 @@ def test_25_method_steps_and_a_static_method_workflow(world: Any) -> None:
     assert world.runs.get(run.run_id).workflow_name == (
         "workflow//./examples/e2e/values//Calculator.calculate"
     )
+
+
+def test_25b_instance_method_step_carries_self(world: Any) -> None:
+    run, result = run_async(run_to_end(world, values.instance_method))
+    assert result == {"x": 20, "y": 30, "type": "Point"}
+    (step,) = world.steps.list(run.run_id)
+    assert step.step_name == "step//./examples/e2e/values//Point#scaled"
