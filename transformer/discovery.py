@@ -8,7 +8,7 @@ the modes cannot disagree about what is a step, what its ID is or what gets rewr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,16 +25,22 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from transformer.cst_index import CSTIndex, nested_scope
 from transformer.determinism import forbidden_reason, is_deterministic_call
 from transformer.diagnostics import DiagnosticSink
+from transformer.directives import (
+    DIRECTIVES,
+    Kind,
+    edit_distance_is_one,
+    leading_small_statements,
+    string_value,
+)
 from transformer.naming import make_id
 
-__all__ = ["DIRECTIVES", "Analysis", "SerdeClass", "Target", "analyze"]
+__all__ = ["Analysis", "SerdeClass", "Target", "analyze"]
 
-Kind = Literal["step", "workflow"]
 MethodKind = Literal["function", "static", "class", "instance"]
 
-DIRECTIVES: dict[str, Kind] = {"use step": "step", "use workflow": "workflow"}
 
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel"})
 _SERDE_METHODS = frozenset({"__wfkit_serialize__", "__wfkit_deserialize__"})
@@ -106,99 +112,6 @@ class _Meta(cst.MetadataDependent):
     )
 
 
-def is_directive_like(text: str) -> bool:
-    """True for a directive or a string within edit distance 1 of one."""
-    return text in DIRECTIVES or any(_edit_distance_is_one(text, real) for real in DIRECTIVES)
-
-
-def _edit_distance_is_one(a: str, b: str) -> bool:
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    for i in range(len(long)):
-        if long[:i] + long[i + 1 :] == short:
-            return True
-    return False
-
-
-def string_value(node: cst.CSTNode) -> str | None:
-    """The text of a string-literal expression statement, or None."""
-    if m.matches(node, m.Expr(value=m.SimpleString())):
-        assert isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString)
-        value = node.value.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
-def leading_small_statements(owner: cst.CSTNode, limit: int = 2) -> list[cst.BaseSmallStatement]:
-    """The first ``limit`` simple statements of a module or function/class body, in order."""
-    if isinstance(owner, cst.Module):
-        statements: Iterable[cst.CSTNode] = owner.body
-    elif isinstance(owner, cst.FunctionDef | cst.ClassDef):
-        if isinstance(owner.body, cst.SimpleStatementSuite):
-            return list(owner.body.body[:limit])
-        statements = owner.body.body
-    else:
-        return []
-    out: list[cst.BaseSmallStatement] = []
-    for stmt in statements:
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            break
-        out.extend(stmt.body)
-        if len(out) >= limit:
-            break
-    return out[:limit]
-
-
-class _Index(cst.CSTVisitor):
-    """One traversal recording pre-order, subtree extents and parents.
-
-    ``CSTNode.children`` re-visits the node on every call, so walking a tree through it is
-    slow; slicing this pre-order list is not.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.order: list[cst.CSTNode] = []
-        self.position: dict[cst.CSTNode, int] = {}
-        self.end: dict[cst.CSTNode, int] = {}
-        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        self._stack: list[cst.CSTNode] = []
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        """Record ``node`` in pre-order."""
-        if self._stack:
-            self.parents[node] = self._stack[-1]
-        self.position[node] = len(self.order)
-        self.order.append(node)
-        self._stack.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        """Close ``original_node``'s subtree."""
-        self._stack.pop()
-        self.end[original_node] = len(self.order)
-
-    def subtree(
-        self, node: cst.CSTNode, prune: Callable[[cst.CSTNode], bool] | None = None
-    ) -> Iterator[cst.CSTNode]:
-        """``node`` and its descendants in pre-order; ``prune(n)`` skips n's descendants."""
-        i, stop = self.position[node], self.end[node]
-        while i < stop:
-            current = self.order[i]
-            yield current
-            if prune is not None and current is not node and prune(current):
-                i = self.end[current]
-            else:
-                i += 1
-
-
-def _nested_scope(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda)
-
-
 class _Analyzer:
     def __init__(
         self, wrapper: cst.MetadataWrapper, meta: _Meta, sink: DiagnosticSink, path: str
@@ -208,7 +121,7 @@ class _Analyzer:
         self.sink = sink
         self.path = path
         self.result = Analysis()
-        self.index = _Index()
+        self.index = CSTIndex()
         self.own_directive: dict[cst.CSTNode, tuple[Kind, cst.Expr]] = {}
         self.serializable: set[cst.ClassDef] = set()
         self.module_kind: Kind | None = None
@@ -331,7 +244,7 @@ class _Analyzer:
                 )
             else:
                 for real in DIRECTIVES:
-                    if _edit_distance_is_one(text, real):
+                    if edit_distance_is_one(text, real):
                         self.error(
                             "WF003",
                             node,
@@ -418,7 +331,7 @@ class _Analyzer:
     ) -> None:
         """Visit every def/class directly inside ``container`` (a module or a body),
         keeping the chain of enclosing defs and classes."""
-        for node in self.index.subtree(container, prune=_nested_scope):
+        for node in self.index.subtree(container, prune=nested_scope):
             if node is not container and isinstance(node, cst.FunctionDef | cst.ClassDef):
                 self._definition(node, stack, keys)
 
@@ -533,7 +446,7 @@ class _Analyzer:
 
     def own_body_nodes(self, fn: cst.FunctionDef) -> Iterator[cst.CSTNode]:
         """Nodes of ``fn``'s body, not descending into nested defs, classes or lambdas."""
-        return self.index.subtree(fn.body, prune=_nested_scope)
+        return self.index.subtree(fn.body, prune=nested_scope)
 
     def is_generator(self, fn: cst.FunctionDef) -> bool:
         """True when ``fn``'s own body contains ``yield``."""

@@ -18,7 +18,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import parse_template_statement
 
-from transformer.discovery import Analysis, SerdeClass, Target, leading_small_statements
+from transformer.directives import leading_small_statements
+from transformer.discovery import Analysis, SerdeClass, Target
 from transformer.imports import Replacement
 from transformer.result import Mode
 

@@ -10,7 +10,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from transformer.client_mode import ClientModeTransformer
 from transformer.diagnostics import DiagnosticSink
-from transformer.discovery import Analysis, analyze, is_directive_like
+from transformer.directives import is_directive_like
+from transformer.discovery import Analysis, analyze
 from transformer.imports import ImportRewriter, import_rewrites, shadowed_bare_imports
 from transformer.linemap import LineTracker, render_line_map
 from transformer.modes import ModeTransformer
