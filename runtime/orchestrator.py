@@ -174,6 +174,12 @@ class Orchestrator:
         """How many suspended runs are kept alive."""
         return len(self._cache)
 
+    def is_running_inline(self, run_id: str, correlation_id: str) -> bool:
+        """Whether this worker is running that step inline right now (a step message
+        for it is then a duplicate)."""
+        state = self._driving.get(run_id)
+        return state is not None and correlation_id in state.inline
+
     def is_driving(self, run_id: str) -> bool:
         """Whether a handler in this worker is working ``run_id`` right now."""
         return run_id in self._driving

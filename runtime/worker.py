@@ -335,6 +335,9 @@ class Worker:
             )
             return None
         if message.queue.startswith(STEP_QUEUE_PREFIX):
+            if self.orchestrator.is_running_inline(str(payload["run_id"]), str(payload["step_id"])):
+                # Running inline here already; its handler records it or hands it off.
+                return None
             result = await handle_step_message(self.world, payload, url=self.url)
             if result.outcome in ("completed", "failed", "already-terminal", "conflict"):
                 self._wake()
