@@ -34,6 +34,18 @@ API sketch (every method is synchronous; the runtime decides what runs off-loop)
     world.streams.read(run_id, name, start_index=0, limit=None) -> StreamPage
     world.streams.wait(run_id, name, after_index, timeout) -> None
     world.streams.list(run_id) -> [name, ...]
+
+Shared lifecycle rules (the second half of this module; every world uses them,
+so the worlds cannot disagree on what a transition means)::
+
+    plan_events(loader, run_id, requests, now=None, expected_last_event_id=None) -> PlannedWrites
+        check requests against the lifecycle table, reading current records
+        through a RecordLoader inside the world's transaction; the world then
+        writes PlannedWrites (events, new/changed records, released runs)
+    fold_events(events) -> FoldedState          the records a log gives
+    diff_run_records(world, run_id) -> [str]    fold vs materialized records (wfkit verify)
+    StateLoader(FoldedState)                    an in-memory RecordLoader (fold, MemoryWorld)
+    new_id("evnt") / utc_now() / parse_timestamp(s) / encode_json(data)
 """
 
 from __future__ import annotations

@@ -71,3 +71,33 @@ def test_threads_racing_one_hook_token(world: World) -> None:
     assert holder.status == "active"
     for run_id in run_ids:
         assert_consistent(world, run_id)
+
+
+def test_threads_writing_their_own_runs(world: World) -> None:
+    run_ids = [new_run(world) for _ in range(6)]
+
+    def drive(index: int) -> int:
+        run_id = run_ids[index]
+        for step in range(40):
+            world.events.create_batch(
+                run_id,
+                [
+                    ev("step_created", f"step_{step}", step_name="s", input=step),
+                    ev("step_started", f"step_{step}"),
+                    ev("step_completed", f"step_{step}", result=step * index),
+                ],
+            )
+            world.streams.append(run_id, "out", str(step).encode())
+            world.queue.enqueue("q_", {"run_id": run_id, "step": step})
+        world.events.create(run_id, ev("run_completed", output=index))
+        return index
+
+    outcomes = _race(len(run_ids), drive)
+    assert outcomes == list(range(len(run_ids)))
+    for index, run_id in enumerate(run_ids):
+        assert world.runs.get(run_id).output == index
+        assert len(world.events.list(run_id)) == 2 + 40 * 3 + 1
+        assert [s.output for s in world.steps.list(run_id)] == [n * index for n in range(40)]
+        assert len(world.streams.read(run_id, "out").chunks) == 40
+        assert_consistent(world, run_id)
+    assert len(world.queue.receive(["q_"], lease_seconds=30, max_messages=1000)) == 240
