@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "WF012": "warning: a bare import shares its top-level name with a redirected one",
     "WF013": "`nonlocal` in a nested step",
     "WF014": "two definitions in one file that would get the same ID",
+    "WF015": "a nested step whose closure holds a function, class or module",
 }
 """Every diagnostic code, with what it means."""
 

@@ -510,12 +510,27 @@ class _Analyzer:
             if scope is not None:
                 scopes.add(scope)
         names: set[str] = set()
+        unshippable: dict[str, str] = {}
         for scope in scopes:
             for access in scope.accesses:
                 for ref in access.referents:
-                    if isinstance(ref, Assignment) and ref.scope in enclosing:
-                        names.add(ref.name)
+                    if not isinstance(ref, Assignment) or ref.scope not in enclosing:
+                        continue
+                    names.add(ref.name)
+                    if isinstance(ref.node, cst.FunctionDef | cst.ClassDef):
+                        unshippable[ref.name] = "a function or class defined"
+                    elif isinstance(ref.node, cst.Import | cst.ImportFrom | cst.ImportAlias):
+                        unshippable[ref.name] = "a module or name imported"
         names.discard(fn.name.value)
+        unshippable.pop(fn.name.value, None)
+        for name, what in sorted(unshippable.items()):
+            self.error(
+                "WF015",
+                fn.name,
+                f'Nested "use step" function {fn.name.value} uses `{name}`, {what} in the '
+                "enclosing function; a step's closure is serialized, so move it to module "
+                "level (or inside the step)",
+            )
         return tuple(sorted(names))
 
 
