@@ -311,15 +311,13 @@ class _Analyzer:
         if directive is None:
             return None, None
         exported: set[str] | None = None
+        literal = m.List() | m.Tuple()
+        all_assignment = m.Assign(targets=[m.AssignTarget(m.Name("__all__"))], value=literal)
+        all_annotated = m.AnnAssign(target=m.Name("__all__"), value=literal)
         for stmt in self.module.body:
             for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
-                if m.matches(
-                    small,
-                    m.Assign(
-                        targets=[m.AssignTarget(m.Name("__all__"))], value=m.List() | m.Tuple()
-                    ),
-                ):
-                    assert isinstance(small, cst.Assign)
+                if m.matches(small, all_assignment | all_annotated):
+                    assert isinstance(small, cst.Assign | cst.AnnAssign)
                     assert isinstance(small.value, cst.List | cst.Tuple)
                     names = [string_value(cst.Expr(e.value)) for e in small.value.elements]
                     if all(n is not None for n in names):

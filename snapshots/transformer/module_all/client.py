@@ -2,7 +2,7 @@
 import runtime.gen as __wfkit__
 __wfkit__.MODE = "client"
 
-__all__ = ["exported"]
+__all__: list[str] = ["exported"]
 
 
 async def exported(x: int) -> int:

@@ -2,7 +2,7 @@
 import runtime.gen as __wfkit__
 __wfkit__.MODE = "workflow"
 
-__all__ = ["exported"]
+__all__: list[str] = ["exported"]
 
 
 exported = __wfkit__.step_proxy("step//./app/module_all//exported", "exported")
