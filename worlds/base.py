@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SPEC_VERSION = 2
 
@@ -959,9 +959,12 @@ def plan_events(
             event_type=event_type,
             correlation_id=request.correlation_id,
             data=data,
-            created_at=request.created_at or at,
+            created_at=at if request.created_at is None else parse_timestamp(request.created_at),
         )
-        result = _apply_event(view, event)
+        try:
+            result = _apply_event(view, event)
+        except ValidationError as exc:  # e.g. a token that is not a string
+            raise InvalidEventError(f"{event.event_type}: malformed data: {exc}") from exc
         plan.events.append(event)
         plan.results.append(result)
         plan.event_json[event.event_id] = data_json
@@ -1102,7 +1105,7 @@ def fold_events(events: Iterable[Event]) -> FoldedState:
         plan = PlannedWrites()
         try:
             result = _apply_event(_Overlay(loader, plan), event)
-        except WorldError as exc:
+        except (WorldError, ValidationError) as exc:
             raise CorruptedLogError(
                 f"event {event.event_id} ({event.event_type}) of run {event.run_id!r} "
                 f"cannot be folded: {exc}"

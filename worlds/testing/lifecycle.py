@@ -626,3 +626,31 @@ def test_step_events_on_a_pending_run(world: World) -> None:
     assert results[1].step is not None and results[1].step.status == "running"
     assert world.runs.get(run_id).status == "pending"
     assert_consistent(world, run_id)
+
+
+def test_caller_chosen_created_at_is_stored(world: World) -> None:
+    run_id = new_run(world)
+    when = datetime(2030, 6, 7, 8, 9, 10, 111213, tzinfo=UTC)
+    request = EventRequest(
+        event_type="step_created",
+        correlation_id="step_a",
+        data={"step_name": "s"},
+        created_at=when,
+    )
+    result = world.events.create(run_id, request)
+    assert result.event.created_at == when
+    assert world.events.list(run_id)[-1].created_at == when
+    assert world.steps.get(run_id, "step_a").created_at == when
+    assert_consistent(world, run_id)
+
+
+def test_malformed_data_is_refused(world: World) -> None:
+    run_id = new_run(world)
+    for request in (
+        ev("hook_created", "hook_a", token=5),
+        ev("step_created", "step_a", step_name=["not", "a", "name"]),
+        ev("step_created", "step_b", step_name="s", input={1, 2}),
+    ):
+        assert_refused(
+            world, run_id, InvalidEventError, partial(world.events.create, run_id, request)
+        )
