@@ -92,13 +92,14 @@ def make_world(kind: str, directory: Path) -> World:
 
 
 def _per_step_ms(world: World, run_id: str, at: list[int]) -> dict[int, float]:
-    """Median gap (ms) between consecutive step_completed events around each index in
-    ``at`` (the median ignores the odd scheduler hiccup of a shared machine)."""
+    """Median gap (ms) between consecutive step_completed events over the 20 steps
+    before each index in ``at`` (the median ignores the odd scheduler hiccup of a
+    shared machine)."""
     times = [e.created_at for e in world.events.list(run_id) if e.event_type == "step_completed"]
     gaps = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(times)]
     out: dict[int, float] = {}
     for index in at:
-        window = gaps[max(0, index - 6) : index + 4]
+        window = gaps[max(0, index - 20) : index]
         if index <= len(gaps) + 1 and window:
             out[index] = statistics.median(window)
     return out
