@@ -1,0 +1,66 @@
+"""Workflows for the fault tests (tests/faults) and the scale bench (bench/scale.py).
+
+Each one has a result that is a pure function of its arguments, so a test can
+check it after workers were killed, messages lost or delivered twice.
+"""
+
+import asyncio
+
+from wfkit import create_hook, sleep
+
+
+async def slow_append(acc: list, item: int, delay: float) -> list:
+    "use step"
+    await asyncio.sleep(delay)
+    return [*acc, item]
+
+
+async def slow_square(i: int, delay: float) -> int:
+    "use step"
+    await asyncio.sleep(delay)
+    return i * i
+
+
+async def chain(n: int, delay: float = 0.1) -> list:
+    "use workflow"
+    acc: list = []
+    for i in range(n):
+        acc = await slow_append(acc, i, delay)
+    return acc
+
+
+async def fan(n: int, delay: float = 0.1) -> dict:
+    "use workflow"
+    head = await slow_append([], -1, delay)
+    squares = await asyncio.gather(*(slow_square(i, delay) for i in range(n)))
+    tail = await slow_append(head, -2, delay)
+    return {"squares": list(squares), "tail": tail}
+
+
+async def napper(seconds: float, delay: float = 0.1) -> dict:
+    "use workflow"
+    before = await slow_append([], 1, delay)
+    await sleep(seconds)
+    after = await slow_append(before, 2, delay)
+    return {"steps": after}
+
+
+async def waiter(token: str, delay: float = 0.1) -> dict:
+    "use workflow"
+    before = await slow_append([], 1, delay)
+    payload = await create_hook(token=token)
+    after = await slow_append(before, payload["n"], delay)
+    return {"steps": after, "payload": payload}
+
+
+async def noop(i: int) -> int:
+    "use step"
+    return i
+
+
+async def ten(n: int = 10) -> int:
+    "use workflow"
+    total = 0
+    for i in range(n):
+        total += await noop(i)
+    return total
