@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +104,34 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaVersionError, match="schema version 999"):
         LocalWorld(tmp_path / "w.db")
+
+
+def test_a_newer_file_is_left_untouched(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "w.db")
+    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER)")
+    conn.execute("INSERT INTO schema_version VALUES (1, 2)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError):
+        LocalWorld(tmp_path / "w.db")
+    conn = sqlite3.connect(tmp_path / "w.db")
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    finally:
+        conn.close()
+    assert tables == ["schema_version"]
+
+
+def test_a_dropped_world_stops_its_thread(tmp_path: Path) -> None:
+    before = threading.active_count()
+    world = LocalWorld(tmp_path / "w.db")
+    assert threading.active_count() == before + 1
+    del world
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_diff_run_records_finds_a_tampered_record(tmp_path: Path) -> None:

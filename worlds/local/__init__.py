@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -112,6 +113,8 @@ class LocalWorld:
         write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         ensure_schema(write_engine, self.path)
         self._checkpointer = Checkpointer(self._engine)
+        # A world dropped without close() must not leave its thread running.
+        weakref.finalize(self, self._checkpointer.stop)
         changed = threading.Condition()
         self._connections = ThreadConnections(self._engine)
         queue = LocalQueue(self._engine, self._connections, changed)

@@ -249,8 +249,12 @@ class Checkpointer:
         finally:
             pooled.close()
 
+    def stop(self) -> None:
+        """Ask the thread to end (without waiting for it)."""
+        self._stop.set()
+
     def close(self) -> None:
-        """Stop the thread after one last checkpoint round."""
+        """Stop the thread and wait for it."""
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=10)

@@ -184,15 +184,21 @@ def ensure_schema(write_engine: Engine, path: Path) -> None:
         SchemaVersionError: the file was written by a newer wfkit.
     """
     with translated_errors(), write_engine.begin() as conn:
-        metadata.create_all(conn)
-        stored = conn.execute(select(schema_version_table.c.version)).scalar_one_or_none()
-        if stored is None:
-            conn.execute(schema_version_table.insert().values(id=1, version=SCHEMA_VERSION))
-        elif stored > SCHEMA_VERSION:
+        # Check before creating anything: a newer file must be left untouched.
+        has_version = conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+        ).first()
+        stored = None
+        if has_version is not None:
+            stored = conn.execute(select(schema_version_table.c.version)).scalar_one_or_none()
+        if stored is not None and stored > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"{path} uses schema version {stored}, but this wfkit understands up to "
                 f"{SCHEMA_VERSION}: upgrade wfkit, or point WFKIT_WORLD at another database"
             )
+        metadata.create_all(conn)
+        if stored is None:
+            conn.execute(schema_version_table.insert().values(id=1, version=SCHEMA_VERSION))
 
 
 # --- row codecs --------------------------------------------------------------
