@@ -1,4 +1,8 @@
-"""transformer/SPEC.md stays true: every example's outputs are what the transformer gives."""
+"""transformer/SPEC.md stays true: every example's outputs are what the transformer gives.
+
+After changing the transformer (or an example's input), refresh the outputs in place with
+``python tests/transformer/test_transformer_spec.py`` and review the diff.
+"""
 
 from __future__ import annotations
 
@@ -45,20 +49,48 @@ def test_spec_has_examples() -> None:
     assert len(EXAMPLES) >= 8
 
 
-@pytest.mark.parametrize(("path", "source", "outputs"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
-def test_spec_example_is_current(path: str, source: str, outputs: dict[str, str]) -> None:
-    workflow_modules = frozenset({"app.billing", "app.shipping"})
+WORKFLOW_MODULES = frozenset({"app.billing", "app.shipping"})
+
+
+def _expected(path: str, source: str, label: str) -> str:
     result = transform_module(
         source,
         path=path,
         module=path.removesuffix(".py").replace("/", "."),
-        workflow_modules=workflow_modules,
+        workflow_modules=WORKFLOW_MODULES,
     )
+    if label == "Diagnostics":
+        return "\n".join(d.render() for d in result.diagnostics)
+    generated = result.generated(label.split()[0].lower())  # type: ignore[arg-type]
+    assert generated is not None, f"{path} has errors: {result.diagnostics}"
+    return _trim(generated.code)
+
+
+@pytest.mark.parametrize(("path", "source", "outputs"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_spec_example_is_current(path: str, source: str, outputs: dict[str, str]) -> None:
     assert outputs
     for label, expected in outputs.items():
-        if label == "Diagnostics":
-            assert "\n".join(d.render() for d in result.diagnostics) == expected
+        assert _expected(path, source, label) == expected, label
+
+
+def update_spec() -> None:
+    """Rewrite every output block of SPEC.md from its example's input."""
+    text = SPEC.read_text()
+    current: tuple[str, str] | None = None
+    pieces: list[str] = []
+    last = 0
+    for match in _BLOCK.finditer(text):
+        label = match["label"]
+        if label == "Input":
+            current = (match["path"], match["body"])
             continue
-        generated = result.generated(label.split()[0].lower())  # type: ignore[arg-type]
-        assert generated is not None
-        assert _trim(generated.code) == expected
+        if current is None or not (label.endswith(" mode") or label == "Diagnostics"):
+            continue
+        start, end = match.span("body")
+        pieces += [text[last:start], _expected(*current, label) + "\n"]
+        last = end
+    SPEC.write_text("".join([*pieces, text[last:]]))
+
+
+if __name__ == "__main__":
+    update_spec()
