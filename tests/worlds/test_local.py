@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -130,6 +129,21 @@ def test_a_dropped_world_stops_its_thread(tmp_path: Path) -> None:
     gc.collect()
     thread.join(timeout=5)
     assert not thread.is_alive(), "the checkpointer outlived its world"
+
+
+def test_diff_run_records_finds_a_tampered_record(tmp_path: Path) -> None:
+    world = LocalWorld(tmp_path / "w.db")
+    try:
+        run_id = _run_with_step(world)
+        assert diff_run_records(world, run_id) == []
+        conn = sqlite3.connect(tmp_path / "w.db")
+        conn.execute("UPDATE steps SET status = 'completed' WHERE step_id = 'step_a'")
+        conn.commit()
+        conn.close()
+        problems = diff_run_records(world, run_id)
+        assert len(problems) == 1 and "step" in problems[0]
+    finally:
+        world.close()
 
 
 _CREATE_WORKER = """
