@@ -73,6 +73,7 @@ def register_class(class_id: str, cls: type) -> type:
 
 
 def _tag(obj: Any, attr: str, value: str) -> None:
+    obj = getattr(obj, "__func__", obj)  # a classmethod registers as a bound method
     try:
         setattr(obj, attr, value)
     except (AttributeError, TypeError):  # builtins, slots: the registry still knows it
