@@ -291,3 +291,28 @@ def test_survives_a_server_restart(world: PostgresWorld) -> None:
     assert [m.payload for m in box[0]] == [{"after": True}]
     assert time.monotonic() - sent < 0.5
     assert diff_run_records(world, run_id) == []
+
+
+def test_listener_reconnects_after_its_connection_is_killed(world: PostgresWorld) -> None:
+    assert world.listener.wait_connected(10)
+    killed = fetch_scalar(
+        world.engine,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE query IN (%(queue)s, %(stream)s) AND pid <> pg_backend_pid()",
+        {
+            "queue": f'LISTEN "{world.names.queue_channel}"',
+            "stream": f'LISTEN "{world.names.stream_channel}"',
+        },
+    )
+    assert killed >= 1
+    deadline = time.monotonic() + 10
+    while world.listener.connected and time.monotonic() < deadline:
+        time.sleep(0.01)  # the thread notices the dead connection…
+    assert world.listener.wait_connected(10)  # …and comes back
+    thread, box = _in_thread(lambda: world.queue.receive(["q"], lease_seconds=30, wait_seconds=10))
+    time.sleep(0.3)
+    sent = time.monotonic()
+    world.queue.enqueue("q", {"n": 1})
+    thread.join(10)
+    assert [m.payload for m in box[0]] == [{"n": 1}]
+    assert time.monotonic() - sent < 0.5
