@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from runtime import inspect as views
@@ -218,6 +219,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _newest_mtime(directory: Path) -> float:
+    stamps = [p.stat().st_mtime for p in directory.rglob("*.py")] if directory.is_dir() else []
+    manifest = directory / "manifest.json"
+    if manifest.is_file():
+        stamps.append(manifest.stat().st_mtime)
+    return max(stamps, default=0.0)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Watch and rebuild (``python -m wfbuild watch``) and run a worker that restarts
+    whenever the build output changes (generated modules cannot be reloaded in place)."""
+    import subprocess
+    import time
+
+    from runtime.loader import find_root
+
+    build_dir = find_root() / ".wfkit" / "build"
+    python = sys.executable
+    watcher = subprocess.Popen([python, "-m", "wfbuild", "watch"])
+    worker: subprocess.Popen[bytes] | None = None
+    seen = -1.0
+    world_args = ["--world", args.world] if args.world else []
+    try:
+        while watcher.poll() is None:
+            stamp = _newest_mtime(build_dir)
+            if stamp and stamp != seen:
+                seen = stamp
+                if worker is not None:
+                    worker.terminate()
+                    worker.wait(timeout=30)
+                    print("wfkit dev: build changed; restarting the worker", flush=True)
+                worker = subprocess.Popen(
+                    [
+                        python,
+                        "-m",
+                        "wfkit",
+                        *world_args,
+                        "worker",
+                        "--concurrency",
+                        str(args.concurrency),
+                    ]
+                )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (worker, watcher):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wfkit", description="Durable workflows for Python.")
     parser.add_argument(
@@ -280,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", default=None)
     p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("dev", help="watch + rebuild + a worker that restarts on each build")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("heal", help="re-enqueue runs that lost their queue message")
     p.set_defaults(func=cmd_heal)
