@@ -37,7 +37,7 @@ from runtime.executor import (
 )
 from runtime.orchestrator import Orchestrator
 from runtime.world_config import resolve_world
-from worlds.base import RUN_TERMINAL, QueueMessage, World, WorldError
+from worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
 
 __all__ = ["Worker", "heal"]
 
@@ -56,8 +56,9 @@ def heal(world: World) -> int:
     """
     live = world.queue.live_run_ids()
     count = 0
-    for status in ("pending", "running"):
-        for run in world.runs.list(status=status, limit=1_000_000):  # type: ignore[arg-type]
+    unfinished: tuple[RunStatus, ...] = ("pending", "running")
+    for status in unfinished:
+        for run in world.runs.list(status=status, limit=1_000_000):
             if run.run_id in live:
                 continue
             message = workflow_message(
