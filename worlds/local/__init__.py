@@ -29,7 +29,7 @@ from worlds.base import (
     Wait,
     Waits,
 )
-from worlds.local.db import WRITE_OPTION, Checkpointer, ThreadConnections, make_engine
+from worlds.local.db import WRITE_OPTION, Checkpointer, ThreadConnections, WriteGate, make_engine
 from worlds.local.events import LocalEvents, LocalRecords
 from worlds.local.queue import LocalQueue, enqueue_in
 from worlds.local.schema import ensure_schema
@@ -116,7 +116,8 @@ class LocalWorld:
         # A world dropped without close() must not leave its thread running.
         weakref.finalize(self, self._checkpointer.stop)
         changed = threading.Condition()
-        self._connections = ThreadConnections(self._engine)
+        self._gate = WriteGate(self.path)
+        self._connections = ThreadConnections(self._engine, self._gate)
         queue = LocalQueue(self._engine, self._connections, changed)
         records = LocalRecords(self._engine, self._connections)
         self.events: Events = LocalEvents(
@@ -159,6 +160,7 @@ class LocalWorld:
         self._checkpointer.close()
         self._connections.close()
         self._engine.dispose()
+        self._gate.close()
 
     def __repr__(self) -> str:
         return f"LocalWorld({str(self.path)!r})"

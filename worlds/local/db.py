@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,11 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
 
 from worlds.base import EntityConflictError, WorldError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_SECONDS = 0.25
@@ -124,6 +129,59 @@ class PreparedSql:
         return tuple(values[name] if name in values else self.defaults[name] for name in self.names)
 
 
+class WriteGate:
+    """Queues writers, across threads and processes, before ``BEGIN IMMEDIATE``.
+
+    SQLite's own wait for a busy database sleeps in steps of up to 100 ms, so
+    with several writer processes one transaction could stall for most of a
+    second while the lock was free again after 100 µs. Writers of this process
+    queue on a lock; processes queue on ``flock`` of ``<db>-wlock``, which the
+    kernel hands over as soon as it is released. Where ``fcntl`` is missing
+    (Windows), only threads queue and SQLite's busy timeout does the rest."""
+
+    def __init__(self, database: Path) -> None:
+        self._path = f"{database}-wlock"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the gate for one write transaction."""
+        if self._pid != os.getpid():
+            self.reset_after_fork()
+        with self._lock:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        if fcntl is None:
+            return None
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def reset_after_fork(self) -> None:
+        """A child gets its own lock and file description (a ``flock`` held through
+        the parent's description would not exclude the parent)."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._fd = None  # the inherited descriptor is left to the parent
+            self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Close the lock file."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class ThreadConnections:
     """One DBAPI connection per thread, checked out of the Engine's pool once and
     kept: the hot paths then pay no pool checkout per transaction.
@@ -131,8 +189,9 @@ class ThreadConnections:
     Connections of threads that have ended go back to the pool when the next
     thread checks one out; ``close`` returns them all."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, gate: WriteGate | None = None) -> None:
         self._engine = engine
+        self.gate = gate
         self._local = threading.local()
         self._lock = threading.Lock()
         self._held: list[tuple[threading.Thread, Any]] = []
@@ -191,7 +250,7 @@ def write_transaction(connections: ThreadConnections) -> Iterator[sqlite3.Cursor
     """A ``BEGIN IMMEDIATE`` transaction on this thread's connection, as a DBAPI
     cursor whose rows are ``sqlite3.Row`` (mapping access). Commits on success,
     rolls back on any error; errors are translated by ``translated_errors``."""
-    with translated_errors():
+    with translated_errors(), connections.gate.held() if connections.gate else nullcontext():
         dbapi = connections.get()
         cursor = dbapi.cursor()
         cursor.row_factory = sqlite3.Row
