@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from worlds import create_world
-from worlds.base import EventRequest, SchemaVersionError, diff_run_records
+from worlds.base import EventRequest, SchemaVersionError, WorldError, diff_run_records
 from worlds.local import LocalWorld
+from worlds.local.db import write_transaction
 from worlds.memory import MemoryWorld
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,5 +238,17 @@ def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
         while (tmp_path / "w.db").stat().st_size < size_before + 300_000:
             assert time.monotonic() < deadline, "the WAL was never copied into the database"
             time.sleep(0.1)
+    finally:
+        world.close()
+
+
+def test_nested_write_transactions_fail_instead_of_hanging(tmp_path: Path) -> None:
+    world = LocalWorld(tmp_path / "w.db")
+    try:
+        connections = world._connections  # white-box: the hot path's connections
+        with pytest.raises(WorldError), write_transaction(connections):
+            with write_transaction(connections):
+                pass
+        assert _run_with_step(world)  # nothing stuck: the world still writes
     finally:
         world.close()

@@ -141,7 +141,7 @@ class WriteGate:
 
     def __init__(self, database: Path) -> None:
         self._path = f"{database}-wlock"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entry fails loudly in SQLite, never hangs
         self._fd: int | None = None
         self._pid = os.getpid()
 
@@ -171,7 +171,7 @@ class WriteGate:
         """A child gets its own lock and file description (a ``flock`` held through
         the parent's description would not exclude the parent)."""
         if self._pid != os.getpid():
-            self._lock = threading.Lock()
+            self._lock = threading.RLock()  # re-entry fails loudly in SQLite, never hangs
             self._fd = None  # the inherited descriptor is left to the parent
             self._pid = os.getpid()
 
