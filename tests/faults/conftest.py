@@ -286,8 +286,16 @@ def describe_unfinished(world: Any, run_ids: list[str]) -> str:
         if record.status in ("completed", "failed", "cancelled"):
             continue
         events = list(world.events.list(run_id))
-        tail = [f"{e.event_type}:{(e.correlation_id or '')[-6:]}" for e in events[-8:]]
-        steps = [f"{s.step_id[-6:]}={s.status}/{s.attempt}" for s in world.steps.list(run_id)]
+        t0 = events[0].created_at
+        tail = [
+            f"{e.event_type}:{(e.correlation_id or '')[-6:]}"
+            f"@{(e.created_at - t0).total_seconds():.3f}"
+            for e in events[-8:]
+        ]
+        steps = [
+            f"{s.step_id[-6:]}={s.status}/{s.attempt}@{(s.updated_at - t0).total_seconds():.3f}"
+            for s in world.steps.list(run_id)
+        ]
         lines.append(
             f"{run_id} {record.workflow_name.rsplit('//', 1)[-1]} {record.status} "
             f"live_message={run_id in live} events={len(events)} tail={tail} steps={steps}"
