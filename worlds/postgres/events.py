@@ -52,10 +52,16 @@ from worlds.postgres.rows import (
     wait_from_row,
 )
 from worlds.postgres.session import Session, Statement, run_transaction
-from worlds.postgres.sql import TableNames
+from worlds.postgres.sql import RUN_COLUMNS, TableNames
 from worlds.postgres.writes import plan_statements
 
 __all__ = ["PostgresEvents", "TransactionLoader", "message_rows"]
+
+
+_RUN_WITHOUT_PAYLOADS = ", ".join(
+    f"NULL AS {name}" if name in ("input", "output", "error") else name
+    for name, _ in (*RUN_COLUMNS, ("last_event_id", "text"))
+)
 
 
 class TransactionLoader:
@@ -82,13 +88,18 @@ class TransactionLoader:
         trip, the records ``requests`` refer to."""
         names = self._names
         ids: dict[str, list[str]] = {"step": [], "hook": [], "wait": []}
+        run_events = False
         for request in requests:
             kind = request.event_type.split("_", 1)[0]
             if kind in ids and request.correlation_id:
                 ids[kind].append(request.correlation_id)
+            run_events = run_events or kind == "run"
+        # A batch without run events only checks the run's status, and never
+        # returns or writes the run record: skip its (possibly large) payloads.
+        columns = "*" if run_events else _RUN_WITHOUT_PAYLOADS
         statements: list[Statement] = [
             (
-                f"SELECT * FROM {names.runs} WHERE run_id = %(run_id)s FOR UPDATE",
+                f"SELECT {columns} FROM {names.runs} WHERE run_id = %(run_id)s FOR UPDATE",
                 {"run_id": run_id},
             )
         ]
