@@ -1,0 +1,238 @@
+"""M concurrent runs across worker processes: throughput and time to first step.
+
+    .venv/bin/python -m bench.scale [--worlds local,postgres] [--workers 1,2,4]
+                                    [--runs 100] [--steps 10] [--concurrency 16]
+
+For each world and worker count: a fresh world (a SQLite file, or a new schema in
+the Postgres database named by ``WFKIT_BENCH_POSTGRES_URL`` or
+``WFKIT_TEST_POSTGRES_URL``), that many real ``wfkit worker`` processes (started
+and ready before the clock starts), then M runs of ``examples/e2e/faults.py::ten``
+(S sequential trivial steps each) started at once from this process. Printed per
+row: wall time from the first ``start()`` to the last ``run_completed``, steps/s,
+and the p50/p99 time from ``start()`` to a run's first step, read from the log as
+the first ``step_started`` event's ``created_at`` minus ``run_created``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+WORKFLOW = "workflow//./examples/e2e/faults//ten"
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("WFKIT_BENCH_POSTGRES_URL") or os.environ.get("WFKIT_TEST_POSTGRES_URL")
+
+
+def _open_world(kind: str, tmp: Path, label: str) -> tuple[str, Any]:
+    from worlds import create_world
+
+    if kind == "local":
+        spec = f"sqlite:///{tmp / f'scale-{label}.db'}"
+    else:
+        url = _postgres_url()
+        if not url:
+            raise SystemExit("bench.scale: set WFKIT_BENCH_POSTGRES_URL for the postgres world")
+        spec = f"{url}{'&' if '?' in url else '?'}schema=bench_scale_{uuid.uuid4().hex[:10]}"
+    return spec, create_world(spec)
+
+
+def _start_workers(
+    spec: str, count: int, build_dir: Path, concurrency: int, logs: Path
+) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "WFKIT_BUILD_DIR": str(build_dir), "PYTHONUNBUFFERED": "1"}
+    env.pop("WFKIT_WORLD", None)
+    procs = []
+    for i in range(count):
+        with open(logs / f"worker-{i}.log", "wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "wfkit",
+                        "--world",
+                        spec,
+                        "worker",
+                        "--concurrency",
+                        str(concurrency),
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    deadline = time.monotonic() + 60
+    for i, proc in enumerate(procs):
+        while b"wfkit worker:" not in (logs / f"worker-{i}.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(
+                    f"worker {i} did not start:\n{(logs / f'worker-{i}.log').read_text()}"
+                )
+            time.sleep(0.05)
+    return procs
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def measure(
+    kind: str,
+    workers: int,
+    *,
+    runs: int,
+    steps: int,
+    concurrency: int,
+    build_dir: Path,
+    tmp: Path,
+    timeout: float,
+) -> dict[str, Any]:
+    from runtime.client import start_sync
+
+    label = f"{kind}-{workers}"
+    logs = tmp / label
+    logs.mkdir()
+    spec, world = _open_world(kind, tmp, label)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs = _start_workers(spec, workers, build_dir, concurrency, logs)
+        began = time.monotonic()
+        run_ids = [start_sync(WORKFLOW, steps, world=world).run_id for _ in range(runs)]
+        pending = set(run_ids)
+        while pending:
+            if time.monotonic() - began > timeout:
+                raise SystemExit(f"{label}: {len(pending)} runs unfinished after {timeout} s")
+            done = {r.run_id for r in world.runs.list(status="completed", limit=runs * 2)}
+            failed = world.runs.list(status="failed", limit=1)
+            if failed:
+                raise SystemExit(f"{label}: run {failed[0].run_id} failed: {failed[0].error}")
+            pending -= done
+            if pending:
+                time.sleep(0.05)
+        firsts: list[float] = []
+        created: list[Any] = []
+        ended: list[Any] = []
+        for run_id in run_ids:
+            events = world.events.list(run_id)
+            run_created = next(e for e in events if e.event_type == "run_created")
+            first_step = next(e for e in events if e.event_type == "step_started")
+            run_completed = next(e for e in events if e.event_type == "run_completed")
+            firsts.append((first_step.created_at - run_created.created_at).total_seconds())
+            created.append(run_created.created_at)
+            ended.append(run_completed.created_at)
+        wall = (max(ended) - min(created)).total_seconds()
+        return {
+            "world": kind,
+            "workers": workers,
+            "runs": runs,
+            "steps": runs * steps,
+            "wall_s": wall,
+            "steps_per_s": runs * steps / wall,
+            "first_p50_ms": 1000 * statistics.median(firsts),
+            "first_p99_ms": 1000 * _percentile(firsts, 0.99),
+        }
+    finally:
+        _stop_workers(procs)
+        drop = getattr(world, "drop_schema", None)
+        if callable(drop):
+            drop()
+        world.close()
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'world':<9} {'workers':>7} {'runs':>5} {'steps':>6} {'wall s':>7}"
+        f" {'steps/s':>8} {'first p50 ms':>13} {'first p99 ms':>13}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['world']:<9} {r['workers']:>7} {r['runs']:>5} {r['steps']:>6}"
+            f" {r['wall_s']:>7.2f} {r['steps_per_s']:>8.0f}"
+            f" {r['first_p50_ms']:>13.1f} {r['first_p99_ms']:>13.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--worlds", default="local,postgres")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=16, help="per worker process")
+    parser.add_argument("--timeout", type=float, default=120, help="per row")
+    args = parser.parse_args(argv)
+
+    import wfbuild
+
+    worlds = [w for w in args.worlds.split(",") if w]
+    if "postgres" in worlds and not _postgres_url():
+        print("bench.scale: no WFKIT_BENCH_POSTGRES_URL; skipping postgres", file=sys.stderr)
+        worlds.remove("postgres")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="wfkit-scale-") as tmpdir:
+        tmp = Path(tmpdir)
+        build_dir = tmp / "build"
+        wfbuild.build([ROOT / "examples"], root=ROOT, out=build_dir)
+        for kind in worlds:
+            for count in (int(n) for n in args.workers.split(",")):
+                row = measure(
+                    kind,
+                    count,
+                    runs=args.runs,
+                    steps=args.steps,
+                    concurrency=args.concurrency,
+                    build_dir=build_dir,
+                    tmp=tmp,
+                    timeout=args.timeout,
+                )
+                rows.append(row)
+                print(
+                    f"  {kind} x{count}: {row['steps_per_s']:.0f} steps/s, "
+                    f"first step p50 {row['first_p50_ms']:.1f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        f"M={args.runs} concurrent runs x {args.steps} sequential trivial steps,"
+        f" {os.cpu_count()} CPUs, --concurrency {args.concurrency} per worker process"
+    )
+    print(_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
