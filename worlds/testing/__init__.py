@@ -11,14 +11,16 @@ builds them from ``WORLD_FACTORIES``. Plugging in a world is one entry in that
 registry: ``WorldFactory(name, make=lambda tmp_path: MyWorld(...),
 spec=lambda tmp_path: "<create_world spec reopening it>")``.
 
-Submodules: ``lifecycle`` (runs, steps, hooks, waits, batches, fold),
+Submodules: ``lifecycle`` (runs, steps, hooks, waits), ``log`` (batches,
+paging, exact data, the fold),
 ``races`` (threads racing one transition), ``queue_streams`` (queue and
 streams, including processes racing for messages).
 """
 
-from worlds.testing import lifecycle, queue_streams, races
+from worlds.testing import lifecycle, log, queue_streams, races
 from worlds.testing.factories import WORLD_FACTORIES, WorldFactory
 from worlds.testing.lifecycle import *  # noqa: F403
+from worlds.testing.log import *  # noqa: F403
 from worlds.testing.queue_streams import *  # noqa: F403
 from worlds.testing.races import *  # noqa: F403
 
@@ -26,6 +28,7 @@ __all__ = [
     "WORLD_FACTORIES",
     "WorldFactory",
     *sorted(n for n in dir(lifecycle) if n.startswith("test_")),
+    *sorted(n for n in dir(log) if n.startswith("test_")),
     *sorted(n for n in dir(queue_streams) if n.startswith("test_")),
     *sorted(n for n in dir(races) if n.startswith("test_")),
 ]
