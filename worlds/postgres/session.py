@@ -29,6 +29,8 @@ Statement = tuple[str, dict[str, Any] | None]
 Rows = list[dict[str, Any]]
 
 _MAX_ATTEMPTS = 8
+UNAVAILABLE_BUDGET = 15.0
+"""Seconds to keep retrying while the server cannot be reached."""
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 
 
@@ -115,7 +117,9 @@ def run_transaction(
     last writes with the COMMIT); otherwise the runner commits after it returns.
     The whole function is re-run on a serialization failure, a deadlock, a lost
     race for a hook token, or a connection that dropped before COMMIT, with a
-    short jittered backoff, up to a few attempts.
+    short jittered backoff: up to a few attempts for conflicts, and for an
+    unreachable server until ``UNAVAILABLE_BUDGET`` seconds have passed (enough
+    to ride through a server restart).
 
     Returns:
         What ``work`` returned.
@@ -125,12 +129,16 @@ def run_transaction(
         database errors of ``errors.translate_errors``.
     """
     attempt = 0
+    started = time.monotonic()
     while True:
         attempt += 1
         try:
             return _attempt(engine, work, transactional)
         except RetryTransaction as retry:
-            if attempt >= _MAX_ATTEMPTS:
+            if retry.disconnected:
+                if time.monotonic() - started > UNAVAILABLE_BUDGET:
+                    raise retry.final from retry.__cause__
+            elif attempt >= _MAX_ATTEMPTS:
                 raise retry.final from retry.__cause__
             time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
 
