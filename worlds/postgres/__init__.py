@@ -1,16 +1,19 @@
 """The Postgres world: any number of workers on any number of machines.
 
-SQLAlchemy Core over psycopg 3. Every event batch is one short transaction that
-locks its run's row, checks the transitions with the lifecycle rules shared by
-every world (``worlds.base.plan_events``) and writes the events, the records and
-any queue messages in one statement. The queue leases with ``FOR UPDATE SKIP
-LOCKED``; LISTEN/NOTIFY wakes idle receivers and stream readers. The world
-creates and upgrades its own tables (``schema.py``).
+SQLAlchemy (engine, ``QueuePool`` with pre-ping, schema DDL) over psycopg 3
+(hand-written SQL on the hot path). Every event batch is one short transaction
+that locks its run's row, checks the transitions with the lifecycle rules shared
+by every world (``worlds.base.plan_events``) and writes the events, the records
+and any queue messages in one statement: two round trips after the pool's ping.
+The queue leases with ``FOR UPDATE SKIP LOCKED``; LISTEN/NOTIFY wakes idle
+receivers and stream readers. The world creates and upgrades its own tables.
 
-Modules: ``schema`` (tables, versioning), ``errors`` (the one place driver errors
-are translated; the retrying transaction runner), ``events`` + ``writes`` (the
-event log), ``records`` (read views), ``queue``, ``streams``, ``notify`` (the
-LISTEN thread), ``rows`` (row ⇄ record).
+Modules: ``schema`` (tables, versioning, NOTIFY triggers), ``errors`` (the one
+place driver errors are translated), ``session`` (pipelined statements, the
+retrying transaction runner), ``events`` + ``writes`` (the event log),
+``records`` (read views), ``queue``, ``streams``, ``notify`` (the LISTEN
+thread), ``rows`` (row ⇄ record), ``sql`` (names), ``benchmark``
+(``python -m worlds.postgres.benchmark URL``).
 """
 
 from __future__ import annotations
