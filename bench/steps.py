@@ -164,49 +164,29 @@ async def time_to_first_step(kind: str, directory: Path, samples: int = 5) -> di
 
 
 def run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any] | None:
-    """The same shape on DBOS + SQLite, or None when ``dbos`` is not installed."""
-    try:
-        import dbos  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
+    """The same shape on DBOS + SQLite (in a fresh process: DBOS keeps one global
+    instance per process), or None when ``dbos`` is not installed."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("dbos") is None:
         return None
-    return _run_dbos(n, parallel, directory)
-
-
-def _run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any]:  # pragma: no cover
-    from dbos import DBOS, DBOSConfig  # type: ignore[import-not-found]
-
-    config: DBOSConfig = {
-        "name": "wfkit-bench",
-        "database_url": f"sqlite:///{directory / f'dbos-{time.time_ns()}.db'}",
-    }
-    DBOS(config=config)
-
-    @DBOS.step()
-    def step(i: int) -> int:
-        return i
-
-    @DBOS.workflow()
-    def sequential(count: int) -> int:
-        return sum(step(i) for i in range(count))
-
-    @DBOS.workflow()
-    def fan_out(count: int) -> int:
-        handles = [DBOS.start_workflow(step_wf, i) for i in range(count)]
-        return sum(h.get_result() for h in handles)
-
-    @DBOS.workflow()
-    def step_wf(i: int) -> int:
-        return step(i)
-
-    DBOS.launch()
-    try:
-        began = time.perf_counter()
-        result = (fan_out if parallel else sequential)(n)
-        elapsed = time.perf_counter() - began
-        assert result == sum(range(n))
-        return {"seconds": elapsed, "steps_per_s": n / elapsed}
-    finally:
-        DBOS.destroy()
+    command = [
+        sys.executable,
+        "-m",
+        "bench.dbos_peer",
+        "--steps",
+        str(n),
+        "--db",
+        str(directory / f"dbos-{time.time_ns()}.db"),
+    ]
+    if parallel:
+        command.append("--parallel")
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return row
 
 
 def _fmt_row(row: dict[str, Any], dbos_row: dict[str, Any] | None) -> str:
