@@ -220,9 +220,8 @@ def test_26_fan_out_records_each_step_once(world: Any) -> None:
 
 def test_30_determinism_identical_on_every_replay(world: Any) -> None:
     from runtime.client import get_run
-    from runtime.replay import Completed, replay
-
     from runtime.registry import get_workflow
+    from runtime.replay import Completed, replay
     from runtime.serialization import deserialize_call
 
     run, result = run_async(run_to_end(world, basics.determinism))
@@ -238,9 +237,8 @@ def test_30_determinism_identical_on_every_replay(world: Any) -> None:
 
 
 def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
-    from runtime.worker import Worker
-
     from runtime import gen, registry
+    from runtime.worker import Worker
 
     workflow_id = "workflow//./tests/e2e/divergence//flow"
     step_a = gen.step_proxy("step//./examples/e2e/basics//add", "add")
