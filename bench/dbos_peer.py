@@ -1,7 +1,7 @@
 # mypy: ignore-errors
 """The same shapes as bench/steps.py on DBOS Transact + SQLite, in a fresh process.
 
-    python -m bench.dbos_peer --steps 1000 [--parallel] --db PATH
+    python -m bench.dbos_peer --steps 1000 [--parallel] --db sqlite:///PATH | postgresql://…
 
 Prints one JSON line: {"seconds": ..., "steps_per_s": ...}. Run by bench/steps.py
 when ``dbos`` is importable; a separate process because DBOS keeps one global
@@ -28,7 +28,7 @@ def main() -> None:
     DBOS(
         config={
             "name": "wfkit-bench",
-            "system_database_url": f"sqlite:///{args.db}",
+            "system_database_url": args.db,
             "log_level": "WARNING",
             "run_admin_server": False,
         }

@@ -1,7 +1,7 @@
 # mypy: disallow-untyped-decorators=False, warn-return-any=False
 """Step throughput: N sequential trivial steps and one gather of N steps, per world.
 
-    .venv/bin/python -m bench.steps [--worlds memory,local] [--sizes 10,100,1000]
+    .venv/bin/python -m bench.steps [--worlds memory,local,postgres] [--sizes 10,100,1000]
 
 Prints, per world and shape: total time, steps/s, write transactions
 (``create``/``create_batch`` calls), CPU ms per step, and for sequential runs the
@@ -80,15 +80,35 @@ class _CountingEvents:
         return getattr(self._inner, name)
 
 
+def postgres_bench_url() -> str:
+    import os
+
+    return os.environ.get("WFKIT_BENCH_POSTGRES_URL") or os.environ.get(
+        "WFKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+
+
 def make_world(kind: str, directory: Path) -> World:
-    """A fresh memory world, or a local (SQLite) world in ``directory``."""
+    """A fresh memory world, a local (SQLite) world in ``directory``, or a Postgres world
+    in a fresh schema of ``WFKIT_BENCH_POSTGRES_URL`` (default: the test server)."""
     if kind == "memory":
         from worlds.memory import MemoryWorld
 
         return MemoryWorld()
+    if kind == "postgres":
+        from worlds.postgres import PostgresWorld
+
+        return PostgresWorld(postgres_bench_url(), schema=f"bench_{time.time_ns()}")
     from worlds.local import LocalWorld
 
     return LocalWorld.from_spec(f"sqlite:///{directory / f'bench-{time.time_ns()}.db'}")
+
+
+def _dispose(world: World) -> None:
+    drop = getattr(world, "drop_schema", None)
+    if callable(drop):  # a bench schema on the Postgres server
+        drop()
+    world.close()
 
 
 def _per_step_ms(world: World, run_id: str, at: list[int]) -> dict[int, float]:
@@ -134,7 +154,7 @@ async def run_shape(
             row["per_step"] = _per_step_ms(world, run.run_id, [10, 100, 1000])
         return row
     finally:
-        world.close()
+        _dispose(world)
 
 
 async def time_to_first_step(kind: str, directory: Path, samples: int = 5) -> dict[str, float]:
@@ -159,13 +179,25 @@ async def time_to_first_step(kind: str, directory: Path, samples: int = 5) -> di
     finally:
         stop.set()
         await serving
-        world.close()
+        _dispose(world)
     return {"ttfs": statistics.median(first_step), "result": statistics.median(round_trip)}
 
 
-def run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any] | None:
-    """The same shape on DBOS + SQLite (in a fresh process: DBOS keeps one global
-    instance per process), or None when ``dbos`` is not installed."""
+def _fresh_postgres_database() -> str:
+    import sqlalchemy
+
+    url = sqlalchemy.make_url(postgres_bench_url()).set(drivername="postgresql+psycopg")
+    name = f"dbos_bench_{time.time_ns()}"
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return url.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+
+
+def run_dbos(n: int, parallel: bool, directory: Path, kind: str = "local") -> dict[str, Any] | None:
+    """The same shape on DBOS with SQLite (local) or Postgres, in a fresh process (DBOS
+    keeps one global instance per process); None when ``dbos`` is not installed."""
     import importlib.util
     import json
     import subprocess
@@ -173,15 +205,12 @@ def run_dbos(n: int, parallel: bool, directory: Path) -> dict[str, Any] | None:
 
     if importlib.util.find_spec("dbos") is None:
         return None
-    command = [
-        sys.executable,
-        "-m",
-        "bench.dbos_peer",
-        "--steps",
-        str(n),
-        "--db",
-        str(directory / f"dbos-{time.time_ns()}.db"),
-    ]
+    if kind == "postgres":
+        # DBOS takes a database of its own on the same server.
+        database = _fresh_postgres_database()
+    else:
+        database = f"sqlite:///{directory / f'dbos-{time.time_ns()}.db'}"
+    command = [sys.executable, "-m", "bench.dbos_peer", "--steps", str(n), "--db", database]
     if parallel:
         command.append("--parallel")
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
@@ -252,8 +281,8 @@ def main(argv: list[str] | None = None) -> None:
                         key=lambda r: r["seconds"],
                     )
                     dbos_row = (
-                        run_dbos(n, workflow_id == GATHER_ID, directory)
-                        if kind == "local"
+                        run_dbos(n, workflow_id == GATHER_ID, directory, kind)
+                        if kind in ("local", "postgres")
                         else None
                     )
                     print(_fmt_row(row, dbos_row), flush=True)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 
+from worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
 from worlds.postgres.errors import (
     DatabaseUnavailableError,
     PostgresWorldError,
@@ -160,13 +161,13 @@ class PostgresWorld:
         self.listener = Listener(
             listen_kwargs, queue_channel=names.queue_channel, stream_channel=names.stream_channel
         )
-        self.events = PostgresEvents(self.engine, names)
-        self.runs = PostgresRuns(self.engine, names)
-        self.steps = PostgresSteps(self.engine, names)
-        self.hooks = PostgresHooks(self.engine, names)
-        self.waits = PostgresWaits(self.engine, names)
-        self.queue = PostgresQueue(self.engine, names, self.listener)
-        self.streams = PostgresStreams(self.engine, names, self.listener)
+        self.events: Events = PostgresEvents(self.engine, names)
+        self.runs: Runs = PostgresRuns(self.engine, names)
+        self.steps: Steps = PostgresSteps(self.engine, names)
+        self.hooks: Hooks = PostgresHooks(self.engine, names)
+        self.waits: Waits = PostgresWaits(self.engine, names)
+        self.queue: Queue = PostgresQueue(self.engine, names, self.listener)
+        self.streams: Streams = PostgresStreams(self.engine, names, self.listener)
         _register_fork_safety(self)
 
     def __repr__(self) -> str:
