@@ -213,9 +213,24 @@ def run_dbos(n: int, parallel: bool, directory: Path, kind: str = "local") -> di
     command = [sys.executable, "-m", "bench.dbos_peer", "--steps", str(n), "--db", database]
     if parallel:
         command.append("--parallel")
-    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    finally:
+        if kind == "postgres":
+            _drop_postgres_database(database)
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return row
+
+
+def _drop_postgres_database(database: str) -> None:
+    import sqlalchemy
+
+    url = sqlalchemy.make_url(database)
+    admin = url.set(drivername="postgresql+psycopg", database="postgres")
+    engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {url.database} WITH (FORCE)"))
+    engine.dispose()
 
 
 def _fmt_row(row: dict[str, Any], dbos_row: dict[str, Any] | None) -> str:
