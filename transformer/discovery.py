@@ -19,7 +19,6 @@ from libcst.metadata import (
     ClassScope,
     GlobalScope,
     PositionProvider,
-    QualifiedNameProvider,
     QualifiedNameSource,
     Scope,
     ScopeProvider,
@@ -104,20 +103,14 @@ class Analysis:
         return out
 
 
-class _Meta(cst.MetadataDependent):
-    METADATA_DEPENDENCIES = (
-        PositionProvider,
-        QualifiedNameProvider,
-        ScopeProvider,
-    )
-
-
 class _Analyzer:
-    def __init__(
-        self, wrapper: cst.MetadataWrapper, meta: _Meta, sink: DiagnosticSink, path: str
-    ) -> None:
+    def __init__(self, wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> None:
         self.module = wrapper.module
-        self.meta = meta
+        self.wrapper = wrapper
+        # Positions are needed only to report problems: resolved on first use (cached).
+        # Qualified names are asked of the scopes directly, which is what
+        # QualifiedNameProvider does, without its pass over every node.
+        self.scopes = wrapper.resolve(ScopeProvider)
         self.sink = sink
         self.path = path
         self.result = Analysis()
@@ -130,7 +123,7 @@ class _Analyzer:
     # -- helpers -----------------------------------------------------------------
     def pos(self, node: cst.CSTNode) -> tuple[int, int]:
         """1-based line and column of ``node``."""
-        start = self.meta.get_metadata(PositionProvider, node).start
+        start = self.wrapper.resolve(PositionProvider)[node].start
         return start.line, start.column + 1
 
     def error(self, code: str, node: cst.CSTNode, message: str) -> None:
@@ -145,8 +138,10 @@ class _Analyzer:
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         """Qualified names of ``node`` that come from imports or builtins."""
-        names = self.meta.get_metadata(QualifiedNameProvider, node, set())
-        return {q.name for q in names if q.source in _IMPORTED}
+        scope = self.scopes.get(node)
+        if scope is None:
+            return set()
+        return {q.name for q in scope.get_qualified_names_for(node) if q.source in _IMPORTED}
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The parent of ``node`` in the analysed tree."""
@@ -493,7 +488,7 @@ class _Analyzer:
 
     def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
         """Names the nested step reads that are bound in an enclosing function."""
-        body_scope = self.meta.get_metadata(ScopeProvider, fn.body, None)
+        body_scope = self.scopes.get(fn.body)
         if body_scope is None:
             return ()
         enclosing: set[Scope] = set()
@@ -504,7 +499,7 @@ class _Analyzer:
             cur = cur.parent
         scopes: set[Scope] = set()
         for node in self.index.subtree(fn.body):
-            scope = self.meta.get_metadata(ScopeProvider, node, None)
+            scope = self.scopes.get(node)
             if scope is not None:
                 scopes.add(scope)
         names: set[str] = set()
@@ -543,6 +538,4 @@ def analyze(wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> An
     Returns:
         The analysis; consult ``sink`` for errors before using it.
     """
-    meta = _Meta()
-    with meta.resolve(wrapper):
-        return _Analyzer(wrapper, meta, sink, path).run()
+    return _Analyzer(wrapper, sink, path).run()

@@ -22,8 +22,10 @@ Replacement = cst.BaseSmallStatement | cst.FlattenSentinel[cst.BaseSmallStatemen
 
 
 def _dotted(name: str) -> cst.Attribute | cst.Name:
-    expr = cst.parse_expression(name)
-    assert isinstance(expr, cst.Attribute | cst.Name)
+    head, *rest = name.split(".")
+    expr: cst.Attribute | cst.Name = cst.Name(head)
+    for part in rest:
+        expr = cst.Attribute(value=expr, attr=cst.Name(part))
     return expr
 
 

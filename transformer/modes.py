@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from functools import cache
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.helpers import parse_template_statement
 
 from transformer.directives import leading_small_statements
 from transformer.discovery import Analysis, SerdeClass, Target
 from transformer.imports import Replacement
 from transformer.result import Mode
 
-__all__ = ["HELPERS", "ModeTransformer", "string_literal"]
+__all__ = ["HELPERS", "ModeTransformer", "helper_call_expr", "helper_statement", "string_literal"]
 
 HELPERS = "__wfkit__"
 HELPER_IMPORT = f"import runtime.gen as {HELPERS}"
@@ -39,12 +38,44 @@ def string_literal(text: str) -> cst.SimpleString:
     return cst.SimpleString(json.dumps(text))
 
 
-def statement(template: str, **parts: cst.BaseExpression) -> cst.SimpleStatementLine:
-    """One generated statement from a ``parse_template_statement`` template."""
-    parse = cast(Any, parse_template_statement)  # its **kwargs type is narrower than ours
-    stmt = parse(template, **parts)
-    assert isinstance(stmt, cst.SimpleStatementLine)
-    return stmt
+# Generated statements are built as nodes, not parsed from templates: parsing a template
+# costs more than the rest of generating a mode. The nodes print exactly as the text they
+# stand for (``tests/transformer/test_transformer_builders.py`` checks this).
+_NO_SPACE = cst.SimpleWhitespace("")
+_KEYWORD_EQUAL = cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
+
+
+def helper_call_expr(
+    helper: str, *args: cst.BaseExpression, **keywords: cst.BaseExpression
+) -> cst.Call:
+    """``__wfkit__.<helper>(arg, ..., keyword=value, ...)``."""
+    arguments = [cst.Arg(value=arg) for arg in args]
+    arguments += [
+        cst.Arg(value=value, keyword=cst.Name(key), equal=_KEYWORD_EQUAL)
+        for key, value in keywords.items()
+    ]
+    return cst.Call(
+        func=cst.Attribute(value=cst.Name(HELPERS), attr=cst.Name(helper)), args=arguments
+    )
+
+
+def helper_statement(
+    helper: str, *args: cst.BaseExpression, **keywords: cst.BaseExpression
+) -> cst.SimpleStatementLine:
+    """The statement ``__wfkit__.<helper>(arg, ..., keyword=value, ...)``."""
+    return cst.SimpleStatementLine(
+        body=[cst.Expr(value=helper_call_expr(helper, *args, **keywords))]
+    )
+
+
+@cache
+def _prelude(mode: Mode) -> tuple[cst.SimpleStatementLine, cst.SimpleStatementLine]:
+    """The helper import and the ``MODE`` assignment (immutable nodes, shared)."""
+    helper_import = cst.parse_statement(HELPER_IMPORT)
+    assert isinstance(helper_import, cst.SimpleStatementLine)
+    mode_line = cst.parse_statement(f"{HELPERS}.MODE = {string_literal(mode).value}")
+    assert isinstance(mode_line, cst.SimpleStatementLine)
+    return helper_import, mode_line
 
 
 class ModeTransformer(cst.CSTTransformer):
@@ -171,10 +202,7 @@ class ModeTransformer(cst.CSTTransformer):
             index = 1
         while index < len(body) and m.matches(body[index], _FUTURE):
             index += 1
-        prelude = [
-            cst.parse_statement(HELPER_IMPORT),
-            statement(f"{HELPERS}.MODE = {{mode}}", mode=string_literal(self.mode)),
-        ]
+        prelude: list[cst.SimpleStatementLine] = list(_prelude(self.mode))
         if index:
             prelude[0] = prelude[0].with_changes(leading_lines=[cst.EmptyLine()])
         if index < len(body):  # a blank line between the prelude and the user's code
@@ -210,26 +238,22 @@ class ModeTransformer(cst.CSTTransformer):
     def reference(target: Target) -> cst.BaseExpression:
         """The expression naming ``target`` at module level (``fn`` or ``Cls.fn``)."""
         if target.class_node is not None:
-            return cst.parse_expression(f"{target.class_node.name.value}.{target.name}")
+            return cst.Attribute(
+                value=cst.Name(target.class_node.name.value), attr=cst.Name(target.name)
+            )
         return cst.Name(target.name)
 
     def register_class(self, serde: SerdeClass) -> cst.SimpleStatementLine:
         """``__wfkit__.register_class(ID, Cls)``."""
-        return statement(
-            f"{HELPERS}.register_class({{id}}, {{cls}})",
-            id=string_literal(serde.id),
-            cls=cst.Name(serde.name),
-        )
+        return helper_statement("register_class", string_literal(serde.id), cst.Name(serde.name))
 
     def helper_call(
         self, helper: str, target: Target, method: bool = False
     ) -> cst.SimpleStatementLine:
         """``__wfkit__.<helper>(ID, <reference>[, method=True])``."""
-        suffix = ", method=True" if method else ""
-        return statement(
-            f"{HELPERS}.{helper}({{id}}, {{fn}}{suffix})",
-            id=string_literal(target.id),
-            fn=self.reference(target),
+        keywords = {"method": cst.Name("True")} if method else {}
+        return helper_statement(
+            helper, string_literal(target.id), self.reference(target), **keywords
         )
 
     def workflow_stub(self, target: Target, node: cst.FunctionDef) -> cst.FunctionDef:
@@ -240,9 +264,7 @@ class ModeTransformer(cst.CSTTransformer):
             header = node.body.header
             if node.body.body and m.matches(node.body.body[0], _DOCSTRING):
                 body.append(node.body.body[0])
-        body.append(
-            statement(f"{HELPERS}.workflow_called_directly({{id}})", id=string_literal(target.id))
-        )
+        body.append(helper_statement("workflow_called_directly", string_literal(target.id)))
         block = cst.IndentedBlock(body=body, header=header)
         return node.with_changes(body=block)
 

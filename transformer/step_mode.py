@@ -10,7 +10,7 @@ from __future__ import annotations
 import libcst as cst
 
 from transformer.discovery import Target
-from transformer.modes import HELPERS, ModeTransformer, NewStatement, statement, string_literal
+from transformer.modes import ModeTransformer, NewStatement, helper_statement, string_literal
 
 __all__ = ["StepModeTransformer", "factory_name"]
 
@@ -41,16 +41,16 @@ class StepModeTransformer(ModeTransformer):
             factory = cst.FunctionDef(
                 name=cst.Name(name),
                 params=cst.Parameters(params=[cst.Param(cst.Name(v)) for v in target.closure]),
-                body=cst.IndentedBlock(body=[inner, cst.parse_statement(f"return {target.name}")]),
+                body=cst.IndentedBlock(
+                    body=[inner, cst.SimpleStatementLine([cst.Return(cst.Name(target.name))])]
+                ),
                 leading_lines=[cst.EmptyLine()],
             )
             self.emit_after(target.top, factory, hoisted=True)
             self.emit_after(
                 target.top,
-                statement(
-                    f"{HELPERS}.register_step_factory({{id}}, {{factory}})",
-                    id=string_literal(target.id),
-                    factory=cst.Name(name),
+                helper_statement(
+                    "register_step_factory", string_literal(target.id), cst.Name(name)
                 ),
                 hoisted=True,
             )

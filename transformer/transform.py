@@ -68,7 +68,7 @@ def transform_module(
         return _result(
             path, module, analysis, {"workflow": same, "step": same, "client": same}, sink
         )
-    tracker = LineTracker(wrapper)
+    tracker = LineTracker(wrapper.module)
     generated: dict[Mode, GeneratedModule] = {
         mode: _generate(mode, wrapper.module, analysis, tracker, path, module, workflow_modules)
         for mode in MODES
@@ -103,8 +103,7 @@ def _generate(
     imports = import_rewrites(analysis.imports, rewriter)
     transformer = _TRANSFORMERS[mode](analysis, imports, path, rewrite_calls=mode == "workflow")
     new_module = tree.visit(transformer)
-    line_map = tracker.line_map(new_module, transformer.origins)
-    code = new_module.code
+    code, line_map = tracker.generate(new_module, transformer.origins)
     if not code.endswith("\n"):
         code += "\n"
     return GeneratedModule(code + "\n" + render_line_map(line_map), line_map)
@@ -127,9 +126,8 @@ def _warn_shadowed_imports(
         absolute=True,
         redirect=True,
     )
-    positions = wrapper.resolve(PositionProvider)
     for alias, head in shadowed_bare_imports(analysis.imports, rewriter):
-        start = positions[alias].start
+        start = wrapper.resolve(PositionProvider)[alias].start  # cached after the first
         name = get_full_name_for_node(alias.name) or head
         parent, _, last = name.rpartition(".")
         instead = f"from {parent} import {last}" if parent else f"import {name} as {name}_"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 
 from transformer.discovery import Target
-from transformer.modes import HELPERS, ModeTransformer, NewStatement, statement, string_literal
+from transformer.modes import ModeTransformer, NewStatement, helper_call_expr, string_literal
 
 __all__ = ["WorkflowModeTransformer"]
 
@@ -29,27 +29,26 @@ class WorkflowModeTransformer(ModeTransformer):
                 self.helper_call("register_workflow", target),
             )
             return node
-        args = ""
-        parts: dict[str, cst.BaseExpression] = {
-            "id": string_literal(target.id),
-            "key": string_literal(target.key),
-        }
+        keywords: dict[str, cst.BaseExpression] = {}
         if target.closure:
             items = ", ".join(f"{json_name(v)}: {v}" for v in target.closure)
-            parts["closure"] = cst.parse_expression(f"lambda: {{{items}}}")
-            args += ", closure={closure}"
+            keywords["closure"] = cst.parse_expression(f"lambda: {{{items}}}")
         if target.method == "instance":
-            args += ", method=True"
-        proxy = statement(f"{target.name} = {HELPERS}.step_proxy({{id}}, {{key}}{args})", **parts)
-        return proxy.with_changes(leading_lines=node.leading_lines)
+            keywords["method"] = cst.Name("True")
+        call = helper_call_expr(
+            "step_proxy", string_literal(target.id), string_literal(target.key), **keywords
+        )
+        assign = cst.Assign(targets=[cst.AssignTarget(cst.Name(target.name))], value=call)
+        return cst.SimpleStatementLine(body=[assign], leading_lines=node.leading_lines)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         """Route a non-deterministic call in a workflow body through its replay-safe twin."""
         name = self.analysis.rewrites.get(original_node) if self.rewrite_calls else None
         if name is None:
             return updated_node
-        twin = cst.parse_expression(f"{HELPERS}.deterministic({string_literal(name).value})")
-        return updated_node.with_changes(func=twin)
+        return updated_node.with_changes(
+            func=helper_call_expr("deterministic", string_literal(name))
+        )
 
 
 def json_name(name: str) -> str:
