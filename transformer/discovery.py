@@ -8,7 +8,8 @@ the modes cannot disagree about what is a step, what its ID is or what gets rewr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import ast
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +36,7 @@ from transformer.directives import (
     string_value,
 )
 from transformer.naming import make_id
+from transformer.scopes import NameResolver, supported
 
 __all__ = ["Analysis", "SerdeClass", "Target", "analyze"]
 
@@ -104,13 +106,16 @@ class Analysis:
 
 
 class _Analyzer:
-    def __init__(self, wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> None:
+    def __init__(
+        self, wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str, fast_names: bool
+    ) -> None:
         self.module = wrapper.module
         self.wrapper = wrapper
-        # Positions are needed only to report problems: resolved on first use (cached).
-        # Qualified names are asked of the scopes directly, which is what
-        # QualifiedNameProvider does, without its pass over every node.
-        self.scopes = wrapper.resolve(ScopeProvider)
+        # libcst metadata is resolved only when needed (and then cached by the wrapper):
+        # positions to report problems, scopes for closures of nested steps and for
+        # qualified names in modules the lazy NameResolver does not model.
+        self.fast_names = fast_names
+        self.resolver: NameResolver | None = None
         self.sink = sink
         self.path = path
         self.result = Analysis()
@@ -136,8 +141,16 @@ class _Analyzer:
         line, col = self.pos(node)
         self.sink.warning(code, line, col, message)
 
+    @property
+    def scopes(self) -> Mapping[cst.CSTNode, Scope | None]:
+        """libcst's scope of every node (resolved on first use)."""
+        return self.wrapper.resolve(ScopeProvider)
+
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         """Qualified names of ``node`` that come from imports or builtins."""
+        if self.resolver is not None:
+            return self.resolver.qualified_names(node)
+        # what QualifiedNameProvider computes, without its pass over every node
         scope = self.scopes.get(node)
         if scope is None:
             return set()
@@ -152,6 +165,11 @@ class _Analyzer:
         """Run every pass and return the analysis."""
         self.module.visit(self.index)
         self.result.parents = self.index.parents
+        if self.fast_names:
+            index = self.index
+            self.resolver = NameResolver(
+                self.module, index.parents, index.order, index.position, index.end
+            )
         self.result.imports = [
             n for n in self.index.order if isinstance(n, cst.Import | cst.ImportFrom)
         ]
@@ -527,15 +545,24 @@ class _Analyzer:
         return tuple(sorted(names))
 
 
-def analyze(wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> Analysis:
+def analyze(
+    wrapper: cst.MetadataWrapper,
+    sink: DiagnosticSink,
+    path: str,
+    syntax: ast.Module | None = None,
+) -> Analysis:
     """Analyse a parsed module.
 
     Args:
         wrapper: the module with metadata (its ``module`` is the tree the modes transform).
         sink: receives every problem found.
         path: the root-relative source path (for IDs).
+        syntax: the same module parsed by CPython's ``ast``; when given, and the module has
+            no construct the lazy :class:`NameResolver` does not model, qualified names
+            are resolved by it instead of libcst's ScopeProvider.
 
     Returns:
         The analysis; consult ``sink`` for errors before using it.
     """
-    return _Analyzer(wrapper, sink, path).run()
+    fast_names = syntax is not None and supported(syntax)
+    return _Analyzer(wrapper, sink, path, fast_names).run()
