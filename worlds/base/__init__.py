@@ -1,0 +1,167 @@
+"""The World contract: records, events, errors and one Protocol per capability.
+
+A *world* is where wfkit keeps durable state: an append-only event log per run
+(whose fold gives the runs/steps/hooks/waits records), a durable queue and
+streams. The runtime imports only this package, always as ``worlds.base`` (never a
+submodule); ``worlds.create_world`` is the one function that knows the concrete
+worlds.
+
+Modules, one per capability (this ``__init__`` re-exports every public name)::
+
+    errors      the error tree below
+    records     Run/Step/Hook/Wait, Event/EventRequest/EventResult, queue and
+                stream models; ids, timestamps and JSON encoding
+    protocols   one Protocol per capability (Events, Runs, Steps, Hooks, Waits,
+                Queue, Streams), combined into World
+    lifecycle   RecordLoader, PlannedWrites, plan_events and the transitions
+    fold        FoldedState, StateLoader, fold_events, diff_run_records
+
+Error tree::
+
+    WorldError(WfkitError)
+    ├── EntityConflictError        a refused transition or a duplicate creation; nothing written
+    ├── RunNotFoundError
+    ├── StepNotFoundError
+    ├── HookNotFoundError
+    ├── WaitNotFoundError
+    ├── SchemaVersionError         the store was written by a newer wfkit
+    ├── InvalidEventError          a malformed event request (also a ValueError)
+    └── CorruptedLogError          a stored log the lifecycle rules cannot fold
+
+API sketch (every method is synchronous; the runtime decides what runs off-loop)::
+
+    world.events.create(run_id | None, EventRequest) -> EventResult
+    world.events.create_batch(run_id, [EventRequest, ...], messages=[...], expected_last_event_id=None) -> [EventResult, ...]
+    world.events.list(run_id, after_event_id=None, limit=None) -> [Event, ...]
+    world.runs.get(run_id) / list(status=None, workflow_name=None, limit=100)
+    world.steps.get(run_id, step_id) / list(run_id)
+    world.hooks.get(hook_id) / get_by_token(token) / list(run_id=None)
+    world.waits.get(run_id, wait_id) / list(run_id)
+    world.queue.enqueue(queue, payload, delay=0, idempotency_key=None) -> message_id
+    world.queue.receive(prefixes, lease_seconds, max_messages=1, wait_seconds=0) -> [QueueMessage, ...]
+    world.queue.ack(message_id) / nack(message_id, delay=0) / extend_lease(message_id, lease_seconds)
+    world.queue.live_run_ids() / delete_messages(run_id)
+    world.streams.append(run_id, name, data) -> index / close(run_id, name)
+    world.streams.read(run_id, name, start_index=0, limit=None) -> StreamPage
+    world.streams.wait(run_id, name, after_index, timeout) -> None
+    world.streams.list(run_id) -> [name, ...]
+
+Shared lifecycle rules (``lifecycle`` and ``fold``; every world uses them, so
+the worlds cannot disagree on what a transition means)::
+
+    plan_events(loader, run_id, requests, now=None, expected_last_event_id=None) -> PlannedWrites
+        check requests against the lifecycle table, reading current records
+        through a RecordLoader inside the world's transaction; the world then
+        writes PlannedWrites (events, new/changed records, released runs)
+    fold_events(events) -> FoldedState          the records a log gives
+    diff_run_records(world, run_id) -> [str]    fold vs materialized records (wfkit verify)
+    StateLoader(FoldedState)                    an in-memory RecordLoader (fold, MemoryWorld)
+    new_id("evnt") / utc_now() / parse_timestamp(s) / encode_json(data)
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+
+from worlds.base.errors import (
+    CorruptedLogError,
+    EntityConflictError,
+    HookNotFoundError,
+    InvalidEventError,
+    RunNotFoundError,
+    SchemaVersionError,
+    StepNotFoundError,
+    WaitNotFoundError,
+    WfkitError,
+    WorldError,
+)
+from worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
+from worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events
+from worlds.base.protocols import Events, Hooks, Queue, Runs, Steps, Streams, Waits, World
+from worlds.base.records import (
+    RUN_TERMINAL,
+    SPEC_VERSION,
+    STEP_TERMINAL,
+    Event,
+    EventRequest,
+    EventResult,
+    EventType,
+    Hook,
+    HookStatus,
+    MonotonicUlids,
+    QueueMessage,
+    QueueMessageRequest,
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+    StreamPage,
+    Wait,
+    WaitStatus,
+    encode_json,
+    new_id,
+    normalize_json,
+    parse_timestamp,
+    utc_now,
+)
+
+__all__ = [
+    "RUN_TERMINAL",
+    "SPEC_VERSION",
+    "STEP_TERMINAL",
+    "CorruptedLogError",
+    "EntityConflictError",
+    "Event",
+    "EventRequest",
+    "EventResult",
+    "EventType",
+    "Events",
+    "FoldedState",
+    "Hook",
+    "HookNotFoundError",
+    "HookStatus",
+    "Hooks",
+    "InvalidEventError",
+    "MonotonicUlids",
+    "PlannedWrites",
+    "Queue",
+    "QueueMessage",
+    "QueueMessageRequest",
+    "RecordLoader",
+    "Run",
+    "RunNotFoundError",
+    "RunStatus",
+    "Runs",
+    "SchemaVersionError",
+    "StateLoader",
+    "Step",
+    "StepNotFoundError",
+    "StepStatus",
+    "Steps",
+    "StreamPage",
+    "Streams",
+    "Wait",
+    "WaitNotFoundError",
+    "WaitStatus",
+    "Waits",
+    "WfkitError",
+    "World",
+    "WorldError",
+    "diff_run_records",
+    "encode_json",
+    "fold_events",
+    "new_id",
+    "normalize_json",
+    "parse_timestamp",
+    "plan_events",
+    "utc_now",
+]
+
+# Classes and functions keep the module name they had before the split: the
+# serializer stores an exception's type as ``module.QualName`` (ErrorInfo) and a
+# class as ``module:QualName``, so event logs keep saying ``worlds.base.…``.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) or _inspect.isfunction(_value):
+        _value.__module__ = __name__
+del _name, _value

@@ -1,0 +1,61 @@
+"""The errors a world raises.
+
+Error tree::
+
+    WfkitError(Exception)
+    └── WorldError
+        ├── EntityConflictError        a refused transition or a duplicate creation; nothing written
+        ├── RunNotFoundError
+        ├── StepNotFoundError
+        ├── HookNotFoundError
+        ├── WaitNotFoundError
+        ├── SchemaVersionError         the store was written by a newer wfkit
+        ├── InvalidEventError          a malformed event request (also a ValueError)
+        └── CorruptedLogError          a stored log the lifecycle rules cannot fold
+"""
+
+from __future__ import annotations
+
+
+class WfkitError(Exception):
+    """Base of every error wfkit raises to users."""
+
+
+class WorldError(WfkitError):
+    """Something a world refused or could not find."""
+
+
+class EntityConflictError(WorldError):
+    """A transition the lifecycle table does not allow, or a duplicate creation event.
+
+    Nothing was written."""
+
+
+class RunNotFoundError(WorldError):
+    pass
+
+
+class StepNotFoundError(WorldError):
+    pass
+
+
+class HookNotFoundError(WorldError):
+    pass
+
+
+class WaitNotFoundError(WorldError):
+    pass
+
+
+class SchemaVersionError(WorldError):
+    pass
+
+
+class InvalidEventError(WorldError, ValueError):
+    """An event request that is malformed (a missing correlation id or data field).
+
+    Nothing was written."""
+
+
+class CorruptedLogError(WorldError):
+    """A stored event log that the lifecycle rules cannot fold."""

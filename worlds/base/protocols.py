@@ -1,0 +1,162 @@
+"""One ``Protocol`` per world capability (events, runs, steps, hooks, waits, queue,
+streams), combined into ``World``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from worlds.base.records import (
+    Event,
+    EventRequest,
+    EventResult,
+    Hook,
+    QueueMessage,
+    QueueMessageRequest,
+    Run,
+    RunStatus,
+    Step,
+    StreamPage,
+    Wait,
+)
+
+
+@runtime_checkable
+class Events(Protocol):
+    def create(self, run_id: str | None, request: EventRequest) -> EventResult:
+        """Append one event and update its materialized record in one transaction.
+
+        ``run_id`` is None only for ``run_created`` without a caller-chosen id;
+        a caller-chosen ``run_id`` that exists raises EntityConflictError."""
+        ...
+
+    def create_batch(
+        self,
+        run_id: str,
+        requests: Sequence[EventRequest],
+        *,
+        messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
+    ) -> list[EventResult]:
+        """Append several events of one run (and enqueue ``messages``) atomically.
+
+        All or nothing: one refused transition raises and writes nothing. With
+        ``expected_last_event_id``, the batch is refused (EntityConflictError) unless
+        that is the run's last event: optimistic concurrency for a worker that fed
+        events to a live replay before writing them."""
+        ...
+
+    def list(
+        self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
+    ) -> list[Event]: ...
+
+
+@runtime_checkable
+class Runs(Protocol):
+    def get(self, run_id: str) -> Run: ...
+
+    def list(
+        self,
+        *,
+        status: RunStatus | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]: ...
+
+
+@runtime_checkable
+class Steps(Protocol):
+    def get(self, run_id: str, step_id: str) -> Step: ...
+
+    def list(self, run_id: str) -> list[Step]: ...
+
+
+@runtime_checkable
+class Hooks(Protocol):
+    def get(self, hook_id: str) -> Hook: ...
+
+    def get_by_token(self, token: str) -> Hook:
+        """The *active* hook holding ``token``; HookNotFoundError otherwise."""
+        ...
+
+    def list(self, *, run_id: str | None = None) -> list[Hook]: ...
+
+
+@runtime_checkable
+class Waits(Protocol):
+    def get(self, run_id: str, wait_id: str) -> Wait: ...
+
+    def list(self, run_id: str) -> list[Wait]: ...
+
+
+@runtime_checkable
+class Queue(Protocol):
+    def enqueue(
+        self,
+        queue: str,
+        payload: Mapping[str, Any],
+        *,
+        delay_seconds: float = 0.0,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add a message; with a key that a not-yet-acked message holds, a no-op
+        returning that message's id."""
+        ...
+
+    def receive(
+        self,
+        prefixes: Sequence[str],
+        *,
+        lease_seconds: float,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+    ) -> list[QueueMessage]:
+        """Lease up to ``max_messages`` visible messages whose queue starts with a
+        prefix; block up to ``wait_seconds`` for one to appear."""
+        ...
+
+    def ack(self, message_id: str) -> None: ...
+
+    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None: ...
+
+    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None: ...
+
+    def live_run_ids(self) -> set[str]:
+        """Run ids that have at least one message not yet acked."""
+        ...
+
+    def delete_messages(self, run_id: str) -> int:
+        """Drop every message of a run (fault tests; the sweep recovers)."""
+        ...
+
+
+@runtime_checkable
+class Streams(Protocol):
+    def append(self, run_id: str, name: str, data: bytes) -> int: ...
+
+    def close(self, run_id: str, name: str) -> None: ...
+
+    def read(
+        self, run_id: str, name: str, *, start_index: int = 0, limit: int | None = None
+    ) -> StreamPage: ...
+
+    def wait(self, run_id: str, name: str, *, after_index: int, timeout: float) -> None:
+        """Block until the stream has a chunk at ``after_index`` or is closed, or
+        ``timeout`` passes."""
+        ...
+
+    def list(self, run_id: str) -> list[str]: ...
+
+
+@runtime_checkable
+class World(Protocol):
+    name: str
+    events: Events
+    runs: Runs
+    steps: Steps
+    hooks: Hooks
+    waits: Waits
+    queue: Queue
+    streams: Streams
+
+    def close(self) -> None: ...

@@ -1,0 +1,257 @@
+"""The records a world stores, the event and queue models, and the helpers every
+world uses to make ids, read timestamps and encode event data."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worlds.base.errors import InvalidEventError
+
+SPEC_VERSION = 2
+
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "completed", "failed"]
+HookStatus = Literal["active", "disposed", "conflicted"]
+WaitStatus = Literal["waiting", "completed"]
+
+EventType = Literal[
+    "run_created",
+    "run_started",
+    "run_completed",
+    "run_failed",
+    "run_cancelled",
+    "step_created",
+    "step_started",
+    "step_retrying",
+    "step_completed",
+    "step_failed",
+    "hook_created",
+    "hook_conflict",
+    "hook_received",
+    "hook_disposed",
+    "wait_created",
+    "wait_completed",
+]
+
+RUN_TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+STEP_TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Run(_Record):
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    deployment_id: str = ""
+    execution_context: dict[str, Any] = Field(default_factory=dict)
+    spec_version: int = SPEC_VERSION
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class Step(_Record):
+    run_id: str
+    step_id: str
+    step_name: str
+    status: StepStatus
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempt: int = 0
+    retry_after: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class Hook(_Record):
+    run_id: str
+    hook_id: str
+    token: str
+    status: HookStatus
+    metadata: Any = None
+    is_webhook: bool = False
+    respond_with: Any = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Wait(_Record):
+    run_id: str
+    wait_id: str
+    status: WaitStatus
+    resume_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+
+
+class Event(_Record):
+    event_id: str
+    run_id: str
+    event_type: EventType
+    correlation_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    spec_version: int = SPEC_VERSION
+
+
+class EventRequest(_Record):
+    event_type: EventType
+    correlation_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    """When the caller already showed this event to a live replay, the time it used;
+    the world stores it instead of its own clock (None: the world's now)."""
+
+
+class EventResult(_Record):
+    event: Event
+    run: Run | None = None
+    step: Step | None = None
+    hook: Hook | None = None
+    wait: Wait | None = None
+
+
+class QueueMessageRequest(_Record):
+    queue: str
+    payload: dict[str, Any]
+    delay_seconds: float = 0.0
+    idempotency_key: str | None = None
+
+
+class QueueMessage(_Record):
+    message_id: str
+    queue: str
+    payload: dict[str, Any]
+    attempt: int
+    idempotency_key: str | None = None
+    run_id: str | None = None
+    created_at: datetime
+    visible_at: datetime
+
+
+class StreamPage(_Record):
+    chunks: list[bytes]
+    next_index: int
+    closed: bool
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# 130 bits (2 zero + 48 time + 80 random) as 13 groups of 10 bits, two characters each.
+_CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
+_RANDOM_BITS = 80
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+# Ids are unique, not secret: a seeded PRNG avoids a getrandom() syscall per id.
+_RANDOM = random.Random(secrets.randbits(128))
+
+
+class MonotonicUlids:
+    """A ULID factory whose output sorts in creation order within one process.
+
+    Two ids made in the same millisecond share the timestamp and increment the
+    random part, so string order equals creation order (the ULID spec's
+    monotonic mode)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def next(self) -> str:
+        """Return a new 26-character Crockford base32 ULID."""
+        now_ms = time.time_ns() // 1_000_000
+        with self._lock:
+            if now_ms <= self._last_ms:
+                now_ms = self._last_ms
+                rand = self._last_random + 1
+                if rand > _RANDOM_MASK:
+                    now_ms += 1
+                    rand = _RANDOM.getrandbits(_RANDOM_BITS - 1)
+            else:
+                # One bit of headroom so increments within a millisecond never overflow.
+                rand = _RANDOM.getrandbits(_RANDOM_BITS - 1)
+            self._last_ms = now_ms
+            self._last_random = rand
+        value = (now_ms << _RANDOM_BITS) | rand
+        return "".join([_CROCKFORD_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+
+
+_ULIDS = MonotonicUlids()
+
+
+def new_id(prefix: str) -> str:
+    """Return ``<prefix>_<ULID>`` (``new_id("evnt")`` → ``evnt_01J…``), monotonic per process."""
+    return f"{prefix}_{_ULIDS.next()}"
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an ISO 8601 string (or pass through a datetime) into an aware UTC datetime.
+
+    Raises:
+        InvalidEventError: ``value`` is neither.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(
+                value.replace("Z", "+00:00") if value.endswith("Z") else value
+            )
+        except ValueError as exc:
+            raise InvalidEventError(f"not an ISO 8601 timestamp: {value!r}") from exc
+    else:
+        raise InvalidEventError(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def encode_json(data: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Encode ``data`` as a durable world stores it: the compact JSON text
+    (ASCII-only, so NUL is escaped) and the value read back from it.
+
+    Raises:
+        InvalidEventError: ``data`` is not JSON-serializable.
+    """
+    if not data:
+        return {}, "{}"
+    try:
+        text = json.dumps(data, separators=(",", ":"))
+        result: dict[str, Any] = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
+    return result, text
+
+
+def normalize_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Round-trip ``data`` through JSON, as a durable world stores it.
+
+    Raises:
+        InvalidEventError: ``data`` is not JSON-serializable.
+    """
+    return encode_json(data)[0]
