@@ -257,8 +257,11 @@ class Orchestrator:
                 return False
             heal = True
         else:
-            self._catch_up(state)
-            heal = False
+            # A redelivered message (its worker died or stalled) or one that brings
+            # nothing new (a sweep, a duplicate) may mean that another worker moved the
+            # run on and died mid-step: heal its orphaned steps as a fresh replay does.
+            caught_up = self._catch_up(state)
+            heal = delivery_attempt > 1 or caught_up == 0
         if state.terminal:
             return False
         if heal:
