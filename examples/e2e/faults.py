@@ -6,7 +6,7 @@ check it after workers were killed, messages lost or delivered twice.
 
 import asyncio
 
-from wfkit import create_hook, sleep
+from wfkit import create_hook, get_step_metadata, sleep
 
 
 async def slow_append(acc: list, item: int, delay: float) -> list:
@@ -64,3 +64,19 @@ async def ten(n: int = 10) -> int:
     for i in range(n):
         total += await noop(i)
     return total
+
+
+async def stall_first_attempt(acc: list, item: int) -> list:
+    "use step"
+    if get_step_metadata().attempt == 1:
+        # A worker frozen (or killed) mid-step, as far as the log can tell.
+        await asyncio.sleep(3600)
+    return [*acc, item]
+
+
+async def relay(token: str) -> dict:
+    "use workflow"
+    before = await slow_append([], 1, 0.0)
+    payload = await create_hook(token=token)
+    after = await stall_first_attempt(before, payload["n"])
+    return {"steps": after}
