@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 import libcst as cst
-import libcst.matchers as m
 
 __all__ = [
     "DIRECTIVES",
@@ -42,8 +41,7 @@ def edit_distance_is_one(a: str, b: str) -> bool:
 
 def string_value(node: cst.CSTNode) -> str | None:
     """The text of a string-literal expression statement, or None."""
-    if m.matches(node, m.Expr(value=m.SimpleString())):
-        assert isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString)
+    if isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString):
         value = node.value.evaluated_value
         return value if isinstance(value, str) else None
     return None

@@ -163,7 +163,7 @@ class _Analyzer:
     # -- passes ------------------------------------------------------------------
     def run(self) -> Analysis:
         """Run every pass and return the analysis."""
-        self.module.visit(self.index)
+        self.index.build(self.module)
         self.result.parents = self.index.parents
         if self.fast_names:
             index = self.index
