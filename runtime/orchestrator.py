@@ -26,6 +26,10 @@ that transaction the session is discarded, the outcomes are written on their
 own, and a full replay from the log takes over. Rejected alternative: two
 transactions per step (write the completion, feed the returned event, write the
 next creation) -- simpler, half the speed; kept as ``provisional=False``.
+
+Siblings: ``runtime.run_state`` (one run's session, log position, open waits and
+inline tasks: ``RunState``) and ``runtime.inline_steps`` (running steps in this
+worker: ``InlineSteps``). This module decides what to write and writes it.
 """
 
 from __future__ import annotations
@@ -34,15 +38,15 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from runtime import registry
 from runtime.context import current_mode
 from runtime.errors import SerializationError, WorkflowNotRegisteredError
-from runtime.executor import attempt_step, retry_delay_seconds, step_message, workflow_message
+from runtime.executor import retry_delay_seconds, step_message, workflow_message
+from runtime.inline_steps import InlineSteps
 from runtime.replay import Completed, Failed, ReplaySession, Suspended
+from runtime.run_state import NoSession, RunState, correlation_id_of, placeholder_run
 from runtime.serialization import deserialize_call, serialize, serialize_error
 from worlds.base import (
     SPEC_VERSION,
@@ -52,13 +56,11 @@ from worlds.base import (
     EventRequest,
     EventResult,
     QueueMessageRequest,
-    Run,
     RunNotFoundError,
     World,
     WorldError,
     new_id,
     normalize_json,
-    parse_timestamp,
     utc_now,
 )
 
@@ -69,7 +71,6 @@ log = logging.getLogger("wfkit.orchestrator")
 MAX_DELIVERIES = 48
 """A workflow message delivered more often than this fails its run (as the DevKit does)."""
 
-_RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 _TOLERATED = (EntityConflictError, WorldError)
 
 
@@ -81,33 +82,6 @@ def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: fl
     """
     message = workflow_message(workflow_name, run_id, delay_seconds=delay_seconds)
     return world.queue.enqueue(message.queue, message.payload, delay_seconds=delay_seconds)
-
-
-@dataclass(eq=False)
-class _RunState:
-    """One run's live replay in this worker."""
-
-    run: Run
-    session: Any
-    synced_id: str | None = None
-    outcome: Any = None
-    open_waits: dict[str, datetime] = field(default_factory=dict)
-    terminal: bool = False
-    poked: bool = False
-    signal: asyncio.Event = field(default_factory=asyncio.Event)
-    inline: dict[str, asyncio.Task[EventRequest]] = field(default_factory=dict)
-    step_names: dict[str, str] = field(default_factory=dict)
-    finished: list[str] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Cancel the run's inline steps and close its replay session."""
-        for task in self.inline.values():
-            task.cancel()
-        self.inline.clear()
-        try:
-            self.session.close()
-        except Exception:  # closing a broken session must not hide the real error
-            log.debug("closing the replay session of %s failed", self.run.run_id, exc_info=True)
 
 
 class _Refused(Exception):
@@ -161,11 +135,11 @@ class Orchestrator:
         self.inline_wait_seconds = inline_wait_seconds
         self._on_enqueue = on_enqueue
         self._session_factory = session_factory or ReplaySession
-        self._cache: OrderedDict[str, _RunState] = OrderedDict()
-        self._driving: dict[str, _RunState] = {}
-        self._step_slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._running_inline = 0
+        self._cache: OrderedDict[str, RunState] = OrderedDict()
+        self._driving: dict[str, RunState] = {}
+        self._inline = InlineSteps(
+            world, step_concurrency=self.step_concurrency, url=url, on_enqueue=on_enqueue
+        )
 
     # --- public ------------------------------------------------------------------
 
@@ -202,7 +176,7 @@ class Orchestrator:
         state = self._cache.pop(run_id, None)
         placeholder = state is None
         if state is None:
-            state = _RunState(run=_placeholder_run(run_id), session=_NoSession())
+            state = RunState(run=placeholder_run(run_id), session=NoSession())
         self._driving[run_id] = state
         state.signal = asyncio.Event()  # bound to this loop, whichever ran it before
         keep = False
@@ -213,7 +187,7 @@ class Orchestrator:
             # nudge either reached the loop or finds no driver and queues normally.
             del self._driving[run_id]
             if state.inline and not state.terminal:
-                self._hand_off_inline(state)
+                self._inline.hand_off(state)
             if keep and self.replay_cache and not state.terminal and self.cache_size:
                 self._cache[run_id] = state
                 while len(self._cache) > self.cache_size:
@@ -221,26 +195,6 @@ class Orchestrator:
                     evicted.close()
             else:
                 state.close()
-
-    def _hand_off_inline(self, state: _RunState) -> None:
-        """Queue the inline steps a handler leaves unfinished (shutdown, error), so
-        that another worker runs them now rather than after a sweep."""
-        self._enqueue_steps(state, list(state.inline))
-
-    def _enqueue_steps(self, state: _RunState, correlation_ids: Sequence[str]) -> None:
-        for cid in correlation_ids:
-            name = state.step_names.get(cid)
-            if name is None:
-                continue
-            message = step_message(state.run.run_id, cid, name)
-            try:
-                self.world.queue.enqueue(
-                    message.queue, message.payload, idempotency_key=message.idempotency_key
-                )
-            except WorldError as exc:
-                log.warning("could not hand off step %s: %s", cid, exc)
-        if correlation_ids and self._on_enqueue is not None:
-            self._on_enqueue()
 
     def close(self) -> None:
         """Close every cached session."""
@@ -250,7 +204,7 @@ class Orchestrator:
 
     # --- one message -----------------------------------------------------------------
 
-    async def _handle(self, state: _RunState, *, fresh: bool, delivery_attempt: int) -> bool:
+    async def _handle(self, state: RunState, *, fresh: bool, delivery_attempt: int) -> bool:
         run_id = state.run.run_id
         if fresh:
             if not self._start_run(state, delivery_attempt):
@@ -272,7 +226,7 @@ class Orchestrator:
         log.debug("run %s handled; terminal=%s", run_id, state.terminal)
         return not state.terminal
 
-    def _start_run(self, state: _RunState, delivery_attempt: int) -> bool:
+    def _start_run(self, state: RunState, delivery_attempt: int) -> bool:
         """run_started (idempotent), then a full replay of the log in a new session."""
         run_id = state.run.run_id
         try:
@@ -308,10 +262,10 @@ class Orchestrator:
         state.session = self._session_factory(
             workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
         )
-        self._feed(state, self.world.events.list(run_id))
+        state.feed(self.world.events.list(run_id))
         return not state.terminal
 
-    def _fail_quietly(self, state: _RunState, exc: BaseException, code: str) -> None:
+    def _fail_quietly(self, state: RunState, exc: BaseException, code: str) -> None:
         state.terminal = True
         request = EventRequest(
             event_type="run_failed",
@@ -324,32 +278,13 @@ class Orchestrator:
 
     # --- feeding ----------------------------------------------------------------------
 
-    def _feed(self, state: _RunState, events: Sequence[Event], *, real: bool = True) -> None:
-        """Feed log events (or provisional ones) to the session, in order."""
-        if not events:
-            return
-        for event in events:
-            kind = event.event_type
-            if kind in _RUN_ENDS:
-                state.terminal = True
-                return
-            if kind == "wait_created" and event.correlation_id:
-                state.open_waits[event.correlation_id] = parse_timestamp(
-                    event.data.get("resume_at")
-                )
-            elif kind == "wait_completed" and event.correlation_id:
-                state.open_waits.pop(event.correlation_id, None)
-        state.outcome = state.session.feed(list(events))
-        if real:
-            state.synced_id = events[-1].event_id
-
-    def _catch_up(self, state: _RunState) -> int:
+    def _catch_up(self, state: RunState) -> int:
         """Feed the events written since the session last saw the log; how many."""
         events = self.world.events.list(state.run.run_id, after_event_id=state.synced_id)
-        self._feed(state, events)
+        state.feed(events)
         return len(events)
 
-    def _rebuild(self, state: _RunState) -> None:
+    def _rebuild(self, state: RunState) -> None:
         """Discard the session and replay the whole log in a new one."""
         state.session.close()
         state.open_waits.clear()
@@ -361,7 +296,7 @@ class Orchestrator:
 
     def _append(
         self,
-        state: _RunState,
+        state: RunState,
         requests: Sequence[EventRequest],
         messages: Sequence[QueueMessageRequest] = (),
     ) -> list[EventResult]:
@@ -381,7 +316,7 @@ class Orchestrator:
             self._on_enqueue()
         return results
 
-    def _recover(self, state: _RunState, unwritten: list[EventRequest], provisional: bool) -> None:
+    def _recover(self, state: RunState, unwritten: list[EventRequest], provisional: bool) -> None:
         """After a refused batch: record our outcomes on their own, then catch up from the log."""
         for request in unwritten:
             try:
@@ -398,7 +333,7 @@ class Orchestrator:
 
     # --- the loop ---------------------------------------------------------------------
 
-    async def _drive(self, state: _RunState) -> None:
+    async def _drive(self, state: RunState) -> None:
         unwritten: list[EventRequest] = []
         fed = False
         refusals = 0
@@ -411,7 +346,7 @@ class Orchestrator:
                         continue
                     results = self._append(state, unwritten, self._messages_for(state, unwritten))
                     unwritten = []
-                    self._feed(state, [r.event for r in results])
+                    state.feed([r.event for r in results])
                     continue
                 outcome = state.outcome
                 if isinstance(outcome, Completed | Failed):
@@ -423,7 +358,7 @@ class Orchestrator:
                 if outcome.hooks or outcome.disposals:
                     requests = [*unwritten, *self._hook_requests(outcome)]
                     results = self._append(state, requests, self._messages_for(state, unwritten))
-                    self._feed(state, [r.event for r in results[len(unwritten) :]])
+                    state.feed([r.event for r in results[len(unwritten) :]])
                     unwritten, fed = [], False
                     continue
                 if outcome.steps or outcome.waits or unwritten:
@@ -441,7 +376,7 @@ class Orchestrator:
                 unwritten, fed = [], False
                 continue
             # Idle: everything the workflow asked for is in the log.
-            due = self._due_waits(state)
+            due = state.due_waits()
             if due:
                 unwritten = due
                 continue
@@ -449,17 +384,15 @@ class Orchestrator:
                 state.poked = False
                 self._catch_up(state)
                 continue
-            if not state.inline and not self._wait_is_near(state):
+            if not state.inline and not state.wait_is_near(self.inline_wait_seconds):
                 break
-            await self._wait_for_inline(state)
-            unwritten = self._collect_finished(state)
+            await state.wait_for_news()
+            unwritten = self._inline.collect_finished(state)
         if state.terminal:
-            for task in state.inline.values():
-                task.cancel()
-            state.inline.clear()
+            state.cancel_inline()
 
     def _feed_provisional(
-        self, state: _RunState, requests: list[EventRequest]
+        self, state: RunState, requests: list[EventRequest]
     ) -> list[EventRequest]:
         """Show ``requests`` to the session before they are written; returns them
         stamped with the time the session saw, which the world then stores."""
@@ -488,7 +421,7 @@ class Orchestrator:
             )
             for r in stamped
         ]
-        self._feed(state, events, real=False)
+        state.feed(events, real=False)
         return stamped
 
     def _ending(self, outcome: Any) -> EventRequest:
@@ -523,17 +456,17 @@ class Orchestrator:
         ]
         if not requests:
             requests = [
-                EventRequest(event_type="hook_disposed", correlation_id=_cid(item))
+                EventRequest(event_type="hook_disposed", correlation_id=correlation_id_of(item))
                 for item in outcome.disposals
             ]
         return requests
 
-    def _create_work(self, state: _RunState, outcome: Any, unwritten: list[EventRequest]) -> None:
+    def _create_work(self, state: RunState, outcome: Any, unwritten: list[EventRequest]) -> None:
         """One transaction: outcomes not yet written, new steps (inline ones started), waits."""
         run_id = state.run.run_id
         requests = list(unwritten)
         messages = self._messages_for(state, unwritten)
-        budget = self.step_concurrency - self._running_inline if self.inline_steps else 0
+        budget = self._inline.free_slots() if self.inline_steps else 0
         inline_ids: set[str] = set()
         starts: list[EventRequest] = []
         for step in outcome.steps:
@@ -563,17 +496,17 @@ class Orchestrator:
                 )
             )
         if outcome.waits:
-            messages.append(self._wake_message(state, [w.resume_at for w in outcome.waits]))
+            messages.append(state.wake_message([w.resume_at for w in outcome.waits]))
         results = self._append(state, requests, messages)
         for result in results[len(unwritten) :]:
             step = result.step
             if result.event.event_type == "step_started" and step is not None:
                 if step.step_id in inline_ids:
-                    self._start_inline(state, step)
-        self._feed(state, [r.event for r in results[len(unwritten) :]])
+                    self._inline.start(state, step)
+        state.feed([r.event for r in results[len(unwritten) :]])
 
     def _messages_for(
-        self, state: _RunState, requests: Sequence[EventRequest]
+        self, state: RunState, requests: Sequence[EventRequest]
     ) -> list[QueueMessageRequest]:
         """Delayed step messages for the retries among ``requests``."""
         messages = []
@@ -597,105 +530,13 @@ class Orchestrator:
                 )
         return messages
 
-    # --- inline steps --------------------------------------------------------------------
+    # --- wake-ups and healing -----------------------------------------------------------
 
-    def _start_inline(self, state: _RunState, step: Any) -> None:
-        cid = step.step_id
-        self._running_inline += 1
-        task = asyncio.create_task(self._run_inline(state.run, step), name=f"wfkit-step-{cid}")
-        state.inline[cid] = task
-
-        def finished(_task: asyncio.Task[EventRequest]) -> None:
-            self._running_inline -= 1
-            state.finished.append(cid)
-            state.signal.set()
-
-        task.add_done_callback(finished)
-
-    async def _run_inline(self, run: Run, step: Any) -> EventRequest:
-        async with self._slots():
-            return await attempt_step(run, step, world=self.world, url=self.url)
-
-    def _slots(self) -> asyncio.Semaphore:
-        """The step semaphore of the running loop (a worker may outlive one asyncio.run)."""
-        loop = asyncio.get_running_loop()
-        if self._step_slots is None or self._loop is not loop:
-            self._step_slots = asyncio.Semaphore(self.step_concurrency)
-            self._loop = loop
-        return self._step_slots
-
-    async def _wait_for_inline(self, state: _RunState) -> None:
-        if state.finished or state.poked:
-            return
-        state.signal.clear()
-        timeout = None
-        if state.open_waits:
-            timeout = max(0.0, (min(state.open_waits.values()) - utc_now()).total_seconds())
-        try:
-            async with asyncio.timeout(timeout):
-                await state.signal.wait()
-        except TimeoutError:
-            pass
-
-    def _collect_finished(self, state: _RunState) -> list[EventRequest]:
-        requests: list[EventRequest] = []
-        lost: list[str] = []
-        for cid in state.finished:
-            task = state.inline.pop(cid, None)
-            if task is None:
-                continue
-            if task.cancelled() or task.exception() is not None:
-                # attempt_step turns every Exception into an event; this was a
-                # BaseException (or a cancellation) from inside the step. Nothing was
-                # recorded: let the queue run it again.
-                log.error("inline step %s ended without an outcome; re-queued", cid)
-                lost.append(cid)
-                continue
-            requests.append(task.result())
-        state.finished.clear()
-        if lost:
-            self._enqueue_steps(state, lost)
-        return requests
-
-    # --- waits and healing --------------------------------------------------------------
-
-    def _due_waits(self, state: _RunState) -> list[EventRequest]:
-        if not state.open_waits:
-            return []
-        now = utc_now()
-        return [
-            EventRequest(event_type="wait_completed", correlation_id=cid)
-            for cid, resume_at in sorted(state.open_waits.items(), key=lambda kv: kv[1])
-            if resume_at <= now
-        ]
-
-    def _wait_is_near(self, state: _RunState) -> bool:
-        """Whether the earliest open wait is due soon enough to wait for it here
-        (cheaper than a queue round trip, and covers a wake-up delivered a little early)."""
-        if not state.open_waits:
-            return False
-        left = (min(state.open_waits.values()) - utc_now()).total_seconds()
-        # Never below 50 ms: a wake-up message delivered a hair early must not be
-        # acked with its wait still open (its re-enqueue would dedupe against itself).
-        return left <= max(self.inline_wait_seconds, 0.05)
-
-    def _wake_message(
-        self, state: _RunState, resume_times: Sequence[datetime]
-    ) -> QueueMessageRequest:
-        # Keyed by run and due time: a pending wake-up for the same moment is reused
-        # (the queue dedupes keys of messages not yet acked).
-        due = min([*resume_times, *state.open_waits.values()])
-        key = f"wake:{state.run.run_id}:{due.isoformat()}"
-        delay = (due - utc_now()).total_seconds()
-        return workflow_message(
-            state.run.workflow_name, state.run.run_id, delay_seconds=delay, idempotency_key=key
-        )
-
-    def _ensure_wake(self, state: _RunState) -> None:
+    def _ensure_wake(self, state: RunState) -> None:
         """A suspended run with open waits has a delayed message for the earliest."""
         if not state.open_waits:
             return
-        message = self._wake_message(state, [])
+        message = state.wake_message([])
         try:
             self.world.queue.enqueue(
                 message.queue,
@@ -706,7 +547,7 @@ class Orchestrator:
         except WorldError as exc:  # the sweep re-enqueues the run
             log.warning("could not enqueue the wake-up of %s: %s", state.run.run_id, exc)
 
-    def _heal_outstanding(self, state: _RunState) -> None:
+    def _heal_outstanding(self, state: RunState) -> None:
         """Re-enqueue steps created but not finished that no one seems to run.
 
         After a crash nothing else would run them; the idempotency key (the
@@ -718,7 +559,7 @@ class Orchestrator:
         now = utc_now()
         enqueued = False
         for item in outcome.outstanding_steps:
-            cid = _cid(item)
+            cid = correlation_id_of(item)
             if cid in state.inline:
                 continue
             name = item[1] if isinstance(item, tuple) else getattr(item, "step_id", None)
@@ -738,22 +579,3 @@ class Orchestrator:
             enqueued = True
         if enqueued and self._on_enqueue is not None:
             self._on_enqueue()
-
-
-def _cid(item: Any) -> str:
-    if isinstance(item, tuple):
-        return str(item[0])
-    return str(getattr(item, "correlation_id", item))
-
-
-class _NoSession:
-    def feed(self, events: Sequence[Event]) -> Any:
-        raise RuntimeError("no replay session")
-
-    def close(self) -> None:
-        pass
-
-
-def _placeholder_run(run_id: str) -> Run:
-    now = utc_now()
-    return Run(run_id=run_id, workflow_name="", status="pending", created_at=now, updated_at=now)

@@ -1,0 +1,125 @@
+"""Inline steps: run a suspension's new steps in this worker, right away.
+
+The orchestrator writes ``[step_created, step_started]`` for up to
+``step_concurrency`` steps at once and hands them to an ``InlineSteps``, which
+runs each attempt as an asyncio task (``runtime.executor.attempt_step``) and
+wakes the run's handler when it finishes. The handler collects the outcomes as
+event requests and group-commits them with whatever the workflow does next.
+Steps that cannot finish here (the handler stops, or the attempt died with a
+``BaseException``) are handed to the queue as step messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from runtime.executor import attempt_step, step_message
+from runtime.run_state import RunState
+from worlds.base import EventRequest, Run, World, WorldError
+
+__all__ = ["InlineSteps"]
+
+log = logging.getLogger("wfkit.orchestrator")
+
+
+class InlineSteps:
+    """The inline steps of one worker, across all the runs it drives.
+
+    Args:
+        world: where the steps' runs live.
+        step_concurrency: most steps running inline at once.
+        url: the deployment URL shown in step metadata.
+        on_enqueue: called after step messages were enqueued (wakes the worker loop).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        step_concurrency: int,
+        url: str,
+        on_enqueue: Callable[[], None] | None,
+    ) -> None:
+        self.world = world
+        self.step_concurrency = step_concurrency
+        self.url = url
+        self._on_enqueue = on_enqueue
+        self._step_slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = 0
+
+    def free_slots(self) -> int:
+        """How many more steps may start inline now."""
+        return self.step_concurrency - self._running
+
+    def start(self, state: RunState, step: Any) -> None:
+        """Run ``step`` (already started in the log) as a task of ``state``'s run."""
+        cid = step.step_id
+        self._running += 1
+        task = asyncio.create_task(self._run(state.run, step), name=f"wfkit-step-{cid}")
+        state.inline[cid] = task
+
+        def finished(_task: asyncio.Task[EventRequest]) -> None:
+            self._running -= 1
+            state.finished.append(cid)
+            state.signal.set()
+
+        task.add_done_callback(finished)
+
+    async def _run(self, run: Run, step: Any) -> EventRequest:
+        async with self._slots():
+            return await attempt_step(run, step, world=self.world, url=self.url)
+
+    def _slots(self) -> asyncio.Semaphore:
+        """The step semaphore of the running loop (a worker may outlive one asyncio.run)."""
+        loop = asyncio.get_running_loop()
+        if self._step_slots is None or self._loop is not loop:
+            self._step_slots = asyncio.Semaphore(self.step_concurrency)
+            self._loop = loop
+        return self._step_slots
+
+    def collect_finished(self, state: RunState) -> list[EventRequest]:
+        """The outcomes of ``state``'s finished inline steps, as event requests to
+        write; a step that ended without one is re-queued."""
+        requests: list[EventRequest] = []
+        lost: list[str] = []
+        for cid in state.finished:
+            task = state.inline.pop(cid, None)
+            if task is None:
+                continue
+            if task.cancelled() or task.exception() is not None:
+                # attempt_step turns every Exception into an event; this was a
+                # BaseException (or a cancellation) from inside the step. Nothing was
+                # recorded: let the queue run it again.
+                log.error("inline step %s ended without an outcome; re-queued", cid)
+                lost.append(cid)
+                continue
+            requests.append(task.result())
+        state.finished.clear()
+        if lost:
+            self.enqueue(state, lost)
+        return requests
+
+    def hand_off(self, state: RunState) -> None:
+        """Queue the inline steps a handler leaves unfinished (shutdown, error), so
+        that another worker runs them now rather than after a sweep."""
+        self.enqueue(state, list(state.inline))
+
+    def enqueue(self, state: RunState, correlation_ids: Sequence[str]) -> None:
+        """Enqueue a step message for each of ``state``'s steps named by id."""
+        for cid in correlation_ids:
+            name = state.step_names.get(cid)
+            if name is None:
+                continue
+            message = step_message(state.run.run_id, cid, name)
+            try:
+                self.world.queue.enqueue(
+                    message.queue, message.payload, idempotency_key=message.idempotency_key
+                )
+            except WorldError as exc:
+                log.warning("could not hand off step %s: %s", cid, exc)
+        if correlation_ids and self._on_enqueue is not None:
+            self._on_enqueue()
