@@ -15,7 +15,8 @@ than resolving ``PositionProvider``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import ast
+from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -118,10 +119,136 @@ def generate(module: cst.Module) -> LineRecorder:
     return state
 
 
+class _Mismatch(Exception):
+    """The CST and the AST do not line up statement for statement."""
+
+
+_COMPOUND: dict[type[cst.CSTNode], tuple[type[ast.stmt], ...]] = {
+    cst.FunctionDef: (ast.FunctionDef, ast.AsyncFunctionDef),
+    cst.ClassDef: (ast.ClassDef,),
+    cst.If: (ast.If,),
+    cst.For: (ast.For, ast.AsyncFor),
+    cst.While: (ast.While,),
+    cst.With: (ast.With, ast.AsyncWith),
+    cst.Try: (ast.Try,),
+    cst.TryStar: (ast.TryStar,),
+    cst.Match: (ast.Match,),
+}
+
+
+def statement_lines(module: cst.Module, tree: ast.Module) -> dict[cst.CSTNode, Lines]:
+    """First and last line of every statement of ``module``, read off CPython's AST.
+
+    ``PositionProvider`` puts a statement from its first token after leading lines and
+    decorators to the end of its last small statement or of its last nested statement,
+    which is the AST's ``lineno``/``end_lineno`` (of the first and last small statement
+    of a line). Walking both trees' statement lists side by side pairs them up; any
+    disagreement raises :class:`_Mismatch`.
+    """
+    out: dict[cst.CSTNode, Lines] = {}
+    _pair_bodies(module.body, tree.body, out)
+    return out
+
+
+def _pair_bodies(
+    statements: Sequence[cst.BaseStatement], nodes: list[ast.stmt], out: dict[cst.CSTNode, Lines]
+) -> None:
+    i = 0
+    for stmt in statements:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            group = nodes[i : i + len(stmt.body)]
+            if len(group) != len(stmt.body):
+                raise _Mismatch
+            i += len(group)
+            end = group[-1].end_lineno
+            if end is None:
+                raise _Mismatch
+            out[stmt] = (group[0].lineno, end)
+            continue
+        if i >= len(nodes):
+            raise _Mismatch
+        _pair_compound(stmt, nodes[i], out)
+        i += 1
+    if i != len(nodes):
+        raise _Mismatch
+
+
+def _pair_compound(stmt: cst.BaseStatement, node: ast.stmt, out: dict[cst.CSTNode, Lines]) -> None:
+    kinds = _COMPOUND.get(type(stmt))
+    if kinds is None or not isinstance(node, kinds) or node.end_lineno is None:
+        raise _Mismatch
+    out[stmt] = (node.lineno, node.end_lineno)
+    if isinstance(stmt, cst.FunctionDef | cst.ClassDef | cst.With):
+        assert isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.With | ast.AsyncWith
+        )
+        _pair_suite(stmt.body, node.body, out)
+    elif isinstance(stmt, cst.If):
+        assert isinstance(node, ast.If)
+        _pair_suite(stmt.body, node.body, out)
+        if isinstance(stmt.orelse, cst.If):
+            if len(node.orelse) != 1:
+                raise _Mismatch
+            _pair_compound(stmt.orelse, node.orelse[0], out)
+        elif stmt.orelse is not None:
+            _pair_suite(stmt.orelse.body, node.orelse, out)
+        elif node.orelse:
+            raise _Mismatch
+    elif isinstance(stmt, cst.For | cst.While):
+        assert isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        _pair_suite(stmt.body, node.body, out)
+        _pair_optional(stmt.orelse, node.orelse, out)
+    elif isinstance(stmt, cst.Try | cst.TryStar):
+        assert isinstance(node, ast.Try | ast.TryStar)
+        _pair_suite(stmt.body, node.body, out)
+        handlers: Sequence[cst.ExceptHandler | cst.ExceptStarHandler] = stmt.handlers
+        if len(handlers) != len(node.handlers):
+            raise _Mismatch
+        for handler, ast_handler in zip(handlers, node.handlers, strict=True):
+            _pair_suite(handler.body, ast_handler.body, out)
+        _pair_optional(stmt.orelse, node.orelse, out)
+        _pair_optional(stmt.finalbody, node.finalbody, out)
+    else:
+        assert isinstance(stmt, cst.Match) and isinstance(node, ast.Match)
+        if len(stmt.cases) != len(node.cases):
+            raise _Mismatch
+        for case, ast_case in zip(stmt.cases, node.cases, strict=True):
+            _pair_suite(case.body, ast_case.body, out)
+
+
+def _pair_suite(body: cst.BaseSuite, nodes: list[ast.stmt], out: dict[cst.CSTNode, Lines]) -> None:
+    if isinstance(body, cst.IndentedBlock):
+        _pair_bodies(body.body, nodes, out)
+    elif len(body.body) != len(nodes):  # a one-line suite holds no statement nodes
+        raise _Mismatch
+
+
+def _pair_optional(
+    clause: cst.Else | cst.Finally | None, nodes: list[ast.stmt], out: dict[cst.CSTNode, Lines]
+) -> None:
+    if clause is None:
+        if nodes:
+            raise _Mismatch
+        return
+    _pair_suite(clause.body, nodes, out)
+
+
 class LineTracker:
     """Records original statement lines; later maps a generated module back to them."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, tree: ast.Module | None = None) -> None:
+        """Record the lines of ``module``'s statements.
+
+        Args:
+            module: the original tree.
+            tree: the same source parsed by ``ast``; its positions save a codegen pass.
+        """
+        if tree is not None:
+            try:
+                self._original = statement_lines(module, tree)
+                return
+            except _Mismatch:
+                pass
         recorder = generate(module)
         nodes = [node for node in recorder.ranges if _tracked(node)]
         self._original = recorder.lines_of(nodes)

@@ -68,7 +68,8 @@ def transform_module(
         return _result(
             path, module, analysis, {"workflow": same, "step": same, "client": same}, sink
         )
-    tracker = LineTracker(wrapper.module)
+    # CPython and libcst agree on line numbers when lines end in \n (a lone \r is rare)
+    tracker = LineTracker(wrapper.module, syntax if "\r" not in source else None)
     generated: dict[Mode, GeneratedModule] = {
         mode: _generate(mode, wrapper.module, analysis, tracker, path, module, workflow_modules)
         for mode in MODES

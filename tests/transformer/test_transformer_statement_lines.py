@@ -1,0 +1,76 @@
+"""Statement lines read off the AST equal those a libcst codegen pass records."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from transformer.linemap import LineTracker, statement_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted(
+    p
+    for folder in ("examples", "transformer", "tests/transformer", "wfbuild", "runtime")
+    for p in (ROOT / folder).rglob("*.py")
+)
+
+TRICKY = '''@dec
+async def f(a,
+            b):
+    x = 1
+    # trailing comment
+
+    # another
+y = 2; z = (3,
+  4)
+class C: pass
+if x:
+    pass
+elif y:
+    pass
+else:
+    if z:
+        pass
+for i in x: pass
+else:
+    pass
+try:
+    pass
+except* E:
+    pass
+try:
+    s = """a
+b"""
+except E as e:
+    pass
+else:
+    pass
+finally:
+    pass
+while x:
+    async with a as b, c:
+        pass
+match x:
+    case 1:
+        pass
+    case _: pass
+# end
+'''
+
+
+def _recorded(module: cst.Module) -> dict[cst.CSTNode, tuple[int, int]]:
+    tracker = LineTracker(module)  # no AST: the codegen pass
+    return tracker._original
+
+
+@pytest.mark.parametrize("source", [TRICKY, *(p.read_text() for p in SOURCES)])
+def test_ast_statement_lines_match_codegen(source: str) -> None:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        pytest.skip("does not parse (an error fixture)")
+    module = cst.parse_module(source)
+    assert statement_lines(module, tree) == _recorded(module)
