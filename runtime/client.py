@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 from runtime.context import current_mode, current_workflow
@@ -152,20 +152,39 @@ class Run:
             WorkflowRunCancelledError: the run was cancelled.
             TimeoutError: ``timeout`` seconds passed first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = _POLL_FIRST
-        while True:
-            record = self.record()
-            if record.status in RUN_TERMINAL:
-                return _outcome(record)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            await asyncio.sleep(pause)
-            delay = min(_POLL_MAX, delay * 2)
+        polls = self._poll_outcome(timeout, clip_to_deadline=True)
+        try:
+            while True:
+                await asyncio.sleep(next(polls))
+        except StopIteration as done:
+            return done.value
 
     def result_sync(self, timeout: float | None = None) -> Any:
         """``result`` for sync code (blocks the calling thread)."""
+        polls = self._poll_outcome(timeout, clip_to_deadline=False)
+        try:
+            while True:
+                time.sleep(next(polls))
+        except StopIteration as done:
+            return done.value
+
+    def _poll_outcome(
+        self, timeout: float | None, *, clip_to_deadline: bool
+    ) -> Generator[float, None, Any]:
+        """The polling that ``result`` and ``result_sync`` share, without the sleeping.
+
+        Yields how long to pause before the next look at the run record (10 ms,
+        doubling up to 200 ms); returns the run's outcome (``StopIteration.value``).
+
+        Args:
+            timeout: seconds to poll for (None: forever).
+            clip_to_deadline: never pause past the deadline (``result_sync`` sleeps
+                whole back-off steps).
+
+        Raises:
+            WorkflowRunFailedError, WorkflowRunCancelledError: as ``_outcome``.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _POLL_FIRST
         while True:
@@ -174,7 +193,10 @@ class Run:
                 return _outcome(record)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
-            time.sleep(delay)
+            if clip_to_deadline and deadline is not None:
+                yield min(delay, max(0.0, deadline - time.monotonic()))
+            else:
+                yield delay
             delay = min(_POLL_MAX, delay * 2)
 
     async def cancel(self, reason: str | None = None) -> None:

@@ -26,7 +26,6 @@ from worlds.base import (
     Hook,
     HookNotFoundError,
     Hooks,
-    InvalidEventError,
     Queue,
     QueueMessage,
     QueueMessageRequest,
@@ -46,6 +45,7 @@ from worlds.base import (
     new_id,
     normalize_json,
     plan_events,
+    run_id_for_create,
 )
 
 __all__ = ["MemoryWorld"]
@@ -172,11 +172,7 @@ class MemoryEvents:
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``worlds.base.Events.create``."""
-        if run_id is None:
-            if request.event_type != "run_created":
-                raise InvalidEventError(f"{request.event_type} needs a run_id")
-            run_id = new_id("wrun")
-        return self.create_batch(run_id, [request])[0]
+        return self.create_batch(run_id_for_create(run_id, request), [request])[0]
 
     def create_batch(
         self,

@@ -56,6 +56,7 @@ the worlds cannot disagree on what a transition means)::
     fold_events(events) -> FoldedState          the records a log gives
     diff_run_records(world, run_id) -> [str]    fold vs materialized records (wfkit verify)
     StateLoader(FoldedState)                    an in-memory RecordLoader (fold, MemoryWorld)
+    run_id_for_create(run_id, request) -> str   the run of one Events.create (wrun_… for a new run)
     new_id("evnt") / utc_now() / parse_timestamp(s) / encode_json(data)
 """
 
@@ -76,7 +77,7 @@ from worlds.base.errors import (
     WorldError,
 )
 from worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
-from worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events
+from worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events, run_id_for_create
 from worlds.base.protocols import Events, Hooks, Queue, Runs, Steps, Streams, Waits, World
 from worlds.base.records import (
     RUN_TERMINAL,
@@ -154,6 +155,7 @@ __all__ = [
     "normalize_json",
     "parse_timestamp",
     "plan_events",
+    "run_id_for_create",
     "utc_now",
 ]
 

@@ -1,18 +1,5 @@
-"""The errors a world raises.
-
-Error tree::
-
-    WfkitError(Exception)
-    └── WorldError
-        ├── EntityConflictError        a refused transition or a duplicate creation; nothing written
-        ├── RunNotFoundError
-        ├── StepNotFoundError
-        ├── HookNotFoundError
-        ├── WaitNotFoundError
-        ├── SchemaVersionError         the store was written by a newer wfkit
-        ├── InvalidEventError          a malformed event request (also a ValueError)
-        └── CorruptedLogError          a stored log the lifecycle rules cannot fold
-"""
+"""The errors a world raises; their tree is drawn in the ``worlds.base`` package
+docstring (``worlds/base/__init__.py``)."""
 
 from __future__ import annotations
 

@@ -431,6 +431,20 @@ def _apply_event(view: _Overlay, event: Event) -> EventResult:
     return _apply_wait_event(view, event)
 
 
+def run_id_for_create(run_id: str | None, request: EventRequest) -> str:
+    """The run a single ``Events.create`` call writes to: ``run_id``, or for a
+    ``run_created`` without one a new ``wrun_…`` id.
+
+    Raises:
+        InvalidEventError: ``run_id`` is None for an event other than ``run_created``.
+    """
+    if run_id is None:
+        if request.event_type != "run_created":
+            raise InvalidEventError(f"{request.event_type} needs a run_id")
+        run_id = new_id("wrun")
+    return run_id
+
+
 def plan_events(
     loader: RecordLoader,
     run_id: str,
