@@ -35,25 +35,38 @@ def _tracked(node: cst.CSTNode) -> bool:
 class LineRecorder(CodegenState):
     """Codegen state that records each node's token range (``PositionProvider`` rules)."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, record_all: bool = False) -> None:
         super().__init__(
             default_indent=module.default_indent, default_newline=module.default_newline
         )
-        self.ranges: dict[cst.CSTNode, tuple[int, int]] = {}
+        # token ranges by id(node): ids are stable while the tree is alive, and hashing
+        # them is much cheaper than CSTNode.__hash__
+        self.ranges: dict[int, tuple[int, int]] = {}
+        # by default only the node types a statement's range can depend on are recorded
+        self._record: frozenset[type[cst.CSTNode]] | None = None if record_all else _RECORDED
+        self.nodes: dict[int, cst.CSTNode] = {}  # every recorded node, with record_all
+        self._record_all = record_all
         self._starts: list[int] = []
         self._syntactic: list[tuple[cst.CSTNode, cst.CSTNode | None, cst.CSTNode | None, int]] = []
         self._popped = ""
 
     def before_codegen(self, node: cst.CSTNode) -> None:
         """Remember where ``node``'s tokens start."""
-        self._starts.append(len(self.tokens))
+        record = self._record
+        if record is None or type(node) in record:
+            self._starts.append(len(self.tokens))
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         """Record ``node``'s range unless its syntactic range was recorded already."""
-        start = self._starts.pop()
-        ranges = self.ranges
-        if node not in ranges:
-            ranges[node] = (start, len(self.tokens))
+        record = self._record
+        if record is None or type(node) in record:
+            start = self._starts.pop()
+            key = id(node)
+            ranges = self.ranges
+            if key not in ranges:
+                ranges[key] = (start, len(self.tokens))
+                if self._record_all:
+                    self.nodes[key] = node
 
     def record_syntactic_position(  # type: ignore[override]  # a plain context manager
         self,
@@ -76,11 +89,14 @@ class LineRecorder(CodegenState):
     def __exit__(self, *exc_info: object) -> None:
         node, start_node, end_node, start = self._syntactic.pop()
         end = len(self.tokens)
+        ranges = self.ranges
         if start_node is not None:
-            start = self.ranges[start_node][0]
+            start = ranges[id(start_node)][0]  # KeyError: see generate()
         if end_node is not None:
-            end = self.ranges[end_node][1]
-        self.ranges[node] = (start, end)
+            end = ranges[id(end_node)][1]
+        ranges[id(node)] = (start, end)
+        if self._record_all:
+            self.nodes[id(node)] = node
 
     def pop_trailing_newline(self) -> None:
         """Drop the module's final newline from the code (positions still count it)."""
@@ -95,7 +111,7 @@ class LineRecorder(CodegenState):
         self, nodes: Iterator[cst.CSTNode] | list[cst.CSTNode]
     ) -> dict[cst.CSTNode, Lines]:
         """First and last line of each of ``nodes`` (which must have been generated)."""
-        wanted = [(node, self.ranges[node]) for node in nodes]
+        wanted = [(node, self.ranges[id(node)]) for node in nodes]
         offsets = sorted({i for _, (start, end) in wanted for i in (start, end)})
         tokens = [*self.tokens, self._popped]
         line_at: dict[int, int] = {}
@@ -112,10 +128,34 @@ class LineRecorder(CodegenState):
         return {node: (line_at[start], line_at[end]) for node, (start, end) in wanted}
 
 
-def generate(module: cst.Module) -> LineRecorder:
-    """Run codegen of ``module`` through a :class:`LineRecorder`."""
-    state = LineRecorder(module)
-    module._codegen(state)
+def _recorded_types() -> frozenset[type[cst.CSTNode]]:
+    """Statements and what libcst hoists a statement's start or end from."""
+    bases = (cst.BaseStatement, cst.BaseSmallStatement, cst.BaseSuite)
+    found: set[type[cst.CSTNode]] = {cst.Else, cst.Finally, cst.ExceptHandler, cst.MatchCase}
+    found |= {cst.ExceptStarHandler, cst.ImportAlias, cst.ImportStar, cst.RightParen}
+    for name in dir(cst):
+        value = getattr(cst, name)
+        if isinstance(value, type) and issubclass(value, bases):
+            found.add(value)
+    return frozenset(found)
+
+
+_RECORDED = _recorded_types()
+
+
+def generate(module: cst.Module, record_all: bool = False) -> LineRecorder:
+    """Run codegen of ``module`` through a :class:`LineRecorder`.
+
+    A statement whose range libcst hoists from a node type not recorded by default
+    raises KeyError; the pass is then repeated recording every node.
+    """
+    state = LineRecorder(module, record_all)
+    try:
+        module._codegen(state)
+    except KeyError:
+        if record_all:
+            raise
+        return generate(module, record_all=True)
     return state
 
 
@@ -249,8 +289,8 @@ class LineTracker:
                 return
             except _Mismatch:
                 pass
-        recorder = generate(module)
-        nodes = [node for node in recorder.ranges if _tracked(node)]
+        recorder = generate(module, record_all=True)
+        nodes = [node for node in recorder.nodes.values() if _tracked(node)]
         self._original = recorder.lines_of(nodes)
 
     def generate(
@@ -268,9 +308,9 @@ class LineTracker:
         recorder = generate(generated)
         original = self._original
         ranges = recorder.ranges
-        kept = [n for n in original if n in ranges]
+        kept = [n for n in original if id(n) in ranges]
         kept += [
-            n for n, o in origins.items() if o in original and n in ranges and n not in original
+            n for n, o in origins.items() if o in original and id(n) in ranges and n not in original
         ]
         positions = recorder.lines_of(kept)
         runs: list[tuple[int, int, int]] = []

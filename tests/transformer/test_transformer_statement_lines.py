@@ -8,7 +8,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from transformer.linemap import LineTracker, statement_lines
+from transformer.linemap import LineRecorder, LineTracker, generate, statement_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -74,3 +74,13 @@ def test_ast_statement_lines_match_codegen(source: str) -> None:
         pytest.skip("does not parse (an error fixture)")
     module = cst.parse_module(source)
     assert statement_lines(module, tree) == _recorded(module)
+
+
+@pytest.mark.parametrize("source", [TRICKY, "from os import *\nfrom os import (path)\n"])
+def test_recorder_needs_no_fallback(source: str) -> None:
+    module = cst.parse_module(source)
+    fast = LineRecorder(module)
+    module._codegen(fast)  # raises KeyError if a hoisted-from node type is not recorded
+    full = generate(module, record_all=True)
+    statements = [n for n in full.nodes.values() if isinstance(n, cst.BaseStatement)]
+    assert fast.lines_of(statements) == full.lines_of(statements)
