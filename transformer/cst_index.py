@@ -24,6 +24,24 @@ _FIELDS_USABLE = _libcst_version() == LIBCST_VERSION
 _FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
 
 
+def _node_types() -> frozenset[type]:
+    found: set[type] = set()
+    pending: list[type] = [cst.CSTNode]
+    while pending:
+        kind = pending.pop()
+        sub: type
+        for sub in kind.__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                pending.append(sub)
+    return frozenset(found)
+
+
+# Every libcst node class: ``type(v) in`` this is much cheaper than isinstance on
+# libcst's ABC-based classes, and the trees indexed here come from libcst's parser.
+_NODE_TYPES = _node_types()
+
+
 def _fields(kind: type[cst.CSTNode]) -> tuple[str, ...] | None:
     fields = _FIELDS.get(kind)
     if fields is None:
@@ -71,10 +89,11 @@ class CSTIndex(cst.CSTVisitor):
             children = []
             for name in fields:
                 value = getattr(node, name)
-                if isinstance(value, cst.CSTNode):
+                kind = type(value)
+                if kind is list or kind is tuple:
+                    children.extend(v for v in value if type(v) in _NODE_TYPES)
+                elif kind in _NODE_TYPES:
                     children.append(value)
-                elif isinstance(value, list | tuple):
-                    children.extend(v for v in value if isinstance(v, cst.CSTNode))
         parents = self.parents
         for child in children:
             parents[child] = node
@@ -109,6 +128,9 @@ class CSTIndex(cst.CSTVisitor):
                 i += 1
 
 
+_NESTED_SCOPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
+
+
 def nested_scope(node: cst.CSTNode) -> bool:
     """True for the nodes that open a new scope: defs, classes, lambdas."""
-    return isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda)
+    return type(node) in _NESTED_SCOPES

@@ -41,7 +41,8 @@ def edit_distance_is_one(a: str, b: str) -> bool:
 
 def string_value(node: cst.CSTNode) -> str | None:
     """The text of a string-literal expression statement, or None."""
-    if isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString):
+    if type(node) is cst.Expr and type(node.value) is cst.SimpleString:  # cheap type tests
+        assert isinstance(node, cst.Expr) and isinstance(node.value, cst.SimpleString)
         value = node.value.evaluated_value
         return value if isinstance(value, str) else None
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -46,6 +46,11 @@ MethodKind = Literal["function", "static", "class", "instance"]
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel"})
 _SERDE_METHODS = frozenset({"__wfkit_serialize__", "__wfkit_deserialize__"})
 _IMPORTED = (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
+# libcst node classes are final, so hot loops test ``type(n)`` (isinstance on libcst's
+# ABC-based classes costs several times more)
+_IMPORTS = frozenset({cst.Import, cst.ImportFrom})
+_OWNERS = frozenset({cst.Module, cst.FunctionDef, cst.ClassDef})
+_DEFINITIONS = frozenset({cst.FunctionDef, cst.ClassDef})
 
 
 @dataclass(eq=False)
@@ -171,7 +176,7 @@ class _Analyzer:
                 self.module, index.parents, index.order, index.position, index.end
             )
         self.result.imports = [
-            n for n in self.index.order if isinstance(n, cst.Import | cst.ImportFrom)
+            cast(cst.Import | cst.ImportFrom, n) for n in self.index.order if type(n) in _IMPORTS
         ]
         all_nodes = self.index.order
         self.find_directives(all_nodes)
@@ -206,9 +211,7 @@ class _Analyzer:
     def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
         """Find directive strings; report misplaced, duplicate, conflicting, misspelled ones."""
         handled: set[cst.CSTNode] = set()
-        owners = [
-            n for n in all_nodes if isinstance(n, cst.Module | cst.FunctionDef | cst.ClassDef)
-        ]
+        owners = [n for n in all_nodes if type(n) in _OWNERS]
         for owner in owners:
             lead = leading_small_statements(owner)
             kinds = [DIRECTIVES.get(string_value(s) or "") for s in lead]
@@ -276,7 +279,7 @@ class _Analyzer:
         pydantic_names: set[str] = set()
         serde_names: set[str] = set()
         for node in self.index.order:
-            if not isinstance(node, cst.ClassDef):
+            if type(node) is not cst.ClassDef:
                 continue
             top = self.parent(node) is self.module
             body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
@@ -343,8 +346,8 @@ class _Analyzer:
         """Visit every def/class directly inside ``container`` (a module or a body),
         keeping the chain of enclosing defs and classes."""
         for node in self.index.subtree(container, prune=nested_scope):
-            if node is not container and isinstance(node, cst.FunctionDef | cst.ClassDef):
-                self._definition(node, stack, keys)
+            if node is not container and type(node) in _DEFINITIONS:
+                self._definition(cast(cst.FunctionDef | cst.ClassDef, node), stack, keys)
 
     def _definition(
         self, node: cst.FunctionDef | cst.ClassDef, stack: list[cst.CSTNode], keys: list[str]
@@ -424,7 +427,7 @@ class _Analyzer:
                 return
             target.nested = True
             nonlocal_stmt = next(
-                (n for n in self.own_body_nodes(node) if isinstance(n, cst.Nonlocal)), None
+                (n for n in self.own_body_nodes(node) if type(n) is cst.Nonlocal), None
             )
             if nonlocal_stmt is not None:
                 self.error(
@@ -461,12 +464,12 @@ class _Analyzer:
 
     def is_generator(self, fn: cst.FunctionDef) -> bool:
         """True when ``fn``'s own body contains ``yield``."""
-        return any(isinstance(n, cst.Yield) for n in self.own_body_nodes(fn))
+        return any(type(n) is cst.Yield for n in self.own_body_nodes(fn))
 
     def scan_workflow_body(self, target: Target) -> None:
         """Report ``yield`` and forbidden calls; record calls to rewrite."""
         for node in self.own_body_nodes(target.node):
-            if isinstance(node, cst.Yield):
+            if type(node) is cst.Yield:
                 self.error(
                     "WF010",
                     node,
@@ -476,14 +479,12 @@ class _Analyzer:
                 )
         # a nested step's body runs as a step: I/O is allowed there
         for node in self.index.subtree(target.node.body, prune=self.result.targets.__contains__):
-            if isinstance(node, cst.Call):
+            if type(node) is cst.Call:
                 self.check_call(node, target)
 
     def check_call(self, call: cst.Call, target: Target) -> None:
         """Classify one call in a workflow body: forbidden, rewritten or fine."""
-        if any(
-            isinstance(n, cst.Call) and self.forbidden(n) for n in self.index.subtree(call.func)
-        ):
+        if any(type(n) is cst.Call and self.forbidden(n) for n in self.index.subtree(call.func)):
             return  # `httpx.AsyncClient().get(...)`: report the inner call only
         for qname in sorted(self.qualified_names(call.func)):
             reason = forbidden_reason(qname)
@@ -550,6 +551,7 @@ def analyze(
     sink: DiagnosticSink,
     path: str,
     syntax: ast.Module | None = None,
+    source: str | None = None,
 ) -> Analysis:
     """Analyse a parsed module.
 
@@ -560,9 +562,10 @@ def analyze(
         syntax: the same module parsed by CPython's ``ast``; when given, and the module has
             no construct the lazy :class:`NameResolver` does not model, qualified names
             are resolved by it instead of libcst's ScopeProvider.
+        source: the module's text (lets that check skip walking ``syntax``).
 
     Returns:
         The analysis; consult ``sink`` for errors before using it.
     """
-    fast_names = syntax is not None and supported(syntax)
+    fast_names = syntax is not None and supported(syntax, source)
     return _Analyzer(wrapper, sink, path, fast_names).run()

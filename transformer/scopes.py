@@ -34,15 +34,30 @@ SCOPE_NODES = (
     cst.GeneratorExp,
 )
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+# libcst node classes are final: hot loops test ``type(n)`` (isinstance on libcst's
+# ABC-based classes costs several times more)
+_SCOPE_TYPES = frozenset(SCOPE_NODES)
+_DEFINITIONS = frozenset({cst.FunctionDef, cst.ClassDef})
+_IMPORTS = frozenset({cst.Import, cst.ImportFrom})
+_TARGETS = frozenset({cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For})
 _UNSUPPORTED = (ast.Global, ast.Nonlocal, ast.NamedExpr, ast.Match)
+_UNSUPPORTED_TEXT = ("global", "nonlocal", ":=", "match")
 
 # A binding: the import statement that made it, or None for any other assignment.
 Binding = cst.Import | cst.ImportFrom | None
 Bindings = dict[str, list[Binding]]
 
 
-def supported(tree: ast.Module) -> bool:
-    """True when :class:`NameResolver` resolves names in ``tree`` exactly as libcst does."""
+def supported(tree: ast.Module, source: str | None = None) -> bool:
+    """True when :class:`NameResolver` resolves names in ``tree`` exactly as libcst does.
+
+    Args:
+        tree: the module's AST.
+        source: its text, if known: without the keywords and ``:=`` of the constructs
+            in question, the AST need not be walked.
+    """
+    if source is not None and not any(word in source for word in _UNSUPPORTED_TEXT):
+        return True
     return not any(isinstance(node, _UNSUPPORTED) for node in ast.walk(tree))
 
 
@@ -137,7 +152,7 @@ class NameResolver:
         cur = node
         parent = self.parents.get(cur)
         while parent is not None:
-            if isinstance(parent, SCOPE_NODES) and self._inside(parent, path):
+            if type(parent) in _SCOPE_TYPES and self._inside(parent, path):
                 chain.append(parent)
             path.append(parent)
             cur = parent
@@ -203,12 +218,15 @@ class NameResolver:
         order = self.order
         while i < stop:
             node = order[i]
-            if node is not scope and isinstance(node, SCOPE_NODES):
-                if isinstance(node, cst.FunctionDef | cst.ClassDef):
+            kind = type(node)
+            if kind in _SCOPE_TYPES and node is not scope:
+                if kind in _DEFINITIONS:
+                    assert isinstance(node, cst.FunctionDef | cst.ClassDef)
                     bind(node.name.value)
                 i = self.end[node]
                 continue
-            if isinstance(node, cst.Import | cst.ImportFrom):
+            if kind in _IMPORTS:
+                assert isinstance(node, cst.Import | cst.ImportFrom)
                 if not isinstance(node.names, cst.ImportStar):
                     for alias in node.names:
                         named = alias.asname.name if alias.asname is not None else alias.name
@@ -217,10 +235,12 @@ class NameResolver:
                             bind(name, node)
                 i = self.end[node]
                 continue
-            if isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For):
+            if kind in _TARGETS:
+                assert isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For)
                 for name in _stored_names(node.target):
                     bind(name)
-            elif isinstance(node, cst.AsName):
+            elif kind is cst.AsName:
+                assert isinstance(node, cst.AsName)
                 for name in _stored_names(node.name):
                     bind(name)
             i += 1

@@ -94,3 +94,12 @@ def test_unsupported_constructs() -> None:
     assert not supported(ast.parse("def f():\n    x = 1\n    def g():\n        nonlocal x\n"))
     assert not supported(ast.parse("if (y := 1):\n    pass\n"))
     assert not supported(ast.parse("match x:\n    case 1:\n        pass\n"))
+
+
+def test_supported_text_shortcut() -> None:
+    tree = ast.parse("x = 1\n")
+    assert supported(tree, "x = 1\n")
+    # the text mentions a keyword: the AST decides
+    assert supported(ast.parse("matches = 1\n"), "matches = 1\n")
+    source = "def f():\n    global x\n"
+    assert not supported(ast.parse(source), source)
