@@ -95,15 +95,18 @@ class ModeTransformer(cst.CSTTransformer):
         self.imports = imports
         self.path = path
         self.rewrite_calls = rewrite_calls
-        interesting: list[cst.CSTNode] = [
-            *analysis.targets,
-            *analysis.classes,
-            *analysis.directive_exprs,
-            *imports,
-        ]
+        # the nodes whose leave handlers change something (a directive string needs no
+        # visit: the function or module holding it strips it)
+        interesting: list[cst.CSTNode] = [*analysis.targets, *analysis.classes, *imports]
         if rewrite_calls:
             interesting.extend(analysis.rewrites)
-        self.dirty = analysis.ancestors_and_self(interesting)
+        # Only their ancestors are entered; the handlers of a node not entered still run
+        # (with the original node), so a def whose body holds nothing to change is not
+        # rebuilt child by child only to be replaced.
+        parents = analysis.parents
+        self.dirty = analysis.ancestors_and_self(
+            parents[node] for node in interesting if node in parents
+        )
         # statements to emit right after a statement of the original tree
         self.pending: dict[cst.CSTNode, list[cst.BaseStatement]] = {}
         # hoisted definitions (nested-step factories), emitted after the registrations
@@ -113,7 +116,7 @@ class ModeTransformer(cst.CSTTransformer):
 
     # -- traversal -----------------------------------------------------------------
     def on_visit(self, node: cst.CSTNode) -> bool:
-        """Enter only subtrees that contain something to change."""
+        """Enter only nodes with a descendant to change."""
         if node not in self.dirty:
             return False
         return super().on_visit(node)
