@@ -38,7 +38,8 @@ def test_a_cached_replay_heals_the_step_of_a_worker_that_died(
         run = await start(faults.relay, token, world=world)
         run_id = run.run_id
         a = Orchestrator(world, lease_seconds=0.2)
-        b = Orchestrator(handle.reopen(), lease_seconds=0.2)
+        b_world = handle.reopen()
+        b = Orchestrator(b_world, lease_seconds=0.2)
         await a.handle_workflow_message(run_id)  # first step, then waits on the hook
         assert a.cached_runs == 1
         resume_hook_sync(token, {"n": 7}, world=world)
@@ -65,6 +66,8 @@ def test_a_cached_replay_heals_the_step_of_a_worker_that_died(
             await asyncio.gather(dead, return_exceptions=True)
             a.close()
             b.close()
+            if b_world is not world:
+                b_world.close()
 
     run_id, result = run_async(scenario(), timeout=60)
     assert result == {"steps": [1, 7]}
