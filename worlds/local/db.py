@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -154,20 +154,36 @@ class WriteGate:
         self._fd: int | None = None
         self._pid = os.getpid()
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold the gate for one write transaction."""
+    def acquire(self) -> int | None:
+        """Take the gate for one write transaction; pass the result to ``release``."""
         if self._pid != os.getpid():
             self.reset_after_fork()
-        with self._lock:
+        self._lock.acquire()
+        try:
             fd = self._file()
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            self._lock.release()
+            raise
+        return fd
+
+    def release(self, fd: int | None) -> None:
+        """Give the gate back (``fd``: what ``acquire`` returned)."""
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the gate for one write transaction."""
+        fd = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(fd)
 
     def _file(self) -> int | None:
         if fcntl is None:
@@ -254,25 +270,88 @@ def _reset_in_child(ref: weakref.ref[ThreadConnections]) -> None:
         connections.reset_after_fork()
 
 
-@contextmanager
-def write_transaction(connections: ThreadConnections) -> Iterator[sqlite3.Cursor]:
+def write_transaction(connections: ThreadConnections) -> WriteTransaction:
     """A ``BEGIN IMMEDIATE`` transaction on this thread's connection, as a DBAPI
     cursor whose rows are ``sqlite3.Row`` (mapping access). Commits on success,
-    rolls back on any error; errors are translated by ``translated_errors``."""
-    with translated_errors(), connections.gate.held() if connections.gate else nullcontext():
-        dbapi = connections.get()
-        cursor = dbapi.cursor()
-        cursor.row_factory = sqlite3.Row
+    rolls back on any error; errors are translated as ``translated_errors`` does."""
+    return WriteTransaction(connections)
+
+
+class WriteTransaction:
+    """``write_transaction`` as a plain context-manager class: every write of the
+    hot path goes through it, and three nested generator context managers (the
+    error translation, the gate, the transaction) cost more than the SQL."""
+
+    __slots__ = ("_connections", "_cursor", "_dbapi", "_fd", "_gate")
+    _cursor: sqlite3.Cursor
+    _dbapi: sqlite3.Connection
+    _fd: int | None
+
+    def __init__(self, connections: ThreadConnections) -> None:
+        self._connections = connections
+        self._gate = connections.gate
+
+    def __enter__(self) -> sqlite3.Cursor:
         try:
-            cursor.execute("BEGIN IMMEDIATE")
-            yield cursor
-            cursor.execute("COMMIT")
-        except BaseException:
-            if dbapi.in_transaction:
-                dbapi.execute("ROLLBACK")
+            self._fd = self._gate.acquire() if self._gate is not None else None
+        except BaseException as error:
+            _raise_translated(error)
             raise
-        finally:
+        try:
+            self._dbapi = dbapi = self._connections.get()
+            self._cursor = cursor = dbapi.cursor()
+            cursor.row_factory = sqlite3.Row
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                cursor.close()
+                raise
+        except BaseException as error:
+            self._release()
+            _raise_translated(error)
+            raise
+        return cursor
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any
+    ) -> None:
+        cursor = self._cursor
+        try:
+            if kind is None:
+                try:
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if self._dbapi.in_transaction:
+                        self._dbapi.execute("ROLLBACK")
+                    raise
+            elif self._dbapi.in_transaction:
+                self._dbapi.execute("ROLLBACK")
+        except BaseException as failure:
             cursor.close()
+            self._release()
+            _raise_translated(failure)
+            raise
+        cursor.close()
+        self._release()
+        if error is not None:
+            _raise_translated(error)
+
+    def _release(self) -> None:
+        if self._gate is not None:
+            self._gate.release(self._fd)
+
+
+def _raise_translated(error: BaseException) -> None:
+    """Raise the world error ``translated_errors`` makes of ``error``; return when
+    it is not a database error (the caller re-raises it as it is)."""
+    if isinstance(error, exc.IntegrityError):
+        raise EntityConflictError(f"refused by the database: {error.orig}") from error
+    if isinstance(error, sqlite3.IntegrityError):
+        raise EntityConflictError(f"refused by the database: {error}") from error
+    if isinstance(error, exc.OperationalError):
+        raise WorldError(f"local world database error: {error.orig}") from error
+    if isinstance(error, sqlite3.OperationalError):
+        raise WorldError(f"local world database error: {error}") from error
 
 
 def fetch_all(connections: ThreadConnections, sql: PreparedSql, **values: Any) -> list[Any]:

@@ -9,7 +9,7 @@ the primary keys and partial unique indexes back the checks).
 
 from __future__ import annotations
 
-import json
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    func,
     insert,
     literal_column,
     or_,
@@ -57,7 +56,6 @@ from worlds.local.db import (
 from worlds.local.schema import (
     dumps,
     event_from_row,
-    event_row,
     events_table,
     hook_from_row,
     hook_row,
@@ -66,7 +64,6 @@ from worlds.local.schema import (
     run_row,
     runs_table,
     step_from_row,
-    step_row,
     steps_table,
     wait_from_row,
     wait_row,
@@ -160,14 +157,6 @@ class _Sql:
     select_run = PreparedSql(_SELECT_RUN)
     select_run_status = PreparedSql(select(_R.status).where(_R.run_id == bindparam("run_id")))
     select_step = PreparedSql(_SELECT_STEP)
-    select_steps_in = PreparedSql(
-        select(steps_table).where(
-            _S.run_id == bindparam("run_id"),
-            _S.step_id.in_(
-                select(literal_column("value")).select_from(func.json_each(bindparam("step_ids")))
-            ),
-        )
-    )
     select_hook = PreparedSql(_SELECT_HOOK)
     select_active_token = PreparedSql(_SELECT_ACTIVE_TOKEN)
     select_wait = PreparedSql(_SELECT_WAIT)
@@ -220,35 +209,153 @@ class _Sql:
 EnqueueInTransaction = Callable[[sqlite3.Cursor, Sequence[QueueMessageRequest]], object]
 
 
-class _Loader:
-    """RecordLoader over one open write transaction, with the batch's steps prefetched."""
+def _checked(sql: PreparedSql, names: Sequence[str]) -> PreparedSql:
+    """``sql``, after checking that its positional parameters are ``names`` in order
+    (the hot path passes tuples, not mappings)."""
+    if sql.names != tuple(names):
+        raise RuntimeError(f"unexpected parameters {sql.names} of {sql.sql!r}")
+    return sql
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+
+def _fixed_then(sql: PreparedSql, names: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of ``sql`` and the values of its compiled-in literals (a LIMIT), after
+    checking that those come first and ``names`` follow in order."""
+    fixed = sql.names[: len(sql.names) - len(names)]
+    if sql.names[len(fixed) :] != tuple(names) or any(sql.defaults[n] is None for n in fixed):
+        raise RuntimeError(f"unexpected parameters {sql.names} of {sql.sql!r}")
+    return sql.sql, tuple(sql.defaults[name] for name in fixed)
+
+
+_LAST_EVENT_ID = (
+    select(_E.event_id)
+    .where(_E.run_id == _R.run_id)
+    .order_by(_E.seq.desc())
+    .limit(1)
+    .correlate(runs_table)
+    .scalar_subquery()
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _prefetch_sql(step_count: int, with_last: bool) -> tuple[str, tuple[Any, ...]]:
+    """One statement for what a batch of step events reads: the run's status, its
+    last event id (when ``with_last``) and the ``step_count`` steps named
+    ``step_0`` … (a LEFT JOIN, so the run comes back even when no step exists).
+    No row: the run does not exist. Returns the SQL and the values of its leading
+    literal parameters; the step ids and the run id follow them."""
+    columns: list[Any] = [_R.status.label("run_status")]
+    if with_last:
+        columns.append(_LAST_EVENT_ID.label("last_event_id"))
+    ids = [f"step_{index}" for index in range(step_count)]
+    if ids:
+        on = and_(_S.run_id == _R.run_id, _S.step_id.in_([bindparam(name) for name in ids]))
+        query = select(*columns, *steps_table.c).select_from(runs_table.outerjoin(steps_table, on))
+    else:
+        query = select(*columns)
+    return _fixed_then(PreparedSql(query.where(_R.run_id == bindparam("run_id"))), [*ids, "run_id"])
+
+
+_EVENT_COLUMNS = _columns_except(events_table, "seq")
+_MAX_ROWS_PER_INSERT = 64
+
+
+@functools.lru_cache(maxsize=_MAX_ROWS_PER_INSERT)
+def _insert_events_sql(count: int) -> str:
+    """A multi-row INSERT of ``count`` events (parameters row after row)."""
+    rows: list[dict[str, Any]] = [
+        {c: bindparam(f"{c}_{n}") for c in _EVENT_COLUMNS} for n in range(count)
+    ]
+    names = [f"{c}_{n}" for n in range(count) for c in _EVENT_COLUMNS]
+    return _checked(PreparedSql(insert(events_table).values(rows)), names).sql
+
+
+_INSERT_STEP = _checked(_Sql.insert_step, steps_table.c.keys()).sql
+_UPDATE_STEP = _checked(_Sql.update_step, [*_STEP_MUTABLE, "k_run_id", "k_step_id"]).sql
+
+
+class _Timestamps:
+    """ISO 8601 text of the datetimes of one batch, each formatted once: every
+    event and record of a batch shares one ``created_at`` object, and the loaded
+    records' times keep the text they were read from (``isoformat`` is a large
+    part of a batch's CPU)."""
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        # id -> (the datetime, kept alive so that its id stays its own; its text)
+        self._texts: dict[int, tuple[datetime, str]] = {}
+
+    def seed(self, value: datetime | None, text: str | None) -> None:
+        """Remember that ``value`` was parsed from ``text``."""
+        if value is not None and text is not None:
+            self._texts[id(value)] = (value, text)
+
+    def text(self, value: datetime | None) -> str | None:
+        """``value.isoformat()`` (None for None)."""
+        if value is None:
+            return None
+        known = self._texts.get(id(value))
+        if known is None:
+            known = self._texts[id(value)] = (value, value.isoformat())
+        return known[1]
+
+
+class _Loader:
+    """RecordLoader over one open write transaction; ``prefetch`` reads the run's
+    status, its last event id and the batch's steps in one statement."""
+
+    def __init__(self, cursor: sqlite3.Cursor, timestamps: _Timestamps) -> None:
         self.cursor = cursor
+        self.timestamps = timestamps
         self.steps: dict[str, Step | None] = {}
+        self.status: tuple[RunStatus | None] | None = None  # (status,) once read
+        self.last_event_id: tuple[str | None] | None = None  # (id,) once read
 
     def _one(self, sql: PreparedSql, **values: Any) -> Any:
         return self.cursor.execute(sql.sql, sql.args(values)).fetchone()
 
-    def prefetch(self, run_id: str, requests: Sequence[EventRequest]) -> None:
-        """Load every step the requests name in one query."""
-        step_ids = [
-            r.correlation_id for r in requests if r.correlation_id and r.event_type[:5] == "step_"
-        ]
+    def prefetch(self, run_id: str, requests: Sequence[EventRequest], with_last: bool) -> None:
+        """Read what the requests will ask for in one query: the run's status, its
+        last event id (``with_last``) and every step the requests name."""
+        step_ids = list(
+            dict.fromkeys(
+                [
+                    r.correlation_id
+                    for r in requests
+                    if r.correlation_id and r.event_type[:5] == "step_"
+                ]
+            )
+        )
+        if not step_ids and not with_last:
+            return  # nothing worth a round trip: the loads below ask for what is needed
+        sql, fixed = _prefetch_sql(len(step_ids), with_last)
+        rows = self.cursor.execute(sql, (*fixed, *step_ids, run_id)).fetchall()
+        if not rows:
+            return  # no such run: the loads below read each thing on their own
+        first = rows[0]
+        self.status = (cast(RunStatus, first["run_status"]),)
+        if with_last:
+            self.last_event_id = (first["last_event_id"],)
         if step_ids:
-            sql = _Sql.select_steps_in
-            rows = self.cursor.execute(
-                sql.sql, sql.args({"run_id": run_id, "step_ids": json.dumps(step_ids)})
-            ).fetchall()
             self.steps = dict.fromkeys(step_ids)
             for row in rows:
-                self.steps[row["step_id"]] = step_from_row(row)
+                if row["step_id"] is not None:
+                    self.steps[row["step_id"]] = self._step(row)
+
+    def _step(self, row: Any) -> Step:
+        step = step_from_row(row)
+        seed = self.timestamps.seed
+        seed(step.started_at, row["started_at"])
+        seed(step.retry_after, row["retry_after"])
+        return step
 
     def load_run(self, run_id: str) -> Run | None:
         row = self._one(_Sql.select_run, run_id=run_id)
         return None if row is None else run_from_row(row)
 
     def load_run_status(self, run_id: str) -> RunStatus | None:
+        if self.status is not None:
+            return self.status[0]
         row = self._one(_Sql.select_run_status, run_id=run_id)
         return None if row is None else cast(RunStatus, row[0])
 
@@ -256,7 +363,7 @@ class _Loader:
         if step_id in self.steps:
             return self.steps[step_id]
         row = self._one(_Sql.select_step, run_id=run_id, step_id=step_id)
-        return None if row is None else step_from_row(row)
+        return None if row is None else self._step(row)
 
     def load_hook(self, hook_id: str) -> Hook | None:
         row = self._one(_Sql.select_hook, hook_id=hook_id)
@@ -275,6 +382,8 @@ class _Loader:
         return None if row is None else event_from_row(row)
 
     def load_last_event_id(self, run_id: str) -> str | None:
+        if self.last_event_id is not None:
+            return self.last_event_id[0]
         row = self._one(_Sql.select_last_event_id, run_id=run_id)
         return None if row is None else str(row[0])
 
@@ -286,28 +395,86 @@ def _write_many(cursor: sqlite3.Cursor, sql: PreparedSql, rows: list[dict[str, A
         cursor.executemany(sql.sql, [sql.args(row) for row in rows])
 
 
-def write_plan(cursor: sqlite3.Cursor, plan: PlannedWrites) -> None:
+def _insert_events(cursor: sqlite3.Cursor, plan: PlannedWrites, timestamps: _Timestamps) -> None:
+    text = timestamps.text
+    event_json = plan.event_json
+    params: list[Any] = []
+    for event in plan.events:
+        data = event_json.get(event.event_id)
+        params += (
+            event.event_id,
+            event.run_id,
+            event.event_type,
+            event.correlation_id,
+            dumps(event.data) if data is None else data,
+            text(event.created_at),
+            event.spec_version,
+        )
+    width = len(_EVENT_COLUMNS)
+    chunk = _MAX_ROWS_PER_INSERT * width
+    for start in range(0, len(params), chunk):
+        part = params[start : start + chunk]
+        cursor.execute(_insert_events_sql(len(part) // width), part)
+
+
+def _write_steps(cursor: sqlite3.Cursor, plan: PlannedWrites, timestamps: _Timestamps) -> None:
+    text = timestamps.text
+    inserted = [
+        (
+            s.run_id,
+            s.step_id,
+            s.step_name,
+            s.status,
+            dumps(s.input),
+            dumps(s.output),
+            dumps(s.error),
+            s.attempt,
+            text(s.retry_after),
+            text(s.created_at),
+            text(s.updated_at),
+            text(s.started_at),
+            text(s.completed_at),
+        )
+        for s in plan.new_steps.values()
+    ]
+    updated = [
+        (
+            s.status,
+            dumps(s.output),
+            dumps(s.error),
+            s.attempt,
+            text(s.retry_after),
+            text(s.updated_at),
+            text(s.started_at),
+            text(s.completed_at),
+            s.run_id,
+            s.step_id,
+        )
+        for s in plan.changed_steps.values()
+    ]
+    for sql, rows in ((_INSERT_STEP, inserted), (_UPDATE_STEP, updated)):
+        if len(rows) == 1:
+            cursor.execute(sql, rows[0])
+        elif rows:
+            cursor.executemany(sql, rows)
+
+
+def write_plan(
+    cursor: sqlite3.Cursor, plan: PlannedWrites, timestamps: _Timestamps | None = None
+) -> None:
     """Write planned events and records inside the caller's transaction."""
-    _write_many(
-        cursor,
-        _Sql.insert_event,
-        [event_row(e, plan.event_json.get(e.event_id)) for e in plan.events],
-    )
+    if timestamps is None:
+        timestamps = _Timestamps()
+    if plan.events:
+        _insert_events(cursor, plan, timestamps)
     _write_many(cursor, _Sql.insert_run, [run_row(r) for r in plan.new_runs.values()])
     _write_many(
         cursor,
         _Sql.update_run,
         [_changes(r, _RUN_MUTABLE, k_run_id=r.run_id) for r in plan.changed_runs.values()],
     )
-    _write_many(cursor, _Sql.insert_step, [step_row(s) for s in plan.new_steps.values()])
-    _write_many(
-        cursor,
-        _Sql.update_step,
-        [
-            _changes(s, _STEP_MUTABLE, k_run_id=s.run_id, k_step_id=s.step_id)
-            for s in plan.changed_steps.values()
-        ],
-    )
+    if plan.new_steps or plan.changed_steps:
+        _write_steps(cursor, plan, timestamps)
     _write_many(cursor, _Sql.insert_hook, [hook_row(h) for h in plan.new_hooks.values()])
     _write_many(
         cursor,
@@ -361,13 +528,14 @@ class LocalEvents:
         """Append events of one run and enqueue ``messages`` in one transaction.
 
         See ``worlds.base.Events.create_batch``."""
+        timestamps = _Timestamps()
         with write_transaction(self._connections) as cursor:
-            loader = _Loader(cursor)
-            loader.prefetch(run_id, requests)
+            loader = _Loader(cursor, timestamps)
+            loader.prefetch(run_id, requests, expected_last_event_id is not None)
             plan = plan_events(
                 loader, run_id, requests, expected_last_event_id=expected_last_event_id
             )
-            write_plan(cursor, plan)
+            write_plan(cursor, plan, timestamps)
             if messages:
                 self._enqueue(cursor, messages)
         if messages:

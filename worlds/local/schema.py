@@ -207,11 +207,16 @@ RowLike = Any
 """A ``sqlite3.Row`` or a SQLAlchemy ``RowMapping``: anything indexable by column name."""
 
 
+# What ``json.dumps(value, separators=(",", ":"))`` does, without building an
+# encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
     """JSON text of a user value (ASCII-only, so NUL and friends are escaped)."""
     if value is None:
         return "null"
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODE(value)
 
 
 def loads(raw: str | None) -> Any:
