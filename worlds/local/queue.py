@@ -59,9 +59,19 @@ _LEASE = PreparedSql(
     .values(visible_at=bindparam("until"), attempt=_Q.attempt + 1)
 )
 _DELETE = PreparedSql(delete(queue_table).where(_Q.message_id == bindparam("message_id")))
+_DELETE_LEASED = PreparedSql(
+    delete(queue_table).where(
+        _Q.message_id == bindparam("message_id"), _Q.attempt == bindparam("attempt")
+    )
+)
 _SET_VISIBLE = PreparedSql(
     update(queue_table)
     .where(_Q.message_id == bindparam("message_id"))
+    .values(visible_at=bindparam("visible_at"))
+)
+_SET_VISIBLE_LEASED = PreparedSql(
+    update(queue_table)
+    .where(_Q.message_id == bindparam("message_id"), _Q.attempt == bindparam("attempt"))
     .values(visible_at=bindparam("visible_at"))
 )
 _DELETE_RUN = PreparedSql(delete(queue_table).where(_Q.run_id == bindparam("run_id")))
@@ -207,25 +217,35 @@ class LocalQueue:
             with self._changed:
                 self._changed.wait(min(remaining, POLL_SECONDS))
 
-    def ack(self, message_id: str) -> None:
-        """Delete the message (a no-op when it is already gone)."""
-        with write_transaction(self._connections) as cursor:
-            cursor.execute(_DELETE.sql, _DELETE.args({"message_id": message_id}))
-
-    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
-        """Make a leased message visible again after ``delay_seconds``."""
-        self._set_visible(message_id, time.time() + max(0.0, delay_seconds))
-        self.notify()
-
-    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
-        """Keep a leased message invisible for ``lease_seconds`` from now."""
-        self._set_visible(message_id, time.time() + lease_seconds)
-
-    def _set_visible(self, message_id: str, visible_at: float) -> None:
+    def ack(self, message_id: str, *, attempt: int | None = None) -> None:
+        """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased)."""
+        statement = _DELETE if attempt is None else _DELETE_LEASED
         with write_transaction(self._connections) as cursor:
             cursor.execute(
-                _SET_VISIBLE.sql,
-                _SET_VISIBLE.args({"message_id": message_id, "visible_at": visible_at}),
+                statement.sql, statement.args({"message_id": message_id, "attempt": attempt})
+            )
+
+    def nack(
+        self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
+    ) -> None:
+        """Make a leased message visible again after ``delay_seconds``."""
+        self._set_visible(message_id, time.time() + max(0.0, delay_seconds), attempt)
+        self.notify()
+
+    def extend_lease(
+        self, message_id: str, *, lease_seconds: float, attempt: int | None = None
+    ) -> None:
+        """Keep a leased message invisible for ``lease_seconds`` from now."""
+        self._set_visible(message_id, time.time() + lease_seconds, attempt)
+
+    def _set_visible(self, message_id: str, visible_at: float, attempt: int | None) -> None:
+        statement = _SET_VISIBLE if attempt is None else _SET_VISIBLE_LEASED
+        with write_transaction(self._connections) as cursor:
+            cursor.execute(
+                statement.sql,
+                statement.args(
+                    {"message_id": message_id, "visible_at": visible_at, "attempt": attempt}
+                ),
             )
 
     def live_run_ids(self) -> set[str]:
