@@ -507,6 +507,24 @@ class _Analyzer:
 
     def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
         """Names the nested step reads that are bound in an enclosing function."""
+        fast = self.resolver.closure(fn) if self.resolver is not None else None
+        if fast is not None:
+            names, kinds = fast
+            unshippable: dict[str, str] = {}
+            for name, found in kinds.items():
+                if len(found) > 1:  # libcst's answer depends on set order: ask it
+                    break
+                unshippable[name] = (
+                    "a function or class defined"
+                    if "definition" in found
+                    else "a module or name imported"
+                )
+            else:
+                return self._report_closure(fn, names, unshippable)
+        return self._libcst_closure_of(fn)
+
+    def _libcst_closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
+        """:meth:`closure_of` with libcst's ScopeProvider."""
         body_scope = self.scopes.get(fn.body)
         if body_scope is None:
             return ()
@@ -533,6 +551,12 @@ class _Analyzer:
                         unshippable[ref.name] = "a function or class defined"
                     elif isinstance(ref.node, cst.Import | cst.ImportFrom | cst.ImportAlias):
                         unshippable[ref.name] = "a module or name imported"
+        return self._report_closure(fn, names, unshippable)
+
+    def _report_closure(
+        self, fn: cst.FunctionDef, names: set[str], unshippable: dict[str, str]
+    ) -> tuple[str, ...]:
+        """Report the closure's unshippable names (WF015); return the sorted closure."""
         names.discard(fn.name.value)
         unshippable.pop(fn.name.value, None)
         for name, what in sorted(unshippable.items()):

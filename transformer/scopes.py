@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from collections.abc import Iterator, Mapping
 
 import libcst as cst
@@ -43,8 +44,9 @@ _TARGETS = frozenset({cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For})
 _UNSUPPORTED = (ast.Global, ast.Nonlocal, ast.NamedExpr, ast.Match)
 _UNSUPPORTED_TEXT = ("global", "nonlocal", ":=", "match")
 
-# A binding: the import statement that made it, or None for any other assignment.
-Binding = cst.Import | cst.ImportFrom | None
+# A binding: the import statement, def or class that made it, the Param or CompFor of a
+# parameter or comprehension target, or None for any other assignment.
+Binding = cst.CSTNode | None
 Bindings = dict[str, list[Binding]]
 
 
@@ -198,10 +200,10 @@ class NameResolver:
         elif isinstance(scope, cst.FunctionDef | cst.Lambda):
             params = scope.params
             for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-                bind(param.name.value)
+                bind(param.name.value, param)
             for star in (params.star_arg, params.star_kwarg):
                 if isinstance(star, cst.Param):
-                    bind(star.name.value)
+                    bind(star.name.value, star)
             region = scope.body
         elif isinstance(scope, cst.ClassDef):
             region = scope.body
@@ -210,7 +212,7 @@ class NameResolver:
             for_in: cst.CompFor | None = scope.for_in
             while for_in is not None:
                 for name in _stored_names(for_in.target):
-                    bind(name)
+                    bind(name, for_in)
                 for_in = for_in.inner_for_in
         if region is None:
             return out
@@ -222,7 +224,7 @@ class NameResolver:
             if kind in _SCOPE_TYPES and node is not scope:
                 if kind in _DEFINITIONS:
                     assert isinstance(node, cst.FunctionDef | cst.ClassDef)
-                    bind(node.name.value)
+                    bind(node.name.value, node)
                 i = self.end[node]
                 continue
             if kind in _IMPORTS:
@@ -264,7 +266,8 @@ class NameResolver:
                 if bound:
                     results: set[str] = set()
                     for binding in bound:
-                        if binding is not None:
+                        if type(binding) in _IMPORTS:
+                            assert isinstance(binding, cst.Import | cst.ImportFrom)
                             results |= _import_qualified_names(binding, full_name)
                     return results
             if hasattr(builtins, prefix):
@@ -272,3 +275,136 @@ class NameResolver:
             idx = prefix.rfind(".")
             prefix = None if idx == -1 else prefix[:idx]
         return set()
+
+    # -- closures of nested steps -------------------------------------------------------
+    def closure(self, fn: cst.FunctionDef) -> tuple[set[str], dict[str, set[str]]] | None:
+        """The names ``fn``'s body reads that are bound in an enclosing function scope.
+
+        Follows ScopeProvider: every access (a loaded or deleted name) anywhere in the body,
+        nested scopes included, resolved to the nearest visible scope binding it.
+
+        Returns:
+            The names, and for those bound by a def, class or import what they are
+            (``"definition"`` / ``"import"``); or None when the body holds something this
+            resolver does not model exactly (string annotations naming such a variable;
+            a name read before a later assignment in its own scope may resolve
+            elsewhere), for the caller to ask libcst.
+        """
+        chain = self.scope_chain(fn.body)
+        enclosing = [s for s in chain[1:-1] if type(s) is not cst.ClassDef]
+        if not enclosing:
+            return set(), {}
+        outer_names: set[str] = set()
+        for scope in enclosing:
+            outer_names.update(self.bindings(scope))
+        names: set[str] = set()
+        kinds: dict[str, set[str]] = {}
+        parents = self.parents
+        i, stop = self.position[fn.body], self.end[fn.body]
+        order = self.order
+        while i < stop:
+            node = order[i]
+            i += 1
+            kind = type(node)
+            if kind is cst.SimpleString:
+                assert isinstance(node, cst.SimpleString)
+                text = node.evaluated_value
+                if isinstance(text, bytes):
+                    text = text.decode("latin-1")
+                if outer_names & set(_IDENTIFIER.findall(text)):
+                    return None  # perhaps a string annotation libcst parses
+                continue
+            if kind is not cst.Name:
+                continue
+            assert isinstance(node, cst.Name)
+            if not _is_access(node, parents):
+                continue
+            access_chain = self.scope_chain(node)
+            visible = self._visible(access_chain)
+            name = self._access_name(node, visible)
+            for scope in visible:
+                bound = self.bindings(scope).get(name)
+                if not bound:
+                    continue
+                if scope is access_chain[0] and name in outer_names:
+                    if any(type(b) not in _EARLY for b in bound):
+                        return None  # may be read before its assignment: libcst looks outside
+                if scope in enclosing:
+                    names.add(name)
+                    for binding in bound:
+                        if type(binding) in _DEFINITIONS:
+                            kinds.setdefault(name, set()).add("definition")
+                        elif type(binding) in _IMPORTS:
+                            kinds.setdefault(name, set()).add("import")
+                break
+        return names, kinds
+
+    def _access_name(self, name: cst.Name, visible: list[cst.CSTNode]) -> str:
+        """The name ScopeProvider records an access under: for the head of an attribute
+        chain, the longest dotted prefix bound in scope (``a.b`` of ``a.b.c`` after
+        ``import a.b``), else the name itself."""
+        top: cst.Attribute | None = None  # the outermost attribute, up to a call
+        parents = self.parents
+        cur: cst.CSTNode = name
+        parent = parents.get(cur)
+        while parent is not None and type(parent) is not cst.Call:
+            if type(parent) is cst.Attribute:
+                assert isinstance(parent, cst.Attribute)
+                top = parent
+            elif isinstance(parent, cst.BaseStatement | cst.BaseSmallStatement):
+                break
+            cur, parent = parent, parents.get(parent)
+        if top is not None:
+            for candidate in _dotted_names(top):
+                if hasattr(builtins, candidate) or any(
+                    candidate in self.bindings(scope) for scope in visible
+                ):
+                    return candidate
+        return name.value
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EARLY = frozenset({cst.Param, cst.CompFor})  # bound before anything in their scope runs
+_CONTAINERS = frozenset({cst.Tuple, cst.List, cst.StarredElement, cst.Element})
+_STORE_FIELDS: dict[type[cst.CSTNode], str] = {
+    cst.AssignTarget: "target",
+    cst.AnnAssign: "target",
+    cst.AugAssign: "target",
+    cst.For: "target",
+    cst.CompFor: "target",
+    cst.AsName: "name",
+}
+
+
+def _is_access(name: cst.Name, parents: Mapping[cst.CSTNode, cst.CSTNode]) -> bool:
+    """True when ScopeProvider records ``name`` as an access (a load or a ``del``)."""
+    parent = parents.get(name)
+    kind = type(parent)
+    if kind is cst.Attribute:
+        assert isinstance(parent, cst.Attribute)
+        return name is not parent.attr
+    if kind in _DEFINITIONS or kind is cst.Param:
+        assert isinstance(parent, cst.FunctionDef | cst.ClassDef | cst.Param)
+        if name is parent.name:
+            return False
+    if kind is cst.Arg:
+        assert isinstance(parent, cst.Arg)
+        return name is not parent.keyword
+    if kind is cst.NameItem:  # global / nonlocal
+        return False
+    # stored through tuples and lists: `for (a, *b) in ...`
+    child: cst.CSTNode = name
+    while type(parent) in _CONTAINERS:
+        assert parent is not None
+        child, parent = parent, parents.get(parent)
+    if parent is not None:
+        field = _STORE_FIELDS.get(type(parent))
+        if field is not None and getattr(parent, field) is child:
+            return False
+    # names inside an import statement are not accesses
+    cur: cst.CSTNode | None = parent
+    while cur is not None and not isinstance(cur, cst.BaseStatement):
+        if type(cur) in _IMPORTS:
+            return False
+        cur = parents.get(cur)
+    return True
