@@ -349,9 +349,11 @@ class Worker:
     def _settle(self, message: QueueMessage, retry_in: float | None) -> None:
         try:
             if retry_in is None:
-                self.world.queue.ack(message.message_id)
+                self.world.queue.ack(message.message_id, attempt=message.attempt)
             else:
-                self.world.queue.nack(message.message_id, delay_seconds=retry_in)
+                self.world.queue.nack(
+                    message.message_id, delay_seconds=retry_in, attempt=message.attempt
+                )
         except WorldError as exc:
             log.warning("settling %s failed: %s", message.message_id, exc)
 
@@ -360,7 +362,9 @@ class Worker:
         while True:
             await asyncio.sleep(every)
             try:
-                self.world.queue.extend_lease(message.message_id, lease_seconds=self.lease_seconds)
+                self.world.queue.extend_lease(
+                    message.message_id, lease_seconds=self.lease_seconds, attempt=message.attempt
+                )
             except WorldError as exc:
                 log.warning("extending the lease of %s failed: %s", message.message_id, exc)
 

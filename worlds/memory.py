@@ -378,27 +378,39 @@ class MemoryQueue:
                     timeout = min(remaining, _IDLE_POLL_SECONDS)
                 core.changed.wait(max(timeout, 0.001))
 
-    def ack(self, message_id: str) -> None:
-        """Delete the message (a no-op when it is already gone)."""
+    def _leased(self, message_id: str, attempt: int | None) -> Any:
+        message = self._core.messages.get(message_id)
+        if message is None or (attempt is not None and message.attempt != attempt):
+            return None
+        return message
+
+    def ack(self, message_id: str, *, attempt: int | None = None) -> None:
+        """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased)."""
         core = self._core
         with core.lock:
-            message = core.messages.pop(message_id, None)
-            if message is not None and message.idempotency_key is not None:
-                core.keys.pop(message.idempotency_key, None)
+            message = self._leased(message_id, attempt)
+            if message is not None:
+                del core.messages[message_id]
+                if message.idempotency_key is not None:
+                    core.keys.pop(message.idempotency_key, None)
 
-    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
+    def nack(
+        self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
+    ) -> None:
         """Make a leased message visible again after ``delay_seconds``."""
         core = self._core
         with core.lock:
-            message = core.messages.get(message_id)
+            message = self._leased(message_id, attempt)
             if message is not None:
                 core.set_visible(message, time.time() + max(0.0, delay_seconds))
                 core.changed.notify_all()
 
-    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
+    def extend_lease(
+        self, message_id: str, *, lease_seconds: float, attempt: int | None = None
+    ) -> None:
         """Keep a leased message invisible for ``lease_seconds`` from now."""
         with self._core.lock:
-            message = self._core.messages.get(message_id)
+            message = self._leased(message_id, attempt)
             if message is not None:
                 self._core.set_visible(message, time.time() + lease_seconds)
 

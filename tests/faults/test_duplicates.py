@@ -133,12 +133,6 @@ def test_a_workflow_message_delivered_twice_at_once(
     assert verify_world(world) == []
 
 
-@pytest.mark.xfail(
-    reason="known gap: ack() takes only a message id, so a worker stalled past its lease "
-    "deletes the copy redelivered to another worker; if that one then dies the run has no "
-    "message until the sweep finds it (the fix needs a lease token in the World queue contract)",
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ALL_WORLDS)
 def test_a_stale_ack_leaves_a_redelivered_message_alone(
     kind: str, make_world: Callable[[str], WorldHandle]
@@ -149,5 +143,11 @@ def test_a_stale_ack_leaves_a_redelivered_message_alone(
     time.sleep(0.3)  # the first holder stalls past its lease
     (current,) = world.queue.receive(["__wkf_workflow_"], lease_seconds=30)
     assert current.message_id == stale.message_id and current.attempt == stale.attempt + 1
-    world.queue.ack(stale.message_id)  # the first holder wakes up and acks
+    # The first holder wakes up and settles with its (stale) lease token: nothing happens.
+    world.queue.ack(stale.message_id, attempt=stale.attempt)
+    world.queue.nack(stale.message_id, attempt=stale.attempt)
+    world.queue.extend_lease(stale.message_id, lease_seconds=0, attempt=stale.attempt)
     assert "wrun_probe" in world.queue.live_run_ids()  # the second holder still owns it
+    assert world.queue.receive(["__wkf_workflow_"], lease_seconds=30) == []  # still leased
+    world.queue.ack(current.message_id, attempt=current.attempt)
+    assert "wrun_probe" not in world.queue.live_run_ids()

@@ -39,7 +39,7 @@ API sketch (every method is synchronous; the runtime decides what runs off-loop)
     world.waits.get(run_id, wait_id) / list(run_id)
     world.queue.enqueue(queue, payload, delay=0, idempotency_key=None) -> message_id
     world.queue.receive(prefixes, lease_seconds, max_messages=1, wait_seconds=0) -> [QueueMessage, ...]
-    world.queue.ack(message_id) / nack(message_id, delay=0) / extend_lease(message_id, lease_seconds)
+    world.queue.ack(message_id, attempt=None) / nack(..., delay_seconds=0, attempt=None) / extend_lease(..., lease_seconds, attempt=None)
     world.queue.live_run_ids() / delete_messages(run_id)
     world.streams.append(run_id, name, data) -> index / close(run_id, name)
     world.streams.read(run_id, name, start_index=0, limit=None) -> StreamPage

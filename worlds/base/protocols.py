@@ -115,11 +115,25 @@ class Queue(Protocol):
         prefix; block up to ``wait_seconds`` for one to appear."""
         ...
 
-    def ack(self, message_id: str) -> None: ...
+    def ack(self, message_id: str, *, attempt: int | None = None) -> None:
+        """Delete the message. With ``attempt`` (the lease token: the attempt number
+        ``receive`` returned), only while that lease is current: a worker that stalled
+        past its lease must not delete the copy redelivered to another worker."""
+        ...
 
-    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None: ...
+    def nack(
+        self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
+    ) -> None:
+        """Make the message visible again after ``delay_seconds`` (with ``attempt``:
+        only while that lease is current)."""
+        ...
 
-    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None: ...
+    def extend_lease(
+        self, message_id: str, *, lease_seconds: float, attempt: int | None = None
+    ) -> None:
+        """Keep the message invisible for ``lease_seconds`` more (with ``attempt``:
+        only while that lease is current)."""
+        ...
 
     def live_run_ids(self) -> set[str]:
         """Run ids that have at least one message not yet acked."""

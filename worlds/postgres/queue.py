@@ -160,34 +160,43 @@ class PostgresQueue:
     def _execute(self, sql: str, params: dict[str, Any]) -> Any:
         return fetch_scalar(self._engine, sql, params)
 
-    def ack(self, message_id: str) -> None:
-        """Delete the message (a no-op when it is already gone); frees its key."""
+    # With a lease token (``attempt``), a write applies only while that lease is current.
+    _LEASED = " AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)"
+
+    def ack(self, message_id: str, *, attempt: int | None = None) -> None:
+        """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased);
+        frees its key."""
         self._execute(
-            f"DELETE FROM {self._names.queue_messages} WHERE message_id = %(id)s",
-            {"id": message_id},
+            f"DELETE FROM {self._names.queue_messages} WHERE message_id = %(id)s" + self._LEASED,
+            {"id": message_id, "attempt": attempt},
         )
 
-    def nack(self, message_id: str, *, delay_seconds: float = 0.0) -> None:
+    def nack(
+        self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
+    ) -> None:
         """Make a leased message visible again after ``delay_seconds``."""
         self._execute(
             f"WITH u AS (UPDATE {self._names.queue_messages}"
             " SET visible_at = clock_timestamp() + make_interval(secs => %(delay)s)"
-            " WHERE message_id = %(id)s RETURNING 1)"
+            " WHERE message_id = %(id)s" + self._LEASED + " RETURNING 1)"
             " SELECT pg_notify(%(channel)s, '') FROM u",
             {
                 "id": message_id,
                 "delay": max(0.0, float(delay_seconds)),
                 "channel": self._names.queue_channel,
+                "attempt": attempt,
             },
         )
 
-    def extend_lease(self, message_id: str, *, lease_seconds: float) -> None:
+    def extend_lease(
+        self, message_id: str, *, lease_seconds: float, attempt: int | None = None
+    ) -> None:
         """Keep a leased message invisible for ``lease_seconds`` from now."""
         self._execute(
             f"UPDATE {self._names.queue_messages}"
             " SET visible_at = clock_timestamp() + make_interval(secs => %(lease)s)"
-            " WHERE message_id = %(id)s",
-            {"id": message_id, "lease": float(lease_seconds)},
+            " WHERE message_id = %(id)s" + self._LEASED,
+            {"id": message_id, "lease": float(lease_seconds), "attempt": attempt},
         )
 
     def live_run_ids(self) -> set[str]:
