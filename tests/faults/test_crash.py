@@ -7,10 +7,8 @@ every second or so and a new one started in its place (some kills land a fractio
 of a second after a start, while the newcomer is replaying the runs whose leases
 lapsed). Leases are 2 s so a dead worker's messages come back quickly. The sweep is
 off (``WFKIT_FAULTS_CRASH_SWEEP=SECONDS`` turns it on): recovery comes from leases
-and replay alone. (One race still needs the sweep, which production runs every
-60 s: a worker stalled past its lease acks a message redelivered to another worker,
-which then dies -- test_duplicates.py::test_a_stale_ack_leaves_a_redelivered_message_alone.
-It needs a stall longer than the lease and has not been seen here.)
+and replay alone. (This test found the cached-replay takeover bug pinned by
+test_takeover.py.)
 
 Then: every run completed with the right result, no step has two ``step_completed``
 events, and ``wfkit verify`` (a subprocess) finds the records equal to the logs.
