@@ -1,9 +1,15 @@
 """Find directives, the functions they mark, serializable classes and workflow-body problems.
 
-The analysis reads the parsed module once (with libcst metadata: positions, parents,
-qualified names, scopes) and returns an :class:`Analysis` keyed by node identity; the
-three mode transformers then only look nodes up in it. Keeping every decision here means
-the modes cannot disagree about what is a step, what its ID is or what gets rewritten.
+The analysis indexes the parsed module once (:class:`~transformer.cst_index.CSTIndex`:
+pre-order, parents) and returns an :class:`Analysis` keyed by node identity; the three
+mode transformers then only look nodes up in it. Keeping every decision here means the
+modes cannot disagree about what is a step, what its ID is or what gets rewritten.
+
+Qualified names and closures come from :class:`~transformer.scopes.NameResolver`, which
+follows libcst's ScopeProvider but works lazily on the few expressions asked about;
+libcst's own metadata is resolved only where that resolver defers (rare constructs) and
+for positions when there is a problem to report. Resolving ScopeProvider/
+QualifiedNameProvider/PositionProvider for every module cost most of the transform.
 """
 
 from __future__ import annotations
