@@ -80,3 +80,38 @@ def test_bad_input_gets_one_clear_line(env: dict[str, str]) -> None:
 
     unknown = wfkit(env, "inspect", "gadgets", check=False)
     assert unknown.returncode != 0 and "unknown resource" in unknown.stderr
+
+
+def test_serve_answers_health_manifest_and_unknown_webhooks(env: dict[str, str]) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/.well-known/workflow/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "wfkit serve did not come up"
+                time.sleep(0.1)
+        assert health.status_code == 200
+        manifest = httpx.get(f"{base}/manifest.json", timeout=5).json()
+        assert "workflow//./examples/e2e/basics//add_ten" in json.dumps(manifest)
+        assert httpx.post(f"{base}/webhook/no-such-token", timeout=5).status_code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
