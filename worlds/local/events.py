@@ -21,10 +21,8 @@ from sqlalchemy import (
     bindparam,
     insert,
     literal_column,
-    null,
     or_,
     select,
-    union_all,
     update,
 )
 
@@ -219,6 +217,15 @@ def _checked(sql: PreparedSql, names: Sequence[str]) -> PreparedSql:
     return sql
 
 
+def _fixed_then(sql: PreparedSql, names: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of ``sql`` and the values of its compiled-in literals (a LIMIT), after
+    checking that those come first and ``names`` follow in order."""
+    fixed = sql.names[: len(sql.names) - len(names)]
+    if sql.names[len(fixed) :] != tuple(names) or any(sql.defaults[n] is None for n in fixed):
+        raise RuntimeError(f"unexpected parameters {sql.names} of {sql.sql!r}")
+    return sql.sql, tuple(sql.defaults[name] for name in fixed)
+
+
 _LAST_EVENT_ID = (
     select(_E.event_id)
     .where(_E.run_id == _R.run_id)
@@ -231,33 +238,21 @@ _LAST_EVENT_ID = (
 
 @functools.lru_cache(maxsize=64)
 def _prefetch_sql(step_count: int, with_last: bool) -> tuple[str, tuple[Any, ...]]:
-    """One statement for what a batch of step events reads: a row with the run's
-    status and its last event id (when ``with_last``; else NULL) and step
-    columns NULL, then a row per existing step named ``step_0`` … (a UNION ALL of
-    primary-key lookups: ``step_id IN (...)`` would build a temporary b-tree).
-    Returns the SQL and the values of its compiled-in literals (the subquery's
-    LIMIT), which come first; then ``run_id``, then ``run_id, step_<n>`` per step."""
-    last = _LAST_EVENT_ID if with_last else null()
-    arms: list[Any] = [
-        select(
-            _R.status.label("run_status"),
-            last.label("last_event_id"),
-            *[null().label(key) for key in steps_table.c.keys()],
-        ).where(_R.run_id == bindparam("run_id"))
-    ]
-    names = ["run_id"]
-    for index in range(step_count):
-        arms.append(
-            select(null(), null(), *steps_table.c).where(
-                _S.run_id == bindparam("run_id"), _S.step_id == bindparam(f"step_{index}")
-            )
-        )
-        names += ["run_id", f"step_{index}"]
-    sql = PreparedSql(union_all(*arms) if len(arms) > 1 else arms[0])
-    fixed = sql.names[: len(sql.names) - len(names)]
-    if sql.names[len(fixed) :] != tuple(names) or any(sql.defaults[n] is None for n in fixed):
-        raise RuntimeError(f"unexpected parameters {sql.names} of {sql.sql!r}")
-    return sql.sql, tuple(sql.defaults[name] for name in fixed)
+    """One statement for what a batch of step events reads: the run's status, its
+    last event id (when ``with_last``) and the ``step_count`` steps named
+    ``step_0`` … (a LEFT JOIN, so the run comes back even when no step exists).
+    No row: the run does not exist. Returns the SQL and the values of its leading
+    literal parameters; the step ids and the run id follow them."""
+    columns: list[Any] = [_R.status.label("run_status")]
+    if with_last:
+        columns.append(_LAST_EVENT_ID.label("last_event_id"))
+    ids = [f"step_{index}" for index in range(step_count)]
+    if ids:
+        on = and_(_S.run_id == _R.run_id, _S.step_id.in_([bindparam(name) for name in ids]))
+        query = select(*columns, *steps_table.c).select_from(runs_table.outerjoin(steps_table, on))
+    else:
+        query = select(*columns)
+    return _fixed_then(PreparedSql(query.where(_R.run_id == bindparam("run_id"))), [*ids, "run_id"])
 
 
 _EVENT_COLUMNS = _columns_except(events_table, "seq")
@@ -334,11 +329,8 @@ class _Loader:
         if not step_ids and not with_last:
             return  # nothing worth a round trip: the loads below ask for what is needed
         sql, fixed = _prefetch_sql(len(step_ids), with_last)
-        params = [*fixed, run_id]
-        for step_id in step_ids:
-            params += (run_id, step_id)
-        rows = self.cursor.execute(sql, params).fetchall()
-        if not rows or rows[0]["step_id"] is not None:
+        rows = self.cursor.execute(sql, (*fixed, *step_ids, run_id)).fetchall()
+        if not rows:
             return  # no such run: the loads below read each thing on their own
         first = rows[0]
         self.status = (cast(RunStatus, first["run_status"]),)
@@ -346,8 +338,9 @@ class _Loader:
             self.last_event_id = (first["last_event_id"],)
         if step_ids:
             self.steps = dict.fromkeys(step_ids)
-            for row in rows[1:]:
-                self.steps[row["step_id"]] = self._step(row)
+            for row in rows:
+                if row["step_id"] is not None:
+                    self.steps[row["step_id"]] = self._step(row)
 
     def _step(self, row: Any) -> Step:
         step = step_from_row(row)
