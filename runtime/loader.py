@@ -80,6 +80,12 @@ def find_build_dir(root: Path | None = None) -> Path | None:
         for location in spec.submodule_search_locations:
             if (Path(location) / "manifest.json").is_file():
                 return Path(location)
+            # An editable install ships only a pointer to the project's own build.
+            pointer = Path(location) / "editable.json"
+            if pointer.is_file():
+                target = Path(json.loads(pointer.read_text(encoding="utf-8"))["build_dir"])
+                if (target / "manifest.json").is_file():
+                    return target
     return None
 
 
