@@ -219,6 +219,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the run inspector (``runtime/web.py``); it reads the world, loads no build."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from runtime.web import create_web_app
+
+    app = create_web_app(_world(args))
+    url = f"http://{args.host}:{args.port}/"
+    print(f"wfkit web: inspecting world={args.world or 'default'} at {url}", flush=True)
+    if not args.no_browser:
+        threading.Timer(0.8, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _newest_mtime(directory: Path) -> float:
     stamps = [p.stat().st_mtime for p in directory.rglob("*.py")] if directory.is_dir() else []
     manifest = directory / "manifest.json"
@@ -334,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", default=None)
     p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("web", help="a run inspector in the browser (runs, steps, events, streams)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3456)
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("dev", help="watch + rebuild + a worker that restarts on each build")
     p.add_argument("--concurrency", type=int, default=8)

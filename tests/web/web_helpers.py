@@ -1,0 +1,85 @@
+"""Tiny workflows for the inspector tests, registered through runtime.gen as generated code would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime import gen
+from runtime.errors import FatalError
+
+PREFIX = "//./tests/web/web_helpers//"
+
+
+def step(name: str, fn: Callable[..., Any]) -> Any:
+    """Register ``fn`` as step ``name`` and return its workflow-mode proxy."""
+    step_id = f"step{PREFIX}{name}"
+    gen.register_step(step_id, fn)
+    return gen.step_proxy(step_id, name)
+
+
+def workflow(name: str, fn: Callable[..., Any]) -> str:
+    """Register ``fn`` as workflow ``name``; returns its id."""
+    workflow_id = f"workflow{PREFIX}{name}"
+    gen.register_workflow(workflow_id, fn)
+    return workflow_id
+
+
+async def _fetch_order(order_id: str) -> dict[str, Any]:
+    return {"order": order_id, "amount": 42}
+
+
+async def _charge_card(order: dict[str, Any]) -> str:
+    return f"charged {order['amount']}"
+
+
+async def _send_receipt(note: str) -> str:
+    return note.upper()
+
+
+async def _decline(reason: str) -> None:
+    raise FatalError(f"card declined: {reason}")
+
+
+async def _write_chunks(stream: Any) -> int:
+    await stream.write(b"raw\x00bytes")
+    await stream.write({"n": 1, "tag": "<b>bold</b>"})
+    await stream.close()
+    return 2
+
+
+fetch_order = step("fetch_order", _fetch_order)
+charge_card = step("charge_card", _charge_card)
+send_receipt = step("send_receipt", _send_receipt)
+decline = step("decline", _decline)
+write_chunks = step("write_chunks", _write_chunks)
+
+
+async def _checkout(order_id: str) -> str:
+    order = await fetch_order(order_id)
+    charged = await charge_card(order)
+    return str(await send_receipt(charged))
+
+
+async def _declined(reason: str) -> None:
+    await fetch_order("o-1")
+    await decline(reason)
+
+
+async def _napping(seconds: float) -> str:
+    from runtime.workflow_api import sleep
+
+    await sleep(seconds)
+    return "woke"
+
+
+async def _streaming() -> int:
+    from runtime.streams import get_writable
+
+    return int(await write_chunks(get_writable()))
+
+
+checkout = workflow("checkout", _checkout)
+declined = workflow("declined", _declined)
+napping = workflow("napping", _napping)
+streaming = workflow("streaming", _streaming)
