@@ -7,6 +7,7 @@ one inline ``<style>``, and refreshing is a ``<meta http-equiv="refresh">``.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ a{color:#0969da}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
 .s-pending{background:#8c959f}.s-running{background:#0969da}.s-completed{background:#1a7f37}
 .s-failed{background:#cf222e}.s-cancelled{background:#9a6700}.s-waiting{background:#8250df}
-.s-active{background:#0969da}.s-disposed{background:#8c959f}.s-conflicted{background:#cf222e}
+.s-active{background:#0969da}.s-open{background:#0969da}.s-closed{background:#57606a}.s-disposed{background:#8c959f}.s-conflicted{background:#cf222e}
 .muted{color:#57606a}.empty{color:#57606a;font-style:italic;padding:8px 0}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0 0 8px}
 dl.meta dt{color:#57606a}dl.meta dd{margin:0}
@@ -292,12 +293,29 @@ def event_log(events: Sequence[Event]) -> str:
     )
 
 
+def stream_label(run_id: str, name: str) -> str:
+    """What a user called a stream: ``default``, the namespace given to
+    ``get_writable(namespace)``, or the stored name when it is neither."""
+    base = run_id.replace("wrun_", "strm_", 1) + "_user"
+    if name == base:
+        return "default"
+    if not name.startswith(base + "_"):
+        return name
+    encoded = name[len(base) + 1 :]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+    except ValueError:
+        return name
+
+
 def streams_list(run_id: str, names: Sequence[str]) -> str:
     """Links to each stream of the run."""
     if not names:
         return '<h2 id="streams">Streams</h2><p class="empty">No streams.</p>'
     items = "".join(
-        f'<li><a class="mono" href="{esc(stream_href(run_id, n))}">{esc(n)}</a></li>' for n in names
+        f'<li><a href="{esc(stream_href(run_id, n))}">{esc(stream_label(run_id, n))}</a> '
+        f'<span class="mono muted">{esc(n)}</span></li>'
+        for n in names
     )
     return f'<h2 id="streams">Streams</h2><ul>{items}</ul>'
 
@@ -341,10 +359,11 @@ def run_page(
 def stream_page(run: Run, name: str, chunks: Sequence[tuple[str, str]], closed: bool) -> str:
     """``/runs/{run_id}/streams/{name}``: each chunk as (kind, text), and whether it is closed."""
     rows = [(esc(i), esc(kind), f"<pre>{esc(text)}</pre>") for i, (kind, text) in enumerate(chunks)]
-    state = badge("completed") + " closed" if closed else badge("running") + " open"
+    state = badge("closed" if closed else "open")
     body = (
         f'<p><a href="{esc(run_href(run.run_id))}">← run {esc(run.run_id)}</a></p>'
-        f'<h1>Stream <span class="mono">{esc(name)}</span></h1>'
+        f"<h1>Stream {esc(stream_label(run.run_id, name))} "
+        f'<span class="mono muted">{esc(name)}</span></h1>'
         f'<p class="stream-state">{state} · {len(chunks)} chunk(s)</p>'
         + table(["#", "kind", "chunk"], rows, empty="No chunks yet.")
     )

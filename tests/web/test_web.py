@@ -207,19 +207,26 @@ def test_cancel_button_cancels_a_waiting_run(world: World) -> None:
 
 
 def test_stream_page_shows_decoded_chunks(world: World) -> None:
+    from runtime.streams import stream_name
+
     run_id = finish(world, web_helpers.streaming)
     page = get(world, f"/runs/{run_id}").text
-    names = world.streams.list(run_id)
-    assert len(names) == 1
-    link = f"/runs/{run_id}/streams/{names[0]}"
+    default, logs = stream_name(run_id), stream_name(run_id, "logs")
+    assert sorted(world.streams.list(run_id)) == sorted([default, logs])
+    listed = text_of(section(page, "streams"))
+    assert f"default {default}" in listed and f"logs {logs}" in listed
+    link = f"/runs/{run_id}/streams/{default}"
     assert f'href="{link}"' in page
     stream = get(world, link)
     assert stream.status_code == 200
     seen = text_of(stream.text)
-    assert "closed" in seen and "2 chunk(s)" in seen
+    assert "Stream default" in seen
+    assert "closed · 2 chunk(s)" in seen
     assert repr(b"raw\x00bytes") in seen
     assert '"n": 1' in seen and '"tag": "<b>bold</b>"' in seen
     assert "<b>bold</b>" not in stream.text
+    named = text_of(get(world, f"/runs/{run_id}/streams/{logs}").text)
+    assert "Stream logs" in named and "open · 1 chunk(s)" in named and '"left open"' in named
     assert get(world, f"/runs/{run_id}/streams/strm_other").status_code == 404
 
 

@@ -73,9 +73,17 @@ async def _napping(seconds: float) -> str:
     return "woke"
 
 
+async def _log_line(stream: Any, line: str) -> None:
+    await stream.write(line)
+
+
+log_line = step("log_line", _log_line)
+
+
 async def _streaming() -> int:
     from runtime.streams import get_writable
 
+    await log_line(get_writable("logs"), "left open")
     return int(await write_chunks(get_writable()))
 
 
