@@ -15,6 +15,11 @@ __all__ = ["get_world", "reset_world", "resolve_world", "set_world"]
 
 _lock = threading.Lock()
 _world: World | None = None
+_spec_lock = threading.RLock()  # reentrant: a "module:attr" factory may resolve a spec
+_by_spec: dict[str, World] = {}
+"""Worlds built from spec strings by ``resolve_world``, one per spec for the life of
+the process: a world owns a connection pool (and, for Postgres, a LISTEN thread), so
+building one per call would open — and leak — a pool per call."""
 
 
 def get_world(spec: World | str | None = None) -> World:
@@ -22,7 +27,8 @@ def get_world(spec: World | str | None = None) -> World:
 
     Args:
         spec: when given, the world it names instead (a World is returned as is,
-            a spec string builds a new world); the process-wide choice is unchanged.
+            a spec string the world ``resolve_world`` keeps for it); the process-wide
+            choice is unchanged.
 
     Returns:
         The world set by ``set_world``, else one built by ``worlds.create_world()``.
@@ -70,8 +76,13 @@ def reset_world() -> None:
 
 
 def resolve_world(world: World | str | None) -> World:
-    """The world a call should use: ``world`` itself, one built from a spec, the world of
-    the step running this code, or the default."""
+    """The world a call should use: ``world`` itself, the one built for a spec, the world
+    of the step running this code, or the default.
+
+    A spec string is built into a world once per process and that world is returned
+    for every later call with the same spec (``start(fn, world="postgresql://…")`` in
+    a loop shares one connection pool instead of leaking one per call).
+    """
     if world is None:
         from runtime.context import current_step
 
@@ -80,7 +91,12 @@ def resolve_world(world: World | str | None) -> World:
             return step.world
         return get_world()
     if isinstance(world, str):
-        from worlds import create_world
+        with _spec_lock:
+            built = _by_spec.get(world)
+            if built is None:
+                from worlds import create_world
 
-        return create_world(world)
+                built = create_world(world)
+                _by_spec[world] = built
+            return built
     return world
