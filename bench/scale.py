@@ -39,7 +39,7 @@ def _postgres_url() -> str | None:
 
 
 def _open_world(kind: str, tmp: Path, label: str) -> tuple[str, Any]:
-    from worlds import create_world
+    from wfkit.worlds import create_world
 
     if kind == "local":
         spec = f"sqlite:///{tmp / f'scale-{label}.db'}"
@@ -119,7 +119,7 @@ def measure(
     tmp: Path,
     timeout: float,
 ) -> dict[str, Any]:
-    from runtime.client import start_sync
+    from wfkit.runtime.api.client import start_sync
 
     label = f"{kind}-{workers}"
     logs = tmp / label

@@ -10,7 +10,7 @@ time per step around step 10, 100 and 1000
 step is constant because the worker keeps the run's replay alive. Where ``dbos``
 is importable the same shapes run on DBOS + SQLite for comparison.
 
-The workflows are registered through ``runtime.gen`` exactly as generated code
+The workflows are registered through ``wfkit.runtime.gen`` exactly as generated code
 registers them, so the numbers measure the runtime and the world, not the build.
 """
 
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime import gen
-from runtime.client import start
-from runtime.worker import Worker
-from worlds.base import World
+from wfkit.runtime import gen
+from wfkit.runtime.api.client import start
+from wfkit.runtime.engine.worker import Worker
+from wfkit.worlds.base import World
 
 NOOP_ID = "step//./bench/steps//noop"
 SEQ_ID = "workflow//./bench/steps//sequential"
@@ -92,14 +92,14 @@ def make_world(kind: str, directory: Path) -> World:
     """A fresh memory world, a local (SQLite) world in ``directory``, or a Postgres world
     in a fresh schema of ``WFKIT_BENCH_POSTGRES_URL`` (default: the test server)."""
     if kind == "memory":
-        from worlds.memory import MemoryWorld
+        from wfkit.worlds.memory import MemoryWorld
 
         return MemoryWorld()
     if kind == "postgres":
-        from worlds.postgres import PostgresWorld
+        from wfkit.worlds.postgres import PostgresWorld
 
         return PostgresWorld(postgres_bench_url(), schema=f"bench_{time.time_ns()}")
-    from worlds.local import LocalWorld
+    from wfkit.worlds.local import LocalWorld
 
     return LocalWorld.from_spec(f"sqlite:///{directory / f'bench-{time.time_ns()}.db'}")
 

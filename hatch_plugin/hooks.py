@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hatchling.plugin import hookimpl
 
-from hatch_plugin.plugin import WfkitBuildHook
+from wfkit.hatch_plugin.plugin import WfkitBuildHook
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The ``wfkit`` Hatch build hook: run wfbuild at wheel build time and ship its output.
 
-Glue only: it validates ``[tool.hatch.build.hooks.wfkit]`` (`hatch_plugin.config`)
+Glue only: it validates ``[tool.hatch.build.hooks.wfkit]`` (`wfkit.hatch_plugin.config`)
 and runs ``python -m wfbuild build`` (so exactly the discovery, transformer calls
 and manifest of a CI build) into a temporary directory, then adds the output to
 the wheel. Layout and the editable-install story: ``README.md`` here.
@@ -24,7 +24,7 @@ from typing import Any
 from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-from hatch_plugin.config import HookConfig, parse_config
+from wfkit.hatch_plugin.config import HookConfig, parse_config
 
 MODES = ("workflow", "step", "client")
 EDITABLE_POINTER = "editable.json"

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from worlds.base import World
+    from wfkit.worlds.base import World
 
 Mode = Literal["client", "workflow", "step"]
 

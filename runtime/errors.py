@@ -2,8 +2,8 @@
 
 Error tree::
 
-    WfkitError(Exception)                         worlds.base
-    ├── WorldError                                worlds.base
+    WfkitError(Exception)                         wfkit.worlds.base
+    ├── WorldError                                wfkit.worlds.base
     │   ├── EntityConflictError
     │   ├── RunNotFoundError
     │   ├── StepNotFoundError
@@ -22,7 +22,10 @@ Error tree::
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
     ├── ReplayDivergenceError                     the code no longer matches the run's log
-    └── CorruptedEventLogError                    an event no call consumes
+    ├── CorruptedEventLogError                    an event no call consumes
+    ├── HookDisposedError                         a disposed hook was awaited
+    ├── WorkflowIOError                           a workflow used the loop for real I/O
+    └── WorkflowDeadlockError                     a workflow waits on nothing durable
 
     WorkflowSuspension(BaseException)             internal: the replay went idle; never user-visible
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from worlds.base import (
+from wfkit.worlds.base import (
     EntityConflictError,
     HookNotFoundError,
     RunNotFoundError,
@@ -48,6 +51,7 @@ __all__ = [
     "EntityConflictError",
     "FatalError",
     "HookConflictError",
+    "HookDisposedError",
     "HookNotFoundError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
@@ -61,6 +65,8 @@ __all__ = [
     "WaitNotFoundError",
     "WfkitError",
     "WorkflowCalledDirectlyError",
+    "WorkflowDeadlockError",
+    "WorkflowIOError",
     "WorkflowNotRegisteredError",
     "WorkflowRunCancelledError",
     "WorkflowRunFailedError",
@@ -178,6 +184,18 @@ class ReplayDivergenceError(WfkitError):
 
 class CorruptedEventLogError(WfkitError):
     pass
+
+
+class HookDisposedError(WfkitError, RuntimeError):
+    """A disposed hook was awaited."""
+
+
+class WorkflowIOError(WfkitError, RuntimeError):
+    """An event-loop facility that does I/O (sockets, executors, processes) was used in a workflow."""
+
+
+class WorkflowDeadlockError(WfkitError, RuntimeError):
+    """The workflow waits on something no event can ever resolve (it would hang forever)."""
 
 
 class WorkflowSuspension(BaseException):

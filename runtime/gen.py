@@ -1,6 +1,6 @@
 """Helpers that generated modules call. The only module of ours generated code imports.
 
-Generated code uses it as ``import runtime.gen as __wfkit__`` (see ARCHITECTURE.md §1).
+Generated code uses it as ``import wfkit.runtime.gen as __wfkit__`` (see ARCHITECTURE.md §1).
 Everything here is cheap at import time: a worker imports hundreds of these modules.
 """
 
@@ -15,9 +15,9 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
 
-from runtime import registry
-from runtime.context import current_workflow
-from runtime.errors import WorkflowCalledDirectlyError
+from wfkit.runtime.context import current_workflow
+from wfkit.runtime.errors import WorkflowCalledDirectlyError
+from wfkit.runtime.loading import registry
 
 MODE = "client"
 """Overwritten by each generated module (``__wfkit__.MODE = "workflow"``) right before

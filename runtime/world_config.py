@@ -1,6 +1,6 @@
 """Which world the runtime uses when a caller names none.
 
-This is the one runtime module that calls ``worlds.create_world``: everything
+This is the one runtime module that calls ``wfkit.worlds.create_world``: everything
 else receives a ``World`` or asks ``get_world()``. The default comes from
 ``WFKIT_WORLD`` (``local`` when unset), built lazily on first use.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from worlds.base import World
+from wfkit.worlds.base import World
 
 __all__ = ["get_world", "reset_world", "resolve_world", "set_world"]
 
@@ -31,7 +31,7 @@ def get_world(spec: World | str | None = None) -> World:
             choice is unchanged.
 
     Returns:
-        The world set by ``set_world``, else one built by ``worlds.create_world()``.
+        The world set by ``set_world``, else one built by ``wfkit.worlds.create_world()``.
 
     Raises:
         ValueError: ``WFKIT_WORLD`` names no known world.
@@ -41,7 +41,7 @@ def get_world(spec: World | str | None = None) -> World:
         return resolve_world(spec)
     with _lock:
         if _world is None:
-            from worlds import create_world
+            from wfkit.worlds import create_world
 
             _world = create_world(None)
         return _world
@@ -60,7 +60,7 @@ def set_world(world_or_spec: World | str | None) -> World | None:
     """
     global _world
     if isinstance(world_or_spec, str):
-        from worlds import create_world
+        from wfkit.worlds import create_world
 
         world: World | None = create_world(world_or_spec)
     else:
@@ -84,7 +84,7 @@ def resolve_world(world: World | str | None) -> World:
     a loop shares one connection pool instead of leaking one per call).
     """
     if world is None:
-        from runtime.context import current_step
+        from wfkit.runtime.context import current_step
 
         step = current_step.get()
         if step is not None and step.world is not None:
@@ -94,7 +94,7 @@ def resolve_world(world: World | str | None) -> World:
         with _spec_lock:
             built = _by_spec.get(world)
             if built is None:
-                from worlds import create_world
+                from wfkit.worlds import create_world
 
                 built = create_world(world)
                 _by_spec[world] = built

@@ -4,10 +4,10 @@ Pure functions over source text (libcst only, no I/O). See ``transformer/SPEC.md
 directive rules and ARCHITECTURE.md §1 for the generated-code contract.
 """
 
-from transformer.manifest import build_manifest, dump_manifest
-from transformer.naming import make_id, module_name_for
-from transformer.result import MODES, Diagnostic, GeneratedModule, TransformResult
-from transformer.transform import transform_module
+from wfkit.transformer.manifest import build_manifest, dump_manifest
+from wfkit.transformer.naming import make_id, module_name_for
+from wfkit.transformer.result import MODES, Diagnostic, GeneratedModule, TransformResult
+from wfkit.transformer.transform import transform_module
 
 __all__ = [
     "MODES",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from transformer.discovery import Target
-from transformer.modes import ModeTransformer, NewStatement
+from wfkit.transformer.discovery import Target
+from wfkit.transformer.modes import ModeTransformer, NewStatement
 
 __all__ = ["ClientModeTransformer"]
 

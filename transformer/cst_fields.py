@@ -2,7 +2,7 @@
 
 Generated from libcst 1.9.0's ``_visit_and_replace_children`` methods; the test
 ``tests/transformer/test_transformer_cst_index.py`` regenerates it from the installed
-libcst and fails if it differs. :class:`transformer.cst_index.CSTIndex` uses it only with
+libcst and fails if it differs. :class:`wfkit.transformer.cst_index.CSTIndex` uses it only with
 that libcst version.
 """
 

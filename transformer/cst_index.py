@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from transformer.cst_fields import CHILD_FIELDS, LIBCST_VERSION
+from wfkit.transformer.cst_fields import CHILD_FIELDS, LIBCST_VERSION
 
 __all__ = ["CSTIndex", "nested_scope"]
 

@@ -1,6 +1,6 @@
 """Diagnostic codes and constructors.
 
-Every problem the transform finds is a :class:`~transformer.result.Diagnostic` with one of
+Every problem the transform finds is a :class:`~wfkit.transformer.result.Diagnostic` with one of
 the codes below; all problems of a file are collected before the transform gives up.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from transformer.result import Diagnostic
+from wfkit.transformer.result import Diagnostic
 
 __all__ = ["CODES", "DiagnosticSink"]
 

@@ -1,11 +1,11 @@
 """Find directives, the functions they mark, serializable classes and workflow-body problems.
 
-The analysis indexes the parsed module once (:class:`~transformer.cst_index.CSTIndex`:
+The analysis indexes the parsed module once (:class:`~wfkit.transformer.cst_index.CSTIndex`:
 pre-order, parents) and returns an :class:`Analysis` keyed by node identity; the three
 mode transformers then only look nodes up in it. Keeping every decision here means the
 modes cannot disagree about what is a step, what its ID is or what gets rewritten.
 
-Qualified names and closures come from :class:`~transformer.scopes.NameResolver`, which
+Qualified names and closures come from :class:`~wfkit.transformer.scopes.NameResolver`, which
 follows libcst's ScopeProvider but works lazily on the few expressions asked about;
 libcst's own metadata is resolved only where that resolver defers (rare constructs) and
 for positions when there is a problem to report. Resolving ScopeProvider/
@@ -31,18 +31,18 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from transformer.cst_index import CSTIndex, nested_scope
-from transformer.determinism import forbidden_reason, is_deterministic_call
-from transformer.diagnostics import DiagnosticSink
-from transformer.directives import (
+from wfkit.transformer.cst_index import CSTIndex, nested_scope
+from wfkit.transformer.determinism import forbidden_reason, is_deterministic_call
+from wfkit.transformer.diagnostics import DiagnosticSink
+from wfkit.transformer.directives import (
     DIRECTIVES,
     Kind,
     edit_distance_is_one,
     leading_small_statements,
     string_value,
 )
-from transformer.naming import make_id
-from transformer.scopes import NameResolver, supported
+from wfkit.transformer.naming import make_id
+from wfkit.transformer.scopes import NameResolver, supported
 
 __all__ = ["Analysis", "SerdeClass", "Target", "analyze"]
 

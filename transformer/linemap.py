@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
-from transformer.result import LineMap
+from wfkit.transformer.result import LineMap
 
 __all__ = ["LineRecorder", "LineTracker", "render_line_map"]
 

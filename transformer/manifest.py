@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from transformer.result import TransformResult
+from wfkit.transformer.result import TransformResult
 
 __all__ = ["MANIFEST_VERSION", "build_manifest", "dump_manifest"]
 

@@ -17,15 +17,15 @@ from functools import cache
 import libcst as cst
 import libcst.matchers as m
 
-from transformer.directives import leading_small_statements
-from transformer.discovery import Analysis, SerdeClass, Target
-from transformer.imports import Replacement
-from transformer.result import Mode
+from wfkit.transformer.directives import leading_small_statements
+from wfkit.transformer.discovery import Analysis, SerdeClass, Target
+from wfkit.transformer.imports import Replacement
+from wfkit.transformer.result import Mode
 
 __all__ = ["HELPERS", "ModeTransformer", "helper_call_expr", "helper_statement", "string_literal"]
 
 HELPERS = "__wfkit__"
-HELPER_IMPORT = f"import runtime.gen as {HELPERS}"
+HELPER_IMPORT = f"import wfkit.runtime.gen as {HELPERS}"
 
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())])
 _FUTURE = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Name("__future__"))])

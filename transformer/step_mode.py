@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from transformer.discovery import Target
-from transformer.modes import ModeTransformer, NewStatement, helper_statement, string_literal
+from wfkit.transformer.discovery import Target
+from wfkit.transformer.modes import ModeTransformer, NewStatement, helper_statement, string_literal
 
 __all__ = ["StepModeTransformer", "factory_name"]
 

@@ -8,17 +8,17 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from transformer.client_mode import ClientModeTransformer
-from transformer.diagnostics import DiagnosticSink
-from transformer.directives import is_directive_like
-from transformer.discovery import Analysis, analyze
-from transformer.imports import ImportRewriter, import_rewrites, shadowed_bare_imports
-from transformer.linemap import LineTracker, render_line_map
-from transformer.modes import ModeTransformer
-from transformer.naming import is_package_init
-from transformer.result import MODES, GeneratedModule, Mode, TransformResult
-from transformer.step_mode import StepModeTransformer
-from transformer.workflow_mode import WorkflowModeTransformer
+from wfkit.transformer.client_mode import ClientModeTransformer
+from wfkit.transformer.diagnostics import DiagnosticSink
+from wfkit.transformer.directives import is_directive_like
+from wfkit.transformer.discovery import Analysis, analyze
+from wfkit.transformer.imports import ImportRewriter, import_rewrites, shadowed_bare_imports
+from wfkit.transformer.linemap import LineTracker, render_line_map
+from wfkit.transformer.modes import ModeTransformer
+from wfkit.transformer.naming import is_package_init
+from wfkit.transformer.result import MODES, GeneratedModule, Mode, TransformResult
+from wfkit.transformer.step_mode import StepModeTransformer
+from wfkit.transformer.workflow_mode import WorkflowModeTransformer
 
 __all__ = ["transform_module"]
 

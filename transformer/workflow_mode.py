@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from transformer.discovery import Target
-from transformer.modes import ModeTransformer, NewStatement, helper_call_expr, string_literal
+from wfkit.transformer.discovery import Target
+from wfkit.transformer.modes import ModeTransformer, NewStatement, helper_call_expr, string_literal
 
 __all__ = ["WorkflowModeTransformer"]
 

@@ -49,7 +49,7 @@ from wfbuild.state import (
 )
 
 if TYPE_CHECKING:
-    from transformer.result import Diagnostic, TransformResult
+    from wfkit.transformer.result import Diagnostic, TransformResult
 
 MANIFEST_FILE = "manifest.json"
 MAX_ROUNDS = 3
@@ -168,7 +168,7 @@ def relevant_modules(
 
 def module_name_for(path: str) -> str:
     """The dotted module name of a root-relative source path (``pkg/__init__.py`` -> ``pkg``)."""
-    from transformer import module_name_for as transformer_module_name_for
+    from wfkit.transformer import module_name_for as transformer_module_name_for
 
     return str(transformer_module_name_for(path))
 
@@ -330,7 +330,7 @@ def _remove_empty_dirs(out_dir: Path) -> None:
 
 
 def _manifest_results(entries: dict[str, FileEntry]) -> Iterable[TransformResult]:
-    from transformer.result import GeneratedModule, TransformResult
+    from wfkit.transformer.result import GeneratedModule, TransformResult
 
     placeholder = GeneratedModule(code="")
     for rel in sorted(entries):
@@ -361,7 +361,7 @@ def run_build(
     if not stale_reasons(plan):
         # Up to date: no transform, no write, and the transformer (libcst) is not even imported.
         return _report(plan, plan.cached, set(), 0, started)
-    from transformer.manifest import build_manifest, dump_manifest
+    from wfkit.transformer.manifest import build_manifest, dump_manifest
 
     entries: dict[str, FileEntry] = dict(plan.cached)
     new_code: dict[str, TransformResult] = {}

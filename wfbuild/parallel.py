@@ -19,7 +19,7 @@ from importlib.util import decode_source
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from transformer.result import TransformResult
+    from wfkit.transformer.result import TransformResult
 
 PARALLEL_THRESHOLD = 50
 PROGRESS_DELAY = 1.0
@@ -39,7 +39,7 @@ class TransformJob:
 
 def default_transform() -> TransformFn:
     """The real transformer function (imported lazily: libcst is heavy)."""
-    from transformer import transform_module
+    from wfkit.transformer import transform_module
 
     return transform_module
 
@@ -61,7 +61,7 @@ def transform_one(
 
 
 def _failed(job: TransformJob, code: str, message: str) -> TransformResult:
-    from transformer.result import Diagnostic, TransformResult
+    from wfkit.transformer.result import Diagnostic, TransformResult
 
     diagnostic = Diagnostic(path=job.path, line=1, column=1, code=code, message=message)
     return TransformResult(

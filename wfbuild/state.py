@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-# Not imported from transformer.result: `is_stale` must not load the transformer (libcst).
+# Not imported from wfkit.transformer.result: `is_stale` must not load the transformer (libcst).
 Mode = Literal["workflow", "step", "client"]
 MODES: tuple[Mode, ...] = ("workflow", "step", "client")
 

@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from runtime.client import get_hook_by_token, start
-from runtime.inspect import timeline
-from runtime.loader import BUILD_ENV, find_root, load_build
-from runtime.world_config import get_world
-from worlds.base import Hook, HookNotFoundError, World
+from wfkit.runtime.api.client import get_hook_by_token, start
+from wfkit.runtime.loading.loader import BUILD_ENV, find_root, load_build
+from wfkit.runtime.tools.tables import timeline
+from wfkit.runtime.world_config import get_world
+from wfkit.worlds.base import Hook, HookNotFoundError, World
 
 
 def build(root: str | Path | None = None, *, quiet: bool = True) -> Path:
@@ -46,7 +46,7 @@ async def worker(world: World | str | None = None, *, concurrency: int = 8) -> A
 
     ``async with wfkit.worker(): ...`` works runs until the block exits, then stops it
     gracefully (in-flight work finishes or is handed back to the queue)."""
-    from runtime.worker import Worker
+    from wfkit.runtime.engine.worker import Worker
 
     resolved = get_world(world)
     instance = Worker(world=resolved, concurrency=concurrency)
@@ -89,7 +89,7 @@ def run(
         build()
 
     async def main() -> Any:
-        from runtime.worker import Worker
+        from wfkit.runtime.engine.worker import Worker
 
         resolved = get_world(world)
         handle = await start(workflow, *args, world=resolved, **kwargs)

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime import inspect as views
+from wfkit.runtime.tools import tables as views
 
 
 def _world(args: argparse.Namespace) -> Any:
-    from runtime.world_config import get_world
+    from wfkit.runtime.world_config import get_world
 
     return get_world(args.world)
 
@@ -33,8 +33,8 @@ def _json_args(values: Sequence[str]) -> list[Any]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from runtime.loader import load_build
-    from runtime.worker import Worker
+    from wfkit.runtime.engine.worker import Worker
+    from wfkit.runtime.loading.loader import load_build
 
     load_build(args.build)
     worker = Worker(
@@ -57,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from runtime.client import start
+    from wfkit.runtime.api.client import start
 
     async def main() -> str:
         run = await start(
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from runtime.client import get_run
+    from wfkit.runtime.api.client import get_run
 
     async def main() -> None:
         await (await get_run(args.run_id, world=_world(args))).cancel()
@@ -169,7 +169,7 @@ def _need(ident: str | None, kind: str) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from runtime.verify import verify_world
+    from wfkit.runtime.tools.verify import verify_world
 
     problems = verify_world(_world(args), run_id=args.run_id)
     for line in problems:
@@ -184,7 +184,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    from runtime.worker import heal
+    from wfkit.runtime.engine.worker import heal
 
     count = heal(_world(args))
     print(f"heal: re-enqueued {count} run(s) that had no live queue message")
@@ -194,8 +194,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from runtime.http import create_app
-    from runtime.loader import load_build
+    from wfkit.runtime.loading.loader import load_build
+    from wfkit.runtime.tools.http import create_app
 
     load_build(args.build)
     world = _world(args)
@@ -203,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.worker:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
         return 0
-    from runtime.worker import Worker
+    from wfkit.runtime.engine.worker import Worker
 
     async def main() -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port))
@@ -226,7 +226,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from runtime.web import create_web_app
+    from wfkit.runtime.tools.web import create_web_app
 
     app = create_web_app(_world(args))
     url = f"http://{args.host}:{args.port}/"
@@ -251,7 +251,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     import subprocess
     import time
 
-    from runtime.loader import find_root
+    from wfkit.runtime.loading.loader import find_root
 
     build_dir = find_root() / ".wfkit" / "build"
     python = sys.executable
@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except Exception as exc:  # a clear one-line error for users, not a traceback
-        from worlds.base import WfkitError
+        from wfkit.worlds.base import WfkitError
 
         if not isinstance(exc, WfkitError | FileNotFoundError | ValueError):
             raise

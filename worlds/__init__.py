@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from worlds.base import World
+from wfkit.worlds.base import World
 
 __all__ = ["World", "create_world"]
 
@@ -26,15 +26,15 @@ def create_world(spec: str | None = None, *, root: str | None = None) -> World:
     """
     spec = spec or os.environ.get("WFKIT_WORLD") or "local"
     if spec == "memory":
-        from worlds.memory import MemoryWorld
+        from wfkit.worlds.memory import MemoryWorld
 
         return MemoryWorld()
     if spec == "local" or spec.startswith("sqlite:"):
-        from worlds.local import LocalWorld
+        from wfkit.worlds.local import LocalWorld
 
         return LocalWorld.from_spec(spec, root=root)
     if spec.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
-        from worlds.postgres import PostgresWorld
+        from wfkit.worlds.postgres import PostgresWorld
 
         return PostgresWorld(spec)
     if ":" in spec:
@@ -42,7 +42,9 @@ def create_world(spec: str | None = None, *, root: str | None = None) -> World:
         target = getattr(importlib.import_module(module_name), attr)
         world = target() if callable(target) and not isinstance(target, World) else target
         if not isinstance(world, World):
-            raise ValueError(f"WFKIT_WORLD={spec!r} does not name a World (got {type(world).__name__})")
+            raise ValueError(
+                f"WFKIT_WORLD={spec!r} does not name a World (got {type(world).__name__})"
+            )
         return world
     raise ValueError(
         f"unknown world {spec!r}: expected 'local', 'memory', a postgresql:// URL or 'module:attr'"

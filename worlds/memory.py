@@ -1,7 +1,7 @@
 """The in-process world: everything in dicts behind one lock, for tests.
 
 Same semantics as the durable worlds (it shares their lifecycle rules through
-``worlds.base.plan_events``); nothing survives the process. Thread-safe: one
+``wfkit.worlds.base.plan_events``); nothing survives the process. Thread-safe: one
 re-entrant lock guards all state, and one condition wakes queue receivers and
 stream readers.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from worlds.base import (
+from wfkit.worlds.base import (
     EntityConflictError,
     Event,
     EventRequest,
@@ -171,7 +171,7 @@ class MemoryEvents:
         self._core = core
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
-        """Append one event and update its record; see ``worlds.base.Events.create``."""
+        """Append one event and update its record; see ``wfkit.worlds.base.Events.create``."""
         return self.create_batch(run_id_for_create(run_id, request), [request])[0]
 
     def create_batch(
@@ -184,7 +184,7 @@ class MemoryEvents:
     ) -> list[EventResult]:
         """Append events of one run and enqueue ``messages``, all or nothing.
 
-        See ``worlds.base.Events.create_batch``."""
+        See ``wfkit.worlds.base.Events.create_batch``."""
         core = self._core
         with core.lock:
             plan = plan_events(

@@ -63,20 +63,20 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from runtime.errors import SerializationError, StepError
-from runtime.serialization._common import (
+from wfkit.runtime.errors import SerializationError, StepError
+from wfkit.runtime.serialization._common import (
     REMOTE_NOTE,
     TAG,
     qualified_name,
     safe_str,
 )
-from runtime.serialization._decode import (
+from wfkit.runtime.serialization._decode import (
     BUILTIN_DECODERS,
     DECODERS,
     de_value,
     decode_codec,
 )
-from runtime.serialization._encode import (
+from wfkit.runtime.serialization._encode import (
     CODEC_TAG_BY_TYPE,
     CODECS,
     Unserializable,
@@ -131,7 +131,7 @@ def deserialize(data: Any) -> Any:
     """Rebuild the Python value ``serialize`` produced ``data`` from.
 
     Classes are found by their registered ID for the current mode
-    (``runtime.context.current_mode``), else imported by ``module:qualname``.
+    (``wfkit.runtime.context.current_mode``), else imported by ``module:qualname``.
     Step functions come back as step proxies in workflow mode and as the
     registered step function elsewhere. An exception whose class cannot be
     rebuilt comes back as ``StepError``. ``data`` is never modified.

@@ -7,8 +7,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from runtime import registry
-from runtime.context import current_mode
+from wfkit.runtime.context import current_mode
+from wfkit.runtime.loading import registry
+from wfkit.runtime.serialization._renames import current_module_name
 
 TAG = "$t"
 """The marker key of every tagged value."""
@@ -61,7 +62,7 @@ def import_class(path: str) -> Any:
     if not module_name or not qualname or "<locals>" in qualname:
         return None
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = importlib.import_module(current_module_name(module_name))
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except Exception:

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from runtime import registry
-from runtime.context import current_mode
-from runtime.errors import SerializationError, StepError
-from runtime.gen import StepProxy, step_proxy
-from runtime.serialization._common import (
+from wfkit.runtime.context import current_mode
+from wfkit.runtime.errors import SerializationError, StepError
+from wfkit.runtime.gen import StepProxy, step_proxy
+from wfkit.runtime.loading import registry
+from wfkit.runtime.serialization._common import (
     PLAIN_IN,
     TAG,
     resolve_class,

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from runtime import registry
-from runtime.errors import SerializationError, StepError
-from runtime.gen import StepProxy
-from runtime.serialization._common import (
+from wfkit.runtime.errors import SerializationError, StepError
+from wfkit.runtime.gen import StepProxy
+from wfkit.runtime.loading import registry
+from wfkit.runtime.serialization._common import (
     HINT,
     MAX_SAFE_INT,
     PLAIN_OUT,

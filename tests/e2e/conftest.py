@@ -26,7 +26,7 @@ T = TypeVar("T")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/ built once per session, and loaded into this process."""
     import wfbuild
-    from runtime.loader import load_build
+    from wfkit.runtime.loading.loader import load_build
 
     out = tmp_path_factory.mktemp("build")
     wfbuild.build([ROOT / "examples"], root=ROOT, out=out)
@@ -35,19 +35,19 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _memory(tmp_path: Path) -> Any:
-    from worlds.memory import MemoryWorld
+    from wfkit.worlds.memory import MemoryWorld
 
     return MemoryWorld()
 
 
 def _local(tmp_path: Path) -> Any:
-    from worlds.local import LocalWorld
+    from wfkit.worlds.local import LocalWorld
 
     return LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
 
 
 def _postgres(tmp_path: Path) -> Any:
-    from worlds.postgres import PostgresWorld
+    from wfkit.worlds.postgres import PostgresWorld
 
     url = postgres_url()
     assert url
@@ -79,7 +79,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, build_dir: Path) -> It
 @asynccontextmanager
 async def running_worker(world: Any, **options: Any) -> AsyncIterator[Any]:
     """An in-process worker working ``world`` in the background of this event loop."""
-    from runtime.worker import Worker
+    from wfkit.runtime.engine.worker import Worker
 
     options.setdefault("concurrency", 16)
     worker = Worker(world=world, **options)
@@ -103,7 +103,7 @@ async def run_to_end(
     world: Any, fn: Any, *args: Any, timeout: float = 60, **kwargs: Any
 ) -> tuple[Any, Any]:
     """Start ``fn(*args)`` on ``world``, work it until it ends; (run handle, result or exception)."""
-    from runtime.client import start
+    from wfkit.runtime.api.client import start
 
     async with running_worker(world):
         run = await start(fn, *args, world=world, **kwargs)

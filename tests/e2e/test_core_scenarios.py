@@ -219,10 +219,10 @@ def test_26_fan_out_records_each_step_once(world: Any) -> None:
 
 
 def test_30_determinism_identical_on_every_replay(world: Any) -> None:
-    from runtime.client import get_run
-    from runtime.registry import get_workflow
-    from runtime.replay import Completed, replay
-    from runtime.serialization import deserialize_call
+    from wfkit.runtime.api.client import get_run
+    from wfkit.runtime.loading.registry import get_workflow
+    from wfkit.runtime.replay.session import Completed, replay
+    from wfkit.runtime.serialization import deserialize_call
 
     run, result = run_async(run_to_end(world, basics.determinism))
     record = world.runs.get(run.run_id)
@@ -237,8 +237,9 @@ def test_30_determinism_identical_on_every_replay(world: Any) -> None:
 
 
 def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
-    from runtime import gen, registry
-    from runtime.worker import Worker
+    from wfkit.runtime import gen
+    from wfkit.runtime.loading import registry
+    from wfkit.runtime.engine.worker import Worker
 
     workflow_id = "workflow//./tests/e2e/divergence//flow"
     step_a = gen.step_proxy("step//./examples/e2e/basics//add", "add")
@@ -262,7 +263,7 @@ def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
                 await asyncio.sleep(0.02)
         registry.register_workflow(workflow_id, changed)  # "a deploy" changes the code
         worker = Worker(world=world, replay_cache=False)
-        from runtime.orchestrator import wake_run
+        from wfkit.runtime.engine.orchestrator import wake_run
 
         wake_run(world, run.run_id, workflow_id)
         await asyncio.wait_for(worker.run_until_complete(run.run_id), 20)

@@ -18,8 +18,8 @@ from wfkit import start
 
 READER = """
 import asyncio, json, sys
-from runtime.streams import read_stream
-from worlds import create_world
+from wfkit.runtime.api.streams import read_stream
+from wfkit.worlds import create_world
 
 async def main():
     world = create_world(sys.argv[1])
@@ -35,11 +35,11 @@ asyncio.run(main())
 
 def _spec(kind: str, tmp_path: Path) -> tuple[str, Any]:
     if kind == "local":
-        from worlds.local import LocalWorld
+        from wfkit.worlds.local import LocalWorld
 
         spec = f"sqlite:///{tmp_path / 'wfkit.db'}"
         return spec, LocalWorld.from_spec(spec)
-    from worlds.postgres import PostgresWorld
+    from wfkit.worlds.postgres import PostgresWorld
 
     url = postgres_url()
     assert url

@@ -58,7 +58,7 @@ def test_7b_timeout_survives_a_worker_restart(world: Any) -> None:
 
 
 def test_13_streams_deliver_bytes_and_objects_per_namespace(world: Any) -> None:
-    from runtime.streams import read_stream
+    from wfkit.runtime.api.streams import read_stream
 
     async def collect(run_id: str, namespace: str | None) -> list[Any]:
         return [chunk async for chunk in read_stream(world, run_id, namespace)]
@@ -92,7 +92,7 @@ def _free_port() -> int:
 
 def _webhook_kind(hook: Any) -> int:
     """plain (0), static (1), manual (2): the order the workflow awaits them in."""
-    from runtime.serialization import deserialize
+    from wfkit.runtime.serialization import deserialize
 
     respond_with = deserialize(hook.respond_with) if hook.respond_with is not None else None
     return 0 if respond_with is None else 2 if respond_with == "manual" else 1
@@ -102,7 +102,7 @@ def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> N
     import httpx
     import uvicorn
 
-    from runtime.http import create_app
+    from wfkit.runtime.tools.http import create_app
 
     port = _free_port()
     monkeypatch.setenv("WFKIT_BASE_URL", f"http://127.0.0.1:{port}")
@@ -174,7 +174,7 @@ def json_server() -> Iterator[str]:
 
 
 def test_29_fetch_is_a_recorded_step(world: Any, json_server: str) -> None:
-    from runtime.builtins import FETCH_STEP_ID
+    from wfkit.runtime.api.builtin_steps import FETCH_STEP_ID
 
     run, result = run_async(run_to_end(world, surface.fetch_json, json_server))
     assert result == {"status": 200, "json": {"path": "/data", "ok": True}}

@@ -39,7 +39,7 @@ ALL_WORLDS = [pytest.param("memory"), *PROCESS_WORLDS]
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/ built once per session and loaded into this process."""
     import wfbuild
-    from runtime.loader import load_build
+    from wfkit.runtime.loading.loader import load_build
 
     out = tmp_path_factory.mktemp("faults-build")
     wfbuild.build([ROOT / "examples"], root=ROOT, out=out)
@@ -59,7 +59,7 @@ class WorldHandle:
         """A second, independent connection to the same world (memory: the same object)."""
         if self.kind == "memory":
             return self.world
-        from worlds import create_world
+        from wfkit.worlds import create_world
 
         return create_world(self.spec)
 
@@ -77,16 +77,16 @@ def make_world(tmp_path: Path, build_dir: Path) -> Iterator[Callable[[str], Worl
 
     def make(kind: str) -> WorldHandle:
         if kind == "memory":
-            from worlds.memory import MemoryWorld
+            from wfkit.worlds.memory import MemoryWorld
 
             handle = WorldHandle(kind, "memory", MemoryWorld())
         elif kind == "local":
-            from worlds.local import LocalWorld
+            from wfkit.worlds.local import LocalWorld
 
             spec = f"sqlite:///{tmp_path / f'faults-{len(opened)}.db'}"
             handle = WorldHandle(kind, spec, LocalWorld.from_spec(spec))
         else:
-            from worlds.postgres import PostgresWorld
+            from wfkit.worlds.postgres import PostgresWorld
 
             spec = _pg_spec(f"faults_{uuid.uuid4().hex[:12]}")
             handle = WorldHandle(kind, spec, PostgresWorld(spec))

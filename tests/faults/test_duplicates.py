@@ -18,18 +18,18 @@ from typing import Any
 import pytest
 
 from examples.e2e import faults
-from runtime.client import start
-from runtime.executor import step_message
-from runtime.orchestrator import wake_run
-from runtime.verify import verify_world
-from runtime.worker import Worker
 from tests.faults.conftest import (
     ALL_WORLDS,
     WorldHandle,
     assert_recorded_once,
     run_async,
 )
-from worlds.base import STEP_TERMINAL
+from wfkit.runtime.api.client import start
+from wfkit.runtime.engine.executor import step_message
+from wfkit.runtime.engine.orchestrator import wake_run
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.tools.verify import verify_world
+from wfkit.worlds.base import STEP_TERMINAL
 
 
 async def _flood_step_messages(world: Any, run_ids: list[str], stop: asyncio.Event) -> int:

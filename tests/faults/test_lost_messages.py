@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from examples.e2e import faults
-from runtime.client import Run, resume_hook_sync, start_sync
 from tests.faults.conftest import (
     PROCESS_WORLDS,
     WorkerProcesses,
@@ -26,7 +25,8 @@ from tests.faults.conftest import (
     wait_until,
     wfkit_cli,
 )
-from worlds.base import RUN_TERMINAL, HookNotFoundError
+from wfkit.runtime.api.client import Run, resume_hook_sync, start_sync
+from wfkit.worlds.base import RUN_TERMINAL, HookNotFoundError
 
 
 def _strand_three_runs(handle: WorldHandle, workers: WorkerProcesses, token: str) -> dict[str, str]:

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from examples.e2e import faults
-from runtime.client import resume_hook_sync, start
-from runtime.orchestrator import Orchestrator
-from runtime.verify import verify_world
-from runtime.worker import Worker
 from tests.faults.conftest import ALL_WORLDS, WorldHandle, assert_recorded_once, run_async
+from wfkit.runtime.api.client import resume_hook_sync, start
+from wfkit.runtime.engine.orchestrator import Orchestrator
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.tools.verify import verify_world
 
 
 @pytest.mark.parametrize("kind", ALL_WORLDS)

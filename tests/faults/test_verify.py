@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from examples.e2e import faults
-from runtime.client import start_sync
-from runtime.verify import verify_world
-from runtime.worker import Worker
 from tests.faults.conftest import PROCESS_WORLDS, WorldHandle, run_async, wfkit_cli
+from wfkit.runtime.api.client import start_sync
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.tools.verify import verify_world
 
 
 def _two_completed_runs(world: Any) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hatch_plugin.config import HookConfig, HookConfigError, parse_config
+from wfkit.hatch_plugin.config import HookConfig, HookConfigError, parse_config
 
 
 def test_defaults() -> None:
@@ -69,8 +69,8 @@ def test_single_errors(raw: dict[str, object], error: str) -> None:
 
 
 def test_hatch_registration() -> None:
-    from hatch_plugin.hooks import hatch_register_build_hook
-    from hatch_plugin.plugin import WfkitBuildHook
+    from wfkit.hatch_plugin.hooks import hatch_register_build_hook
+    from wfkit.hatch_plugin.plugin import WfkitBuildHook
 
     assert hatch_register_build_hook() is WfkitBuildHook
     assert WfkitBuildHook.PLUGIN_NAME == "wfkit"

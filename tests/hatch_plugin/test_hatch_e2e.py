@@ -26,11 +26,14 @@ def copy_repo(dest: Path) -> Path:
     ).stdout.decode().split("\0")  # fmt: skip
     for rel in filter(None, listed):
         source = REPO / rel
-        if rel.startswith(".venv/") or not source.is_file():
-            continue
         target = dest / rel
+        if rel.startswith(".venv/"):
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        if source.is_symlink():  # wfkit/runtime -> ../runtime and its siblings
+            target.symlink_to(os.readlink(source))
+        elif source.is_file():
+            shutil.copy2(source, target)
     return dest
 
 
@@ -44,10 +47,10 @@ for mode in ("workflow", "step", "client"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     found[mode] = sorted(name for name in vars(module) if not name.startswith("_"))
-import demoapp.flows, runtime.gen
+import demoapp.flows, wfkit.runtime.gen
 assert demoapp.flows.__file__.startswith(site), demoapp.flows.__file__
-assert runtime.gen.__file__.startswith(sys.argv[2]), runtime.gen.__file__
-from runtime.loader import load_build
+assert wfkit.runtime.gen.__file__.startswith(sys.argv[2]), wfkit.runtime.gen.__file__
+from wfkit.runtime.loading.loader import load_build
 
 load_build()  # finds __wfkit_build__/manifest.json on sys.path (the cwd has no build)
 found["loader"] = sorted(m for m in sys.modules if m.startswith(("__wfkit_workflow__.", "__wfkit_step__.")))
@@ -104,7 +107,7 @@ def test_wheel_from_file_url_copy(tmp_path: Path) -> None:
     for path in (site / "__wfkit_build__").rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
 
-    # The generated modules import with only the wheel and wfkit (for runtime.gen) on sys.path.
+    # The generated modules import with only the wheel and wfkit (for wfkit.runtime.gen) on sys.path.
     check = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path[:0] = [{str(site)!r}, {str(copy)!r}]\n"
          + IMPORT_CHECK, str(site), str(copy)],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hatchling.builders.wheel import WheelBuilder
 
-from hatch_plugin.config import HookConfigError
+from wfkit.hatch_plugin.config import HookConfigError
 
 
 def build_wheel(root: Path, version: str) -> Path:

@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runtime.replay import Completed, Failed, Outcome, ReplaySession, Suspended, replay
-from runtime.serialization import deserialize_call, serialize, serialize_error
-from worlds.base import Event, EventType, Run
+from wfkit.runtime.replay.session import (
+    Completed,
+    Failed,
+    Outcome,
+    ReplaySession,
+    Suspended,
+    replay,
+)
+from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
+from wfkit.worlds.base import Event, EventType, Run
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 RUN_ID = "wrun_01TESTRUN0000000000000000"

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime import gen
-from runtime.client import (
+from tests.runtime import wf_helpers
+from wfkit.runtime import gen
+from wfkit.runtime.api.client import (
     Run,
     get_hook_by_token_sync,
     get_run,
@@ -20,16 +21,15 @@ from runtime.client import (
     start_sync,
     workflow_id_of,
 )
-from runtime.errors import (
+from wfkit.runtime.engine.executor import WORKFLOW_QUEUE_PREFIX
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.errors import (
     HookNotFoundError,
     RunNotFoundError,
     SerializationError,
     WorkflowRunFailedError,
 )
-from runtime.executor import WORKFLOW_QUEUE_PREFIX
-from runtime.worker import Worker
-from tests.runtime import wf_helpers
-from worlds.memory import MemoryWorld
+from wfkit.worlds.memory import MemoryWorld
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.loader import BUILD_ENV, WHEEL_BUILD_PACKAGE, find_build_dir
+from wfkit.runtime.loading.loader import BUILD_ENV, WHEEL_BUILD_PACKAGE, find_build_dir
 
 
 @pytest.fixture

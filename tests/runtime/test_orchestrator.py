@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from runtime.client import get_hook_by_token, resume_hook, start
-from runtime.errors import FatalError, HookNotFoundError, WorkflowRunFailedError
-from runtime.worker import Worker
 from tests.runtime import wf_helpers
-from worlds.base import World, WorldError
+from wfkit.runtime.api.client import get_hook_by_token, resume_hook, start
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.errors import FatalError, HookNotFoundError, WorkflowRunFailedError
+from wfkit.worlds.base import World, WorldError
 
 
 @pytest.fixture(autouse=True)
@@ -26,10 +26,10 @@ def helpers() -> Iterator[Any]:
 
 def _make_world(kind: str, tmp_path: Path) -> World:
     if kind == "memory":
-        from worlds.memory import MemoryWorld
+        from wfkit.worlds.memory import MemoryWorld
 
         return MemoryWorld()
-    from worlds.local import LocalWorld
+    from wfkit.worlds.local import LocalWorld
 
     return LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
 
@@ -166,7 +166,7 @@ def test_cancel(world: World) -> None:
         return run
 
     run = _run(scenario())
-    from runtime.errors import WorkflowRunCancelledError
+    from wfkit.runtime.errors import WorkflowRunCancelledError
 
     with pytest.raises(WorkflowRunCancelledError):
         _run(run.result(timeout=1))

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from runtime.client import resume_hook_sync, start
-from runtime.worker import Worker, heal
 from tests.runtime import wf_helpers
-from worlds.base import World, diff_run_records
-from worlds.memory import MemoryWorld
+from wfkit.runtime.api.client import resume_hook_sync, start
+from wfkit.runtime.engine.worker import Worker, heal
+from wfkit.worlds.base import World, diff_run_records
+from wfkit.worlds.memory import MemoryWorld
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +82,7 @@ def test_a_write_between_feed_and_commit_is_recovered(
 ) -> None:
     """A hook payload lands after an inline step finished but before its outcome is
     committed: the world refuses the batch, and the run still ends right."""
-    from runtime.orchestrator import Orchestrator
+    from wfkit.runtime.engine.orchestrator import Orchestrator
 
     recoveries: list[bool] = []
     original = Orchestrator._recover
@@ -221,7 +221,7 @@ def test_each_log_event_is_fed_once_over_the_whole_run(inline: bool) -> None:
     """The linear-cost claim, counted instead of timed: with the cache on, the
     replay work of a run is one feed per event of its log, however many messages
     it took."""
-    from runtime.replay import ReplaySession
+    from wfkit.runtime.replay.session import ReplaySession
 
     fed: list[str] = []
 
@@ -250,7 +250,7 @@ def test_each_log_event_is_fed_once_over_the_whole_run(inline: bool) -> None:
 def test_racing_workers_and_duplicate_deliveries(inline: bool) -> None:
     """Two workers on one world, every run's wake-up delivered several times: every
     run completes, each step is recorded once, and the records equal a fold of the log."""
-    from runtime.orchestrator import wake_run
+    from wfkit.runtime.engine.orchestrator import wake_run
 
     world = MemoryWorld()
 

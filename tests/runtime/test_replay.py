@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from replay_log import START, Log, Simulator, comparable, full_replay, incremental, make_run
 
-from runtime import gen
-from runtime.context import current_mode, current_workflow
-from runtime.errors import (
+from wfkit.runtime import gen
+from wfkit.runtime.context import current_mode, current_workflow
+from wfkit.runtime.errors import (
     CorruptedEventLogError,
     FatalError,
     ReplayDivergenceError,
     SerializationError,
     WorkflowSuspension,
 )
-from runtime.replay import (
+from wfkit.runtime.replay.session import (
     Completed,
     Failed,
     PendingStep,
@@ -30,7 +30,7 @@ from runtime.replay import (
     WorkflowDeadlockError,
     replay,
 )
-from runtime.serialization import serialize, serialize_call, serialize_error
+from wfkit.runtime.serialization import serialize, serialize_call, serialize_error
 
 ADD = "step//./t//add"
 UPPER = "step//./t//upper"
@@ -494,7 +494,7 @@ def test_correlation_ids_are_crockford_ulids() -> None:
 
 def test_correlation_ids_sort_in_call_order() -> None:
     async def wf() -> None:
-        from runtime.workflow_api import create_hook
+        from wfkit.runtime.api.workflow import create_hook
 
         calls = [upper(str(i)) for i in range(20)]
         create_hook()

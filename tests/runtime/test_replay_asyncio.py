@@ -19,12 +19,12 @@ from replay_log import (
     make_run,
 )
 
-from runtime import gen
-from runtime.context import current_workflow
-from runtime.errors import FatalError
-from runtime.loop import WorkflowIOError
-from runtime.replay import Completed, Failed, PendingWait, ReplaySession, Suspended
-from runtime.serialization import serialize
+from wfkit.runtime import gen
+from wfkit.runtime.context import current_workflow
+from wfkit.runtime.errors import FatalError
+from wfkit.runtime.replay.loop import WorkflowIOError
+from wfkit.runtime.replay.session import Completed, Failed, PendingWait, ReplaySession, Suspended
+from wfkit.runtime.serialization import serialize
 
 SLEEPY = "step//./t//sleepy"
 FLAKY = "step//./t//flaky"
@@ -352,7 +352,7 @@ def test_async_generators_in_workflows() -> None:
 
 
 async def hook_with_deadline() -> str:
-    from runtime.workflow_api import create_hook
+    from wfkit.runtime.api.workflow import create_hook
 
     hook = create_hook(token="deadline")
     try:

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from replay_log import Simulator, assert_paths_agree
 
-from runtime import gen
-from runtime.errors import FatalError
-from runtime.replay import Completed, Failed
-from runtime.workflow_api import create_hook, sleep
-from worlds.base import fold_events
+from wfkit.runtime import gen
+from wfkit.runtime.api.workflow import create_hook, sleep
+from wfkit.runtime.errors import FatalError
+from wfkit.runtime.replay.session import Completed, Failed
+from wfkit.worlds.base import fold_events
 
 WORK = "step//./p//work"
 BOOM = "step//./p//boom"

@@ -1,4 +1,4 @@
-"""runtime.serialization: every supported type round-trips with its type, through JSON text."""
+"""wfkit.runtime.serialization: every supported type round-trips with its type, through JSON text."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from runtime import registry
-from runtime.context import current_mode
-from runtime.errors import (
+from wfkit.runtime.context import current_mode
+from wfkit.runtime.errors import (
     FatalError,
     HookConflictError,
     RetryableError,
     SerializationError,
     StepError,
 )
-from runtime.gen import StepProxy, step_proxy
-from runtime.serialization import (
+from wfkit.runtime.gen import StepProxy, step_proxy
+from wfkit.runtime.loading import registry
+from wfkit.runtime.serialization import (
     TAG,
     deserialize,
     deserialize_call,
@@ -840,9 +840,9 @@ def test_register_codec_rejects_builtin_tags() -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    import runtime.serialization
+    import wfkit.runtime.serialization
 
-    assert sorted(runtime.serialization.__all__) == [
+    assert sorted(wfkit.runtime.serialization.__all__) == [
         "TAG",
         "deserialize",
         "deserialize_call",

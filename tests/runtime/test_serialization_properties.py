@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.serialization import deserialize, serialize
+from wfkit.runtime.serialization import deserialize, serialize
 
 
 class Shade(enum.Enum):

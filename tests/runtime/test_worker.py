@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from runtime import world_config
-from runtime.client import start
-from runtime.executor import parse_retry_after
-from runtime.worker import Worker
 from tests.runtime import wf_helpers
-from worlds.memory import MemoryWorld
+from wfkit.runtime import world_config
+from wfkit.runtime.api.client import start
+from wfkit.runtime.engine.executor import parse_retry_after
+from wfkit.runtime.engine.worker import Worker
+from wfkit.worlds.memory import MemoryWorld
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +124,7 @@ def test_a_worker_survives_several_event_loops() -> None:
     worker = Worker(world=world, poll_interval=0.01)
     run = start_sync_hooked(world, "tok-loops")
     asyncio.run(worker.drain(timeout=5))
-    from runtime.client import resume_hook_sync
+    from wfkit.runtime.api.client import resume_hook_sync
 
     resume_hook_sync("tok-loops", {"done": True}, world=world)
     asyncio.run(worker.drain(timeout=5))
@@ -132,7 +132,7 @@ def test_a_worker_survives_several_event_loops() -> None:
 
 
 def start_sync_hooked(world: MemoryWorld, token: str) -> Any:
-    from runtime.client import start_sync
+    from wfkit.runtime.api.client import start_sync
 
     return start_sync(wf_helpers.hooked, token, world=world)
 

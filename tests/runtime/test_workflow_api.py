@@ -12,17 +12,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from replay_log import START, Log, Simulator, comparable, full_replay, incremental, make_run
 
-from runtime import gen
-from runtime.context import (
-    StepContext,
-    StepMetadata,
-    WorkflowMetadata,
-    current_step,
-)
-from runtime.errors import HookConflictError, NotInWorkflowError, SerializationError
-from runtime.replay import Completed, PendingHook, Suspended, replay
-from runtime.serialization import serialize
-from runtime.workflow_api import (
+from wfkit.runtime import gen
+from wfkit.runtime.api.workflow import (
     HookDisposedError,
     create_hook,
     define_hook,
@@ -31,6 +22,15 @@ from runtime.workflow_api import (
     parse_duration,
     sleep,
 )
+from wfkit.runtime.context import (
+    StepContext,
+    StepMetadata,
+    WorkflowMetadata,
+    current_step,
+)
+from wfkit.runtime.errors import HookConflictError, NotInWorkflowError, SerializationError
+from wfkit.runtime.replay.session import Completed, PendingHook, Suspended, replay
+from wfkit.runtime.serialization import serialize
 
 ECHO = "step//./t//echo"
 echo = gen.step_proxy(ECHO, "echo")
@@ -80,7 +80,7 @@ def test_parse_duration_numbers_and_timedelta() -> None:
 async def sleeper(duration: Any) -> float:
     before = get_workflow_metadata().workflow_started_at
     await sleep(duration)
-    from runtime.context import current_workflow
+    from wfkit.runtime.context import current_workflow
 
     ctx = current_workflow.get()
     assert ctx is not None
@@ -294,9 +294,9 @@ def test_typed_hook_resume_validates_then_calls_the_client(
         calls.append((token, payload))
         return "hook-record"
 
-    fake = types.ModuleType("runtime.client")
+    fake = types.ModuleType("wfkit.runtime.api.client")
     fake.resume_hook = resume_hook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "runtime.client", fake)
+    monkeypatch.setitem(sys.modules, "wfkit.runtime.api.client", fake)
     assert asyncio.run(approval_hook.resume("approve", {"ok": True})) == "hook-record"
     assert calls == [("approve", {"ok": True, "by": "nobody"})]
     with pytest.raises(ValidationError):

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime import world_config
-from runtime.client import get_run_sync, start_sync
 from tests.conftest import postgres_url
 from tests.runtime import wf_helpers
-from worlds.base import World
+from wfkit.runtime import world_config
+from wfkit.runtime.api.client import get_run_sync, start_sync
+from wfkit.worlds.base import World
 
 
 @pytest.fixture

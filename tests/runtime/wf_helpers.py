@@ -1,4 +1,4 @@
-"""Workflows registered directly through runtime.gen, as generated code would (runtime tests)."""
+"""Workflows registered directly through wfkit.runtime.gen, as generated code would (runtime tests)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from runtime import gen
-from runtime.context import current_step
-from runtime.errors import FatalError, RetryableError
+from wfkit.runtime import gen
+from wfkit.runtime.context import current_step
+from wfkit.runtime.errors import FatalError, RetryableError
 
 PREFIX = "//./tests/runtime/wf_helpers//"
 ATTEMPTS: dict[str, list[int]] = {}
@@ -124,14 +124,14 @@ async def _retry_after(seconds: float) -> int:
 
 
 async def _sleeper(seconds: float) -> str:
-    from runtime.workflow_api import sleep
+    from wfkit.runtime.api.workflow import sleep
 
     await sleep(seconds)
     return await upper_after("woke", 0)
 
 
 async def _hooked(token: str) -> list[Any]:
-    from runtime.workflow_api import create_hook
+    from wfkit.runtime.api.workflow import create_hook
 
     got = []
     hook = create_hook(token=token)
@@ -168,7 +168,7 @@ mixed = workflow("mixed", _mixed)
 
 
 async def _hook_and_step(token: str) -> list[Any]:
-    from runtime.workflow_api import create_hook
+    from wfkit.runtime.api.workflow import create_hook
 
     hook = create_hook(token=token)
     running = asyncio.ensure_future(slow(0.2))
@@ -177,8 +177,8 @@ async def _hook_and_step(token: str) -> list[Any]:
 
 
 async def _conflicting_hooks(token: str) -> str:
-    from runtime.errors import HookConflictError
-    from runtime.workflow_api import create_hook
+    from wfkit.runtime.api.workflow import create_hook
+    from wfkit.runtime.errors import HookConflictError
 
     try:
         await create_hook(token=token)

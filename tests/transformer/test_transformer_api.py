@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import transformer
-from transformer import make_id, module_name_for, transform_module
+import wfkit.transformer
+from wfkit.transformer import make_id, module_name_for, transform_module
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(transformer.__all__) == [
+    assert sorted(wfkit.transformer.__all__) == [
         "Diagnostic",
         "GeneratedModule",
         "MODES",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from transformer.imports import _dotted
-from transformer.modes import helper_call_expr, helper_statement, string_literal
+from wfkit.transformer.imports import _dotted
+from wfkit.transformer.modes import helper_call_expr, helper_statement, string_literal
 
 
 def _code(node: cst.CSTNode) -> str:

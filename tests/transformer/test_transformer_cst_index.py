@@ -10,9 +10,9 @@ import libcst as cst
 import pytest
 from libcst._nodes.base import CSTNode
 
-from transformer import cst_index
-from transformer.cst_fields import CHILD_FIELDS, LIBCST_VERSION
-from transformer.cst_index import CSTIndex
+from wfkit.transformer import cst_index
+from wfkit.transformer.cst_fields import CHILD_FIELDS, LIBCST_VERSION
+from wfkit.transformer.cst_index import CSTIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 _VISITED = re.compile(r'visit_\w+\(\s*self,\s*"(\w+)"')

@@ -6,7 +6,7 @@ import pytest
 from snapshot_support import ERRORS, transform_case
 from syrupy.assertion import SnapshotAssertion
 
-from transformer.diagnostics import CODES
+from wfkit.transformer.diagnostics import CODES
 
 CASES = sorted(p.name for p in ERRORS.iterdir() if (p / "input.py").is_file())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer import discovery, transform_module
+from wfkit.transformer import discovery, transform_module
 
 CLOSURES = [
     """import os.path

@@ -8,7 +8,7 @@ import pytest
 from snapshot_support import FIXTURES, case_path, fragment, transform_case
 from syrupy.assertion import SnapshotAssertion
 
-from transformer import MODES
+from wfkit.transformer import MODES
 
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "input.py").is_file())
 

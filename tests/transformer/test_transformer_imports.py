@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer import transform_module
+from wfkit.transformer import transform_module
 
 FLOW = 'async def flow():\n    "use workflow"\n    return 1\n'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from transformer import MODES, transform_module
+from wfkit.transformer import MODES, transform_module
 
 SOURCE = '''"""Docs."""
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_generated_helper_lines_are_unmapped() -> None:
     for mode in MODES:
         generated = result.generated(mode)
         assert generated is not None
-        line = _line_of(generated.code, "import runtime.gen as __wfkit__")
+        line = _line_of(generated.code, "import wfkit.runtime.gen as __wfkit__")
         assert _original_line(generated.line_map, line) is None
 
 

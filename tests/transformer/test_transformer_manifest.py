@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from transformer import build_manifest, dump_manifest, transform_module
+from wfkit.transformer import build_manifest, dump_manifest, transform_module
 
 ORDER = """
 async def charge(order_id: str) -> str:

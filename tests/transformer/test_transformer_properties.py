@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transformer import MODES, transform_module
+from wfkit.transformer import MODES, transform_module
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
     lambda n: not keyword.iskeyword(n) and n not in {"match", "case", "type", "print"}
@@ -106,7 +106,7 @@ def directive_module(draw: st.DrawFn) -> str:
 
 
 class FakeHelpers:
-    """Stands in for ``runtime.gen``: records what generated code registers."""
+    """Stands in for ``wfkit.runtime.gen``: records what generated code registers."""
 
     def __init__(self) -> None:
         self.calls: dict[str, set[str]] = {}
@@ -135,7 +135,9 @@ def execute(code: str) -> FakeHelpers:
     module.__dict__["__wfkit__"] = helpers
     sys.modules[module.__name__] = module
     try:
-        code_object = compile(code.replace("import runtime.gen as __wfkit__\n", ""), "gen", "exec")
+        code_object = compile(
+            code.replace("import wfkit.runtime.gen as __wfkit__\n", ""), "gen", "exec"
+        )
         exec(code_object, module.__dict__)
     finally:
         del sys.modules[module.__name__]

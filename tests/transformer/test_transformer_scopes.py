@@ -7,8 +7,8 @@ import ast
 import libcst as cst
 from libcst.metadata import MetadataWrapper, QualifiedNameProvider, QualifiedNameSource
 
-from transformer.cst_index import CSTIndex
-from transformer.scopes import NameResolver, supported
+from wfkit.transformer.cst_index import CSTIndex
+from wfkit.transformer.scopes import NameResolver, supported
 
 SOURCE = """
 import os.path

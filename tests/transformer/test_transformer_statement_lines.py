@@ -8,7 +8,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from transformer.linemap import LineRecorder, LineTracker, generate, statement_lines
+from wfkit.transformer.linemap import LineRecorder, LineTracker, generate, statement_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.client import start
-from runtime.web import create_web_app
-from runtime.worker import Worker
 from tests.web import web_helpers
-from worlds.base import World
+from wfkit.runtime.api.client import start
+from wfkit.runtime.engine.worker import Worker
+from wfkit.runtime.tools.web import create_web_app
+from wfkit.worlds.base import World
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +30,11 @@ def helpers() -> Iterator[Any]:
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     instance: World
     if request.param == "memory":
-        from worlds.memory import MemoryWorld
+        from wfkit.worlds.memory import MemoryWorld
 
         instance = MemoryWorld()
     else:
-        from worlds.local import LocalWorld
+        from wfkit.worlds.local import LocalWorld
 
         instance = LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
     yield instance
@@ -207,7 +207,7 @@ def test_cancel_button_cancels_a_waiting_run(world: World) -> None:
 
 
 def test_stream_page_shows_decoded_chunks(world: World) -> None:
-    from runtime.streams import stream_name
+    from wfkit.runtime.api.streams import stream_name
 
     run_id = finish(world, web_helpers.streaming)
     page = get(world, f"/runs/{run_id}").text

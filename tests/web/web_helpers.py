@@ -1,12 +1,12 @@
-"""Tiny workflows for the inspector tests, registered through runtime.gen as generated code would."""
+"""Tiny workflows for the inspector tests, registered through wfkit.runtime.gen as generated code would."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from runtime import gen
-from runtime.errors import FatalError
+from wfkit.runtime import gen
+from wfkit.runtime.errors import FatalError
 
 PREFIX = "//./tests/web/web_helpers//"
 
@@ -67,7 +67,7 @@ async def _declined(reason: str) -> None:
 
 
 async def _napping(seconds: float) -> str:
-    from runtime.workflow_api import sleep
+    from wfkit.runtime.api.workflow import sleep
 
     await sleep(seconds)
     return "woke"
@@ -81,7 +81,7 @@ log_line = step("log_line", _log_line)
 
 
 async def _streaming() -> int:
-    from runtime.streams import get_writable
+    from wfkit.runtime.api.streams import get_writable
 
     await log_line(get_writable("logs"), "left open")
     return int(await write_chunks(get_writable()))

@@ -308,8 +308,8 @@ def test_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_warnings_do_not_stop_the_build(project: Path) -> None:
     import dataclasses
 
-    from transformer import transform_module
-    from transformer.result import Diagnostic, TransformResult
+    from wfkit.transformer import transform_module
+    from wfkit.transformer.result import Diagnostic, TransformResult
 
     def with_warning(source: str, **kwargs: object) -> TransformResult:
         result = transform_module(source, **kwargs)  # type: ignore[arg-type]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import postgres_url
-from worlds.base import World
-from worlds.testing import WORLD_FACTORIES, WorldFactory
+from wfkit.worlds.base import World
+from wfkit.worlds.testing import WORLD_FACTORIES, WorldFactory
 
 
 def _params() -> list[object]:

@@ -1,3 +1,3 @@
-"""The world conformance suite (``worlds.testing``) on every registered world."""
+"""The world conformance suite (``wfkit.worlds.testing``) on every registered world."""
 
-from worlds.testing import *  # noqa: F403
+from wfkit.worlds.testing import *  # noqa: F403

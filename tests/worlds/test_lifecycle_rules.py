@@ -1,4 +1,4 @@
-"""The pure lifecycle rules of ``worlds.base``: ids, timestamps, plans and folds."""
+"""The pure lifecycle rules of ``wfkit.worlds.base``: ids, timestamps, plans and folds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from worlds.base import (
+from wfkit.worlds.base import (
     CorruptedLogError,
     Event,
     EventRequest,

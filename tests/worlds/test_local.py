@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from worlds import create_world
-from worlds.base import EventRequest, SchemaVersionError, WorldError, diff_run_records
-from worlds.local import LocalWorld
-from worlds.local.db import write_transaction
-from worlds.memory import MemoryWorld
+from wfkit.worlds import create_world
+from wfkit.worlds.base import EventRequest, SchemaVersionError, WorldError, diff_run_records
+from wfkit.worlds.local import LocalWorld
+from wfkit.worlds.local.db import write_transaction
+from wfkit.worlds.memory import MemoryWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,8 +149,8 @@ def test_diff_run_records_finds_a_tampered_record(tmp_path: Path) -> None:
 
 _CREATE_WORKER = """
 import json, sys, time
-from worlds import create_world
-from worlds.base import EntityConflictError, EventRequest
+from wfkit.worlds import create_world
+from wfkit.worlds.base import EntityConflictError, EventRequest
 world = create_world(sys.argv[1])
 time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
 request = EventRequest(event_type="step_created", correlation_id="step_race",

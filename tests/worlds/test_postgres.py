@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import postgres_url
-from worlds.base import (
+from wfkit.worlds.base import (
     EntityConflictError,
     EventRequest,
     EventResult,
@@ -24,12 +24,12 @@ from worlds.base import (
     SchemaVersionError,
     diff_run_records,
 )
-from worlds.postgres import (
+from wfkit.worlds.postgres import (
     PostgresWorld,
     StatementTimeoutError,
     normalize_url,
 )
-from worlds.postgres.session import fetch_scalar
+from wfkit.worlds.postgres.session import fetch_scalar
 
 URL = postgres_url()
 pytestmark = [

@@ -2,8 +2,8 @@
 
 A *world* is where wfkit keeps durable state: an append-only event log per run
 (whose fold gives the runs/steps/hooks/waits records), a durable queue and
-streams. The runtime imports only this package, always as ``worlds.base`` (never a
-submodule); ``worlds.create_world`` is the one function that knows the concrete
+streams. The runtime imports only this package, always as ``wfkit.worlds.base`` (never a
+submodule); ``wfkit.worlds.create_world`` is the one function that knows the concrete
 worlds.
 
 Modules, one per capability (this ``__init__`` re-exports every public name)::
@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 
-from worlds.base.errors import (
+from wfkit.worlds.base.errors import (
     CorruptedLogError,
     EntityConflictError,
     HookNotFoundError,
@@ -76,10 +76,10 @@ from worlds.base.errors import (
     WfkitError,
     WorldError,
 )
-from worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
-from worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events, run_id_for_create
-from worlds.base.protocols import Events, Hooks, Queue, Runs, Steps, Streams, Waits, World
-from worlds.base.records import (
+from wfkit.worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
+from wfkit.worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events, run_id_for_create
+from wfkit.worlds.base.protocols import Events, Hooks, Queue, Runs, Steps, Streams, Waits, World
+from wfkit.worlds.base.records import (
     RUN_TERMINAL,
     SPEC_VERSION,
     STEP_TERMINAL,
@@ -161,7 +161,7 @@ __all__ = [
 
 # Classes and functions keep the module name they had before the split: the
 # serializer stores an exception's type as ``module.QualName`` (ErrorInfo) and a
-# class as ``module:QualName``, so event logs keep saying ``worlds.base.…``.
+# class as ``module:QualName``, so event logs keep saying ``wfkit.worlds.base.…``.
 for _name in __all__:
     _value = globals()[_name]
     if isinstance(_value, type) or _inspect.isfunction(_value):

@@ -1,4 +1,4 @@
-"""The errors a world raises; their tree is drawn in the ``worlds.base`` package
+"""The errors a world raises; their tree is drawn in the ``wfkit.worlds.base`` package
 docstring (``worlds/base/__init__.py``)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Folding stored event logs into records, and checking a world against the fold.
 
 ``fold_events`` replays a whole log through the lifecycle rules of
-``worlds.base.lifecycle``; ``wfkit verify`` compares that fold with the
+``wfkit.worlds.base.lifecycle``; ``wfkit verify`` compares that fold with the
 materialized records (``diff_run_records``). ``StateLoader`` is the in-memory
 ``RecordLoader`` both the fold and ``MemoryWorld`` use.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from worlds.base.errors import CorruptedLogError, RunNotFoundError, WorldError
-from worlds.base.lifecycle import PlannedWrites, _apply_event, _Overlay
-from worlds.base.protocols import World
-from worlds.base.records import Event, EventType, Hook, Run, RunStatus, Step, Wait
+from wfkit.worlds.base.errors import CorruptedLogError, RunNotFoundError, WorldError
+from wfkit.worlds.base.lifecycle import PlannedWrites, _apply_event, _Overlay
+from wfkit.worlds.base.protocols import World
+from wfkit.worlds.base.records import Event, EventType, Hook, Run, RunStatus, Step, Wait
 
 
 @dataclass

@@ -4,7 +4,7 @@ Every world validates transitions with the code below, so they cannot drift
 apart: a world loads the few records an event touches through a
 ``RecordLoader`` (inside its write transaction), ``plan_events`` checks the
 lifecycle table and returns the records to write (``PlannedWrites``), and the
-world writes them. ``worlds.base.fold`` replays a whole log through the same
+world writes them. ``wfkit.worlds.base.fold`` replays a whole log through the same
 rules.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from worlds.base.errors import (
+from wfkit.worlds.base.errors import (
     CorruptedLogError,
     EntityConflictError,
     HookNotFoundError,
@@ -26,7 +26,7 @@ from worlds.base.errors import (
     StepNotFoundError,
     WaitNotFoundError,
 )
-from worlds.base.records import (
+from wfkit.worlds.base.records import (
     RUN_TERMINAL,
     STEP_TERMINAL,
     Event,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from worlds.base.records import (
+from wfkit.worlds.base.records import (
     Event,
     EventRequest,
     EventResult,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worlds.base.errors import InvalidEventError
+from wfkit.worlds.base.errors import InvalidEventError
 
 SPEC_VERSION = 2
 

@@ -3,7 +3,7 @@
 One file holds the event log, the materialized records, the queue and the
 streams; several worker processes on one machine may share it (write
 transactions take SQLite's write lock up front with ``BEGIN IMMEDIATE``). See
-``worlds.local.schema`` for the storage choices.
+``wfkit.worlds.local.schema`` for the storage choices.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from worlds.base import (
+from wfkit.worlds.base import (
     Events,
     Hook,
     Hooks,
@@ -29,11 +29,17 @@ from worlds.base import (
     Wait,
     Waits,
 )
-from worlds.local.db import WRITE_OPTION, Checkpointer, ThreadConnections, WriteGate, make_engine
-from worlds.local.events import LocalEvents, LocalRecords
-from worlds.local.queue import LocalQueue, enqueue_in
-from worlds.local.schema import ensure_schema
-from worlds.local.streams import LocalStreams
+from wfkit.worlds.local.db import (
+    WRITE_OPTION,
+    Checkpointer,
+    ThreadConnections,
+    WriteGate,
+    make_engine,
+)
+from wfkit.worlds.local.events import LocalEvents, LocalRecords
+from wfkit.worlds.local.queue import LocalQueue, enqueue_in
+from wfkit.worlds.local.schema import ensure_schema
+from wfkit.worlds.local.streams import LocalStreams
 
 __all__ = ["LocalWorld"]
 

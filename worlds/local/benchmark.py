@@ -1,6 +1,6 @@
 """Micro-benchmark of the local (and memory) world's hot paths (not a test; prints a table).
 
-``python -m worlds.local.benchmark [--batches N] [--rounds R] [--dir DIR]`` runs N
+``python -m wfkit.worlds.local.benchmark [--batches N] [--rounds R] [--dir DIR]`` runs N
 ``create_batch`` calls of ``[step_completed, step_created, step_started]`` on
 one run — what a worker writes per sequential step, each batch one durable
 transaction — with ``expected_last_event_id`` set, and reports the best of R
@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worlds.base import EventRequest, World
-from worlds.local import LocalWorld
+from wfkit.worlds.base import EventRequest, World
+from wfkit.worlds.local import LocalWorld
 
 __all__ = ["main", "measure_batches", "measure_queue_and_streams"]
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         worlds: list[tuple[str, World]] = [
             ("local", LocalWorld(Path(scratch) / "bench.db")),
             # By name: worlds.* modules import no sibling world directly.
-            ("memory", importlib.import_module("worlds.memory").MemoryWorld()),
+            ("memory", importlib.import_module("wfkit.worlds.memory").MemoryWorld()),
         ]
         print(f"{'world':8} {'batches/s':>10} {'per CPU-s':>10}  (3 events per batch)")
         for name, world in worlds:

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
 
-from worlds.base import EntityConflictError, WorldError
+from wfkit.worlds.base import EntityConflictError, WorldError
 
 try:
     import fcntl

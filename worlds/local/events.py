@@ -2,7 +2,7 @@
 
 A write is one ``BEGIN IMMEDIATE`` transaction: load the few rows the requests
 touch (the run, and all steps of the batch in one query), let
-``worlds.base.plan_events`` check the lifecycle rules, then write the planned
+``wfkit.worlds.base.plan_events`` check the lifecycle rules, then write the planned
 events and records with prepared Core statements (inserts for new entities, so
 the primary keys and partial unique indexes back the checks).
 """
@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from worlds.base import (
+from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
@@ -46,14 +46,14 @@ from worlds.base import (
     new_id,
     plan_events,
 )
-from worlds.local.db import (
+from wfkit.worlds.local.db import (
     PreparedSql,
     ThreadConnections,
     fetch_all,
     translated_errors,
     write_transaction,
 )
-from worlds.local.schema import (
+from wfkit.worlds.local.schema import (
     dumps,
     event_from_row,
     events_table,
@@ -510,7 +510,7 @@ class LocalEvents:
         self._on_enqueued = on_enqueued
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
-        """Append one event and update its record; see ``worlds.base.Events.create``."""
+        """Append one event and update its record; see ``wfkit.worlds.base.Events.create``."""
         if run_id is None:
             if request.event_type != "run_created":
                 raise InvalidEventError(f"{request.event_type} needs a run_id")
@@ -527,7 +527,7 @@ class LocalEvents:
     ) -> list[EventResult]:
         """Append events of one run and enqueue ``messages`` in one transaction.
 
-        See ``worlds.base.Events.create_batch``."""
+        See ``wfkit.worlds.base.Events.create_batch``."""
         timestamps = _Timestamps()
         with write_transaction(self._connections) as cursor:
             loader = _Loader(cursor, timestamps)

@@ -33,15 +33,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worlds.base import QueueMessage, QueueMessageRequest, encode_json, new_id
-from worlds.local.db import (
+from wfkit.worlds.base import QueueMessage, QueueMessageRequest, encode_json, new_id
+from wfkit.worlds.local.db import (
     PreparedSql,
     ThreadConnections,
     fetch_all,
     translated_errors,
     write_transaction,
 )
-from worlds.local.schema import RowLike, queue_table
+from wfkit.worlds.local.schema import RowLike, queue_table
 
 _Q = queue_table.c
 POLL_SECONDS = 0.05

@@ -28,8 +28,8 @@ from sqlalchemy import (
     text,
 )
 
-from worlds.base import Event, Hook, Run, SchemaVersionError, Step, Wait
-from worlds.local.db import translated_errors
+from wfkit.worlds.base import Event, Hook, Run, SchemaVersionError, Step, Wait
+from wfkit.worlds.local.db import translated_errors
 
 SCHEMA_VERSION = 1
 """Bump when the tables change; an older wfkit refuses a newer file."""

@@ -11,9 +11,9 @@ import time
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worlds.base import EntityConflictError, StreamPage
-from worlds.local.db import PreparedSql, ThreadConnections, fetch_all, write_transaction
-from worlds.local.schema import stream_chunks_table, streams_table
+from wfkit.worlds.base import EntityConflictError, StreamPage
+from wfkit.worlds.local.db import PreparedSql, ThreadConnections, fetch_all, write_transaction
+from wfkit.worlds.local.schema import stream_chunks_table, streams_table
 
 _T, _C = streams_table.c, stream_chunks_table.c
 POLL_SECONDS = 0.05

@@ -3,7 +3,7 @@
 SQLAlchemy (engine, ``QueuePool`` with pre-ping, schema DDL) over psycopg 3
 (hand-written SQL on the hot path). Every event batch is one short transaction
 that locks its run's row, checks the transitions with the lifecycle rules shared
-by every world (``worlds.base.plan_events``) and writes the events, the records
+by every world (``wfkit.worlds.base.plan_events``) and writes the events, the records
 and any queue messages in one statement: two round trips after the pool's ping.
 The queue leases with ``FOR UPDATE SKIP LOCKED``; LISTEN/NOTIFY wakes idle
 receivers and stream readers. The world creates and upgrades its own tables.
@@ -13,7 +13,7 @@ place driver errors are translated), ``session`` (pipelined statements, the
 retrying transaction runner), ``events`` + ``writes`` (the event log),
 ``records`` (read views), ``queue``, ``streams``, ``notify`` (the LISTEN
 thread), ``rows`` (row ⇄ record), ``sql`` (names), ``benchmark``
-(``python -m worlds.postgres.benchmark URL``).
+(``python -m wfkit.worlds.postgres.benchmark URL``).
 """
 
 from __future__ import annotations
@@ -25,20 +25,20 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 
-from worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
-from worlds.postgres.errors import (
+from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
+from wfkit.worlds.postgres.errors import (
     DatabaseUnavailableError,
     PostgresWorldError,
     StatementTimeoutError,
 )
-from worlds.postgres.events import PostgresEvents
-from worlds.postgres.notify import Listener
-from worlds.postgres.queue import PostgresQueue
-from worlds.postgres.records import PostgresHooks, PostgresRuns, PostgresSteps, PostgresWaits
-from worlds.postgres.schema import SCHEMA_VERSION, Tables, drop_schema, ensure_schema
-from worlds.postgres.session import fetch_rows
-from worlds.postgres.sql import TableNames
-from worlds.postgres.streams import PostgresStreams
+from wfkit.worlds.postgres.events import PostgresEvents
+from wfkit.worlds.postgres.notify import Listener
+from wfkit.worlds.postgres.queue import PostgresQueue
+from wfkit.worlds.postgres.records import PostgresHooks, PostgresRuns, PostgresSteps, PostgresWaits
+from wfkit.worlds.postgres.schema import SCHEMA_VERSION, Tables, drop_schema, ensure_schema
+from wfkit.worlds.postgres.session import fetch_rows
+from wfkit.worlds.postgres.sql import TableNames
+from wfkit.worlds.postgres.streams import PostgresStreams
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,6 +1,6 @@
 """Micro-benchmark of the Postgres world's hot path (not a test; prints a table).
 
-``python -m worlds.postgres.benchmark [URL] [--batches N] [--rounds R]`` runs, in a
+``python -m wfkit.worlds.postgres.benchmark [URL] [--batches N] [--rounds R]`` runs, in a
 scratch schema it drops afterwards, N ``create_batch`` calls of
 ``[step_completed, step_created, step_started]`` on one run — what a worker
 writes per sequential step — with ``expected_last_event_id`` set, for each
@@ -16,8 +16,8 @@ import os
 import secrets
 import time
 
-from worlds.base import EventRequest
-from worlds.postgres import PostgresWorld
+from wfkit.worlds.base import EventRequest
+from wfkit.worlds.postgres import PostgresWorld
 
 __all__ = ["main", "measure"]
 

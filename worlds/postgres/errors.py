@@ -2,7 +2,7 @@
 
 Every statement the Postgres world sends runs inside ``translate_errors()``
 (through ``session.run_transaction``), the one place where driver exceptions
-become ``worlds.base`` errors, the way httpx's ``map_httpcore_exceptions`` does:
+become ``wfkit.worlds.base`` errors, the way httpx's ``map_httpcore_exceptions`` does:
 
 * sqlstate 23505 (unique_violation) → ``EntityConflictError``, except a clash on
   the active-hook token index, which retries the transaction (the retry sees the
@@ -16,7 +16,7 @@ become ``worlds.base`` errors, the way httpx's ``map_httpcore_exceptions`` does:
 Both raw psycopg errors (the hot path talks to the driver directly) and
 SQLAlchemy's wrappers of them (schema management) are handled.
 
-Error tree (additions to ``worlds.base``)::
+Error tree (additions to ``wfkit.worlds.base``)::
 
     WorldError
     └── PostgresWorldError
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-from worlds.base import EntityConflictError, WorldError
+from wfkit.worlds.base import EntityConflictError, WorldError
 
 __all__ = [
     "HOOK_TOKEN_INDEX",
@@ -83,7 +83,7 @@ def _driver_error(error: BaseException) -> psycopg.Error | None:
 
 @contextmanager
 def translate_errors(*, committing: bool = False) -> Iterator[None]:
-    """Map driver exceptions raised in the block to ``worlds.base`` errors.
+    """Map driver exceptions raised in the block to ``wfkit.worlds.base`` errors.
 
     Args:
         committing: the block sends COMMIT, so a dropped connection leaves the

@@ -10,7 +10,7 @@ One transaction per ``create_batch``:
    is re-read at its newest version.) In the same round trip (pipelined after
    ``BEGIN`` and the lock, so with a snapshot taken after it) one ``SELECT`` per
    entity kind prefetches the steps, hooks and waits the batch refers to.
-2. ``worlds.base.plan_events`` — the lifecycle rules every world shares — checks
+2. ``wfkit.worlds.base.plan_events`` — the lifecycle rules every world shares — checks
    the transitions against those records and plans the writes.
 3. ``writes.plan_statements`` turns the plan into (usually) one statement
    writing events, records and queue messages, sent with ``COMMIT`` in the
@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from worlds.base import (
+from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
@@ -43,7 +43,7 @@ from worlds.base import (
     normalize_json,
     plan_events,
 )
-from worlds.postgres.rows import (
+from wfkit.worlds.postgres.rows import (
     dump_json,
     event_from_row,
     hook_from_row,
@@ -51,9 +51,9 @@ from worlds.postgres.rows import (
     step_from_row,
     wait_from_row,
 )
-from worlds.postgres.session import Session, Statement, run_transaction
-from worlds.postgres.sql import RUN_COLUMNS, TableNames
-from worlds.postgres.writes import plan_statements
+from wfkit.worlds.postgres.session import Session, Statement, run_transaction
+from wfkit.worlds.postgres.sql import RUN_COLUMNS, TableNames
+from wfkit.worlds.postgres.writes import plan_statements
 
 __all__ = ["PostgresEvents", "TransactionLoader", "message_rows"]
 
@@ -65,7 +65,7 @@ _RUN_WITHOUT_PAYLOADS = ", ".join(
 
 
 class TransactionLoader:
-    """A ``worlds.base.RecordLoader`` reading through one open transaction.
+    """A ``wfkit.worlds.base.RecordLoader`` reading through one open transaction.
 
     ``lock_and_prefetch`` fills caches in one round trip; the lookups the
     lifecycle rules make afterwards hit the caches (a miss queries)."""
@@ -228,7 +228,7 @@ class PostgresEvents:
         self._names = names
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
-        """Append one event and update its record; see ``worlds.base.Events.create``.
+        """Append one event and update its record; see ``wfkit.worlds.base.Events.create``.
 
         Raises:
             InvalidEventError: ``run_id`` is None for an event other than run_created.

@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from worlds.base import QueueMessage, QueueMessageRequest
-from worlds.postgres.events import message_rows
-from worlds.postgres.notify import QUEUE_KEY, Listener
-from worlds.postgres.rows import message_from_row
-from worlds.postgres.session import fetch_rows, fetch_scalar
-from worlds.postgres.sql import TableNames
-from worlds.postgres.writes import insert_messages_sql
+from wfkit.worlds.base import QueueMessage, QueueMessageRequest
+from wfkit.worlds.postgres.events import message_rows
+from wfkit.worlds.postgres.notify import QUEUE_KEY, Listener
+from wfkit.worlds.postgres.rows import message_from_row
+from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
+from wfkit.worlds.postgres.sql import TableNames
+from wfkit.worlds.postgres.writes import insert_messages_sql
 
 __all__ = ["PostgresQueue", "like_prefix"]
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from worlds.base import (
+from wfkit.worlds.base import (
     Hook,
     HookNotFoundError,
     Run,
@@ -23,9 +23,9 @@ from worlds.base import (
     Wait,
     WaitNotFoundError,
 )
-from worlds.postgres.rows import hook_from_row, run_from_row, step_from_row, wait_from_row
-from worlds.postgres.session import Session, run_transaction
-from worlds.postgres.sql import TableNames
+from wfkit.worlds.postgres.rows import hook_from_row, run_from_row, step_from_row, wait_from_row
+from wfkit.worlds.postgres.session import Session, run_transaction
+from wfkit.worlds.postgres.sql import TableNames
 
 __all__ = ["PostgresHooks", "PostgresRuns", "PostgresSteps", "PostgresWaits"]
 

@@ -1,4 +1,4 @@
-"""Conversions between database rows and ``worlds.base`` records.
+"""Conversions between database rows and ``wfkit.worlds.base`` records.
 
 JSON values are stored as TEXT written by ``json.dumps`` with ``ensure_ascii``,
 so a NUL inside a user value is the six characters ``\\u0000``, which TEXT
@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from worlds.base import Event, Hook, QueueMessage, Run, Step, Wait
+from wfkit.worlds.base import Event, Hook, QueueMessage, Run, Step, Wait
 
 __all__ = [
     "dump_json",

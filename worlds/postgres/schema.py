@@ -55,7 +55,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from worlds.base import SchemaVersionError
+from wfkit.worlds.base import SchemaVersionError
 
 __all__ = ["SCHEMA_VERSION", "Tables", "drop_schema", "ensure_schema", "notify_channels"]
 

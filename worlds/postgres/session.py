@@ -20,7 +20,7 @@ import psycopg
 from psycopg import pq
 from sqlalchemy.engine import Engine
 
-from worlds.postgres.errors import RetryTransaction, translate_errors
+from wfkit.worlds.postgres.errors import RetryTransaction, translate_errors
 
 __all__ = ["Session", "Statement", "fetch_rows", "fetch_scalar", "run_transaction"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worlds.postgres.schema import notify_channels, quote_ident
+from wfkit.worlds.postgres.schema import notify_channels, quote_ident
 
 __all__ = ["TableNames"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from worlds.base import EntityConflictError, StreamPage
-from worlds.postgres.notify import Listener
-from worlds.postgres.session import fetch_rows, fetch_scalar
-from worlds.postgres.sql import TableNames
+from wfkit.worlds.base import EntityConflictError, StreamPage
+from wfkit.worlds.postgres.notify import Listener
+from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
+from wfkit.worlds.postgres.sql import TableNames
 
 __all__ = ["PostgresStreams"]
 

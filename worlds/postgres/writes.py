@@ -19,16 +19,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from worlds.base import PlannedWrites
-from worlds.postgres.rows import (
+from wfkit.worlds.base import PlannedWrites
+from wfkit.worlds.postgres.rows import (
     event_params,
     hook_params,
     run_params,
     step_params,
     wait_params,
 )
-from worlds.postgres.session import Statement
-from worlds.postgres.sql import (
+from wfkit.worlds.postgres.session import Statement
+from wfkit.worlds.postgres.sql import (
     EVENT_COLUMNS,
     HOOK_COLUMNS,
     MESSAGE_COLUMNS,

@@ -4,7 +4,7 @@ Every ``test_*`` function here takes a ``world`` fixture (a fresh, empty world);
 the cross-process tests also take ``world_factory`` (a ``WorldFactory``) and
 ``tmp_path``. A test module runs the whole suite with::
 
-    from worlds.testing import *  # noqa: F403  (pytest collects the imported tests)
+    from wfkit.worlds.testing import *  # noqa: F403  (pytest collects the imported tests)
 
 next to a conftest providing the two fixtures; ``tests/worlds/conftest.py``
 builds them from ``WORLD_FACTORIES``. Plugging in a world is one entry in that
@@ -17,12 +17,12 @@ paging, exact data, the fold),
 streams, including processes racing for messages).
 """
 
-from worlds.testing import lifecycle, log, queue_streams, races
-from worlds.testing.factories import WORLD_FACTORIES, WorldFactory
-from worlds.testing.lifecycle import *  # noqa: F403
-from worlds.testing.log import *  # noqa: F403
-from worlds.testing.queue_streams import *  # noqa: F403
-from worlds.testing.races import *  # noqa: F403
+from wfkit.worlds.testing import lifecycle, log, queue_streams, races
+from wfkit.worlds.testing.factories import WORLD_FACTORIES, WorldFactory
+from wfkit.worlds.testing.lifecycle import *  # noqa: F403
+from wfkit.worlds.testing.log import *  # noqa: F403
+from wfkit.worlds.testing.queue_streams import *  # noqa: F403
+from wfkit.worlds.testing.races import *  # noqa: F403
 
 __all__ = [
     "WORLD_FACTORIES",

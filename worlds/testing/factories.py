@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from worlds.base import World
+from wfkit.worlds.base import World
 
 __all__ = ["WORLD_FACTORIES", "WorldFactory"]
 
@@ -22,7 +22,7 @@ class WorldFactory:
     Attributes:
         name: the pytest id (``memory``, ``local``, ``postgres``).
         make: builds a fresh, empty world; gets a per-test temporary directory.
-        spec: a ``worlds.create_world`` spec that reopens the world ``make``
+        spec: a ``wfkit.worlds.create_world`` spec that reopens the world ``make``
             built in that directory from another process, or None for an
             in-process-only world (cross-process tests are then skipped).
     """
@@ -33,13 +33,13 @@ class WorldFactory:
 
 
 def _memory(tmp_path: Path) -> World:
-    world = importlib.import_module("worlds.memory").MemoryWorld()
+    world = importlib.import_module("wfkit.worlds.memory").MemoryWorld()
     assert isinstance(world, World)
     return world
 
 
 def _local(tmp_path: Path) -> World:
-    module = importlib.import_module("worlds.local")
+    module = importlib.import_module("wfkit.worlds.local")
     world = module.LocalWorld(tmp_path / "wfkit.db")
     assert isinstance(world, World)
     return world
@@ -57,7 +57,7 @@ def postgres_test_url() -> str:
 
 def _postgres(tmp_path: Path) -> World:
     # Imported by name: the postgres world is optional and written separately.
-    module = importlib.import_module("worlds.postgres")
+    module = importlib.import_module("wfkit.worlds.postgres")
     world = module.PostgresWorld(postgres_test_url())
     world.reset()  # a fresh, empty schema for every test
     assert isinstance(world, World)
@@ -66,13 +66,13 @@ def _postgres(tmp_path: Path) -> World:
 
 WORLD_FACTORIES: dict[str, WorldFactory] = {"memory": WorldFactory("memory", _memory)}
 """Every world the suite runs against, by pytest id. ``postgres`` joins as soon
-as ``worlds.postgres`` exists; its tests need ``WFKIT_TEST_POSTGRES_URL``."""
+as ``wfkit.worlds.postgres`` exists; its tests need ``WFKIT_TEST_POSTGRES_URL``."""
 
-if importlib.util.find_spec("worlds.local") is not None:
+if importlib.util.find_spec("wfkit.worlds.local") is not None:
     WORLD_FACTORIES["local"] = WorldFactory(
         "local", _local, lambda tmp: f"sqlite:///{tmp / 'wfkit.db'}"
     )
-if importlib.util.find_spec("worlds.postgres") is not None:
+if importlib.util.find_spec("wfkit.worlds.postgres") is not None:
     WORLD_FACTORIES["postgres"] = WorldFactory(
         "postgres", _postgres, lambda tmp: postgres_test_url()
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from worlds.base import (
+from wfkit.worlds.base import (
     EntityConflictError,
     EventRequest,
     HookNotFoundError,

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from worlds.base import (
+from wfkit.worlds.base import (
     EntityConflictError,
     Event,
     EventRequest,
@@ -21,7 +21,7 @@ from worlds.base import (
     WorldError,
     fold_events,
 )
-from worlds.testing.lifecycle import (
+from wfkit.worlds.testing.lifecycle import (
     assert_consistent,
     assert_refused,
     ev,

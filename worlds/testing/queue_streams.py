@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from worlds.base import EntityConflictError, QueueMessage, World
-from worlds.testing.factories import WorldFactory
+from wfkit.worlds.base import EntityConflictError, QueueMessage, World
+from wfkit.worlds.testing.factories import WorldFactory
 
 # --- queue -----------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def test_threads_racing_one_message(world: World) -> None:
 
 _PROCESS_WORKER = """
 import json, sys, time
-from worlds import create_world
+from wfkit.worlds import create_world
 world = create_world(sys.argv[1])
 start_at = float(sys.argv[2])
 time.sleep(max(0.0, start_at - time.time()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from worlds.base import EntityConflictError, EventResult, World
-from worlds.testing.lifecycle import assert_consistent, ev, new_run
+from wfkit.worlds.base import EntityConflictError, EventResult, World
+from wfkit.worlds.testing.lifecycle import assert_consistent, ev, new_run
 
 # --- concurrency -----------------------------------------------------------
 

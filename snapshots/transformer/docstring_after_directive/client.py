@@ -4,7 +4,7 @@
 The module docstring follows the directive and stays the docstring.
 """
 
-import runtime.gen as __wfkit__
+import wfkit.runtime.gen as __wfkit__
 __wfkit__.MODE = "client"
 
 

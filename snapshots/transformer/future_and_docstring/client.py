@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import runtime.gen as __wfkit__
+import wfkit.runtime.gen as __wfkit__
 __wfkit__.MODE = "client"
 
 import time

@@ -25,16 +25,14 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
 
+from wfkit.runtime.errors import WorkflowIOError
+
 __all__ = ["DeterministicEventLoop", "TimerScheduler", "WorkflowIOError"]
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 logger = logging.getLogger("wfkit.replay")
-
-
-class WorkflowIOError(RuntimeError):
-    """An event-loop facility that does I/O (sockets, executors, processes) was used in a workflow."""
 
 
 class TimerScheduler(Protocol):

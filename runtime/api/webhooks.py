@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
-from runtime.client import resume_hook
-from runtime.context import current_step, current_workflow
-from runtime.errors import NotInWorkflowError
-from runtime.serialization import deserialize
-from runtime.workflow_api import Hook, _create_hook
-from runtime.world_config import resolve_world
-from worlds.base import HookNotFoundError, World
+from wfkit.runtime.api.client import resume_hook
+from wfkit.runtime.api.workflow import Hook, _create_hook
+from wfkit.runtime.context import current_step, current_workflow
+from wfkit.runtime.errors import NotInWorkflowError
+from wfkit.runtime.serialization import deserialize
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import HookNotFoundError, World
 
 WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
 BASE_URL_ENV = "WFKIT_BASE_URL"

@@ -1,7 +1,7 @@
 """One run's live replay in a worker: its session, what it has seen of the log, its
 open waits and the inline steps it is running.
 
-The orchestrator (``runtime.orchestrator``) drives a ``RunState``: it feeds it log
+The orchestrator (``wfkit.runtime.engine.orchestrator``) drives a ``RunState``: it feeds it log
 events (or provisional ones, see the orchestrator's docstring), asks it which
 waits are due and when to wake the run, and collects the outcomes of its finished
 inline steps. Nothing here writes to the world.
@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.executor import workflow_message
-from worlds.base import Event, EventRequest, QueueMessageRequest, Run, parse_timestamp, utc_now
+from wfkit.runtime.engine.executor import workflow_message
+from wfkit.worlds.base import (
+    Event,
+    EventRequest,
+    QueueMessageRequest,
+    Run,
+    parse_timestamp,
+    utc_now,
+)
 
 __all__ = ["NoSession", "RunState", "correlation_id_of", "placeholder_run"]
 

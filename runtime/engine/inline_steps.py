@@ -2,7 +2,7 @@
 
 The orchestrator writes ``[step_created, step_started]`` for up to
 ``step_concurrency`` steps at once and hands them to an ``InlineSteps``, which
-runs each attempt as an asyncio task (``runtime.executor.attempt_step``) and
+runs each attempt as an asyncio task (``wfkit.runtime.engine.executor.attempt_step``) and
 wakes the run's handler when it finishes. The handler collects the outcomes as
 event requests and group-commits them with whatever the workflow does next.
 Steps that cannot finish here (the handler stops, or the attempt died with a
@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime.executor import attempt_step, step_message
-from runtime.run_state import RunState
-from worlds.base import EventRequest, Run, World, WorldError
+from wfkit.runtime.engine.executor import attempt_step, step_message
+from wfkit.runtime.engine.run_state import RunState
+from wfkit.worlds.base import EventRequest, Run, World, WorldError
 
 __all__ = ["InlineSteps"]
 

@@ -18,9 +18,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.context import current_step, current_workflow
-from runtime.errors import NotInWorkflowError
-from worlds.base import World
+from wfkit.runtime.context import current_step, current_workflow
+from wfkit.runtime.errors import NotInWorkflowError
+from wfkit.worlds.base import World
 
 _BYTES = b"b"
 _JSON = b"j"
@@ -39,7 +39,7 @@ def encode_chunk(chunk: Any) -> bytes:
     """One stored chunk: bytes stay bytes, anything else is serialized JSON."""
     if isinstance(chunk, bytes | bytearray | memoryview):
         return _BYTES + bytes(chunk)
-    from runtime.serialization import serialize
+    from wfkit.runtime.serialization import serialize
 
     return _JSON + json.dumps(serialize(chunk, path="chunk")).encode("utf-8")
 
@@ -49,7 +49,7 @@ def decode_chunk(data: bytes) -> Any:
     if marker == _BYTES:
         return body
     if marker == _JSON:
-        from runtime.serialization import deserialize
+        from wfkit.runtime.serialization import deserialize
 
         return deserialize(json.loads(body.decode("utf-8")))
     raise ValueError(f"not a wfkit stream chunk (marker {marker!r})")
@@ -136,7 +136,7 @@ async def read_stream(
 
 def register_stream_codec() -> None:
     """Teach the serializer to carry stream handles between workflow, steps and clients."""
-    from runtime.serialization import register_codec
+    from wfkit.runtime.serialization import register_codec
 
     register_codec(
         "stream",

@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
 
-from runtime.webhooks import WEBHOOK_PATH, Request, resume_webhook
-from runtime.world_config import resolve_world
-from worlds.base import HookNotFoundError, World
+from wfkit.runtime.api.webhooks import WEBHOOK_PATH, Request, resume_webhook
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import HookNotFoundError, World
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -46,7 +46,7 @@ def create_app(world: World | str | None = None) -> Starlette:
         return PlainTextResponse("wfkit is healthy")
 
     async def manifest(http: HttpRequest) -> HttpResponse:
-        from runtime.loader import loaded_manifests
+        from wfkit.runtime.loading.loader import loaded_manifests
 
         builds: list[Any] = [m.data for m in loaded_manifests()]
         if not builds:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worlds.base import World, diff_run_records
+from wfkit.worlds.base import World, diff_run_records
 
 ALL_RUNS = 1_000_000
 

@@ -18,24 +18,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
-from runtime.context import current_mode, current_workflow
-from runtime.errors import (
+from wfkit.runtime.context import current_mode, current_workflow
+from wfkit.runtime.engine.executor import workflow_message
+from wfkit.runtime.errors import (
     EntityConflictError,
     HookNotFoundError,
     NotInWorkflowError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
-from runtime.executor import workflow_message
-from runtime.serialization import (
+from wfkit.runtime.serialization import (
     deserialize,
     deserialize_error,
     register_codec,
     serialize,
     serialize_call,
 )
-from runtime.world_config import resolve_world
-from worlds.base import (
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import (
     RUN_TERMINAL,
     EventRequest,
     Hook,
@@ -44,7 +44,7 @@ from worlds.base import (
     World,
     new_id,
 )
-from worlds.base import Run as RunRecord
+from wfkit.worlds.base import Run as RunRecord
 
 __all__ = [
     "Run",
@@ -84,7 +84,7 @@ def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
         raise TypeError(
             f"start() received {workflow!r}: expected a workflow function or its ID string"
         )
-    from runtime.loader import workflow_id_for
+    from wfkit.runtime.loading.loader import workflow_id_for
 
     return workflow_id_for(workflow)
 
@@ -118,7 +118,7 @@ class Run:
         """The run's stream (default or ``namespace``) from ``start_index``: bytes chunks
         as bytes, other chunks as the objects written; follows a live run until the
         stream closes."""
-        from runtime.streams import read_stream
+        from wfkit.runtime.api.streams import read_stream
 
         return read_stream(self.world, self.run_id, namespace, start_index=start_index)
 
@@ -126,7 +126,7 @@ class Run:
         return f"Run({self.run_id!r})"
 
     def record(self) -> RunRecord:
-        """The run's current record (``worlds.base.Run``)."""
+        """The run's current record (``wfkit.worlds.base.Run``)."""
         return self.world.runs.get(self.run_id)
 
     @property
@@ -291,7 +291,7 @@ async def start(
     if current_workflow.get() is not None:
         # In a workflow, starting a child is itself a durable step: replays get the
         # recorded run id instead of starting a second child.
-        from runtime.builtins import start_child
+        from wfkit.runtime.api.builtin_steps import start_child
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import registry
-from runtime.gen import StepProxy
+from wfkit.runtime.gen import StepProxy
+from wfkit.runtime.loading import registry
 
 FETCH_STEP_ID = "step//wfkit//fetch"
 START_STEP_ID = "step//wfkit//start"
@@ -84,8 +84,8 @@ async def _fetch(
 async def _start_child(workflow_id: str, args: list[Any], kwargs: dict[str, Any]) -> str:
     """The step behind ``await start(...)`` in workflow code: the child's run id is
     derived from this step's correlation id, so a retried step starts no second child."""
-    from runtime.client import start_sync
-    from runtime.context import current_step
+    from wfkit.runtime.api.client import start_sync
+    from wfkit.runtime.context import current_step
 
     step = current_step.get()
     assert step is not None
@@ -103,4 +103,4 @@ In a workflow it is a durable step (recorded once, replayed from the log); anywh
 else it simply performs the request. Returns a :class:`FetchResponse`."""
 
 start_child = StepProxy(START_STEP_ID, "start")
-"""The durable step a workflow's ``await start(child, ...)`` runs (see runtime.client.start)."""
+"""The durable step a workflow's ``await start(child, ...)`` runs (see wfkit.runtime.api.client.start)."""

@@ -29,15 +29,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.executor import (
+from wfkit.runtime.engine.executor import (
     STEP_QUEUE_PREFIX,
     WORKFLOW_QUEUE_PREFIX,
     handle_step_message,
     workflow_message,
 )
-from runtime.orchestrator import Orchestrator
-from runtime.world_config import resolve_world
-from worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
+from wfkit.runtime.engine.orchestrator import Orchestrator
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
 
 __all__ = ["Worker", "heal"]
 
@@ -85,7 +85,7 @@ class Worker:
 
     Args:
         world: the world (a World, a spec string, or None for ``get_world()``).
-        build_dir: a build output to load first (``runtime.loader.load_build``).
+        build_dir: a build output to load first (``wfkit.runtime.loading.loader.load_build``).
         concurrency: messages handled at once.
         lease_seconds: how long a received message stays invisible; kept
             extended while it is being handled.
@@ -122,7 +122,7 @@ class Worker:
         url: str = "",
     ) -> None:
         if build_dir is not None:
-            from runtime.loader import load_build
+            from wfkit.runtime.loading.loader import load_build
 
             load_build(Path(build_dir))
         self.world = resolve_world(world)

@@ -1,6 +1,6 @@
 """Process-wide registry of workflows, steps and serializable classes by ID.
 
-Generated modules fill it when they are imported (see ``runtime.gen``); the
+Generated modules fill it when they are imported (see ``wfkit.runtime.gen``); the
 replay engine, the step executor and the serializer read it.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import StepNotRegisteredError, WorkflowNotRegisteredError
+from wfkit.runtime.errors import StepNotRegisteredError, WorkflowNotRegisteredError
 
 DEFAULT_MAX_RETRIES = 3
 

@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runtime import web_templates as tpl
-from runtime.inspect import short_name
-from runtime.streams import decode_chunk
-from runtime.world_config import resolve_world
-from worlds.base import Run, RunNotFoundError, World, utc_now
+from wfkit.runtime.api.streams import decode_chunk
+from wfkit.runtime.tools import web_templates as tpl
+from wfkit.runtime.tools.tables import short_name
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import Run, RunNotFoundError, World, utc_now
 
 RUNS_LIMIT = 100
 _SHORT_NAME_SCAN = 1000
@@ -132,7 +132,7 @@ def create_web_app(world: World | str | None = None) -> Starlette:
         return HTMLResponse(body)
 
     async def cancel(request: Request) -> Response:
-        from runtime.client import cancel_run
+        from wfkit.runtime.api.client import cancel_run
 
         run_id = request.path_params["run_id"]
         try:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from runtime.inspect import short_name
-from worlds.base import Event, Hook, Run, Step, Wait
+from wfkit.runtime.tools.tables import short_name
+from wfkit.worlds.base import Event, Hook, Run, Step, Wait
 
 REFRESH_SECONDS = 2
 RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled")

@@ -27,8 +27,8 @@ own, and a full replay from the log takes over. Rejected alternative: two
 transactions per step (write the completion, feed the returned event, write the
 next creation) -- simpler, half the speed; kept as ``provisional=False``.
 
-Siblings: ``runtime.run_state`` (one run's session, log position, open waits and
-inline tasks: ``RunState``) and ``runtime.inline_steps`` (running steps in this
+Siblings: ``wfkit.runtime.engine.run_state`` (one run's session, log position, open waits and
+inline tasks: ``RunState``) and ``wfkit.runtime.engine.inline_steps`` (running steps in this
 worker: ``InlineSteps``). This module decides what to write and writes it.
 """
 
@@ -40,15 +40,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime import registry
-from runtime.context import current_mode
-from runtime.errors import SerializationError, WorkflowNotRegisteredError
-from runtime.executor import retry_delay_seconds, step_message, workflow_message
-from runtime.inline_steps import InlineSteps
-from runtime.replay import Completed, Failed, ReplaySession, Suspended
-from runtime.run_state import NoSession, RunState, correlation_id_of, placeholder_run
-from runtime.serialization import deserialize_call, serialize, serialize_error
-from worlds.base import (
+from wfkit.runtime.context import current_mode
+from wfkit.runtime.engine.executor import retry_delay_seconds, step_message, workflow_message
+from wfkit.runtime.engine.inline_steps import InlineSteps
+from wfkit.runtime.engine.run_state import NoSession, RunState, correlation_id_of, placeholder_run
+from wfkit.runtime.errors import SerializationError, WorkflowNotRegisteredError
+from wfkit.runtime.loading import registry
+from wfkit.runtime.replay.session import Completed, Failed, ReplaySession, Suspended
+from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
+from wfkit.worlds.base import (
     SPEC_VERSION,
     STEP_TERMINAL,
     EntityConflictError,

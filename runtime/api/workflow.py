@@ -1,6 +1,6 @@
 """What workflow code calls: durable ``sleep``, hooks, and run metadata.
 
-These functions run inside a workflow replay (``runtime.replay.ReplaySession``)
+These functions run inside a workflow replay (``wfkit.runtime.replay.session.ReplaySession``)
 and record durable calls on it; ``wfkit`` re-exports them. Outside a workflow
 they raise ``NotInWorkflowError`` (except ``get_workflow_metadata()``, which
 also works in steps, and ``TypedHook.resume()``, which is for clients).
@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from runtime.context import StepMetadata, WorkflowMetadata, current_step, current_workflow
-from runtime.errors import NotInWorkflowError
-from runtime.replay import ReplaySession
-from runtime.replay_calls import DISPOSED, HookCall
+from wfkit.runtime.context import StepMetadata, WorkflowMetadata, current_step, current_workflow
+from wfkit.runtime.errors import HookDisposedError, NotInWorkflowError
+from wfkit.runtime.replay.calls import DISPOSED, HookCall
+from wfkit.runtime.replay.session import ReplaySession
 
 __all__ = [
     "Hook",
@@ -64,10 +64,6 @@ _UNIT_SECONDS: dict[str, float] = {
     "weeks": 604800.0,
 }
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)")
-
-
-class HookDisposedError(RuntimeError):
-    """A disposed hook was awaited."""
 
 
 def _session(what: str) -> ReplaySession:
@@ -300,7 +296,7 @@ class TypedHook(Generic[M]):
         """Validate ``payload`` with the model, then resume the hook holding ``token``.
 
         Returns:
-            What ``runtime.client.resume_hook`` returns (the hook record).
+            What ``wfkit.runtime.api.client.resume_hook`` returns (the hook record).
 
         Raises:
             pydantic.ValidationError: the payload does not fit the model.
@@ -310,7 +306,7 @@ class TypedHook(Generic[M]):
         if hasattr(value, "model_dump"):
             value = value.model_dump()
         # Imported late: the client module pulls in the world configuration.
-        client = importlib.import_module("runtime.client")
+        client = importlib.import_module("wfkit.runtime.api.client")
         return await client.resume_hook(token, value)
 
 

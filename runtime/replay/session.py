@@ -1,9 +1,9 @@
 """Replay: run a workflow function against its event log, without any I/O.
 
 A ``ReplaySession`` runs the workflow coroutine on a ``DeterministicEventLoop``
-(``runtime.loop``) and feeds it the run's events in log order. Each step, hook
+(``wfkit.runtime.replay.loop``) and feeds it the run's events in log order. Each step, hook
 and wait call gets a correlation id from a stream seeded by the run
-(``runtime.replay_calls.CorrelationIds``), so the same call order gives the same
+(``wfkit.runtime.replay.calls.CorrelationIds``), so the same call order gives the same
 ids on every replay; an event is delivered to the call holding its id, the loop
 runs until idle, then the next event is delivered. When the log is exhausted
 and the loop is idle, the session reports an ``Outcome``: ``Completed``,
@@ -79,10 +79,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, assert_never
 
-from runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
-from runtime.errors import WorkflowSuspension
-from runtime.loop import DeterministicEventLoop
-from runtime.replay_calls import (
+from wfkit.runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
+from wfkit.runtime.errors import WorkflowSuspension
+from wfkit.runtime.replay.calls import (
     CorrelationIds,
     HookCall,
     StepCall,
@@ -91,7 +90,8 @@ from runtime.replay_calls import (
     resolve_with,
     set_result_unless_cancelled,
 )
-from runtime.replay_outcome import (
+from wfkit.runtime.replay.loop import DeterministicEventLoop
+from wfkit.runtime.replay.outcome import (
     DEADLOCK_MESSAGE,
     Completed,
     Failed,
@@ -105,8 +105,8 @@ from runtime.replay_outcome import (
     divergence,
     unconsumed,
 )
-from runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
-from worlds.base import Event, Run, parse_timestamp
+from wfkit.runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
+from wfkit.worlds.base import Event, Run, parse_timestamp
 
 __all__ = [
     "Completed",
@@ -138,7 +138,7 @@ _TEARDOWN_BUDGET = 100_000
 class ReplaySession:
     """One workflow run replaying on a deterministic loop; fed its log in order.
 
-    Implements ``runtime.context.WorkflowContext`` for the code it runs.
+    Implements ``wfkit.runtime.context.WorkflowContext`` for the code it runs.
 
     Args:
         workflow_fn: the workflow function (workflow-mode body).
@@ -287,7 +287,7 @@ class ReplaySession:
         self._uncreated_steps[call.correlation_id] = call
         return future
 
-    # --- more of the workflow-side API (used by runtime.workflow_api) ---------------
+    # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
 
     def create_hook(
         self,

@@ -111,8 +111,8 @@ def load_build(build_dir: Path | str | None = None, *, root: Path | None = None)
         if resolved in _loaded:
             return _loaded[resolved]
         # Built-in steps and codecs every worker needs, whatever the user's modules import.
-        importlib.import_module("runtime.builtins")
-        importlib.import_module("runtime.streams")
+        importlib.import_module("wfkit.runtime.api.builtin_steps")
+        importlib.import_module("wfkit.runtime.api.streams")
         data = json.loads((resolved / "manifest.json").read_text(encoding="utf-8"))
         if root is None:
             root = (

@@ -1,7 +1,7 @@
 """The durable calls a replaying workflow makes, and the id stream that names them.
 
 A workflow's step, hook and wait calls are records here, each keyed by its
-correlation id. The replay session (``runtime.replay``) creates them when user
+correlation id. The replay session (``wfkit.runtime.replay.session``) creates them when user
 code calls, and settles them when the log delivers their events. Nothing here
 does I/O or touches the event loop beyond resolving futures.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from runtime.errors import HookConflictError
+from wfkit.runtime.errors import HookConflictError
 
 __all__ = [
     "DISPOSED",
@@ -112,7 +112,7 @@ class HookCall:
     """One ``create_hook()``: a token, and the payloads the log delivers to it.
 
     Payloads go to the oldest waiting awaiter, or wait in ``buffer`` for the
-    next one. ``HookCall`` is what ``runtime.workflow_api.Hook`` wraps.
+    next one. ``HookCall`` is what ``wfkit.runtime.api.workflow.Hook`` wraps.
     """
 
     correlation_id: str

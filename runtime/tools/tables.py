@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from worlds.base import Event, Hook, Run, Step, Wait, World
+from wfkit.worlds.base import Event, Hook, Run, Step, Wait, World
 
 
 def short_name(identifier: str) -> str:

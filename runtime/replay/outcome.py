@@ -1,6 +1,6 @@
 """What a replay reports: ``Suspended`` (with the calls to write), ``Completed`` or ``Failed``.
 
-Re-exported by ``runtime.replay``; the orchestrator turns these into events.
+Re-exported by ``wfkit.runtime.replay.session``; the orchestrator turns these into events.
 """
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from runtime.errors import CorruptedEventLogError, ReplayDivergenceError
-from worlds.base import Event
+from wfkit.runtime.errors import (
+    CorruptedEventLogError,
+    ReplayDivergenceError,
+    WorkflowDeadlockError,
+)
+from wfkit.worlds.base import Event
 
 __all__ = [
     "Completed",
@@ -91,10 +95,6 @@ class Failed:
 
 
 Outcome: TypeAlias = Suspended | Completed | Failed
-
-
-class WorkflowDeadlockError(RuntimeError):
-    """The workflow waits on something no event can ever resolve (it would hang forever)."""
 
 
 DEADLOCK_MESSAGE = (

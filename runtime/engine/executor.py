@@ -25,11 +25,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from runtime import registry
-from runtime.context import StepContext, StepMetadata, WorkflowMetadata, current_mode, current_step
-from runtime.errors import FatalError, RetryableError, SerializationError, StepNotRegisteredError
-from runtime.serialization import deserialize_call, serialize, serialize_error
-from worlds.base import (
+from wfkit.runtime.context import (
+    StepContext,
+    StepMetadata,
+    WorkflowMetadata,
+    current_mode,
+    current_step,
+)
+from wfkit.runtime.errors import (
+    FatalError,
+    RetryableError,
+    SerializationError,
+    StepNotRegisteredError,
+)
+from wfkit.runtime.loading import registry
+from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
+from wfkit.worlds.base import (
     RUN_TERMINAL,
     STEP_TERMINAL,
     EntityConflictError,
