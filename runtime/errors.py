@@ -9,7 +9,9 @@ Error tree::
     │   ├── StepNotFoundError
     │   ├── HookNotFoundError
     │   ├── WaitNotFoundError
-    │   └── SchemaVersionError
+    │   ├── SchemaVersionError
+    │   ├── InvalidEventError                     a refused event transition (nothing written)
+    │   └── CorruptedLogError                     a stored log that does not fold
     ├── SerializationError                        a value that cannot cross a durable boundary
     ├── FatalError                                raised by a step: fail now, no retries
     ├── RetryableError                            raised by a step: retry after ``retry_after``
@@ -36,6 +38,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfkit.worlds.base import (
+    CorruptedLogError,
+    InvalidEventError,
     EntityConflictError,
     HookNotFoundError,
     RunNotFoundError,
@@ -48,11 +52,13 @@ from wfkit.worlds.base import (
 
 __all__ = [
     "CorruptedEventLogError",
+    "CorruptedLogError",
     "EntityConflictError",
     "FatalError",
     "HookConflictError",
     "HookDisposedError",
     "HookNotFoundError",
+    "InvalidEventError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
     "RetryableError",

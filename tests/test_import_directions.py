@@ -77,7 +77,7 @@ def _package_files() -> list[Path]:
     # wfkit/runtime etc. are symlinks to the folders scanned under their own names
     return sorted(
         p for pkg in OURS for p in (ROOT / pkg).rglob("*.py")
-        if pkg != "wfkit" or not p.relative_to(ROOT / pkg).parts[0] in FOLDERS
+        if pkg != "wfkit" or p.relative_to(ROOT / pkg).parts[0] not in FOLDERS
     )  # fmt: skip
 
 

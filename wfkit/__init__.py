@@ -117,6 +117,7 @@ if TYPE_CHECKING:
     )
     from wfkit.runtime.errors import (
         CorruptedEventLogError as CorruptedEventLogError,
+        CorruptedLogError as CorruptedLogError,
     )
     from wfkit.runtime.errors import (
         EntityConflictError as EntityConflictError,
@@ -132,6 +133,7 @@ if TYPE_CHECKING:
     )
     from wfkit.runtime.errors import (
         HookNotFoundError as HookNotFoundError,
+        InvalidEventError as InvalidEventError,
     )
     from wfkit.runtime.errors import (
         NotInWorkflowError as NotInWorkflowError,
@@ -210,6 +212,8 @@ _EXPORTS: dict[str, str] = {
     "StepMetadata": "wfkit.runtime.context",
     "WorkflowMetadata": "wfkit.runtime.context",
     "CorruptedEventLogError": "wfkit.runtime.errors",
+    "CorruptedLogError": "wfkit.runtime.errors",
+    "InvalidEventError": "wfkit.runtime.errors",
     "EntityConflictError": "wfkit.runtime.errors",
     "FatalError": "wfkit.runtime.errors",
     "HookConflictError": "wfkit.runtime.errors",
@@ -258,6 +262,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "CorruptedEventLogError",
+    "CorruptedLogError",
     "EntityConflictError",
     "FatalError",
     "FetchResponse",
@@ -265,6 +270,7 @@ __all__ = [
     "HookConflictError",
     "HookDisposedError",
     "HookNotFoundError",
+    "InvalidEventError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
     "Request",

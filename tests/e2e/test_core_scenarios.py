@@ -238,8 +238,8 @@ def test_30_determinism_identical_on_every_replay(world: Any) -> None:
 
 def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
     from wfkit.runtime import gen
-    from wfkit.runtime.loading import registry
     from wfkit.runtime.engine.worker import Worker
+    from wfkit.runtime.loading import registry
 
     workflow_id = "workflow//./tests/e2e/divergence//flow"
     step_a = gen.step_proxy("step//./examples/e2e/basics//add", "add")
