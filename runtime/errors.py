@@ -39,9 +39,9 @@ from typing import Any
 
 from wfkit.worlds.base import (
     CorruptedLogError,
-    InvalidEventError,
     EntityConflictError,
     HookNotFoundError,
+    InvalidEventError,
     RunNotFoundError,
     SchemaVersionError,
     StepNotFoundError,

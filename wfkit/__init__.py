@@ -17,183 +17,83 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wfkit._dev import (
-        build as build,
-    )
-    from wfkit._dev import (
-        format_timeline as format_timeline,
-    )
-    from wfkit._dev import (
-        run as run,
-    )
-    from wfkit._dev import (
-        wait_for_hook as wait_for_hook,
-    )
-    from wfkit._dev import (
-        worker as worker,
+        build,
+        format_timeline,
+        run,
+        wait_for_hook,
+        worker,
     )
     from wfkit.runtime.api.builtin_steps import (
-        FetchResponse as FetchResponse,
-    )
-    from wfkit.runtime.api.builtin_steps import (
-        fetch as fetch,
+        FetchResponse,
+        fetch,
     )
     from wfkit.runtime.api.client import (
-        Run as Run,
-    )
-    from wfkit.runtime.api.client import (
-        cancel_run as cancel_run,
-    )
-    from wfkit.runtime.api.client import (
-        get_hook_by_token as get_hook_by_token,
-    )
-    from wfkit.runtime.api.client import (
-        get_hook_by_token_sync as get_hook_by_token_sync,
-    )
-    from wfkit.runtime.api.client import (
-        get_run as get_run,
-    )
-    from wfkit.runtime.api.client import (
-        get_run_sync as get_run_sync,
-    )
-    from wfkit.runtime.api.client import (
-        resume_hook as resume_hook,
-    )
-    from wfkit.runtime.api.client import (
-        resume_hook_sync as resume_hook_sync,
-    )
-    from wfkit.runtime.api.client import (
-        start as start,
-    )
-    from wfkit.runtime.api.client import (
-        start_sync as start_sync,
+        Run,
+        cancel_run,
+        get_hook_by_token,
+        get_hook_by_token_sync,
+        get_run,
+        get_run_sync,
+        resume_hook,
+        resume_hook_sync,
+        start,
+        start_sync,
     )
     from wfkit.runtime.api.streams import (
-        StreamHandle as StreamHandle,
-    )
-    from wfkit.runtime.api.streams import (
-        get_writable as get_writable,
+        StreamHandle,
+        get_writable,
     )
     from wfkit.runtime.api.webhooks import (
-        Request as Request,
-    )
-    from wfkit.runtime.api.webhooks import (
-        Response as Response,
-    )
-    from wfkit.runtime.api.webhooks import (
-        Webhook as Webhook,
-    )
-    from wfkit.runtime.api.webhooks import (
-        create_webhook as create_webhook,
-    )
-    from wfkit.runtime.api.webhooks import (
-        resume_webhook as resume_webhook,
+        Request,
+        Response,
+        Webhook,
+        create_webhook,
+        resume_webhook,
     )
     from wfkit.runtime.api.workflow import (
-        Hook as Hook,
-    )
-    from wfkit.runtime.api.workflow import (
-        TypedHook as TypedHook,
-    )
-    from wfkit.runtime.api.workflow import (
-        create_hook as create_hook,
-    )
-    from wfkit.runtime.api.workflow import (
-        define_hook as define_hook,
-    )
-    from wfkit.runtime.api.workflow import (
-        get_step_metadata as get_step_metadata,
-    )
-    from wfkit.runtime.api.workflow import (
-        get_workflow_metadata as get_workflow_metadata,
-    )
-    from wfkit.runtime.api.workflow import (
-        sleep as sleep,
+        Hook,
+        TypedHook,
+        create_hook,
+        define_hook,
+        get_step_metadata,
+        get_workflow_metadata,
+        sleep,
     )
     from wfkit.runtime.context import (
-        StepMetadata as StepMetadata,
-    )
-    from wfkit.runtime.context import (
-        WorkflowMetadata as WorkflowMetadata,
+        StepMetadata,
+        WorkflowMetadata,
     )
     from wfkit.runtime.errors import (
-        CorruptedEventLogError as CorruptedEventLogError,
-        CorruptedLogError as CorruptedLogError,
-    )
-    from wfkit.runtime.errors import (
-        EntityConflictError as EntityConflictError,
-    )
-    from wfkit.runtime.errors import (
-        FatalError as FatalError,
-    )
-    from wfkit.runtime.errors import (
-        HookConflictError as HookConflictError,
-    )
-    from wfkit.runtime.errors import (
-        HookDisposedError as HookDisposedError,
-    )
-    from wfkit.runtime.errors import (
-        HookNotFoundError as HookNotFoundError,
-        InvalidEventError as InvalidEventError,
-    )
-    from wfkit.runtime.errors import (
-        NotInWorkflowError as NotInWorkflowError,
-    )
-    from wfkit.runtime.errors import (
-        ReplayDivergenceError as ReplayDivergenceError,
-    )
-    from wfkit.runtime.errors import (
-        RetryableError as RetryableError,
-    )
-    from wfkit.runtime.errors import (
-        RunNotFoundError as RunNotFoundError,
-    )
-    from wfkit.runtime.errors import (
-        SchemaVersionError as SchemaVersionError,
-    )
-    from wfkit.runtime.errors import (
-        SerializationError as SerializationError,
-    )
-    from wfkit.runtime.errors import (
-        StepError as StepError,
-    )
-    from wfkit.runtime.errors import (
-        StepNotFoundError as StepNotFoundError,
-    )
-    from wfkit.runtime.errors import (
-        StepNotRegisteredError as StepNotRegisteredError,
-    )
-    from wfkit.runtime.errors import (
-        WaitNotFoundError as WaitNotFoundError,
-    )
-    from wfkit.runtime.errors import (
-        WfkitError as WfkitError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowCalledDirectlyError as WorkflowCalledDirectlyError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowDeadlockError as WorkflowDeadlockError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowIOError as WorkflowIOError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowNotRegisteredError as WorkflowNotRegisteredError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowRunCancelledError as WorkflowRunCancelledError,
-    )
-    from wfkit.runtime.errors import (
-        WorkflowRunFailedError as WorkflowRunFailedError,
-    )
-    from wfkit.runtime.errors import (
-        WorldError as WorldError,
+        CorruptedEventLogError,
+        CorruptedLogError,
+        EntityConflictError,
+        FatalError,
+        HookConflictError,
+        HookDisposedError,
+        HookNotFoundError,
+        InvalidEventError,
+        NotInWorkflowError,
+        ReplayDivergenceError,
+        RetryableError,
+        RunNotFoundError,
+        SchemaVersionError,
+        SerializationError,
+        StepError,
+        StepNotFoundError,
+        StepNotRegisteredError,
+        WaitNotFoundError,
+        WfkitError,
+        WorkflowCalledDirectlyError,
+        WorkflowDeadlockError,
+        WorkflowIOError,
+        WorkflowNotRegisteredError,
+        WorkflowRunCancelledError,
+        WorkflowRunFailedError,
+        WorldError,
     )
     from wfkit.runtime.world_config import (
-        get_world as get_world,
-    )
-    from wfkit.runtime.world_config import (
-        set_world as set_world,
+        get_world,
+        set_world,
     )
 
 _EXPORTS: dict[str, str] = {
