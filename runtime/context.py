@@ -79,8 +79,3 @@ class StepContext:
 
 current_workflow: ContextVar[WorkflowContext | None] = ContextVar("wfkit_workflow", default=None)
 current_step: ContextVar[StepContext | None] = ContextVar("wfkit_step", default=None)
-
-
-def in_workflow() -> WorkflowContext | None:
-    """The active workflow replay, if the caller runs inside one."""
-    return current_workflow.get()

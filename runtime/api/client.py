@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 from wfkit.runtime.context import current_mode, current_workflow
-from wfkit.runtime.engine.executor import workflow_message
+from wfkit.runtime.engine.messages import workflow_message
 from wfkit.runtime.errors import (
     EntityConflictError,
     HookNotFoundError,

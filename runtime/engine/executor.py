@@ -20,10 +20,9 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from wfkit.runtime.context import (
     StepContext,
@@ -32,6 +31,7 @@ from wfkit.runtime.context import (
     current_mode,
     current_step,
 )
+from wfkit.runtime.engine.messages import StepMessage, workflow_message
 from wfkit.runtime.errors import (
     FatalError,
     RetryableError,
@@ -56,52 +56,17 @@ from wfkit.worlds.base import (
 )
 
 __all__ = [
-    "STEP_QUEUE_PREFIX",
-    "WORKFLOW_QUEUE_PREFIX",
+    "StepMessageOutcome",
     "StepMessageResult",
     "attempt_step",
     "handle_step_message",
     "parse_retry_after",
-    "step_message",
-    "workflow_message",
+    "retry_delay_seconds",
 ]
 
 log = logging.getLogger("wfkit.executor")
 
-WORKFLOW_QUEUE_PREFIX = "__wkf_workflow_"
-STEP_QUEUE_PREFIX = "__wkf_step_"
 DEFAULT_RETRY_SECONDS = 1.0
-
-
-# --- queue messages ------------------------------------------------------------------
-
-
-def workflow_message(
-    workflow_name: str,
-    run_id: str,
-    *,
-    delay_seconds: float = 0.0,
-    idempotency_key: str | None = None,
-) -> QueueMessageRequest:
-    """The message that makes a worker replay ``run_id`` (ARCHITECTURE.md §3)."""
-    return QueueMessageRequest(
-        queue=WORKFLOW_QUEUE_PREFIX + workflow_name,
-        payload={"run_id": run_id},
-        delay_seconds=max(0.0, delay_seconds),
-        idempotency_key=idempotency_key,
-    )
-
-
-def step_message(
-    run_id: str, correlation_id: str, step_name: str, *, delay_seconds: float = 0.0
-) -> QueueMessageRequest:
-    """The message that makes a worker run one step; keyed by its correlation id."""
-    return QueueMessageRequest(
-        queue=STEP_QUEUE_PREFIX + step_name,
-        payload={"run_id": run_id, "step_id": correlation_id, "step_name": step_name},
-        delay_seconds=max(0.0, delay_seconds),
-        idempotency_key=correlation_id,
-    )
 
 
 # --- retry delays ---------------------------------------------------------------------
@@ -261,18 +226,33 @@ def retry_delay_seconds(request: EventRequest, now: datetime | None = None) -> f
 # --- step messages ------------------------------------------------------------------------
 
 
+StepMessageOutcome = Literal[
+    "unknown",
+    "run-terminal",
+    "already-terminal",
+    "early",
+    "conflict",
+    "retrying",
+    "step_completed",
+    "step_failed",
+]
+"""What became of a step message: dropped (its run or step is unknown, its run
+ended), only the workflow woken (the step already ended), put back (retry not due),
+lost to another attempt's terminal write, or the event the attempt recorded."""
+
+
 @dataclass(frozen=True)
 class StepMessageResult:
     """What the worker does with a step message: ack it, or redeliver after ``retry_in``."""
 
+    outcome: StepMessageOutcome
     retry_in: float | None = None
-    outcome: str = "skipped"
 
 
 async def handle_step_message(
-    world: World, payload: Mapping[str, Any], *, url: str = ""
+    world: World, message: StepMessage, *, url: str = ""
 ) -> StepMessageResult:
-    """Execute one step message (``{"run_id", "step_id", "step_name"}``).
+    """Execute one step message.
 
     A terminal step only wakes its workflow (a crash between the terminal write and
     the wake-up loses nothing); a step whose retry is not yet due is redelivered
@@ -281,11 +261,19 @@ async def handle_step_message(
     (transactional outbox); a retry asks the worker to redeliver this message
     after ``retry_after``.
 
+    Args:
+        world: where the step's run lives.
+        message: the received step message.
+        url: the deployment URL for workflow metadata.
+
     Returns:
-        Whether to ack (``retry_in`` None) or nack with a delay.
+        Whether to ack (``retry_in`` None) or nack with a delay, and what happened.
+
+    Raises:
+        WorldError: the world failed unexpectedly (the worker redelivers the message).
     """
-    run_id = str(payload["run_id"])
-    cid = str(payload["step_id"])
+    run_id = message.run_id
+    cid = message.step_id
     try:
         run = world.runs.get(run_id)
         step = world.steps.get(run_id, cid)
@@ -322,7 +310,9 @@ async def handle_step_message(
         # make sure the workflow hears about it.
         _enqueue_quietly(world, wake)
         return StepMessageResult(outcome="conflict")
-    return StepMessageResult(outcome=request.event_type)
+    if request.event_type == "step_completed":
+        return StepMessageResult(outcome="step_completed")
+    return StepMessageResult(outcome="step_failed")
 
 
 def _enqueue_quietly(world: World, message: QueueMessageRequest) -> None:

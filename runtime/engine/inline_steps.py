@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from wfkit.runtime.engine.executor import attempt_step, step_message
+from wfkit.runtime.engine.executor import attempt_step
+from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.run_state import RunState
-from wfkit.worlds.base import EventRequest, Run, World, WorldError
+from wfkit.worlds.base import EventRequest, Run, Step, World, WorldError
 
 __all__ = ["InlineSteps"]
 
@@ -55,21 +55,26 @@ class InlineSteps:
         """How many more steps may start inline now."""
         return self.step_concurrency - self._running
 
-    def start(self, state: RunState, step: Any) -> None:
-        """Run ``step`` (already started in the log) as a task of ``state``'s run."""
+    def start(self, state: RunState, step: Step) -> None:
+        """Run ``step`` as a task of ``state``'s run; its handler is woken when it ends.
+
+        Args:
+            state: the run's live replay (the task is kept in its ``inline_tasks``).
+            step: the step record ``step_started`` returned (its attempt is this attempt).
+        """
         cid = step.step_id
         self._running += 1
         task = asyncio.create_task(self._run(state.run, step), name=f"wfkit-step-{cid}")
-        state.inline[cid] = task
+        state.inline_tasks[cid] = task
 
         def finished(_task: asyncio.Task[EventRequest]) -> None:
             self._running -= 1
-            state.finished.append(cid)
-            state.signal.set()
+            state.finished_inline.append(cid)
+            state.news.set()
 
         task.add_done_callback(finished)
 
-    async def _run(self, run: Run, step: Any) -> EventRequest:
+    async def _run(self, run: Run, step: Step) -> EventRequest:
         async with self._slots():
             return await attempt_step(run, step, world=self.world, url=self.url)
 
@@ -86,8 +91,8 @@ class InlineSteps:
         write; a step that ended without one is re-queued."""
         requests: list[EventRequest] = []
         lost: list[str] = []
-        for cid in state.finished:
-            task = state.inline.pop(cid, None)
+        for cid in state.finished_inline:
+            task = state.inline_tasks.pop(cid, None)
             if task is None:
                 continue
             if task.cancelled() or task.exception() is not None:
@@ -98,17 +103,17 @@ class InlineSteps:
                 lost.append(cid)
                 continue
             requests.append(task.result())
-        state.finished.clear()
+        state.finished_inline.clear()
         if lost:
-            self.enqueue(state, lost)
+            self._enqueue_step_messages(state, lost)
         return requests
 
     def hand_off(self, state: RunState) -> None:
         """Queue the inline steps a handler leaves unfinished (shutdown, error), so
         that another worker runs them now rather than after a sweep."""
-        self.enqueue(state, list(state.inline))
+        self._enqueue_step_messages(state, list(state.inline_tasks))
 
-    def enqueue(self, state: RunState, correlation_ids: Sequence[str]) -> None:
+    def _enqueue_step_messages(self, state: RunState, correlation_ids: Sequence[str]) -> None:
         """Enqueue a step message for each of ``state``'s steps named by id."""
         for cid in correlation_ids:
             name = state.step_names.get(cid)

@@ -1,35 +1,60 @@
-"""Workflow message handling: catch a run's replay up with its log, write what it does next.
+"""Workflow messages: bring a run's replay up to date with its log, write what it does next.
 
-For each workflow message the orchestrator brings the run's ``ReplaySession`` up to
-date with the log and turns its outcome into events: ``run_completed`` /
-``run_failed``, or for a suspension hooks first (a ``hook_conflict`` is fed back
-at once so the workflow sees ``HookConflictError``), then disposals, then steps
-and waits in one transaction.
+The engine's flow. The worker (``wfkit.runtime.engine.worker``) leases queue
+messages (``messages``); a step message runs one step attempt
+(``executor.handle_step_message``), a workflow message comes here,
+``Orchestrator.handle_workflow_message``, which:
 
-Linear cost. Suspended sessions stay alive in an LRU cache keyed by run id and
-are fed only the events after the last one they saw; a miss (restart, eviction,
-another worker moved the run on) replays the whole log in a fresh session. Every
-write goes through ``create_batch(expected_last_event_id=…)`` so the events the
-world returns are exactly the next events of the log and can be fed without
-re-reading it; a refusal means someone else wrote in between, and the session
-catches up from the log before trying again.
+1. **Finds the run's live replay.** A ``RunState`` (``run_state``: session, log
+   position, open waits, inline steps) kept in this worker's LRU cache *catches up
+   with the log*: it is fed only the events written since it last saw it. On a miss
+   (restart, eviction, first message) ``run_started`` is written (idempotent) and a
+   fresh ``ReplaySession`` *replays the whole log*.
+2. **Requeues orphaned steps** after a full replay, a redelivery, or a message that
+   brought nothing new: steps created but unfinished that no worker seems to run
+   (their worker died mid-step).
+3. **Drives the run** (``_drive``) until it ends or can only wait for others. Each
+   turn does one thing:
 
-The hot path (DESIGN.md §5). Steps created by a suspension are written as
-``[step_created, step_started]`` in the same transaction and run inline in this
-worker (up to ``step_concurrency``; the rest become step messages). When inline
-steps finish, their outcomes are fed to the session as *provisional* events
-(``EventRequest.created_at`` fixes their time) and written together with
-whatever the workflow does next -- the next step's created/started, or
-``run_completed`` -- in ONE transaction: one commit per sequential step, and a
-gather's completions that arrive together share a commit. If the world refuses
-that transaction the session is discarded, the outcomes are written on their
-own, and a full replay from the log takes over. Rejected alternative: two
-transactions per step (write the completion, feed the returned event, write the
-next creation) -- simpler, half the speed; kept as ``provisional=False``.
+   - *feed new outcomes*: results of finished inline steps and completions of due
+     waits are fed to the session (provisionally, see below);
+   - *commit what the outcome asks for*: ``Completed``/``Failed`` ->
+     ``run_completed``/``run_failed``; ``Suspended`` with hooks -> ``hook_created``
+     (a ``hook_conflict`` the world writes instead is fed back at once, so the
+     workflow sees ``HookConflictError``), then disposals; ``Suspended`` with steps
+     or waits -> ONE transaction of the outcomes not yet written, every
+     ``step_created``, ``step_started`` for the steps run inline, every
+     ``wait_created`` and the messages for the rest; then the *inline steps start*
+     (``inline_steps``, one asyncio task each, ``executor.attempt_step``);
+   - *find more work* when nothing is left to write: complete due waits, catch up if
+     a message nudged the run meanwhile, sleep until an inline step finishes or a
+     near wait is due -- or stop, when only other workers or the clock can move
+     the run on.
+4. **Keeps the state** in the cache while the run is suspended, makes sure a delayed
+   wake-up message exists for its earliest open wait, and hands inline steps it
+   leaves unfinished to the queue.
 
-Siblings: ``wfkit.runtime.engine.run_state`` (one run's session, log position, open waits and
-inline tasks: ``RunState``) and ``wfkit.runtime.engine.inline_steps`` (running steps in this
-worker: ``InlineSteps``). This module decides what to write and writes it.
+Linear cost. Suspended sessions stay alive in the LRU and are fed only new
+events; a miss replays the whole log in a fresh session. Every write goes through
+``create_batch(expected_last_event_id=…)`` so the events the world returns are
+exactly the next events of the log and can be fed without re-reading it; a
+refusal means someone else wrote in between: the handler records its outcomes on
+their own and the session catches up from the log (or replays it afresh) before
+trying again.
+
+The hot path (DESIGN.md §5). When inline steps finish, their outcomes are fed to
+the session as *provisional* events (``EventRequest.created_at`` fixes their time)
+and written together with whatever the workflow does next -- the next step's
+created/started, or ``run_completed`` -- in ONE transaction: one commit per
+sequential step, and a gather's completions that arrive together share a commit.
+If the world refuses that transaction the session is discarded, the outcomes are
+written on their own, and a full replay from the log takes over. Rejected
+alternative: two transactions per step (write the completion, feed the returned
+event, write the next creation) -- simpler, half the speed; kept as
+``provisional=False``.
+
+This module decides what to write and writes it; ``outcome_requests`` says what
+each replay outcome asks the log for.
 """
 
 from __future__ import annotations
@@ -38,29 +63,35 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import assert_never
 
 from wfkit.runtime.context import current_mode
-from wfkit.runtime.engine.executor import retry_delay_seconds, step_message, workflow_message
+from wfkit.runtime.engine.executor import retry_delay_seconds
 from wfkit.runtime.engine.inline_steps import InlineSteps
-from wfkit.runtime.engine.run_state import NoSession, RunState, correlation_id_of, placeholder_run
+from wfkit.runtime.engine.messages import step_message, workflow_message
+from wfkit.runtime.engine.outcome_requests import (
+    hook_requests,
+    provisional_events,
+    run_ending_request,
+    step_created_request,
+    wait_created_request,
+)
+from wfkit.runtime.engine.run_state import RunState, placeholder_run
 from wfkit.runtime.errors import SerializationError, WorkflowNotRegisteredError
 from wfkit.runtime.loading import registry
-from wfkit.runtime.replay.session import Completed, Failed, ReplaySession, Suspended
-from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
+from wfkit.runtime.replay.outcome import Completed, Failed, Suspended
+from wfkit.runtime.replay.session import ReplaySession
+from wfkit.runtime.serialization import deserialize_call, serialize_error
 from wfkit.worlds.base import (
-    SPEC_VERSION,
     STEP_TERMINAL,
     EntityConflictError,
-    Event,
     EventRequest,
     EventResult,
     QueueMessageRequest,
     RunNotFoundError,
     World,
     WorldError,
-    new_id,
-    normalize_json,
     utc_now,
 )
 
@@ -71,11 +102,20 @@ log = logging.getLogger("wfkit.orchestrator")
 MAX_DELIVERIES = 48
 """A workflow message delivered more often than this fails its run (as the DevKit does)."""
 
+_MAX_REFUSALS = 20
+"""Refused writes in a row after which a handler gives up (the message is redelivered)."""
+
 _TOLERATED = (EntityConflictError, WorldError)
 
 
 def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: float = 0.0) -> str:
     """Enqueue a workflow message for ``run_id`` so a worker replays it.
+
+    Args:
+        world: where the run lives.
+        run_id: the run to wake.
+        workflow_name: its workflow id (names the queue).
+        delay_seconds: when the message becomes visible.
 
     Returns:
         The queue message id.
@@ -86,6 +126,16 @@ def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: fl
 
 class _Refused(Exception):
     """The world refused a batch (someone else wrote first, or the run ended)."""
+
+
+@dataclass
+class _Unwritten:
+    """Outcomes a handler holds that are not in the log yet: finished inline steps'
+    results, due waits' completions."""
+
+    requests: list[EventRequest] = field(default_factory=list)
+    fed_provisionally: bool = False
+    """The session was already shown them as provisional events; they only need writing."""
 
 
 class Orchestrator:
@@ -122,23 +172,20 @@ class Orchestrator:
         url: str = "",
         inline_wait_seconds: float = 1.0,
         on_enqueue: Callable[[], None] | None = None,
-        session_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.world = world
         self.replay_cache = replay_cache
         self.cache_size = max(0, cache_size)
         self.inline_steps = inline_steps
-        self.step_concurrency = max(1, step_concurrency)
         self.provisional = provisional
         self.lease_seconds = lease_seconds
         self.url = url
         self.inline_wait_seconds = inline_wait_seconds
         self._on_enqueue = on_enqueue
-        self._session_factory = session_factory or ReplaySession
         self._cache: OrderedDict[str, RunState] = OrderedDict()
         self._driving: dict[str, RunState] = {}
         self._inline = InlineSteps(
-            world, step_concurrency=self.step_concurrency, url=url, on_enqueue=on_enqueue
+            world, step_concurrency=max(1, step_concurrency), url=url, on_enqueue=on_enqueue
         )
 
     # --- public ------------------------------------------------------------------
@@ -152,11 +199,7 @@ class Orchestrator:
         """Whether this worker is running that step inline right now (a step message
         for it is then a duplicate)."""
         state = self._driving.get(run_id)
-        return state is not None and correlation_id in state.inline
-
-    def is_driving(self, run_id: str) -> bool:
-        """Whether a handler in this worker is working ``run_id`` right now."""
-        return run_id in self._driving
+        return state is not None and correlation_id in state.inline_tasks
 
     async def handle_workflow_message(self, run_id: str, *, delivery_attempt: int = 1) -> None:
         """Bring ``run_id`` forward as far as its log allows.
@@ -164,29 +207,37 @@ class Orchestrator:
         If this worker is already working the run (inline steps running), the
         message only nudges that handler to read the new events, and returns.
 
+        Args:
+            run_id: the run the message names.
+            delivery_attempt: how often the message was delivered (a redelivery
+                may mean its last worker died mid-step; past ``MAX_DELIVERIES``
+                the run fails).
+
         Raises:
             Whatever the world or the replay raise unexpectedly; the worker then
             redelivers the message later.
         """
         driving = self._driving.get(run_id)
         if driving is not None:
-            driving.poked = True
-            driving.signal.set()
+            driving.log_may_have_news = True
+            driving.news.set()
             return
         state = self._cache.pop(run_id, None)
-        placeholder = state is None
+        needs_full_replay = state is None
         if state is None:
-            state = RunState(run=placeholder_run(run_id), session=NoSession())
+            state = RunState(run=placeholder_run(run_id))
         self._driving[run_id] = state
-        state.signal = asyncio.Event()  # bound to this loop, whichever ran it before
+        state.news = asyncio.Event()  # bound to this loop, whichever ran it before
         keep = False
         try:
-            keep = await self._handle(state, fresh=placeholder, delivery_attempt=delivery_attempt)
+            keep = await self._handle(
+                state, needs_full_replay=needs_full_replay, delivery_attempt=delivery_attempt
+            )
         finally:
-            # No await between the last look at ``poked`` (in _drive) and here: a
-            # nudge either reached the loop or finds no driver and queues normally.
+            # No await between the last look at ``log_may_have_news`` (in _drive) and
+            # here: a nudge either reached the loop or finds no driver and queues normally.
             del self._driving[run_id]
-            if state.inline and not state.terminal:
+            if state.inline_tasks and not state.terminal:
                 self._inline.hand_off(state)
             if keep and self.replay_cache and not state.terminal and self.cache_size:
                 self._cache[run_id] = state
@@ -204,30 +255,37 @@ class Orchestrator:
 
     # --- one message -----------------------------------------------------------------
 
-    async def _handle(self, state: RunState, *, fresh: bool, delivery_attempt: int) -> bool:
-        run_id = state.run.run_id
-        if fresh:
-            if not self._start_run(state, delivery_attempt):
+    async def _handle(
+        self, state: RunState, *, needs_full_replay: bool, delivery_attempt: int
+    ) -> bool:
+        """Steps 1-3 of the module docstring; whether the run is suspended (worth caching)."""
+        if needs_full_replay:
+            if not self._replay_whole_log(state, delivery_attempt):
                 return False
-            heal = True
+            requeue_orphans = True
         else:
             # A redelivered message (its worker died or stalled) or one that brings
             # nothing new (a sweep, a duplicate) may mean that another worker moved the
-            # run on and died mid-step: heal its orphaned steps as a fresh replay does.
+            # run on and died mid-step: requeue its orphaned steps as a fresh replay does.
             caught_up = self._catch_up(state)
-            heal = delivery_attempt > 1 or caught_up == 0
+            requeue_orphans = delivery_attempt > 1 or caught_up == 0
         if state.terminal:
             return False
-        if heal:
-            self._heal_outstanding(state)
+        if requeue_orphans:
+            self._requeue_orphaned_steps(state)
         await self._drive(state)
         if not state.terminal:
-            self._ensure_wake(state)
-        log.debug("run %s handled; terminal=%s", run_id, state.terminal)
+            self._ensure_wake_up_message(state)
+        log.debug("run %s handled; terminal=%s", state.run.run_id, state.terminal)
         return not state.terminal
 
-    def _start_run(self, state: RunState, delivery_attempt: int) -> bool:
-        """run_started (idempotent), then a full replay of the log in a new session."""
+    def _replay_whole_log(self, state: RunState, delivery_attempt: int) -> bool:
+        """Write ``run_started`` (idempotent), then replay the whole log in a new session.
+
+        Returns:
+            Whether the run is live and suspended; False when it ended, is unknown,
+            or was failed here (too many deliveries, workflow or input unloadable).
+        """
         run_id = state.run.run_id
         try:
             started = self.world.events.create(run_id, EventRequest(event_type="run_started"))
@@ -241,7 +299,7 @@ class Orchestrator:
             return False
         state.run = run
         if delivery_attempt > MAX_DELIVERIES:
-            self._fail_quietly(
+            self._fail_run(
                 state,
                 RuntimeError(
                     f"Workflow exceeded maximum queue deliveries ({delivery_attempt}/{MAX_DELIVERIES})"
@@ -257,15 +315,16 @@ class Orchestrator:
             finally:
                 current_mode.reset(token)
         except (WorkflowNotRegisteredError, SerializationError) as exc:
-            self._fail_quietly(state, exc, "RUNTIME_ERROR")
+            self._fail_run(state, exc, "RUNTIME_ERROR")
             return False
-        state.session = self._session_factory(
+        state.session = ReplaySession(
             workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
         )
         state.feed(self.world.events.list(run_id))
         return not state.terminal
 
-    def _fail_quietly(self, state: RunState, exc: BaseException, code: str) -> None:
+    def _fail_run(self, state: RunState, exc: BaseException, code: str) -> None:
+        """Write ``run_failed`` without replaying (a run ended meanwhile is left as it is)."""
         state.terminal = True
         request = EventRequest(
             event_type="run_failed",
@@ -276,7 +335,7 @@ class Orchestrator:
         except EntityConflictError:
             pass
 
-    # --- feeding ----------------------------------------------------------------------
+    # --- the log ----------------------------------------------------------------------
 
     def _catch_up(self, state: RunState) -> int:
         """Feed the events written since the session last saw the log; how many."""
@@ -284,15 +343,16 @@ class Orchestrator:
         state.feed(events)
         return len(events)
 
-    def _rebuild(self, state: RunState) -> None:
-        """Discard the session and replay the whole log in a new one."""
-        state.session.close()
+    def _replay_from_scratch(self, state: RunState) -> None:
+        """Discard the session and replay the whole log in a new one (inline steps
+        keep running: their outcomes are written when they finish)."""
+        if state.session is not None:
+            state.session.close()
+            state.session = None
         state.open_waits.clear()
         state.synced_id = None
-        inline, names = state.inline, state.step_names
-        if not self._start_run(state, 1):
+        if not self._replay_whole_log(state, 1):
             state.terminal = True
-        state.inline, state.step_names = inline, names
 
     def _append(
         self,
@@ -300,7 +360,12 @@ class Orchestrator:
         requests: Sequence[EventRequest],
         messages: Sequence[QueueMessageRequest] = (),
     ) -> list[EventResult]:
-        """Append ``requests`` right after the last event the session saw."""
+        """Append ``requests`` (and enqueue ``messages``) in one transaction, right
+        after the last event the session saw.
+
+        Raises:
+            _Refused: someone else wrote first, or a transition is not allowed.
+        """
         try:
             results = self.world.events.create_batch(
                 state.run.run_id,
@@ -316,168 +381,130 @@ class Orchestrator:
             self._on_enqueue()
         return results
 
-    def _recover(self, state: RunState, unwritten: list[EventRequest], provisional: bool) -> None:
+    def _recover(self, state: RunState, unwritten: _Unwritten) -> None:
         """After a refused batch: record our outcomes on their own, then catch up from the log."""
-        for request in unwritten:
+        for request in unwritten.requests:
             try:
                 self.world.events.create_batch(
-                    state.run.run_id, [request], messages=self._messages_for(state, [request])
+                    state.run.run_id, [request], messages=self._retry_messages(state, [request])
                 )
             except _TOLERATED:
                 pass  # the first terminal event wins; or the run ended
-        if provisional:
-            self._rebuild(state)
+        if unwritten.fed_provisionally:
+            # The session saw events that are not in the log as it saw them.
+            self._replay_from_scratch(state)
         elif self._catch_up(state) == 0:
             # Refused with nothing new in the log: the session is out of step.
-            self._rebuild(state)
+            self._replay_from_scratch(state)
 
-    # --- the loop ---------------------------------------------------------------------
+    # --- driving ----------------------------------------------------------------------
 
     async def _drive(self, state: RunState) -> None:
-        unwritten: list[EventRequest] = []
-        fed = False
+        """Work the run until it ends or can only wait for others (step 3 of the
+        module docstring).
+
+        Each turn does one thing: feed outcomes not yet shown to the session
+        (``_feed_new_outcomes``); commit what the session's outcome asks for
+        (``_end_run``, ``_write_hooks``, ``_create_work``); or, with nothing left to
+        write, find more work (``_find_more_work``). A refused write is recovered
+        (``_recover``) and the next turn starts from the log.
+
+        Raises:
+            RuntimeError: the world refused too many writes in a row.
+        """
+        unwritten = _Unwritten()
         refusals = 0
         while not state.terminal:
             try:
-                if unwritten and not fed:
-                    if self.provisional:
-                        unwritten = self._feed_provisional(state, unwritten)
-                        fed = True
+                if unwritten.requests and not unwritten.fed_provisionally:
+                    unwritten = self._feed_new_outcomes(state, unwritten.requests)
+                    continue
+                match state.outcome:
+                    case Completed() | Failed() as ending:
+                        self._end_run(state, ending, unwritten.requests)
                         continue
-                    results = self._append(state, unwritten, self._messages_for(state, unwritten))
-                    unwritten = []
-                    state.feed([r.event for r in results])
-                    continue
-                outcome = state.outcome
-                if isinstance(outcome, Completed | Failed):
-                    self._append(state, [*unwritten, self._ending(outcome)])
-                    state.terminal = True
-                    break
-                if not isinstance(outcome, Suspended):
-                    raise RuntimeError(f"unexpected replay outcome {outcome!r}")
-                if outcome.hooks or outcome.disposals:
-                    requests = [*unwritten, *self._hook_requests(outcome)]
-                    results = self._append(state, requests, self._messages_for(state, unwritten))
-                    state.feed([r.event for r in results[len(unwritten) :]])
-                    unwritten, fed = [], False
-                    continue
-                if outcome.steps or outcome.waits or unwritten:
-                    self._create_work(state, outcome, unwritten)
-                    unwritten, fed = [], False
-                    refusals = 0
-                    continue
+                    case Suspended() as suspended if suspended.hooks or suspended.disposals:
+                        self._write_hooks(state, suspended, unwritten.requests)
+                        unwritten = _Unwritten()
+                        continue
+                    case Suspended() as suspended if (
+                        suspended.steps or suspended.waits or unwritten.requests
+                    ):
+                        self._create_work(state, suspended, unwritten.requests)
+                        unwritten = _Unwritten()
+                        refusals = 0
+                        continue
+                    case Suspended():
+                        pass  # everything the workflow asked for is in the log
+                    case None:
+                        raise RuntimeError(f"run {state.run.run_id}: no replay outcome yet")
+                    case unexpected:
+                        assert_never(unexpected)
             except _Refused:
                 refusals += 1
-                if refusals > 20:
+                if refusals > _MAX_REFUSALS:
                     raise RuntimeError(
                         f"run {state.run.run_id}: the world keeps refusing writes"
                     ) from None
-                self._recover(state, unwritten, fed)
-                unwritten, fed = [], False
+                self._recover(state, unwritten)
+                unwritten = _Unwritten()
                 continue
-            # Idle: everything the workflow asked for is in the log.
-            due = state.due_waits()
-            if due:
-                unwritten = due
-                continue
-            if state.poked:
-                state.poked = False
-                self._catch_up(state)
-                continue
-            if not state.inline and not state.wait_is_near(self.inline_wait_seconds):
+            more = await self._find_more_work(state)
+            if more is None:
                 break
-            await state.wait_for_news()
-            unwritten = self._inline.collect_finished(state)
+            unwritten = _Unwritten(more)
         if state.terminal:
             state.cancel_inline()
 
-    def _feed_provisional(
-        self, state: RunState, requests: list[EventRequest]
-    ) -> list[EventRequest]:
-        """Show ``requests`` to the session before they are written; returns them
-        stamped with the time the session saw, which the world then stores."""
-        now = utc_now()
-        run_id = state.run.run_id
-        # model_construct: these are built from already-valid requests, and this is
-        # the per-step hot path (validation would cost more than the replay step).
-        stamped = [
-            EventRequest.model_construct(
-                event_type=r.event_type,
-                correlation_id=r.correlation_id,
-                data=r.data,
-                created_at=now,
-            )
-            for r in requests
-        ]
-        events = [
-            Event.model_construct(
-                event_id=new_id("evnt"),
-                run_id=run_id,
-                event_type=r.event_type,
-                correlation_id=r.correlation_id,
-                data=normalize_json(r.data),
-                created_at=now,
-                spec_version=SPEC_VERSION,
-            )
-            for r in stamped
-        ]
-        state.feed(events, real=False)
-        return stamped
+    def _feed_new_outcomes(self, state: RunState, requests: list[EventRequest]) -> _Unwritten:
+        """Show the session outcomes it has not seen: provisionally, to be written with
+        whatever the workflow does next; or (``provisional=False``) write them first
+        and feed what the world returns.
 
-    def _ending(self, outcome: Any) -> EventRequest:
-        if isinstance(outcome, Completed):
-            try:
-                return EventRequest(
-                    event_type="run_completed", data={"output": serialize(outcome.value)}
-                )
-            except SerializationError as exc:
-                return EventRequest(
-                    event_type="run_failed",
-                    data={"error": serialize_error(exc), "error_code": "USER_ERROR"},
-                )
-        return EventRequest(
-            event_type="run_failed",
-            data={"error": serialize_error(outcome.error), "error_code": outcome.code},
-        )
+        Returns:
+            What is left to write (the stamped requests, or nothing).
+        """
+        if self.provisional:
+            stamped, events = provisional_events(state.run.run_id, requests)
+            state.feed(events, provisional=True)
+            return _Unwritten(stamped, fed_provisionally=True)
+        results = self._append(state, requests, self._retry_messages(state, requests))
+        state.feed([r.event for r in results])
+        return _Unwritten()
 
-    def _hook_requests(self, outcome: Any) -> list[EventRequest]:
-        requests = [
-            EventRequest(
-                event_type="hook_created",
-                correlation_id=hook.correlation_id,
-                data={
-                    "token": hook.token,
-                    "metadata": hook.metadata,
-                    "is_webhook": bool(hook.is_webhook),
-                    "respond_with": hook.respond_with,
-                },
-            )
-            for hook in outcome.hooks
-        ]
-        if not requests:
-            requests = [
-                EventRequest(event_type="hook_disposed", correlation_id=correlation_id_of(item))
-                for item in outcome.disposals
-            ]
-        return requests
+    def _end_run(
+        self, state: RunState, ending: Completed | Failed, unwritten: list[EventRequest]
+    ) -> None:
+        """Write the outcomes not yet written and ``run_completed``/``run_failed`` together."""
+        self._append(state, [*unwritten, run_ending_request(ending)])
+        state.terminal = True
 
-    def _create_work(self, state: RunState, outcome: Any, unwritten: list[EventRequest]) -> None:
-        """One transaction: outcomes not yet written, new steps (inline ones started), waits."""
+    def _write_hooks(
+        self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
+    ) -> None:
+        """Write the outcomes not yet written and the hooks' events (creations first,
+        disposals once none is pending), and feed the hooks' events back."""
+        requests = [*unwritten, *hook_requests(suspended)]
+        results = self._append(state, requests, self._retry_messages(state, unwritten))
+        # The outcomes were fed provisionally already: feed only what follows them.
+        state.feed([r.event for r in results[len(unwritten) :]])
+
+    def _create_work(
+        self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
+    ) -> None:
+        """One transaction: outcomes not yet written, new steps (inline ones started), waits.
+
+        Then the inline steps start, and the new events are fed to the session.
+        """
         run_id = state.run.run_id
         requests = list(unwritten)
-        messages = self._messages_for(state, unwritten)
+        messages = self._retry_messages(state, unwritten)
         budget = self._inline.free_slots() if self.inline_steps else 0
         inline_ids: set[str] = set()
         starts: list[EventRequest] = []
-        for step in outcome.steps:
+        for step in suspended.steps:
             cid = step.correlation_id
-            requests.append(
-                EventRequest(
-                    event_type="step_created",
-                    correlation_id=cid,
-                    data={"step_name": step.step_id, "input": step.input},
-                )
-            )
+            requests.append(step_created_request(step))
             state.step_names[cid] = step.step_id
             if budget > 0:
                 budget -= 1
@@ -487,25 +514,40 @@ class Orchestrator:
                 messages.append(step_message(run_id, cid, step.step_id))
         # All step_created first: one suspension's steps are adjacent in the log.
         requests.extend(starts)
-        for wait in outcome.waits:
-            requests.append(
-                EventRequest(
-                    event_type="wait_created",
-                    correlation_id=wait.correlation_id,
-                    data={"resume_at": wait.resume_at.isoformat()},
-                )
-            )
-        if outcome.waits:
-            messages.append(state.wake_message([w.resume_at for w in outcome.waits]))
+        requests.extend(wait_created_request(wait) for wait in suspended.waits)
+        if suspended.waits:
+            messages.append(state.wake_message([w.resume_at for w in suspended.waits]))
         results = self._append(state, requests, messages)
-        for result in results[len(unwritten) :]:
-            step = result.step
-            if result.event.event_type == "step_started" and step is not None:
-                if step.step_id in inline_ids:
-                    self._inline.start(state, step)
-        state.feed([r.event for r in results[len(unwritten) :]])
+        new = results[len(unwritten) :]
+        for result in new:
+            step_record = result.step
+            if result.event.event_type == "step_started" and step_record is not None:
+                if step_record.step_id in inline_ids:
+                    self._inline.start(state, step_record)
+        state.feed([r.event for r in new])
 
-    def _messages_for(
+    async def _find_more_work(self, state: RunState) -> list[EventRequest] | None:
+        """With nothing left to write: what to write next.
+
+        Returns:
+            The completions of due waits, or the outcomes of inline steps that
+            finished while this handler slept (maybe none: the log was caught up
+            after a nudge, or a near wait came due); None when nothing can happen
+            here any more (no inline step runs, no wait is near): stop driving.
+        """
+        due = state.due_waits()
+        if due:
+            return due
+        if state.log_may_have_news:
+            state.log_may_have_news = False
+            self._catch_up(state)
+            return []
+        if not state.inline_tasks and not state.wait_is_near(self.inline_wait_seconds):
+            return None
+        await state.wait_for_news()
+        return self._inline.collect_finished(state)
+
+    def _retry_messages(
         self, state: RunState, requests: Sequence[EventRequest]
     ) -> list[QueueMessageRequest]:
         """Delayed step messages for the retries among ``requests``."""
@@ -530,9 +572,9 @@ class Orchestrator:
                 )
         return messages
 
-    # --- wake-ups and healing -----------------------------------------------------------
+    # --- wake-ups and orphans -----------------------------------------------------------
 
-    def _ensure_wake(self, state: RunState) -> None:
+    def _ensure_wake_up_message(self, state: RunState) -> None:
         """A suspended run with open waits has a delayed message for the earliest."""
         if not state.open_waits:
             return
@@ -547,22 +589,19 @@ class Orchestrator:
         except WorldError as exc:  # the sweep re-enqueues the run
             log.warning("could not enqueue the wake-up of %s: %s", state.run.run_id, exc)
 
-    def _heal_outstanding(self, state: RunState) -> None:
+    def _requeue_orphaned_steps(self, state: RunState) -> None:
         """Re-enqueue steps created but not finished that no one seems to run.
 
         After a crash nothing else would run them; the idempotency key (the
         correlation id) makes this a no-op while their message is still queued.
         """
-        outcome = state.outcome
-        if not isinstance(outcome, Suspended):
+        if not isinstance(state.outcome, Suspended):
             return
         now = utc_now()
         enqueued = False
-        for item in outcome.outstanding_steps:
-            cid = correlation_id_of(item)
-            if cid in state.inline:
+        for cid, step_name in state.outcome.outstanding_steps:
+            if cid in state.inline_tasks:
                 continue
-            name = item[1] if isinstance(item, tuple) else getattr(item, "step_id", None)
             try:
                 record = self.world.steps.get(state.run.run_id, cid)
             except WorldError:
@@ -572,7 +611,7 @@ class Orchestrator:
             recently = (now - record.updated_at).total_seconds() < self.lease_seconds / 2
             if record.status == "running" and recently:
                 continue  # probably running inline in another worker
-            message = step_message(state.run.run_id, cid, name or record.step_name)
+            message = step_message(state.run.run_id, cid, step_name)
             self.world.queue.enqueue(
                 message.queue, message.payload, idempotency_key=message.idempotency_key
             )

@@ -1,10 +1,10 @@
 """One run's live replay in a worker: its session, what it has seen of the log, its
 open waits and the inline steps it is running.
 
-The orchestrator (``wfkit.runtime.engine.orchestrator``) drives a ``RunState``: it feeds it log
-events (or provisional ones, see the orchestrator's docstring), asks it which
-waits are due and when to wake the run, and collects the outcomes of its finished
-inline steps. Nothing here writes to the world.
+The orchestrator (``wfkit.runtime.engine.orchestrator``) drives a ``RunState``: it
+feeds it log events (or provisional ones, see the orchestrator's docstring), asks
+it which waits are due and when to wake the run, and collects the outcomes of its
+finished inline steps. Nothing here writes to the world.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from wfkit.runtime.engine.executor import workflow_message
+from wfkit.runtime.engine.messages import workflow_message
+from wfkit.runtime.replay.outcome import Outcome
+from wfkit.runtime.replay.session import ReplaySession
 from wfkit.worlds.base import (
     Event,
     EventRequest,
@@ -26,7 +27,7 @@ from wfkit.worlds.base import (
     utc_now,
 )
 
-__all__ = ["NoSession", "RunState", "correlation_id_of", "placeholder_run"]
+__all__ = ["RunState", "placeholder_run"]
 
 log = logging.getLogger("wfkit.orchestrator")
 
@@ -38,20 +39,38 @@ class RunState:
     """One run's live replay in this worker."""
 
     run: Run
-    session: Any
+    """The run record (a placeholder until the first full replay reads it)."""
+    session: ReplaySession | None = None
+    """The live replay; None before the first full replay of this run here."""
     synced_id: str | None = None
-    outcome: Any = None
+    """The id of the last *logged* event the session was fed (provisional events
+    do not move it): the next write must come right after it."""
+    outcome: Outcome | None = None
+    """What the session reported after its last feed; None before the first."""
     open_waits: dict[str, datetime] = field(default_factory=dict)
+    """``resume_at`` of each wait created and not completed, by correlation id."""
     terminal: bool = False
-    poked: bool = False
-    signal: asyncio.Event = field(default_factory=asyncio.Event)
-    inline: dict[str, asyncio.Task[EventRequest]] = field(default_factory=dict)
+    """The run ended (in the log, or by this handler's last write): stop driving it."""
+    log_may_have_news: bool = False
+    """A workflow message arrived while a handler was driving this run: the log may
+    hold events (a hook payload, a cancellation) the session has not seen."""
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when an inline step finishes or a message nudges the run; the handler
+    sleeps on it when it has nothing to write."""
+    inline_tasks: dict[str, asyncio.Task[EventRequest]] = field(default_factory=dict)
+    """The steps running inline in this worker, by correlation id; each task returns
+    the event request its attempt asks to record."""
+    finished_inline: list[str] = field(default_factory=list)
+    """Correlation ids of inline tasks that finished and were not collected yet."""
     step_names: dict[str, str] = field(default_factory=dict)
-    finished: list[str] = field(default_factory=list)
+    """Step function ids of the steps this worker created, by correlation id (to
+    address their step messages without reading the step record)."""
 
     def close(self) -> None:
         """Cancel the run's inline steps and close its replay session."""
         self.cancel_inline()
+        if self.session is None:
+            return
         try:
             self.session.close()
         except Exception:  # closing a broken session must not hide the real error
@@ -59,16 +78,28 @@ class RunState:
 
     def cancel_inline(self) -> None:
         """Cancel the run's inline steps and forget them."""
-        for task in self.inline.values():
+        for task in self.inline_tasks.values():
             task.cancel()
-        self.inline.clear()
+        self.inline_tasks.clear()
 
     # --- feeding ----------------------------------------------------------------------
 
-    def feed(self, events: Sequence[Event], *, real: bool = True) -> None:
-        """Feed log events (or provisional ones, ``real=False``) to the session, in
-        order, tracking open waits; a run-ending event marks the run terminal and
-        stops there."""
+    def feed(self, events: Sequence[Event], *, provisional: bool = False) -> None:
+        """Feed events to the session, in order, tracking open waits.
+
+        A run-ending event marks the run terminal and stops there (the session is
+        not fed it: there is nothing left to replay).
+
+        Args:
+            events: the next events of the log, or (``provisional=True``) events
+                not written yet that the caller is about to append with these
+                very timestamps.
+            provisional: the events are not in the log yet, so ``synced_id`` stays
+                where it is and the next write still goes right after it.
+
+        Raises:
+            RuntimeError: no session yet (the run was never replayed here).
+        """
         if not events:
             return
         for event in events:
@@ -80,8 +111,10 @@ class RunState:
                 self.open_waits[event.correlation_id] = parse_timestamp(event.data.get("resume_at"))
             elif kind == "wait_completed" and event.correlation_id:
                 self.open_waits.pop(event.correlation_id, None)
+        if self.session is None:
+            raise RuntimeError(f"run {self.run.run_id}: no replay session to feed")
         self.outcome = self.session.feed(list(events))
-        if real:
+        if not provisional:
             self.synced_id = events[-1].event_id
 
     # --- waits ------------------------------------------------------------------------
@@ -122,34 +155,17 @@ class RunState:
     async def wait_for_news(self) -> None:
         """Sleep until an inline step finishes, a message nudges the run, or the
         earliest open wait is due."""
-        if self.finished or self.poked:
+        if self.finished_inline or self.log_may_have_news:
             return
-        self.signal.clear()
+        self.news.clear()
         timeout = None
         if self.open_waits:
             timeout = max(0.0, (min(self.open_waits.values()) - utc_now()).total_seconds())
         try:
             async with asyncio.timeout(timeout):
-                await self.signal.wait()
+                await self.news.wait()
         except TimeoutError:
             pass
-
-
-def correlation_id_of(item: Any) -> str:
-    """The correlation id of a pending call (an object or a ``(cid, name)`` tuple)."""
-    if isinstance(item, tuple):
-        return str(item[0])
-    return str(getattr(item, "correlation_id", item))
-
-
-class NoSession:
-    """The session of a run whose replay has not started yet."""
-
-    def feed(self, events: Sequence[Event]) -> Any:
-        raise RuntimeError("no replay session")
-
-    def close(self) -> None:
-        pass
 
 
 def placeholder_run(run_id: str) -> Run:

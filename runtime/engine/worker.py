@@ -29,10 +29,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wfkit.runtime.engine.executor import (
+from wfkit.runtime.engine.executor import handle_step_message
+from wfkit.runtime.engine.messages import (
     STEP_QUEUE_PREFIX,
     WORKFLOW_QUEUE_PREFIX,
-    handle_step_message,
+    StepMessage,
+    WorkflowMessage,
+    read_message,
     workflow_message,
 )
 from wfkit.runtime.engine.orchestrator import Orchestrator
@@ -151,7 +154,6 @@ class Worker:
         self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
         self._sweeping: asyncio.Task[None] | None = None
-        self.handled = 0
 
     # --- public ---------------------------------------------------------------------
 
@@ -268,7 +270,8 @@ class Worker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self.handled += 1
+        # Poll again at once: a finished message may have enqueued more work (a step's
+        # wake-up of its workflow, a handler's hand-off).
         self._wake()
 
     def _wake(self) -> None:
@@ -329,22 +332,23 @@ class Worker:
         self._settle(message, retry_in)
 
     async def _dispatch(self, message: QueueMessage) -> float | None:
-        payload = message.payload
-        if message.queue.startswith(WORKFLOW_QUEUE_PREFIX):
-            await self.orchestrator.handle_workflow_message(
-                str(payload["run_id"]), delivery_attempt=message.attempt
-            )
-            return None
-        if message.queue.startswith(STEP_QUEUE_PREFIX):
-            if self.orchestrator.is_running_inline(str(payload["run_id"]), str(payload["step_id"])):
-                # Running inline here already; its handler records it or hands it off.
+        """Handle one message; None to ack it, else seconds until its redelivery."""
+        match read_message(message):
+            case WorkflowMessage(run_id=run_id):
+                await self.orchestrator.handle_workflow_message(
+                    run_id, delivery_attempt=message.attempt
+                )
                 return None
-            result = await handle_step_message(self.world, payload, url=self.url)
-            if result.outcome in ("completed", "failed", "already-terminal", "conflict"):
-                self._wake()
-            return result.retry_in
-        log.warning("message on unknown queue %s dropped", message.queue)
-        return None
+            case StepMessage(run_id=run_id, step_id=step_id) as step:
+                if self.orchestrator.is_running_inline(run_id, step_id):
+                    # Running inline here already; its handler records it or hands it off.
+                    return None
+                result = await handle_step_message(self.world, step, url=self.url)
+                log.debug("step message %s: %s", message.message_id, result.outcome)
+                return result.retry_in
+            case None:
+                log.warning("message on unknown queue %s dropped", message.queue)
+                return None
 
     def _settle(self, message: QueueMessage, retry_in: float | None) -> None:
         try:

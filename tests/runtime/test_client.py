@@ -21,7 +21,7 @@ from wfkit.runtime.api.client import (
     start_sync,
     workflow_id_of,
 )
-from wfkit.runtime.engine.executor import WORKFLOW_QUEUE_PREFIX
+from wfkit.runtime.engine.messages import WORKFLOW_QUEUE_PREFIX
 from wfkit.runtime.engine.worker import Worker
 from wfkit.runtime.errors import (
     HookNotFoundError,

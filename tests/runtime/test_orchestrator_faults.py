@@ -87,9 +87,9 @@ def test_a_write_between_feed_and_commit_is_recovered(
     recoveries: list[bool] = []
     original = Orchestrator._recover
 
-    def counting(self: Orchestrator, state: Any, unwritten: Any, fed: bool) -> None:
-        recoveries.append(fed)
-        original(self, state, unwritten, fed)
+    def counting(self: Orchestrator, state: Any, unwritten: Any) -> None:
+        recoveries.append(unwritten.fed_provisionally)
+        original(self, state, unwritten)
 
     monkeypatch.setattr(Orchestrator, "_recover", counting)
     world = MemoryWorld()
@@ -217,25 +217,28 @@ def test_start_with_the_same_run_id_is_idempotent() -> None:
 
 
 @pytest.mark.parametrize("inline", [True, False])
-def test_each_log_event_is_fed_once_over_the_whole_run(inline: bool) -> None:
+def test_each_log_event_is_fed_once_over_the_whole_run(
+    inline: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The linear-cost claim, counted instead of timed: with the cache on, the
     replay work of a run is one feed per event of its log, however many messages
     it took."""
     from wfkit.runtime.replay.session import ReplaySession
 
     fed: list[str] = []
+    original_feed = ReplaySession.feed
 
-    class CountingSession(ReplaySession):
-        def feed(self, events: Any) -> Any:
-            fed.extend(e.event_type for e in events)
-            return super().feed(events)
+    def counting_feed(self: ReplaySession, events: Any) -> Any:
+        fed.extend(e.event_type for e in events)
+        return original_feed(self, events)
 
+    # Every session the worker makes counts what it is fed.
+    monkeypatch.setattr(ReplaySession, "feed", counting_feed)
     world = MemoryWorld()
 
     async def scenario() -> Any:
         run = await start(wf_helpers.sequential, 40, world=world)
         worker = Worker(world=world, poll_interval=0.01, inline_steps=inline)
-        worker.orchestrator._session_factory = CountingSession
         await worker.run_until_complete(run.run_id, timeout=20)
         return run, await run.result(timeout=1)
 
