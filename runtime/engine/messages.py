@@ -5,6 +5,7 @@ Two kinds (ARCHITECTURE.md §3). A *workflow message* on
 ``__wkf_step_<step id>`` makes a worker run one attempt of a step. Workers receive
 by prefix. A step message's idempotency key is the step's correlation id, so that
 re-enqueueing an outstanding step (self-healing, hand-offs) never duplicates it.
+``wake_run`` enqueues a workflow message on its own (operators' tools, tests).
 
 Payloads are stored as JSON by the world; ``read_message`` turns a received one
 back into a typed ``WorkflowMessage`` or ``StepMessage`` (or says the queue is
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wfkit.worlds.base import QueueMessage, QueueMessageRequest
+from wfkit.worlds.base import QueueMessage, QueueMessageRequest, World
 
 __all__ = [
     "STEP_QUEUE_PREFIX",
@@ -27,6 +28,7 @@ __all__ = [
     "WorkflowMessage",
     "read_message",
     "step_message",
+    "wake_run",
     "workflow_message",
 ]
 
@@ -100,6 +102,22 @@ def step_message(
         delay_seconds=max(0.0, delay_seconds),
         idempotency_key=correlation_id,
     )
+
+
+def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: float = 0.0) -> str:
+    """Enqueue a workflow message for ``run_id`` so a worker replays it.
+
+    Args:
+        world: where the run lives.
+        run_id: the run to wake.
+        workflow_name: its workflow id (names the queue).
+        delay_seconds: when the message becomes visible.
+
+    Returns:
+        The queue message id.
+    """
+    message = workflow_message(workflow_name, run_id, delay_seconds=delay_seconds)
+    return world.queue.enqueue(message.queue, message.payload, delay_seconds=delay_seconds)
 
 
 def read_message(message: QueueMessage) -> WorkflowMessage | StepMessage | None:

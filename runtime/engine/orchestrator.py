@@ -1,60 +1,52 @@
 """Workflow messages: bring a run's replay up to date with its log, write what it does next.
 
-The engine's flow. The worker (``wfkit.runtime.engine.worker``) leases queue
-messages (``messages``); a step message runs one step attempt
-(``executor.handle_step_message``), a workflow message comes here,
-``Orchestrator.handle_workflow_message``, which:
+The engine's flow. The worker (``worker``) leases queue messages (``messages``): a
+step message runs one step attempt (``executor``); a workflow message comes to
+``Orchestrator.handle_workflow_message``, which
 
-1. **Finds the run's live replay.** A ``RunState`` (``run_state``: session, log
-   position, open waits, inline steps) kept in this worker's LRU cache *catches up
-   with the log*: it is fed only the events written since it last saw it. On a miss
-   (restart, eviction, first message) ``run_started`` is written (idempotent) and a
-   fresh ``ReplaySession`` *replays the whole log*.
-2. **Requeues orphaned steps** after a full replay, a redelivery, or a message that
-   brought nothing new: steps created but unfinished that no worker seems to run
-   (their worker died mid-step).
-3. **Drives the run** (``_drive``) until it ends or can only wait for others. Each
-   turn does one thing:
+1. **finds the run's live replay**: a ``RunState`` (``run_state``: session, log
+   position, open waits, inline steps) kept alive in this worker's LRU cache
+   *catches up with the log*, fed only the events written since it last looked;
+   on a miss (first message, restart, eviction) ``run_started`` is written
+   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*;
+2. **requeues orphaned steps** after a full replay, a redelivery or a message
+   that brought nothing new: steps created but unfinished that no worker seems to
+   run (their worker died mid-step);
+3. **drives the run** (``_drive``) until it ends or only others can move it on,
+   one thing per turn:
 
-   - *feed new outcomes*: results of finished inline steps and completions of due
-     waits are fed to the session (provisionally, see below);
-   - *commit what the outcome asks for*: ``Completed``/``Failed`` ->
-     ``run_completed``/``run_failed``; ``Suspended`` with hooks -> ``hook_created``
-     (a ``hook_conflict`` the world writes instead is fed back at once, so the
-     workflow sees ``HookConflictError``), then disposals; ``Suspended`` with steps
-     or waits -> ONE transaction of the outcomes not yet written, every
-     ``step_created``, ``step_started`` for the steps run inline, every
-     ``wait_created`` and the messages for the rest; then the *inline steps start*
-     (``inline_steps``, one asyncio task each, ``executor.attempt_step``);
-   - *find more work* when nothing is left to write: complete due waits, catch up if
-     a message nudged the run meanwhile, sleep until an inline step finishes or a
-     near wait is due -- or stop, when only other workers or the clock can move
-     the run on.
-4. **Keeps the state** in the cache while the run is suspended, makes sure a delayed
+   - *feed new outcomes* (finished inline steps, due waits) to the session;
+   - *commit what its outcome asks for* (``outcome_requests`` builds the events):
+     ``Completed``/``Failed`` -> ``run_completed``/``run_failed``; ``Suspended``
+     with hooks -> ``hook_created`` (a ``hook_conflict`` the world writes instead
+     is fed back at once, so the workflow sees ``HookConflictError``), then
+     disposals; with steps or waits -> ONE transaction of the outcomes not yet
+     written, every ``step_created``, ``step_started`` for the steps run inline,
+     every ``wait_created``, and step messages for the rest; then the *inline
+     steps start* (``inline_steps``: an asyncio task each);
+   - *find more work*: complete due waits, catch up if a message nudged the run
+     meanwhile, sleep until an inline step finishes or a near wait is due -- or
+     stop, when only other workers or the clock can move the run on;
+4. **keeps the state** cached while the run is suspended, makes sure a delayed
    wake-up message exists for its earliest open wait, and hands inline steps it
    leaves unfinished to the queue.
 
-Linear cost. Suspended sessions stay alive in the LRU and are fed only new
-events; a miss replays the whole log in a fresh session. Every write goes through
-``create_batch(expected_last_event_id=…)`` so the events the world returns are
-exactly the next events of the log and can be fed without re-reading it; a
-refusal means someone else wrote in between: the handler records its outcomes on
-their own and the session catches up from the log (or replays it afresh) before
-trying again.
+Every write goes through ``create_batch(expected_last_event_id=…)``, so the events
+the world returns are exactly the next events of the log and are fed without
+re-reading it (linear cost: one feed per event over a run's life). A refusal
+means someone else wrote in between: the handler records its outcomes on their
+own and the session catches up from the log (or replays it afresh) before trying
+again.
 
-The hot path (DESIGN.md §5). When inline steps finish, their outcomes are fed to
-the session as *provisional* events (``EventRequest.created_at`` fixes their time)
-and written together with whatever the workflow does next -- the next step's
+The hot path (DESIGN.md §5). Finished inline steps' outcomes are fed to the
+session as *provisional* events (``EventRequest.created_at`` fixes their time)
+and written with whatever the workflow does next -- the next step's
 created/started, or ``run_completed`` -- in ONE transaction: one commit per
-sequential step, and a gather's completions that arrive together share a commit.
-If the world refuses that transaction the session is discarded, the outcomes are
-written on their own, and a full replay from the log takes over. Rejected
-alternative: two transactions per step (write the completion, feed the returned
-event, write the next creation) -- simpler, half the speed; kept as
-``provisional=False``.
-
-This module decides what to write and writes it; ``outcome_requests`` says what
-each replay outcome asks the log for.
+sequential step, and a gather's completions that arrive together share a
+commit. If the world refuses it, the session is discarded, the outcomes are
+written on their own and a full replay takes over. Rejected alternative: two
+transactions per step (write the completion, feed the returned event, write the
+next creation) -- simpler, half the speed; kept as ``provisional=False``.
 """
 
 from __future__ import annotations
@@ -69,7 +61,7 @@ from typing import assert_never
 from wfkit.runtime.context import current_mode
 from wfkit.runtime.engine.executor import retry_delay_seconds
 from wfkit.runtime.engine.inline_steps import InlineSteps
-from wfkit.runtime.engine.messages import step_message, workflow_message
+from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.outcome_requests import (
     hook_requests,
     provisional_events,
@@ -95,7 +87,7 @@ from wfkit.worlds.base import (
     utc_now,
 )
 
-__all__ = ["MAX_DELIVERIES", "Orchestrator", "wake_run"]
+__all__ = ["MAX_DELIVERIES", "Orchestrator"]
 
 log = logging.getLogger("wfkit.orchestrator")
 
@@ -103,25 +95,10 @@ MAX_DELIVERIES = 48
 """A workflow message delivered more often than this fails its run (as the DevKit does)."""
 
 _MAX_REFUSALS = 20
-"""Refused writes in a row after which a handler gives up (the message is redelivered)."""
+"""Refused writes a handler tolerates between two successful creations of work;
+one more and it gives up (the worker redelivers the message later)."""
 
 _TOLERATED = (EntityConflictError, WorldError)
-
-
-def wake_run(world: World, run_id: str, workflow_name: str, *, delay_seconds: float = 0.0) -> str:
-    """Enqueue a workflow message for ``run_id`` so a worker replays it.
-
-    Args:
-        world: where the run lives.
-        run_id: the run to wake.
-        workflow_name: its workflow id (names the queue).
-        delay_seconds: when the message becomes visible.
-
-    Returns:
-        The queue message id.
-    """
-    message = workflow_message(workflow_name, run_id, delay_seconds=delay_seconds)
-    return world.queue.enqueue(message.queue, message.payload, delay_seconds=delay_seconds)
 
 
 class _Refused(Exception):
@@ -410,7 +387,8 @@ class Orchestrator:
         (``_recover``) and the next turn starts from the log.
 
         Raises:
-            RuntimeError: the world refused too many writes in a row.
+            RuntimeError: the world refused more than ``_MAX_REFUSALS`` writes since
+                work was last created, or the session has reported nothing yet.
         """
         unwritten = _Unwritten()
         refusals = 0

@@ -263,7 +263,7 @@ def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
                 await asyncio.sleep(0.02)
         registry.register_workflow(workflow_id, changed)  # "a deploy" changes the code
         worker = Worker(world=world, replay_cache=False)
-        from wfkit.runtime.engine.orchestrator import wake_run
+        from wfkit.runtime.engine.messages import wake_run
 
         wake_run(world, run.run_id, workflow_id)
         await asyncio.wait_for(worker.run_until_complete(run.run_id), 20)

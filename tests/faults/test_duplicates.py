@@ -25,8 +25,7 @@ from tests.faults.conftest import (
     run_async,
 )
 from wfkit.runtime.api.client import start
-from wfkit.runtime.engine.messages import step_message
-from wfkit.runtime.engine.orchestrator import wake_run
+from wfkit.runtime.engine.messages import step_message, wake_run
 from wfkit.runtime.engine.worker import Worker
 from wfkit.runtime.tools.verify import verify_world
 from wfkit.worlds.base import STEP_TERMINAL

@@ -253,7 +253,7 @@ def test_each_log_event_is_fed_once_over_the_whole_run(
 def test_racing_workers_and_duplicate_deliveries(inline: bool) -> None:
     """Two workers on one world, every run's wake-up delivered several times: every
     run completes, each step is recorded once, and the records equal a fold of the log."""
-    from wfkit.runtime.engine.orchestrator import wake_run
+    from wfkit.runtime.engine.messages import wake_run
 
     world = MemoryWorld()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from tests.runtime import wf_helpers
 from wfkit.runtime import world_config
 from wfkit.runtime.api.client import start
 from wfkit.runtime.engine.executor import parse_retry_after
+from wfkit.runtime.engine.messages import STEP_QUEUE_PREFIX, MalformedMessageError
 from wfkit.runtime.engine.worker import Worker
 from wfkit.worlds.memory import MemoryWorld
 
@@ -179,3 +181,24 @@ def test_the_worker_sweeps_lost_runs_on_its_own() -> None:
         return await run.result(timeout=1)
 
     assert _run(scenario()) == 1
+
+
+def test_a_malformed_message_is_reported_and_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """A step message without ``step_id`` cannot be handled: the worker logs what is
+    missing and puts the message back (redelivered later), losing nothing."""
+    world = MemoryWorld()
+    queue = STEP_QUEUE_PREFIX + "step//./app//charge"
+    message_id = world.queue.enqueue(queue, {"run_id": "wrun_x"})
+
+    async def scenario() -> None:
+        worker = Worker(world=world, poll_interval=0.01, sweep_interval=0)
+        await worker.drain(timeout=5)
+
+    with caplog.at_level(logging.ERROR, logger="wfkit.worker"):
+        _run(scenario())
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(e) for e in errors] == [MalformedMessageError]
+    assert f"message {message_id} on {queue} has no 'step_id'" in str(errors[0])
+    time.sleep(0.3)  # past the first redelivery delay
+    (again,) = world.queue.receive([STEP_QUEUE_PREFIX], lease_seconds=5)
+    assert (again.message_id, again.attempt, again.payload) == (message_id, 2, {"run_id": "wrun_x"})
