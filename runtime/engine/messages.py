@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from wfkit.worlds.base import QueueMessage, QueueMessageRequest, World
 
@@ -142,7 +141,7 @@ def read_message(message: QueueMessage) -> WorkflowMessage | StepMessage | None:
     return None
 
 
-def _field(payload: Mapping[str, Any], name: str, message: QueueMessage) -> str:
+def _field(payload: Mapping[str, object], name: str, message: QueueMessage) -> str:
     try:
         return str(payload[name])
     except KeyError:
