@@ -21,12 +21,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pathspec
 from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from wfkit.hatch_plugin.config import HookConfig, parse_config
 
 MODES = ("workflow", "step", "client")
+STATE_DIR_PATTERN = ".wfkit/"
+"""Any directory named ``.wfkit`` at any depth (gitignore syntax)."""
 EDITABLE_POINTER = "editable.json"
 
 
@@ -86,6 +89,7 @@ class WfkitBuildHook(BuildHookInterface[BuilderConfig]):
             WfkitBuildError: the sources have errors (every diagnostic listed).
         """
         config = self._config()  # validated for every target, so typos surface early
+        self._exclude_state_dirs()
         if self.target_name != "wheel":
             return
         if version == "editable":
@@ -100,6 +104,20 @@ class WfkitBuildHook(BuildHookInterface[BuilderConfig]):
                 continue
             if (out_dir / mode).is_dir():
                 force_include[str(out_dir / mode)] = f"{config.out}/{mode}"
+
+    def _exclude_state_dirs(self) -> None:
+        """Keep every ``.wfkit/`` directory (the local world's SQLite database with users'
+        data, its -wal and -shm files, build state) out of the sdist and the wheel.
+
+        Hatch reads only the project's root ``.gitignore``, not the one wfkit writes into
+        ``.wfkit/``, and a hook has no build-data key for exclusions; so the pattern joins
+        the target's exclude spec, which Hatch consults for every file it walks after
+        ``initialize``. Files a ``force-include`` names explicitly are still included.
+        """
+        config = self.build_config
+        excluded = pathspec.GitIgnoreSpec.from_lines([STATE_DIR_PATTERN])
+        current = config.exclude_spec
+        vars(config)["exclude_spec"] = excluded if current is None else current + excluded
 
     def _initialize_editable(self, config: HookConfig, build_data: dict[str, Any]) -> None:
         root = Path(self.root).resolve()

@@ -20,6 +20,7 @@ Error tree::
     ├── WorkflowRunCancelledError                 run.result() of a cancelled run
     ├── WorkflowNotRegisteredError                a workflow ID missing from the manifest
     ├── StepNotRegisteredError                    a step ID missing from the manifest
+    ├── InvalidBuildError                         a build that is unreadable or incomplete
     ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
@@ -58,6 +59,7 @@ __all__ = [
     "HookConflictError",
     "HookDisposedError",
     "HookNotFoundError",
+    "InvalidBuildError",
     "InvalidEventError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
@@ -166,6 +168,11 @@ class WorkflowNotRegisteredError(WfkitError):
 
 class StepNotRegisteredError(WfkitError):
     pass
+
+
+class InvalidBuildError(WfkitError):
+    """A build that cannot run: its manifest is unreadable, or modules it lists are missing
+    (a worker refuses to start on one rather than fail live runs)."""
 
 
 class WorkflowCalledDirectlyError(WfkitError):

@@ -3,12 +3,19 @@
 This is the one runtime module that calls ``wfkit.worlds.create_world``: everything
 else receives a ``World`` or asks ``get_world()``. The default comes from
 ``WFKIT_WORLD`` (``local`` when unset), built lazily on first use.
+
+The local world lives in ``<project root>/.wfkit/wfkit.db``, the root found as
+``python -m wfbuild`` finds it (the nearest directory with a pyproject.toml), so
+``wfkit inspect runs`` from a subdirectory opens the project's database rather than
+creating a second, empty one. ``.wfkit/`` is created with its own ``.gitignore``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
+from wfkit.runtime.loading.project import ensure_state_dir, find_root
 from wfkit.worlds.base import World
 
 __all__ = ["get_world", "reset_world", "resolve_world", "set_world"]
@@ -41,9 +48,7 @@ def get_world(spec: World | str | None = None) -> World:
         return resolve_world(spec)
     with _lock:
         if _world is None:
-            from wfkit.worlds import create_world
-
-            _world = create_world(None)
+            _world = _create(None)
         return _world
 
 
@@ -60,9 +65,7 @@ def set_world(world_or_spec: World | str | None) -> World | None:
     """
     global _world
     if isinstance(world_or_spec, str):
-        from wfkit.worlds import create_world
-
-        world: World | None = create_world(world_or_spec)
+        world: World | None = _create(world_or_spec)
     else:
         world = world_or_spec
     with _lock:
@@ -94,9 +97,23 @@ def resolve_world(world: World | str | None) -> World:
         with _spec_lock:
             built = _by_spec.get(world)
             if built is None:
-                from wfkit.worlds import create_world
-
-                built = create_world(world)
+                built = _create(world)
                 _by_spec[world] = built
             return built
     return world
+
+
+def _create(spec: str | None) -> World:
+    """``create_world(spec)``; the local world opens under the project root's ``.wfkit/``.
+
+    Raises:
+        ValueError: the spec names no known world.
+    """
+    from wfkit.worlds import create_world
+
+    effective = spec or os.environ.get("WFKIT_WORLD") or "local"
+    if effective != "local":
+        return create_world(effective)
+    root = find_root()
+    ensure_state_dir(root)
+    return create_world(effective, root=str(root))

@@ -358,6 +358,7 @@ def run_build(
     # An empty list (not None): a build covers the given PATHS or the root, never "what was
     # built last" the way `check` does.
     plan = plan_build(list(paths or []), root=root, out=out)
+    _ignore_state_dir(plan.out_dir)
     if not stale_reasons(plan):
         # Up to date: no transform, no write, and the transformer (libcst) is not even imported.
         return _report(plan, plan.cached, set(), 0, started)
@@ -425,6 +426,16 @@ def run_build(
     _write_atomic(plan.out_dir / STATE_FILE, state.dumps().encode("utf-8"))
     report = _report(plan, entries, transformed, written, started)
     return replace(report, warnings=tuple(d for rel in sorted(warnings) for d in warnings[rel]))
+
+
+def _ignore_state_dir(out_dir: Path) -> None:
+    """Give ``.wfkit/`` its own ``.gitignore`` (``*``) when the build goes into it: the
+    local world keeps users' data there too (the runtime's ``ensure_state_dir`` does the
+    same when it opens the world first)."""
+    state = out_dir.parent
+    if state.name == ".wfkit" and not (state / ".gitignore").exists():
+        state.mkdir(parents=True, exist_ok=True)
+        (state / ".gitignore").write_text("*\n", encoding="utf-8")
 
 
 def _report(

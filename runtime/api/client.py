@@ -27,6 +27,7 @@ from wfkit.runtime.errors import (
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
+from wfkit.runtime.loading.resolve import workflow_id_for
 from wfkit.runtime.serialization import (
     deserialize,
     deserialize_error,
@@ -69,23 +70,20 @@ def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
     """The workflow ID ``start`` uses for ``workflow``.
 
     Accepts an ID string, a function tagged with ``workflow_id`` (a registered
-    workflow, a client- or step-mode stub), or the original source function, whose
-    ID is computed from its file (relative to the project root) and qualname.
+    workflow, a client- or step-mode stub), or the user's own function (from the
+    source tree or an installed wheel), whose ID the build's manifest lists under its
+    module and qualname (``wfkit.runtime.loading.resolve``).
 
     Raises:
-        TypeError: ``workflow`` is none of these.
+        TypeError: ``workflow`` is neither a string nor callable.
+        WorkflowNotRegisteredError: no build lists the function as a workflow.
     """
     if isinstance(workflow, str):
         return workflow
-    tagged = getattr(workflow, "workflow_id", None)
-    if isinstance(tagged, str):
-        return tagged
     if not callable(workflow):
         raise TypeError(
             f"start() received {workflow!r}: expected a workflow function or its ID string"
         )
-    from wfkit.runtime.loading.loader import workflow_id_for
-
     return workflow_id_for(workflow)
 
 
@@ -209,20 +207,26 @@ class Run:
 
 
 def _outcome(record: RunRecord) -> Any:
-    if record.status == "completed":
-        token = current_mode.set("client")
-        try:
-            return deserialize(record.output)
-        finally:
-            current_mode.reset(token)
+    """The result of an ended run, its values as the client's own classes.
+
+    Raises:
+        WorkflowRunCancelledError: the run was cancelled.
+        WorkflowRunFailedError: the run failed; ``cause`` is its rebuilt exception.
+    """
     if record.status == "cancelled":
         raise WorkflowRunCancelledError(record.run_id)
-    error = dict(record.error or {})
-    cause: BaseException | None
+    token = current_mode.set("client")
     try:
-        cause = deserialize_error(error) if error else None
-    except Exception as exc:  # an unreadable error must still surface as a failure
-        cause = exc
+        if record.status == "completed":
+            return deserialize(record.output)
+        error = dict(record.error or {})
+        cause: BaseException | None
+        try:
+            cause = deserialize_error(error) if error else None
+        except Exception as exc:  # an unreadable error must still surface as a failure
+            cause = exc
+    finally:
+        current_mode.reset(token)
     raise WorkflowRunFailedError(record.run_id, cause, error)
 
 

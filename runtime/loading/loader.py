@@ -1,10 +1,18 @@
-"""Load a build: read ``manifest.json`` and import the generated modules it lists.
+"""Load a build: check it is complete, then import the generated modules it lists.
 
 Workflow-mode modules load as ``__wfkit_workflow__.<module>`` and step-mode modules
 as ``__wfkit_step__.<module>``, through a meta-path finder over the build
 directory. Each is compiled with its line numbers mapped back to the user's source
 (through the ``__wfkit_line_map__`` the transformer appends) and with the original
 file name, so tracebacks from workflow and step code name the user's file and line.
+Step twins are then unified with the user's modules (``twins.unify_step_twin``).
+
+A build that lacks a module its manifest lists is refused before anything is
+imported (``InvalidBuildError``): a worker that started on it would fail live runs
+with ``WorkflowNotRegisteredError`` instead.
+
+Finding a build (``find_build_dir``, ``find_root``) lives in ``project``; reading its
+manifest in ``manifest``; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,150 +22,169 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import inspect
-import json
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-BUILD_ENV = "WFKIT_BUILD_DIR"
-PREFIXES = {"workflow": "__wfkit_workflow__", "step": "__wfkit_step__"}
-WHEEL_BUILD_PACKAGE = "__wfkit_build__"
+from wfkit.runtime.errors import InvalidBuildError
+from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.manifest import Manifest, read_manifest
+from wfkit.runtime.loading.project import (
+    BUILD_ENV,
+    STATE_DIR,
+    WHEEL_BUILD_PACKAGE,
+    find_build_dir,
+    find_root,
+)
+from wfkit.runtime.loading.twins import PREFIXES, unify_step_twin
+
+__all__ = [
+    "BUILD_ENV",
+    "PREFIXES",
+    "WHEEL_BUILD_PACKAGE",
+    "LoadedBuild",
+    "compile_generated",
+    "find_build_dir",
+    "find_root",
+    "load_build",
+    "loaded_manifests",
+    "reset",
+]
 
 _lock = threading.RLock()
-_loaded: dict[Path, Manifest] = {}
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """A loaded build: where it lives and what it declares."""
+@dataclass(frozen=True, eq=False)
+class LoadedBuild:
+    """A build imported into this process: its manifest and where its sources live."""
 
-    build_dir: Path
+    manifest: Manifest
     root: Path
-    data: dict[str, Any]
-    workflow_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (relpath, qualname)
 
-    def entries(self, kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(source relpath, qualname key, entry) for ``kind`` in workflows/steps/classes."""
-        for relpath, by_name in sorted(self.data.get(kind, {}).items()):
-            for key, entry in sorted(by_name.items()):
-                yield relpath, key, entry
-
-    def modules(self) -> list[tuple[str, str]]:
-        """(relpath, dotted module) of every source file with generated code."""
-        seen: dict[str, str] = {}
-        for kind in ("workflows", "steps", "classes"):
-            for relpath, _key, entry in self.entries(kind):
-                seen.setdefault(relpath, entry["module"])
-        return sorted(seen.items())
+    @property
+    def build_dir(self) -> Path:
+        return self.manifest.build_dir
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` (default cwd) with a pyproject.toml."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
-    return here
-
-
-def find_build_dir(root: Path | None = None) -> Path | None:
-    """Where the build is: ``WFKIT_BUILD_DIR``, ``<root>/.wfkit/build``, or an installed
-    wheel's ``__wfkit_build__`` package. None when there is none."""
-    env = os.environ.get(BUILD_ENV)
-    if env:
-        return Path(env).resolve()
-    local = find_root(root) / ".wfkit" / "build"
-    if (local / "manifest.json").is_file():
-        return local
-    spec = importlib.util.find_spec(WHEEL_BUILD_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            if (Path(location) / "manifest.json").is_file():
-                return Path(location)
-            # An editable install ships only a pointer to the project's own build.
-            pointer = Path(location) / "editable.json"
-            if pointer.is_file():
-                target = Path(json.loads(pointer.read_text(encoding="utf-8"))["build_dir"])
-                if (target / "manifest.json").is_file():
-                    return target
-    return None
+_loaded: dict[Path, LoadedBuild] = {}
 
 
 def load_build(build_dir: Path | str | None = None, *, root: Path | None = None) -> Manifest:
-    """Import every generated workflow and step module of a build (once per process).
+    """Check a build is complete, then import its generated workflow and step modules
+    (once per process).
 
     Args:
         build_dir: the build output; default ``find_build_dir()``.
-        root: the project root whose sources the build came from (for the sys.path
-            entry and original file names); default the build's grandparent when it
-            is ``<root>/.wfkit/build``, else cwd.
+        root: the directory the manifest's source paths are relative to (it goes on
+            ``sys.path`` when not there, and names the files in tracebacks); default
+            the project of a ``<root>/.wfkit/build``, else the nearest of the build's
+            parent, the ``sys.path`` entries and the current project that holds the
+            manifest's sources (for an installed wheel: its site-packages).
+
+    Returns:
+        The build's manifest.
 
     Raises:
         FileNotFoundError: there is no build (run ``python -m wfbuild build``).
+        InvalidBuildError: the manifest is unreadable, a generated module it lists is
+            missing, a source module cannot be found, or a module registers less
+            than the manifest lists; nothing is imported when files are missing.
     """
     resolved = Path(build_dir).resolve() if build_dir else find_build_dir(root)
     if resolved is None or not (resolved / "manifest.json").is_file():
-        where = resolved or (find_root(root) / ".wfkit" / "build")
+        where = resolved or (find_root(root) / STATE_DIR / "build")
         raise FileNotFoundError(
             f"no wfkit build at {where}: run `python -m wfbuild build` first (or set {BUILD_ENV})"
         )
     with _lock:
-        if resolved in _loaded:
-            return _loaded[resolved]
+        loaded = _loaded.get(resolved)
+        if loaded is not None:
+            return loaded.manifest
         # Built-in steps and codecs every worker needs, whatever the user's modules import.
         importlib.import_module("wfkit.runtime.api.builtin_steps")
         importlib.import_module("wfkit.runtime.api.streams")
-        data = json.loads((resolved / "manifest.json").read_text(encoding="utf-8"))
-        if root is None:
-            root = (
-                resolved.parent.parent
-                if resolved.parent.name == ".wfkit"
-                else Path(data.get("root", Path.cwd()))
-            )
-        root = root.resolve()
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        workflow_ids = {
-            (relpath, key): entry["id"] for relpath, key, entry in _iter(data, "workflows")
-        }
-        manifest = Manifest(resolved, root, data, workflow_ids)
-        _install_finder(manifest)
-        for _relpath, module in manifest.modules():
+        manifest = read_manifest(resolved)
+        source_root = (root or _source_root(manifest)).resolve()
+        if str(source_root) not in sys.path:
+            sys.path.insert(0, str(source_root))
+        _refuse_incomplete(manifest, source_root)
+        build = LoadedBuild(manifest, source_root)
+        _install_finder(build)
+        for _source, module in manifest.modules():
             for prefix in PREFIXES.values():
                 importlib.import_module(f"{prefix}.{module}")
-        _loaded[resolved] = manifest
+            registry.register_twins(module)
+        _unify_step_twins(manifest)
+        _refuse_unregistered(manifest)
+        _loaded[resolved] = build
         return manifest
 
 
-def _iter(data: dict[str, Any], kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for relpath, by_name in data.get(kind, {}).items():
-        for key, entry in by_name.items():
-            yield relpath, key, entry
+def _source_root(manifest: Manifest) -> Path:
+    """Where the manifest's source paths are rooted (see ``load_build``'s ``root``)."""
+    build_dir = manifest.build_dir
+    if build_dir.parent.name == STATE_DIR:
+        return build_dir.parent.parent
+    modules = manifest.modules()
+    if modules:
+        first = modules[0][0]
+        candidates = [build_dir.parent, *(Path(p or ".") for p in sys.path), find_root()]
+        for candidate in candidates:
+            if (candidate / first).is_file():
+                return candidate
+    return find_root()
 
 
-def workflow_id_for(fn: Callable[..., Any], *, root: Path | None = None) -> str:
-    """The workflow ID of a function: its ``workflow_id`` tag, else computed from its
-    source file (relative to the project root) and qualname, as the transformer does."""
-    tagged = getattr(fn, "workflow_id", None)
-    if isinstance(tagged, str):
-        return tagged
-    source = inspect.getsourcefile(fn)
-    if source is None:
-        raise TypeError(f"{fn!r} is not a workflow function (no source file)")
-    path = Path(source).resolve()
-    base = find_root(root or path.parent)
-    try:
-        rel = path.relative_to(base).with_suffix("").as_posix()
-    except ValueError:
-        raise TypeError(f"{fn!r} is defined outside the project root {base}") from None
-    qualname = fn.__qualname__.replace(".<locals>.", "/")
-    return f"workflow//./{rel}//{qualname}"
+def _refuse_incomplete(manifest: Manifest, root: Path) -> None:
+    """Raise InvalidBuildError listing every generated module missing from the build and
+    every source module that cannot be found, before anything is imported."""
+    problems = [f"missing generated module {m}" for m in manifest.missing_files()]
+    for source, module in manifest.modules():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            problems.append(f"missing source module {module} ({root / source})")
+    if problems:
+        raise InvalidBuildError(
+            f"the build at {manifest.build_dir} is incomplete; rebuild it (`python -m wfbuild "
+            "build`) or reinstall the wheel:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+
+
+def _unify_step_twins(manifest: Manifest) -> None:
+    steps = list(manifest.of_kind("steps"))
+    for _source, module in manifest.modules():
+        twin = sys.modules[f"{PREFIXES['step']}.{module}"]
+        original = importlib.import_module(module)
+        if twin is not original:
+            unify_step_twin(twin, original, (e for e in steps if e.module == module))
+
+
+def _refuse_unregistered(manifest: Manifest) -> None:
+    """Raise InvalidBuildError when a generated module registered less than the manifest
+    lists (a build whose files do not match its manifest)."""
+    problems = [
+        f"workflow {e.id} ({e.files.get('workflow')})"
+        for e in manifest.of_kind("workflows")
+        if not registry.has_workflow(e.id)
+    ]
+    problems += [
+        f"step {e.id} ({e.files.get('step')})"
+        for e in manifest.of_kind("steps")
+        if not registry.has_step(e.id)
+    ]
+    if problems:
+        raise InvalidBuildError(
+            f"the build at {manifest.build_dir} does not match its manifest; rebuild it "
+            "(`python -m wfbuild build`) or reinstall the wheel. Not registered:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 # --- import machinery -------------------------------------------------------------------
@@ -165,7 +192,7 @@ def workflow_id_for(fn: Callable[..., Any], *, root: Path | None = None) -> str:
 
 class _BuildFinder(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
-        self.builds: list[Manifest] = []
+        self.builds: list[LoadedBuild] = []
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -176,14 +203,14 @@ class _BuildFinder(importlib.abc.MetaPathFinder):
             return None
         if not rest:
             return importlib.machinery.ModuleSpec(fullname, _PackageLoader(), is_package=True)
-        for manifest in self.builds:
-            base = manifest.build_dir / mode / Path(*rest.split("."))
+        for build in self.builds:
+            base = build.build_dir / mode / Path(*rest.split("."))
             for candidate, is_package in (
                 (base.with_suffix(".py"), False),
                 (base / "__init__.py", True),
             ):
                 if candidate.is_file():
-                    original = manifest.root / candidate.relative_to(manifest.build_dir / mode)
+                    original = build.root / candidate.relative_to(build.build_dir / mode)
                     loader = _GeneratedLoader(candidate, original)
                     spec = importlib.util.spec_from_file_location(
                         fullname,
@@ -290,9 +317,9 @@ def _remap_lines(tree: ast.Module, runs: list[tuple[int, int, int]]) -> None:
 _finder = _BuildFinder()
 
 
-def _install_finder(manifest: Manifest) -> None:
-    if manifest not in _finder.builds:
-        _finder.builds.insert(0, manifest)
+def _install_finder(build: LoadedBuild) -> None:
+    if build not in _finder.builds:
+        _finder.builds.insert(0, build)
     if _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
 
@@ -305,9 +332,13 @@ def reset() -> None:
         for name in list(sys.modules):
             if name.split(".", 1)[0] in PREFIXES.values():
                 del sys.modules[name]
+        registry.forget_twins()
+        from wfkit.runtime.serialization._common import import_class
+
+        import_class.cache_clear()  # it may hold classes of the unloaded twins
 
 
 def loaded_manifests() -> list[Manifest]:
     """The builds this process has loaded, newest first."""
     with _lock:
-        return list(reversed(_loaded.values()))
+        return [build.manifest for build in reversed(_loaded.values())]

@@ -1,7 +1,9 @@
-"""Process-wide registry of workflows, steps and serializable classes by ID.
+"""Process-wide registry of workflows, steps and serializable classes by ID, and of the
+user modules whose generated twins are loaded.
 
-Generated modules fill it when they are imported (see ``wfkit.runtime.gen``); the
-replay engine, the step executor and the serializer read it.
+Generated modules fill it when they are imported (see ``wfkit.runtime.gen``), the
+loader notes which modules have twins; the replay engine, the step executor and the
+serializer read it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _workflows: dict[str, Callable[..., Any]] = {}
 _steps: dict[str, StepEntry] = {}
 _classes: dict[tuple[str, str], type] = {}
 _class_ids: dict[type, str] = {}
+_modules_with_twins: set[str] = set()
 
 
 def register_workflow(workflow_id: str, fn: Callable[..., Any]) -> None:
@@ -61,6 +64,11 @@ def get_workflow(workflow_id: str) -> Callable[..., Any]:
             f'Workflow "{workflow_id}" is not registered: is it in the build\'s manifest.json? '
             "Rebuild with `python -m wfbuild build`."
         ) from None
+
+
+def has_workflow(workflow_id: str) -> bool:
+    """Whether a workflow is registered under ``workflow_id``."""
+    return workflow_id in _workflows
 
 
 def register_step(step_id: str, fn: Callable[..., Any], *, method: bool = False) -> None:
@@ -87,6 +95,7 @@ def get_step(step_id: str) -> StepEntry:
 
 
 def has_step(step_id: str) -> bool:
+    """Whether a step is registered under ``step_id``."""
     return step_id in _steps
 
 
@@ -112,9 +121,25 @@ def find_class(class_id: str, mode: str) -> type | None:
     return None
 
 
+def register_twins(module: str) -> None:
+    """Note that the user module ``module`` has generated workflow and step twins loaded."""
+    _modules_with_twins.add(module)
+
+
+def has_twins(module: str) -> bool:
+    """Whether the user module ``module`` has generated twins loaded in this process."""
+    return module in _modules_with_twins
+
+
+def forget_twins() -> None:
+    """Forget which modules have twins loaded (the loader unloaded them)."""
+    _modules_with_twins.clear()
+
+
 def clear() -> None:
     """Forget everything (tests)."""
     _workflows.clear()
     _steps.clear()
     _classes.clear()
     _class_ids.clear()
+    _modules_with_twins.clear()

@@ -207,6 +207,9 @@ class ReplaySession:
             return self._result
         if self._closed:
             return Failed(RuntimeError("the replay session was closed"), "RUNTIME_ERROR")
+        # Results and payloads are decoded here, outside the workflow's context: decode
+        # them as workflow code sees its classes (the workflow twins', see loading.twins).
+        mode = current_mode.set("workflow")
         try:
             for event in events:
                 if self._main is None and event.event_type in ("run_created", "run_started"):
@@ -227,6 +230,8 @@ class ReplaySession:
             return self._finish(Failed(failure.error, failure.code))
         except Exception as exc:
             return self._finish(Failed(exc, "RUNTIME_ERROR"))
+        finally:
+            current_mode.reset(mode)
 
     def close(self) -> None:
         """Cancel the workflow's tasks, close its async generators and free the loop.

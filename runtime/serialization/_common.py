@@ -9,6 +9,7 @@ from typing import Any
 
 from wfkit.runtime.context import current_mode
 from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.twins import canonical_module, class_path_for_mode
 from wfkit.runtime.serialization._renames import current_module_name
 
 TAG = "$t"
@@ -33,19 +34,25 @@ Encoder = Callable[[Any], Any]
 
 
 def resolve_class(d: dict[str, Any], base: type | None) -> Any:
-    """The class a tagged value names: registered ID for this mode, else import path.
+    """The class a tagged value names, as the code of the current mode sees it.
+
+    ``"cls"`` names the user's class (``myapp.jobs:Parcel``); in workflow mode that is
+    the workflow twin's class when the module has one (``twins.class_path_for_mode``),
+    so ``isinstance`` holds in client code, steps and workflows alike. A registered
+    class ID is the fallback when the path cannot be imported here.
 
     Raises:
-        LookupError: neither registered nor importable.
+        LookupError: neither importable nor registered.
         TypeError: the object found is not a subclass of ``base``.
     """
     cls: Any = None
-    class_id = d.get("id")
-    if class_id is not None:
-        cls = registry.find_class(class_id, current_mode.get())
+    mode = current_mode.get()
     path = d.get("cls")
-    if cls is None and isinstance(path, str):
-        cls = import_class(path)
+    if isinstance(path, str):
+        cls = import_class(class_path_for_mode(path, mode))
+    class_id = d.get("id")
+    if cls is None and isinstance(class_id, str):
+        cls = registry.find_class(class_id, mode)
     if cls is None:
         raise LookupError(
             f"class {class_id or path!r} is not registered and cannot be imported here"
@@ -74,10 +81,16 @@ def import_class(path: str) -> Any:
 
 
 def qualified_name(cls: type) -> str:
-    """``module.QualName`` (builtins without the module)."""
+    """``module.QualName`` of the user's class (builtins without the module; a generated
+    twin's class by the user's module, ``myapp.jobs.Parcel``)."""
     if cls.__module__ == "builtins":
         return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return f"{canonical_module(cls.__module__)}.{cls.__qualname__}"
+
+
+def class_path(cls: type) -> str:
+    """``module:qualname`` of the user's class, as stored values name it."""
+    return f"{canonical_module(cls.__module__)}:{cls.__qualname__}"
 
 
 def safe_str(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from wfkit.runtime.context import current_mode
 from wfkit.runtime.errors import SerializationError, StepError
 from wfkit.runtime.gen import StepProxy, step_proxy
 from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.resolve import step_function_for
 from wfkit.runtime.serialization._common import (
     PLAIN_IN,
     TAG,
@@ -158,17 +159,23 @@ def _de_manifest_object(d: dict[str, Any]) -> Any:
 
 
 def _de_step(d: dict[str, Any]) -> Any:
+    """A step function: a step proxy in workflow mode; elsewhere the registered step
+    function (in a worker) or the user's own function (in a client that loaded no build)."""
     step_id: str = d["v"]
     closure = de_value(d.get("closure"))
     this = de_value(d.get("this"))
     name = step_id.rsplit("//", 1)[-1]
     closure_fn = None if closure is None else (lambda: closure)
-    if current_mode.get() != "workflow" and registry.has_step(step_id):
-        entry = registry.get_step(step_id)
-        fn = entry.resolve(closure)
-        if entry.method and this is not None:
-            return functools.partial(fn, this)
-        return fn
+    if current_mode.get() != "workflow":
+        fn: Any = None
+        method = False
+        if registry.has_step(step_id):
+            entry = registry.get_step(step_id)
+            fn, method = entry.resolve(closure), entry.method
+        elif closure is None:
+            fn, method = step_function_for(step_id), "#" in name
+        if fn is not None:
+            return functools.partial(fn, this) if method and this is not None else fn
     if this is not None:
         return StepProxy(step_id, name, closure_fn, method=True, this=this)
     return step_proxy(step_id, name, closure=closure_fn)

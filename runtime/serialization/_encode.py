@@ -20,6 +20,7 @@ from typing import Any
 from wfkit.runtime.errors import SerializationError, StepError
 from wfkit.runtime.gen import StepProxy
 from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.resolve import step_id_for
 from wfkit.runtime.serialization._common import (
     HINT,
     MAX_SAFE_INT,
@@ -28,6 +29,7 @@ from wfkit.runtime.serialization._common import (
     STR,
     TAG,
     Encoder,
+    class_path,
     import_class,
     qualified_name,
     safe_str,
@@ -211,22 +213,33 @@ def reset_encoder_cache() -> None:
 def _class_ref(obj: Any, *, require_importable: bool = True) -> dict[str, Any]:
     """``{"cls": "module:qualname", "id"?: registered id}`` for the class of ``obj``.
 
+    The path names the user's class even when ``obj`` is an instance of a generated
+    twin's class (see ``wfkit.runtime.loading.twins``).
+
     Raises:
         Unserializable: the class is neither registered nor importable, so it
             could never be read back (checked here, not at decode time).
     """
     cls = type(obj)
-    ref: dict[str, Any] = {"cls": f"{cls.__module__}:{cls.__qualname__}"}
+    ref: dict[str, Any] = {"cls": class_path(cls)}
     class_id = registry.class_id_of(cls) or cls.__dict__.get("__wfkit_class_id__")
     if class_id:
         ref["id"] = class_id
-    elif require_importable and import_class(ref["cls"]) is not cls:
+    elif require_importable and not _readable_by_path(cls, ref["cls"]):
         raise Unserializable(
             obj,
-            f"class {cls.__module__}.{cls.__qualname__} is neither registered nor importable "
+            f"class {qualified_name(cls)} is neither registered nor importable "
             "by module path (is it defined inside a function?)",
         )
     return ref
+
+
+def _readable_by_path(cls: type, path: str) -> bool:
+    """Whether the class ``path`` names can be imported to read ``cls``'s values back."""
+    if import_class(f"{cls.__module__}:{cls.__qualname__}") is cls:
+        return True
+    # A twin's class (its module is generated): the user's class of the same name reads it.
+    return path != f"{cls.__module__}:{cls.__qualname__}" and isinstance(import_class(path), type)
 
 
 def _find_encoder(v: Any) -> Encoder | None:
@@ -272,9 +285,13 @@ def _encode_manifest_object(v: Any) -> dict[str, Any]:
 
 
 def _encode_step(v: Any) -> dict[str, Any]:
-    step_id = getattr(v, "step_id", None)
-    if not isinstance(step_id, str):
-        raise Unserializable(v, "only step functions can be serialized, not other callables")
+    step_id = step_id_for(v)
+    if step_id is None:
+        raise Unserializable(
+            v,
+            "only step functions can be serialized, not other callables (a function marked "
+            '"use step" must be in the build: `python -m wfbuild build`)',
+        )
     closure = v.closure_values() if isinstance(v, StepProxy) else None
     out: dict[str, Any] = {
         TAG: "step",
@@ -283,8 +300,10 @@ def _encode_step(v: Any) -> dict[str, Any]:
     }
     if isinstance(v, StepProxy):
         this = getattr(v, "_this", None)  # a method step bound to an instance
+    elif isinstance(v, types.MethodType) and not isinstance(v.__self__, type):
+        this = v.__self__  # an instance method step; a class method's class is not data
     else:
-        this = getattr(v, "__self__", None) if isinstance(v, types.MethodType) else None
+        this = None
     if this is not None:
         out["this"] = _ser_field(this, v, ".__self__")
     return out
