@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,28 +12,9 @@ from pathlib import Path
 import pytest
 from hatch_demo_project import write_project
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.packaging import copy_repo
 
 pytestmark = pytest.mark.slow
-
-
-def copy_repo(dest: Path) -> Path:
-    """Copy the tracked and untracked-but-not-ignored files of this repo (no .venv, no .git)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    for rel in filter(None, listed):
-        source = REPO / rel
-        target = dest / rel
-        if rel.startswith(".venv/"):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():  # wfkit/runtime -> ../runtime and its siblings
-            target.symlink_to(os.readlink(source))
-        elif source.is_file():
-            shutil.copy2(source, target)
-    return dest
 
 
 IMPORT_CHECK = """
