@@ -58,10 +58,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     from wfkit.runtime.api.client import start
+    from wfkit.runtime.loading.resolve import workflow_id_named
+
+    workflow_id = workflow_id_named(args.workflow)
 
     async def main() -> str:
         run = await start(
-            args.workflow, *_json_args(args.args), run_id=args.run_id, world=_world(args)
+            workflow_id, *_json_args(args.args), run_id=args.run_id, world=_world(args)
         )
         return run.run_id
 
@@ -319,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("start", help="start a run; prints its id")
-    p.add_argument("workflow", help="workflow ID, e.g. workflow//./examples/orders//process_order")
+    p.add_argument(
+        "workflow",
+        help="workflow ID (workflow//./myapp/jobs//pipeline) or MODULE:FUNCTION "
+        "(myapp.jobs:pipeline), looked up in the build's manifest",
+    )
     p.add_argument("args", nargs="*", help="JSON arguments")
     p.add_argument("--run-id", default=None)
     p.set_defaults(func=cmd_start)

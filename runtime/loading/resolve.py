@@ -31,6 +31,7 @@ __all__ = [
     "step_function_for",
     "step_id_for",
     "workflow_id_for",
+    "workflow_id_named",
 ]
 
 
@@ -63,6 +64,36 @@ def workflow_id_for(fn: Callable[..., Any]) -> str:
     if entry is not None:
         return entry.id
     raise WorkflowNotRegisteredError(_not_listed(fn, "workflow"))
+
+
+def workflow_id_named(name: str) -> str:
+    """A workflow ID from the command line: an ID (``workflow//./myapp/jobs//pipeline``) as
+    it is, or ``MODULE:QUALNAME`` (``myapp.jobs:pipeline``) looked up in the manifests,
+    without importing the module.
+
+    Raises:
+        WorkflowNotRegisteredError: ``MODULE:QUALNAME`` that no build lists.
+        ValueError: ``name`` is neither form.
+    """
+    if name.startswith("workflow//"):
+        return name
+    module, sep, qualname = name.partition(":")
+    if not sep or not module or not qualname:
+        raise ValueError(
+            f"{name!r} is neither a workflow ID (workflow//./path//name) nor MODULE:FUNCTION "
+            "(myapp.jobs:pipeline)"
+        )
+    manifests = list(_known_manifests(None))
+    for manifest in manifests:
+        for key in manifest_keys(qualname):
+            entry = manifest.find("workflows", module, key)
+            if entry is not None:
+                return entry.id
+    where = ", ".join(str(m.build_dir) for m in manifests) or "no build was found"
+    raise WorkflowNotRegisteredError(
+        f"{module}.{qualname} is not a workflow in any wfkit build ({where}); is the build up "
+        "to date (`python -m wfbuild build`)?"
+    )
 
 
 def step_id_for(fn: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""The wfkit command line, on a real SQLite world and the examples build."""
+"""The wfkit command line, on a real SQLite world: the examples build, and a user's project
+run from its subdirectories."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.wheel_project import build_project, unique_package, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +118,61 @@ def test_serve_answers_health_manifest_and_unknown_webhooks(env: dict[str, str])
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- a user's project: the root found from a subdirectory; an incomplete build --------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
+    """(root, package, env) of a built throwaway project; env names no world and no build."""
+    package = unique_package()
+    root = write_project(tmp_path / "project", package)
+    build_project(root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WFKIT_", "PYTHONPATH"))}
+    return root, package, env
+
+
+def wfkit_in(
+    cwd: Path, env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wfkit", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=check,
+    )  # fmt: skip
+
+
+def test_the_local_world_is_the_projects_from_any_subdirectory(
+    project: tuple[Path, str, dict[str, str]],
+) -> None:
+    root, package, env = project
+    sub = root / package
+    started = wfkit_in(sub, env, "start", f"{package}.jobs:pipeline", "12").stdout.strip()
+    assert started.startswith("wrun_")
+    runs = wfkit_in(root, env, "inspect", "runs").stdout
+    assert started in runs and "pipeline" in runs
+    record = json.loads(wfkit_in(sub, env, "inspect", "runs", started, "--json").stdout)
+    assert record["workflow_name"] == f"workflow//./{package}/jobs//pipeline"
+    assert (root / ".wfkit" / "wfkit.db").is_file()
+    assert (root / ".wfkit" / ".gitignore").read_text() == "*\n"
+    assert not (sub / ".wfkit").exists()
+
+    unknown = wfkit_in(sub, env, "start", f"{package}.jobs:nope", check=False)
+    assert unknown.returncode == 1
+    assert "WorkflowNotRegisteredError" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_worker_refuses_an_incomplete_build(project: tuple[Path, str, dict[str, str]]) -> None:
+    root, package, env = project
+    (root / ".wfkit" / "build" / "workflow" / package / "jobs.py").unlink()
+    refused = wfkit_in(root, env, "worker", check=False)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert (
+        f"wfkit worker: InvalidBuildError: the build at {root.resolve() / '.wfkit' / 'build'} "
+        "is incomplete" in refused.stderr
+    )
+    assert f"missing generated module workflow/{package}/jobs.py ({package}.jobs)" in (
+        refused.stderr
+    )
+    assert "wfkit worker: world=" not in refused.stdout  # it never started serving

@@ -9,6 +9,7 @@ Shared by the installed-wheel end-to-end test and the loader / serializer unit t
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 MODELS = '''\
@@ -153,3 +154,17 @@ def write_project(root: Path, package: str = "myapp") -> Path:
     (source / "jobs.py").write_text(JOBS.replace("from myapp.", f"from {package}."))
     (root / "pyproject.toml").write_text(PYPROJECT.format(package=package))
     return root
+
+
+def unique_package() -> str:
+    """A package name no other test uses (tests that load a build into the test process
+    share its module, registry and import caches)."""
+    return f"wfapp_{uuid.uuid4().hex[:10]}"
+
+
+def build_project(root: Path) -> Path:
+    """Build the project with wfbuild into ``<root>/.wfkit/build``; returns that directory."""
+    import wfbuild
+
+    wfbuild.build(root=root, jobs=1)
+    return root / ".wfkit" / "build"

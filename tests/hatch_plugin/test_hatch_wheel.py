@@ -1,12 +1,14 @@
-"""The hook inside hatchling's wheel builder (in-process): standard and editable wheels."""
+"""The hook inside hatchling's builders (in-process): standard and editable wheels, sdists."""
 
 from __future__ import annotations
 
 import json
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from hatchling.builders.sdist import SdistBuilder
 from hatchling.builders.wheel import WheelBuilder
 
 from wfkit.hatch_plugin.config import HookConfigError
@@ -77,3 +79,27 @@ def test_bad_config_fails_the_build(demo_project: Path) -> None:
     with pytest.raises(HookConfigError) as info:
         build_wheel(demo_project, "standard")
     assert len(info.value.errors) == 2
+
+
+def _write_local_world(directory: Path) -> None:
+    """What ``wfkit`` leaves in a project: the local world's database, WAL files, a build."""
+    (directory / "build" / "workflow").mkdir(parents=True)
+    (directory / "build" / "workflow" / "x.py").write_text("# generated")
+    for name in ("wfkit.db", "wfkit.db-wal", "wfkit.db-shm"):
+        (directory / name).write_bytes(b"users' data")
+
+
+def test_wfkit_state_dirs_never_ship_in_an_sdist_or_a_wheel(demo_project: Path) -> None:
+    _write_local_world(demo_project / ".wfkit")
+    _write_local_world(demo_project / "demoapp" / ".wfkit")  # a worker run from the package dir
+    (sdist,) = SdistBuilder(str(demo_project)).build(
+        directory=str(demo_project / "dist"), versions=["standard"]
+    )
+    with tarfile.open(sdist) as archive:
+        in_sdist = archive.getnames()
+    assert any(n.endswith("demoapp/flows.py") for n in in_sdist)
+    assert not [n for n in in_sdist if ".wfkit" in n]
+    with zipfile.ZipFile(build_wheel(demo_project, "standard")) as archive:
+        in_wheel = archive.namelist()
+    assert "demoapp/flows.py" in in_wheel
+    assert not [n for n in in_wheel if ".wfkit" in n]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.wheel_project import build_project, unique_package, write_project
 from tests.runtime import wf_helpers
 from wfkit.runtime import gen
 from wfkit.runtime.api.client import (
@@ -27,8 +31,10 @@ from wfkit.runtime.errors import (
     HookNotFoundError,
     RunNotFoundError,
     SerializationError,
+    WorkflowNotRegisteredError,
     WorkflowRunFailedError,
 )
+from wfkit.runtime.loading.project import WHEEL_BUILD_PACKAGE
 from wfkit.worlds.memory import MemoryWorld
 
 
@@ -53,11 +59,49 @@ def test_workflow_ids() -> None:
     assert workflow_id_of("workflow//./a//b") == "workflow//./a//b"
     tagged = gen.tag_workflow("workflow//./x//y", lambda: None)
     assert workflow_id_of(tagged) == "workflow//./x//y"
-    assert workflow_id_of(source_workflow) == (
-        "workflow//./tests/runtime/test_client//source_workflow"
-    )
     with pytest.raises(TypeError):
         workflow_id_of(42)  # type: ignore[arg-type]
+
+
+def test_a_function_no_build_lists_is_refused_not_guessed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WFKIT_BUILD_DIR", raising=False)
+    world = MemoryWorld()
+    with pytest.raises(WorkflowNotRegisteredError, match="source_workflow is not a workflow"):
+        start_sync(source_workflow, 1, world=world)
+    assert world.runs.list() == []  # nothing written
+
+
+def test_start_finds_the_id_of_an_installed_apps_workflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: the app's module lives in site-packages next to the wheel's
+    ``__wfkit_build__``, with no pyproject.toml anywhere; its path says nothing of the
+    project root, the manifest says ``workflow//./<package>/jobs//pipeline``."""
+    package = unique_package()
+    project = write_project(tmp_path / "project", package)
+    build = build_project(project)
+    site = tmp_path / "site-packages"
+    shutil.copytree(project / package, site / package)
+    shutil.copytree(build, site / WHEEL_BUILD_PACKAGE)
+    shutil.rmtree(project)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("WFKIT_BUILD_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, WHEEL_BUILD_PACKAGE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    jobs = importlib.import_module(f"{package}.jobs")
+    models = importlib.import_module(f"{package}.models")
+
+    world = MemoryWorld()
+    run = start_sync(jobs.apply, models.weigh, models.Parcel("a", 3), world=world)
+    (created,) = world.events.list(run.run_id)
+    assert created.data["workflow_name"] == f"workflow//./{package}/jobs//apply"
+    step_arg = created.data["input"]["args"][0]
+    assert (step_arg["$t"], step_arg["v"]) == ("step", f"step//./{package}/models//weigh")
+    parcel = created.data["input"]["args"][1]
+    assert parcel["cls"] == f"{package}.models:Parcel"
 
 
 def test_start_writes_run_created_and_its_message_together() -> None:

@@ -6,18 +6,23 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import importlib
 import json
 import math
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pydantic
 import pytest
 
-from wfkit.runtime.context import current_mode
+from tests.e2e.wheel_project import build_project, unique_package, write_project
+from wfkit.runtime.context import Mode, current_mode
 from wfkit.runtime.errors import (
     FatalError,
     HookConflictError,
@@ -27,6 +32,7 @@ from wfkit.runtime.errors import (
 )
 from wfkit.runtime.gen import StepProxy, step_proxy
 from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.loader import load_build
 from wfkit.runtime.serialization import (
     TAG,
     deserialize,
@@ -854,3 +860,103 @@ def test_public_api_is_pinned() -> None:
         "serialize_call",
         "serialize_error",
     ]
+
+
+# --- a loaded build: one class per name on each side of a boundary -------------------------
+
+
+@dataclasses.dataclass
+class App:
+    """A project built and loaded into this process: the user's modules and the workflow twins."""
+
+    package: str
+    models: ModuleType
+    jobs: ModuleType
+    workflow_models: ModuleType
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> App:
+    package = unique_package()
+    root = write_project(tmp_path / "project", package)
+    build = build_project(root)
+    monkeypatch.syspath_prepend(str(root))
+    load_build(build, root=root)
+    return App(
+        package,
+        importlib.import_module(f"{package}.models"),
+        importlib.import_module(f"{package}.jobs"),
+        sys.modules[f"__wfkit_workflow__.{package}.models"],
+    )
+
+
+def decoded_in(mode: Mode, data: Any) -> Any:
+    token = current_mode.set(mode)
+    try:
+        return deserialize(json.loads(json.dumps(data)))
+    finally:
+        current_mode.reset(token)
+
+
+def test_a_value_names_the_users_class_and_each_side_gets_its_own(app: App) -> None:
+    for name, make in (
+        ("Parcel", lambda cls: cls("a", 1)),
+        ("Quote", lambda cls: cls(label="q", cents=2)),
+        ("Money", lambda cls: cls(3)),
+    ):
+        users, twins = getattr(app.models, name), getattr(app.workflow_models, name)
+        assert users is not twins
+        # Made in workflow code or in step/client code: stored the same way.
+        for value in (make(twins), make(users)):
+            data = serialize(value)
+            assert data["cls"] == f"{app.package}.models:{name}", name
+            assert data["id"] == f"class//./{app.package}/models//{name}", name
+            assert type(decoded_in("workflow", data)) is twins, name
+            assert type(decoded_in("step", data)) is users, name
+            assert type(decoded_in("client", data)) is users, name
+
+
+def test_an_exception_of_a_module_with_twins_keeps_its_identity(app: App) -> None:
+    raised = app.workflow_models.Overweight("big", 1000)
+    info = serialize_error(raised)
+    assert info["type"] == f"{app.package}.models.Overweight"
+    assert info["value"]["cls"] == f"{app.package}.models:Overweight"
+    for mode, expected in (
+        ("workflow", app.workflow_models.Overweight),
+        ("step", app.models.Overweight),
+        ("client", app.models.Overweight),
+    ):
+        token = current_mode.set(mode)
+        try:
+            rebuilt = deserialize_error(json.loads(json.dumps(info)))
+        finally:
+            current_mode.reset(token)
+        assert type(rebuilt) is expected, mode
+        assert (rebuilt.label, rebuilt.weight) == ("big", 1000)  # type: ignore[attr-defined]
+
+
+def test_a_payload_naming_a_twin_module_reads_as_the_users_class(app: App) -> None:
+    """What wfkit wrote before class names were the user's: a step twin's module."""
+    stored = {
+        TAG: "dc",
+        "cls": f"__wfkit_step__.{app.package}.models:Parcel",
+        "v": {"label": "a", "weight": 1},
+    }
+    assert decoded_in("client", stored) == app.models.Parcel("a", 1)
+    assert type(decoded_in("client", stored)) is app.models.Parcel
+    assert type(decoded_in("workflow", stored)) is app.workflow_models.Parcel
+
+
+def test_the_users_step_functions_serialize_by_their_manifest_id(app: App) -> None:
+    weigh_id = f"step//./{app.package}/models//weigh"
+    assert serialize(app.models.weigh) == {TAG: "step", "v": weigh_id, "closure": None}
+    bound = serialize(app.models.Parcel("a", 1).heavier)
+    assert bound["v"] == f"step//./{app.package}/models//Parcel#heavier"
+    assert bound["this"]["cls"] == f"{app.package}.models:Parcel"
+    proxy = decoded_in("workflow", serialize(app.models.weigh))
+    assert isinstance(proxy, StepProxy) and proxy.step_id == weigh_id
+    with pytest.raises(SerializationError) as info:
+        serialize_call((app.jobs.kinds,), {})
+    assert info.value.path == "args[0]"
+    assert "only step functions can be serialized" in str(info.value)
+    assert "python -m wfbuild build" in str(info.value)

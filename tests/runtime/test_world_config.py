@@ -1,4 +1,5 @@
-"""``resolve_world`` with a spec string: one world per spec, not a new pool per call."""
+"""``resolve_world`` with a spec string: one world per spec, not a new pool per call; the
+local world is the project root's, from any subdirectory."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gc
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +60,34 @@ def test_calls_naming_a_postgres_url_share_one_world(spec_worlds: dict[str, Worl
             drop = getattr(world, "drop_schema", None)
             if callable(drop):
                 drop()
+
+
+def test_the_local_world_opens_at_the_project_root_from_a_subdirectory(
+    spec_worlds: dict[str, World], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wfkit inspect runs`` from ``app/sub`` used to create a second, empty database there."""
+    (tmp_path / "pyproject.toml").write_text("")
+    sub = tmp_path / "app" / "sub"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    monkeypatch.delenv("WFKIT_WORLD", raising=False)
+    world = world_config.resolve_world("local")
+    assert world.path == tmp_path.resolve() / ".wfkit" / "wfkit.db"  # type: ignore[attr-defined]
+    assert (tmp_path / ".wfkit" / ".gitignore").read_text() == "*\n"
+    assert not (sub / ".wfkit").exists()
+
+
+def test_the_default_world_is_the_projects_local_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "pkg").mkdir()
+    monkeypatch.chdir(tmp_path / "pkg")
+    monkeypatch.delenv("WFKIT_WORLD", raising=False)
+    monkeypatch.setattr(world_config, "_world", None)
+    world = world_config.get_world()
+    try:
+        assert world.path == tmp_path.resolve() / ".wfkit" / "wfkit.db"  # type: ignore[attr-defined]
+        assert not (tmp_path / "pkg" / ".wfkit").exists()
+    finally:
+        world.close()
