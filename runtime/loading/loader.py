@@ -333,9 +333,10 @@ def reset() -> None:
             if name.split(".", 1)[0] in PREFIXES.values():
                 del sys.modules[name]
         registry.forget_twins()
-        from wfkit.runtime.serialization._common import import_class
+        from wfkit.runtime.serialization._common import class_in_mode, import_class
 
-        import_class.cache_clear()  # it may hold classes of the unloaded twins
+        import_class.cache_clear()  # they may hold classes of the unloaded twins
+        class_in_mode.cache_clear()
 
 
 def loaded_manifests() -> list[Manifest]:

@@ -45,6 +45,8 @@ _steps: dict[str, StepEntry] = {}
 _classes: dict[tuple[str, str], type] = {}
 _class_ids: dict[type, str] = {}
 _modules_with_twins: set[str] = set()
+_twins_generation = 0
+"""Bumped whenever ``_modules_with_twins`` changes, so caches keyed on it re-resolve."""
 
 
 def register_workflow(workflow_id: str, fn: Callable[..., Any]) -> None:
@@ -123,7 +125,10 @@ def find_class(class_id: str, mode: str) -> type | None:
 
 def register_twins(module: str) -> None:
     """Note that the user module ``module`` has generated workflow and step twins loaded."""
-    _modules_with_twins.add(module)
+    global _twins_generation
+    if module not in _modules_with_twins:
+        _modules_with_twins.add(module)
+        _twins_generation += 1
 
 
 def has_twins(module: str) -> bool:
@@ -131,9 +136,16 @@ def has_twins(module: str) -> bool:
     return module in _modules_with_twins
 
 
+def twins_generation() -> int:
+    """A number that changes whenever the set of modules with twins changes."""
+    return _twins_generation
+
+
 def forget_twins() -> None:
     """Forget which modules have twins loaded (the loader unloaded them)."""
+    global _twins_generation
     _modules_with_twins.clear()
+    _twins_generation += 1
 
 
 def clear() -> None:
@@ -142,4 +154,4 @@ def clear() -> None:
     _steps.clear()
     _classes.clear()
     _class_ids.clear()
-    _modules_with_twins.clear()
+    forget_twins()

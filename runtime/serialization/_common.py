@@ -49,7 +49,7 @@ def resolve_class(d: dict[str, Any], base: type | None) -> Any:
     mode = current_mode.get()
     path = d.get("cls")
     if isinstance(path, str):
-        cls = import_class(class_path_for_mode(path, mode))
+        cls = class_in_mode(path, mode, registry.twins_generation())
     class_id = d.get("id")
     if cls is None and isinstance(class_id, str):
         cls = registry.find_class(class_id, mode)
@@ -60,6 +60,13 @@ def resolve_class(d: dict[str, Any], base: type | None) -> Any:
     if not isinstance(cls, type) or (base is not None and not issubclass(cls, base)):
         raise TypeError(f"{path!r} is not a {base.__name__ if base else 'class'}")
     return cls
+
+
+@functools.lru_cache(maxsize=2048)
+def class_in_mode(path: str, mode: str, twins_generation: int) -> Any:
+    """``import_class`` of what ``path`` stands for in ``mode``, cached on the hot decode
+    path; ``twins_generation`` keys the cache to the loaded builds (see the registry)."""
+    return import_class(class_path_for_mode(path, mode))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -88,6 +95,7 @@ def qualified_name(cls: type) -> str:
     return f"{canonical_module(cls.__module__)}.{cls.__qualname__}"
 
 
+@functools.lru_cache(maxsize=1024)
 def class_path(cls: type) -> str:
     """``module:qualname`` of the user's class, as stored values name it."""
     return f"{canonical_module(cls.__module__)}:{cls.__qualname__}"

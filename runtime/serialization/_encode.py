@@ -220,7 +220,7 @@ def _class_ref(obj: Any, *, require_importable: bool = True) -> dict[str, Any]:
         Unserializable: the class is neither registered nor importable, so it
             could never be read back (checked here, not at decode time).
     """
-    cls = type(obj)
+    cls: type = type(obj)
     ref: dict[str, Any] = {"cls": class_path(cls)}
     class_id = registry.class_id_of(cls) or cls.__dict__.get("__wfkit_class_id__")
     if class_id:
