@@ -6,6 +6,8 @@ These may import ``wfbuild`` lazily (DESIGN.md §1): a production worker never l
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,22 +24,43 @@ from wfkit.worlds.base import Hook, HookNotFoundError, World
 def build(root: str | Path | None = None, *, quiet: bool = True) -> Path:
     """Build the project's workflows if the build output is missing or stale; load it.
 
-    Returns the build directory. Raises ``wfbuild.BuildError`` (with compiler-style
-    diagnostics) when the sources have errors.
-    """
-    import os
+    Args:
+        root: where to look for the project (default: the current directory); its
+            project root is the nearest directory with a pyproject.toml. Outside any
+            project (an installed app), nothing is built: the build the app carries
+            (an installed wheel's, or ``$WFKIT_BUILD_DIR``) is loaded.
+        quiet: do not print wfbuild's summary.
 
+    Returns:
+        The build directory.
+
+    Raises:
+        wfbuild.BuildError: the sources have errors (compiler-style diagnostics).
+        FileNotFoundError: outside a project, and no installed build was found.
+        InvalidBuildError: the build is incomplete (a listed module is missing).
+    """
     if os.environ.get(BUILD_ENV):
+        return load_build().build_dir
+    project = find_root(Path(root) if root else None)
+    if not (project / "pyproject.toml").is_file():
         return load_build().build_dir
     import wfbuild
 
-    project = find_root(Path(root) if root else None)
     out = project / ".wfkit" / "build"
     if wfbuild.is_stale(root=project, out=out):
         report = wfbuild.build(root=project, out=out)
         if not quiet:
             print(report.summary())
     return load_build(out, root=project).build_dir
+
+
+def _source_dir(workflow: Any) -> Path | None:
+    """The directory of a workflow function's source file, if it has one."""
+    try:
+        source = inspect.getsourcefile(workflow)
+    except TypeError:
+        return None
+    return Path(source).parent if source else None
 
 
 @asynccontextmanager
@@ -86,7 +109,7 @@ def run(
             "use `run = await wfkit.start(...)` and `await run.result()` instead"
         )
     if not isinstance(workflow, str):
-        build()
+        build(_source_dir(workflow))  # the function's own project, from any directory
 
     async def main() -> Any:
         from wfkit.runtime.engine.worker import Worker

@@ -76,10 +76,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     import importlib
 
     from wfkit import run as run_workflow
+    from wfkit.runtime.loading.project import find_root
 
     module_name, _, attr = args.target.partition(":")
     if not attr:
         raise SystemExit("wfkit run: expected MODULE:FUNCTION, e.g. examples.orders:process_order")
+    root = str(find_root())
+    if root not in sys.path:  # the project's modules import from any of its subdirectories
+        sys.path.insert(0, root)
     fn = getattr(importlib.import_module(module_name), attr)
     result = run_workflow(fn, *_json_args(args.args))
     print(json.dumps(result, indent=2, default=str))

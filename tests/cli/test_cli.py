@@ -176,3 +176,17 @@ def test_a_worker_refuses_an_incomplete_build(project: tuple[Path, str, dict[str
         refused.stderr
     )
     assert "wfkit worker: world=" not in refused.stdout  # it never started serving
+
+
+def test_run_from_a_subdirectory_builds_and_runs_the_project(
+    project: tuple[Path, str, dict[str, str]],
+) -> None:
+    root, package, env = project
+    (root / package / "jobs.py").write_text(
+        (root / package / "jobs.py").read_text() + "\n\nasync def twice(n: int) -> int:\n"
+        '    "use workflow"\n    return (await pack(n)).weight * 2\n'
+    )  # a change since the last build: `wfkit run` rebuilds first
+    done = wfkit_in(root / package, env, "run", f"{package}.jobs:twice", "21")
+    assert json.loads(done.stdout) == 42
+    manifest = json.loads((root / ".wfkit" / "build" / "manifest.json").read_text())
+    assert "twice" in manifest["workflows"][f"{package}/jobs.py"]

@@ -226,3 +226,22 @@ def test_the_worker_refuses_an_incomplete_installed_build(
     assert time.monotonic() - began < 30  # it exits; it does not start serving
     assert "InvalidBuildError" in result.stderr
     assert "missing generated module step/myapp/models.py (myapp.models)" in result.stderr
+
+
+def test_wfkit_run_uses_the_installed_build(installed: Installed, tmp_path: Path) -> None:
+    """``wfkit run`` builds a project's stale sources; an installed app has none to build:
+    it runs on the build the wheel carries, from any directory."""
+    result = subprocess.run(
+        [str(installed.bindir / "wfkit"), "run", "myapp.jobs:pipeline", "12"],
+        cwd=tmp_path,
+        env=_clean_env(f"sqlite:///{tmp_path / 'wfkit.db'}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["step_sees"] == [True, True, True]
+    assert report["workflow_sees"] == [True, True, True, True]
+    assert "Parcel(label='p12', weight=13)" in report["parcel"]  # printed with str()
+    assert not (tmp_path / ".wfkit").exists()  # nothing was built here
