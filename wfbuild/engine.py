@@ -358,9 +358,9 @@ def run_build(
     # An empty list (not None): a build covers the given PATHS or the root, never "what was
     # built last" the way `check` does.
     plan = plan_build(list(paths or []), root=root, out=out)
-    _ignore_state_dir(plan.out_dir)
     if not stale_reasons(plan):
         # Up to date: no transform, no write, and the transformer (libcst) is not even imported.
+        _ignore_state_dir(plan.out_dir)
         return _report(plan, plan.cached, set(), 0, started)
     from wfkit.transformer.manifest import build_manifest, dump_manifest
 
@@ -402,6 +402,7 @@ def run_build(
             warnings[rel] = result.diagnostics
             transformed.add(rel)
     generated = {rel: e for rel, e in entries.items() if e.is_generated}
+    _ignore_state_dir(plan.out_dir)  # only now: nothing is written on error
     written = 0
     for rel, result in sorted(new_code.items()):
         if not entries[rel].is_generated:
