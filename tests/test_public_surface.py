@@ -13,7 +13,7 @@ PUBLIC = [
     "CorruptedEventLogError",
     "CorruptedLogError", "EntityConflictError", "FatalError", "FetchResponse", "Hook",
     "HookConflictError", "HookDisposedError", "HookNotFoundError",
-    "InvalidEventError", "NotInWorkflowError",
+    "InvalidBuildError", "InvalidEventError", "NotInWorkflowError",
     "ReplayDivergenceError", "Request", "Response", "RetryableError", "Run", "RunNotFoundError",
     "SchemaVersionError", "SerializationError", "StepError", "StepMetadata", "StepNotFoundError",
     "StepNotRegisteredError", "StreamHandle", "TypedHook", "WaitNotFoundError", "Webhook",
