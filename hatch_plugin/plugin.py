@@ -115,6 +115,8 @@ class WfkitBuildHook(BuildHookInterface[BuilderConfig]):
         ``initialize``. Files a ``force-include`` names explicitly are still included.
         """
         config = self.build_config
+        if config.path_is_excluded(".wfkit/wfkit.db"):  # already (another version of a target)
+            return
         excluded = pathspec.GitIgnoreSpec.from_lines([STATE_DIR_PATTERN])
         current = config.exclude_spec
         vars(config)["exclude_spec"] = excluded if current is None else current + excluded

@@ -11,8 +11,8 @@ A build that lacks a module its manifest lists is refused before anything is
 imported (``InvalidBuildError``): a worker that started on it would fail live runs
 with ``WorkflowNotRegisteredError`` instead.
 
-Finding a build (``find_build_dir``, ``find_root``) lives in ``project``; reading its
-manifest in ``manifest``; both are re-exported here.
+Finding a build (``find_build_dir``, ``find_root``, re-exported here) lives in
+``project``, reading its manifest in ``manifest``.
 """
 
 from __future__ import annotations

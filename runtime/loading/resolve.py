@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.runtime.errors import WorkflowNotRegisteredError
+from wfkit.runtime.loading.loader import loaded_manifests
 from wfkit.runtime.loading.manifest import Kind, Manifest, ManifestEntry, read_manifest
 from wfkit.runtime.loading.project import find_build_dir
 from wfkit.runtime.loading.twins import canonical_module
@@ -184,8 +185,6 @@ def _source_dir(fn: Any) -> Path | None:
 
 def _known_manifests(near: Path | None) -> Iterator[Manifest]:
     """Loaded builds first, then the build found from the cwd, then the one near ``near``."""
-    from wfkit.runtime.loading.loader import loaded_manifests
-
     seen: set[Path] = set()
     for manifest in loaded_manifests():
         seen.add(manifest.build_dir)

@@ -28,10 +28,13 @@ the one marker key ``"$t"`` naming its kind, and its payload under ``"v"``::
     {"$t": "step", "v": step id, "closure": <ser dict> | null, "this"?: <ser>}
     {"$t": <codec tag>, "v": <ser of encode(value)>}                      register_codec
 
-``"cls"`` is always ``"module:qualname"``; ``"id"`` is the manifest class ID when
-the class is registered. Decoding looks the ID up for the current mode
-(``registry.find_class``), else imports the path, and accepts what it finds only
-if it is the expected kind (a dataclass for ``"dc"``, an Enum for ``"enum"``...).
+``"cls"`` is always ``"module:qualname"`` of the **user's** class, also for an instance
+of a generated twin's copy (``myapp.jobs:Parcel``, never ``__wfkit_step__.myapp.jobs:...``);
+``"id"`` is the manifest class ID when the class is registered. Decoding imports the
+class that name stands for in the current mode (``loading.twins.class_path_for_mode``:
+the workflow twin's in workflow code, the user's own elsewhere), else looks the ID up
+(``registry.find_class``), and accepts what it finds only if it is the expected kind
+(a dataclass for ``"dc"``, an Enum for ``"enum"``...).
 Classes that could not be read back (defined in a function, not registered) fail
 at ``serialize`` time, except exceptions, which read back as ``StepError``.
 
@@ -130,8 +133,9 @@ def serialize(value: Any, *, path: str = "value") -> Any:
 def deserialize(data: Any) -> Any:
     """Rebuild the Python value ``serialize`` produced ``data`` from.
 
-    Classes are found by their registered ID for the current mode
-    (``wfkit.runtime.context.current_mode``), else imported by ``module:qualname``.
+    Classes are imported by ``module:qualname`` as the current mode's code sees them
+    (``wfkit.runtime.context.current_mode``: the workflow twin's class in workflow
+    mode, the user's own elsewhere), else found by their registered ID.
     Step functions come back as step proxies in workflow mode and as the
     registered step function elsewhere. An exception whose class cannot be
     rebuilt comes back as ``StepError``. ``data`` is never modified.
