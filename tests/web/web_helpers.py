@@ -91,3 +91,57 @@ checkout = workflow("checkout", _checkout)
 declined = workflow("declined", _declined)
 napping = workflow("napping", _napping)
 streaming = workflow("streaming", _streaming)
+
+
+_flaky_attempts: dict[str, int] = {}
+
+
+async def _flaky_reserve(item: str) -> str:
+    """Fails its first attempt (a retry after 0.2 s), then succeeds."""
+    from wfkit.runtime.errors import RetryableError
+
+    seen = _flaky_attempts.get(item, 0) + 1
+    _flaky_attempts[item] = seen
+    if seen == 1:
+        raise RetryableError(f"warehouse busy for {item}", retry_after=0.2)
+    return f"reserved {item}"
+
+
+async def _pack(item: str) -> str:
+    return f"packed {item}"
+
+
+async def _ship(item: str, seconds: float) -> str:
+    import asyncio
+
+    await asyncio.sleep(seconds)  # long enough for a browser to watch it run
+    return f"shipped {item}"
+
+
+flaky_reserve = step("flaky_reserve", _flaky_reserve)
+pack = step("pack", _pack)
+ship = step("ship", _ship)
+
+
+async def _packing(item: str) -> str:
+    return str(await pack(item))
+
+
+packing = workflow("packing", _packing)
+
+
+async def _fulfil(item: str, nap: float, ship_seconds: float = 0.0) -> dict[str, Any]:
+    """A step that fails once, a sleep, a child run, a hook, then a slow step: everything
+    the timeline draws."""
+    from wfkit.runtime.api.client import start
+    from wfkit.runtime.api.workflow import create_hook, sleep
+
+    reserved = await flaky_reserve(item)
+    await sleep(nap)
+    child = await start(packing, item)
+    approval = await create_hook(token=f"approve:{item}")
+    shipped = await ship(item, ship_seconds)
+    return {"reserved": reserved, "child": child.run_id, "approval": approval, "shipped": shipped}
+
+
+fulfil = workflow("fulfil", _fulfil)

@@ -1,0 +1,383 @@
+"""The inspector's ASGI app: routes, world reads in worker threads, actions.
+
+Every world call goes through :func:`_read` (``anyio.to_thread``), so a slow database
+read stalls one request, never the server. Handlers only parse the request, read, and
+hand records to the pure markup modules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import parse_qs, urlencode
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from wfkit.runtime.api.client import cancel_run, resume_hook_sync
+from wfkit.runtime.api.streams import decode_chunk
+from wfkit.runtime.tools.tables import short_name
+from wfkit.runtime.tools.web import assets, queries
+from wfkit.runtime.tools.web.hook_payloads import PayloadCheck, check_payload, schema_of
+from wfkit.runtime.tools.web.live import live_response
+from wfkit.runtime.tools.web.markup import (
+    PARTIAL_HEADER,
+    message_page,
+    page,
+    pretty_json,
+    run_href,
+    stream_href,
+)
+from wfkit.runtime.tools.web.queries import BadFilter, RunsQuery
+from wfkit.runtime.tools.web.run_html import RunPageState, run_body, stream_body
+from wfkit.runtime.tools.web.runs_html import runs_body
+from wfkit.runtime.tools.web.security import InspectorGuard
+from wfkit.runtime.world_config import resolve_world
+from wfkit.worlds.base import HookNotFoundError, Run, RunNotFoundError, World, utc_now
+
+T = TypeVar("T")
+
+MAX_FORM_BYTES = 1 << 20
+"""Largest hook payload form accepted (a typed-in payload, not an upload)."""
+_NOTICES = {
+    "cancelled": "Run cancelled.",
+    "not-cancelled": "The run had already ended; nothing was cancelled.",
+    "resumed": "Payload delivered; the run continues when a worker picks it up.",
+}
+
+
+async def _read(fn: Callable[[], T]) -> T:
+    """Run a blocking world read in a worker thread."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+def chunk_view(data: bytes) -> tuple[str, str]:
+    """One stored stream chunk as (kind, text): bytes as their repr, objects as JSON."""
+    try:
+        value = decode_chunk(data)
+    except Exception as exc:  # not readable here (e.g. a class from an unloaded build)
+        if data[:1] == b"j":
+            return "json (serialized)", _json_text(data[1:])
+        return "undecodable", f"{type(exc).__name__}: {exc}\n{data!r}"
+    if isinstance(value, bytes):
+        return "bytes", repr(value)
+    try:
+        return "json", json.dumps(value, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return "json (serialized)", _json_text(data[1:])
+
+
+def _json_text(body: bytes) -> str:
+    try:
+        return pretty_json(json.loads(body.decode("utf-8")))
+    except ValueError:
+        return repr(body)
+
+
+def read_chunks(world: World, run_id: str, name: str) -> tuple[list[bytes], bool]:
+    """Every chunk of a stream so far, and whether it is closed."""
+    chunks: list[bytes] = []
+    while True:
+        page = world.streams.read(run_id, name, start_index=len(chunks))
+        chunks.extend(page.chunks)
+        if page.closed or not page.chunks:
+            return chunks, page.closed
+
+
+def _live_url(path: str, token: str, params: dict[str, str] | None = None) -> str:
+    return f"{path}?{urlencode({**(params or {}), 'since': token})}"
+
+
+class _Pages:
+    """The route handlers, bound to one world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _html(
+        self, request: Request, title: str, body: str, live: str | None, status: int = 200
+    ) -> Response:
+        if request.headers.get(PARTIAL_HEADER):
+            return HTMLResponse(body, status_code=status)
+        return HTMLResponse(page(title, body, live_url=live), status_code=status)
+
+    def _not_found(self, run_id: str, api: bool = False) -> Response:
+        if api:
+            return JSONResponse({"error": f"no run {run_id}"}, status_code=404)
+        return HTMLResponse(
+            message_page("Run not found", f"There is no run {run_id} in this world."),
+            status_code=404,
+        )
+
+    def _runs_query(self, request: Request) -> RunsQuery:
+        return RunsQuery.parse(dict(request.query_params))
+
+    async def _run_page(
+        self, request: Request, run_id: str, state: RunPageState, status: int = 200
+    ) -> Response:
+        world = self.world
+
+        def load() -> tuple[queries.RunView, queries.LiveState]:
+            return queries.load_run_view(world, run_id), queries.run_state(world, run_id)
+
+        try:
+            view, live = await _read(load)
+        except RunNotFoundError:
+            return self._not_found(run_id)
+        path = run_href(run_id) + "/live"
+        live_url = None if live.final else _live_url(path, live.token)
+        title = f"run {short_name(view.run.workflow_name)}"
+        return self._html(request, title, run_body(view, state), live_url, status)
+
+    # --- pages ---------------------------------------------------------------------
+
+    async def runs(self, request: Request) -> Response:
+        try:
+            query = self._runs_query(request)
+        except BadFilter as exc:
+            return HTMLResponse(message_page("Bad filter", str(exc)), status_code=400)
+        world = self.world
+
+        def load() -> tuple[queries.RunsPage, queries.LiveState]:
+            return queries.list_runs_page(world, query), queries.runs_state(world, query)
+
+        listing, live = await _read(load)
+        live_url = _live_url("/live", live.token, query.params())
+        return self._html(request, "runs", runs_body(listing, utc_now()), live_url)
+
+    async def runs_live(self, request: Request) -> Response:
+        try:
+            query = self._runs_query(request)
+        except BadFilter as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return live_response(request, lambda: queries.runs_state(self.world, query))
+
+    async def run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        done = request.query_params.get("done", "")
+        state = RunPageState(
+            scale="linear" if request.query_params.get("scale") == "linear" else "compressed",
+            notice=_NOTICES.get(done, ""),
+            notice_bad=done.startswith("not-"),
+        )
+        return await self._run_page(request, run_id, state)
+
+    async def run_live(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        return live_response(request, lambda: queries.run_state(self.world, run_id))
+
+    async def stream(self, request: Request) -> Response:
+        run_id, name = request.path_params["run_id"], request.path_params["name"]
+        world = self.world
+
+        def load() -> tuple[Run, list[bytes], bool, queries.LiveState] | None:
+            record = world.runs.get(run_id)
+            if name not in world.streams.list(run_id):
+                return None
+            chunks, closed = read_chunks(world, run_id, name)
+            return record, chunks, closed, queries.stream_state(world, run_id, name)
+
+        try:
+            loaded = await _read(load)
+        except RunNotFoundError:
+            return self._not_found(run_id)
+        if loaded is None:
+            return HTMLResponse(
+                message_page("Stream not found", f"Run {run_id} has no stream {name}."),
+                status_code=404,
+            )
+        record, chunks, closed, live = loaded
+        live_url = (
+            None if live.final else _live_url(stream_href(run_id, name) + "/live", live.token)
+        )
+        body = stream_body(record, name, [chunk_view(c) for c in chunks], closed)
+        return self._html(request, f"stream {name}", body, live_url)
+
+    async def stream_live(self, request: Request) -> Response:
+        run_id, name = request.path_params["run_id"], request.path_params["name"]
+        return live_response(request, lambda: queries.stream_state(self.world, run_id, name))
+
+    # --- actions -------------------------------------------------------------------
+
+    async def cancel(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            cancelled = await _read(
+                lambda: cancel_run(run_id, world=self.world, reason="cancelled from wfkit web")
+            )
+        except RunNotFoundError:
+            return self._not_found(run_id)
+        done = "cancelled" if cancelled else "not-cancelled"
+        return RedirectResponse(f"{run_href(run_id)}?done={done}", status_code=303)
+
+    async def resume(self, request: Request) -> Response:
+        run_id, hook_id = request.path_params["run_id"], request.path_params["hook_id"]
+        body = await _read_limited(request)
+        if body is None:
+            return HTMLResponse(
+                message_page("Payload too large", f"At most {MAX_FORM_BYTES} bytes."), 413
+            )
+        try:
+            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return HTMLResponse(message_page("Bad request", "The form is not UTF-8."), 400)
+        text = (fields.get("payload") or [""])[0]
+        outcome = await _read(lambda: self._deliver(run_id, hook_id, text))
+        if isinstance(outcome, str):
+            return HTMLResponse(message_page("Cannot resume", outcome), status_code=409)
+        if outcome.ok:
+            return RedirectResponse(f"{run_href(run_id)}?done=resumed#hooks", status_code=303)
+        state = RunPageState(rejected={hook_id: (text, outcome.problems)})
+        state.notice, state.notice_bad = (
+            "The payload was not sent: " + "; ".join(outcome.problems),
+            True,
+        )
+        return await self._run_page(request, run_id, state, status=400)
+
+    def _deliver(self, run_id: str, hook_id: str, text: str) -> PayloadCheck | str:
+        """Check ``text`` for the hook and deliver it (blocking: call through ``_read``).
+
+        Returns:
+            The check (delivered when it is ok), or why the hook cannot take a payload.
+        """
+        world = self.world
+        try:
+            hook = world.hooks.get(hook_id)
+        except HookNotFoundError:
+            return f"There is no hook {hook_id}."
+        if hook.run_id != run_id:
+            return f"Hook {hook_id} belongs to another run."
+        if hook.status != "active":
+            return f"Hook {hook_id} is {hook.status}; it takes no more payloads."
+        if hook.is_webhook:
+            return "A webhook is resumed by an HTTP request to its URL, not from here."
+        check = check_payload(text, schema_of(hook.metadata))
+        if check.ok:
+            try:
+                resume_hook_sync(hook.token, check.value, world=world)
+            except HookNotFoundError:
+                return "The run ended before the payload arrived; nothing was delivered."
+        return check
+
+    # --- JSON twins ------------------------------------------------------------------
+
+    async def api_runs(self, request: Request) -> Response:
+        try:
+            query = self._runs_query(request)
+        except BadFilter as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        listing = await _read(lambda: queries.list_runs_page(self.world, query))
+        headers = {}
+        if listing.has_next:
+            headers["link"] = (
+                f'</api/runs?{urlencode(query.params(page=query.page + 1))}>; rel="next"'
+            )
+        return JSONResponse([r.model_dump(mode="json") for r in listing.runs], headers=headers)
+
+    async def api_run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            view = await _read(lambda: queries.load_run_view(self.world, run_id))
+        except RunNotFoundError:
+            return self._not_found(run_id, api=True)
+        return JSONResponse(
+            {
+                "run": view.run.model_dump(mode="json"),
+                "steps": [s.model_dump(mode="json") for s in view.steps],
+                "events": [e.model_dump(mode="json") for e in view.events],
+                "waits": [w.model_dump(mode="json") for w in view.waits],
+                "hooks": [h.model_dump(mode="json") for h in view.hooks],
+                "streams": view.streams,
+                "parent_run_id": view.parent,
+                "child_run_ids": list(view.children),
+            }
+        )
+
+    async def api_cancel(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            cancelled = await _read(
+                lambda: cancel_run(run_id, world=self.world, reason="cancelled from wfkit web")
+            )
+        except RunNotFoundError:
+            return self._not_found(run_id, api=True)
+        return JSONResponse({"run_id": run_id, "cancelled": cancelled})
+
+    async def api_resume(self, request: Request) -> Response:
+        run_id, hook_id = request.path_params["run_id"], request.path_params["hook_id"]
+        body = await _read_limited(request)
+        if body is None:
+            return JSONResponse(
+                {"error": f"payload larger than {MAX_FORM_BYTES} bytes"}, status_code=413
+            )
+        text = body.decode("utf-8", errors="replace")
+        outcome = await _read(lambda: self._deliver(run_id, hook_id, text))
+        if isinstance(outcome, str):
+            return JSONResponse({"error": outcome}, status_code=409)
+        if not outcome.ok:
+            return JSONResponse(
+                {"error": "payload rejected", "problems": list(outcome.problems)}, 400
+            )
+        return JSONResponse({"run_id": run_id, "hook_id": hook_id, "resumed": True})
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    """The request body, or None when it is larger than ``MAX_FORM_BYTES``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    return bytes(body)
+
+
+def _asset(text: str, media_type: str) -> Callable[[Request], Response]:
+    async def serve(request: Request) -> Response:
+        return Response(text, media_type=media_type, headers={"cache-control": "no-cache"})
+
+    return serve  # type: ignore[return-value]
+
+
+def create_web_app(
+    world: World | str | None = None, *, allowed_hosts: tuple[str, ...] = ()
+) -> Starlette:
+    """The inspector as an ASGI app.
+
+    Args:
+        world: a World, a world spec, or None for the default world.
+        allowed_hosts: host names it answers to besides loopback names and IP addresses
+            (see ``security``).
+    """
+    pages = _Pages(resolve_world(world))
+    routes = [
+        Route("/", pages.runs, methods=["GET"]),
+        Route("/live", pages.runs_live, methods=["GET"]),
+        Route("/runs/{run_id}", pages.run, methods=["GET"]),
+        Route("/runs/{run_id}/live", pages.run_live, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/hooks/{hook_id}/resume", pages.resume, methods=["POST"]),
+        Route("/runs/{run_id}/streams/{name}", pages.stream, methods=["GET"]),
+        Route("/runs/{run_id}/streams/{name}/live", pages.stream_live, methods=["GET"]),
+        Route("/api/runs", pages.api_runs, methods=["GET"]),
+        Route("/api/runs/{run_id}", pages.api_run, methods=["GET"]),
+        Route("/api/runs/{run_id}/cancel", pages.api_cancel, methods=["POST"]),
+        Route("/api/runs/{run_id}/hooks/{hook_id}/resume", pages.api_resume, methods=["POST"]),
+        Route("/assets/inspector.css", _asset(assets.STYLESHEET, "text/css"), methods=["GET"]),
+        Route("/assets/inspector.js", _asset(assets.SCRIPT, "text/javascript"), methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes, middleware=[Middleware(InspectorGuard, allowed_hosts=allowed_hosts)]
+    )
+
+
+__all__ = ["chunk_view", "create_web_app", "read_chunks"]

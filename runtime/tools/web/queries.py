@@ -1,0 +1,294 @@
+"""What the inspector reads from a world. Every function here is synchronous and blocking:
+the app calls them in a worker thread (``anyio.to_thread``), never on the event loop.
+
+Parent and child runs. A workflow's ``await start(child)`` is the built-in step
+``step//wfkit//start``; the child's run id is derived from that step's id (``step_X`` →
+``wrun_X``), so a parent's children are read off its steps. The other direction needs a
+search, because a child run records nothing about its parent: the step id is a ULID
+whose timestamp is the parent's start (``replay/calls.py``), so the runs started in that
+millisecond are the candidates, and ``steps.get(candidate, step_X)`` confirms the one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from wfkit.runtime.tools.tables import short_name
+from wfkit.runtime.tools.web.markup import ACTIVE, RUN_STATUSES, fmt_time
+from wfkit.runtime.tools.web.timeline import START_STEP_ID, child_run_id
+from wfkit.worlds.base import (
+    RUN_TERMINAL,
+    Event,
+    Hook,
+    Run,
+    RunNotFoundError,
+    RunStatus,
+    Step,
+    StepNotFoundError,
+    Wait,
+    World,
+)
+
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+SHORT_NAME_SCAN = 5000
+"""Runs scanned when ``?workflow=`` is a short name (the world filters by full id only)."""
+PARENT_SCAN = 2000
+"""Newest runs searched for a child run's parent."""
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class BadFilter(ValueError):
+    """A query parameter the runs list cannot use."""
+
+
+@dataclass(frozen=True)
+class RunsQuery:
+    """The runs list's filters and page (1-based)."""
+
+    status: str | None = None
+    workflow: str | None = None
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> RunsQuery:
+        """Read ``status``, ``workflow``, ``page`` and ``per_page`` from query parameters.
+
+        Raises:
+            BadFilter: an unknown status, or a page that is not a positive number.
+        """
+        status = params.get("status") or None
+        if status and status not in RUN_STATUSES:
+            raise BadFilter(f"unknown status {status!r}; one of {', '.join(RUN_STATUSES)}")
+        numbers = {}
+        for name, default, top in (("page", 1, 10**6), ("per_page", PER_PAGE, MAX_PER_PAGE)):
+            raw = params.get(name) or str(default)
+            if not raw.isdigit() or not 1 <= int(raw) <= top:
+                raise BadFilter(f"{name} must be a whole number from 1 to {top}, not {raw!r}")
+            numbers[name] = int(raw)
+        workflow = (params.get("workflow") or "").strip() or None
+        return cls(status, workflow, numbers["page"], numbers["per_page"])
+
+    def params(self, **changes: object) -> dict[str, str]:
+        """The query string parameters of this query with ``changes`` applied (for links)."""
+        values: dict[str, object] = {
+            "status": self.status,
+            "workflow": self.workflow,
+            "page": self.page,
+            "per_page": self.per_page,
+        }
+        values.update(changes)
+        defaults = {"page": 1, "per_page": PER_PAGE}
+        return {k: str(v) for k, v in values.items() if v and defaults.get(k) != v}
+
+
+@dataclass
+class RunsPage:
+    """One page of the runs list and what each row says beyond the record."""
+
+    query: RunsQuery
+    runs: list[Run]
+    has_next: bool
+    waiting: dict[str, str] = field(default_factory=dict)
+    """For live runs: what each waits on (a hook, a sleep, a step)."""
+    parents: dict[str, str] = field(default_factory=dict)
+    """Child run id → parent run id, where both are on this page."""
+    workflows: list[str] = field(default_factory=list)
+    """Workflow ids seen on this page (the filter's suggestions)."""
+
+
+def list_runs_page(world: World, query: RunsQuery) -> RunsPage:
+    """Runs newest first, filtered, one page of them, with their waits and parents."""
+    status: RunStatus | None = query.status  # type: ignore[assignment]  # checked in parse
+    skip = (query.page - 1) * query.per_page
+    wanted = skip + query.per_page + 1  # one more says whether a next page exists
+    if query.workflow and "//" not in query.workflow:
+        scanned = world.runs.list(status=status, limit=max(SHORT_NAME_SCAN, wanted))
+        found = [r for r in scanned if short_name(r.workflow_name) == query.workflow][:wanted]
+    else:
+        found = world.runs.list(status=status, workflow_name=query.workflow, limit=wanted)
+    runs = found[skip : skip + query.per_page]
+    result = RunsPage(query, runs, has_next=len(found) > skip + query.per_page)
+    result.waiting = {r.run_id: waiting_on(world, r) for r in runs if r.status in ACTIVE}
+    result.parents = parents_on_page(world, runs)
+    result.workflows = sorted({r.workflow_name for r in runs})
+    return result
+
+
+def waiting_on(world: World, run: Run) -> str:
+    """What a live run is waiting for, in a few words: its hooks, sleeps and steps."""
+    if run.status == "pending":
+        return "queued: no worker has started it yet"
+    parts: list[str] = []
+    hooks = [h for h in world.hooks.list(run_id=run.run_id) if h.status == "active"]
+    parts += [f"waiting for {'webhook' if h.is_webhook else 'hook'} {h.token}" for h in hooks]
+    waits = [w for w in world.waits.list(run.run_id) if w.status == "waiting"]
+    parts += [f"sleeping until {fmt_time(w.resume_at)}" for w in waits]
+    for step in world.steps.list(run.run_id):
+        name = short_name(step.step_name)
+        if step.status == "running":
+            parts.append(f"running {name} (attempt {step.attempt})")
+        elif step.status == "pending" and step.retry_after is not None:
+            parts.append(
+                f"{name} failed attempt {step.attempt}, retrying at {fmt_time(step.retry_after)}"
+            )
+        elif step.status == "pending":
+            parts.append(f"{name} queued")
+    return "; ".join(parts) or "running"
+
+
+def _ulid_millis(ulid: str) -> int | None:
+    """The timestamp (ms) in a ULID's first ten characters, None if it is not one."""
+    head = ulid[:10].upper()
+    if len(head) != 10 or any(c not in _CROCKFORD for c in head):
+        return None
+    value = 0
+    for char in head:
+        value = value * 32 + _CROCKFORD.index(char)
+    return value
+
+
+def _started_ms(run: Run) -> int:
+    """The millisecond the run's replay clock starts at (its correlation ids carry it)."""
+    return int((run.started_at or run.created_at).timestamp() * 1000)
+
+
+def _is_parent(world: World, candidate: Run, child_id: str) -> bool:
+    step_id = "step_" + child_id.removeprefix("wrun_")
+    try:
+        return world.steps.get(candidate.run_id, step_id).step_name == START_STEP_ID
+    except (StepNotFoundError, RunNotFoundError):
+        return False
+
+
+def parents_on_page(world: World, runs: list[Run]) -> dict[str, str]:
+    """Child → parent for the runs of one page whose parent is on the same page."""
+    by_ms: dict[int, list[Run]] = {}
+    for run in runs:
+        by_ms.setdefault(_started_ms(run), []).append(run)
+    found: dict[str, str] = {}
+    for run in runs:
+        millis = _ulid_millis(run.run_id.removeprefix("wrun_"))
+        for candidate in by_ms.get(millis, []) if millis is not None else []:
+            if candidate.run_id != run.run_id and _is_parent(world, candidate, run.run_id):
+                found[run.run_id] = candidate.run_id
+                break
+    return found
+
+
+def find_parent(world: World, child: Run) -> str | None:
+    """The run whose ``start`` step created ``child``, or None (not a child, or its parent
+    is older than the newest ``PARENT_SCAN`` runs)."""
+    millis = _ulid_millis(child.run_id.removeprefix("wrun_"))
+    if millis is None:
+        return None
+    for candidate in world.runs.list(limit=PARENT_SCAN):
+        if candidate.run_id != child.run_id and _started_ms(candidate) == millis:
+            if _is_parent(world, candidate, child.run_id):
+                return candidate.run_id
+    return None
+
+
+@dataclass
+class RunView:
+    """Everything the run page shows, read in one go."""
+
+    run: Run
+    steps: list[Step]
+    events: list[Event]
+    waits: list[Wait]
+    hooks: list[Hook]
+    streams: list[str]
+    children: dict[str, Run]
+    parent: str | None
+    now: datetime
+
+
+def load_run_view(world: World, run_id: str) -> RunView:
+    """The run, its steps, events, waits, hooks, streams, child runs and parent.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    run = world.runs.get(run_id)
+    events = world.events.list(run_id)
+    steps = sorted(world.steps.list(run_id), key=lambda s: (s.created_at, s.step_id))
+    children: dict[str, Run] = {}
+    for step in steps:
+        if step.step_name == START_STEP_ID:
+            try:
+                children[child_run_id(step.step_id)] = world.runs.get(child_run_id(step.step_id))
+            except RunNotFoundError:
+                pass  # its start step has not run yet
+    return RunView(
+        run=run,
+        steps=steps,
+        events=events,
+        waits=world.waits.list(run_id),
+        hooks=world.hooks.list(run_id=run_id),
+        streams=world.streams.list(run_id),
+        children=children,
+        parent=find_parent(world, run),
+        now=datetime.now(UTC),
+    )
+
+
+# --- live-update tokens ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """A short token that changes whenever what a page shows changes, and whether it
+    can change again."""
+
+    token: str
+    final: bool
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=10).hexdigest()
+
+
+def run_state(world: World, run_id: str) -> LiveState:
+    """The run page's state: its last event (every change of a run, step, hook or wait is
+    an event), its child runs' statuses and its streams.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    run = world.runs.get(run_id)
+    children = [
+        child_run_id(s.step_id) for s in world.steps.list(run_id) if s.step_name == START_STEP_ID
+    ]
+    parts = [run.status, run.updated_at.isoformat(), *world.streams.list(run_id)]
+    child_final = True
+    for child in children:
+        try:
+            record = world.runs.get(child)
+        except RunNotFoundError:
+            parts.append(f"{child}:none")
+            child_final = False
+            continue
+        parts.append(f"{child}:{record.status}")
+        child_final = child_final and record.status in RUN_TERMINAL
+    return LiveState(_digest(parts), run.status in RUN_TERMINAL and child_final)
+
+
+def runs_state(world: World, query: RunsQuery) -> LiveState:
+    """The runs list's state: the ids, statuses and update times of its page (never final:
+    new runs may arrive)."""
+    listing = list_runs_page(world, query)
+    parts = [f"{r.run_id}:{r.status}:{r.updated_at.isoformat()}" for r in listing.runs]
+    parts += [f"{k}:{v}" for k, v in sorted(listing.waiting.items())]
+    return LiveState(_digest(parts), final=False)
+
+
+def stream_state(world: World, run_id: str, name: str) -> LiveState:
+    """A stream page's state: its chunk count and whether it is closed."""
+    page = world.streams.read(run_id, name, start_index=0, limit=None)
+    total = page.next_index
+    return LiveState(_digest([str(total), str(page.closed)]), page.closed)
