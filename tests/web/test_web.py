@@ -1,98 +1,25 @@
-"""``wfkit web``: real runs on the memory and local worlds, pages read as a user would."""
+"""``wfkit web`` pages: real runs on every world, pages read as a user would."""
 
 from __future__ import annotations
 
-import asyncio
-import html
-import importlib
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import httpx
-import pytest
 
 from tests.web import web_helpers
-from wfkit.runtime.api.client import start
-from wfkit.runtime.engine.worker import Worker
-from wfkit.runtime.tools.web import create_web_app
+from tests.web.inspector_client import (
+    finish,
+    get,
+    request,
+    runs_rows,
+    section,
+    suspend,
+    text_of,
+    work_until_done,
+)
+from wfkit.runtime.api.client import start_sync
 from wfkit.worlds.base import World
 
 
-@pytest.fixture(autouse=True)
-def helpers() -> Iterator[Any]:
-    """(Re-)register the helper workflows: other tests may clear the registry."""
-    yield importlib.reload(web_helpers)
-
-
-@pytest.fixture(params=["memory", "local"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    instance: World
-    if request.param == "memory":
-        from wfkit.worlds.memory import MemoryWorld
-
-        instance = MemoryWorld()
-    else:
-        from wfkit.worlds.local import LocalWorld
-
-        instance = LocalWorld.from_spec(f"sqlite:///{tmp_path / 'wfkit.db'}")
-    yield instance
-    instance.close()
-
-
-def _run(coro: Any, timeout: float = 30) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
-
-
-async def _finish(world: World, workflow_id: str, *args: Any) -> str:
-    run = await start(workflow_id, *args, world=world)
-    await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=20)
-    return run.run_id
-
-
-def finish(world: World, workflow_id: str, *args: Any) -> str:
-    """Start a run and work until it ends; its id."""
-    return str(_run(_finish(world, workflow_id, *args)))
-
-
-def request(world: World, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One request to the inspector app over ASGI."""
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_web_app(world))
-        async with httpx.AsyncClient(transport=transport, base_url="http://wfkit") as client:
-            return await client.request(method, path, **kwargs)
-
-    return _run(go())  # type: ignore[no-any-return]
-
-
-def get(world: World, path: str) -> httpx.Response:
-    return request(world, "GET", path)
-
-
-def text_of(markup: str) -> str:
-    """What a reader sees: tags dropped, entities decoded, whitespace collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
-
-
-def runs_rows(markup: str) -> list[str]:
-    """The visible text of each row of the runs table."""
-    body = markup.split("<tbody>", 1)[1].split("</tbody>", 1)[0] if "<tbody>" in markup else ""
-    return [text_of(row) for row in body.split("</tr>") if row.strip()]
-
-
-def section(markup: str, anchor: str) -> str:
-    """The markup from ``<h2 id=anchor>`` to the next ``<h2``."""
-    start = markup.index(f'<h2 id="{anchor}">')
-    end = markup.find("<h2", start + 1)
-    return markup[start : end if end != -1 else len(markup)]
-
-
-def test_runs_list_shows_each_run_with_status_and_links(world: World) -> None:
+def test_runs_list_shows_each_run_with_status_duration_and_error(world: World) -> None:
     ok = finish(world, web_helpers.checkout, "o-7")
     bad = finish(world, web_helpers.declined, "insufficient funds")
     page = get(world, "/")
@@ -101,10 +28,13 @@ def test_runs_list_shows_each_run_with_status_and_links(world: World) -> None:
     rows = runs_rows(page.text)
     assert len(rows) == 2
     assert rows[0].startswith(f"declined {bad} failed")  # newest first
+    assert rows[0].endswith("FatalError: card declined: insufficient funds")
     assert rows[1].startswith(f"checkout {ok} completed")
+    assert re.search(r" \d+(\.\d+)? (ms|s)$", rows[1]), rows[1]  # a duration, no error
     assert f'href="/runs/{ok}"' in page.text
     assert '<span class="badge s-failed">failed</span>' in page.text
-    assert 'http-equiv="refresh"' not in page.text  # nothing is running
+    assert 'http-equiv="refresh"' not in page.text  # live updates are server-sent events
+    assert 'data-live="/live?since=' in page.text
 
 
 def test_filters_by_status_and_workflow(world: World) -> None:
@@ -117,10 +47,31 @@ def test_filters_by_status_and_workflow(world: World) -> None:
     by_id = runs_rows(get(world, f"/?workflow={web_helpers.checkout}").text)
     assert [r.split()[1] for r in by_id] == [ok]
     assert "No runs." in get(world, "/?status=cancelled").text
-    assert get(world, "/?status=bogus").status_code == 400
+    refused = get(world, "/?status=bogus")
+    assert refused.status_code == 400 and "unknown status 'bogus'" in text_of(refused.text)
+    assert get(world, "/?page=0").status_code == 400
     api = get(world, "/api/runs?status=completed").json()
     assert [r["run_id"] for r in api] == [ok]
     assert api[0] == world.runs.get(ok).model_dump(mode="json")
+
+
+def test_paging_goes_past_the_first_hundred_runs(world: World) -> None:
+    made = [start_sync(web_helpers.checkout, f"o-{i}", world=world).run_id for i in range(105)]
+    newest_first = made[::-1]
+    first = get(world, "/?per_page=100")
+    assert [r.split()[1] for r in runs_rows(first.text)] == newest_first[:100]
+    assert 'rel="next" href="/?page=2&amp;per_page=100"' in first.text
+    second = get(world, "/?page=2&per_page=100")
+    assert [r.split()[1] for r in runs_rows(second.text)] == newest_first[100:]
+    assert 'rel="next"' not in second.text and 'rel="prev"' in second.text
+    assert "runs 101 to 105" in text_of(second.text)
+    # The default page is 50 runs; the JSON twin pages the same way and links the next page.
+    api = get(world, "/api/runs?page=3")
+    assert [r["run_id"] for r in api.json()] == newest_first[100:]
+    assert "link" not in api.headers
+    assert get(world, "/api/runs?page=2").headers["link"] == '</api/runs?page=3>; rel="next"'
+    pending = runs_rows(first.text)[0]
+    assert "queued: no worker has started it yet" in pending
 
 
 def test_run_page_timeline_and_event_log(world: World) -> None:
@@ -129,14 +80,20 @@ def test_run_page_timeline_and_event_log(world: World) -> None:
     assert page.status_code == 200
     seen = text_of(page.text)
     assert f"Run {run_id}" in seen
-    assert "status completed" in seen
-    assert '"CHARGED 42"' in text_of(page.text.split("<h2>Output</h2>", 1)[1])
-    steps = section(page.text, "steps")
-    names = re.findall(r'<span title="step//[^"]+">([^<]+)</span>', steps)
-    assert names == ["fetch_order", "charge_card", "send_receipt"]
-    assert (
-        len(re.findall(r'class="bar s-completed" style="left:[\d.]+%;width:[\d.]+%"', steps)) == 3
+    assert "status completed" in seen and "parent run none" in seen
+    assert '"CHARGED 42"' in text_of(section(page.text, "output"))
+    timeline = section(page.text, "timeline")
+    names = re.findall(
+        r'<span class="kind">step</span><span class="badge [^"]+">\w+</span> ([^<]+)</span>',
+        timeline,
     )
+    assert names == ["fetch_order", "charge_card", "send_receipt"]
+    bars = re.findall(
+        r'class="seg seg-attempt-ok" style="left:([\d.]+)%;width:([\d.]+)%"', timeline
+    )
+    assert len(bars) == 3
+    lefts = [float(left) for left, _ in bars]
+    assert lefts == sorted(lefts)  # in the order they ran
     events = section(page.text, "events")
     types = re.findall(r'<span class="mono event-type">([a-z_]+)</span>', events)
     assert types == [e.event_type for e in world.events.list(run_id)]
@@ -144,36 +101,57 @@ def test_run_page_timeline_and_event_log(world: World) -> None:
     assert events.count("<details><summary>data</summary>") == sum(
         1 for e in world.events.list(run_id) if e.data
     )
-    assert "Cancel run" not in page.text and 'http-equiv="refresh"' not in page.text
+    assert "Cancel run" not in page.text and "data-live" not in page.text  # it has ended
     api = get(world, f"/api/runs/{run_id}").json()
     assert api["run"] == world.runs.get(run_id).model_dump(mode="json")
     assert [s["step_name"].rsplit("//", 1)[-1] for s in api["steps"]] == names
     assert [e["event_type"] for e in api["events"]] == types
+    assert api["parent_run_id"] is None and api["child_run_ids"] == []
 
 
 def test_failed_run_shows_error_and_traceback(world: World) -> None:
     run_id = finish(world, web_helpers.declined, "expired")
     page = get(world, f"/runs/{run_id}")
-    error = page.text.split("<h2>Error</h2>", 1)[1]
+    error = section(page.text, "error")
     assert "card declined: expired" in text_of(error)
     assert "FatalError" in text_of(error)
     assert "<summary>traceback</summary>" in error
     assert "Traceback" in text_of(error) and "_decline" in text_of(error)
-    steps = section(page.text, "steps")
-    assert '<span class="badge s-failed">failed</span>' in steps
-    assert "card declined: expired" in text_of(steps)
+    timeline = section(page.text, "timeline")
+    assert 'class="seg seg-attempt-failed"' in timeline
+    lane = timeline.split('<details class="lane lane-step" id="lane-', 2)[2]
+    assert "final error" in text_of(lane) and "card declined: expired" in text_of(lane)
+
+
+def test_a_retried_step_keeps_each_attempts_error_beside_the_final_outcome(world: World) -> None:
+    run_id = finish(world, web_helpers.retried_then_failed, "slow disk")
+    step = next(s for s in world.steps.list(run_id) if s.step_name.endswith("//always_busy"))
+    assert step.attempt == 2 and step.status == "failed"
+    lane = (
+        section(get(world, f"/runs/{run_id}").text, "timeline")
+        .split(f'id="lane-{step.step_id}"', 1)[1]
+        .split("</details>\n", 1)[0]
+    )
+    attempts = lane.split("<h3>Attempts</h3>", 1)[1].split("</table>", 1)[0]
+    rows = runs_rows(attempts)
+    assert rows[0].startswith("1 retried") and "busy 1: slow disk" in rows[0]
+    assert rows[1].startswith("2 failed") and "busy 2: slow disk" in rows[1]
+    assert "final error" in text_of(lane)
+    assert lane.count('class="seg seg-attempt-failed"') == 2 and "seg-backoff" in lane
 
 
 def test_user_data_is_escaped(world: World) -> None:
     evil = "<script>alert(1)</script>"
     run_id = finish(world, web_helpers.checkout, evil)
     for path in ("/", f"/runs/{run_id}"):
-        page = get(world, path).text
-        assert "<script>" not in page
+        assert "<script>" not in get(world, path).text
     page = get(world, f"/runs/{run_id}").text
     assert "&lt;script&gt;alert(" in page
     assert evil in text_of(page)
-    assert "<script" not in get(world, "/?workflow=" + evil).text
+    assert "<script>" not in get(world, "/?workflow=" + evil).text
+    headers = get(world, "/").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
 
 
 def test_unknown_run_is_a_404(world: World) -> None:
@@ -181,29 +159,51 @@ def test_unknown_run_is_a_404(world: World) -> None:
         assert get(world, path).status_code == 404
     assert "Run not found" in get(world, "/runs/wrun_NOPE").text
     assert request(world, "POST", "/runs/wrun_NOPE/cancel").status_code == 404
+    assert request(world, "POST", "/api/runs/wrun_NOPE/cancel").status_code == 404
 
 
 def test_cancel_button_cancels_a_waiting_run(world: World) -> None:
-    async def suspend() -> str:
-        run = await start(web_helpers.napping, 3600, world=world)
-        await Worker(world=world, poll_interval=0.01).drain(timeout=10)
-        return run.run_id
-
-    run_id = _run(suspend())
+    run_id = suspend(world, web_helpers.napping, 3600)
     assert world.runs.get(run_id).status == "running"
     page = get(world, f"/runs/{run_id}")
-    assert 'http-equiv="refresh"' in page.text
+    assert f'data-live="/runs/{run_id}/live?since=' in page.text
     assert f'<form method="post" action="/runs/{run_id}/cancel">' in page.text
+    assert "sleeping until" in text_of(page.text.split('<div class="waiting">', 1)[1])
+    assert 'class="seg seg-sleep"' in section(page.text, "timeline")
     assert '<span class="badge s-waiting">waiting</span>' in section(page.text, "waits")
-    assert 'http-equiv="refresh"' in get(world, "/").text
+    assert "sleeping until" in runs_rows(get(world, "/").text)[0]
     answer = request(world, "POST", f"/runs/{run_id}/cancel")
     assert answer.status_code == 303
-    assert answer.headers["location"] == f"/runs/{run_id}"
+    assert answer.headers["location"] == f"/runs/{run_id}?done=cancelled"
     assert world.runs.get(run_id).status == "cancelled"
-    page = get(world, f"/runs/{run_id}")
+    page = get(world, f"/runs/{run_id}?done=cancelled")
+    assert "Run cancelled." in text_of(page.text)
     assert "status cancelled" in text_of(page.text)
     assert "Cancel run" not in page.text
     assert "run_cancelled" in section(page.text, "events")
+    assert "ended with the run" in section(page.text, "timeline")
+    again = request(world, "POST", f"/runs/{run_id}/cancel")
+    assert again.headers["location"] == f"/runs/{run_id}?done=not-cancelled"
+    assert request(world, "POST", f"/api/runs/{run_id}/cancel").json() == {
+        "run_id": run_id,
+        "cancelled": False,
+    }
+
+
+def test_parent_and_child_runs_link_both_ways(world: World) -> None:
+    parent = finish(world, web_helpers.parenting, "kid")
+    child = str(world.runs.get(parent).output)
+    work_until_done(world, child)
+    page = get(world, f"/runs/{parent}").text
+    assert f'href="/runs/{child}"' in section(page, "timeline")
+    assert f"child runs {child} completed packing" in text_of(page)
+    child_page = get(world, f"/runs/{child}").text
+    assert f"parent run {parent}" in text_of(child_page)
+    rows = runs_rows(get(world, "/").text)
+    assert f"child of {parent}" in next(r for r in rows if child in r.split()[1])
+    api = get(world, f"/api/runs/{child}").json()
+    assert api["parent_run_id"] == parent
+    assert get(world, f"/api/runs/{parent}").json()["child_run_ids"] == [child]
 
 
 def test_stream_page_shows_decoded_chunks(world: World) -> None:

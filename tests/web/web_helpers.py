@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from wfkit.runtime import gen
 from wfkit.runtime.errors import FatalError
 
@@ -145,3 +147,59 @@ async def _fulfil(item: str, nap: float, ship_seconds: float = 0.0) -> dict[str,
 
 
 fulfil = workflow("fulfil", _fulfil)
+
+
+async def _always_busy(reason: str) -> None:
+    from wfkit.runtime.api.workflow import get_step_metadata
+    from wfkit.runtime.errors import RetryableError
+
+    attempt = get_step_metadata().attempt
+    raise RetryableError(f"busy {attempt}: {reason}", retry_after=0.05)
+
+
+_always_busy.max_retries = 1  # type: ignore[attr-defined]  # two attempts, then the step fails
+always_busy = step("always_busy", _always_busy)
+
+
+async def _retried_then_failed(reason: str) -> None:
+    await always_busy(reason)
+
+
+async def _parenting(item: str) -> str:
+    from wfkit.runtime.api.client import start
+
+    child = await start(packing, item)
+    return child.run_id
+
+
+retried_then_failed = workflow("retried_then_failed", _retried_then_failed)
+parenting = workflow("parenting", _parenting)
+
+
+class Approval(BaseModel):
+    """A typed hook's payload."""
+
+    approved: bool
+    note: str = ""
+
+
+async def _awaiting_approval(order_id: str) -> dict[str, Any]:
+    """Waits on a typed hook that carries its model's JSON Schema in its metadata."""
+    from wfkit.runtime.api.workflow import define_hook
+
+    approvals = define_hook(Approval)
+    hook = approvals.create(
+        token=f"approval:{order_id}", metadata={"schema": Approval.model_json_schema()}
+    )
+    decision = await hook
+    return decision.model_dump()
+
+
+async def _awaiting_anything(token: str) -> Any:
+    from wfkit.runtime.api.workflow import create_hook
+
+    return await create_hook(token=token)
+
+
+awaiting_approval = workflow("awaiting_approval", _awaiting_approval)
+awaiting_anything = workflow("awaiting_anything", _awaiting_anything)

@@ -98,6 +98,7 @@ class _Pages:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.parents = queries.ParentCache()
 
     # --- helpers -------------------------------------------------------------------
 
@@ -125,7 +126,9 @@ class _Pages:
         world = self.world
 
         def load() -> tuple[queries.RunView, queries.LiveState]:
-            return queries.load_run_view(world, run_id), queries.run_state(world, run_id)
+            return queries.load_run_view(world, run_id, self.parents), queries.run_state(
+                world, run_id
+            )
 
         try:
             view, live = await _read(load)
@@ -157,7 +160,7 @@ class _Pages:
             query = self._runs_query(request)
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return live_response(request, lambda: queries.runs_state(self.world, query))
+        return live_response(request, lambda since: queries.runs_state(self.world, query, since))
 
     async def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -171,7 +174,7 @@ class _Pages:
 
     async def run_live(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        return live_response(request, lambda: queries.run_state(self.world, run_id))
+        return live_response(request, lambda since: queries.run_state(self.world, run_id, since))
 
     async def stream(self, request: Request) -> Response:
         run_id, name = request.path_params["run_id"], request.path_params["name"]
@@ -202,7 +205,9 @@ class _Pages:
 
     async def stream_live(self, request: Request) -> Response:
         run_id, name = request.path_params["run_id"], request.path_params["name"]
-        return live_response(request, lambda: queries.stream_state(self.world, run_id, name))
+        return live_response(
+            request, lambda since: queries.stream_state(self.world, run_id, name, since)
+        )
 
     # --- actions -------------------------------------------------------------------
 
@@ -284,7 +289,7 @@ class _Pages:
     async def api_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         try:
-            view = await _read(lambda: queries.load_run_view(self.world, run_id))
+            view = await _read(lambda: queries.load_run_view(self.world, run_id, self.parents))
         except RunNotFoundError:
             return self._not_found(run_id, api=True)
         return JSONResponse(

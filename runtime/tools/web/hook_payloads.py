@@ -210,7 +210,12 @@ def _list(schema: JsonSchema, key: str) -> list[object]:
 
 
 def _json_type(value: object) -> str:
-    for name in _JSON_TYPES:
-        if name != "integer" and _type_ok(value, name):
+    """The JSON type name of a parsed value (``integer`` for whole numbers)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    for name in ("number", "string", "object", "array", "null"):
+        if _type_ok(value, name):
             return name
     return type(value).__name__

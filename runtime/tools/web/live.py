@@ -31,16 +31,16 @@ RECONNECT_MS = 500
 
 
 async def live_events(
-    read_state: Callable[[], LiveState], since: str, *, interval: float = POLL_SECONDS
+    read_state: Callable[[str], LiveState], since: str, *, interval: float = POLL_SECONDS
 ) -> AsyncIterator[str]:
-    """The event stream: ``change`` each time ``read_state()``'s token differs from the
-    last one sent (starting from ``since``), then ``end`` once the state is final."""
+    """The event stream: ``change`` each time ``read_state(last token)``'s token differs
+    from the last one sent (starting from ``since``), then ``end`` once the state is final."""
     yield f"retry: {RECONNECT_MS}\n\n"
     last = since
     started = last_sent = time.monotonic()
     while time.monotonic() - started < LIVE_SECONDS:
         try:
-            state = await anyio.to_thread.run_sync(read_state)
+            state = await anyio.to_thread.run_sync(read_state, last)
         except RunNotFoundError:
             yield "event: end\ndata: {}\n\n"
             return
@@ -57,7 +57,7 @@ async def live_events(
         await anyio.sleep(interval)
 
 
-def live_response(request: Request, read_state: Callable[[], LiveState]) -> StreamingResponse:
+def live_response(request: Request, read_state: Callable[[str], LiveState]) -> StreamingResponse:
     """A ``text/event-stream`` response for one page, resuming from the token the browser
     last saw."""
     since = request.headers.get("last-event-id") or request.query_params.get("since") or ""

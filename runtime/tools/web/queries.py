@@ -184,13 +184,30 @@ def find_parent(world: World, child: Run) -> str | None:
     """The run whose ``start`` step created ``child``, or None (not a child, or its parent
     is older than the newest ``PARENT_SCAN`` runs)."""
     millis = _ulid_millis(child.run_id.removeprefix("wrun_"))
-    if millis is None:
-        return None
+    if millis is None or millis > int(child.created_at.timestamp() * 1000):
+        return None  # a parent starts before its child exists
     for candidate in world.runs.list(limit=PARENT_SCAN):
         if candidate.run_id != child.run_id and _started_ms(candidate) == millis:
             if _is_parent(world, candidate, child.run_id):
                 return candidate.run_id
     return None
+
+
+class ParentCache:
+    """Remembers :func:`find_parent`'s answers: who started a run never changes, and the
+    run page (re-read on every live update) should not search on each read."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._known: dict[str, str | None] = {}
+
+    def parent_of(self, world: World, run: Run) -> str | None:
+        """``run``'s parent, searched once per run id."""
+        if run.run_id not in self._known:
+            if len(self._known) >= self._size:
+                self._known.pop(next(iter(self._known)))
+            self._known[run.run_id] = find_parent(world, run)
+        return self._known[run.run_id]
 
 
 @dataclass
@@ -208,7 +225,7 @@ class RunView:
     now: datetime
 
 
-def load_run_view(world: World, run_id: str) -> RunView:
+def load_run_view(world: World, run_id: str, parents: ParentCache) -> RunView:
     """The run, its steps, events, waits, hooks, streams, child runs and parent.
 
     Raises:
@@ -232,7 +249,7 @@ def load_run_view(world: World, run_id: str) -> RunView:
         hooks=world.hooks.list(run_id=run_id),
         streams=world.streams.list(run_id),
         children=children,
-        parent=find_parent(world, run),
+        parent=parents.parent_of(world, run),
         now=datetime.now(UTC),
     )
 
@@ -253,18 +270,24 @@ def _digest(parts: list[str]) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=10).hexdigest()
 
 
-def run_state(world: World, run_id: str) -> LiveState:
+def run_state(world: World, run_id: str, since: str = "") -> LiveState:
     """The run page's state: its last event (every change of a run, step, hook or wait is
     an event), its child runs' statuses and its streams.
+
+    The token starts with the last event id, so the next poll reads only the events
+    after it (``since``, the token the page or the previous poll got), not the whole log.
 
     Raises:
         RunNotFoundError: no such run.
     """
     run = world.runs.get(run_id)
+    cursor = since.split("~", 1)[0] if "~" in since else ""
+    newer = world.events.list(run_id, after_event_id=cursor or None)
+    last_event = newer[-1].event_id if newer else cursor
     children = [
         child_run_id(s.step_id) for s in world.steps.list(run_id) if s.step_name == START_STEP_ID
     ]
-    parts = [run.status, run.updated_at.isoformat(), *world.streams.list(run_id)]
+    parts = [run.status, *world.streams.list(run_id)]
     child_final = True
     for child in children:
         try:
@@ -275,10 +298,10 @@ def run_state(world: World, run_id: str) -> LiveState:
             continue
         parts.append(f"{child}:{record.status}")
         child_final = child_final and record.status in RUN_TERMINAL
-    return LiveState(_digest(parts), run.status in RUN_TERMINAL and child_final)
+    return LiveState(f"{last_event}~{_digest(parts)}", run.status in RUN_TERMINAL and child_final)
 
 
-def runs_state(world: World, query: RunsQuery) -> LiveState:
+def runs_state(world: World, query: RunsQuery, since: str = "") -> LiveState:
     """The runs list's state: the ids, statuses and update times of its page (never final:
     new runs may arrive)."""
     listing = list_runs_page(world, query)
@@ -287,7 +310,7 @@ def runs_state(world: World, query: RunsQuery) -> LiveState:
     return LiveState(_digest(parts), final=False)
 
 
-def stream_state(world: World, run_id: str, name: str) -> LiveState:
+def stream_state(world: World, run_id: str, name: str, since: str = "") -> LiveState:
     """A stream page's state: its chunk count and whether it is closed."""
     page = world.streams.read(run_id, name, start_index=0, limit=None)
     total = page.next_index
