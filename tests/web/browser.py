@@ -122,10 +122,14 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str) ->
         time.sleep(0.05)
 
 
-def screenshot(driver: WebDriver, path: Path) -> Path:
-    """Save the whole page (the window grown to the page's height) as a PNG."""
+def screenshot(driver: WebDriver, path: Path, *, whole_page: bool = True) -> Path:
+    """Save the page as a PNG: all of it (the window grown to the page's height), or the
+    top of it as a 1400 x 1000 window shows it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.execute_script("window.scrollTo(0, 0)")
+    if not whole_page:
+        driver.save_screenshot(str(path))
+        return path
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     driver.set_window_size(1400, min(max(height + 40, 600), 5000))
     driver.save_screenshot(str(path))

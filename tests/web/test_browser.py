@@ -174,6 +174,7 @@ def test_run_page_timeline_resume_and_live_update(
         one(browser, "details.lane-hook .mark").get_attribute("title") or ""
     )
     screenshot(browser, shots / "run-completed.png")
+    screenshot(browser, shots / "run-completed-top.png", whole_page=False)  # docs/inspector.png
     browser.get(f"{site}/runs/{run_id}?scale=linear")
     assert "linear scale" in one(browser, ".wf-axis").text
     assert css(browser, "details.lane-hook .seg-hook")
