@@ -152,6 +152,10 @@ def test_user_data_is_escaped(world: World) -> None:
     headers = get(world, "/").headers
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["x-frame-options"] == "DENY"
+    # The page and its live-update fragment share a URL: neither may be cached for the other.
+    assert headers["cache-control"] == "no-store" and headers["vary"] == "x-wfkit-partial"
+    fragment = request(world, "GET", f"/runs/{run_id}", headers={"x-wfkit-partial": "1"}).text
+    assert fragment.startswith("<h1>Run ") and "<html" not in fragment
 
 
 def test_unknown_run_is_a_404(world: World) -> None:

@@ -8,7 +8,7 @@ hand records to the pure markup modules.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import parse_qs, urlencode
 
@@ -24,7 +24,7 @@ from wfkit.runtime.api.streams import decode_chunk
 from wfkit.runtime.tools.tables import short_name
 from wfkit.runtime.tools.web import assets, queries
 from wfkit.runtime.tools.web.hook_payloads import PayloadCheck, check_payload, schema_of
-from wfkit.runtime.tools.web.live import live_response
+from wfkit.runtime.tools.web.live import LIST_POLL_SECONDS, live_response
 from wfkit.runtime.tools.web.markup import (
     PARTIAL_HEADER,
     message_page,
@@ -105,9 +105,12 @@ class _Pages:
     def _html(
         self, request: Request, title: str, body: str, live: str | None, status: int = 200
     ) -> Response:
+        # The page and its live-update fragment share a URL: never let a cache (or the
+        # back button) hand one out for the other.
+        headers = {"cache-control": "no-store", "vary": PARTIAL_HEADER}
         if request.headers.get(PARTIAL_HEADER):
-            return HTMLResponse(body, status_code=status)
-        return HTMLResponse(page(title, body, live_url=live), status_code=status)
+            return HTMLResponse(body, status_code=status, headers=headers)
+        return HTMLResponse(page(title, body, live_url=live), status_code=status, headers=headers)
 
     def _not_found(self, run_id: str, api: bool = False) -> Response:
         if api:
@@ -126,9 +129,10 @@ class _Pages:
         world = self.world
 
         def load() -> tuple[queries.RunView, queries.LiveState]:
-            return queries.load_run_view(world, run_id, self.parents), queries.run_state(
-                world, run_id
-            )
+            view = queries.load_run_view(world, run_id, self.parents)
+            # The view read the whole log: the state only needs what came after it.
+            cursor = f"{view.events[-1].event_id}~" if view.events else ""
+            return view, queries.run_state(world, run_id, cursor)
 
         try:
             view, live = await _read(load)
@@ -160,7 +164,11 @@ class _Pages:
             query = self._runs_query(request)
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return live_response(request, lambda since: queries.runs_state(self.world, query, since))
+        return live_response(
+            request,
+            lambda since: queries.runs_state(self.world, query, since),
+            interval=LIST_POLL_SECONDS,
+        )
 
     async def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -346,11 +354,13 @@ async def _read_limited(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def _asset(text: str, media_type: str) -> Callable[[Request], Response]:
+def _asset(text: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+    """A route serving one of the inspector's own assets (``assets.py``)."""
+
     async def serve(request: Request) -> Response:
         return Response(text, media_type=media_type, headers={"cache-control": "no-cache"})
 
-    return serve  # type: ignore[return-value]
+    return serve
 
 
 def create_web_app(

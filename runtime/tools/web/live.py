@@ -25,6 +25,8 @@ from wfkit.runtime.tools.web.queries import LiveState
 from wfkit.worlds.base import RunNotFoundError
 
 POLL_SECONDS = 0.5
+LIST_POLL_SECONDS = 1.0
+"""The runs list polls less often: its read is a list, not a look at one run's tail."""
 LIVE_SECONDS = 10.0
 KEEPALIVE_SECONDS = 5.0
 RECONNECT_MS = 500
@@ -57,12 +59,14 @@ async def live_events(
         await anyio.sleep(interval)
 
 
-def live_response(request: Request, read_state: Callable[[str], LiveState]) -> StreamingResponse:
+def live_response(
+    request: Request, read_state: Callable[[str], LiveState], *, interval: float = POLL_SECONDS
+) -> StreamingResponse:
     """A ``text/event-stream`` response for one page, resuming from the token the browser
     last saw."""
     since = request.headers.get("last-event-id") or request.query_params.get("since") or ""
     return StreamingResponse(
-        live_events(read_state, since),
+        live_events(read_state, since, interval=interval),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )

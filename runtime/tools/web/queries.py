@@ -101,8 +101,8 @@ class RunsPage:
     """Workflow ids seen on this page (the filter's suggestions)."""
 
 
-def list_runs_page(world: World, query: RunsQuery) -> RunsPage:
-    """Runs newest first, filtered, one page of them, with their waits and parents."""
+def _page_of_runs(world: World, query: RunsQuery) -> tuple[list[Run], bool]:
+    """The runs of the query's page, newest first, and whether a next page exists."""
     status: RunStatus | None = query.status  # type: ignore[assignment]  # checked in parse
     skip = (query.page - 1) * query.per_page
     wanted = skip + query.per_page + 1  # one more says whether a next page exists
@@ -111,8 +111,13 @@ def list_runs_page(world: World, query: RunsQuery) -> RunsPage:
         found = [r for r in scanned if short_name(r.workflow_name) == query.workflow][:wanted]
     else:
         found = world.runs.list(status=status, workflow_name=query.workflow, limit=wanted)
-    runs = found[skip : skip + query.per_page]
-    result = RunsPage(query, runs, has_next=len(found) > skip + query.per_page)
+    return found[skip : skip + query.per_page], len(found) > skip + query.per_page
+
+
+def list_runs_page(world: World, query: RunsQuery) -> RunsPage:
+    """Runs newest first, filtered, one page of them, with their waits and parents."""
+    runs, has_next = _page_of_runs(world, query)
+    result = RunsPage(query, runs, has_next=has_next)
     result.waiting = {r.run_id: waiting_on(world, r) for r in runs if r.status in ACTIVE}
     result.parents = parents_on_page(world, runs)
     result.workflows = sorted({r.workflow_name for r in runs})
@@ -303,11 +308,11 @@ def run_state(world: World, run_id: str, since: str = "") -> LiveState:
 
 def runs_state(world: World, query: RunsQuery, since: str = "") -> LiveState:
     """The runs list's state: the ids, statuses and update times of its page (never final:
-    new runs may arrive)."""
-    listing = list_runs_page(world, query)
-    parts = [f"{r.run_id}:{r.status}:{r.updated_at.isoformat()}" for r in listing.runs]
-    parts += [f"{k}:{v}" for k, v in sorted(listing.waiting.items())]
-    return LiveState(_digest(parts), final=False)
+    new runs may arrive). One list query: what a live run waits on is refreshed with the
+    page whenever a run on it changes, not polled per run."""
+    runs, has_next = _page_of_runs(world, query)
+    parts = [f"{r.run_id}:{r.status}:{r.updated_at.isoformat()}" for r in runs]
+    return LiveState(_digest([*parts, str(has_next)]), final=False)
 
 
 def stream_state(world: World, run_id: str, name: str, since: str = "") -> LiveState:
