@@ -58,7 +58,11 @@ def _allowed(package_file: str, imported: str, module_level: bool) -> bool:
     if owner == "transformer":
         return False
     if owner in ("wfbuild", "hatch_plugin"):
-        return head == "transformer"
+        # `check --replay` loads the runtime, lazily, only when asked to replay logs
+        replay_check = package_file == "wfbuild/cli.py" and not module_level
+        return head == "transformer" or (
+            replay_check and imported == "wfkit.runtime.tools.replay_check"
+        )
     if owner == "worlds":
         if package_file == "worlds/__init__.py":
             return imported == "wfkit.worlds.base" or not module_level
@@ -96,6 +100,9 @@ def test_rules_reject_a_forbidden_import() -> None:
     assert _allowed("wfkit/__init__.py", "wfbuild", False)
     assert _allowed("runtime/world_config.py", "wfkit.worlds", True)
     assert not _allowed("runtime/api/client.py", "runtime.errors", True)  # the old name
+    assert _allowed("wfbuild/cli.py", "wfkit.runtime.tools.replay_check", False)
+    assert not _allowed("wfbuild/cli.py", "wfkit.runtime.tools.replay_check", True)
+    assert not _allowed("wfbuild/engine.py", "wfkit.runtime.tools.replay_check", False)
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from wfbuild.discover import UsageError
 from wfbuild.engine import BuildError, check_stale, run_build
@@ -44,7 +45,15 @@ def _parser() -> argparse.ArgumentParser:
         sub = add(name, help_text)
         sub.add_argument("-j", "--jobs", type=int, help="worker processes (default: CPU count)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    add("check", "exit 1 when the build output is stale or missing (for CI)")
+    check = add("check", "exit 1 when the build output is stale or missing (for CI)")
+    check.add_argument(
+        "--replay",
+        metavar="SOURCE",
+        action="append",
+        help="also replay recorded runs against the build, without side effects, and exit 1 "
+        "on any divergence: a JSON file or directory written by `wfkit export`, or a world "
+        "(sqlite:///path, postgresql://..., local); may be given more than once",
+    )
     return parser
 
 
@@ -65,6 +74,8 @@ def _check(args: argparse.Namespace) -> int:
     reasons = check_stale(args.paths or None, root=args.root, out=args.out)
     if not reasons:
         print("wfbuild: build output is up to date")
+        if args.replay:
+            return _check_replay(args)
         return EXIT_OK
     print("wfbuild: build output is stale; run `python -m wfbuild build`", file=sys.stderr)
     for reason in reasons[:20]:
@@ -72,6 +83,16 @@ def _check(args: argparse.Namespace) -> int:
     if len(reasons) > 20:
         print(f"  ... and {len(reasons) - 20} more", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _check_replay(args: argparse.Namespace) -> int:
+    """Replay recorded runs against the up-to-date build (the runtime loads only here)."""
+    from wfbuild.discover import find_root
+    from wfkit.runtime.tools.replay_check import run_replay_check
+
+    root = find_root(args.root)
+    out = Path(args.out) if args.out else root / ".wfkit" / "build"
+    return run_replay_check(args.replay, build_dir=out, root=root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

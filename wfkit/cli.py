@@ -101,6 +101,29 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write runs' records and event logs as JSON, for ``python -m wfbuild check --replay``."""
+    from wfkit.runtime.tools.replay_check import export_run
+    from wfkit.worlds.base import RunNotFoundError
+
+    world = _world(args)
+    try:
+        logs = [export_run(world, run_id) for run_id in args.run_ids]
+    except RunNotFoundError as exc:
+        print(f"wfkit: {exc}", file=sys.stderr)
+        return 1
+    if args.dir:
+        folder = Path(args.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            path = folder / f"{log['run']['run_id']}.json"
+            path.write_text(json.dumps(log, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            print(path)
+        return 0
+    print(json.dumps(logs[0] if len(logs) == 1 else logs, indent=1, sort_keys=True))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     world = _world(args)
     kind, ident = args.kind, args.id
@@ -324,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--build", default=None, help="build directory (default: .wfkit/build or $WFKIT_BUILD_DIR)"
     )
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "export",
+        help="write runs' event logs as JSON (for `python -m wfbuild check --replay`)",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN")
+    p.add_argument(
+        "--dir", default=None, help="write one RUN.json per run here (default: JSON on stdout)"
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("start", help="start a run; prints its id")
     p.add_argument(
