@@ -46,6 +46,13 @@ def _owner(imported: str) -> str | None:
     return "wfkit"
 
 
+SQL_WORLDS = ("worlds/local/", "worlds/postgres/")
+
+
+def _within(imported: str, package: str) -> bool:
+    return imported == package or imported.startswith(package + ".")
+
+
 def _allowed(package_file: str, imported: str, module_level: bool) -> bool:
     if imported.split(".")[0] in OLD_TOP_LEVEL:
         return False  # a pre-namespace name: it would import a user's module of that name
@@ -67,7 +74,10 @@ def _allowed(package_file: str, imported: str, module_level: bool) -> bool:
         if package_file == "worlds/__init__.py":
             return imported == "wfkit.worlds.base" or not module_level
         own_subpackage = "wfkit." + ".".join(Path(package_file).with_suffix("").parts[:2])
-        return imported == "wfkit.worlds.base" or imported.startswith(own_subpackage)
+        if imported == "wfkit.worlds.base" or _within(imported, own_subpackage):
+            return True
+        # The SQL worlds share one SQL layer (which itself imports only worlds.base).
+        return package_file.startswith(SQL_WORLDS) and _within(imported, "wfkit.worlds.sql")
     if owner == "runtime":
         if head == "worlds":
             return imported == "wfkit.worlds.base" or package_file == "runtime/world_config.py"
@@ -96,6 +106,11 @@ def test_rules_reject_a_forbidden_import() -> None:
     assert not _allowed("transformer/modes.py", "wfkit.runtime.gen", True)
     assert not _allowed("runtime/replay/session.py", "wfkit.worlds.local", True)
     assert not _allowed("worlds/local/events.py", "wfkit.worlds.memory", True)
+    assert _allowed("worlds/local/events.py", "wfkit.worlds.sql", True)
+    assert _allowed("worlds/postgres/writes.py", "wfkit.worlds.sql.codecs", True)
+    assert not _allowed("worlds/sql/codecs.py", "wfkit.worlds.local.db", True)
+    assert not _allowed("worlds/memory.py", "wfkit.worlds.sql", True)
+    assert not _allowed("runtime/engine/worker.py", "wfkit.worlds.sql", True)
     assert not _allowed("wfkit/__init__.py", "wfbuild", True)
     assert _allowed("wfkit/__init__.py", "wfbuild", False)
     assert _allowed("runtime/world_config.py", "wfkit.worlds", True)

@@ -1,0 +1,277 @@
+"""Row ⇄ record conversions, derived from the declared columns.
+
+A ``RowCodec`` pairs a record model (``Run``, ``Step``, ``Hook``, ``Wait``,
+``Event``, ``QueueMessage``) with its table on one database. It gives a record's
+column values for an INSERT, its changed values for an UPDATE (the ``mutable``
+columns, then the keys) and the record back from a row. What a value becomes
+depends only on the column's ``Kind`` and the database:
+
+==============  =================================  =====================
+kind            SQLite                             Postgres
+==============  =================================  =====================
+VALUE           JSON text; None is ``'null'``      JSON text; None is NULL
+DOCUMENT        JSON text                          JSON text
+TIME            ISO 8601 text                      datetime (timestamptz)
+FLAG            0 / 1                              bool
+DUE             seconds since the epoch            datetime (timestamptz)
+==============  =================================  =====================
+
+JSON text is ASCII (``ensure_ascii``): a NUL inside a user value is stored as the
+six characters ``\\u0000``, which both databases' TEXT accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Table
+
+from wfkit.worlds.base import Event, Hook, QueueMessage, Run, Step, Wait
+from wfkit.worlds.sql.schema import Dialect, Kind, Tables
+
+__all__ = ["Codecs", "EncodeTime", "RowCodec", "RowLike", "dump_json", "load_json"]
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class RowLike(Protocol):
+    """A row as drivers return it: ``sqlite3.Row``, a dict, SQLAlchemy's ``RowMapping``."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+Convert = Callable[[Any], Any]
+EncodeTime = Callable[[datetime | None], Any]
+
+# What ``json.dumps(value, separators=(",", ":"))`` does, without building an
+# encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def dump_json(value: Any) -> str:
+    """Compact, ASCII-only JSON text of ``value``."""
+    return _encode(value)
+
+
+def load_json(raw: str | None) -> Any:
+    """The value of JSON text (None for SQL NULL)."""
+    return None if raw is None else json.loads(raw)
+
+
+def _dump_value_sqlite(value: Any) -> str:
+    return "null" if value is None else _encode(value)
+
+
+def _load_value_sqlite(raw: str | None) -> Any:
+    return None if raw is None or raw == "null" else json.loads(raw)
+
+
+def _dump_value_postgres(value: Any) -> str | None:
+    return None if value is None else _encode(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(raw: str | None) -> datetime | None:
+    return None if raw is None else datetime.fromisoformat(raw)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+_SQLITE: dict[Kind, tuple[Convert, Convert]] = {
+    Kind.VALUE: (_dump_value_sqlite, _load_value_sqlite),
+    Kind.DOCUMENT: (_encode, json.loads),
+    Kind.TIME: (_iso, _from_iso),
+    Kind.FLAG: (int, bool),
+    Kind.DUE: (_epoch, _from_epoch),
+}
+_POSTGRES: dict[Kind, tuple[Convert, Convert]] = {
+    Kind.VALUE: (_dump_value_postgres, load_json),
+    Kind.DOCUMENT: (_encode, json.loads),
+}
+_CONVERSIONS: dict[Dialect, dict[Kind, tuple[Convert, Convert]]] = {
+    "sqlite": _SQLITE,
+    "postgresql": _POSTGRES,
+}
+
+
+def _compile(name: str, params: Sequence[str], expression: str, scope: dict[str, Any]) -> Any:
+    """``def name(*params): return expression``, compiled with ``scope`` as globals.
+
+    The codecs are compiled from the declaration, the way ``dataclasses`` compiles
+    ``__init__``: the write path runs them several times per step, and a loop over
+    the columns cost as much again as the hand-written tuples they replace. Only
+    column names from the declaration reach the source (checked to be identifiers).
+    """
+    source = f"def {name}({', '.join(params)}):\n    return {expression}\n"
+    exec(compile(source, f"<wfkit.worlds.sql.codecs {name}>", "exec"), scope)
+    return scope[name]
+
+
+class _Encoder:
+    """The stored values of some columns of a record, in a fixed order, as compiled
+    functions: ``default(record)`` writes times the database's way, ``timed(record,
+    encode_time)`` with the caller's encoder; ``variant`` makes others."""
+
+    __slots__ = ("_conversions", "_kinds", "default", "names", "timed")
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        kinds: Sequence[Kind],
+        conversions: Mapping[Kind, tuple[Convert, Convert]],
+    ) -> None:
+        self.names = tuple(names)
+        self._kinds = tuple(kinds)
+        self._conversions = conversions
+        self.default: Callable[[Any], list[Any]] = self.variant(timed=False, preset=())
+        self.timed: Callable[[Any, EncodeTime], list[Any]] = self.variant(timed=True, preset=())
+
+    def variant(self, *, timed: bool, preset: Sequence[str]) -> Callable[..., list[Any]]:
+        """A function ``(record[, encode_time], *preset values) -> values``: with
+        ``timed``, TIME columns go through the ``encode_time`` it is given; columns
+        named in ``preset`` take the values passed for them as they are."""
+        scope: dict[str, Any] = {}
+        items: list[str] = []
+        for name, kind in zip(self.names, self._kinds, strict=True):
+            if not name.isidentifier():
+                raise ValueError(f"column name {name!r} is not an identifier")
+            if name in preset:
+                items.append(f"preset_{name}")
+            elif kind is Kind.TIME and timed:
+                items.append(f"encode_time(record.{name})")
+            elif kind in self._conversions:
+                scope[f"encode_{name}"] = self._conversions[kind][0]
+                items.append(f"encode_{name}(record.{name})")
+            else:
+                items.append(f"record.{name}")
+        params = ["record", *(["encode_time"] if timed else []), *(f"preset_{n}" for n in preset)]
+        encode: Callable[..., list[Any]] = _compile(
+            "encode", params, f"[{', '.join(items)}]", scope
+        )
+        return encode
+
+
+class RowCodec(Generic[R]):
+    """Converts records of one model to and from the rows of its table.
+
+    Every field of the model is a column of the table (checked when the codec is
+    built); columns that are not fields (``seq``, ``last_event_id``) are left to
+    the database.
+
+    Attributes:
+        table: the table.
+        columns: the record's columns, in table order (what ``values`` gives).
+        mutable: the columns a lifecycle transition may change, in table order.
+        keys: the primary-key columns among ``columns``.
+    """
+
+    def __init__(self, model: type[R], table: Table, dialect: Dialect) -> None:
+        fields = set(model.model_fields)
+        stored = [column for column in table.columns if column.name in fields]
+        missing = fields - {column.name for column in stored}
+        if missing:
+            raise TypeError(f"{table.name} has no column for {model.__name__}.{sorted(missing)}")
+        self.model = model
+        self.table = table
+        self.columns = tuple(column.name for column in stored)
+        self.mutable = tuple(column.name for column in stored if column.info["mutable"])
+        self.keys = tuple(column.name for column in stored if column.primary_key)
+        conversions = _CONVERSIONS[dialect]
+        kind_of = {column.name: column.info["kind"] for column in stored}
+        changed = (*self.mutable, *self.keys)
+        self._insert = _Encoder(self.columns, [kind_of[n] for n in self.columns], conversions)
+        self._update = _Encoder(changed, [kind_of[n] for n in changed], conversions)
+        scope: dict[str, Any] = {"model": model}
+        arguments: list[str] = []
+        for name in self.columns:
+            if kind_of[name] in conversions:
+                scope[f"decode_{name}"] = conversions[kind_of[name]][1]
+                arguments.append(f"{name}=decode_{name}(row[{name!r}])")
+            else:
+                arguments.append(f"{name}=row[{name!r}]")
+        self._decode: Callable[[RowLike], R] = _compile(
+            "decode", ["row"], f"model({', '.join(arguments)})", scope
+        )
+
+    def values(self, record: R, encode_time: EncodeTime | None = None) -> list[Any]:
+        """The stored values of ``record``, one per ``columns`` entry.
+
+        Args:
+            record: the record.
+            encode_time: how TIME columns are written, instead of the database's
+                default (the local world passes a per-batch cache of ISO texts).
+        """
+        if encode_time is None:
+            return self._insert.default(record)
+        return self._insert.timed(record, encode_time)
+
+    def update_values(self, record: R, encode_time: EncodeTime | None = None) -> list[Any]:
+        """The stored values of ``record``'s ``mutable`` columns, then its ``keys``."""
+        if encode_time is None:
+            return self._update.default(record)
+        return self._update.timed(record, encode_time)
+
+    def encoder(self, *preset: str, timed: bool = False) -> Callable[..., list[Any]]:
+        """``values`` as a function for a caller that already holds some columns'
+        stored values (an event's data, as the lifecycle plan encoded it).
+
+        Returns:
+            ``f(record, [encode_time,] *values of preset)``, taking ``encode_time``
+            when ``timed``; made once, called per row.
+        """
+        unknown = set(preset) - set(self.columns)
+        if unknown:
+            raise ValueError(f"{self.table.name} has no column {sorted(unknown)}")
+        return self._insert.variant(timed=timed, preset=preset)
+
+    def params(self, record: R) -> dict[str, Any]:
+        """``values`` by column name."""
+        return dict(zip(self.columns, self._insert.default(record), strict=True))
+
+    def update_params(self, record: R) -> dict[str, Any]:
+        """``update_values`` by column name (``mutable`` columns, then ``keys``)."""
+        return dict(zip(self._update.names, self._update.default(record), strict=True))
+
+    def from_row(self, row: RowLike) -> R:
+        """The record a row holds (``row``: anything indexable by column name, such
+        as a ``sqlite3.Row`` or a dict; extra columns are ignored)."""
+        return self._decode(row)
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """The codec of every record table of one database."""
+
+    run: RowCodec[Run]
+    step: RowCodec[Step]
+    hook: RowCodec[Hook]
+    wait: RowCodec[Wait]
+    event: RowCodec[Event]
+    message: RowCodec[QueueMessage]
+
+    @classmethod
+    def build(cls, tables: Tables) -> Codecs:
+        """The codecs of ``tables`` (built once per world)."""
+        dialect = tables.dialect
+        return cls(
+            run=RowCodec(Run, tables.runs, dialect),
+            step=RowCodec(Step, tables.steps, dialect),
+            hook=RowCodec(Hook, tables.hooks, dialect),
+            wait=RowCodec(Wait, tables.waits, dialect),
+            event=RowCodec(Event, tables.events, dialect),
+            message=RowCodec(QueueMessage, tables.queue_messages, dialect),
+        )
