@@ -2,104 +2,41 @@
 
 One file holds the event log, the materialized records, the queue and the
 streams; several worker processes on one machine may share it (write
-transactions take SQLite's write lock up front with ``BEGIN IMMEDIATE``). See
-``wfkit.worlds.local.schema`` for the storage choices.
+transactions take SQLite's write lock up front with ``BEGIN IMMEDIATE``). The tables
+and codecs are the shared SQL layer's (``wfkit.worlds.sql``); ``db`` holds the
+SQLite plumbing and its reasons.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.engine import make_url
 
-from wfkit.worlds.base import (
-    Events,
-    Hook,
-    Hooks,
-    Queue,
-    Run,
-    Runs,
-    RunStatus,
-    Step,
-    Steps,
-    Streams,
-    Wait,
-    Waits,
-)
+from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
 from wfkit.worlds.local.db import (
     WRITE_OPTION,
     Checkpointer,
+    PreparedSql,
     ThreadConnections,
     WriteGate,
+    fetch_all,
     make_engine,
 )
-from wfkit.worlds.local.events import LocalEvents, LocalRecords
+from wfkit.worlds.local.events import LocalEvents
+from wfkit.worlds.local.migrate import ensure_schema
 from wfkit.worlds.local.queue import LocalQueue, enqueue_in
-from wfkit.worlds.local.schema import ensure_schema
+from wfkit.worlds.local.sql import CODECS, STATEMENTS
 from wfkit.worlds.local.streams import LocalStreams
+from wfkit.worlds.sql import Query, SqlHooks, SqlRuns, SqlSteps, SqlWaits
 
 __all__ = ["LocalWorld"]
-
-
-class _Runs:
-    def __init__(self, records: LocalRecords) -> None:
-        self._records = records
-
-    def get(self, run_id: str) -> Run:
-        """The run; RunNotFoundError when it does not exist."""
-        return self._records.get_run(run_id)
-
-    def list(
-        self, *, status: RunStatus | None = None, workflow_name: str | None = None, limit: int = 100
-    ) -> list[Run]:
-        """Runs, newest first, optionally filtered by status and workflow."""
-        return self._records.list_runs(status=status, workflow_name=workflow_name, limit=limit)
-
-
-class _Steps:
-    def __init__(self, records: LocalRecords) -> None:
-        self._records = records
-
-    def get(self, run_id: str, step_id: str) -> Step:
-        """The step; StepNotFoundError when it does not exist."""
-        return self._records.get_step(run_id, step_id)
-
-    def list(self, run_id: str) -> list[Step]:
-        """The run's steps in creation order."""
-        return self._records.list_steps(run_id)
-
-
-class _Hooks:
-    def __init__(self, records: LocalRecords) -> None:
-        self._records = records
-
-    def get(self, hook_id: str) -> Hook:
-        """The hook (any status); HookNotFoundError when it does not exist."""
-        return self._records.get_hook(hook_id)
-
-    def get_by_token(self, token: str) -> Hook:
-        """The active hook holding ``token``; HookNotFoundError otherwise."""
-        return self._records.get_hook_by_token(token)
-
-    def list(self, *, run_id: str | None = None) -> list[Hook]:
-        """Hooks (of one run if given) in creation order."""
-        return self._records.list_hooks(run_id)
-
-
-class _Waits:
-    def __init__(self, records: LocalRecords) -> None:
-        self._records = records
-
-    def get(self, run_id: str, wait_id: str) -> Wait:
-        """The wait; WaitNotFoundError when it does not exist."""
-        return self._records.get_wait(run_id, wait_id)
-
-    def list(self, run_id: str) -> list[Wait]:
-        """The run's waits in creation order."""
-        return self._records.list_waits(run_id)
 
 
 class LocalWorld:
@@ -125,16 +62,20 @@ class LocalWorld:
         self._gate = WriteGate(self.path)
         self._connections = ThreadConnections(self._engine, self._gate)
         queue = LocalQueue(self._engine, self._connections, changed)
-        records = LocalRecords(self._engine, self._connections)
         self.events: Events = LocalEvents(
             self._connections, enqueue=enqueue_in, on_enqueued=queue.notify
         )
-        self.runs: Runs = _Runs(records)
-        self.steps: Steps = _Steps(records)
-        self.hooks: Hooks = _Hooks(records)
-        self.waits: Waits = _Waits(records)
+        self.runs: Runs = SqlRuns(STATEMENTS, CODECS.run, self._prepare)
+        self.steps: Steps = SqlSteps(STATEMENTS, CODECS.step, self._prepare)
+        self.hooks: Hooks = SqlHooks(STATEMENTS, CODECS.hook, self._prepare)
+        self.waits: Waits = SqlWaits(STATEMENTS, CODECS.wait, self._prepare)
         self.queue: Queue = queue
         self.streams: Streams = LocalStreams(self._connections, changed)
+
+    def _prepare(self, statement: Select[Any]) -> Query:
+        """A record read on this thread's kept connection (autocommit: one statement
+        reads one consistent snapshot)."""
+        return functools.partial(fetch_all, self._connections, PreparedSql(statement))
 
     @classmethod
     def from_spec(cls, spec: str, *, root: str | os.PathLike[str] | None = None) -> LocalWorld:

@@ -41,8 +41,9 @@ from wfkit.worlds.local.db import (
     translated_errors,
     write_transaction,
 )
-from wfkit.worlds.local.schema import RowLike, queue_table
+from wfkit.worlds.local.sql import CODECS, TABLES
 
+queue_table = TABLES.queue_messages
 _Q = queue_table.c
 POLL_SECONDS = 0.05
 
@@ -128,19 +129,6 @@ def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) 
     return ids
 
 
-def _message_from_row(row: RowLike) -> QueueMessage:
-    return QueueMessage(
-        message_id=row["message_id"],
-        queue=row["queue"],
-        payload=json.loads(row["payload"]),
-        attempt=row["attempt"],
-        idempotency_key=row["idempotency_key"],
-        run_id=row["run_id"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        visible_at=datetime.fromtimestamp(row["visible_at"], UTC),
-    )
-
-
 class LocalQueue:
     """``world.queue`` of the local world."""
 
@@ -192,7 +180,7 @@ class LocalQueue:
             seqs = json.dumps([row["seq"] for row in rows])
             cursor.execute(_LEASE.sql, _LEASE.args({"seqs": seqs, "until": until}))
         return [
-            _message_from_row({**row, "visible_at": until, "attempt": row["attempt"] + 1})
+            CODECS.message.from_row({**row, "visible_at": until, "attempt": row["attempt"] + 1})
             for row in rows
         ]
 

@@ -13,8 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wfkit.worlds.base import EntityConflictError, StreamPage
 from wfkit.worlds.local.db import PreparedSql, ThreadConnections, fetch_all, write_transaction
-from wfkit.worlds.local.schema import stream_chunks_table, streams_table
+from wfkit.worlds.local.sql import TABLES
 
+streams_table, stream_chunks_table = TABLES.streams, TABLES.stream_chunks
 _T, _C = streams_table.c, stream_chunks_table.c
 POLL_SECONDS = 0.05
 
