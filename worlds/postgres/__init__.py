@@ -8,12 +8,12 @@ and any queue messages in one statement: two round trips after the pool's ping.
 The queue leases with ``FOR UPDATE SKIP LOCKED``; LISTEN/NOTIFY wakes idle
 receivers and stream readers. The world creates and upgrades its own tables.
 
-Modules: ``schema`` (tables, versioning, NOTIFY triggers), ``errors`` (the one
-place driver errors are translated), ``session`` (pipelined statements, the
-retrying transaction runner), ``events`` + ``writes`` (the event log),
-``records`` (read views), ``queue``, ``streams``, ``notify`` (the LISTEN
-thread), ``rows`` (row ⇄ record), ``sql`` (names), ``benchmark``
-(``python -m wfkit.worlds.postgres.benchmark URL``).
+The tables, the row ⇄ record codecs and the record reads are the shared SQL
+layer's (``wfkit.worlds.sql``). Modules: ``migrate`` (creating and upgrading
+the schema under an advisory lock, NOTIFY triggers), ``errors`` (the one place
+driver errors are translated), ``session`` (pipelined statements, the retrying
+transaction runner), ``events`` + ``writes`` (the event log), ``queue``,
+``streams``, ``notify`` (the LISTEN thread), ``sql`` (names, compiled statements).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import weakref
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import Select, create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 
 from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
@@ -31,14 +31,23 @@ from wfkit.worlds.postgres.errors import (
     PostgresWorldError,
     StatementTimeoutError,
 )
-from wfkit.worlds.postgres.events import PostgresEvents
+from wfkit.worlds.postgres.events import LoaderSql, PostgresEvents
+from wfkit.worlds.postgres.migrate import drop_schema, ensure_schema
 from wfkit.worlds.postgres.notify import Listener
 from wfkit.worlds.postgres.queue import PostgresQueue
-from wfkit.worlds.postgres.records import PostgresHooks, PostgresRuns, PostgresSteps, PostgresWaits
-from wfkit.worlds.postgres.schema import SCHEMA_VERSION, Tables, drop_schema, ensure_schema
 from wfkit.worlds.postgres.session import fetch_rows
-from wfkit.worlds.postgres.sql import TableNames
+from wfkit.worlds.postgres.sql import CODECS, TableNames, compile_statement
 from wfkit.worlds.postgres.streams import PostgresStreams
+from wfkit.worlds.sql import (
+    SCHEMA_VERSION,
+    Query,
+    RecordStatements,
+    SqlHooks,
+    SqlRuns,
+    SqlSteps,
+    SqlWaits,
+    build_tables,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -148,7 +157,7 @@ class PostgresWorld:
             connect_args=connect_args,
         )
         try:
-            self.tables = Tables.build(schema)
+            self.tables = build_tables("postgresql", schema)
             ensure_schema(self.engine, self.tables)
         except BaseException:
             self.engine.dispose()
@@ -161,35 +170,32 @@ class PostgresWorld:
         self.listener = Listener(
             listen_kwargs, queue_channel=names.queue_channel, stream_channel=names.stream_channel
         )
-        self.events: Events = PostgresEvents(self.engine, names)
-        self.runs: Runs = PostgresRuns(self.engine, names)
-        self.steps: Steps = PostgresSteps(self.engine, names)
-        self.hooks: Hooks = PostgresHooks(self.engine, names)
-        self.waits: Waits = PostgresWaits(self.engine, names)
+        statements = RecordStatements.build(self.tables)
+        self.events: Events = PostgresEvents(self.engine, names, LoaderSql.build(statements))
+        self.runs: Runs = SqlRuns(statements, CODECS.run, self._prepare)
+        self.steps: Steps = SqlSteps(statements, CODECS.step, self._prepare)
+        self.hooks: Hooks = SqlHooks(statements, CODECS.hook, self._prepare)
+        self.waits: Waits = SqlWaits(statements, CODECS.wait, self._prepare)
         self.queue: Queue = PostgresQueue(self.engine, names, self.listener)
         self.streams: Streams = PostgresStreams(self.engine, names, self.listener)
         _register_fork_safety(self)
+
+    def _prepare(self, statement: Select[Any]) -> Query:
+        """A record read: one statement on a pooled connection, retried like any other."""
+        compiled = compile_statement(statement)
+        engine = self.engine
+
+        def query(**values: Any) -> list[dict[str, Any]]:
+            return fetch_rows(engine, compiled.sql, compiled.params(values))
+
+        return query
 
     def __repr__(self) -> str:
         return f"PostgresWorld({self.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
 
     def reset(self) -> None:
         """Delete every row of every table of this world's schema (tests)."""
-        names = self.names
-        tables = ", ".join(
-            (
-                names.events,
-                names.runs,
-                names.steps,
-                names.hooks,
-                names.waits,
-                names.queue_messages,
-                names.streams,
-                names.stream_chunks,
-            )
-        )
-
-        fetch_rows(self.engine, f"TRUNCATE {tables} RESTART IDENTITY")
+        fetch_rows(self.engine, f"TRUNCATE {', '.join(self.names.all_tables())} RESTART IDENTITY")
 
     def drop_schema(self) -> None:
         """Drop this world's whole Postgres schema (tests); the world is unusable after."""

@@ -24,6 +24,7 @@ deadlocks and dropped connections are translated (and retried) by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -34,7 +35,6 @@ from wfkit.worlds.base import (
     EventResult,
     EventType,
     Hook,
-    InvalidEventError,
     QueueMessageRequest,
     Run,
     Step,
@@ -42,26 +42,45 @@ from wfkit.worlds.base import (
     new_id,
     normalize_json,
     plan_events,
-)
-from wfkit.worlds.postgres.rows import (
-    dump_json,
-    event_from_row,
-    hook_from_row,
-    run_from_row,
-    step_from_row,
-    wait_from_row,
+    run_id_for_create,
 )
 from wfkit.worlds.postgres.session import Session, Statement, run_transaction
-from wfkit.worlds.postgres.sql import RUN_COLUMNS, TableNames
+from wfkit.worlds.postgres.sql import CODECS, CompiledSql, TableNames, compile_statement
 from wfkit.worlds.postgres.writes import plan_statements
+from wfkit.worlds.sql import RecordStatements, dump_json
 
-__all__ = ["PostgresEvents", "TransactionLoader", "message_rows"]
+__all__ = ["LoaderSql", "PostgresEvents", "TransactionLoader", "message_rows"]
 
-
+_PAYLOADS = ("input", "output", "error")
 _RUN_WITHOUT_PAYLOADS = ", ".join(
-    f"NULL AS {name}" if name in ("input", "output", "error") else name
-    for name, _ in (*RUN_COLUMNS, ("last_event_id", "text"))
+    f"NULL AS {name}" if name in _PAYLOADS else name
+    for name in (*CODECS.run.columns, "last_event_id")
 )
+
+
+@dataclass(frozen=True)
+class LoaderSql:
+    """The shared record lookups (``wfkit.worlds.sql.RecordStatements``) of one
+    world, compiled for psycopg."""
+
+    run: CompiledSql
+    step: CompiledSql
+    hook: CompiledSql
+    active_hook_by_token: CompiledSql
+    wait: CompiledSql
+    latest_event_of_type: CompiledSql
+
+    @classmethod
+    def build(cls, statements: RecordStatements) -> LoaderSql:
+        """Compile the lookups of ``statements`` (one world's schema)."""
+        return cls(
+            run=compile_statement(statements.run),
+            step=compile_statement(statements.step),
+            hook=compile_statement(statements.hook),
+            active_hook_by_token=compile_statement(statements.active_hook_by_token),
+            wait=compile_statement(statements.wait),
+            latest_event_of_type=compile_statement(statements.latest_event_of_type),
+        )
 
 
 class TransactionLoader:
@@ -70,9 +89,10 @@ class TransactionLoader:
     ``lock_and_prefetch`` fills caches in one round trip; the lookups the
     lifecycle rules make afterwards hit the caches (a miss queries)."""
 
-    def __init__(self, session: Session, names: TableNames) -> None:
+    def __init__(self, session: Session, names: TableNames, sql: LoaderSql) -> None:
         self._session = session
         self._names = names
+        self._sql = sql
         self._runs: dict[str, Run | None] = {}
         self._last_event_ids: dict[str, str | None] = {}
         self._steps: dict[tuple[str, str], Step | None] = {}
@@ -80,8 +100,8 @@ class TransactionLoader:
         self._waits: dict[tuple[str, str], Wait | None] = {}
         self._tokens: dict[str, Hook | None] = {}
 
-    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._session.rows(sql, params)
+    def _rows(self, sql: CompiledSql, **values: Any) -> list[dict[str, Any]]:
+        return self._session.rows(sql.sql, sql.params(values))
 
     def lock_and_prefetch(self, run_id: str, requests: Sequence[EventRequest]) -> None:
         """Lock the run's row until the transaction ends and load, in the same round
@@ -119,25 +139,23 @@ class TransactionLoader:
             )
         results = self._session.query(*statements)
         run_rows = results[0]
-        self._runs[run_id] = run_from_row(run_rows[0]) if run_rows else None
+        self._runs[run_id] = CODECS.run.from_row(run_rows[0]) if run_rows else None
         self._last_event_ids[run_id] = run_rows[0]["last_event_id"] if run_rows else None
         for kind, rows in zip(kinds, results[1:], strict=True):
             if kind == "step":
                 self._steps.update({(run_id, i): None for i in ids[kind]})
-                self._steps.update({(run_id, r["step_id"]): step_from_row(r) for r in rows})
+                self._steps.update({(run_id, r["step_id"]): CODECS.step.from_row(r) for r in rows})
             elif kind == "hook":
                 self._hooks.update(dict.fromkeys(ids[kind]))
-                self._hooks.update({r["hook_id"]: hook_from_row(r) for r in rows})
+                self._hooks.update({r["hook_id"]: CODECS.hook.from_row(r) for r in rows})
             else:
                 self._waits.update({(run_id, i): None for i in ids[kind]})
-                self._waits.update({(run_id, r["wait_id"]): wait_from_row(r) for r in rows})
+                self._waits.update({(run_id, r["wait_id"]): CODECS.wait.from_row(r) for r in rows})
 
     def load_run(self, run_id: str) -> Run | None:
         if run_id not in self._runs:
-            rows = self._rows(
-                f"SELECT * FROM {self._names.runs} WHERE run_id = %(run_id)s", {"run_id": run_id}
-            )
-            self._runs[run_id] = run_from_row(rows[0]) if rows else None
+            rows = self._rows(self._sql.run, run_id=run_id)
+            self._runs[run_id] = CODECS.run.from_row(rows[0]) if rows else None
         return self._runs[run_id]
 
     def load_last_event_id(self, run_id: str) -> str | None:
@@ -148,21 +166,14 @@ class TransactionLoader:
     def load_step(self, run_id: str, step_id: str) -> Step | None:
         key = (run_id, step_id)
         if key not in self._steps:
-            rows = self._rows(
-                f"SELECT * FROM {self._names.steps}"
-                " WHERE run_id = %(run_id)s AND step_id = %(step_id)s",
-                {"run_id": run_id, "step_id": step_id},
-            )
-            self._steps[key] = step_from_row(rows[0]) if rows else None
+            rows = self._rows(self._sql.step, run_id=run_id, step_id=step_id)
+            self._steps[key] = CODECS.step.from_row(rows[0]) if rows else None
         return self._steps[key]
 
     def load_hook(self, hook_id: str) -> Hook | None:
         if hook_id not in self._hooks:
-            rows = self._rows(
-                f"SELECT * FROM {self._names.hooks} WHERE hook_id = %(hook_id)s",
-                {"hook_id": hook_id},
-            )
-            self._hooks[hook_id] = hook_from_row(rows[0]) if rows else None
+            rows = self._rows(self._sql.hook, hook_id=hook_id)
+            self._hooks[hook_id] = CODECS.hook.from_row(rows[0]) if rows else None
         return self._hooks[hook_id]
 
     def load_active_hook_by_token(self, token: str) -> Hook | None:
@@ -170,31 +181,20 @@ class TransactionLoader:
         # committed meanwhile, and the rules must see one consistent answer (a
         # race is settled by the unique index and a retry instead).
         if token not in self._tokens:
-            rows = self._rows(
-                f"SELECT * FROM {self._names.hooks} WHERE token = %(token)s AND status = 'active'",
-                {"token": token},
-            )
-            self._tokens[token] = hook_from_row(rows[0]) if rows else None
+            rows = self._rows(self._sql.active_hook_by_token, token=token)
+            self._tokens[token] = CODECS.hook.from_row(rows[0]) if rows else None
         return self._tokens[token]
 
     def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
         key = (run_id, wait_id)
         if key not in self._waits:
-            rows = self._rows(
-                f"SELECT * FROM {self._names.waits}"
-                " WHERE run_id = %(run_id)s AND wait_id = %(wait_id)s",
-                {"run_id": run_id, "wait_id": wait_id},
-            )
-            self._waits[key] = wait_from_row(rows[0]) if rows else None
+            rows = self._rows(self._sql.wait, run_id=run_id, wait_id=wait_id)
+            self._waits[key] = CODECS.wait.from_row(rows[0]) if rows else None
         return self._waits[key]
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
-        rows = self._rows(
-            f"SELECT * FROM {self._names.events} WHERE run_id = %(run_id)s"
-            " AND event_type = %(event_type)s ORDER BY seq DESC LIMIT 1",
-            {"run_id": run_id, "event_type": event_type},
-        )
-        return event_from_row(rows[0]) if rows else None
+        rows = self._rows(self._sql.latest_event_of_type, run_id=run_id, event_type=event_type)
+        return CODECS.event.from_row(rows[0]) if rows else None
 
 
 def message_rows(messages: Sequence[QueueMessageRequest]) -> list[dict[str, Any]]:
@@ -223,9 +223,10 @@ def message_rows(messages: Sequence[QueueMessageRequest]) -> list[dict[str, Any]
 class PostgresEvents:
     """``world.events`` of the Postgres world."""
 
-    def __init__(self, engine: Engine, names: TableNames) -> None:
+    def __init__(self, engine: Engine, names: TableNames, sql: LoaderSql) -> None:
         self._engine = engine
         self._names = names
+        self._sql = sql
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``wfkit.worlds.base.Events.create``.
@@ -234,11 +235,7 @@ class PostgresEvents:
             InvalidEventError: ``run_id`` is None for an event other than run_created.
             EntityConflictError, RunNotFoundError, …: as ``create_batch``.
         """
-        if run_id is None:
-            if request.event_type != "run_created":
-                raise InvalidEventError(f"{request.event_type} needs a run_id")
-            run_id = new_id("wrun")
-        return self.create_batch(run_id, [request])[0]
+        return self.create_batch(run_id_for_create(run_id, request), [request])[0]
 
     def create_batch(
         self,
@@ -267,10 +264,10 @@ class PostgresEvents:
             InvalidEventError: a malformed request or a non-JSON payload.
         """
         rows = message_rows(messages)
-        names = self._names
+        names, sql = self._names, self._sql
 
         def append(session: Session) -> list[EventResult]:
-            loader = TransactionLoader(session, names)
+            loader = TransactionLoader(session, names, sql)
             loader.lock_and_prefetch(run_id, requests)
             plan = plan_events(
                 loader, run_id, requests, expected_last_event_id=expected_last_event_id
@@ -308,6 +305,6 @@ class PostgresEvents:
         params = {"run_id": run_id, "after": after_event_id, "limit": limit}
 
         def read(session: Session) -> list[Event]:
-            return [event_from_row(row) for row in session.rows(sql, params)]
+            return [CODECS.event.from_row(row) for row in session.rows(sql, params)]
 
         return run_transaction(self._engine, read, transactional=False)

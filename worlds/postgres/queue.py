@@ -26,9 +26,8 @@ from sqlalchemy.engine import Engine
 from wfkit.worlds.base import QueueMessage, QueueMessageRequest
 from wfkit.worlds.postgres.events import message_rows
 from wfkit.worlds.postgres.notify import QUEUE_KEY, Listener
-from wfkit.worlds.postgres.rows import message_from_row
 from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
-from wfkit.worlds.postgres.sql import TableNames
+from wfkit.worlds.postgres.sql import CODECS, TableNames
 from wfkit.worlds.postgres.writes import insert_messages_sql
 
 __all__ = ["PostgresQueue", "like_prefix"]
@@ -151,7 +150,7 @@ class PostgresQueue:
     def _lease(self, params: dict[str, Any]) -> list[QueueMessage]:
         rows = fetch_rows(self._engine, self._receive_sql, params)
         rows.sort(key=lambda row: (row["was_visible_at"], row["seq"]))
-        return [message_from_row(row) for row in rows]
+        return [CODECS.message.from_row(row) for row in rows]
 
     def _seconds_until_due(self, params: dict[str, Any]) -> float | None:
         value = fetch_scalar(self._engine, self._next_due_sql, params)

@@ -1,85 +1,82 @@
-"""Qualified table names and the column lists shared by the Postgres world's modules.
+"""What the Postgres world's SQL is made of: qualified table names, the shared
+codecs and statements (``wfkit.worlds.sql``) compiled for psycopg, and the
+column types its hand-written statements declare.
 
-Hot statements are plain SQL strings sent with ``exec_driver_sql`` (psycopg's
-``%(name)s`` parameters): nothing to compile per call, and psycopg prepares a
-statement on the server once it has seen it a few times.
+Hot statements are plain SQL strings sent with psycopg's ``%(name)s``
+parameters: nothing to compile per call, and psycopg prepares a statement on
+the server once it has seen it a few times. Core statements are compiled once,
+by ``compile_statement``, into the same form.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from wfkit.worlds.postgres.schema import notify_channels, quote_ident
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
 
-__all__ = ["TableNames"]
+from wfkit.worlds.sql import Codecs, build_tables
 
-EVENT_COLUMNS = (
-    ("event_id", "text"),
-    ("run_id", "text"),
-    ("event_type", "text"),
-    ("correlation_id", "text"),
-    ("data", "text"),
-    ("created_at", "timestamptz"),
-    ("spec_version", "int"),
-)
-RUN_COLUMNS = (
-    ("run_id", "text"),
-    ("workflow_name", "text"),
-    ("status", "text"),
-    ("input", "text"),
-    ("output", "text"),
-    ("error", "text"),
-    ("deployment_id", "text"),
-    ("execution_context", "text"),
-    ("spec_version", "int"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("started_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-)
-STEP_COLUMNS = (
-    ("run_id", "text"),
-    ("step_id", "text"),
-    ("step_name", "text"),
-    ("status", "text"),
-    ("input", "text"),
-    ("output", "text"),
-    ("error", "text"),
-    ("attempt", "int"),
-    ("retry_after", "timestamptz"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("started_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-)
-HOOK_COLUMNS = (
-    ("hook_id", "text"),
-    ("run_id", "text"),
-    ("token", "text"),
-    ("status", "text"),
-    ("metadata", "text"),
-    ("is_webhook", "boolean"),
-    ("respond_with", "text"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-)
-WAIT_COLUMNS = (
-    ("run_id", "text"),
-    ("wait_id", "text"),
-    ("status", "text"),
-    ("resume_at", "timestamptz"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-)
-MESSAGE_COLUMNS = (
-    ("message_id", "text"),
-    ("queue", "text"),
-    ("payload", "text"),
-    ("idempotency_key", "text"),
-    ("run_id", "text"),
-    ("delay", "float8"),
-)
+__all__ = [
+    "CODECS",
+    "CompiledSql",
+    "TableNames",
+    "column_types",
+    "compile_statement",
+    "notify_channels",
+    "quote_ident",
+]
+
+CODECS = Codecs.build(build_tables("postgresql"))
+"""The record codecs (they depend on the columns, not on the schema)."""
+
+# The plain dialect, not psycopg's: that one appends ``::VARCHAR`` casts to
+# every parameter.
+_DIALECT: Dialect = PGDialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class CompiledSql:
+    """A Core statement compiled to psycopg SQL, with the values of the constants
+    it compiled into parameters (``status = 'active'`` becomes ``%(status_1)s``)."""
+
+    sql: str
+    constants: Mapping[str, Any]
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters of one execution: the constants and ``values``."""
+        return {**self.constants, **values}
+
+
+def compile_statement(statement: ClauseElement) -> CompiledSql:
+    """Compile a Core statement for psycopg (``%(name)s`` parameters, no casts)."""
+    compiled: Any = statement.compile(dialect=_DIALECT)  # SQLCompiler: ``binds`` by name
+    constants = {
+        name: bind.value for name, bind in compiled.binds.items() if bind.value is not None
+    }
+    return CompiledSql(str(compiled), constants)
+
+
+def column_types(table: Table, names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(column, SQL type)`` of ``names``: what ``json_to_recordset … AS x(…)``
+    declares so that the server types each value."""
+    return [(name, table.c[name].type.compile(dialect=_DIALECT)) for name in names]
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (double quotes, embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def notify_channels(schema: str) -> tuple[str, str]:
+    """The (queue, stream) NOTIFY channel names of a schema: short, safe identifiers."""
+    digest = hashlib.sha1(schema.encode()).hexdigest()[:24]
+    return f"wfkit_q_{digest}", f"wfkit_s_{digest}"
 
 
 @dataclass(frozen=True)
@@ -115,4 +112,17 @@ class TableNames:
             stream_chunks=f"{q}.stream_chunks",
             queue_channel=queue_channel,
             stream_channel=stream_channel,
+        )
+
+    def all_tables(self) -> tuple[str, ...]:
+        """Every table holding world data (not the schema version)."""
+        return (
+            self.events,
+            self.runs,
+            self.steps,
+            self.hooks,
+            self.waits,
+            self.queue_messages,
+            self.streams,
+            self.stream_chunks,
         )

@@ -3,9 +3,11 @@
 A sequential step costs one transaction, so the number of round trips is the
 step rate. Everything a plan writes goes out in one statement: the event rows,
 the new and changed step/hook/wait rows and the queue messages as data-modifying
-CTEs over ``unnest`` of array parameters (one statement text whatever the row
-count, so psycopg prepares it once), with the run row's write (insert, update,
-or at least its ``last_event_id``) as the primary statement. Two rare cases take
+CTEs over ``json_to_recordset`` of one JSON parameter per table (one statement
+text whatever the row count, so psycopg prepares it once), with the run row's
+write (insert, update, or at least its ``last_event_id``) as the primary
+statement. Rows are the shared codecs' (``wfkit.worlds.sql``); an UPDATE writes
+the columns a transition may change. Two rare cases take
 an extra statement: a batch that both changes and creates hooks updates the
 changed ones first (so a token disposed and re-taken in one batch does not trip
 the active-token index inside one statement), and a run that became terminal
@@ -16,31 +18,51 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from wfkit.worlds.base import PlannedWrites
-from wfkit.worlds.postgres.rows import (
-    event_params,
-    hook_params,
-    run_params,
-    step_params,
-    wait_params,
-)
 from wfkit.worlds.postgres.session import Statement
-from wfkit.worlds.postgres.sql import (
-    EVENT_COLUMNS,
-    HOOK_COLUMNS,
-    MESSAGE_COLUMNS,
-    RUN_COLUMNS,
-    STEP_COLUMNS,
-    WAIT_COLUMNS,
-    TableNames,
-)
+from wfkit.worlds.postgres.sql import CODECS, TableNames, column_types
+from wfkit.worlds.sql import RowCodec
 
 __all__ = ["insert_messages_sql", "plan_statements"]
 
 Columns = Sequence[tuple[str, str]]
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The typed columns of a record's INSERT and of its UPDATE (mutable + keys)."""
+
+    insert: Columns
+    update: Columns
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, codec: RowCodec[R]) -> _Shape:
+        return cls(
+            insert=column_types(codec.table, codec.columns),
+            update=column_types(codec.table, (*codec.mutable, *codec.keys)),
+            keys=codec.keys,
+        )
+
+
+_EVENTS = column_types(CODECS.event.table, CODECS.event.columns)
+# The plan has each event's data as JSON text already (PlannedWrites.event_json).
+_EVENT_VALUES = CODECS.event.encoder("data")
+_STEPS, _HOOKS, _WAITS = _Shape.of(CODECS.step), _Shape.of(CODECS.hook), _Shape.of(CODECS.wait)
+# Queue rows carry the delay; the server's clock turns it into visible_at.
+_MESSAGES: Columns = [
+    *column_types(
+        CODECS.message.table, ("message_id", "queue", "payload", "idempotency_key", "run_id")
+    ),
+    ("delay", "float8"),
+]
 
 
 def _json_default(value: object) -> str:
@@ -101,7 +123,7 @@ def insert_messages_sql(
     run_id, delay``), skipping any whose idempotency key an unacked message holds.
 
     Times come from the server's clock, so machines with skewed clocks agree."""
-    source = _unnest(alias, MESSAGE_COLUMNS, rows, params)
+    source = _unnest(alias, _MESSAGES, rows, params)
     return (
         f"INSERT INTO {names.queue_messages} (message_id, queue, payload, attempt,"
         " idempotency_key, run_id, created_at, visible_at)"
@@ -132,34 +154,38 @@ def plan_statements(
         ctes.append(f"w{len(ctes)} AS ({sql})")
 
     if plan.events:
-        cte(_insert(names.events, "ev", EVENT_COLUMNS, map(event_params, plan.events), params))
+        event_json = plan.event_json
+        columns = CODECS.event.columns
+        rows: Iterable[Mapping[str, Any]] = [
+            dict(zip(columns, _EVENT_VALUES(e, event_json[e.event_id]), strict=True))
+            for e in plan.events
+        ]
+        cte(_insert(names.events, "ev", _EVENTS, rows, params))
         params["last_event_id"] = plan.events[-1].event_id
-    step_keys = ("run_id", "step_id")
     if plan.new_steps:
-        rows = map(step_params, plan.new_steps.values())
-        cte(_insert(names.steps, "sn", STEP_COLUMNS, rows, params))
+        rows = map(CODECS.step.params, plan.new_steps.values())
+        cte(_insert(names.steps, "sn", _STEPS.insert, rows, params))
     if plan.changed_steps:
-        rows = map(step_params, plan.changed_steps.values())
-        cte(_update(names.steps, "sc", STEP_COLUMNS, step_keys, rows, params))
+        rows = map(CODECS.step.update_params, plan.changed_steps.values())
+        cte(_update(names.steps, "sc", _STEPS.update, _STEPS.keys, rows, params))
     if plan.changed_hooks:
         hook_update: dict[str, Any] = {}
-        rows = map(hook_params, plan.changed_hooks.values())
-        sql = _update(names.hooks, "hc", HOOK_COLUMNS, ("hook_id",), rows, hook_update)
+        rows = map(CODECS.hook.update_params, plan.changed_hooks.values())
+        sql = _update(names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update)
         if plan.new_hooks:
             statements.append((sql, hook_update))
         else:
             params.update(hook_update)
             cte(sql)
     if plan.new_hooks:
-        rows = map(hook_params, plan.new_hooks.values())
-        cte(_insert(names.hooks, "hn", HOOK_COLUMNS, rows, params))
-    wait_keys = ("run_id", "wait_id")
+        rows = map(CODECS.hook.params, plan.new_hooks.values())
+        cte(_insert(names.hooks, "hn", _HOOKS.insert, rows, params))
     if plan.new_waits:
-        rows = map(wait_params, plan.new_waits.values())
-        cte(_insert(names.waits, "wn", WAIT_COLUMNS, rows, params))
+        rows = map(CODECS.wait.params, plan.new_waits.values())
+        cte(_insert(names.waits, "wn", _WAITS.insert, rows, params))
     if plan.changed_waits:
-        rows = map(wait_params, plan.changed_waits.values())
-        cte(_update(names.waits, "wc", WAIT_COLUMNS, wait_keys, rows, params))
+        rows = map(CODECS.wait.update_params, plan.changed_waits.values())
+        cte(_update(names.waits, "wc", _WAITS.update, _WAITS.keys, rows, params))
     if messages:
         cte(insert_messages_sql(names, "qm", messages, params))
 
@@ -184,20 +210,20 @@ def plan_statements(
 def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any]) -> str | None:
     """The run row's write, carrying the log's new tail in ``last_event_id``."""
     has_events = "last_event_id" in params
+    codec = CODECS.run
     run_record = next(iter(plan.new_runs.values()), None)
     if run_record is not None:
-        row = run_params(run_record)
-        params.update({f"r_{name}": row[name] for name, _ in RUN_COLUMNS})
-        cols = ", ".join(name for name, _ in RUN_COLUMNS)
-        values = ", ".join(f"%(r_{name})s" for name, _ in RUN_COLUMNS)
+        params.update({f"r_{name}": value for name, value in codec.params(run_record).items()})
+        cols = ", ".join(codec.columns)
+        values = ", ".join(f"%(r_{name})s" for name in codec.columns)
         return (
             f"INSERT INTO {names.runs} ({cols}, last_event_id) VALUES ({values}, %(last_event_id)s)"
         )
     run_record = next(iter(plan.changed_runs.values()), None)
     if run_record is not None:
-        row = run_params(run_record)
-        params.update({f"r_{name}": row[name] for name, _ in RUN_COLUMNS})
-        sets = ", ".join(f"{name} = %(r_{name})s" for name, _ in RUN_COLUMNS if name != "run_id")
+        row = codec.update_params(run_record)
+        params.update({f"r_{name}": value for name, value in row.items()})
+        sets = ", ".join(f"{name} = %(r_{name})s" for name in codec.mutable)
         tail = ", last_event_id = %(last_event_id)s" if has_events else ""
         return f"UPDATE {names.runs} SET {sets}{tail} WHERE run_id = %(r_run_id)s"
     if has_events:
