@@ -99,3 +99,25 @@ def test_fold_gives_records() -> None:
     assert state.runs["wrun_1"].output == 5
     assert state.steps[("wrun_1", "step_a")].output == 5
     assert state.hooks["hook_a"].status == "disposed"
+
+
+def test_an_event_type_no_transition_knows_is_a_loud_error() -> None:
+    """The dispatch is exhaustive: an unknown type (here built without validation) is
+    refused by name, never applied as some other event of its entity (the dispatch by
+    prefix used to fold this ``step_paused`` as a ``step_failed``)."""
+    running_step = [
+        _event("run_created", workflow_name="wf"),
+        _event("run_started"),
+        _event("step_created", "step_a", step_name="s"),
+        _event("step_started", "step_a"),
+    ]
+    paused = Event.model_construct(
+        event_id=new_id("evnt"),
+        run_id="wrun_1",
+        event_type="step_paused",
+        correlation_id="step_a",
+        data={},
+        created_at=datetime.now(UTC),
+    )
+    with pytest.raises(AssertionError, match="step_paused"):
+        fold_events([*running_step, paused])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, assert_never
 
 from pydantic import ValidationError
 
@@ -242,9 +242,17 @@ def _check_run_is_live(view: _Overlay, event: Event) -> None:
         )
 
 
-def _apply_run_event(view: _Overlay, event: Event) -> EventResult:
+RunEventType = Literal["run_created", "run_started", "run_completed", "run_failed", "run_cancelled"]
+StepEventType = Literal[
+    "step_created", "step_started", "step_retrying", "step_completed", "step_failed"
+]
+HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_disposed"]
+WaitEventType = Literal["wait_created", "wait_completed"]
+
+
+def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> EventResult:
     at = event.created_at
-    if event.event_type == "run_created":
+    if event_type == "run_created":
         if view.run(event.run_id) is not None:
             raise EntityConflictError(f"run {event.run_id!r} already exists")
         workflow_name = _require_field(event, "workflow_name")
@@ -262,69 +270,84 @@ def _apply_run_event(view: _Overlay, event: Event) -> EventResult:
         view.put_run(run, new=True)
         return EventResult(event=event, run=run)
     run = _live_run(view, event)
-    if event.event_type == "run_started":
-        if run.status != "pending":
-            # Only reachable through a fold: a live world never appends a second one.
-            return EventResult(event=event, run=run)
-        run = run.model_copy(update={"status": "running", "started_at": at, "updated_at": at})
-    elif event.event_type == "run_cancelled":
-        run = run.model_copy(update={"status": "cancelled", "completed_at": at, "updated_at": at})
-    else:
-        if run.status != "running":
-            raise EntityConflictError(
-                f"{event.event_type} refused: run {run.run_id!r} is {run.status}, not running"
+    match event_type:
+        case "run_started":
+            if run.status != "pending":
+                # Only reachable through a fold: a live world never appends a second one.
+                return EventResult(event=event, run=run)
+            run = run.model_copy(update={"status": "running", "started_at": at, "updated_at": at})
+        case "run_cancelled":
+            run = run.model_copy(
+                update={"status": "cancelled", "completed_at": at, "updated_at": at}
             )
-        if event.event_type == "run_completed":
-            update: dict[str, Any] = {"status": "completed", "output": event.data.get("output")}
-        else:
-            update = {"status": "failed", "error": event.data.get("error")}
-        run = run.model_copy(update={**update, "completed_at": at, "updated_at": at})
+        case "run_completed" | "run_failed":
+            if run.status != "running":
+                raise EntityConflictError(
+                    f"{event_type} refused: run {run.run_id!r} is {run.status}, not running"
+                )
+            if event_type == "run_completed":
+                update: dict[str, Any] = {"status": "completed", "output": event.data.get("output")}
+            else:
+                update = {"status": "failed", "error": event.data.get("error")}
+            run = run.model_copy(update={**update, "completed_at": at, "updated_at": at})
+        case _:
+            assert_never(event_type)
     view.put_run(run, new=False)
     if run.status in RUN_TERMINAL:
         view.release_run(run.run_id, at)
     return EventResult(event=event, run=run)
 
 
-def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
-    step_id = _require_correlation(event)
-    _check_run_is_live(view, event)
-    at = event.created_at
-    current = view.step(event.run_id, step_id)
-    if event.event_type == "step_created":
-        if current is not None:
-            raise EntityConflictError(f"step {step_id!r} of run {event.run_id!r} already exists")
-        step = Step(
-            run_id=event.run_id,
-            step_id=step_id,
-            step_name=_require_field(event, "step_name"),
-            status="pending",
-            input=event.data.get("input"),
-            created_at=at,
-            updated_at=at,
-        )
-        view.put_step(step, new=True)
-        return EventResult(event=event, step=step)
+def _existing_step(current: Step | None, event: Event, step_id: str, *, running: bool) -> Step:
+    """The step an event changes: it exists and is not terminal (and, when
+    ``running``, is running)."""
     if current is None:
         raise StepNotFoundError(f"step {step_id!r} of run {event.run_id!r} not found")
     if current.status in STEP_TERMINAL:
         raise EntityConflictError(
             f"{event.event_type} refused: step {step_id!r} is already {current.status}"
         )
-    if event.event_type == "step_started":
-        step = current.model_copy(
-            update={
-                "status": "running",
-                "attempt": current.attempt + 1,
-                "started_at": current.started_at or at,
-                "updated_at": at,
-            }
+    if running and current.status != "running":
+        raise EntityConflictError(
+            f"{event.event_type} refused: step {step_id!r} is {current.status}, not running"
         )
-    else:
-        if current.status != "running":
-            raise EntityConflictError(
-                f"{event.event_type} refused: step {step_id!r} is {current.status}, not running"
+    return current
+
+
+def _apply_step_event(view: _Overlay, event: Event, event_type: StepEventType) -> EventResult:
+    step_id = _require_correlation(event)
+    _check_run_is_live(view, event)
+    at = event.created_at
+    current = view.step(event.run_id, step_id)
+    match event_type:
+        case "step_created":
+            if current is not None:
+                raise EntityConflictError(
+                    f"step {step_id!r} of run {event.run_id!r} already exists"
+                )
+            step = Step(
+                run_id=event.run_id,
+                step_id=step_id,
+                step_name=_require_field(event, "step_name"),
+                status="pending",
+                input=event.data.get("input"),
+                created_at=at,
+                updated_at=at,
             )
-        if event.event_type == "step_retrying":
+            view.put_step(step, new=True)
+            return EventResult(event=event, step=step)
+        case "step_started":
+            current = _existing_step(current, event, step_id, running=False)
+            step = current.model_copy(
+                update={
+                    "status": "running",
+                    "attempt": current.attempt + 1,
+                    "started_at": current.started_at or at,
+                    "updated_at": at,
+                }
+            )
+        case "step_retrying":
+            current = _existing_step(current, event, step_id, running=True)
             retry_raw = event.data.get("retry_after")
             step = current.model_copy(
                 update={
@@ -334,7 +357,8 @@ def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
                     "updated_at": at,
                 }
             )
-        elif event.event_type == "step_completed":
+        case "step_completed":
+            current = _existing_step(current, event, step_id, running=True)
             step = current.model_copy(
                 update={
                     "status": "completed",
@@ -343,7 +367,8 @@ def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
                     "updated_at": at,
                 }
             )
-        else:
+        case "step_failed":
+            current = _existing_step(current, event, step_id, running=True)
             step = current.model_copy(
                 update={
                     "status": "failed",
@@ -352,83 +377,118 @@ def _apply_step_event(view: _Overlay, event: Event) -> EventResult:
                     "updated_at": at,
                 }
             )
+        case _:
+            assert_never(event_type)
     view.put_step(step, new=False)
     return EventResult(event=event, step=step)
 
 
-def _apply_hook_event(view: _Overlay, event: Event) -> EventResult:
+def _apply_hook_event(view: _Overlay, event: Event, event_type: HookEventType) -> EventResult:
     hook_id = _require_correlation(event)
     _check_run_is_live(view, event)
     at = event.created_at
     current = view.hook(hook_id)
-    if event.event_type in ("hook_created", "hook_conflict"):
-        if current is not None:
-            raise EntityConflictError(f"hook {hook_id!r} already exists")
-        hook = Hook(
-            run_id=event.run_id,
-            hook_id=hook_id,
-            token=_require_field(event, "token"),
-            status="active" if event.event_type == "hook_created" else "conflicted",
-            metadata=event.data.get("metadata"),
-            is_webhook=bool(event.data.get("is_webhook", False)),
-            respond_with=event.data.get("respond_with"),
-            created_at=at,
-            updated_at=at,
-        )
-        if hook.status == "active" and view.active_hook_by_token(hook.token) is not None:
-            raise CorruptedLogError(f"hook_created for token {hook.token!r} held by another hook")
-        view.put_hook(hook, new=True)
-        return EventResult(event=event, hook=hook)
-    if current is None or current.run_id != event.run_id:
-        raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
-    if current.status != "active":
-        if event.event_type == "hook_received":
-            raise HookNotFoundError(f"hook {hook_id!r} is {current.status}, not active")
-        raise EntityConflictError(f"hook_disposed refused: hook {hook_id!r} is {current.status}")
-    if event.event_type == "hook_received":
-        hook = current.model_copy(update={"updated_at": at})
-    else:
-        hook = current.model_copy(update={"status": "disposed", "updated_at": at})
+    match event_type:
+        case "hook_created" | "hook_conflict":
+            if current is not None:
+                raise EntityConflictError(f"hook {hook_id!r} already exists")
+            hook = Hook(
+                run_id=event.run_id,
+                hook_id=hook_id,
+                token=_require_field(event, "token"),
+                status="active" if event_type == "hook_created" else "conflicted",
+                metadata=event.data.get("metadata"),
+                is_webhook=bool(event.data.get("is_webhook", False)),
+                respond_with=event.data.get("respond_with"),
+                created_at=at,
+                updated_at=at,
+            )
+            if hook.status == "active" and view.active_hook_by_token(hook.token) is not None:
+                raise CorruptedLogError(
+                    f"hook_created for token {hook.token!r} held by another hook"
+                )
+            view.put_hook(hook, new=True)
+            return EventResult(event=event, hook=hook)
+        case "hook_received":
+            if current is None or current.run_id != event.run_id:
+                raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
+            if current.status != "active":
+                raise HookNotFoundError(f"hook {hook_id!r} is {current.status}, not active")
+            hook = current.model_copy(update={"updated_at": at})
+        case "hook_disposed":
+            if current is None or current.run_id != event.run_id:
+                raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
+            if current.status != "active":
+                raise EntityConflictError(
+                    f"hook_disposed refused: hook {hook_id!r} is {current.status}"
+                )
+            hook = current.model_copy(update={"status": "disposed", "updated_at": at})
+        case _:
+            assert_never(event_type)
     view.put_hook(hook, new=False)
     return EventResult(event=event, hook=hook)
 
 
-def _apply_wait_event(view: _Overlay, event: Event) -> EventResult:
+def _apply_wait_event(view: _Overlay, event: Event, event_type: WaitEventType) -> EventResult:
     wait_id = _require_correlation(event)
     _check_run_is_live(view, event)
     at = event.created_at
     current = view.wait(event.run_id, wait_id)
-    if event.event_type == "wait_created":
-        if current is not None:
-            raise EntityConflictError(f"wait {wait_id!r} of run {event.run_id!r} already exists")
-        wait = Wait(
-            run_id=event.run_id,
-            wait_id=wait_id,
-            status="waiting",
-            resume_at=parse_timestamp(_require_field(event, "resume_at")),
-            created_at=at,
-            updated_at=at,
-        )
-        view.put_wait(wait, new=True)
-        return EventResult(event=event, wait=wait)
-    if current is None:
-        raise WaitNotFoundError(f"wait {wait_id!r} of run {event.run_id!r} not found")
-    if current.status != "waiting":
-        raise EntityConflictError(f"wait_completed refused: wait {wait_id!r} is already completed")
-    wait = current.model_copy(update={"status": "completed", "completed_at": at, "updated_at": at})
+    match event_type:
+        case "wait_created":
+            if current is not None:
+                raise EntityConflictError(
+                    f"wait {wait_id!r} of run {event.run_id!r} already exists"
+                )
+            wait = Wait(
+                run_id=event.run_id,
+                wait_id=wait_id,
+                status="waiting",
+                resume_at=parse_timestamp(_require_field(event, "resume_at")),
+                created_at=at,
+                updated_at=at,
+            )
+            view.put_wait(wait, new=True)
+            return EventResult(event=event, wait=wait)
+        case "wait_completed":
+            if current is None:
+                raise WaitNotFoundError(f"wait {wait_id!r} of run {event.run_id!r} not found")
+            if current.status != "waiting":
+                raise EntityConflictError(
+                    f"wait_completed refused: wait {wait_id!r} is already completed"
+                )
+            wait = current.model_copy(
+                update={"status": "completed", "completed_at": at, "updated_at": at}
+            )
+        case _:
+            assert_never(event_type)
     view.put_wait(wait, new=False)
     return EventResult(event=event, wait=wait)
 
 
 def _apply_event(view: _Overlay, event: Event) -> EventResult:
-    kind = event.event_type.split("_", 1)[0]
-    if kind == "run":
-        return _apply_run_event(view, event)
-    if kind == "step":
-        return _apply_step_event(view, event)
-    if kind == "hook":
-        return _apply_hook_event(view, event)
-    return _apply_wait_event(view, event)
+    """Apply one event through the transitions of its entity.
+
+    One dispatcher over every event type, ending in ``assert_never``: a type added
+    to ``EventType`` without a transition is a type error, and an event whose type
+    no transition knows (built without validation) fails loudly instead of being
+    treated as some other event.
+
+    Raises:
+        AssertionError: the event's type is none of ``EventType``.
+    """
+    event_type = event.event_type
+    match event_type:
+        case "run_created" | "run_started" | "run_completed" | "run_failed" | "run_cancelled":
+            return _apply_run_event(view, event, event_type)
+        case "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed":
+            return _apply_step_event(view, event, event_type)
+        case "hook_created" | "hook_conflict" | "hook_received" | "hook_disposed":
+            return _apply_hook_event(view, event, event_type)
+        case "wait_created" | "wait_completed":
+            return _apply_wait_event(view, event, event_type)
+        case _:
+            assert_never(event_type)
 
 
 def run_id_for_create(run_id: str | None, request: EventRequest) -> str:
