@@ -1,18 +1,18 @@
 """Micro-benchmark of the local (and memory) world's hot paths (not a test; prints a table).
 
-``python -m wfkit.worlds.local.benchmark [--batches N] [--rounds R] [--dir DIR]`` runs N
-``create_batch`` calls of ``[step_completed, step_created, step_started]`` on
-one run — what a worker writes per sequential step, each batch one durable
-transaction — with ``expected_last_event_id`` set, and reports the best of R
-rounds: batches per second by wall clock and per CPU second of this process
-(the latter is what a busy machine does not distort). Then the same for queue
-and stream operations.
+    .venv/bin/python -m bench.local_world [--batches N] [--rounds R] [--dir DIR]
+
+(from the repository root) runs N ``create_batch`` calls of
+``[step_completed, step_created, step_started]`` on one run — what a worker
+writes per sequential step, each batch one durable transaction — with
+``expected_last_event_id`` set, and reports the best of R rounds: batches per
+second by wall clock and per CPU second of this process (the latter is what a
+busy machine does not distort). Then the same for queue and stream operations.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wfkit.worlds.base import EventRequest, World
 from wfkit.worlds.local import LocalWorld
+from wfkit.worlds.memory import MemoryWorld
 
 __all__ = ["main", "measure_batches", "measure_queue_and_streams"]
 
@@ -113,8 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         worlds: list[tuple[str, World]] = [
             ("local", LocalWorld(Path(scratch) / "bench.db")),
-            # By name: worlds.* modules import no sibling world directly.
-            ("memory", importlib.import_module("wfkit.worlds.memory").MemoryWorld()),
+            ("memory", MemoryWorld()),
         ]
         print(f"{'world':8} {'batches/s':>10} {'per CPU-s':>10}  (3 events per batch)")
         for name, world in worlds:

@@ -1,6 +1,8 @@
 """Micro-benchmark of the Postgres world's hot path (not a test; prints a table).
 
-``python -m wfkit.worlds.postgres.benchmark [URL] [--batches N] [--rounds R]`` runs, in a
+    .venv/bin/python -m bench.postgres_world [URL] [--batches N] [--rounds R]
+
+(from the repository root; URL defaults to ``WFKIT_TEST_POSTGRES_URL``) runs, in a
 scratch schema it drops afterwards, N ``create_batch`` calls of
 ``[step_completed, step_created, step_started]`` on one run — what a worker
 writes per sequential step — with ``expected_last_event_id`` set, for each
