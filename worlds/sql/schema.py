@@ -9,8 +9,12 @@ SQLite and Postgres, for the DDL, the parameters and the codecs alike.
 
 What the two databases really store differently is the ``Kind`` mapping below
 (SQLite has no timestamp or boolean type; Postgres has identity columns) and a
-few columns marked ``only=`` one database. Both layouts are what existing
-databases hold, byte for byte; changing one means a migration.
+few columns marked ``only=`` one database. Both layouts are the ones existing
+databases hold (same tables, columns, types and indexes; ``snapshots/worlds/``
+shows them, ``tests/worlds/test_stored_layout.py`` holds them to it and opens
+databases written by 0.1.0). The one difference to files made before this
+declaration: a new SQLite file lists ``queue_messages.message_id`` before
+``seq``, as Postgres does; nothing reads columns by position.
 
 Changing the layout: edit the declaration, bump ``SCHEMA_VERSION``, and add the
 step that brings an existing database from the previous version to the new one
