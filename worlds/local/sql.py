@@ -35,7 +35,7 @@ STATEMENTS = RecordStatements.build(TABLES)
 _E, _R, _S = TABLES.events.c, TABLES.runs.c, TABLES.steps.c
 
 
-def checked(sql: PreparedSql, names: Sequence[str]) -> PreparedSql:
+def _checked(sql: PreparedSql, names: Sequence[str]) -> PreparedSql:
     """``sql``, after checking that its positional parameters are ``names`` in order
     (the hot path passes sequences, not mappings)."""
     if sql.names != tuple(names):
@@ -45,7 +45,7 @@ def checked(sql: PreparedSql, names: Sequence[str]) -> PreparedSql:
 
 def _insert_record(codec: RowCodec[Any]) -> PreparedSql:
     """INSERT of a record, taking ``codec.values`` as its parameters."""
-    return checked(PreparedSql(insert(codec.table), codec.columns), codec.columns)
+    return _checked(PreparedSql(insert(codec.table), codec.columns), codec.columns)
 
 
 def _update_record(codec: RowCodec[Any]) -> PreparedSql:
@@ -55,7 +55,7 @@ def _update_record(codec: RowCodec[Any]) -> PreparedSql:
     statement = update(table).where(
         *(table.c[key] == bindparam(name) for key, name in zip(codec.keys, keys, strict=True))
     )
-    return checked(PreparedSql(statement, codec.mutable), [*codec.mutable, *keys])
+    return _checked(PreparedSql(statement, codec.mutable), [*codec.mutable, *keys])
 
 
 _AFTER_SEQ = select(_E.seq).where(_E.event_id == bindparam("after")).scalar_subquery()
@@ -164,4 +164,4 @@ def insert_events_sql(count: int) -> str:
     columns = CODECS.event.columns
     rows: list[dict[str, Any]] = [{c: bindparam(f"{c}_{n}") for c in columns} for n in range(count)]
     names = [f"{c}_{n}" for n in range(count) for c in columns]
-    return checked(PreparedSql(insert(TABLES.events).values(rows)), names).sql
+    return _checked(PreparedSql(insert(TABLES.events).values(rows)), names).sql

@@ -19,8 +19,7 @@ from wfkit.worlds.base import PlannedWrites
 from wfkit.worlds.local.db import PreparedSql
 from wfkit.worlds.local.loader import Timestamps
 from wfkit.worlds.local.sql import CODECS, MAX_ROWS_PER_INSERT, LocalSql, insert_events_sql
-from wfkit.worlds.sql import RowCodec
-from wfkit.worlds.sql.codecs import EncodeTime
+from wfkit.worlds.sql import EncodeTime, RowCodec
 
 __all__ = ["write_plan"]
 

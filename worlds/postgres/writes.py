@@ -6,11 +6,11 @@ the new and changed step/hook/wait rows and the queue messages as data-modifying
 CTEs over ``json_to_recordset`` of one JSON parameter per table (one statement
 text whatever the row count, so psycopg prepares it once), with the run row's
 write (insert, update, or at least its ``last_event_id``) as the primary
-statement. Rows are the shared codecs' (``wfkit.worlds.sql``); an UPDATE writes
-the columns a transition may change. Two rare cases take
-an extra statement: a batch that both changes and creates hooks updates the
-changed ones first (so a token disposed and re-taken in one batch does not trip
-the active-token index inside one statement), and a run that became terminal
+statement. Rows come from the shared codecs (``wfkit.worlds.sql``); an UPDATE
+writes the columns a transition may change. Two rare cases take an extra
+statement: a batch that both changes and creates hooks updates the changed ones
+first (so a token disposed and re-taken in one batch does not trip the
+active-token index inside one statement), and a run that became terminal
 releases its remaining hooks and waits afterwards.
 """
 
