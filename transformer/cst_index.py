@@ -1,80 +1,123 @@
-"""A pre-order index of a libcst tree: parents, subtree extents, pruned walks."""
+"""A pre-order index of a libcst tree: parents, subtree extents, pruned walks.
+
+Walking a tree through libcst itself (a visitor, or ``CSTNode.children``) rebuilds or
+re-visits every node, which costs more than the whole analysis that needs the walk. The
+index reads each node's child fields directly instead.
+
+Which fields hold children is read from libcst's own dataclass fields, the first time a
+node type is met, so the index follows whatever libcst is installed (no table to go
+stale): a field is read when its annotation names a node class that is not *trivia*
+(whitespace, comments, punctuation, which nothing in the transformer looks at). Node
+classes a libcst release adds are named by the annotations of the fields holding them, so
+they are indexed without a change here.
+
+Children are indexed in dataclass field order. That is source order for everything that
+matters here (statements of a block, the branches of an ``if``/``try``), but not for every
+expression field: a ``def``'s decorators are declared, and so indexed, after its body.
+Nothing reads source order from the index except the order of statements.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from wfkit.transformer.cst_fields import CHILD_FIELDS, LIBCST_VERSION
+__all__ = ["TRIVIA", "CSTIndex", "child_fields", "nested_scope"]
 
-__all__ = ["CSTIndex", "nested_scope"]
+TRIVIA: tuple[type[cst.CSTNode], ...] = (
+    cst.BaseParenthesizableWhitespace,
+    cst.TrailingWhitespace,
+    cst.EmptyLine,
+    cst.Newline,
+    cst.Comment,
+    cst.Comma,
+    cst.Dot,
+    cst.Colon,
+    cst.Semicolon,
+    cst.AssignEqual,
+    cst.Asynchronous,
+    cst.LeftParen,
+    cst.RightParen,
+    cst.LeftSquareBracket,
+    cst.RightSquareBracket,
+    cst.LeftCurlyBrace,
+    cst.RightCurlyBrace,
+    cst.ParamSlash,
+)
+"""Node types the index leaves out: layout and punctuation, never looked at."""
 
 
-def _libcst_version() -> str | None:
-    try:
-        from libcst._version import __version__
-    except ImportError:  # pragma: no cover - layout of another libcst
-        return None
-    return str(__version__)
-
-
-# The table of child fields is exact only for the libcst version it was generated from.
-_FIELDS_USABLE = _libcst_version() == LIBCST_VERSION
-_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
-
-
-def _node_types() -> frozenset[type]:
+def _all_node_types() -> set[type]:
     found: set[type] = set()
     pending: list[type] = [cst.CSTNode]
     while pending:
-        kind = pending.pop()
         sub: type
-        for sub in kind.__subclasses__():
+        for sub in pending.pop().__subclasses__():
             if sub not in found:
                 found.add(sub)
                 pending.append(sub)
-    return frozenset(found)
+    return found
 
 
-# Every libcst node class: ``type(v) in`` this is much cheaper than isinstance on
-# libcst's ABC-based classes, and the trees indexed here come from libcst's parser.
-_NODE_TYPES = _node_types()
+def _trivia_names() -> frozenset[str]:
+    """Names of the trivia node classes (libcst builds each node class twice, the second
+    time with slots, so classes are compared by name)."""
+    exported = (value for value in vars(cst).values() if isinstance(value, type))
+    return frozenset(kind.__name__ for kind in exported if issubclass(kind, TRIVIA))
 
 
-def _fields(kind: type[cst.CSTNode]) -> tuple[str, ...] | None:
-    fields = _FIELDS.get(kind)
+_TRIVIA_NAMES = _trivia_names()
+_NODE_NAMES = frozenset(kind.__name__ for kind in _all_node_types())
+# Every node type worth indexing. libcst node classes are final, so ``type(v) in`` this
+# set replaces an isinstance test on libcst's ABC-based classes, which costs several times
+# more in the walk's inner loop.
+_INDEXED = frozenset(kind for kind in _all_node_types() if kind.__name__ not in _TRIVIA_NAMES)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CHILD_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+
+
+def child_fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
+    """The fields of node type ``kind`` that may hold indexed (non-trivia) children.
+
+    Args:
+        kind: a libcst node class (a dataclass).
+
+    Returns:
+        The field names in declaration order: those whose annotation names a node class
+        that is not trivia. Annotations are read as text, so real types, forward
+        references and string annotations are treated alike.
+    """
+    fields = _CHILD_FIELDS.get(kind)
     if fields is None:
-        fields = CHILD_FIELDS.get(kind.__name__)
-        if fields is None or getattr(cst, kind.__name__, None) is not kind:
-            return None
-        _FIELDS[kind] = fields
+        kept: list[str] = []
+        for field in dataclasses.fields(kind):
+            annotation = field.type if isinstance(field.type, str) else str(field.type)
+            named = set(_IDENTIFIER.findall(annotation)) & _NODE_NAMES
+            if named - _TRIVIA_NAMES:
+                kept.append(field.name)
+        fields = _CHILD_FIELDS[kind] = tuple(kept)
     return fields
 
 
-class CSTIndex(cst.CSTVisitor):
-    """One traversal recording pre-order, subtree extents and parents.
+class CSTIndex:
+    """One walk of a tree recording pre-order, subtree extents and parents (trivia left out).
 
-    ``CSTNode.children`` re-visits the node on every call, so walking a tree through it is
-    slow; slicing this pre-order list is not. :meth:`build` reads child fields directly
-    (skipping whitespace and punctuation nodes, which nothing here looks at), which is
-    several times faster than a libcst visitor; visiting the tree with this visitor gives
-    the same index with every node included.
+    ``order`` lists the nodes in pre-order; ``position[n]`` is n's index in it and
+    ``end[n]`` one past its last descendant, so ``order[position[n]:end[n]]`` is n's
+    subtree.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.order: list[cst.CSTNode] = []
         self.position: dict[cst.CSTNode, int] = {}
         self.end: dict[cst.CSTNode, int] = {}
         self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        self._stack: list[cst.CSTNode] = []
 
     def build(self, root: cst.CSTNode) -> CSTIndex:
-        """Index ``root`` (the fast way when the field table fits the installed libcst)."""
-        if not _FIELDS_USABLE:
-            root.visit(self)
-            return self
+        """Index ``root`` and its descendants; returns this index."""
         self._walk(root)
         return self
 
@@ -82,37 +125,19 @@ class CSTIndex(cst.CSTVisitor):
         order = self.order
         self.position[node] = len(order)
         order.append(node)
-        fields = _fields(type(node))
-        if fields is None:  # not in the table: fall back to libcst's own child listing
-            children: list[cst.CSTNode] = list(node.children)
-        else:
-            children = []
-            for name in fields:
-                value = getattr(node, name)
-                kind = type(value)
-                if kind is list or kind is tuple:
-                    children.extend(v for v in value if type(v) in _NODE_TYPES)
-                elif kind in _NODE_TYPES:
-                    children.append(value)
         parents = self.parents
-        for child in children:
-            parents[child] = node
-            self._walk(child)
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            kind = type(value)
+            if kind is list or kind is tuple:
+                for item in value:
+                    if type(item) in _INDEXED:
+                        parents[item] = node
+                        self._walk(item)
+            elif kind in _INDEXED:
+                parents[value] = node
+                self._walk(value)
         self.end[node] = len(order)
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        """Record ``node`` in pre-order."""
-        if self._stack:
-            self.parents[node] = self._stack[-1]
-        self.position[node] = len(self.order)
-        self.order.append(node)
-        self._stack.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        """Close ``original_node``'s subtree."""
-        self._stack.pop()
-        self.end[original_node] = len(self.order)
 
     def subtree(
         self, node: cst.CSTNode, prune: Callable[[cst.CSTNode], bool] | None = None

@@ -5,44 +5,29 @@ pre-order, parents) and returns an :class:`Analysis` keyed by node identity; the
 mode transformers then only look nodes up in it. Keeping every decision here means the
 modes cannot disagree about what is a step, what its ID is or what gets rewritten.
 
-Qualified names and closures come from :class:`~wfkit.transformer.scopes.NameResolver`, which
-follows libcst's ScopeProvider but works lazily on the few expressions asked about;
-libcst's own metadata is resolved only where that resolver defers (rare constructs) and
-for positions when there is a problem to report. Resolving ScopeProvider/
-QualifiedNameProvider/PositionProvider for every module cost most of the transform.
+Qualified names and closures come from :class:`~wfkit.transformer.scopes.NameResolver`
+(Python's scoping rules, resolved lazily for the few expressions asked about). libcst's
+own metadata is resolved only for positions, when there is a problem to report:
+resolving its providers for every module cost most of the transform.
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import (
-    Assignment,
-    ClassScope,
-    GlobalScope,
-    PositionProvider,
-    QualifiedNameSource,
-    Scope,
-    ScopeProvider,
-)
+from libcst.metadata import PositionProvider
 
 from wfkit.transformer.cst_index import CSTIndex, nested_scope
 from wfkit.transformer.determinism import forbidden_reason, is_deterministic_call
 from wfkit.transformer.diagnostics import DiagnosticSink
-from wfkit.transformer.directives import (
-    DIRECTIVES,
-    Kind,
-    edit_distance_is_one,
-    leading_small_statements,
-    string_value,
-)
+from wfkit.transformer.directive_nodes import leading_small_statements, string_value
+from wfkit.transformer.directives import DIRECTIVES, Kind, edit_distance_is_one
 from wfkit.transformer.naming import make_id
-from wfkit.transformer.scopes import NameResolver, supported
+from wfkit.transformer.scopes import ClosureKind, NameResolver
 
 __all__ = ["Analysis", "SerdeClass", "Target", "analyze"]
 
@@ -51,12 +36,15 @@ MethodKind = Literal["function", "static", "class", "instance"]
 
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel"})
 _SERDE_METHODS = frozenset({"__wfkit_serialize__", "__wfkit_deserialize__"})
-_IMPORTED = (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
 # libcst node classes are final, so hot loops test ``type(n)`` (isinstance on libcst's
 # ABC-based classes costs several times more)
 _IMPORTS = frozenset({cst.Import, cst.ImportFrom})
 _OWNERS = frozenset({cst.Module, cst.FunctionDef, cst.ClassDef})
 _DEFINITIONS = frozenset({cst.FunctionDef, cst.ClassDef})
+_UNSHIPPABLE: dict[ClosureKind, str] = {
+    "definition": "a function or class defined",
+    "import": "a module or name imported",
+}
 
 
 @dataclass(eq=False)
@@ -117,20 +105,15 @@ class Analysis:
 
 
 class _Analyzer:
-    def __init__(
-        self, wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str, fast_names: bool
-    ) -> None:
+    def __init__(self, wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> None:
         self.module = wrapper.module
+        # libcst metadata (positions) is resolved only to report a problem, then cached
         self.wrapper = wrapper
-        # libcst metadata is resolved only when needed (and then cached by the wrapper):
-        # positions to report problems, scopes for closures of nested steps and for
-        # qualified names in modules the lazy NameResolver does not model.
-        self.fast_names = fast_names
-        self.resolver: NameResolver | None = None
         self.sink = sink
         self.path = path
         self.result = Analysis()
-        self.index = CSTIndex()
+        self.index = CSTIndex().build(self.module)
+        self.resolver = NameResolver(self.module, self.index)
         self.own_directive: dict[cst.CSTNode, tuple[Kind, cst.Expr]] = {}
         self.serializable: set[cst.ClassDef] = set()
         self.module_kind: Kind | None = None
@@ -152,20 +135,9 @@ class _Analyzer:
         line, col = self.pos(node)
         self.sink.warning(code, line, col, message)
 
-    @property
-    def scopes(self) -> Mapping[cst.CSTNode, Scope | None]:
-        """libcst's scope of every node (resolved on first use)."""
-        return self.wrapper.resolve(ScopeProvider)
-
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         """Qualified names of ``node`` that come from imports or builtins."""
-        if self.resolver is not None:
-            return self.resolver.qualified_names(node)
-        # what QualifiedNameProvider computes, without its pass over every node
-        scope = self.scopes.get(node)
-        if scope is None:
-            return set()
-        return {q.name for q in scope.get_qualified_names_for(node) if q.source in _IMPORTED}
+        return self.resolver.qualified_names(node)
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The parent of ``node`` in the analysed tree."""
@@ -174,13 +146,7 @@ class _Analyzer:
     # -- passes ------------------------------------------------------------------
     def run(self) -> Analysis:
         """Run every pass and return the analysis."""
-        self.index.build(self.module)
         self.result.parents = self.index.parents
-        if self.fast_names:
-            index = self.index
-            self.resolver = NameResolver(
-                self.module, index.parents, index.order, index.position, index.end
-            )
         self.result.imports = [
             cast(cst.Import | cst.ImportFrom, n) for n in self.index.order if type(n) in _IMPORTS
         ]
@@ -512,52 +478,13 @@ class _Analyzer:
         return any(forbidden_reason(q) for q in self.qualified_names(call.func))
 
     def closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
-        """Names the nested step reads that are bound in an enclosing function."""
-        fast = self.resolver.closure(fn) if self.resolver is not None else None
-        if fast is not None:
-            names, kinds = fast
-            unshippable: dict[str, str] = {}
-            for name, found in kinds.items():
-                if len(found) > 1:  # libcst's answer depends on set order: ask it
-                    break
-                unshippable[name] = (
-                    "a function or class defined"
-                    if "definition" in found
-                    else "a module or name imported"
-                )
-            else:
-                return self._report_closure(fn, names, unshippable)
-        return self._libcst_closure_of(fn)
-
-    def _libcst_closure_of(self, fn: cst.FunctionDef) -> tuple[str, ...]:
-        """:meth:`closure_of` with libcst's ScopeProvider."""
-        body_scope = self.scopes.get(fn.body)
-        if body_scope is None:
-            return ()
-        enclosing: set[Scope] = set()
-        cur = body_scope.parent
-        while not isinstance(cur, GlobalScope) and cur is not cur.parent:
-            if not isinstance(cur, ClassScope):
-                enclosing.add(cur)
-            cur = cur.parent
-        scopes: set[Scope] = set()
-        for node in self.index.subtree(fn.body):
-            scope = self.scopes.get(node)
-            if scope is not None:
-                scopes.add(scope)
-        names: set[str] = set()
-        unshippable: dict[str, str] = {}
-        for scope in scopes:
-            for access in scope.accesses:
-                for ref in access.referents:
-                    if not isinstance(ref, Assignment) or ref.scope not in enclosing:
-                        continue
-                    names.add(ref.name)
-                    if isinstance(ref.node, cst.FunctionDef | cst.ClassDef):
-                        unshippable[ref.name] = "a function or class defined"
-                    elif isinstance(ref.node, cst.Import | cst.ImportFrom | cst.ImportAlias):
-                        unshippable[ref.name] = "a module or name imported"
-        return self._report_closure(fn, names, unshippable)
+        """Names the nested step reads that are bound in an enclosing function; reports
+        those that cannot travel with it (WF015)."""
+        closure = self.resolver.closure(fn)
+        unshippable = {
+            name: _UNSHIPPABLE[kind] for name, kind in closure.items() if kind in _UNSHIPPABLE
+        }
+        return self._report_closure(fn, set(closure), unshippable)
 
     def _report_closure(
         self, fn: cst.FunctionDef, names: set[str], unshippable: dict[str, str]
@@ -576,26 +503,15 @@ class _Analyzer:
         return tuple(sorted(names))
 
 
-def analyze(
-    wrapper: cst.MetadataWrapper,
-    sink: DiagnosticSink,
-    path: str,
-    syntax: ast.Module | None = None,
-    source: str | None = None,
-) -> Analysis:
+def analyze(wrapper: cst.MetadataWrapper, sink: DiagnosticSink, path: str) -> Analysis:
     """Analyse a parsed module.
 
     Args:
         wrapper: the module with metadata (its ``module`` is the tree the modes transform).
         sink: receives every problem found.
         path: the root-relative source path (for IDs).
-        syntax: the same module parsed by CPython's ``ast``; when given, and the module has
-            no construct the lazy :class:`NameResolver` does not model, qualified names
-            are resolved by it instead of libcst's ScopeProvider.
-        source: the module's text (lets that check skip walking ``syntax``).
 
     Returns:
         The analysis; consult ``sink`` for errors before using it.
     """
-    fast_names = syntax is not None and supported(syntax, source)
-    return _Analyzer(wrapper, sink, path, fast_names).run()
+    return _Analyzer(wrapper, sink, path).run()

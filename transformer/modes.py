@@ -17,7 +17,7 @@ from functools import cache
 import libcst as cst
 import libcst.matchers as m
 
-from wfkit.transformer.directives import leading_small_statements
+from wfkit.transformer.directive_nodes import leading_small_statements
 from wfkit.transformer.discovery import Analysis, SerdeClass, Target
 from wfkit.transformer.imports import Replacement
 from wfkit.transformer.result import Mode

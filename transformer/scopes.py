@@ -1,29 +1,52 @@
-"""Qualified names of expressions, resolved lazily with libcst's scoping rules.
+"""What a name refers to: Python's scoping rules over a libcst tree, resolved lazily.
 
-libcst's ``ScopeProvider`` (and the ``ExpressionContextProvider`` it depends on) visits
-every node of the module to build every scope, which costs more than the rest of the
-transform. The analysis asks for qualified names of a few expressions only (decorators
-and bases of classes, callees in workflow bodies), so :class:`NameResolver` finds the
-scopes enclosing such an expression by walking up the tree and collects the names bound
-in each of those scopes on first use.
+The analysis asks two questions about names, and :class:`NameResolver` answers both:
 
-It follows ``ScopeProvider`` + ``Scope.get_qualified_names_for`` exactly for modules
-without ``global``, ``nonlocal``, ``:=`` or ``match`` (:func:`supported` tells), which
-redirect or create bindings in ways this resolver does not model; the analysis uses
-libcst's providers for those modules.
+- the *qualified names* of an expression (after ``from time import time as now``, the
+  callee ``now`` is ``time.time``), for the decorators and bases of classes and for the
+  callees in workflow bodies;
+- the *closure* of a nested step: the names its body reads that an enclosing function
+  binds, which travel with each call of the step.
+
+The rules are CPython's symbol table (the ``symtable`` module is what the tests compare
+closures against): a name bound anywhere in a function (assignment, ``for``/``with``/
+``except`` target, ``import``, ``def``, ``class``, ``del``, ``:=``, a ``match`` capture)
+is local to it unless declared ``global`` or ``nonlocal``; ``:=`` in a comprehension binds
+in the enclosing function; a class body is invisible to the scopes nested in it;
+decorators, default values, annotations, bases and a comprehension's first iterable are
+evaluated in the enclosing scope; an attribute chain ``a.b.c`` is looked up by its head
+``a``. Annotations count as reads, except under ``from __future__ import annotations``;
+the text of a string annotation never does.
+
+Three simplifications, none of which a transform outcome has been seen to depend on:
+at module and class level a name rebound several times resolves to all its bindings
+(a workflow body runs after its module was imported, when only one of them holds, so
+this is what a call there may see); star imports bind nothing (their names are unknown
+without importing the module); PEP 695 type parameters are bound in the function or
+class they belong to.
+
+Rejected alternative: libcst's ``ScopeProvider`` (with ``QualifiedNameProvider``). It
+builds every scope of the module up front, which cost more than the rest of the
+transform, while the analysis asks about a few expressions; here the scopes around an
+expression are found by walking up the tree and the names bound in each are collected
+the first time they are needed. It also resolves some names differently from Python: a
+dotted name by its longest bound prefix (so a local ``os`` did not shadow an imported
+``os.path``), and a read before a later assignment in the same function from the
+enclosing scope.
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from typing import Literal
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-__all__ = ["SCOPE_NODES", "NameResolver", "supported"]
+from wfkit.transformer.cst_index import CSTIndex
+
+__all__ = ["SCOPE_NODES", "Binding", "ClosureKind", "NameResolver"]
 
 SCOPE_NODES = (
     cst.FunctionDef,
@@ -34,49 +57,30 @@ SCOPE_NODES = (
     cst.DictComp,
     cst.GeneratorExp,
 )
+"""The nodes that open a scope (besides the module)."""
+
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 # libcst node classes are final: hot loops test ``type(n)`` (isinstance on libcst's
 # ABC-based classes costs several times more)
 _SCOPE_TYPES = frozenset(SCOPE_NODES)
+_COMPREHENSION_TYPES = frozenset(_COMPREHENSIONS)
 _DEFINITIONS = frozenset({cst.FunctionDef, cst.ClassDef})
 _IMPORTS = frozenset({cst.Import, cst.ImportFrom})
-_TARGETS = frozenset({cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For})
-_UNSUPPORTED = (ast.Global, ast.Nonlocal, ast.NamedExpr, ast.Match)
-_UNSUPPORTED_TEXT = ("global", "nonlocal", ":=", "match")
+_DECLARATIONS = frozenset({cst.Global, cst.Nonlocal})
+_NOTED = _DECLARATIONS | {cst.NamedExpr}
+_TARGETS = frozenset({cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.Del})
+_CAPTURES = frozenset({cst.MatchAs, cst.MatchStar})
+_TYPE_PARAMETERS = frozenset({cst.TypeVar, cst.TypeVarTuple, cst.ParamSpec})
 
-# A binding: the import statement, def or class that made it, the Param or CompFor of a
-# parameter or comprehension target, or None for any other assignment.
 Binding = cst.CSTNode | None
+"""What bound a name: the import statement, def or class; the Param or CompFor of a
+parameter or comprehension target; None for any other assignment."""
+
 Bindings = dict[str, list[Binding]]
-
-
-def supported(tree: ast.Module, source: str | None = None) -> bool:
-    """True when :class:`NameResolver` resolves names in ``tree`` exactly as libcst does.
-
-    Args:
-        tree: the module's AST.
-        source: its text, if known: without the keywords and ``:=`` of the constructs
-            in question, the AST need not be walked.
-    """
-    if source is not None and not any(word in source for word in _UNSUPPORTED_TEXT):
-        return True
-    return not any(isinstance(node, _UNSUPPORTED) for node in ast.walk(tree))
-
-
-def _dotted_names(node: cst.BaseExpression) -> Iterator[str]:
-    """libcst's ``_gen_dotted_names`` (names only): ``a.b.c`` -> ``a.b.c``, ``a.b``, ``a``."""
-    if isinstance(node, cst.Name):
-        yield node.value
-    elif isinstance(node, cst.Attribute):
-        value = node.value
-        if isinstance(value, cst.Call):
-            if isinstance(value.func, cst.Attribute | cst.Name):
-                yield from _dotted_names(value.func)
-        elif isinstance(value, cst.Attribute | cst.Name):
-            inner = list(_dotted_names(value))
-            if inner:
-                yield f"{inner[0]}.{node.attr.value}"
-                yield from inner
+Declaration = Literal["global", "nonlocal"]
+ClosureKind = Literal["value", "definition", "import"]
+"""What an enclosing function bound a closure name to: a value (an assignment or a
+parameter), a def or class, or an import (when bound both ways, a definition wins)."""
 
 
 def _stored_names(target: cst.BaseExpression) -> Iterator[str]:
@@ -90,8 +94,19 @@ def _stored_names(target: cst.BaseExpression) -> Iterator[str]:
         yield from _stored_names(target.value)
 
 
+def _head(name: cst.BaseExpression) -> str | None:
+    """The first name of a dotted name: ``a`` of ``a.b.c``."""
+    while isinstance(name, cst.Attribute):
+        name = name.value
+    return name.value if isinstance(name, cst.Name) else None
+
+
 def _import_qualified_names(node: cst.Import | cst.ImportFrom, full_name: str) -> set[str]:
-    """libcst's ``ImportAssignment.get_qualified_names_for``."""
+    """The qualified names of ``full_name`` (``a.b.c``) when ``node`` bound its head.
+
+    ``import os.path`` makes ``os.getcwd`` ``os.getcwd``; ``from time import time as now``
+    makes ``now`` ``time.time``; a relative ``from . import x`` keeps its dots.
+    """
     module = ""
     if isinstance(node, cst.ImportFrom):
         if node.module:
@@ -126,39 +141,57 @@ def _import_qualified_names(node: cst.Import | cst.ImportFrom, full_name: str) -
     return results
 
 
+def _is_future_import(node: cst.ImportFrom) -> bool:
+    """True for ``from __future__ import ...``."""
+    return isinstance(node.module, cst.Name) and node.module.value == "__future__"
+
+
+def _has_future_annotations(module: cst.Module) -> bool:
+    """True when ``module`` starts with ``from __future__ import annotations``."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return False
+        for small in statement.body:
+            if isinstance(small, cst.ImportFrom) and _is_future_import(small):
+                names = small.names
+                if not isinstance(names, cst.ImportStar) and any(
+                    get_full_name_for_node(alias.name) == "annotations" for alias in names
+                ):
+                    return True
+    return False
+
+
 class NameResolver:
-    """Qualified names (from imports and builtins) of expressions of one module."""
+    """Qualified names and closures of one module's expressions (see the module docstring)."""
 
-    def __init__(
-        self,
-        module: cst.Module,
-        parents: Mapping[cst.CSTNode, cst.CSTNode],
-        order: list[cst.CSTNode],
-        position: Mapping[cst.CSTNode, int],
-        end: Mapping[cst.CSTNode, int],
-    ) -> None:
+    def __init__(self, module: cst.Module, index: CSTIndex) -> None:
         self.module = module
-        self.parents = parents
-        self.order = order
-        self.position = position
-        self.end = end
+        self.index = index
+        self.parents = index.parents
+        self._raw: dict[cst.CSTNode, Bindings] = {}
         self._bindings: dict[cst.CSTNode, Bindings] = {}
+        self._scanned = False
+        self._declared: dict[cst.CSTNode, dict[str, Declaration]] = {}
+        self._walrus: dict[cst.CSTNode, list[str]] = {}
+        # scope -> the (declaring scope, name) pairs whose bindings land in it
+        self._redirected: dict[cst.CSTNode, list[tuple[cst.CSTNode, str]]] = {}
+        self._annotations_are_reads = not _has_future_annotations(module)
 
-    # -- scopes ------------------------------------------------------------------------
+    # -- scopes --------------------------------------------------------------------------
     def scope_chain(self, node: cst.CSTNode) -> list[cst.CSTNode]:
-        """The scope-defining nodes whose scope ``node`` is evaluated in, innermost first,
-        ending with the module (libcst's rules: decorators, defaults, annotations, bases
-        and a comprehension's first iterable belong to the enclosing scope)."""
+        """The scopes ``node`` is evaluated in, innermost first, ending with the module.
+
+        Decorators, default values, annotations and bases belong to the scope around the
+        def or class; a comprehension's first iterable to the scope around it.
+        """
         chain: list[cst.CSTNode] = []
         path: list[cst.CSTNode] = [node]
-        cur = node
-        parent = self.parents.get(cur)
+        parent = self.parents.get(node)
         while parent is not None:
             if type(parent) in _SCOPE_TYPES and self._inside(parent, path):
                 chain.append(parent)
             path.append(parent)
-            cur = parent
-            parent = self.parents.get(cur)
+            parent = self.parents.get(parent)
         chain.append(self.module)
         return chain
 
@@ -181,11 +214,74 @@ class NameResolver:
         assert isinstance(scope, _COMPREHENSIONS)
         return not (child is scope.for_in and len(path) >= 2 and path[-2] is scope.for_in.iter)
 
+    @staticmethod
+    def _visible(chain: list[cst.CSTNode]) -> list[cst.CSTNode]:
+        """Class scopes are visible only to their own body, not to nested scopes."""
+        return [chain[0], *(s for s in chain[1:] if type(s) is not cst.ClassDef)]
+
+    # -- bindings ------------------------------------------------------------------------
     def bindings(self, scope: cst.CSTNode) -> Bindings:
-        """Names bound in ``scope``'s own scope (computed once per scope)."""
+        """The names ``scope`` binds, with what bound them: its own bindings minus the
+        names it declares ``global``/``nonlocal``, plus those that nested scopes' such
+        declarations send to it (computed once per scope)."""
         found = self._bindings.get(scope)
+        if found is not None:
+            return found
+        self._scan()
+        declared = self._declared.get(scope, {})
+        found = {n: b for n, b in self._own(scope).items() if n not in declared}
+        for source, name in self._redirected.get(scope, ()):
+            found[name] = [*found.get(name, ()), *self._own(source).get(name, ())]
+        self._bindings[scope] = found
+        return found
+
+    def _scan(self) -> None:
+        """Find the ``global``/``nonlocal`` declarations and ``:=`` targets (once)."""
+        if self._scanned:
+            return
+        self._scanned = True
+        noted = [n for n in self.index.order if type(n) in _NOTED]
+        for node in noted:
+            if isinstance(node, cst.NamedExpr):
+                if isinstance(node.target, cst.Name):
+                    # `:=` in a comprehension binds in the function around it
+                    chain = self.scope_chain(node)
+                    owner = next(s for s in chain if type(s) not in _COMPREHENSION_TYPES)
+                    self._walrus.setdefault(owner, []).append(node.target.value)
+            else:
+                assert isinstance(node, cst.Global | cst.Nonlocal)
+                kind: Declaration = "global" if isinstance(node, cst.Global) else "nonlocal"
+                scope = self.scope_chain(node)[0]
+                if scope is self.module:
+                    continue  # `global x` at module level changes nothing
+                for item in node.names:
+                    self._declared.setdefault(scope, {})[item.name.value] = kind
+        for scope, names in self._declared.items():
+            for name, kind in names.items():
+                target = self.module if kind == "global" else self._nonlocal_target(scope, name)
+                if target is not None and target is not scope:
+                    self._redirected.setdefault(target, []).append((scope, name))
+
+    def _nonlocal_target(self, scope: cst.CSTNode, name: str) -> cst.CSTNode | None:
+        """The function whose ``name`` a ``nonlocal name`` in ``scope`` refers to: the
+        nearest enclosing one binding it (None when there is none: a SyntaxError)."""
+        for outer in self.scope_chain(scope)[:-1]:
+            if type(outer) is cst.ClassDef:
+                continue
+            declared = self._declared.get(outer, {}).get(name)
+            if declared == "global":
+                return None
+            if declared is None and name in self._own(outer):
+                return outer
+        return None
+
+    def _own(self, scope: cst.CSTNode) -> Bindings:
+        """Every name bound syntactically in ``scope``, declared ``global`` or not."""
+        found = self._raw.get(scope)
         if found is None:
-            found = self._bindings[scope] = self._collect(scope)
+            found = self._raw[scope] = self._collect(scope)
+            for name in self._walrus.get(scope, ()):
+                found.setdefault(name, []).append(None)
         return found
 
     def _collect(self, scope: cst.CSTNode) -> Bindings:
@@ -214,10 +310,13 @@ class NameResolver:
                 for name in _stored_names(for_in.target):
                     bind(name, for_in)
                 for_in = for_in.inner_for_in
+        if isinstance(scope, cst.FunctionDef | cst.ClassDef) and scope.type_parameters:
+            for type_param in scope.type_parameters.params:
+                bind(type_param.param.name.value)
         if region is None:
             return out
-        i, stop = self.position[region], self.end[region]
-        order = self.order
+        order, end = self.index.order, self.index.end
+        i, stop = self.index.position[region], end[region]
         while i < stop:
             node = order[i]
             kind = type(node)
@@ -225,186 +324,138 @@ class NameResolver:
                 if kind in _DEFINITIONS:
                     assert isinstance(node, cst.FunctionDef | cst.ClassDef)
                     bind(node.name.value, node)
-                i = self.end[node]
+                i = end[node]
                 continue
             if kind in _IMPORTS:
                 assert isinstance(node, cst.Import | cst.ImportFrom)
                 if not isinstance(node.names, cst.ImportStar):
                     for alias in node.names:
                         named = alias.asname.name if alias.asname is not None else alias.name
-                        assert isinstance(named, cst.Name | cst.Attribute)
-                        for name in _dotted_names(named):
-                            bind(name, node)
-                i = self.end[node]
+                        assert isinstance(named, cst.BaseExpression)
+                        head = _head(named)
+                        if head is not None:
+                            bind(head, node)
+                i = end[node]
                 continue
             if kind in _TARGETS:
-                assert isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For)
+                assert isinstance(
+                    node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For | cst.Del
+                )
                 for name in _stored_names(node.target):
                     bind(name)
             elif kind is cst.AsName:
                 assert isinstance(node, cst.AsName)
                 for name in _stored_names(node.name):
                     bind(name)
+            elif kind in _CAPTURES:
+                assert isinstance(node, cst.MatchAs | cst.MatchStar)
+                if node.name is not None:
+                    bind(node.name.value)
+            elif kind is cst.MatchMapping:
+                assert isinstance(node, cst.MatchMapping)
+                if node.rest is not None:
+                    bind(node.rest.value)
+            elif kind is cst.TypeAlias:
+                assert isinstance(node, cst.TypeAlias)
+                bind(node.name.value)
             i += 1
         return out
 
     # -- lookups ---------------------------------------------------------------------------
-    def _visible(self, chain: list[cst.CSTNode]) -> list[cst.CSTNode]:
-        """Class scopes are visible only to their own body, not to nested scopes."""
-        return [chain[0], *(s for s in chain[1:] if not isinstance(s, cst.ClassDef))]
+    def lookup(
+        self, name: str, chain: list[cst.CSTNode]
+    ) -> tuple[cst.CSTNode, list[Binding]] | None:
+        """The scope that binds ``name`` for code evaluated in ``chain``'s first scope,
+        with its bindings; None when no scope does (a builtin, or undefined)."""
+        self._scan()
+        for scope in self._visible(chain):
+            declared = self._declared.get(scope, {}).get(name)
+            if declared is not None:
+                target = self.module if declared == "global" else self._nonlocal_target(scope, name)
+                found = self.bindings(target).get(name) if target is not None else None
+                return (target, found) if target is not None and found else None
+            found = self.bindings(scope).get(name)
+            if found:
+                return scope, found
+        return None
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
-        """The import and builtin qualified names of ``node`` (libcst's rules)."""
+        """The qualified names ``node`` may refer to through imports or builtins.
+
+        Args:
+            node: a name or attribute chain (``now``, ``dataclasses.dataclass``), or a call
+                (its callee's names).
+
+        Returns:
+            e.g. ``{"time.time"}`` after ``from time import time as now``, or
+            ``{"builtins.open"}``; empty for a local variable or anything else.
+        """
         full_name = get_full_name_for_node(node)
         if full_name is None:
             return set()
-        visible = self._visible(self.scope_chain(node))
-        prefix: str | None = full_name
-        while prefix:
-            for scope in visible:
-                bound = self.bindings(scope).get(prefix)
-                if bound:
-                    results: set[str] = set()
-                    for binding in bound:
-                        if type(binding) in _IMPORTS:
-                            assert isinstance(binding, cst.Import | cst.ImportFrom)
-                            results |= _import_qualified_names(binding, full_name)
-                    return results
-            if hasattr(builtins, prefix):
-                return {f"builtins.{prefix}"}
-            idx = prefix.rfind(".")
-            prefix = None if idx == -1 else prefix[:idx]
-        return set()
+        head = full_name.partition(".")[0]
+        found = self.lookup(head, self.scope_chain(node))
+        if found is None:
+            return {f"builtins.{head}"} if hasattr(builtins, head) else set()
+        results: set[str] = set()
+        for binding in found[1]:
+            if type(binding) in _IMPORTS:
+                assert isinstance(binding, cst.Import | cst.ImportFrom)
+                results |= _import_qualified_names(binding, full_name)
+        return results
 
-    # -- closures of nested steps -------------------------------------------------------
-    def closure(self, fn: cst.FunctionDef) -> tuple[set[str], dict[str, set[str]]] | None:
-        """The names ``fn``'s body reads that are bound in an enclosing function scope.
+    # -- closures of nested steps ----------------------------------------------------------
+    def closure(self, fn: cst.FunctionDef) -> dict[str, ClosureKind]:
+        """The names ``fn``'s body refers to that an enclosing function binds.
 
-        Follows ScopeProvider: every access (a loaded or deleted name) anywhere in the body,
-        nested scopes included, resolved to the nearest visible scope binding it.
+        Every reference in the body counts, nested scopes included (a read, a ``del``, a
+        ``nonlocal`` declaration; annotations unless ``from __future__ import
+        annotations``): CPython's free variables of ``fn``.
 
         Returns:
-            The names, and for those bound by a def, class or import what they are
-            (``"definition"`` / ``"import"``); or None when the body holds something this
-            resolver does not model exactly (string annotations naming such a variable;
-            a name read before a later assignment in its own scope may resolve
-            elsewhere), for the caller to ask libcst.
+            Each name with what the enclosing function bound it to.
         """
         chain = self.scope_chain(fn.body)
-        enclosing = [s for s in chain[1:-1] if type(s) is not cst.ClassDef]
+        enclosing = {s for s in chain[1:-1] if type(s) is not cst.ClassDef}
+        found: dict[str, ClosureKind] = {}
         if not enclosing:
-            return set(), {}
-        outer_names: set[str] = set()
-        for scope in enclosing:
-            outer_names.update(self.bindings(scope))
-        names: set[str] = set()
-        kinds: dict[str, set[str]] = {}
-        parents = self.parents
-        i, stop = self.position[fn.body], self.end[fn.body]
-        order = self.order
+            return found
+        order, end = self.index.order, self.index.end
+        i, stop = self.index.position[fn.body], end[fn.body]
         while i < stop:
             node = order[i]
-            i += 1
             kind = type(node)
-            if kind is cst.SimpleString:
-                assert isinstance(node, cst.SimpleString)
-                text = node.evaluated_value
-                if isinstance(text, bytes):
-                    text = text.decode("latin-1")
-                if outer_names & set(_IDENTIFIER.findall(text)):
-                    return None  # perhaps a string annotation libcst parses
+            if kind in _IMPORTS or (kind is cst.Annotation and not self._annotations_are_reads):
+                i = end[node]  # an import's names are not variables
                 continue
+            i += 1
             if kind is not cst.Name:
                 continue
             assert isinstance(node, cst.Name)
-            if not _is_access(node, parents):
+            if not self._is_reference(node):
                 continue
-            access_chain = self.scope_chain(node)
-            visible = self._visible(access_chain)
-            name = self._access_name(node, visible)
-            for scope in visible:
-                bound = self.bindings(scope).get(name)
-                if not bound:
-                    continue
-                if scope is access_chain[0] and name in outer_names:
-                    if any(type(b) not in _EARLY for b in bound):
-                        return None  # may be read before its assignment: libcst looks outside
-                if scope in enclosing:
-                    names.add(name)
-                    for binding in bound:
-                        if type(binding) in _DEFINITIONS:
-                            kinds.setdefault(name, set()).add("definition")
-                        elif type(binding) in _IMPORTS:
-                            kinds.setdefault(name, set()).add("import")
-                break
-        return names, kinds
+            resolved = self.lookup(node.value, self.scope_chain(node))
+            if resolved is not None and resolved[0] in enclosing:
+                found[node.value] = _closure_kind(resolved[1])
+        return found
 
-    def _access_name(self, name: cst.Name, visible: list[cst.CSTNode]) -> str:
-        """The name ScopeProvider records an access under: for the head of an attribute
-        chain, the longest dotted prefix bound in scope (``a.b`` of ``a.b.c`` after
-        ``import a.b``), else the name itself."""
-        top: cst.Attribute | None = None  # the outermost attribute, up to a call
-        parents = self.parents
-        cur: cst.CSTNode = name
-        parent = parents.get(cur)
-        while parent is not None and type(parent) is not cst.Call:
-            if type(parent) is cst.Attribute:
-                assert isinstance(parent, cst.Attribute)
-                top = parent
-            elif isinstance(parent, cst.BaseStatement | cst.BaseSmallStatement):
-                break
-            cur, parent = parent, parents.get(parent)
-        if top is not None:
-            for candidate in _dotted_names(top):
-                if hasattr(builtins, candidate) or any(
-                    candidate in self.bindings(scope) for scope in visible
-                ):
-                    return candidate
-        return name.value
+    def _is_reference(self, name: cst.Name) -> bool:
+        """False for names that are not variables: attribute names, keyword-argument and
+        match-keyword names, type parameters. Stores count: they resolve where they bind."""
+        parent = self.parents.get(name)
+        if isinstance(parent, cst.Attribute):
+            return name is not parent.attr
+        if isinstance(parent, cst.Arg):
+            return name is not parent.keyword
+        if isinstance(parent, cst.MatchKeywordElement):
+            return name is not parent.key
+        return type(parent) not in _TYPE_PARAMETERS
 
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_EARLY = frozenset({cst.Param, cst.CompFor})  # bound before anything in their scope runs
-_CONTAINERS = frozenset({cst.Tuple, cst.List, cst.StarredElement, cst.Element})
-_STORE_FIELDS: dict[type[cst.CSTNode], str] = {
-    cst.AssignTarget: "target",
-    cst.AnnAssign: "target",
-    cst.AugAssign: "target",
-    cst.For: "target",
-    cst.CompFor: "target",
-    cst.AsName: "name",
-}
-
-
-def _is_access(name: cst.Name, parents: Mapping[cst.CSTNode, cst.CSTNode]) -> bool:
-    """True when ScopeProvider records ``name`` as an access (a load or a ``del``)."""
-    parent = parents.get(name)
-    kind = type(parent)
-    if kind is cst.Attribute:
-        assert isinstance(parent, cst.Attribute)
-        return name is not parent.attr
-    if kind in _DEFINITIONS or kind is cst.Param:
-        assert isinstance(parent, cst.FunctionDef | cst.ClassDef | cst.Param)
-        if name is parent.name:
-            return False
-    if kind is cst.Arg:
-        assert isinstance(parent, cst.Arg)
-        return name is not parent.keyword
-    if kind is cst.NameItem:  # global / nonlocal
-        return False
-    # stored through tuples and lists: `for (a, *b) in ...`
-    child: cst.CSTNode = name
-    while type(parent) in _CONTAINERS:
-        assert parent is not None
-        child, parent = parent, parents.get(parent)
-    if parent is not None:
-        field = _STORE_FIELDS.get(type(parent))
-        if field is not None and getattr(parent, field) is child:
-            return False
-    # names inside an import statement are not accesses
-    cur: cst.CSTNode | None = parent
-    while cur is not None and not isinstance(cur, cst.BaseStatement):
-        if type(cur) in _IMPORTS:
-            return False
-        cur = parents.get(cur)
-    return True
+def _closure_kind(bindings: list[Binding]) -> ClosureKind:
+    kinds = {type(b) for b in bindings}
+    if kinds & _DEFINITIONS:
+        return "definition"
+    if kinds & _IMPORTS:
+        return "import"
+    return "value"

@@ -59,7 +59,7 @@ def transform_module(
         sink.error("WF000", exc.raw_line, exc.raw_column + 1, f"invalid syntax: {exc.message}")
         return TransformResult(path, module, None, None, None, diagnostics=sink.sorted())
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone
-    analysis = analyze(wrapper, sink, path, syntax, source)
+    analysis = analyze(wrapper, sink, path)
     _warn_shadowed_imports(wrapper, analysis, module, path, workflow_modules, sink)
     if sink.has_errors:
         return _result(path, module, analysis, None, sink)

@@ -13,14 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wfkit.transformer.directives import DIRECTIVES, is_directive_like
+
 SKIPPED_DIRS = frozenset(
     {".wfkit", ".venv", "venv", "build", "dist", "node_modules", ".git", "__pycache__"}
 )
 """Directory names never descended into (hidden directories are skipped too)."""
 
-_EXACT_MARKERS = (b"use step", b"use workflow", b"__wfkit_serialize__")
-_SHORT_LITERAL = re.compile(rb"""(['"])([^'"\n]{6,14})\1""")
-_DIRECTIVES = ("use step", "use workflow")
+_EXACT_MARKERS = (*(d.encode() for d in DIRECTIVES), b"__wfkit_serialize__")
+_SHORTEST = min(len(d) for d in DIRECTIVES)
+_LONGEST = max(len(d) for d in DIRECTIVES)
+# string literals as long as a directive give or take one character
+_SHORT_LITERAL = re.compile(rb"""(['"])([^'"\n]{%d,%d})\1""" % (_SHORTEST - 1, _LONGEST + 1))
 
 
 class UsageError(ValueError):
@@ -61,19 +65,6 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     return here
 
 
-def _within_edit_distance_one(text: str, target: str) -> bool:
-    """True when ``text`` differs from ``target`` by at most one insertion, deletion or substitution."""
-    if abs(len(text) - len(target)) > 1:
-        return False
-    if len(text) == len(target):
-        return sum(a != b for a, b in zip(text, target, strict=True)) <= 1
-    shorter, longer = sorted((text, target), key=len)
-    for i in range(len(longer)):
-        if longer[:i] + longer[i + 1 :] == shorter:
-            return True
-    return False
-
-
 def might_need_transform(data: bytes) -> bool:
     """Cheap text check: could this file hold a directive (or a near-miss) or a serde class?
 
@@ -87,7 +78,7 @@ def might_need_transform(data: bytes) -> bool:
         return False
     for match in _SHORT_LITERAL.finditer(data):
         literal = match.group(2).decode("utf-8", "replace")
-        if any(_within_edit_distance_one(literal, d) for d in _DIRECTIVES):
+        if is_directive_like(literal):
             return True
     return False
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import wfkit.transformer
 from wfkit.transformer import make_id, module_name_for, transform_module
 
@@ -18,6 +21,24 @@ def test_all_is_pinned() -> None:
         "module_name_for",
         "transform_module",
     ]
+
+
+def test_every_name_in_all_resolves() -> None:
+    for name in wfkit.transformer.__all__:
+        assert getattr(wfkit.transformer, name) is not None
+
+
+def test_the_directive_rules_load_without_libcst() -> None:
+    """wfbuild's file discovery asks the transformer's spelling check before anything is
+    parsed; a build with nothing to transform must not pay for libcst."""
+    code = (
+        "import sys\n"
+        "from wfkit.transformer.directives import is_directive_like\n"
+        "assert is_directive_like('use stepp')\n"
+        "assert 'libcst' not in sys.modules, sorted(m for m in sys.modules if 'cst' in m)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_module_name_for() -> None:

@@ -233,6 +233,30 @@ def test_near_miss_directive_makes_a_candidate() -> None:
     assert not discover.might_need_transform(b"def f():\n    return 1\n")
 
 
+def _one_edit_away(word: str) -> set[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz _"
+    deleted = {word[:i] + word[i + 1 :] for i in range(len(word))}
+    replaced = {word[:i] + c + word[i + 1 :] for i in range(len(word)) for c in letters}
+    inserted = {word[:i] + c + word[i:] for i in range(len(word) + 1) for c in letters}
+    return (deleted | replaced | inserted) - {word}
+
+
+def test_every_misspelling_the_transformer_reports_makes_a_candidate() -> None:
+    """Discovery must not skip a file the transformer would reject with WF003."""
+    from wfkit.transformer import transform_module
+
+    for directive in ("use step", "use workflow"):
+        for typo in sorted(_one_edit_away(directive)):
+            if "'" in typo or '"' in typo:
+                continue
+            data = f'async def f():\n    "{typo}"\n'.encode()
+            assert discover.might_need_transform(data), typo
+        typo = directive[:-1]  # one each through the transformer: it reports WF003
+        source = f'async def f():\n    "{typo}"\n'
+        result = transform_module(source, path="m.py", module="m")
+        assert [d.code for d in result.diagnostics] == ["WF003"]
+
+
 def test_parallel_build_matches_serial(tmp_path: Path) -> None:
     root = tmp_path / "big"
     (root / "pkg").mkdir(parents=True)
