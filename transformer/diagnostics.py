@@ -24,7 +24,7 @@ CODES: dict[str, str] = {
     "WF008": "a workflow that is an instance method",
     "WF009": "I/O, threads or processes inside a workflow",
     "WF010": "`yield` inside a workflow",
-    "WF011": "warning: a class with __wfkit_serialize__ not at module top level (not registered)",
+    "WF011": "a class with __wfkit_serialize__ inside a function or class (cannot be registered)",
     "WF012": "warning: a bare import shares its top-level name with a redirected one",
     "WF013": "`nonlocal` in a nested step",
     "WF014": "two definitions in one file that would get the same ID",

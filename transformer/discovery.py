@@ -21,6 +21,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import PositionProvider
 
+from wfkit.transformer.classes import find_classes
 from wfkit.transformer.cst_index import CSTIndex, nested_scope
 from wfkit.transformer.determinism import forbidden_reason, is_deterministic_call
 from wfkit.transformer.diagnostics import DiagnosticSink
@@ -34,8 +35,6 @@ __all__ = ["Analysis", "SerdeClass", "Target", "analyze"]
 MethodKind = Literal["function", "static", "class", "instance"]
 
 
-_PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel"})
-_SERDE_METHODS = frozenset({"__wfkit_serialize__", "__wfkit_deserialize__"})
 # libcst node classes are final, so hot loops test ``type(n)`` (isinstance on libcst's
 # ABC-based classes costs several times more)
 _IMPORTS = frozenset({cst.Import, cst.ImportFrom})
@@ -130,11 +129,6 @@ class _Analyzer:
         line, col = self.pos(node)
         self.sink.error(code, line, col, message)
 
-    def warn(self, code: str, node: cst.CSTNode, message: str) -> None:
-        """Report a warning at ``node``."""
-        line, col = self.pos(node)
-        self.sink.warning(code, line, col, message)
-
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         """Qualified names of ``node`` that come from imports or builtins."""
         return self.resolver.qualified_names(node)
@@ -173,11 +167,17 @@ class _Analyzer:
             first = seen.setdefault(ident, node)
             if first is not node:
                 line, _ = self.pos(first.name)
+                # two blocks: the branches of a module-level if/try, choosing a version
+                advice = (
+                    "so rename one"
+                    if self.parent(first) is self.parent(node)
+                    else "so define it once and put what differs inside it (or rename one)"
+                )
                 self.error(
                     "WF014",
                     node.name,
                     f"{key} is defined twice (first on line {line}); both would register as "
-                    f"{ident}, so rename one",
+                    f"{ident}, {advice}",
                 )
 
     def find_directives(self, all_nodes: list[cst.CSTNode]) -> None:
@@ -247,51 +247,30 @@ class _Analyzer:
         return cur if cur is not None else self.module
 
     def find_classes(self) -> None:
-        """Find serializable classes and those registered in every mode."""
-        pydantic_names: set[str] = set()
-        serde_names: set[str] = set()
-        for node in self.index.order:
-            if type(node) is not cst.ClassDef:
-                continue
-            top = self.parent(node) is self.module
-            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
-            defined = {s.name.value for s in body if isinstance(s, cst.FunctionDef)}
-            bases = [arg.value for arg in node.bases if arg.keyword is None]
-            base_names = {b.value for b in bases if isinstance(b, cst.Name)}
-            custom = _SERDE_METHODS <= defined or bool(top and base_names & serde_names)
-            dataclass = any(
-                "dataclasses.dataclass"
-                in self.qualified_names(
-                    d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
-                )
-                for d in node.decorators
+        """Find serializable classes and those registered in every mode (classes.py has
+        the rule); report serde classes that registration cannot reach (WF011)."""
+        found = find_classes(
+            self.index, self.resolver, module_has_directives=self.result.has_directives
+        )
+        self.serializable = found.serializable
+        for node in found.registered:
+            name = node.name.value
+            self.result.classes[node] = SerdeClass(node, name, make_id("class", self.path, name))
+        for misplaced in found.misplaced:
+            name, owner = misplaced.node.name.value, misplaced.owner
+            kind = "class" if isinstance(owner, cst.ClassDef) else "function"
+            methods = "__wfkit_serialize__/__wfkit_deserialize__"
+            what = f"defines {methods}"
+            if misplaced.inherited_from is not None:
+                what = f"inherits {methods} from {misplaced.inherited_from}"
+            self.error(
+                "WF011",
+                misplaced.node.name,
+                f"Class {name} {what} but is defined inside {kind} {owner.name.value}; a "
+                "serializable class "
+                "must be at module level (a module-level if/try is fine), where the build "
+                f"registers it on import: move it out of {owner.name.value}",
             )
-            pydantic = any(self.qualified_names(b) & _PYDANTIC_BASES for b in bases) or bool(
-                top and base_names & pydantic_names
-            )
-            if custom and not top:
-                self.warn(
-                    "WF011",
-                    node.name,
-                    f"Class {node.name.value} defines __wfkit_serialize__/"
-                    "__wfkit_deserialize__ but is not at module top level, so the build "
-                    "cannot register it (registration runs at import); move it to the top "
-                    "level or register it yourself",
-                )
-                continue
-            if not top:
-                continue
-            if custom:
-                serde_names.add(node.name.value)
-            if pydantic:
-                pydantic_names.add(node.name.value)
-            if custom or dataclass or pydantic:
-                self.serializable.add(node)
-                if custom or self.result.has_directives:
-                    name = node.name.value
-                    self.result.classes[node] = SerdeClass(
-                        node, name, make_id("class", self.path, name)
-                    )
 
     def module_marked(self) -> tuple[Kind | None, set[str] | None]:
         """The module directive's kind and the names in a literal ``__all__``, if any."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from snapshot_support import transform_case
 
 from wfkit.transformer import MODES, transform_module
 
@@ -183,3 +184,20 @@ def test_generated_code_registers_exactly_the_manifest(source: str) -> None:
     assert client.get("tag_step", set()) == steps - nested
     assert client.get("tag_workflow", set()) == workflows
     assert client.get("register_class", set()) == classes
+
+
+def test_classes_in_module_level_if_and_try_register_when_the_module_runs() -> None:
+    """Registration sits inside the branch that defines the class, so running each mode
+    registers every class of the manifest (and the step method of the one behind the
+    version check)."""
+    source, result = transform_case("conditional_definitions")
+    assert set(result.classes) == {"Point", "Money"}
+    for mode in MODES:
+        generated = result.generated(mode)
+        assert generated is not None
+        calls = execute(generated.code).calls
+        assert calls["register_class"] == set(result.classes.values()), mode
+    assert result.step is not None
+    step = execute(result.step.code).calls
+    assert result.steps["Point#norm"] in step["register_step"]
+    assert "if sys.version_info" in source
