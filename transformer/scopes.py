@@ -18,12 +18,12 @@ evaluated in the enclosing scope; an attribute chain ``a.b.c`` is looked up by i
 ``a``. Annotations count as reads, except under ``from __future__ import annotations``;
 the text of a string annotation never does.
 
-Three simplifications, none of which a transform outcome has been seen to depend on:
-at module and class level a name rebound several times resolves to all its bindings
-(a workflow body runs after its module was imported, when only one of them holds, so
-this is what a call there may see); star imports bind nothing (their names are unknown
-without importing the module); PEP 695 type parameters are bound in the function or
-class they belong to.
+Three simplifications: at module and class level a name bound several times resolves to
+all its bindings (a call is rewritten or rejected when any of them is the import in
+question; which one holds when a workflow runs depends on the order its module ran in);
+star imports bind nothing (their names are unknown without importing the module); PEP 695
+type parameters are bound in the function or class they belong to, not in an annotation
+scope of their own.
 
 Rejected alternative: libcst's ``ScopeProvider`` (with ``QualifiedNameProvider``). It
 builds every scope of the module up front, which cost more than the rest of the
