@@ -38,8 +38,14 @@ def modules_hash(modules: Iterable[str]) -> str:
 
 @cache
 def transformer_fingerprint() -> str:
-    """A hash of the transformer package's source: any change to it invalidates the cache."""
-    spec = importlib.util.find_spec("transformer")
+    """A hash of the transformer package's source: any change to it invalidates the cache.
+
+    The package is found by its installed name, ``wfkit.transformer``: a bare
+    ``transformer`` would be whatever the current directory holds (nothing, or the
+    user's own package of that name), so the fingerprint changed with the directory a
+    build ran from and not with wfkit.
+    """
+    spec = importlib.util.find_spec("wfkit.transformer")
     digest = hashlib.sha256(f"wfbuild-state-{STATE_FORMAT}".encode())
     locations = list(spec.submodule_search_locations or []) if spec else []
     for location in locations:

@@ -346,3 +346,39 @@ def test_warnings_do_not_stop_the_build(project: Path) -> None:
         ("app/shipping.py", "W900"),
     ]
     assert report.workflows == 2
+
+
+def test_transformer_fingerprint_is_wfkits_from_any_directory(tmp_path: Path) -> None:
+    """The incremental cache is keyed by wfkit's own transformer code: not by whatever a
+    bare ``transformer`` is in the directory the build runs from (a user project may have
+    its own ``transformer`` package, or none)."""
+    import subprocess
+    import sys
+
+    from wfbuild.state import transformer_fingerprint
+
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "transformer" / "__init__.py").write_text("USER_CODE = 1\n")
+    code = "from wfbuild.state import transformer_fingerprint; print(transformer_fingerprint())"
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for cwd in (tmp_path, tmp_path / "transformer", Path(wfbuild.__file__).parent)
+    }
+    assert printed == {transformer_fingerprint()}
+
+
+def test_a_build_from_another_directory_reuses_the_cache(project: Path) -> None:
+    import subprocess
+    import sys
+
+    wfbuild.build(root=project)
+    result = subprocess.run(
+        [sys.executable, "-m", "wfbuild", "build", "--root", str(project)],
+        cwd=project.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "0 transformed" in result.stdout + result.stderr, result.stdout + result.stderr
