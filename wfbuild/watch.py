@@ -15,6 +15,7 @@ from pathlib import Path
 
 from wfbuild.discover import SKIPPED_DIRS, find_root, resolve_paths
 from wfbuild.engine import resolve_out_dir
+from wfbuild.parallel import default_transform
 
 POLL_INTERVAL = 0.5
 
@@ -79,6 +80,9 @@ def watch(args: argparse.Namespace, build_once: Callable[[argparse.Namespace], i
         changes = _changes_polling(paths, root, out_dir)
     try:
         build_once(args)
+        # a rebuild after an edit transforms a few files in this process: load the
+        # transformer (libcst) now, while nothing happens, not when the developer waits
+        default_transform()
         print("wfbuild: watching for changes (Ctrl-C to stop)", flush=True)
         for _ in changes:
             build_once(args)
