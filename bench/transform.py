@@ -14,6 +14,7 @@ Prints a table of files/s and lines/s (lines of all scanned sources).
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -134,9 +135,18 @@ def main() -> None:
             )
         target.write_text(target.read_text() + "\n# edited again\n")
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "wfbuild", "build", "-q"], cwd=root, check=True)
+        summary = subprocess.run(
+            [sys.executable, "-m", "wfbuild", "build"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         seconds = time.perf_counter() - started
-        rows.append(("edited, new process", Row(rows[-1][1].files_scanned, 1, seconds)))
+        counts = re.search(r"(\d+) files? \((\d+) transformed\)", summary)
+        assert counts is not None, summary
+        scanned, transformed = int(counts[1]), int(counts[2])
+        rows.append(("edited, new process", Row(scanned, transformed, seconds)))
     print(f"wfbuild transform benchmark: {args.modules} modules, {lines} lines")
     header = (
         f"{'build':<22}{'files':>7}{'transformed':>13}{'seconds':>10}{'files/s':>11}{'lines/s':>12}"
