@@ -168,6 +168,11 @@ def transform_all(
             initargs=(workflow_modules, transform),
         ) as pool:
             futures = [pool.submit(_transform_batch, batch) for batch in batches]
+            if transform is None:
+                # a process that builds once often builds again (watch, wfkit.run in a
+                # notebook), and a small rebuild runs here: load the transformer while the
+                # workers do the work, so that rebuild does not wait for libcst
+                default_transform()
             for future in as_completed(futures):
                 batch_results = future.result()
                 for result in batch_results:
