@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ def _json_args(values: Sequence[str]) -> list[Any]:
 def cmd_worker(args: argparse.Namespace) -> int:
     from wfkit.runtime.engine.worker import Worker
     from wfkit.runtime.loading.loader import load_build
+    from wfkit.runtime.observability.logs import configure_logging
 
+    configure_logging("DEBUG" if args.verbose else args.log_level, log_format=args.log_format)
     load_build(args.build)
     worker = Worker(
         world=_world(args),
@@ -49,7 +52,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(f"wfkit worker: world={worker.world.name} concurrency={args.concurrency}", flush=True)
+        banner = f"wfkit worker: world={worker.world.name} concurrency={args.concurrency}"
+        if args.log_format == "json":  # every line of a JSON log is JSON
+            logging.getLogger("wfkit.worker").info(banner)
+        else:
+            print(banner, flush=True)
         await worker.run(stop_event=stop)
 
     asyncio.run(main())
@@ -345,6 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--build", default=None, help="build directory (default: .wfkit/build or $WFKIT_BUILD_DIR)"
+    )
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="least severe wfkit log records written to stderr (default INFO)",
+    )
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="same as --log-level DEBUG")
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line with run_id/step_id fields (default text)",
     )
     p.set_defaults(func=cmd_worker)
 

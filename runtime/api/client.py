@@ -28,6 +28,7 @@ from wfkit.runtime.errors import (
     WorkflowRunFailedError,
 )
 from wfkit.runtime.loading.resolve import workflow_id_for
+from wfkit.runtime.observability import tracing
 from wfkit.runtime.serialization import (
     deserialize,
     deserialize_error,
@@ -249,22 +250,25 @@ def start_sync(
     target = resolve_world(world)
     workflow_name = workflow_id_of(workflow)
     chosen = run_id or new_id("wrun")
-    data = {
-        "workflow_name": workflow_name,
-        "input": serialize_call(tuple(args), dict(kwargs)),
-        "deployment_id": deployment_id,
-        "execution_context": {},
-    }
-    try:
-        target.events.create_batch(
-            chosen,
-            [EventRequest(event_type="run_created", data=data)],
-            messages=[workflow_message(workflow_name, chosen)],
-        )
-    except EntityConflictError:
-        if run_id is None:
-            raise
-        target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
+    # The span's trace context is stored with the run: its spans, steps and child runs
+    # continue the caller's trace in any worker (``observability.tracing``).
+    with tracing.start_span(workflow_name, chosen) as execution_context:
+        data = {
+            "workflow_name": workflow_name,
+            "input": serialize_call(tuple(args), dict(kwargs)),
+            "deployment_id": deployment_id,
+            "execution_context": execution_context,
+        }
+        try:
+            target.events.create_batch(
+                chosen,
+                [EventRequest(event_type="run_created", data=data)],
+                messages=[workflow_message(workflow_name, chosen)],
+            )
+        except EntityConflictError:
+            if run_id is None:
+                raise
+            target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
     return Run(chosen, target)
 
 
@@ -372,6 +376,7 @@ def resume_hook_sync(token: str, payload: Any, *, world: WorldArg = None) -> Hoo
         )
     except EntityConflictError as exc:  # the run ended meanwhile
         raise HookNotFoundError(f'Hook "{token}" not found') from exc
+    tracing.hook_resumed(run, hook)
     return hook
 
 

@@ -39,6 +39,8 @@ from wfkit.runtime.errors import (
     StepNotRegisteredError,
 )
 from wfkit.runtime.loading import registry
+from wfkit.runtime.observability import reports, tracing
+from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
 from wfkit.worlds.base import (
     RUN_TERMINAL,
@@ -136,49 +138,70 @@ def _max_retries(step_name: str) -> int:
 
 
 async def attempt_step(
-    run: Run, step: Step, *, world: World | None = None, url: str = ""
+    run: Run, step: Step, *, world: World | None = None, url: str = "", inline: bool = True
 ) -> EventRequest:
     """Run one attempt of ``step`` (already ``step_started``) and say what to record.
 
     Nothing is written: the caller appends the returned request (the orchestrator
-    group-commits it with the workflow's next events).
+    group-commits it with the workflow's next events). A retry or a failure is
+    logged (``wfkit.executor``) with the run and step ids; with OpenTelemetry on,
+    the attempt is a ``wfkit.step`` span and counts in the step metrics.
 
     Args:
         run: the step's run (for workflow metadata).
         step: the step record returned by ``step_started`` (its ``attempt`` is this attempt).
         world: passed to the step context (steps that start child runs, streams).
         url: the deployment URL for workflow metadata.
+        inline: run by the handler that created the step (False: from a step message).
 
     Returns:
         ``step_completed {result}``, ``step_failed {error}`` or
         ``step_retrying {error, retry_after}``.
     """
+    with tracing.step_attempt(run, step, inline=inline) as observed:
+        request, error = await _attempt(run, step, world=world, url=url)
+        observed.finish(request, error)
+    if error is not None:
+        reports.step_attempt_failed(run, step, request, error)
+    return request
+
+
+async def _attempt(
+    run: Run, step: Step, *, world: World | None, url: str
+) -> tuple[EventRequest, Exception | None]:
+    """``attempt_step`` without the observing: the request to write, and the error."""
     cid = step.step_id
     now = utc_now()
     try:
         result = await _call_step_body(run, step, world=world, url=url)
         return EventRequest(
             event_type="step_completed", correlation_id=cid, data={"result": serialize(result)}
-        )
+        ), None
     except SerializationError as exc:
-        return _failed(cid, exc)
+        return _failed(cid, exc), exc
     except (FatalError, StepNotRegisteredError) as exc:
-        return _failed(cid, exc)
+        return _failed(cid, exc), exc
     except Exception as exc:
         if step.attempt >= _max_retries(step.step_name) + 1:
-            return _failed(cid, exc)
+            return _failed(cid, exc), exc
         try:
             retry_at = parse_retry_after(
                 exc.retry_after if isinstance(exc, RetryableError) else None, now
             )
         except ValueError as bad:
-            log.warning("step %s: %s; retrying after the default", cid, bad)
+            log.warning(
+                "step %s of run %s: %s; retrying after the default",
+                cid,
+                run.run_id,
+                bad,
+                extra=log_fields(run.run_id, cid, step_name=step.step_name),
+            )
             retry_at = parse_retry_after(None, now)
         return EventRequest(
             event_type="step_retrying",
             correlation_id=cid,
             data={"error": serialize_error(exc), "retry_after": retry_at.isoformat()},
-        )
+        ), exc
 
 
 def _failed(cid: str, exc: BaseException) -> EventRequest:
@@ -278,7 +301,12 @@ async def handle_step_message(
         run = world.runs.get(run_id)
         step = world.steps.get(run_id, cid)
     except (RunNotFoundError, StepNotFoundError):
-        log.warning("step message for unknown run/step %s/%s dropped", run_id, cid)
+        log.warning(
+            "step message for unknown run/step %s/%s dropped",
+            run_id,
+            cid,
+            extra=log_fields(run_id, cid),
+        )
         return StepMessageResult(outcome="unknown")
     if run.status in RUN_TERMINAL:
         return StepMessageResult(outcome="run-terminal")
@@ -296,7 +324,7 @@ async def handle_step_message(
     except EntityConflictError:
         return StepMessageResult(outcome="conflict")
     assert started.step is not None
-    request = await attempt_step(run, started.step, world=world, url=url)
+    request = await attempt_step(run, started.step, world=world, url=url, inline=False)
     if request.event_type == "step_retrying":
         try:
             world.events.create_batch(run_id, [request])

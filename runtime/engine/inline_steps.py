@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from wfkit.runtime.engine.executor import attempt_step
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.run_state import RunState
+from wfkit.runtime.observability.logs import log_fields
 from wfkit.worlds.base import EventRequest, Run, Step, World, WorldError
 
 __all__ = ["InlineSteps"]
@@ -99,7 +100,13 @@ class InlineSteps:
                 # attempt_step turns every Exception into an event; this was a
                 # BaseException (or a cancellation) from inside the step. Nothing was
                 # recorded: let the queue run it again.
-                log.error("inline step %s ended without an outcome; re-queued", cid)
+                run_id = state.run.run_id
+                log.error(
+                    "inline step %s of run %s ended without an outcome; re-queued",
+                    cid,
+                    run_id,
+                    extra=log_fields(run_id, cid),
+                )
                 lost.append(cid)
                 continue
             requests.append(task.result())
@@ -125,6 +132,13 @@ class InlineSteps:
                     message.queue, message.payload, idempotency_key=message.idempotency_key
                 )
             except WorldError as exc:
-                log.warning("could not hand off step %s: %s", cid, exc)
+                run_id = state.run.run_id
+                log.warning(
+                    "could not hand off step %s of run %s: %s",
+                    cid,
+                    run_id,
+                    exc,
+                    extra=log_fields(run_id, cid),
+                )
         if correlation_ids and self._on_enqueue is not None:
             self._on_enqueue()

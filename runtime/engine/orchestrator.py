@@ -72,6 +72,8 @@ from wfkit.runtime.engine.outcome_requests import (
 from wfkit.runtime.engine.run_state import RunState, placeholder_run
 from wfkit.runtime.errors import SerializationError, WorkflowNotRegisteredError
 from wfkit.runtime.loading import registry
+from wfkit.runtime.observability import metrics, reports, tracing
+from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.replay.outcome import Completed, Failed, Suspended
 from wfkit.runtime.replay.session import ReplaySession
 from wfkit.runtime.serialization import deserialize_call, serialize_error
@@ -207,9 +209,10 @@ class Orchestrator:
         state.news = asyncio.Event()  # bound to this loop, whichever ran it before
         keep = False
         try:
-            keep = await self._handle(
-                state, needs_full_replay=needs_full_replay, delivery_attempt=delivery_attempt
-            )
+            with tracing.handling_message(run_id, delivery_attempt):
+                keep = await self._handle(
+                    state, needs_full_replay=needs_full_replay, delivery_attempt=delivery_attempt
+                )
         finally:
             # No await between the last look at ``log_may_have_news`` (in _drive) and
             # here: a nudge either reached the loop or finds no driver and queues normally.
@@ -241,6 +244,7 @@ class Orchestrator:
                 return False
             requeue_orphans = True
         else:
+            tracing.run_known(state.run, replay="cached")
             # A redelivered message (its worker died or stalled) or one that brings
             # nothing new (a sweep, a duplicate) may mean that another worker moved the
             # run on and died mid-step: requeue its orphaned steps as a fresh replay does.
@@ -269,12 +273,15 @@ class Orchestrator:
         except EntityConflictError:
             return False  # the run already ended
         except RunNotFoundError:
-            log.warning("workflow message for unknown run %s dropped", run_id)
+            log.warning(
+                "workflow message for unknown run %s dropped", run_id, extra=log_fields(run_id)
+            )
             return False
         run = started.run
         if run is None or run.status != "running":
             return False
         state.run = run
+        tracing.run_known(run, replay="full")
         if delivery_attempt > MAX_DELIVERIES:
             self._fail_run(
                 state,
@@ -294,10 +301,12 @@ class Orchestrator:
         except (WorkflowNotRegisteredError, SerializationError) as exc:
             self._fail_run(state, exc, "RUNTIME_ERROR")
             return False
-        state.session = ReplaySession(
-            workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
-        )
-        state.feed(self.world.events.list(run_id))
+        events = self.world.events.list(run_id)
+        with metrics.timing_replay(run.workflow_name, "full"):
+            state.session = ReplaySession(
+                workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
+            )
+            state.feed(events)
         return not state.terminal
 
     def _fail_run(self, state: RunState, exc: BaseException, code: str) -> None:
@@ -310,14 +319,17 @@ class Orchestrator:
         try:
             self.world.events.create_batch(state.run.run_id, [request])
         except EntityConflictError:
-            pass
+            return
+        reports.run_ended(state.run, request, exc)
 
     # --- the log ----------------------------------------------------------------------
 
     def _catch_up(self, state: RunState) -> int:
         """Feed the events written since the session last saw the log; how many."""
         events = self.world.events.list(state.run.run_id, after_event_id=state.synced_id)
-        state.feed(events)
+        if events:
+            with metrics.timing_replay(state.run.workflow_name, "catch_up"):
+                state.feed(events)
         return len(events)
 
     def _replay_from_scratch(self, state: RunState) -> None:
@@ -454,8 +466,10 @@ class Orchestrator:
         self, state: RunState, ending: Completed | Failed, unwritten: list[EventRequest]
     ) -> None:
         """Write the outcomes not yet written and ``run_completed``/``run_failed`` together."""
-        self._append(state, [*unwritten, run_ending_request(ending)])
+        request = run_ending_request(ending)
+        self._append(state, [*unwritten, request])
         state.terminal = True
+        reports.run_ended(state.run, request, ending.error if isinstance(ending, Failed) else None)
 
     def _write_hooks(
         self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
@@ -515,6 +529,7 @@ class Orchestrator:
         """
         due = state.due_waits()
         if due:
+            tracing.waits_completed(state.run, state.wait_times(due))
             return due
         if state.log_may_have_news:
             state.log_may_have_news = False
@@ -565,7 +580,8 @@ class Orchestrator:
                 idempotency_key=message.idempotency_key,
             )
         except WorldError as exc:  # the sweep re-enqueues the run
-            log.warning("could not enqueue the wake-up of %s: %s", state.run.run_id, exc)
+            run_id = state.run.run_id
+            log.warning("wake-up of run %s not enqueued: %s", run_id, exc, extra=log_fields(run_id))
 
     def _requeue_orphaned_steps(self, state: RunState) -> None:
         """Re-enqueue steps created but not finished that no one seems to run.

@@ -49,6 +49,8 @@ class RunState:
     """What the session reported after its last feed; None before the first."""
     open_waits: dict[str, datetime] = field(default_factory=dict)
     """``resume_at`` of each wait created and not completed, by correlation id."""
+    wait_created_at: dict[str, datetime] = field(default_factory=dict)
+    """When each open wait was created (its ``wfkit.wait`` span starts there)."""
     terminal: bool = False
     """The run ended (in the log, or by this handler's last write): stop driving it."""
     log_may_have_news: bool = False
@@ -109,8 +111,10 @@ class RunState:
                 return
             if kind == "wait_created" and event.correlation_id:
                 self.open_waits[event.correlation_id] = parse_timestamp(event.data.get("resume_at"))
+                self.wait_created_at[event.correlation_id] = event.created_at
             elif kind == "wait_completed" and event.correlation_id:
                 self.open_waits.pop(event.correlation_id, None)
+                self.wait_created_at.pop(event.correlation_id, None)
         if self.session is None:
             raise RuntimeError(f"run {self.run.run_id}: no replay session to feed")
         self.outcome = self.session.feed(list(events))
@@ -128,6 +132,17 @@ class RunState:
             EventRequest(event_type="wait_completed", correlation_id=cid)
             for cid, resume_at in sorted(self.open_waits.items(), key=lambda kv: kv[1])
             if resume_at <= now
+        ]
+
+    def wait_times(
+        self, requests: Sequence[EventRequest]
+    ) -> list[tuple[str, datetime | None, datetime]]:
+        """``(correlation id, created_at, resume_at)`` of the open waits that ``requests``
+        (``due_waits``' answer) complete."""
+        return [
+            (cid, self.wait_created_at.get(cid), self.open_waits[cid])
+            for request in requests
+            if (cid := request.correlation_id) is not None and cid in self.open_waits
         ]
 
     def wait_is_near(self, inline_wait_seconds: float) -> bool:

@@ -15,6 +15,10 @@ loop polls with ``wait_seconds=0`` and sleeps on an event that local enqueues se
 Self-healing: a message whose worker died is redelivered when its lease lapses;
 a lost message is found by ``heal`` (every ``sweep_interval``): runs that are
 not terminal and have no live message get a workflow message again.
+
+Logs (``wfkit.worker``): a lease that lapsed before the worker renewed it (the
+message may be handled twice), a run the sweep found without a message, a
+message whose handling failed; each names the run (and step).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from wfkit.runtime.engine.executor import handle_step_message
@@ -39,6 +44,8 @@ from wfkit.runtime.engine.messages import (
     workflow_message,
 )
 from wfkit.runtime.engine.orchestrator import Orchestrator
+from wfkit.runtime.observability import metrics
+from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
 
@@ -53,6 +60,8 @@ def heal(world: World) -> int:
     Runs waiting on a hook get one too (the replay finds nothing to do and the
     message is acked): cheap, and it also recovers a hook payload whose wake-up
     was lost. The idempotency key keeps repeated sweeps from piling up messages.
+    Each re-enqueued run is logged: a warning when it waits on no hook (its
+    message was lost), a debug record when it does (the sweep's routine).
 
     Returns:
         How many runs were re-enqueued.
@@ -71,9 +80,48 @@ def heal(world: World) -> int:
                 message.queue, message.payload, idempotency_key=message.idempotency_key
             )
             count += 1
+            _log_reenqueued(world, run.run_id, run.workflow_name)
     if count:
         log.info("heal: re-enqueued %d run(s) with no live message", count)
     return count
+
+
+def _log_reenqueued(world: World, run_id: str, workflow_name: str) -> None:
+    waits_on_hook = any(hook.status == "active" for hook in world.hooks.list(run_id=run_id))
+    log.log(
+        logging.DEBUG if waits_on_hook else logging.WARNING,
+        "sweep: re-enqueued run %s (%s), which had no live queue message%s",
+        run_id,
+        workflow_name,
+        " (it waits on a hook)" if waits_on_hook else "",
+        extra=log_fields(run_id, workflow=workflow_name),
+    )
+
+
+def _message_fields(message: QueueMessage) -> dict[str, object]:
+    """Log fields naming a message's run and step, read leniently (for logs only: a
+    malformed payload still gets its record)."""
+    run_id = message.run_id or message.payload.get("run_id")
+    step_id = message.payload.get("step_id")
+    return log_fields(
+        str(run_id) if run_id is not None else None,
+        str(step_id) if step_id is not None else None,
+        message_id=message.message_id,
+    )
+
+
+def _naming(fields: dict[str, object]) -> str:
+    """``run R`` or ``run R, step S``, for messages."""
+    step = f", step {fields['step_id']}" if "step_id" in fields else ""
+    return f"run {fields['run_id']}{step}"
+
+
+@dataclass
+class _Lease:
+    """When this worker last renewed a message's lease (``time.monotonic``)."""
+
+    renewed_at: float
+    lapse_reported: bool = False
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -217,6 +265,13 @@ class Worker:
     async def _loop(
         self, finished: Callable[[], bool], *, stop: asyncio.Event | None = None
     ) -> None:
+        metrics.serve_queue_depth(self.world)
+        try:
+            await self._work(finished, stop)
+        finally:
+            metrics.stop_serving_queue_depth(self.world)
+
+    async def _work(self, finished: Callable[[], bool], stop: asyncio.Event | None) -> None:
         while not finished():
             received = self._poll()
             self._maybe_sweep()
@@ -318,17 +373,25 @@ class Worker:
     # --- one message ----------------------------------------------------------------------
 
     async def _process(self, message: QueueMessage) -> None:
-        keeper = asyncio.create_task(self._keep_lease(message))
+        lease = _Lease(renewed_at=time.monotonic())
+        keeper = asyncio.create_task(self._keep_lease(message, lease))
         try:
             retry_in = await self._dispatch(message)
         except asyncio.CancelledError:
             self._settle(message, 0.0)
             raise
         except Exception:
-            log.exception("handling %s (%s) failed", message.queue, message.message_id)
+            fields = _message_fields(message)
+            log.exception(
+                "handling message %s (%s) failed; redelivered later",
+                message.message_id,
+                _naming(fields),
+                extra=fields,
+            )
             retry_in = min(60.0, 0.1 * 2 ** min(message.attempt, 10))
         finally:
             keeper.cancel()
+        self._check_lease(message, lease)
         self._settle(message, retry_in)
 
     async def _dispatch(self, message: QueueMessage) -> float | None:
@@ -359,18 +422,53 @@ class Worker:
                     message.message_id, delay_seconds=retry_in, attempt=message.attempt
                 )
         except WorldError as exc:
-            log.warning("settling %s failed: %s", message.message_id, exc)
+            fields = _message_fields(message)
+            log.warning(
+                "settling message %s (%s) failed: %s",
+                message.message_id,
+                _naming(fields),
+                exc,
+                extra=fields,
+            )
 
-    async def _keep_lease(self, message: QueueMessage) -> None:
+    async def _keep_lease(self, message: QueueMessage, lease: _Lease) -> None:
         every = max(0.05, self.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
+            self._check_lease(message, lease)
             try:
                 self.world.queue.extend_lease(
                     message.message_id, lease_seconds=self.lease_seconds, attempt=message.attempt
                 )
             except WorldError as exc:
-                log.warning("extending the lease of %s failed: %s", message.message_id, exc)
+                fields = _message_fields(message)
+                log.warning(
+                    "extending the lease of message %s (%s) failed: %s",
+                    message.message_id,
+                    _naming(fields),
+                    exc,
+                    extra=fields,
+                )
+            else:
+                lease.renewed_at = time.monotonic()
+
+    def _check_lease(self, message: QueueMessage, lease: _Lease) -> None:
+        """Warn (once per message) when its lease lapsed before this worker renewed it:
+        the queue may have handed it to another worker, so its work may run twice."""
+        unrenewed = time.monotonic() - lease.renewed_at
+        if lease.lapse_reported or unrenewed <= self.lease_seconds:
+            return
+        lease.lapse_reported = True
+        fields = _message_fields(message)
+        log.warning(
+            "lost the lease of message %s (%s): not renewed for %.1f s, past its %.1f s "
+            "lease, so another worker may be handling it too (was the event loop blocked?)",
+            message.message_id,
+            _naming(fields),
+            unrenewed,
+            self.lease_seconds,
+            extra={**fields, "unrenewed_seconds": round(unrenewed, 3)},
+        )
 
     # --- shutdown -------------------------------------------------------------------------
 
