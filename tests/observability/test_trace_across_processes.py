@@ -11,9 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import postgres_url
 from tests.observability import workflows
 from tests.observability.conftest import Telemetry
 from tests.observability.traced_worker import _span_document
@@ -21,6 +25,23 @@ from wfkit.runtime.api.client import resume_hook, start
 from wfkit.runtime.world_config import resolve_world
 
 ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = pytest.param(
+    "postgres",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(
+            not postgres_url(), reason="WFKIT_TEST_POSTGRES_URL not set (CI sets it)"
+        ),
+    ],
+)
+
+
+def _world_spec(kind: str, tmp_path: Path) -> str:
+    if kind == "local":
+        return f"sqlite:///{tmp_path / 'wfkit.db'}"
+    url = postgres_url()
+    assert url
+    return f"{url}{'&' if '?' in url else '?'}schema=otel_{uuid.uuid4().hex[:10]}"
 
 
 def _worker_process(world: str, out: Path, run_id: str, until: str) -> list[dict[str, Any]]:
@@ -37,10 +58,11 @@ def _worker_process(world: str, out: Path, run_id: str, until: str) -> list[dict
     return spans
 
 
+@pytest.mark.parametrize("kind", ["local", POSTGRES])
 def test_a_run_resumed_by_another_worker_process_continues_the_trace(
-    telemetry: Telemetry, tmp_path: Path
+    kind: str, telemetry: Telemetry, tmp_path: Path
 ) -> None:
-    world = f"sqlite:///{tmp_path / 'wfkit.db'}"
+    world = _world_spec(kind, tmp_path)
     with telemetry.tracer.start_as_current_span("caller"):
         run = asyncio.run(start(workflows.PARENT, "restart-1", world=world))
 
