@@ -207,22 +207,21 @@ class RunHandling:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        from opentelemetry import context, trace
-
-        span = self._span
-        if span is not None:
-            if exc is not None:
-                span.record_exception(exc)
-                span.set_status(
-                    trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-                )
-            elif not self._ended:
-                span.set_attribute("wfkit.run.outcome", "suspended")
-            span.end()
-        if self._token is not None:
-            context.detach(self._token)
         if self._handling_token is not None:
             _HANDLING.reset(self._handling_token)
+        span = self._span
+        if span is None:
+            return
+        from opentelemetry import context, trace
+
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        elif not self._ended:
+            span.set_attribute("wfkit.run.outcome", "suspended")
+        span.end()
+        if self._token is not None:
+            context.detach(self._token)
 
     def start(self, run: Run, replay: Literal["full", "cached"]) -> None:
         """Start the span, now that the run record (and its stored context) is known."""
@@ -247,12 +246,12 @@ class RunHandling:
 
     def ended(self, request: EventRequest) -> None:
         """The handler wrote the run's ``run_completed``/``run_failed``."""
-        from opentelemetry import trace
-
         self._ended = True
         span = self._span
         if span is None:
             return
+        from opentelemetry import trace
+
         if request.event_type == "run_completed":
             span.set_attribute("wfkit.run.outcome", "completed")
             return
