@@ -14,7 +14,7 @@ SCENARIO = """
 import asyncio, sys
 {prelude}
 from tests.observability import workflows
-from wfkit.runtime.api.client import resume_hook, start
+from wfkit.runtime.api.client import get_run, resume_hook, start
 from wfkit.runtime.engine.worker import Worker
 from wfkit.worlds.memory import MemoryWorld
 
@@ -28,6 +28,7 @@ async def main():
         await asyncio.sleep(0.01)
     await resume_hook("no-otel", {{"n": 1}}, world=world)
     child = await run.result(timeout=10)
+    await (await get_run(child, world=world)).result(timeout=10)
     stop.set()
     await working
     print("child", world.runs.get(child).status)
