@@ -192,7 +192,21 @@ class HookConflictError(WfkitError):
 
 
 class ReplayDivergenceError(WfkitError):
-    pass
+    """The workflow's code no longer makes the calls its run's log records.
+
+    Attributes:
+        site: ``path:line`` of the workflow code where they part ways, when known.
+        recorded: what the log records there (e.g. ``step charge('o-1')``).
+        current: what the code does there now.
+    """
+
+    def __init__(
+        self, message: str, *, site: str | None = None, recorded: str = "", current: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.site = site
+        self.recorded = recorded
+        self.current = current
 
 
 class CorruptedEventLogError(WfkitError):

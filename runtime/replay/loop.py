@@ -10,8 +10,35 @@ workflow even when the worker's own asyncio loop is running in the same thread.
 Time is the workflow clock (``time()`` returns its POSIX timestamp), moved only
 by the session. A timer with a positive delay is not kept in a heap: it is
 handed to the ``TimerScheduler`` (the session), which turns it into a durable
-wait and fires it when the log says the wait completed. Everything that needs a
-socket, a pipe, a thread or a process raises ``WorkflowIOError``.
+wait and fires it when the log says the wait completed; so ``call_later`` /
+``call_at`` are durable too. Everything that needs a socket, a pipe, a thread or
+a process raises ``WorkflowIOError``.
+
+Set order. ``asyncio.wait`` returns sets, ``TaskGroup`` keeps its tasks in a set
+and ``as_completed`` builds one; a set iterates in hash order, and the default
+hash of a task or future is its memory address, which differs between the first
+execution and a replay (another process, or the same one later). A workflow that
+iterates such a set would call its steps in a different order on replay. So every
+task and future this loop creates (``create_task``, ``create_future``; that is,
+all of ``asyncio``'s own: ``ensure_future``, ``gather``'s children, ``TaskGroup``,
+``shield``, ``sleep``, locks and events) hashes by its creation order on the loop,
+offset by a per-run base, and tasks get names from the same order
+(``workflow-task-3``) instead of the process-wide ``Task-N`` counter. The same
+program run against the same log therefore builds the same sets and iterates
+them identically. ``asyncio.as_completed`` additionally turns its inputs into
+tasks *in set order*, which for plain coroutines (hashed by address) would start
+them in a different order on replay; on this loop it is given tasks created in
+the caller's order instead (``deterministic_as_completed``).
+
+Alternatives rejected for set order: *returning ordered sets from a wrapped
+``asyncio.wait``* (set operations and ``pop()`` would still follow hashes, and
+``TaskGroup`` keeps its own set); *asking users to call wfkit's own ``wait`` /
+``as_completed``* (Temporal's answer: the stdlib versions stay a silent trap);
+*rewriting ``asyncio.as_completed`` calls in the transformer* (misses helper
+modules that are not transformed). Futures created by ``asyncio.gather`` itself
+(its result) and ``asyncio.Future()`` constructed directly keep address hashes:
+put them in a task before mixing them into ``asyncio.wait`` if the result sets
+are iterated.
 """
 
 from __future__ import annotations
@@ -19,15 +46,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import functools
 import logging
+import math
 import sys
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from wfkit.runtime.errors import WorkflowIOError
 
-__all__ = ["DeterministicEventLoop", "TimerScheduler", "WorkflowIOError"]
+__all__ = [
+    "DeterministicEventLoop",
+    "TimerScheduler",
+    "WorkflowFuture",
+    "WorkflowIOError",
+    "WorkflowTask",
+    "deterministic_as_completed",
+]
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -58,6 +94,39 @@ def _unavailable(name: str) -> Callable[..., NoReturn]:
     return refuse
 
 
+class WorkflowFuture(asyncio.Future[_T]):
+    """A future of the workflow loop: it hashes by creation order (see the module docstring)."""
+
+    def __init__(self, *, loop: DeterministicEventLoop) -> None:
+        # Before Future.__init__: nothing may hash the object before its order is set.
+        self._wfkit_order = loop.next_creation_order()
+        super().__init__(loop=loop)
+
+    def __hash__(self) -> int:
+        return self._wfkit_order
+
+
+class WorkflowTask(asyncio.Task[_T]):
+    """A task of the workflow loop: it hashes by creation order and is named by it."""
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        loop: DeterministicEventLoop,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        # Set first: Task.__init__ adds the task to asyncio's registry of tasks (a set).
+        order = self._wfkit_order = loop.next_creation_order()
+        if name is None:
+            name = f"workflow-task-{order - loop.creation_base}"
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._wfkit_order
+
+
 class DeterministicEventLoop(asyncio.AbstractEventLoop):
     """An event loop whose only sources of progress are ready callbacks and fired timers.
 
@@ -65,11 +134,17 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         scheduler: receives every timer due in the future (``call_later`` with a
             positive delay, ``call_at`` past ``time()``).
         now: the initial workflow clock, as a POSIX timestamp.
+        creation_base: where the creation order of tasks and futures (their hash)
+            starts; derived from the run, so every replay of a run uses the same
+            numbers while runs cached side by side do not collide in asyncio's
+            process-wide set of tasks.
     """
 
-    def __init__(self, scheduler: TimerScheduler, now: float) -> None:
+    def __init__(self, scheduler: TimerScheduler, now: float, *, creation_base: int = 0) -> None:
         self._scheduler = scheduler
         self._now = now
+        self.creation_base = creation_base
+        self._created = creation_base
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._running = False
         self._closed = False
@@ -82,6 +157,11 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     def set_time(self, now: float) -> None:
         """Move the clock (the session never moves it backwards)."""
         self._now = now
+
+    def next_creation_order(self) -> int:
+        """The hash of the next task, future or step call made on this loop."""
+        self._created += 1
+        return self._created
 
     def fire_timer(self, handle: asyncio.TimerHandle) -> None:
         """Make a durable timer's callback ready, unless the timer was cancelled."""
@@ -181,6 +261,11 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         self._check_closed()
+        if not math.isfinite(when):
+            raise ValueError(
+                f"a workflow timer needs a finite time, got {when!r} (a durable wait must "
+                "end; to wait without a deadline, await the thing itself)"
+            )
         handle = asyncio.TimerHandle(when, callback, args, self, context)
         if when <= self._now:
             # Due already: an ordinary ready callback, not a durable wait.
@@ -196,7 +281,7 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     # --- futures and tasks --------------------------------------------------------
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        return WorkflowFuture(loop=self)
 
     def create_task(  # type: ignore[override]
         self,
@@ -215,7 +300,7 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
             if name is not None:
                 task.set_name(name)
             return task
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        return WorkflowTask(coro, loop=self, name=name, context=context)
 
     def set_task_factory(self, factory: Any) -> None:
         self._task_factory = factory
@@ -312,3 +397,37 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     sock_sendfile = _unavailable("sock_sendfile")
     add_signal_handler = _unavailable("add_signal_handler")  # type: ignore[assignment]
     remove_signal_handler = _unavailable("remove_signal_handler")
+
+
+# --- asyncio.as_completed -----------------------------------------------------------------
+
+_stdlib_as_completed = asyncio.as_completed
+
+
+@functools.wraps(_stdlib_as_completed)
+def deterministic_as_completed(fs: Iterable[Awaitable[_T]], *, timeout: float | None = None) -> Any:
+    """``asyncio.as_completed``, with tasks started in the caller's order on a workflow loop.
+
+    The standard version wraps its inputs in tasks while iterating ``set(fs)``; for
+    plain coroutines (hashed by address) that starts them in an order that changes
+    between replays, and with it the order of the durable calls they make. On a
+    ``DeterministicEventLoop`` the inputs become tasks first, in the order given
+    (duplicates once), and the standard function runs on those; everywhere else
+    this is exactly the standard function. Installed as ``asyncio.as_completed``
+    when this module is imported (before any workflow module is).
+    """
+    loop = asyncio.events._get_running_loop()
+    if isinstance(loop, DeterministicEventLoop) and not (
+        asyncio.isfuture(fs) or asyncio.iscoroutine(fs)
+    ):
+        fs = [asyncio.ensure_future(f, loop=loop) for f in dict.fromkeys(fs)]
+    return _stdlib_as_completed(fs, timeout=timeout)
+
+
+def _install_deterministic_as_completed() -> None:
+    if asyncio.as_completed is not deterministic_as_completed:
+        asyncio.as_completed = deterministic_as_completed  # type: ignore[assignment]
+        asyncio.tasks.as_completed = deterministic_as_completed  # type: ignore[assignment]
+
+
+_install_deterministic_as_completed()

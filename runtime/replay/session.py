@@ -16,7 +16,10 @@ an eviction) is the full-replay path; both give the same outcomes.
 Invariants kept (those of the Workflow DevKit's replay):
 
 1. every event is consumed by the call the same deterministic call sequence
-   made, or the run fails (``CORRUPTED_EVENT_LOG`` / ``REPLAY_DIVERGENCE``);
+   made, or the run fails: ``REPLAY_DIVERGENCE`` when the code no longer makes
+   that call (another step, other arguments, another kind of call, no call at
+   all: ``wfkit.runtime.replay.divergence``), ``CORRUPTED_EVENT_LOG`` when no
+   call of this run could have written the event;
 2. results are delivered strictly in log order, one event per idle loop;
 3. the session suspends only when the loop is idle, so everything started
    before (a ``gather`` of N steps) is reported in one suspension;
@@ -24,6 +27,12 @@ Invariants kept (those of the Workflow DevKit's replay):
 
 Decisions:
 
+- A step call is recorded when the step function is called and returns a
+  coroutine (``wfkit.runtime.replay.calls.StepCoroutine``), so it works wherever
+  asyncio takes a coroutine, while its correlation id depends only on call order.
+- Tasks and futures of the workflow loop hash by creation order, so sets of them
+  (``asyncio.wait``'s results, a ``TaskGroup``'s tasks) iterate the same way on
+  every replay (``wfkit.runtime.replay.loop``).
 - The workflow starts at the first ``feed``, after any leading ``run_created`` /
   ``run_started``; the clock and the id stream begin at ``run_started``'s time
   (else ``run.started_at``, else ``run.created_at``). Each consumed event moves
@@ -36,8 +45,10 @@ Decisions:
   ``asyncio.timeout`` block that finishes at once writes nothing).
 - A hook disposed before ``hook_created`` is never created; one disposed after
   is reported in ``Suspended.disposals`` until ``hook_disposed`` is fed.
-  ``wait_created`` / ``hook_created`` data (``resume_at``, ``token``) win over
-  what the call computed.
+- A ``step_created`` must carry the step id and input the call serialized; a
+  ``wait_created`` its ``resume_at`` (to the millisecond); a ``hook_created`` the
+  token the workflow chose, if it chose one. Within that, the log's data
+  (``resume_at``, a default ``token``) wins over what the call computed.
 - A step result or hook payload that cannot be deserialized is raised at the
   ``await`` (catchable), not treated as a corrupted log.
 - A workflow blocked with nothing durable pending (no uncreated or outstanding
@@ -75,6 +86,7 @@ import contextvars
 import inspect
 import random
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, assert_never
@@ -82,13 +94,25 @@ from typing import Any, Literal, TypeVar, assert_never
 from wfkit.runtime.context import WorkflowMetadata, current_mode, current_step, current_workflow
 from wfkit.runtime.errors import WorkflowSuspension
 from wfkit.runtime.replay.calls import (
+    CallSite,
     CorrelationIds,
     HookCall,
     StepCall,
+    StepCoroutine,
     WaitCall,
     reject_with,
     resolve_with,
     set_result_unless_cancelled,
+    user_call_site,
+)
+from wfkit.runtime.replay.divergence import (
+    RunLabel,
+    check_hook_created,
+    check_step_created,
+    check_wait_created,
+    code_changed,
+    describe_call,
+    describe_event,
 )
 from wfkit.runtime.replay.loop import DeterministicEventLoop
 from wfkit.runtime.replay.outcome import (
@@ -102,7 +126,6 @@ from wfkit.runtime.replay.outcome import (
     ReplayFailure,
     Suspended,
     WorkflowDeadlockError,
-    divergence,
     unconsumed,
 )
 from wfkit.runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
@@ -163,8 +186,12 @@ class ReplaySession:
         self._kwargs = dict(kwargs)
         self._url = url
         self._clock: datetime = run.started_at or run.created_at
-        self._loop = DeterministicEventLoop(self, self._clock.timestamp())
+        self._loop = DeterministicEventLoop(
+            self, self._clock.timestamp(), creation_base=zlib.crc32(run.run_id.encode()) << 20
+        )
         self._ids = CorrelationIds(run.run_id, self._clock)
+        self._label = RunLabel(run.workflow_name.rpartition("//")[2], run.run_id)
+        self._last_call: StepCall | HookCall | WaitCall | None = None
         self.random = random.Random(run.run_id)
         self.metadata = self._metadata()
         self._main: asyncio.Task[Any] | None = None
@@ -278,19 +305,24 @@ class ReplaySession:
         *,
         closure: dict[str, Any] | None = None,
         this: Any = None,
-    ) -> asyncio.Future[Any]:
-        """Record one durable step call; await the returned future for its result.
+    ) -> StepCoroutine:
+        """Record one durable step call now; the returned coroutine gives its result.
+
+        Returns:
+            A coroutine: await it, or hand it to anything in asyncio that takes one.
 
         Raises:
             SerializationError: an argument cannot be serialized (at the call site).
         """
         self._check_open()
         data = serialize_call(args, kwargs, closure=closure, this=this)
-        future = self._loop.create_future()
-        call = StepCall(self._ids.next("step"), step_id, data, future)
+        # Never seen by user code (the coroutine wraps it): no creation order needed.
+        future: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
+        call = StepCall(self._ids.next("step"), step_id, data, future, user_call_site())
         self._calls[call.correlation_id] = call
         self._uncreated_steps[call.correlation_id] = call
-        return future
+        self._last_call = call
+        return StepCoroutine(call, self._loop.next_creation_order())
 
     # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
 
@@ -323,9 +355,12 @@ class ReplaySession:
             is_webhook,
             respond_data,
             self._loop,
+            token_given=token is not None,
+            site=user_call_site(),
         )
         self._calls[correlation_id] = call
         self._uncreated_hooks[correlation_id] = call
+        self._last_call = call
         return call
 
     def dispose_hook(self, call: HookCall) -> None:
@@ -339,8 +374,13 @@ class ReplaySession:
             self._disposals[call.correlation_id] = call
         call.release_awaiters()
 
-    async def sleep_until(self, resume_at: datetime) -> None:
-        """Wait on the workflow clock until ``resume_at`` (a durable wait)."""
+    async def sleep_until(self, resume_at: datetime, *, site: CallSite | None = None) -> None:
+        """Wait on the workflow clock until ``resume_at`` (a durable wait).
+
+        Args:
+            resume_at: when to wake up.
+            site: the user's line that asked for the wait (found from the stack when None).
+        """
         self._check_open()
         future = self._loop.create_future()
         if resume_at <= self._clock:
@@ -350,7 +390,7 @@ class ReplaySession:
         handle = asyncio.TimerHandle(
             resume_at.timestamp(), set_result_unless_cancelled, (future, None), self._loop, None
         )
-        self._register_wait(handle, resume_at)
+        self._register_wait(handle, resume_at, site or user_call_site())
         try:
             await future
         finally:
@@ -362,7 +402,7 @@ class ReplaySession:
         """A ``call_at``/``call_later`` in the future: make it a durable wait."""
         self._check_open()
         delay = handle.when() - self._loop.time()
-        self._register_wait(handle, self._clock + timedelta(seconds=delay))
+        self._register_wait(handle, self._clock + timedelta(seconds=delay), user_call_site())
 
     def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
         """A timer was cancelled: it stays subscribed, but is no longer created nor awaited."""
@@ -467,8 +507,11 @@ class ReplaySession:
             pass
         return outcome
 
-    def _register_wait(self, handle: asyncio.TimerHandle, resume_at: datetime) -> None:
-        wait = WaitCall(self._ids.next("wait"), resume_at, handle)
+    def _register_wait(
+        self, handle: asyncio.TimerHandle, resume_at: datetime, site: CallSite | None
+    ) -> None:
+        wait = WaitCall(self._ids.next("wait"), resume_at, handle, self._clock, site)
+        self._last_call = wait
         self._calls[wait.correlation_id] = wait
         self._uncreated_waits[wait.correlation_id] = wait
         self._active_waits[wait.correlation_id] = wait
@@ -481,14 +524,49 @@ class ReplaySession:
 
     def _call_for(self, event: Event, kind: type[_CallT]) -> _CallT:
         call = self._calls.get(event.correlation_id or "")
+        if isinstance(call, kind):
+            return call
+        raise self._misplaced(event, call)
+
+    def _misplaced(
+        self, event: Event, call: StepCall | HookCall | WaitCall | None
+    ) -> ReplayFailure:
+        """An event no call of its kind takes: the code changed, or the log is corrupted."""
         if call is None:
-            raise unconsumed(event)
-        if not isinstance(call, kind):
-            raise divergence(
-                f"Replay divergence at {event.correlation_id}: the log records a "
-                f"{event.event_type} event but the workflow made a {call.kind} call there"
+            correlation_id = event.correlation_id or ""
+            position = self._ids.position(correlation_id)
+            if position is None:
+                return unconsumed(event)  # not an id this run's calls are named with
+            number = correlation_id.partition("_")[2]
+            call = next(
+                (c for p in ("step", "hook", "wait") if (c := self._calls.get(f"{p}_{number}"))),
+                None,
             )
-        return call
+            if call is None:
+                if position <= self._ids.issued:
+                    return unconsumed(event)  # its call already ended: a repeated event
+                return self._call_not_made(event)
+        return code_changed(
+            self._label,
+            site=call.site,
+            recorded=describe_event(event),
+            current=describe_call(call),
+        )
+
+    def _call_not_made(self, event: Event) -> ReplayFailure:
+        """The log records a call the code has not made by this point (it makes fewer)."""
+        returned = self._main is not None and self._main.done()
+        last = self._last_call
+        if last is None:
+            current = "returns without a durable call" if returned else "makes no durable call"
+            return code_changed(
+                self._label, site=None, recorded=describe_event(event), current=current
+            )
+        after = describe_call(last, verb=False)
+        current = f"returns after {after}" if returned else f"makes no further call after {after}"
+        return code_changed(
+            self._label, site=last.site, recorded=describe_event(event), current=current
+        )
 
     def _deliver(self, event: Event) -> None:
         """Deliver one event to its consumer (the dispatcher over event kinds)."""
@@ -522,12 +600,9 @@ class ReplaySession:
             case "step_created":
                 if call.created:
                     raise unconsumed(event)
-                name = event.data.get("step_name")
-                if name != call.step_id:
-                    raise divergence(
-                        f'Replay divergence at {call.correlation_id}: the log records step "{name}" '
-                        f'but the workflow now calls "{call.step_id}"'
-                    )
+                failure = check_step_created(self._label, call, event)
+                if failure is not None:
+                    raise failure
                 call.created = True
                 self._uncreated_steps.pop(call.correlation_id, None)
                 self._outstanding_steps[call.correlation_id] = call
@@ -553,6 +628,9 @@ class ReplaySession:
             case "hook_created" | "hook_conflict":
                 if call.created:
                     raise unconsumed(event)
+                failure = check_hook_created(self._label, call, event)
+                if failure is not None:
+                    raise failure
                 call.created = True
                 self._uncreated_hooks.pop(call.correlation_id, None)
                 token = event.data.get("token")
@@ -588,6 +666,9 @@ class ReplaySession:
             case "wait_created":
                 if call.created:
                     raise unconsumed(event)
+                failure = check_wait_created(self._label, call, event)
+                if failure is not None:
+                    raise failure
                 call.created = True
                 self._uncreated_waits.pop(call.correlation_id, None)
                 if "resume_at" in event.data:

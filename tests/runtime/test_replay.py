@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -10,7 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from replay_log import START, Log, Simulator, comparable, full_replay, incremental, make_run
+from replay_log import (
+    RUN_ID,
+    START,
+    Log,
+    Simulator,
+    comparable,
+    full_replay,
+    incremental,
+    make_run,
+)
 
 from wfkit.runtime import gen
 from wfkit.runtime.context import current_mode, current_workflow
@@ -274,10 +284,15 @@ def test_divergence_names_both_steps() -> None:
     assert isinstance(failed, Failed)
     assert failed.code == "REPLAY_DIVERGENCE"
     assert isinstance(failed.error, ReplayDivergenceError)
+    site = f"{os.path.relpath(__file__)}:{add_ten.__code__.co_firstlineno + 1}"
     assert str(failed.error) == (
-        f'Replay divergence at {cid}: the log records step "step//./t//charge" '
-        f'but the workflow now calls "{ADD}"'
+        f"{site}: replay divergence in workflow wf (run {RUN_ID}): the code changed since "
+        "the run started (or is not deterministic): the log records step charge(1, 2) "
+        "here, the code now calls step add(1, 2)"
     )
+    assert failed.error.site == site
+    assert failed.error.recorded == "step charge(1, 2)"
+    assert failed.error.current == "calls step add(1, 2)"
 
 
 def test_event_for_a_call_of_another_kind_is_divergence() -> None:

@@ -169,7 +169,8 @@ def test_hook_payloads_arriving_before_the_await_are_buffered() -> None:
     outcome = full_replay(wf, log.events)
     assert isinstance(outcome, Suspended)
     log.add("hook_created", outcome.hooks[0].correlation_id, {"token": "t"})
-    log.add("step_created", outcome.steps[0].correlation_id, {"step_name": ECHO, "input": {}})
+    step = outcome.steps[0]
+    log.add("step_created", step.correlation_id, {"step_name": ECHO, "input": step.input})
     log.add("hook_received", outcome.hooks[0].correlation_id, {"payload": 1})
     log.add("hook_received", outcome.hooks[0].correlation_id, {"payload": 2})
     log.add("step_completed", outcome.steps[0].correlation_id, {"result": "first"})
