@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from wfkit.runtime.context import StepMetadata, WorkflowMetadata, current_step, current_workflow
 from wfkit.runtime.errors import HookDisposedError, NotInWorkflowError
-from wfkit.runtime.replay.calls import DISPOSED, HookCall
+from wfkit.runtime.replay.calls import DISPOSED, CallSite, HookCall, user_call_site
 from wfkit.runtime.replay.session import ReplaySession
 
 __all__ = [
@@ -134,17 +134,29 @@ def _bad_duration(text: str) -> str:
     )
 
 
-async def sleep(duration: str | int | float | timedelta | datetime) -> None:
+def sleep(duration: str | int | float | timedelta | datetime) -> Coroutine[Any, Any, None]:
     """Pause the workflow durably: no worker is busy meanwhile, and a restart keeps the wait.
+
+    Await the result (``await sleep("1h")``), or hand it to ``gather`` / ``create_task``
+    like any coroutine. The wait is recorded with the line that called ``sleep`` so a
+    replay divergence can point at it.
 
     Args:
         duration: ``"10s"``-style string, seconds (int/float), a timedelta, or an
             aware datetime to sleep until.
 
-    Raises:
+    Returns:
+        A coroutine that finishes when the workflow clock reaches the wake-up time.
+
+    Raises (when awaited):
         NotInWorkflowError: called outside a workflow.
         ValueError: a naive datetime, a negative or malformed duration.
     """
+    # Found now: once the coroutine runs inside a task, the caller's frame is gone.
+    return _sleep(duration, user_call_site())
+
+
+async def _sleep(duration: str | int | float | timedelta | datetime, site: CallSite | None) -> None:
     session = _session("sleep()")
     if isinstance(duration, datetime):
         if duration.tzinfo is None or duration.utcoffset() is None:
@@ -154,7 +166,7 @@ async def sleep(duration: str | int | float | timedelta | datetime) -> None:
         resume_at = duration
     else:
         resume_at = session.now() + parse_duration(duration)
-    await session.sleep_until(resume_at)
+    await session.sleep_until(resume_at, site=site)
 
 
 class Hook(Generic[T]):

@@ -110,10 +110,8 @@ from wfkit.runtime.replay.divergence import (
     check_hook_created,
     check_step_created,
     check_wait_created,
-    code_changed,
-    describe_call,
-    describe_event,
 )
+from wfkit.runtime.replay.ledger import CallLedger
 from wfkit.runtime.replay.loop import DeterministicEventLoop
 from wfkit.runtime.replay.outcome import (
     DEADLOCK_MESSAGE,
@@ -189,21 +187,11 @@ class ReplaySession:
         self._loop = DeterministicEventLoop(
             self, self._clock.timestamp(), creation_base=zlib.crc32(run.run_id.encode()) << 20
         )
-        self._ids = CorrelationIds(run.run_id, self._clock)
         self._label = RunLabel(run.workflow_name.rpartition("//")[2], run.run_id)
-        self._last_call: StepCall | HookCall | WaitCall | None = None
+        self._ledger = CallLedger(CorrelationIds(run.run_id, self._clock), self._label)
         self.random = random.Random(run.run_id)
         self.metadata = self._metadata()
         self._main: asyncio.Task[Any] | None = None
-        self._calls: dict[str, StepCall | HookCall | WaitCall] = {}
-        self._uncreated_steps: dict[str, StepCall] = {}
-        self._uncreated_hooks: dict[str, HookCall] = {}
-        self._uncreated_waits: dict[str, WaitCall] = {}
-        self._outstanding_steps: dict[str, StepCall] = {}
-        self._active_waits: dict[str, WaitCall] = {}
-        self._timers: dict[int, WaitCall] = {}
-        self._disposals: dict[str, HookCall] = {}
-        self._live_hooks: dict[str, HookCall] = {}
         self._last_event_id: str | None = None
         self._result: Completed | Failed | None = None
         self._closed = False
@@ -277,15 +265,7 @@ class ReplaySession:
             loop.run_until_idle(max_callbacks=_TEARDOWN_BUDGET)
         finally:
             loop.close()
-            self._calls.clear()
-            self._uncreated_steps.clear()
-            self._uncreated_hooks.clear()
-            self._uncreated_waits.clear()
-            self._outstanding_steps.clear()
-            self._active_waits.clear()
-            self._timers.clear()
-            self._disposals.clear()
-            self._live_hooks.clear()
+            self._ledger.clear()
 
     # --- WorkflowContext ------------------------------------------------------------
 
@@ -318,10 +298,8 @@ class ReplaySession:
         data = serialize_call(args, kwargs, closure=closure, this=this)
         # Never seen by user code (the coroutine wraps it): no creation order needed.
         future: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
-        call = StepCall(self._ids.next("step"), step_id, data, future, user_call_site())
-        self._calls[call.correlation_id] = call
-        self._uncreated_steps[call.correlation_id] = call
-        self._last_call = call
+        call = StepCall(self._ledger.ids.next("step"), step_id, data, future, user_call_site())
+        self._ledger.add_step(call)
         return StepCoroutine(call, self._loop.next_creation_order())
 
     # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
@@ -347,10 +325,10 @@ class ReplaySession:
         respond_data = (
             None if respond_with is None else serialize(respond_with, path="respond_with")
         )
-        correlation_id = self._ids.next("hook")
+        ids = self._ledger.ids
         call = HookCall(
-            correlation_id,
-            token if token is not None else self._ids.token(),
+            ids.next("hook"),
+            token if token is not None else ids.token(),
             metadata_data,
             is_webhook,
             respond_data,
@@ -358,9 +336,7 @@ class ReplaySession:
             token_given=token is not None,
             site=user_call_site(),
         )
-        self._calls[correlation_id] = call
-        self._uncreated_hooks[correlation_id] = call
-        self._last_call = call
+        self._ledger.add_hook(call)
         return call
 
     def dispose_hook(self, call: HookCall) -> None:
@@ -368,10 +344,10 @@ class ReplaySession:
         if call.disposed:
             return
         call.disposed = True
-        self._uncreated_hooks.pop(call.correlation_id, None)
-        self._live_hooks.pop(call.correlation_id, None)
+        self._ledger.uncreated_hooks.pop(call.correlation_id, None)
+        self._ledger.live_hooks.pop(call.correlation_id, None)
         if call.created and not call.conflicted and not call.dispose_recorded:
-            self._disposals[call.correlation_id] = call
+            self._ledger.disposals[call.correlation_id] = call
         call.release_awaiters()
 
     async def sleep_until(self, resume_at: datetime, *, site: CallSite | None = None) -> None:
@@ -406,12 +382,12 @@ class ReplaySession:
 
     def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
         """A timer was cancelled: it stays subscribed, but is no longer created nor awaited."""
-        wait = self._timers.get(id(handle))
+        wait = self._ledger.timers.get(id(handle))
         if wait is None or wait.fired or wait.cancelled:
             return
         wait.cancelled = True
-        self._active_waits.pop(wait.correlation_id, None)
-        self._uncreated_waits.pop(wait.correlation_id, None)
+        self._ledger.active_waits.pop(wait.correlation_id, None)
+        self._ledger.uncreated_waits.pop(wait.correlation_id, None)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -430,7 +406,7 @@ class ReplaySession:
     def _start(self) -> None:
         """Start the workflow: the clock and the id stream begin at the run's start."""
         self._loop.set_time(self._clock.timestamp())
-        self._ids = CorrelationIds(self._run.run_id, self._clock)
+        self._ledger.ids = CorrelationIds(self._run.run_id, self._clock)
         self.metadata = self._metadata()
         context = contextvars.copy_context()
         context.run(self._enter_workflow_context)
@@ -458,46 +434,10 @@ class ReplaySession:
             if error is not None:
                 return self._finish(Failed(_without_our_frame(error), "USER_ERROR"))
             return self._finish(Completed(main.result()))
-        self._drop_cancelled_uncreated_steps()
-        if not self._can_progress():
+        self._ledger.drop_cancelled_uncreated_steps()
+        if not self._ledger.can_progress():
             return self._finish(Failed(WorkflowDeadlockError(DEADLOCK_MESSAGE), "USER_ERROR"))
-        return Suspended(
-            hooks=tuple(
-                PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
-                for c in self._uncreated_hooks.values()
-            ),
-            steps=tuple(
-                PendingStep(c.correlation_id, c.step_id, c.input)
-                for c in self._uncreated_steps.values()
-            ),
-            waits=tuple(
-                PendingWait(c.correlation_id, c.resume_at) for c in self._uncreated_waits.values()
-            ),
-            disposals=tuple(self._disposals),
-            outstanding_steps=tuple(
-                (c.correlation_id, c.step_id) for c in self._outstanding_steps.values()
-            ),
-            next_wake=min((w.resume_at for w in self._active_waits.values()), default=None),
-        )
-
-    def _drop_cancelled_uncreated_steps(self) -> None:
-        # A step cancelled before its step_created was written is never created; it
-        # keeps its id, and its consumer should the log still name it.
-        cancelled = [c for c in self._uncreated_steps.values() if c.future.cancelled()]
-        for call in cancelled:
-            del self._uncreated_steps[call.correlation_id]
-
-    def _can_progress(self) -> bool:
-        """Whether some event could still arrive that a call is waiting for."""
-        return bool(
-            self._uncreated_steps
-            or self._uncreated_hooks
-            or self._uncreated_waits
-            or self._outstanding_steps
-            or self._active_waits
-            or self._live_hooks
-            or self._disposals
-        )
+        return self._ledger.suspension()
 
     def _finish(self, outcome: Completed | Failed) -> Completed | Failed:
         self._result = outcome
@@ -510,12 +450,8 @@ class ReplaySession:
     def _register_wait(
         self, handle: asyncio.TimerHandle, resume_at: datetime, site: CallSite | None
     ) -> None:
-        wait = WaitCall(self._ids.next("wait"), resume_at, handle, self._clock, site)
-        self._last_call = wait
-        self._calls[wait.correlation_id] = wait
-        self._uncreated_waits[wait.correlation_id] = wait
-        self._active_waits[wait.correlation_id] = wait
-        self._timers[id(handle)] = wait
+        wait = WaitCall(self._ledger.ids.next("wait"), resume_at, handle, self._clock, site)
+        self._ledger.add_wait(wait)
 
     def _advance_clock(self, at: datetime) -> None:
         if at > self._clock:
@@ -523,50 +459,8 @@ class ReplaySession:
             self._loop.set_time(at.timestamp())
 
     def _call_for(self, event: Event, kind: type[_CallT]) -> _CallT:
-        call = self._calls.get(event.correlation_id or "")
-        if isinstance(call, kind):
-            return call
-        raise self._misplaced(event, call)
-
-    def _misplaced(
-        self, event: Event, call: StepCall | HookCall | WaitCall | None
-    ) -> ReplayFailure:
-        """An event no call of its kind takes: the code changed, or the log is corrupted."""
-        if call is None:
-            correlation_id = event.correlation_id or ""
-            position = self._ids.position(correlation_id)
-            if position is None:
-                return unconsumed(event)  # not an id this run's calls are named with
-            number = correlation_id.partition("_")[2]
-            call = next(
-                (c for p in ("step", "hook", "wait") if (c := self._calls.get(f"{p}_{number}"))),
-                None,
-            )
-            if call is None:
-                if position <= self._ids.issued:
-                    return unconsumed(event)  # its call already ended: a repeated event
-                return self._call_not_made(event)
-        return code_changed(
-            self._label,
-            site=call.site,
-            recorded=describe_event(event),
-            current=describe_call(call),
-        )
-
-    def _call_not_made(self, event: Event) -> ReplayFailure:
-        """The log records a call the code has not made by this point (it makes fewer)."""
         returned = self._main is not None and self._main.done()
-        last = self._last_call
-        if last is None:
-            current = "returns without a durable call" if returned else "makes no durable call"
-            return code_changed(
-                self._label, site=None, recorded=describe_event(event), current=current
-            )
-        after = describe_call(last, verb=False)
-        current = f"returns after {after}" if returned else f"makes no further call after {after}"
-        return code_changed(
-            self._label, site=last.site, recorded=describe_event(event), current=current
-        )
+        return self._ledger.call_for(event, kind, returned=returned)
 
     def _deliver(self, event: Event) -> None:
         """Deliver one event to its consumer (the dispatcher over event kinds)."""
@@ -604,16 +498,16 @@ class ReplaySession:
                 if failure is not None:
                     raise failure
                 call.created = True
-                self._uncreated_steps.pop(call.correlation_id, None)
-                self._outstanding_steps[call.correlation_id] = call
+                self._ledger.uncreated_steps.pop(call.correlation_id, None)
+                self._ledger.outstanding_steps[call.correlation_id] = call
             case "step_started" | "step_retrying":
                 if not call.created:
                     raise unconsumed(event)
             case "step_completed" | "step_failed":
                 if not call.created:
                     raise unconsumed(event)
-                self._outstanding_steps.pop(call.correlation_id, None)
-                del self._calls[call.correlation_id]  # terminal: no event may follow
+                self._ledger.outstanding_steps.pop(call.correlation_id, None)
+                del self._ledger.calls[call.correlation_id]  # terminal: no event may follow
                 if call.future.done():
                     return  # cancelled (a race's loser): consumed, not delivered
                 if event_type == "step_completed":
@@ -632,7 +526,7 @@ class ReplaySession:
                 if failure is not None:
                     raise failure
                 call.created = True
-                self._uncreated_hooks.pop(call.correlation_id, None)
+                self._ledger.uncreated_hooks.pop(call.correlation_id, None)
                 token = event.data.get("token")
                 if isinstance(token, str) and token:
                     call.token = token  # the log is the truth, as for a wait's resume_at
@@ -641,9 +535,9 @@ class ReplaySession:
                     call.conflicting_run_id = event.data.get("conflicting_run_id")
                     call.reject_awaiters()
                 elif call.disposed:
-                    self._disposals[call.correlation_id] = call
+                    self._ledger.disposals[call.correlation_id] = call
                 else:
-                    self._live_hooks[call.correlation_id] = call
+                    self._ledger.live_hooks[call.correlation_id] = call
             case "hook_received":
                 if not call.created or call.conflicted:
                     raise unconsumed(event)
@@ -656,8 +550,8 @@ class ReplaySession:
                 if not call.created or call.conflicted or call.dispose_recorded:
                     raise unconsumed(event)
                 call.dispose_recorded = True
-                self._disposals.pop(call.correlation_id, None)
-                self._live_hooks.pop(call.correlation_id, None)
+                self._ledger.disposals.pop(call.correlation_id, None)
+                self._ledger.live_hooks.pop(call.correlation_id, None)
             case _:
                 assert_never(event_type)
 
@@ -670,16 +564,16 @@ class ReplaySession:
                 if failure is not None:
                     raise failure
                 call.created = True
-                self._uncreated_waits.pop(call.correlation_id, None)
+                self._ledger.uncreated_waits.pop(call.correlation_id, None)
                 if "resume_at" in event.data:
                     call.resume_at = parse_timestamp(event.data["resume_at"])
             case "wait_completed":
                 if not call.created or call.fired:
                     raise unconsumed(event)
                 call.fired = True
-                self._active_waits.pop(call.correlation_id, None)
-                self._timers.pop(id(call.handle), None)
-                del self._calls[call.correlation_id]
+                self._ledger.active_waits.pop(call.correlation_id, None)
+                self._ledger.timers.pop(id(call.handle), None)
+                del self._ledger.calls[call.correlation_id]
                 self._loop.fire_timer(call.handle)
             case _:
                 assert_never(event_type)
