@@ -132,6 +132,7 @@ class Simulator:
         self.run = make_run()
         self.outcomes: list[Outcome] = []
         self.feeds: list[int] = []
+        self.restarts = 0
         self._due: list[_Due] = []
         self._seq = itertools.count()
         self._hooks_by_token: dict[str, str] = {}
@@ -140,16 +141,32 @@ class Simulator:
     def _schedule(self, at: datetime, kind: str, key: str, payload: Any = None) -> None:
         heapq.heappush(self._due, _Due(at, next(self._seq), kind, key, payload))
 
-    def play(self, max_rounds: int = 10_000) -> Outcome:
+    def play(
+        self, max_rounds: int = 10_000, *, restart: Callable[[int], bool] | None = None
+    ) -> Outcome:
+        """Run the workflow to its end (or until nothing more can happen).
+
+        Args:
+            max_rounds: a bound on feeds, so a bug cannot hang the test.
+            restart: asked after each feed with the round number (from 1): True
+                discards the session and what it reported, and a fresh session replays
+                the whole log instead, as after a worker died between replaying and
+                writing (every round: a worker with its replay cache off).
+        """
         session = ReplaySession(self.workflow, self.run, args=self.args, kwargs={})
         for at, token, payload in self._scripted:
             self._schedule(START + timedelta(seconds=at), "hook", token, payload)
         fed = 0
         try:
-            for _ in range(max_rounds):
+            for round_number in range(1, max_rounds + 1):
                 new = self.log.events[fed:]
                 fed = len(self.log.events)
                 outcome = session.feed(new)
+                if restart is not None and restart(round_number):
+                    session.close()
+                    session = ReplaySession(self.workflow, self.run, args=self.args, kwargs={})
+                    outcome = session.feed(self.log.events)
+                    self.restarts += 1
                 self.outcomes.append(outcome)
                 self.feeds.append(fed)
                 if not isinstance(outcome, Suspended):

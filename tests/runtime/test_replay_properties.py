@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from replay_log import Simulator, assert_paths_agree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from replay_log import Simulator, assert_paths_agree, comparable
 
 from wfkit.runtime import gen
 from wfkit.runtime.api.workflow import create_hook, sleep
@@ -165,17 +167,39 @@ def test_mixed_workflow_result() -> None:
 
 
 # --- random programs -----------------------------------------------------------------------
+#
+# Hypothesis draws programs from every asyncio form a workflow may use over steps, sleeps and
+# hooks (gather, wait, as_completed, TaskGroup, create_task, shield, timeout, wait_for, tasks
+# iterated out of the sets asyncio.wait returns), step durations and hook payload times, and a
+# round at which the worker dies. Each program is played three times: with the replay cache
+# on (one session fed as the log grows), off (a fresh session replays the whole log every
+# round, as ``replay_cache=False`` does) and killed (the session is lost once, at the drawn
+# round, and a fresh one takes over from the log). The three logs and results must be
+# identical, the log legal for the world's lifecycle rules, and every path of the live
+# session equal to a full replay.
 
 Op = tuple[str, int]
-OPS = ("step", "gather", "sleep", "race", "deadline", "nap_step", "detached")
-
-
-def random_program(rng: random.Random) -> list[Op]:
-    return [(rng.choice(OPS), rng.randint(1, 4)) for _ in range(rng.randint(1, 7))]
+OPS = (
+    "step",
+    "gather",
+    "sleep",
+    "race",
+    "deadline",
+    "nap_step",
+    "detached",
+    "task_group",
+    "create_task",
+    "as_completed",
+    "wait_set",
+    "hook",
+    "shield",
+    "timeout",
+)
+programs = st.lists(st.tuples(st.sampled_from(OPS), st.integers(1, 4)), min_size=1, max_size=7)
 
 
 def interpreter(program: list[Op]) -> Callable[[], Any]:
-    """A workflow that runs ``program``: each op mixes steps, timers and races."""
+    """A workflow that runs ``program``: each op mixes steps, timers, hooks and tasks."""
 
     async def run_program() -> list[Any]:
         trace: list[Any] = []
@@ -200,26 +224,86 @@ def interpreter(program: list[Op]) -> Callable[[], Any]:
                     trace.append("timeout")
             elif op == "nap_step":
                 trace.append(await asyncio.gather(asyncio.sleep(n), work(tag)))
-            else:
+            elif op == "detached":
                 detached.append(asyncio.ensure_future(work(tag)))
+            elif op == "task_group":
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(work(f"{tag}.{i}")) for i in range(n)]
+                trace.append([t.result() for t in tasks])
+            elif op == "create_task":
+                trace.append(await asyncio.create_task(work(tag)))
+            elif op == "as_completed":
+                fetches = [_fetch_twice(f"{tag}.{i}") for i in range(n + 1)]
+                trace.append([await f for f in asyncio.as_completed(fetches)])
+            elif op == "wait_set":
+                tasks = [asyncio.create_task(work(f"{tag}.{i}")) for i in range(n + 1)]
+                done, _ = await asyncio.wait(tasks)
+                # Iterated out of a set, each result passed on to another step.
+                trace.append([(t.result(), await work(["echo", t.result()])) for t in done])
+            elif op == "hook":
+                hook = create_hook(token=f"h{index}")
+                try:
+                    trace.append(await asyncio.wait_for(hook, n * 1.5))
+                except TimeoutError:
+                    trace.append("no payload")
+                hook.dispose()
+            elif op == "shield":
+                trace.append(await asyncio.shield(work(tag)))
+            else:
+                try:
+                    async with asyncio.timeout(n * 0.6):
+                        trace.append(await work(tag))
+                except TimeoutError:
+                    trace.append("timeout")
         trace.append(await asyncio.gather(*detached))
         return trace
 
     return run_program
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_random_programs_live_path_equals_full_replay(seed: int) -> None:
-    rng = random.Random(seed)
-    program = random_program(rng)
-    workflow = interpreter(program)
+async def _fetch_twice(tag: str) -> Any:
+    first = await work(tag)
+    return await work([first, "again"])
+
+
+def _simulate(
+    program: list[Op], timing_seed: int, restart: Callable[[int], bool] | None
+) -> Simulator:
+    rng = random.Random(timing_seed)
     timings: dict[str, float] = {}
 
     def duration(value: Any) -> float:
+        # Per argument, drawn in the order steps are created: the same in every mode.
         return timings.setdefault(repr(value), rng.choice([0.25, 0.5, 1.0, 1.0, 2.0, 4.0]))
 
-    sim = Simulator(workflow, steps={WORK: work_impl}, durations={WORK: duration})
-    outcome = sim.play()
+    hooks = [f"h{i}" for i, (op, _) in enumerate(program) if op == "hook"]
+    payloads = [(random.Random(f"{timing_seed}:{t}").uniform(0.1, 8.0), t, t) for t in hooks]
+    sim = Simulator(
+        interpreter(program),
+        steps={WORK: work_impl},
+        durations={WORK: duration},
+        hook_payloads=payloads,
+    )
+    sim.play(restart=restart)
+    return sim
+
+
+def _log_of(sim: Simulator) -> list[tuple[Any, ...]]:
+    return [(e.event_type, e.correlation_id, e.data, e.created_at) for e in sim.log.events]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=programs, timing_seed=st.integers(0, 2**16), kill_at=st.integers(1, 40))
+def test_random_programs_same_log_with_cache_on_off_and_a_killed_worker(
+    program: list[Op], timing_seed: int, kill_at: int
+) -> None:
+    cached = _simulate(program, timing_seed, restart=None)
+    outcome = cached.outcomes[-1]
     assert isinstance(outcome, Completed), (program, outcome)
-    fold_events(sim.log.events)
-    assert_paths_agree(workflow, sim)
+    fold_events(cached.log.events)  # the log is legal for the world's lifecycle rules
+    expected = (comparable(outcome), _log_of(cached))
+    uncached = _simulate(program, timing_seed, restart=lambda _round: True)
+    assert (comparable(uncached.outcomes[-1]), _log_of(uncached)) == expected
+    killed = _simulate(program, timing_seed, restart=lambda round_number: round_number == kill_at)
+    assert (comparable(killed.outcomes[-1]), _log_of(killed)) == expected
+    assert_paths_agree(cached.workflow, cached)
