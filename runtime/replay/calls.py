@@ -5,13 +5,21 @@ correlation id. The replay session (``wfkit.runtime.replay.session``) creates th
 code calls, and settles them when the log delivers their events. Nothing here
 does I/O or touches the event loop beyond resolving futures.
 
-A step call returns a ``StepCoroutine``: a coroutine (``asyncio.iscoroutine`` is
-True), so ``create_task``, ``TaskGroup.create_task``, ``ensure_future``,
-``gather``, ``wait_for``, ``shield`` and ``timeout`` take it as they take any
-coroutine. The durable call itself is recorded when the step function is called,
-not when the coroutine first runs: its correlation id then depends only on the
-order of the calls in the workflow's code, never on the order in which asyncio
-happens to start tasks. Every call also remembers the user's source line
+A step call returns a ``StepFuture``. Everything in asyncio that takes a coroutine
+takes it: the ones that also take futures (``ensure_future``, ``gather``,
+``wait_for``, ``shield``, ``as_completed``, ``wait``) use it as it is, and the
+workflow loop's ``create_task`` (hence ``asyncio.create_task`` and
+``TaskGroup.create_task``) runs it in a task. The durable call itself is recorded
+when the step function is called, not when a task first runs it: its correlation
+id then depends only on the order of the calls in the workflow's code, never on the
+order in which asyncio happens to start tasks.
+
+Rejected: returning a real coroutine (an object ``asyncio.iscoroutine`` accepts).
+Then ``gather`` and ``wait_for`` wrap every step in a task (a gather of 1,000 steps
+replayed 25% slower), and ``asyncio.wait([ensure_future(step(...))])`` breaks
+whenever ``ensure_future`` hands the object back unchanged. A future that the
+workflow loop also runs as a task gives every asyncio form at the cost of one
+wrapper object, and only where a task is asked for. Every call also remembers the user's source line
 (``CallSite``) so a replay divergence can point at it.
 """
 
@@ -19,18 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections.abc
 import os
 import random
 import sys
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, ClassVar, Final, NamedTuple
 
 from wfkit.runtime.errors import HookConflictError
+from wfkit.runtime.replay.loop import DeterministicEventLoop, WorkflowFuture
 
 __all__ = [
     "DISPOSED",
@@ -38,7 +46,7 @@ __all__ = [
     "CorrelationIds",
     "HookCall",
     "StepCall",
-    "StepCoroutine",
+    "StepFuture",
     "WaitCall",
     "decode_ulid",
     "encode_ulid",
@@ -186,69 +194,35 @@ class StepCall:
     kind: ClassVar[str] = "step"
 
 
-class StepCoroutine(collections.abc.Coroutine[Any, Any, Any]):
-    """What calling a step returns inside a workflow: a coroutine of the step's result.
+class StepFuture(WorkflowFuture[Any]):
+    """What calling a step returns inside a workflow: the future of the step's result.
 
-    The durable call is already recorded (see the module docstring); running the
-    coroutine only waits for its result. Unlike a plain coroutine it may be awaited
-    more than once (each await gives the result), as the future it replaces could.
-    Closing it, or throwing into it, before it ever ran abandons the call: the step
-    is then never created, like a plain coroutine that never ran. It hashes by
-    creation order, so sets of step calls iterate the same way on every replay.
+    A future, so ``gather``, ``shield``, ``wait_for``, ``as_completed``,
+    ``ensure_future`` and ``asyncio.wait`` use it as it is (a gather of N steps
+    creates no tasks), and it may be awaited any number of times. ``create_task`` and
+    ``TaskGroup.create_task`` take it too: the workflow loop runs it in a task that
+    waits for it (``wfkit.runtime.replay.loop.FutureRunner``). The durable call is
+    already recorded (see the module docstring). It hashes by creation order
+    (``WorkflowFuture``).
+
+    Args:
+        loop: the workflow loop.
+        step_id: the step's id (its short name shows in reprs, e.g. a task's).
+        correlation_id: the call's ``step_…`` id.
     """
 
-    __slots__ = ("_call", "_iterator", "_order")
-
-    def __init__(self, call: StepCall, order: int) -> None:
-        self._call = call
-        self._order = order
-        self._iterator: Generator[Any, None, Any] | None = None
-
-    def __hash__(self) -> int:
-        return self._order
+    def __init__(self, *, loop: DeterministicEventLoop, step_id: str, correlation_id: str) -> None:
+        super().__init__(loop=loop)
+        self._step_id = step_id
+        self.correlation_id = correlation_id
 
     @property
-    def __name__(self) -> str:  # asyncio's task repr shows it as ``name()``
-        return self._call.step_id.rpartition("//")[2]
-
-    @property
-    def correlation_id(self) -> str:
-        """The step's correlation id (``step_…``)."""
-        return self._call.correlation_id
+    def __name__(self) -> str:  # a task running it shows as ``coro=<name()>``
+        return self._step_id.rpartition("//")[2]
 
     def __repr__(self) -> str:
-        return f"<step call {self.__name__} {self._call.correlation_id}>"
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._call.future.__await__()
-
-    def send(self, value: Any) -> Any:
-        if self._iterator is None:
-            self._iterator = self._call.future.__await__()
-        return self._iterator.send(value)
-
-    def throw(
-        self,
-        typ: Any,
-        val: Any = None,
-        tb: TracebackType | None = None,
-    ) -> Any:
-        if self._iterator is None:
-            self._abandon()
-            self._iterator = self._call.future.__await__()
-        if val is None and tb is None:
-            return self._iterator.throw(typ)
-        return self._iterator.throw(typ, val, tb)
-
-    def close(self) -> None:
-        if self._iterator is None:
-            self._abandon()
-        else:
-            self._iterator.close()
-
-    def _abandon(self) -> None:
-        # Never ran: a plain coroutine would never have reached its step call.
-        self._call.future.cancel()
+        state = "cancelled" if self.cancelled() else "done" if self.done() else "pending"
+        return f"<step call {self.__name__} {self.correlation_id} {state}>"
 
 
 @dataclass(eq=False)

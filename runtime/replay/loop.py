@@ -58,6 +58,7 @@ from wfkit.runtime.errors import WorkflowIOError
 
 __all__ = [
     "DeterministicEventLoop",
+    "FutureRunner",
     "TimerScheduler",
     "WorkflowFuture",
     "WorkflowIOError",
@@ -125,6 +126,57 @@ class WorkflowTask(asyncio.Task[_T]):
 
     def __hash__(self) -> int:
         return self._wfkit_order
+
+
+class FutureRunner(Coroutine[Any, Any, Any]):
+    """The coroutine a task runs when the workflow loop's ``create_task`` gets a future.
+
+    Plain asyncio refuses a future there ("a coroutine was expected"); inside a
+    workflow a step call is a future (``wfkit.runtime.replay.calls.StepFuture``) and
+    ``asyncio.create_task(step(...))`` / ``TaskGroup.create_task(step(...))`` must work,
+    so the task waits for the future and ends with its result. Cancelled (thrown
+    into) or closed before it ever ran, it cancels the future, as a task that never
+    started would never have awaited it: an uncreated step is then never written.
+    """
+
+    __slots__ = ("_future", "_started")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self._future = future
+        self._started = False
+
+    @property
+    def __name__(self) -> str:  # asyncio's task repr: ``coro=<name()>``
+        name: str = getattr(self._future, "__name__", "future")
+        return name
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._future.__await__()
+
+    def send(self, value: Any) -> Any:
+        self._started = True
+        future = self._future
+        if future.done():
+            raise StopIteration(future.result())
+        future._asyncio_future_blocking = True
+        return future
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if not self._started:
+            self._started = True
+            self._future.cancel()
+        if isinstance(typ, BaseException):
+            error = typ
+        elif isinstance(val, BaseException):
+            error = val
+        else:
+            error = typ() if val is None else typ(val)
+        raise error if tb is None else error.with_traceback(tb)
+
+    def close(self) -> None:
+        if not self._started:
+            self._started = True
+            self._future.cancel()
 
 
 class DeterministicEventLoop(asyncio.AbstractEventLoop):
@@ -285,12 +337,14 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
 
     def create_task(  # type: ignore[override]
         self,
-        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T] | asyncio.Future[_T],
         *,
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
         self._check_closed()
+        if isinstance(coro, asyncio.Future):
+            coro = FutureRunner(coro)  # a step call (see FutureRunner)
         if self._task_factory is not None:
             # The factory signature asyncio itself uses: context only when given.
             if context is None:

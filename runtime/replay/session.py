@@ -27,9 +27,10 @@ Invariants kept (those of the Workflow DevKit's replay):
 
 Decisions:
 
-- A step call is recorded when the step function is called and returns a
-  coroutine (``wfkit.runtime.replay.calls.StepCoroutine``), so it works wherever
-  asyncio takes a coroutine, while its correlation id depends only on call order.
+- A step call is recorded when the step function is called and returns a future
+  (``wfkit.runtime.replay.calls.StepFuture``) that the workflow loop's
+  ``create_task`` also runs as a task, so it works wherever asyncio takes a
+  coroutine, while its correlation id depends only on call order.
 - Tasks and futures of the workflow loop hash by creation order, so sets of them
   (``asyncio.wait``'s results, a ``TaskGroup``'s tasks) iterate the same way on
   every replay (``wfkit.runtime.replay.loop``).
@@ -98,7 +99,7 @@ from wfkit.runtime.replay.calls import (
     CorrelationIds,
     HookCall,
     StepCall,
-    StepCoroutine,
+    StepFuture,
     WaitCall,
     reject_with,
     resolve_with,
@@ -285,22 +286,22 @@ class ReplaySession:
         *,
         closure: dict[str, Any] | None = None,
         this: Any = None,
-    ) -> StepCoroutine:
-        """Record one durable step call now; the returned coroutine gives its result.
+    ) -> StepFuture:
+        """Record one durable step call now; the returned future gives its result.
 
         Returns:
-            A coroutine: await it, or hand it to anything in asyncio that takes one.
+            A future: await it, or hand it to anything in asyncio that takes a
+            coroutine or a future (the workflow loop's ``create_task`` runs it in a task).
 
         Raises:
             SerializationError: an argument cannot be serialized (at the call site).
         """
         self._check_open()
         data = serialize_call(args, kwargs, closure=closure, this=this)
-        # Never seen by user code (the coroutine wraps it): no creation order needed.
-        future: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
-        call = StepCall(self._ledger.ids.next("step"), step_id, data, future, user_call_site())
-        self._ledger.add_step(call)
-        return StepCoroutine(call, self._loop.next_creation_order())
+        correlation_id = self._ledger.ids.next("step")
+        future = StepFuture(loop=self._loop, step_id=step_id, correlation_id=correlation_id)
+        self._ledger.add_step(StepCall(correlation_id, step_id, data, future, user_call_site()))
+        return future
 
     # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
 
