@@ -124,7 +124,8 @@ def user_call_site(frame: FrameType | None = None) -> CallSite | None:
     while frame is not None:
         code = frame.f_code
         if not code.co_filename.startswith(skip):
-            return CallSite(code.co_filename, frame.f_lineno)
+            # tuple.__new__: a NamedTuple's own __new__ is Python code (3x slower, per step)
+            return tuple.__new__(CallSite, (code.co_filename, frame.f_lineno))
         frame = frame.f_back
     return None
 
@@ -211,10 +212,14 @@ class StepFuture(WorkflowFuture[Any]):
         correlation_id: the call's ``step_…`` id.
     """
 
-    def __init__(self, *, loop: DeterministicEventLoop, step_id: str, correlation_id: str) -> None:
-        super().__init__(loop=loop)
+    __slots__ = ("_step_id", "correlation_id")
+
+    def __init__(self, loop: DeterministicEventLoop, step_id: str, correlation_id: str) -> None:
+        # WorkflowFuture.__init__ inlined: one of these per step call, on the replay hot path.
+        self._wfkit_order = loop.next_creation_order()
         self._step_id = step_id
         self.correlation_id = correlation_id
+        asyncio.Future.__init__(self, loop=loop)
 
     @property
     def __name__(self) -> str:  # a task running it shows as ``coro=<name()>``

@@ -47,6 +47,7 @@ import asyncio
 import collections
 import contextvars
 import functools
+import itertools
 import logging
 import math
 import sys
@@ -98,6 +99,8 @@ def _unavailable(name: str) -> Callable[..., NoReturn]:
 class WorkflowFuture(asyncio.Future[_T]):
     """A future of the workflow loop: it hashes by creation order (see the module docstring)."""
 
+    __slots__ = ("_wfkit_order",)
+
     def __init__(self, *, loop: DeterministicEventLoop) -> None:
         # Before Future.__init__: nothing may hash the object before its order is set.
         self._wfkit_order = loop.next_creation_order()
@@ -109,6 +112,8 @@ class WorkflowFuture(asyncio.Future[_T]):
 
 class WorkflowTask(asyncio.Task[_T]):
     """A task of the workflow loop: it hashes by creation order and is named by it."""
+
+    __slots__ = ("_wfkit_order",)
 
     def __init__(
         self,
@@ -196,7 +201,8 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         self._scheduler = scheduler
         self._now = now
         self.creation_base = creation_base
-        self._created = creation_base
+        # A C-level counter: one creation order per task, future and step call.
+        self.next_creation_order: Callable[[], int] = itertools.count(creation_base + 1).__next__
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._running = False
         self._closed = False
@@ -209,11 +215,6 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     def set_time(self, now: float) -> None:
         """Move the clock (the session never moves it backwards)."""
         self._now = now
-
-    def next_creation_order(self) -> int:
-        """The hash of the next task, future or step call made on this loop."""
-        self._created += 1
-        return self._created
 
     def fire_timer(self, handle: asyncio.TimerHandle) -> None:
         """Make a durable timer's callback ready, unless the timer was cancelled."""

@@ -183,7 +183,9 @@ async def v2_renamed_step() -> int:
 
 def test_a_renamed_step_names_both() -> None:
     error = diverged(full_replay(v2_renamed_step, recorded_with(v1_two_steps)))
-    assert str(error).endswith("the log records step add(3, 3) here, the code now calls step charge(3, 3)")
+    assert str(error).endswith(
+        "the log records step add(3, 3) here, the code now calls step charge(3, 3)"
+    )
 
 
 # --- sleeps and hooks -------------------------------------------------------------------------
