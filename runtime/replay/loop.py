@@ -12,7 +12,9 @@ by the session. A timer with a positive delay is not kept in a heap: it is
 handed to the ``TimerScheduler`` (the session), which turns it into a durable
 wait and fires it when the log says the wait completed; so ``call_later`` /
 ``call_at`` are durable too. Everything that needs a socket, a pipe, a thread or
-a process raises ``WorkflowIOError``.
+a process raises ``WorkflowIOError``. ``create_task`` also takes a future of this
+loop and runs a task that waits for it (``FutureRunner``): a step call is a future,
+and ``asyncio.create_task(step(...))`` / ``TaskGroup.create_task`` must take it.
 
 Set order. ``asyncio.wait`` returns sets, ``TaskGroup`` keeps its tasks in a set
 and ``as_completed`` builds one; a set iterates in hash order, and the default
@@ -21,14 +23,17 @@ execution and a replay (another process, or the same one later). A workflow that
 iterates such a set would call its steps in a different order on replay. So every
 task and future this loop creates (``create_task``, ``create_future``; that is,
 all of ``asyncio``'s own: ``ensure_future``, ``gather``'s children, ``TaskGroup``,
-``shield``, ``sleep``, locks and events) hashes by its creation order on the loop,
+``shield``, ``sleep``, locks and events), and every step call's future, hashes by
+its creation order on the loop,
 offset by a per-run base, and tasks get names from the same order
 (``workflow-task-3``) instead of the process-wide ``Task-N`` counter. The same
 program run against the same log therefore builds the same sets and iterates
 them identically. ``asyncio.as_completed`` additionally turns its inputs into
 tasks *in set order*, which for plain coroutines (hashed by address) would start
 them in a different order on replay; on this loop it is given tasks created in
-the caller's order instead (``deterministic_as_completed``).
+the caller's order instead (``deterministic_as_completed``, installed as
+``asyncio.as_completed`` when this module is imported; on any other loop it is the
+standard function, unchanged).
 
 Alternatives rejected for set order: *returning ordered sets from a wrapped
 ``asyncio.wait``* (set operations and ``pop()`` would still follow hashes, and
