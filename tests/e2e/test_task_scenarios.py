@@ -223,7 +223,7 @@ def test_tasks_iterated_out_of_a_set_survive_sigkilled_workers(
 
 def test_a_step_added_before_a_sleep_fails_the_run_as_a_code_change(world: Any) -> None:
     from wfkit.runtime import gen
-    from wfkit.runtime.engine.orchestrator import wake_run
+    from wfkit.runtime.engine.messages import wake_run
     from wfkit.runtime.engine.worker import Worker
     from wfkit.runtime.loading import registry
 
