@@ -83,9 +83,12 @@ def _tag(obj: Any, attr: str, value: str) -> None:
 class StepProxy:
     """What a step ``def`` becomes in workflow mode.
 
-    Called inside a workflow replay, it records a durable step call and returns an
-    awaitable of the step's result. Called anywhere else, it runs the registered
-    step function directly, as calling a step outside a workflow should.
+    Called inside a workflow replay, it records a durable step call at once and
+    returns the future of the step's result (``wfkit.runtime.replay.calls.StepFuture``),
+    which works wherever asyncio takes a coroutine: ``await``, ``gather``,
+    ``create_task``, ``TaskGroup.create_task``, ``wait_for``, ``shield``, ``wait``.
+    Called anywhere else, it runs the registered step function directly, as calling
+    a step outside a workflow should.
     """
 
     def __init__(
