@@ -226,6 +226,24 @@ def test_asyncio_wait_takes_step_calls_as_they_are() -> None:
     assert result_of(play(wait_on_bare_step_calls)) == [["x"], 1]
 
 
+async def wait_on_a_plain_coroutine() -> str:
+    async def helper() -> Any:
+        return await echo("x")
+
+    coroutine = helper()
+    try:
+        await asyncio.wait([coroutine])
+    except TypeError as exc:
+        coroutine.close()
+        return str(exc)
+    return "accepted"
+
+
+def test_asyncio_wait_refuses_plain_coroutines_as_python_does() -> None:
+    outcome = full_replay(wait_on_a_plain_coroutine, Log().events)
+    assert outcome == Completed("Passing coroutines is forbidden, use tasks explicitly.")
+
+
 async def wait_for_times_out_a_step_task() -> list[Any]:
     started = clock()
     try:
