@@ -123,6 +123,8 @@ def check_step_created(run: RunLabel, call: StepCall, event: Event) -> ReplayFai
         )
     if recorded_input is None or recorded_input is call.input or recorded_input == call.input:
         return None  # (None: a log that did not record inputs)
+    if _without_tracebacks(recorded_input) == _without_tracebacks(call.input):
+        return None  # only an exception's traceback text differs (paths, wfkit's own lines)
     return code_changed(
         run,
         site=call.site,
@@ -248,6 +250,23 @@ def _input_difference(recorded: Any, current: dict[str, Any]) -> str:
     if old_this != new_this:
         return f"self differs: {_render(old_this)} recorded, {_render(new_this)} now"
     return "the input differs"
+
+
+def _without_tracebacks(value: Any) -> Any:
+    """``value`` without the traceback text of serialized exceptions.
+
+    An exception passed to a step carries its formatted traceback, which names files
+    by absolute path and wfkit's own frames by line: it differs between machines and
+    wfkit versions while the call is the same one.
+    """
+    if isinstance(value, list):
+        return [_without_tracebacks(v) for v in value]
+    if isinstance(value, dict):
+        exception = value.get("$t") == "exc"
+        return {
+            k: _without_tracebacks(v) for k, v in value.items() if not (exception and k == "stack")
+        }
+    return value
 
 
 def _render(value: Any) -> str:

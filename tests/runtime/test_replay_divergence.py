@@ -279,3 +279,23 @@ def test_a_repeated_terminal_event_is_a_corrupted_log() -> None:
     again = completed.model_copy(update={"event_id": "evnt_again"})
     outcome = full_replay(v1_two_steps, [*events, again])
     assert isinstance(outcome, Failed) and outcome.code == "CORRUPTED_EVENT_LOG"
+
+
+def test_an_exception_argument_whose_traceback_text_differs_is_the_same_call() -> None:
+    """Tracebacks name files by absolute path: another machine replays the same call."""
+
+    async def wf() -> Any:
+        try:
+            raise ValueError("bad input")
+        except ValueError as exc:
+            return await charge(exc)
+
+    events = list(recorded_with(wf))
+    created = next(e for e in events if e.event_type == "step_created")
+    (recorded,) = created.data["input"]["args"]
+    assert "stack" in recorded  # the traceback text travels with the exception
+    moved = {**recorded, "stack": recorded["stack"].replace(__file__, "/elsewhere/test.py")}
+    assert moved["stack"] != recorded["stack"]
+    data = {**created.data, "input": {**created.data["input"], "args": [moved]}}
+    events[events.index(created)] = created.model_copy(update={"data": data})
+    assert full_replay(wf, events) == Completed("ok")
