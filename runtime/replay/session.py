@@ -86,6 +86,7 @@ import asyncio
 import contextvars
 import inspect
 import random
+import sys
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -300,7 +301,9 @@ class ReplaySession:
         data = serialize_call(args, kwargs, closure=closure, this=this)
         correlation_id = self._ledger.ids.next("step")
         future = StepFuture(self._loop, step_id, correlation_id)
-        self._ledger.add_step(StepCall(correlation_id, step_id, data, future, user_call_site()))
+        # From two frames up: this method and the step proxy are never the user's line.
+        site = user_call_site(sys._getframe(2))
+        self._ledger.add_step(StepCall(correlation_id, step_id, data, future, site))
         return future
 
     # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
@@ -498,9 +501,12 @@ class ReplaySession:
             case "step_created":
                 if call.created:
                     raise unconsumed(event)
-                failure = check_step_created(self._label, call, event)
-                if failure is not None:
-                    raise failure
+                data = event.data
+                if data.get("step_name") != call.step_id or data.get("input") != call.input:
+                    # Checked inline first (every step, every replay); the check explains.
+                    failure = check_step_created(self._label, call, event)
+                    if failure is not None:
+                        raise failure
                 call.created = True
                 self._ledger.uncreated_steps.pop(call.correlation_id, None)
                 self._ledger.outstanding_steps[call.correlation_id] = call
