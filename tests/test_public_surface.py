@@ -22,7 +22,8 @@ PUBLIC = [
     "WorkflowRunFailedError", "WorldError", "build", "cancel_run", "create_hook",
     "create_webhook", "define_hook", "fetch", "format_timeline", "get_hook_by_token",
     "get_hook_by_token_sync", "get_run", "get_run_sync", "get_step_metadata",
-    "get_workflow_metadata", "get_world", "get_writable", "resume_hook", "resume_hook_sync",
+    "get_workflow_metadata", "get_world", "get_writable", "patched", "resume_hook",
+    "resume_hook_sync",
     "resume_webhook", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
     "worker",
 ]  # fmt: skip

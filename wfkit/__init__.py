@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         define_hook,
         get_step_metadata,
         get_workflow_metadata,
+        patched,
         sleep,
     )
     from wfkit.runtime.context import (
@@ -153,6 +154,7 @@ _EXPORTS: dict[str, str] = {
     "get_step_metadata": "wfkit.runtime.api.workflow",
     "get_workflow_metadata": "wfkit.runtime.api.workflow",
     "sleep": "wfkit.runtime.api.workflow",
+    "patched": "wfkit.runtime.api.workflow",
     "get_world": "wfkit.runtime.world_config",
     "set_world": "wfkit.runtime.world_config",
     "build": "wfkit._dev",
@@ -215,6 +217,7 @@ __all__ = [
     "get_workflow_metadata",
     "get_world",
     "get_writable",
+    "patched",
     "resume_hook",
     "resume_hook_sync",
     "resume_webhook",

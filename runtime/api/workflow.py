@@ -29,6 +29,7 @@ __all__ = [
     "get_step_metadata",
     "get_workflow_metadata",
     "parse_duration",
+    "patched",
     "sleep",
 ]
 
@@ -74,6 +75,28 @@ def _session(what: str) -> ReplaySession:
             '(an async def marked "use workflow"), not in a step or in client code.'
         )
     return ctx
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this run takes the new branch of a code change (Temporal's ``patched``).
+
+    True for a run that reaches this call on code with the patch, False when
+    replaying a log recorded by code before it. The first True is recorded in the
+    log (a ``patch_marked`` event), so every later replay of the run agrees, and a
+    run's answer for one id never changes. Once no run recorded before the patch
+    remains, the call and the old branch can be deleted.
+
+    Args:
+        patch_id: names the change; unique per change within a workflow.
+
+    Returns:
+        Whether to run the new code.
+
+    Raises:
+        NotInWorkflowError: called outside a workflow.
+        ValueError: ``patch_id`` is not a non-empty string.
+    """
+    return _session("patched()").patched(patch_id)
 
 
 def parse_duration(duration: str | int | float | timedelta) -> timedelta:

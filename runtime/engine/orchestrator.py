@@ -64,6 +64,7 @@ from wfkit.runtime.engine.inline_steps import InlineSteps
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.outcome_requests import (
     hook_requests,
+    patch_requests,
     provisional_events,
     run_ending_request,
     step_created_request,
@@ -325,8 +326,16 @@ class Orchestrator:
     # --- the log ----------------------------------------------------------------------
 
     def _catch_up(self, state: RunState) -> int:
-        """Feed the events written since the session last saw the log; how many."""
+        """Feed the events written since the session last saw the log; how many.
+
+        A session holding patch answers whose markers were never written (its write
+        was refused) must not see other events after them: it is replaced by a
+        full replay, which answers from the log as it is.
+        """
         events = self.world.events.list(state.run.run_id, after_event_id=state.synced_id)
+        if state.session is not None and state.session.pending_patches:
+            self._replay_from_scratch(state)
+            return len(events)
         if events:
             with metrics.timing_replay(state.run.workflow_name, "catch_up"):
                 state.feed(events)
@@ -379,8 +388,11 @@ class Orchestrator:
                 )
             except _TOLERATED:
                 pass  # the first terminal event wins; or the run ended
-        if unwritten.fed_provisionally:
-            # The session saw events that are not in the log as it saw them.
+        if unwritten.fed_provisionally or (
+            state.session is not None and state.session.pending_patches
+        ):
+            # The session saw events that are not in the log as it saw them, or
+            # answered patched() True on the strength of a marker never written.
             self._replay_from_scratch(state)
         elif self._catch_up(state) == 0:
             # Refused with nothing new in the log: the session is out of step.
@@ -418,7 +430,10 @@ class Orchestrator:
                         unwritten = _Unwritten()
                         continue
                     case Suspended() as suspended if (
-                        suspended.steps or suspended.waits or unwritten.requests
+                        suspended.steps
+                        or suspended.waits
+                        or suspended.patches
+                        or unwritten.requests
                     ):
                         self._create_work(state, suspended, unwritten.requests)
                         unwritten = _Unwritten()
@@ -466,8 +481,10 @@ class Orchestrator:
         self, state: RunState, ending: Completed | Failed, unwritten: list[EventRequest]
     ) -> None:
         """Write the outcomes not yet written and ``run_completed``/``run_failed`` together."""
+        # The patches' markers too: a replay of the finished log (a replay check, a
+        # retry) must take the branches this run took.
         request = run_ending_request(ending)
-        self._append(state, [*unwritten, request])
+        self._append(state, [*unwritten, *patch_requests(ending.patches), request])
         state.terminal = True
         reports.run_ended(state.run, request, ending.error if isinstance(ending, Failed) else None)
 
@@ -476,7 +493,7 @@ class Orchestrator:
     ) -> None:
         """Write the outcomes not yet written and the hooks' events (creations first,
         disposals once none is pending), and feed the hooks' events back."""
-        requests = [*unwritten, *hook_requests(suspended)]
+        requests = [*unwritten, *patch_requests(suspended.patches), *hook_requests(suspended)]
         results = self._append(state, requests, self._retry_messages(state, unwritten))
         # The outcomes were fed provisionally already: feed only what follows them.
         state.feed([r.event for r in results[len(unwritten) :]])
@@ -489,7 +506,7 @@ class Orchestrator:
         Then the inline steps start, and the new events are fed to the session.
         """
         run_id = state.run.run_id
-        requests = list(unwritten)
+        requests = [*unwritten, *patch_requests(suspended.patches)]
         messages = self._retry_messages(state, unwritten)
         budget = self._inline.free_slots() if self.inline_steps else 0
         inline_ids: set[str] = set()
@@ -510,7 +527,7 @@ class Orchestrator:
         if suspended.waits:
             messages.append(state.wake_message([w.resume_at for w in suspended.waits]))
         results = self._append(state, requests, messages)
-        new = results[len(unwritten) :]
+        new = results[len(unwritten) :]  # from the patch markers on
         for result in new:
             step_record = result.step
             if result.event.event_type == "step_started" and step_record is not None:

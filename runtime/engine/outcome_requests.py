@@ -1,7 +1,8 @@
 """What a replay outcome asks the log for, as ``EventRequest``s (no I/O).
 
 The orchestrator decides when to write and writes; these functions say what:
-``run_completed``/``run_failed`` for a run that ended, ``hook_created`` (or
+``patch_marked`` for the patches ``patched()`` took at the end of the log (first in
+any batch), ``run_completed``/``run_failed`` for a run that ended, ``hook_created`` (or
 ``hook_disposed``) for a suspension's hooks, ``step_created`` and
 ``wait_created`` for its steps and waits (ARCHITECTURE.md §2 has each event's
 data), and the provisional events a live session is shown before the requests
@@ -26,6 +27,7 @@ from wfkit.worlds.base import (
 
 __all__ = [
     "hook_requests",
+    "patch_requests",
     "provisional_events",
     "run_ending_request",
     "step_created_request",
@@ -52,6 +54,13 @@ def run_ending_request(ending: Completed | Failed) -> EventRequest:
         event_type="run_failed",
         data={"error": serialize_error(ending.error), "error_code": ending.code},
     )
+
+
+def patch_requests(patches: Sequence[str]) -> list[EventRequest]:
+    """``patch_marked`` for each patch ``patched()`` answered True at the end of the log:
+    written first in the next batch, so a replay finds them right after the event
+    the call followed (``wfkit.runtime.replay.session``)."""
+    return [EventRequest(event_type="patch_marked", data={"patch_id": p}) for p in patches]
 
 
 def hook_requests(suspended: Suspended) -> list[EventRequest]:

@@ -76,6 +76,9 @@ class Suspended:
     """``(correlation_id, step_id)`` of steps created in the log but not terminal."""
     next_wake: datetime | None
     """The earliest ``resume_at`` among waits still active (not cancelled, not fired)."""
+    patches: tuple[str, ...] = ()
+    """Patch ids ``patched()`` answered True at the end of the log: write their
+    ``patch_marked`` events FIRST in the next batch (before hooks, steps, waits)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class Completed:
     """The workflow function returned ``value`` (a Python value, not serialized)."""
 
     value: Any
+    patches: tuple[str, ...] = ()
+    """As ``Suspended.patches``: written before ``run_completed``."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class Failed:
 
     error: BaseException
     code: str
+    patches: tuple[str, ...] = ()
+    """As ``Suspended.patches``: written before ``run_failed``."""
 
 
 Outcome: TypeAlias = Suspended | Completed | Failed

@@ -57,6 +57,29 @@ Decisions:
   sets) fails with ``WorkflowDeadlockError`` instead of hanging forever.
 - A session that reached ``Completed``/``Failed`` closes itself and returns
   that outcome to every later ``feed``.
+- ``patched(id)`` (``wfkit.patched``) answers from the log, and the first answer
+  for an id is kept for the rest of the session. The session knows the events of
+  the current ``feed`` it has not delivered yet; after delivering event *i* the
+  loop runs until idle, so a call made then sees events *i+1…* of that feed.
+  True when a ``patch_marked`` for the id was already delivered, or comes among
+  the undelivered events before the next event the *workflow* caused (a creation,
+  a disposal, a run ending: outcomes of calls already made -- step attempts and
+  results, hook payloads, wait completions, a failure that was retried -- are
+  looked past, because they arrive whatever the code, e.g. a gather's other
+  branch finishing in the same batch). False when such an event comes first: the
+  log was recorded by code without the patch. True too at the *frontier* (no
+  such event remains: this code is the first to get here), and then the id is
+  *pending*: the outcome carries it
+  (``Suspended/Completed/Failed.patches``) and the orchestrator writes its
+  ``patch_marked`` first in its next batch, right after the last event fed
+  (``expected_last_event_id``), so a later replay finds it at the head of the
+  undelivered events at the same point, before any event the workflow caused. A
+  written marker fed back
+  clears the pending id. A session with pending ids must not be fed anything
+  else: an orchestrator whose write was refused replays afresh instead. A
+  ``patch_marked`` no call asks about is consumed silently, so a patch check can
+  be deleted once no run recorded before it remains (Temporal's
+  ``deprecate_patch`` step, implicit).
 
 Alternatives rejected:
 
@@ -73,6 +96,13 @@ Alternatives rejected:
 - *Driving the user's coroutine with ``send()`` by hand*: only works for code
   that awaits our own futures; any ``asyncio`` primitive wants a running loop.
   A real (deterministic) event loop makes the whole asyncio surface work.
+- *Recording patched() as a step* (DBOS checkpoints ``patch`` like a step): a
+  step has a correlation id from the call order, so the call order of code with
+  and without the patch would differ, and it costs a queue round trip. A marker
+  read by lookahead keeps the old log's ids intact.
+- *A patch version stored on the run* (checked once at start): a run started
+  before the patch could never take the new branch, even past the point where
+  the old code's log ends; the marker decides at the point of the call.
 - *Raising a suspension exception into the workflow when it blocks*: it
   unwinds user code that must stay alive for the linear-cost path. Suspension
   is observed from outside instead (the loop went idle); ``WorkflowSuspension``
@@ -84,6 +114,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 import random
 import sys
@@ -154,6 +185,22 @@ HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_
 WaitEventType = Literal["wait_created", "wait_completed"]
 
 
+_NOT_THE_WORKFLOWS_DOING = frozenset(
+    {
+        "run_started",
+        "run_failed",  # a failed attempt, followed by the retry that reopened the run
+        "step_started",
+        "step_retrying",
+        "step_completed",
+        "step_failed",
+        "hook_received",
+        "wait_completed",
+    }
+)
+"""Events ``patched()`` looks past: outcomes of calls already made, written by others
+(workers, clients, the clock) whatever the workflow's code. Every other event
+(a creation, a disposal, ``run_completed``) is what some code did next."""
+
 _TEARDOWN_BUDGET = 100_000
 """Callbacks ``close()`` runs at most while cancelling (user code may refuse to stop)."""
 
@@ -197,6 +244,12 @@ class ReplaySession:
         self._last_event_id: str | None = None
         self._result: Completed | Failed | None = None
         self._closed = False
+        self._feeding: Sequence[Event] = ()
+        self._next_index = 0
+        """``self._feeding[self._next_index:]`` are the undelivered events of this feed."""
+        self._patches: dict[str, bool] = {}
+        """Each patch id's answer, once given (or once its marker was delivered)."""
+        self._pending_patches: list[str] = []
 
     # --- the orchestrator's API --------------------------------------------------------
 
@@ -204,6 +257,11 @@ class ReplaySession:
     def last_event_id(self) -> str | None:
         """The id of the last event fed (consumed), or None."""
         return self._last_event_id
+
+    @property
+    def pending_patches(self) -> tuple[str, ...]:
+        """Patch ids answered True at the frontier whose ``patch_marked`` is not fed yet."""
+        return tuple(self._pending_patches)
 
     @property
     def done(self) -> bool:
@@ -227,19 +285,23 @@ class ReplaySession:
         # Results and payloads are decoded here, outside the workflow's context: decode
         # them as workflow code sees its classes (the workflow twins', see loading.twins).
         mode = current_mode.set("workflow")
+        self._feeding = events
         try:
-            for event in events:
+            for index, event in enumerate(events):
                 if self._main is None and event.event_type in ("run_created", "run_started"):
                     if event.event_type == "run_started":
                         self._clock = event.created_at
                     self._last_event_id = event.event_id
                     continue
                 if self._main is None:
+                    self._next_index = index
                     self._start()
+                self._next_index = index + 1
                 self._deliver(event)
                 self._last_event_id = event.event_id
                 if self._loop.has_ready:
                     self._loop.run_until_idle()
+            self._next_index = len(events)
             if self._main is None:
                 self._start()
             return self._settle()
@@ -248,6 +310,8 @@ class ReplaySession:
         except Exception as exc:
             return self._finish(Failed(exc, "RUNTIME_ERROR"))
         finally:
+            self._feeding = ()
+            self._next_index = 0
             current_mode.reset(mode)
 
     def close(self) -> None:
@@ -307,6 +371,39 @@ class ReplaySession:
         return future
 
     # --- more of the workflow-side API (used by wfkit.runtime.api.workflow) ---------------
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the branch of patch ``patch_id`` (rule in the module docstring).
+
+        Raises:
+            ValueError: ``patch_id`` is not a non-empty string.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise ValueError(f"a patch id must be a non-empty string, got {patch_id!r}")
+        self._check_open()
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        answer = self._marker_ahead(patch_id)
+        if answer is None:  # the frontier: this code is the first to get here
+            answer = True
+            self._pending_patches.append(patch_id)
+        self._patches[patch_id] = answer
+        return answer
+
+    def _marker_ahead(self, patch_id: str) -> bool | None:
+        """True if a marker for ``patch_id`` comes before the next event the workflow
+        itself caused, False if such an event comes first, None if none remains."""
+        if patch_id in self._pending_patches:
+            return True
+        for event in self._feeding[self._next_index :]:
+            kind = event.event_type
+            if kind == "patch_marked":
+                if event.data.get("patch_id") == patch_id:
+                    return True
+            elif kind not in _NOT_THE_WORKFLOWS_DOING:
+                return False
+        return None
 
     def create_hook(
         self,
@@ -429,6 +526,16 @@ class ReplaySession:
         return result
 
     def _settle(self) -> Outcome:
+        outcome = self._settle_workflow()
+        if not self._pending_patches:
+            return outcome
+        patches = tuple(self._pending_patches)
+        if isinstance(outcome, Suspended):
+            return dataclasses.replace(outcome, patches=patches)
+        self._result = dataclasses.replace(outcome, patches=patches)
+        return self._result
+
+    def _settle_workflow(self) -> Outcome:
         main = self._main
         assert main is not None
         if main.done():
@@ -484,6 +591,13 @@ class ReplaySession:
                 self._deliver_hook_event(event_type, event, self._call_for(event, HookCall))
             case "wait_created" | "wait_completed":
                 self._deliver_wait_event(event_type, event, self._call_for(event, WaitCall))
+            case "patch_marked":
+                patch_id = event.data.get("patch_id")
+                if isinstance(patch_id, str):
+                    # Written for a True answer: later calls for this id agree.
+                    self._patches[patch_id] = True
+                    if patch_id in self._pending_patches:
+                        self._pending_patches.remove(patch_id)
             case _:
                 assert_never(event_type)
 

@@ -170,6 +170,8 @@ class Simulator:
                 self.outcomes.append(outcome)
                 self.feeds.append(fed)
                 if not isinstance(outcome, Suspended):
+                    for patch_id in outcome.patches:  # written before the run's end
+                        self.log.add("patch_marked", data={"patch_id": patch_id})
                     return outcome
                 if self._write_creations(outcome):
                     continue
@@ -181,6 +183,8 @@ class Simulator:
 
     def _write_creations(self, s: Suspended) -> bool:
         log = self.log
+        for patch_id in s.patches:  # first, right after the events the session saw
+            log.add("patch_marked", data={"patch_id": patch_id})
         for h in s.hooks:
             holder = self.taken_tokens.get(h.token)
             if holder is not None:
@@ -221,7 +225,7 @@ class Simulator:
         for wait in s.waits:
             log.add("wait_created", wait.correlation_id, {"resume_at": wait.resume_at.isoformat()})
             self._schedule(wait.resume_at, "wait", wait.correlation_id)
-        return bool(s.hooks or s.disposals or s.steps or s.waits)
+        return bool(s.patches or s.hooks or s.disposals or s.steps or s.waits)
 
     def _advance(self) -> bool:
         """Write the next due thing(s) at the same virtual instant; False when nothing is due."""

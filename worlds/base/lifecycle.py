@@ -466,6 +466,24 @@ def _apply_wait_event(view: _Overlay, event: Event, event_type: WaitEventType) -
     return EventResult(event=event, wait=wait)
 
 
+def _apply_patch_marked(view: _Overlay, event: Event) -> EventResult:
+    """``patch_marked`` (``wfkit.patched`` took a new branch): a running run's log only.
+
+    It changes no record; replay reads it (``wfkit.runtime.replay.session``).
+    """
+    patch_id = _require_field(event, "patch_id")
+    if not isinstance(patch_id, str) or not patch_id:
+        raise InvalidEventError(f"patch_marked needs a non-empty string patch_id, got {patch_id!r}")
+    run = view.run(event.run_id)
+    if run is None:
+        raise RunNotFoundError(f"run {event.run_id!r} not found")
+    if run.status != "running":
+        raise EntityConflictError(
+            f"patch_marked refused: run {event.run_id!r} is {run.status}, not running"
+        )
+    return EventResult(event=event, run=run)
+
+
 def _apply_event(view: _Overlay, event: Event) -> EventResult:
     """Apply one event through the transitions of its entity.
 
@@ -487,6 +505,8 @@ def _apply_event(view: _Overlay, event: Event) -> EventResult:
             return _apply_hook_event(view, event, event_type)
         case "wait_created" | "wait_completed":
             return _apply_wait_event(view, event, event_type)
+        case "patch_marked":
+            return _apply_patch_marked(view, event)
         case _:
             assert_never(event_type)
 

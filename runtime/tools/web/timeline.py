@@ -226,6 +226,7 @@ def _advance(lane: Lane, event: Event) -> None:
             | "run_completed"
             | "run_failed"
             | "run_cancelled"
+            | "patch_marked"
             | "step_created"
             | "wait_created"
             | "hook_created"
