@@ -424,3 +424,44 @@ def test_step_events_on_a_pending_run(world: World) -> None:
     assert results[1].step is not None and results[1].step.status == "running"
     assert world.runs.get(run_id).status == "pending"
     assert_consistent(world, run_id)
+
+
+# --- patch markers -----------------------------------------------------------
+
+
+def test_patch_marked_is_logged_for_a_running_run_and_changes_no_record(world: World) -> None:
+    run_id = new_run(world)
+    before = snapshot(world, run_id)
+    result = world.events.create(run_id, ev("patch_marked", patch_id="extra-step"))
+    assert result.event.event_type == "patch_marked"
+    assert result.event.data == {"patch_id": "extra-step"}
+    assert [e.event_type for e in world.events.list(run_id)][-1] == "patch_marked"
+    after = snapshot(world, run_id)
+    # the run record (its updated_at too), steps, hooks, waits, messages: untouched
+    assert (after[0], *after[2:]) == (before[0], *before[2:])
+    assert_consistent(world, run_id)
+
+
+def test_patch_marked_refusals_write_nothing(world: World) -> None:
+    pending = new_run(world, started=False)
+    assert_refused(
+        world,
+        pending,
+        EntityConflictError,
+        partial(world.events.create, pending, ev("patch_marked", patch_id="p")),
+    )
+    running = new_run(world)
+    for bad in ({}, {"patch_id": ""}, {"patch_id": 3}):
+        assert_refused(
+            world,
+            running,
+            InvalidEventError,
+            partial(world.events.create, running, ev("patch_marked", **bad)),
+        )
+    world.events.create(running, ev("run_completed", output=None))
+    assert_refused(
+        world,
+        running,
+        EntityConflictError,
+        partial(world.events.create, running, ev("patch_marked", patch_id="p")),
+    )
