@@ -24,7 +24,7 @@ PUBLIC = [
     "get_hook_by_token_sync", "get_run", "get_run_sync", "get_step_metadata",
     "get_workflow_metadata", "get_world", "get_writable", "patched", "resume_hook",
     "resume_hook_sync",
-    "resume_webhook", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
+    "resume_webhook", "retry_run", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
     "worker",
 ]  # fmt: skip
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         get_run_sync,
         resume_hook,
         resume_hook_sync,
+        retry_run,
         start,
         start_sync,
     )
@@ -108,6 +109,7 @@ _EXPORTS: dict[str, str] = {
     "get_run": "wfkit.runtime.api.client",
     "get_run_sync": "wfkit.runtime.api.client",
     "resume_hook": "wfkit.runtime.api.client",
+    "retry_run": "wfkit.runtime.api.client",
     "resume_hook_sync": "wfkit.runtime.api.client",
     "start": "wfkit.runtime.api.client",
     "start_sync": "wfkit.runtime.api.client",
@@ -221,6 +223,7 @@ __all__ = [
     "resume_hook",
     "resume_hook_sync",
     "resume_webhook",
+    "retry_run",
     "run",
     "set_world",
     "sleep",

@@ -108,6 +108,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Run a failed run again on the current code (``wfkit.retry_run``)."""
+    from wfkit.runtime.api.client import retry_run
+    from wfkit.worlds.base import EntityConflictError, RunNotFoundError
+
+    try:
+        retry_run(args.run_id, world=_world(args))
+    except (RunNotFoundError, EntityConflictError) as exc:
+        print(f"wfkit: {exc}", file=sys.stderr)
+        return 1
+    print(f"retrying {args.run_id}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write runs' records and event logs as JSON, for ``python -m wfbuild check --replay``."""
     from wfkit.runtime.tools.replay_check import export_run
@@ -407,6 +421,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a run")
     p.add_argument("run_id")
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser(
+        "retry",
+        help="run a failed run again on the current code, from its log",
+        description=(
+            "Record run_retried (failed -> running) and wake the run: a worker replays its "
+            "log past the failure on the build it runs now (e.g. code fixed with "
+            "wfkit.patched() after a REPLAY_DIVERGENCE). Sleeps the failure cut short wait "
+            "again; hooks the failure disposed are not revived (resuming them is refused). "
+            "Only a failed run can be retried."
+        ),
+    )
+    p.add_argument("run_id", metavar="RUN", help="the failed run's id (wrun_...)")
+    p.set_defaults(func=cmd_retry)
 
     p = sub.add_parser("verify", help="re-fold every event log and compare with the records")
     p.add_argument("run_id", nargs="?", default=None)

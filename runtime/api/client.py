@@ -206,6 +206,18 @@ class Run:
         """``cancel`` for sync code."""
         cancel_run(self.run_id, world=self.world, reason=reason)
 
+    async def retry(self) -> None:
+        """Run the failed run again on the current code (``retry_run``).
+
+        Raises:
+            EntityConflictError: the run is not failed (nothing is written).
+        """
+        retry_run(self.run_id, world=self.world)
+
+    def retry_sync(self) -> None:
+        """``retry`` for sync code."""
+        retry_run(self.run_id, world=self.world)
+
 
 def _outcome(record: RunRecord) -> Any:
     """The result of an ended run, its values as the client's own classes.
@@ -338,6 +350,33 @@ def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None
     except EntityConflictError:
         return False
     return True
+
+
+def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
+    """Run a failed run again, on the code workers run now, from its log.
+
+    Appends ``run_retried`` (failed -> running) and enqueues the run's workflow
+    message in the same transaction; a worker replays the whole log (past the
+    failure) on its current build and carries on. Waits the failure released are
+    open again; hooks it disposed are not revived. A run that failed because its
+    code changed (``REPLAY_DIVERGENCE``) completes once the code replays its log,
+    e.g. with ``wfkit.patched()``.
+
+    Returns:
+        The run's handle.
+
+    Raises:
+        RunNotFoundError: no such run.
+        EntityConflictError: the run is not failed (nothing is written).
+    """
+    target = resolve_world(world)
+    record = target.runs.get(run_id)
+    target.events.create_batch(
+        run_id,
+        [EventRequest(event_type="run_retried")],
+        messages=[workflow_message(record.workflow_name, run_id)],
+    )
+    return Run(run_id, target)
 
 
 # --- hooks ------------------------------------------------------------------------------

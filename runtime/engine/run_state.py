@@ -34,6 +34,14 @@ log = logging.getLogger("wfkit.orchestrator")
 _RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 
 
+def _retried_after(events: Sequence[Event], index: int) -> bool:
+    """Whether the ``run_failed`` at ``index`` is followed by a ``run_retried``: then
+    it ended one attempt, not the run (``wfkit retry`` reopened it)."""
+    if events[index].event_type != "run_failed":
+        return False
+    return any(e.event_type == "run_retried" for e in events[index + 1 :])
+
+
 @dataclass(eq=False)
 class RunState:
     """One run's live replay in this worker."""
@@ -104,9 +112,9 @@ class RunState:
         """
         if not events:
             return
-        for event in events:
+        for index, event in enumerate(events):
             kind = event.event_type
-            if kind in _RUN_ENDS:
+            if kind in _RUN_ENDS and not _retried_after(events, index):
                 self.terminal = True
                 return
             if kind == "wait_created" and event.correlation_id:

@@ -177,7 +177,9 @@ __all__ = [
 
 _CallT = TypeVar("_CallT", StepCall, HookCall, WaitCall)
 
-RunEventType = Literal["run_created", "run_started", "run_completed", "run_failed", "run_cancelled"]
+RunEventType = Literal[
+    "run_created", "run_started", "run_completed", "run_failed", "run_cancelled", "run_retried"
+]
 StepEventType = Literal[
     "step_created", "step_started", "step_retrying", "step_completed", "step_failed"
 ]
@@ -189,6 +191,7 @@ _NOT_THE_WORKFLOWS_DOING = frozenset(
     {
         "run_started",
         "run_failed",  # a failed attempt, followed by the retry that reopened the run
+        "run_retried",  # written by ``wfkit retry``, not by the workflow
         "step_started",
         "step_retrying",
         "step_completed",
@@ -581,7 +584,14 @@ class ReplaySession:
         self._advance_clock(event.created_at)
         event_type = event.event_type
         match event_type:
-            case "run_created" | "run_started" | "run_completed" | "run_failed" | "run_cancelled":
+            case (
+                "run_created"
+                | "run_started"
+                | "run_completed"
+                | "run_failed"
+                | "run_cancelled"
+                | "run_retried"
+            ):
                 self._deliver_run_event(event_type)
             case (
                 "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed"
@@ -607,6 +617,8 @@ class ReplaySession:
                 pass  # the run's lifecycle; the clock already moved
             case "run_completed" | "run_failed" | "run_cancelled":
                 pass  # written after this replay's outcome; nothing to deliver
+            case "run_retried":
+                pass  # a failed attempt ended before it: replay goes on past both
             case _:
                 assert_never(event_type)
 

@@ -89,6 +89,10 @@ class StateLoader:
         """The wait, or None."""
         return self.state.waits.get((run_id, wait_id))
 
+    def load_waits_of_run(self, run_id: str) -> list[Wait]:
+        """The run's waits in creation order (as ``waits_of``)."""
+        return self.waits_of(run_id)
+
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         """The run's most recent event of ``event_type``, or None."""
         for event in reversed(self.events.get(run_id, ())):

@@ -64,6 +64,8 @@ class RecordLoader(Protocol):
 
     def load_wait(self, run_id: str, wait_id: str) -> Wait | None: ...
 
+    def load_waits_of_run(self, run_id: str) -> list[Wait]: ...
+
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None: ...
 
     def load_last_event_id(self, run_id: str) -> str | None: ...
@@ -155,6 +157,15 @@ class _Overlay:
         found = self.plan.new_waits.get(key) or self.plan.changed_waits.get(key)
         return found if found is not None else self.base.load_wait(run_id, wait_id)
 
+    def waits_of_run(self, run_id: str) -> list[Wait]:
+        """The run's waits as the planned writes leave them (stored ones, then new)."""
+        planned = {**self.plan.changed_waits, **self.plan.new_waits}
+        found = [
+            planned.pop((wait.run_id, wait.wait_id), wait)
+            for wait in self.base.load_waits_of_run(run_id)
+        ]
+        return found + [wait for key, wait in planned.items() if key[0] == run_id]
+
     def latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         for event in reversed(self.plan.events):
             if event.run_id == run_id and event.event_type == event_type:
@@ -242,7 +253,9 @@ def _check_run_is_live(view: _Overlay, event: Event) -> None:
         )
 
 
-RunEventType = Literal["run_created", "run_started", "run_completed", "run_failed", "run_cancelled"]
+RunEventType = Literal[
+    "run_created", "run_started", "run_completed", "run_failed", "run_cancelled", "run_retried"
+]
 StepEventType = Literal[
     "step_created", "step_started", "step_retrying", "step_completed", "step_failed"
 ]
@@ -269,6 +282,8 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
         )
         view.put_run(run, new=True)
         return EventResult(event=event, run=run)
+    if event_type == "run_retried":
+        return _apply_run_retried(view, event)
     run = _live_run(view, event)
     match event_type:
         case "run_started":
@@ -295,6 +310,38 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
     view.put_run(run, new=False)
     if run.status in RUN_TERMINAL:
         view.release_run(run.run_id, at)
+    return EventResult(event=event, run=run)
+
+
+def _apply_run_retried(view: _Overlay, event: Event) -> EventResult:
+    """``run_retried``: a failed run runs again (failed -> running), from its log.
+
+    The failure released the run's waits without events (``release_run``): the
+    waits completed at the failure's very time are reopened, so the replay on the
+    current code waits for them again; the fold applies this same rule, so the
+    records stay equal to the log's fold. Hooks the failure disposed stay disposed
+    (their tokens may have been taken by other runs since).
+    """
+    run = view.run(event.run_id)
+    if run is None:
+        raise RunNotFoundError(f"run {event.run_id!r} not found")
+    if run.status != "failed":
+        raise EntityConflictError(
+            f"run_retried refused: run {run.run_id!r} is {run.status}; only a failed run "
+            "can be retried"
+        )
+    at = event.created_at
+    failed_at = run.completed_at
+    for wait in view.waits_of_run(run.run_id):
+        if wait.status == "completed" and wait.completed_at == failed_at:
+            reopened = wait.model_copy(
+                update={"status": "waiting", "completed_at": None, "updated_at": at}
+            )
+            view.put_wait(reopened, new=False)
+    run = run.model_copy(
+        update={"status": "running", "error": None, "completed_at": None, "updated_at": at}
+    )
+    view.put_run(run, new=False)
     return EventResult(event=event, run=run)
 
 
@@ -497,7 +544,14 @@ def _apply_event(view: _Overlay, event: Event) -> EventResult:
     """
     event_type = event.event_type
     match event_type:
-        case "run_created" | "run_started" | "run_completed" | "run_failed" | "run_cancelled":
+        case (
+            "run_created"
+            | "run_started"
+            | "run_completed"
+            | "run_failed"
+            | "run_cancelled"
+            | "run_retried"
+        ):
             return _apply_run_event(view, event, event_type)
         case "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed":
             return _apply_step_event(view, event, event_type)

@@ -29,6 +29,7 @@ EventType = Literal[
     "run_completed",
     "run_failed",
     "run_cancelled",
+    "run_retried",
     "patch_marked",
     "step_created",
     "step_started",

@@ -124,6 +124,11 @@ class TransactionLoader:
         row = self._one(LocalSql.select_wait, run_id=run_id, wait_id=wait_id)
         return None if row is None else CODECS.wait.from_row(row)
 
+    def load_waits_of_run(self, run_id: str) -> list[Wait]:
+        sql = LocalSql.select_waits_of_run
+        rows = self.cursor.execute(sql.sql, sql.args({"run_id": run_id})).fetchall()
+        return [CODECS.wait.from_row(row) for row in rows]
+
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         row = self._one(LocalSql.select_latest_of_type, run_id=run_id, event_type=event_type)
         return None if row is None else CODECS.event.from_row(row)

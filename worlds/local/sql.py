@@ -70,6 +70,7 @@ class LocalSql:
     select_hook = PreparedSql(STATEMENTS.hook)
     select_active_token = PreparedSql(STATEMENTS.active_hook_by_token)
     select_wait = PreparedSql(STATEMENTS.wait)
+    select_waits_of_run = PreparedSql(STATEMENTS.waits_of_run)
     select_latest_of_type = PreparedSql(STATEMENTS.latest_event_of_type)
     select_last_event_id = PreparedSql(STATEMENTS.last_event_id)
 

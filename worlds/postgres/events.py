@@ -68,6 +68,7 @@ class LoaderSql:
     hook: CompiledSql
     active_hook_by_token: CompiledSql
     wait: CompiledSql
+    waits_of_run: CompiledSql
     latest_event_of_type: CompiledSql
 
     @classmethod
@@ -79,6 +80,7 @@ class LoaderSql:
             hook=compile_statement(statements.hook),
             active_hook_by_token=compile_statement(statements.active_hook_by_token),
             wait=compile_statement(statements.wait),
+            waits_of_run=compile_statement(statements.waits_of_run),
             latest_event_of_type=compile_statement(statements.latest_event_of_type),
         )
 
@@ -191,6 +193,12 @@ class TransactionLoader:
             rows = self._rows(self._sql.wait, run_id=run_id, wait_id=wait_id)
             self._waits[key] = CODECS.wait.from_row(rows[0]) if rows else None
         return self._waits[key]
+
+    def load_waits_of_run(self, run_id: str) -> list[Wait]:
+        rows = self._rows(self._sql.waits_of_run, run_id=run_id)
+        waits = [CODECS.wait.from_row(row) for row in rows]
+        self._waits.update({(run_id, wait.wait_id): wait for wait in waits})
+        return waits
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         rows = self._rows(self._sql.latest_event_of_type, run_id=run_id, event_type=event_type)

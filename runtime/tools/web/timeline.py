@@ -130,6 +130,8 @@ def build_waterfall(
     for event in events:
         if event.event_type in _RUN_ENDS:
             run_end = run_end or event.created_at
+        elif event.event_type == "run_retried":
+            run_end = None  # the failure before it was not the run's end
         if event.correlation_id is not None:
             _apply(lanes, event)
     ordered = sorted(lanes.values(), key=lambda lane: (lane.start, lane.lane_id))
@@ -226,6 +228,7 @@ def _advance(lane: Lane, event: Event) -> None:
             | "run_completed"
             | "run_failed"
             | "run_cancelled"
+            | "run_retried"
             | "patch_marked"
             | "step_created"
             | "wait_created"
