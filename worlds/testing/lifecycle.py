@@ -465,3 +465,78 @@ def test_patch_marked_refusals_write_nothing(world: World) -> None:
         EntityConflictError,
         partial(world.events.create, running, ev("patch_marked", patch_id="p")),
     )
+
+
+# --- retried runs ------------------------------------------------------------
+
+
+def test_run_retried_reopens_a_failed_run_and_the_waits_its_failure_released(
+    world: World,
+) -> None:
+    run_id = new_run(world)
+    early = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    world.events.create_batch(
+        run_id,
+        [
+            ev("wait_created", "wait_done", resume_at=early),
+            EventRequest(event_type="wait_completed", correlation_id="wait_done", created_at=early),
+            ev("wait_created", "wait_open", resume_at=future_iso()),
+            ev("hook_created", "hook_1", token=f"retry-{run_id}"),
+        ],
+    )
+    world.events.create(run_id, ev("run_failed", error={"message": "boom"}))
+    failed = world.runs.get(run_id)
+    assert failed.status == "failed"
+    assert {w.wait_id: w.status for w in world.waits.list(run_id)} == {
+        "wait_done": "completed",
+        "wait_open": "completed",
+    }
+
+    result = world.events.create(run_id, ev("run_retried"))
+    assert result.event.event_type == "run_retried" and result.run is not None
+    run = world.runs.get(run_id)
+    assert run.status == "running"
+    assert run.error is None and run.completed_at is None
+    assert run.started_at == failed.started_at
+    waits = {w.wait_id: w for w in world.waits.list(run_id)}
+    # only the wait the failure released is open again; the other was really completed
+    assert waits["wait_open"].status == "waiting" and waits["wait_open"].completed_at is None
+    assert waits["wait_done"].status == "completed"
+    # hooks are not revived: the failure's disposal stands
+    assert [h.status for h in world.hooks.list(run_id=run_id)] == ["disposed"]
+    assert_consistent(world, run_id)
+
+    # the retried run goes on as a running run: its reopened wait completes, it ends
+    world.events.create(run_id, ev("wait_completed", "wait_open"))
+    world.events.create(run_id, ev("run_completed", output=None))
+    assert world.runs.get(run_id).status == "completed"
+    assert [e.event_type for e in world.events.list(run_id)].count("run_retried") == 1
+    assert_consistent(world, run_id)
+
+
+def test_run_retried_is_refused_unless_the_run_failed(world: World) -> None:
+    pending = new_run(world, started=False)
+    running = new_run(world)
+    completed = new_run(world)
+    world.events.create(completed, ev("run_completed", output=None))
+    cancelled = new_run(world)
+    world.events.create(cancelled, ev("run_cancelled", reason=None))
+    for run_id, status in (
+        (pending, "pending"),
+        (running, "running"),
+        (completed, "completed"),
+        (cancelled, "cancelled"),
+    ):
+        before = snapshot(world, run_id)
+        with pytest.raises(EntityConflictError, match=f"is {status}; only a failed run"):
+            world.events.create(run_id, ev("run_retried"))
+        assert snapshot(world, run_id) == before
+    with pytest.raises(RunNotFoundError):
+        world.events.create("wrun_missing", ev("run_retried"))
+    # retried once, it is running: a second retry is refused too
+    failed = new_run(world)
+    world.events.create(failed, ev("run_failed", error={"message": "x"}))
+    world.events.create(failed, ev("run_retried"))
+    assert_refused(
+        world, failed, EntityConflictError, partial(world.events.create, failed, ev("run_retried"))
+    )
