@@ -474,12 +474,15 @@ def test_run_retried_reopens_a_failed_run_and_the_waits_its_failure_released(
     world: World,
 ) -> None:
     run_id = new_run(world)
-    early = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    early_at = datetime.now(UTC) - timedelta(seconds=5)
+    early = early_at.isoformat()
     world.events.create_batch(
         run_id,
         [
             ev("wait_created", "wait_done", resume_at=early),
-            EventRequest(event_type="wait_completed", correlation_id="wait_done", created_at=early),
+            EventRequest(
+                event_type="wait_completed", correlation_id="wait_done", created_at=early_at
+            ),
             ev("wait_created", "wait_open", resume_at=future_iso()),
             ev("hook_created", "hook_1", token=f"retry-{run_id}"),
         ],
