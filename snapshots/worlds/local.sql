@@ -60,6 +60,15 @@ CREATE TABLE runs (
 	PRIMARY KEY (run_id)
 );
 
+-- table schema_history
+CREATE TABLE schema_history (
+	seq INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
+	summary TEXT NOT NULL, 
+	applied_at TEXT NOT NULL, 
+	PRIMARY KEY (seq)
+);
+
 -- table schema_version
 CREATE TABLE schema_version (
 	id INTEGER NOT NULL, 
@@ -136,9 +145,18 @@ CREATE INDEX queue_by_run ON queue_messages (run_id);
 -- index queue_by_visibility
 CREATE INDEX queue_by_visibility ON queue_messages (visible_at);
 
+-- index runs_by_deployment
+CREATE INDEX runs_by_deployment ON runs (deployment_id, status, run_id);
+
 -- index runs_by_status
 CREATE INDEX runs_by_status ON runs (status);
 
+-- index runs_by_status_id
+CREATE INDEX runs_by_status_id ON runs (status, run_id);
+
 -- index runs_by_workflow
 CREATE INDEX runs_by_workflow ON runs (workflow_name);
+
+-- index runs_by_workflow_id
+CREATE INDEX runs_by_workflow_id ON runs (workflow_name, run_id);
 

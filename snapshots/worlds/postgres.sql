@@ -40,6 +40,10 @@ runs | updated_at | timestamp with time zone | NO | None | NO
 runs | started_at | timestamp with time zone | YES | None | NO
 runs | completed_at | timestamp with time zone | YES | None | NO
 runs | last_event_id | text | YES | None | NO
+schema_history | seq | bigint | NO | None | YES
+schema_history | version | integer | NO | None | NO
+schema_history | summary | text | NO | None | NO
+schema_history | applied_at | timestamp with time zone | NO | None | NO
 schema_version | id | integer | NO | nextval('<schema>.schema_version_id_seq'::regclass) | NO
 schema_version | version | integer | NO | None | NO
 schema_version | updated_at | timestamp with time zone | NO | None | NO
@@ -83,6 +87,7 @@ waits | completed_at | timestamp with time zone | YES | None | NO
 <schema>.hooks | hooks_pkey | PRIMARY KEY (hook_id)
 <schema>.queue_messages | queue_messages_pkey | PRIMARY KEY (message_id)
 <schema>.runs | runs_pkey | PRIMARY KEY (run_id)
+<schema>.schema_history | schema_history_pkey | PRIMARY KEY (seq)
 <schema>.schema_version | schema_version_pkey | PRIMARY KEY (id)
 <schema>.steps | steps_pkey | PRIMARY KEY (run_id, step_id)
 <schema>.stream_chunks | stream_chunks_pkey | PRIMARY KEY (run_id, name, idx)
@@ -101,9 +106,13 @@ queue_messages | queue_messages_key_uq | CREATE UNIQUE INDEX queue_messages_key_
 queue_messages | queue_messages_pkey | CREATE UNIQUE INDEX queue_messages_pkey ON <schema>.queue_messages USING btree (message_id)
 queue_messages | queue_messages_run | CREATE INDEX queue_messages_run ON <schema>.queue_messages USING btree (run_id)
 queue_messages | queue_messages_visible | CREATE INDEX queue_messages_visible ON <schema>.queue_messages USING btree (visible_at, seq)
+runs | runs_deployment_status_run_id | CREATE INDEX runs_deployment_status_run_id ON <schema>.runs USING btree (deployment_id, status, run_id)
 runs | runs_pkey | CREATE UNIQUE INDEX runs_pkey ON <schema>.runs USING btree (run_id)
 runs | runs_status | CREATE INDEX runs_status ON <schema>.runs USING btree (status)
+runs | runs_status_run_id | CREATE INDEX runs_status_run_id ON <schema>.runs USING btree (status, run_id)
 runs | runs_workflow_name | CREATE INDEX runs_workflow_name ON <schema>.runs USING btree (workflow_name)
+runs | runs_workflow_name_run_id | CREATE INDEX runs_workflow_name_run_id ON <schema>.runs USING btree (workflow_name, run_id)
+schema_history | schema_history_pkey | CREATE UNIQUE INDEX schema_history_pkey ON <schema>.schema_history USING btree (seq)
 schema_version | schema_version_pkey | CREATE UNIQUE INDEX schema_version_pkey ON <schema>.schema_version USING btree (id)
 steps | steps_pkey | CREATE UNIQUE INDEX steps_pkey ON <schema>.steps USING btree (run_id, step_id)
 stream_chunks | stream_chunks_pkey | CREATE UNIQUE INDEX stream_chunks_pkey ON <schema>.stream_chunks USING btree (run_id, name, idx)

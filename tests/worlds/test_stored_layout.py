@@ -1,34 +1,32 @@
 """The stored layout is a promise (STYLE.md): what a new SQL world creates is what
 ``snapshots/worlds/*.sql`` shows, and a database written by wfkit 0.1.0
-(``tests/golden/databases``) opens unchanged, reads back consistent with its own
-event log, and takes new events."""
+(``tests/golden/databases``) opens (migrated in place to that same layout), reads
+back consistent with its own event log, and takes new events. The migration itself
+is tested in ``test_migrations.py``; its in-flight runs completing with real
+workers in ``tests/golden/test_upgrade.py``."""
 
 from __future__ import annotations
 
-import re
 import secrets
-import shutil
-import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import sqlalchemy
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from syrupy.location import PyTestLocation
 from syrupy.types import SerializableData, SnapshotIndex
 
 from tests.conftest import postgres_url
+from tests.golden.restore import IN_FLIGHT_TOKEN, POSTGRES_0_1_SCHEMA, copy_local_0_1, postgres_0_1
+from tests.worlds.layouts import postgres_layout, sqlite_layout
 from wfkit.worlds.base import EventRequest, World, diff_run_records
 from wfkit.worlds.local import LocalWorld
 from wfkit.worlds.postgres import PostgresWorld
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT / "tests" / "golden" / "databases"
 URL = postgres_url()
 needs_server = pytest.mark.skipif(not URL, reason="WFKIT_TEST_POSTGRES_URL is not set")
 
@@ -65,52 +63,11 @@ def layout_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(_LayoutSnapshot)
 
 
-def _sqlite_layout(path: Path) -> str:
-    connection = sqlite3.connect(path)
-    try:
-        rows = connection.execute(
-            "SELECT type, name, sql FROM sqlite_master"
-            " WHERE name NOT LIKE 'sqlite_%' ORDER BY type DESC, name"
-        ).fetchall()
-    finally:
-        connection.close()
-    return "".join(f"-- {kind} {name}\n{sql};\n\n" for kind, name, sql in rows)
-
-
-_CATALOG = {
-    "columns": """SELECT table_name, column_name, data_type, is_nullable, column_default,
-        is_identity FROM information_schema.columns WHERE table_schema = %(s)s
-        ORDER BY table_name, ordinal_position""",
-    "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
-        FROM pg_constraint WHERE connamespace = %(s)s::regnamespace ORDER BY 1, 2""",
-    "indexes": """SELECT tablename, indexname, indexdef FROM pg_indexes
-        WHERE schemaname = %(s)s ORDER BY 1, 2""",
-    "triggers": """SELECT event_object_table, trigger_name, event_manipulation,
-        action_timing, action_orientation, action_statement
-        FROM information_schema.triggers WHERE trigger_schema = %(s)s ORDER BY 1, 2, 3""",
-    "functions": """SELECT proname, pg_get_functiondef(oid) FROM pg_proc
-        WHERE pronamespace = %(s)s::regnamespace ORDER BY 1""",
-}
-
-
-def _postgres_layout(url: str, schema: str) -> str:
-    """The schema as the server's catalog describes it (names made schema-neutral)."""
-    lines: list[str] = []
-    with psycopg.connect(url) as connection:
-        for section, query in _CATALOG.items():
-            lines.append(f"-- {section}")
-            for row in connection.execute(query, {"s": schema}):
-                lines.append(" | ".join(str(value) for value in row))
-            lines.append("")
-    text = "\n".join(lines).replace(schema, "<schema>")
-    return re.sub(r"wfkit_([qs])_[0-9a-f]{24}", r"wfkit_\1_<digest>", text)
-
-
 def test_a_new_local_database_gets_the_declared_layout(
     tmp_path: Path, layout_snapshot: SnapshotAssertion
 ) -> None:
     LocalWorld(tmp_path / "w.db").close()
-    assert _sqlite_layout(tmp_path / "w.db") == layout_snapshot(name="local")
+    assert sqlite_layout(tmp_path / "w.db") == layout_snapshot(name="local")
 
 
 @pytest.mark.postgres
@@ -120,15 +77,13 @@ def test_a_new_postgres_schema_gets_the_declared_layout(layout_snapshot: Snapsho
     schema = f"wfkit_layout_{secrets.token_hex(4)}"
     world = PostgresWorld(URL, schema=schema)
     try:
-        assert _postgres_layout(URL, schema) == layout_snapshot(name="postgres")
+        assert postgres_layout(URL, schema) == layout_snapshot(name="postgres")
     finally:
         world.drop_schema()
         world.close()
 
 
 # --- a database written by wfkit 0.1.0 --------------------------------------------
-
-IN_FLIGHT_TOKEN = "golden-approve:o-inflight"
 
 
 def _check_a_world_left_by_0_1(world: World) -> None:
@@ -163,68 +118,33 @@ def _check_a_world_left_by_0_1(world: World) -> None:
 
 
 def test_a_local_database_written_by_0_1_keeps_working(tmp_path: Path) -> None:
-    path = tmp_path / "wfkit.db"
-    shutil.copyfile(GOLDEN / "local-0.1.db", path)
-    layout = _sqlite_layout(path)
-    world = LocalWorld(path)
+    path = copy_local_0_1(tmp_path / "wfkit.db")
+    world = LocalWorld(path)  # migrated in place
     try:
         _check_a_world_left_by_0_1(world)
     finally:
         world.close()
-    assert _sqlite_layout(path) == layout, "opening an up-to-date file changed its layout"
-
-
-def _load_pg_dump(url: str, dump: str) -> None:
-    """Run a plain ``pg_dump`` script: SQL between its ``COPY … FROM stdin`` blocks
-    as scripts, each block's rows through the COPY protocol; psql's own
-    backslash commands (``\\restrict``) are skipped."""
-    with psycopg.connect(url, autocommit=True) as connection:
-        script: list[str] = []
-
-        def flush() -> None:
-            if any(line.strip() and not line.startswith("--") for line in script):
-                connection.execute("\n".join(script).encode())
-            script.clear()
-
-        lines = iter(dump.splitlines())
-        for line in lines:
-            if line.startswith("COPY ") and line.endswith("FROM stdin;"):
-                flush()
-                with connection.cursor().copy(line.removesuffix(";").encode()) as copy:
-                    for row in lines:
-                        if row == "\\.":
-                            break
-                        copy.write(row + "\n")
-            elif not line.startswith("\\"):
-                script.append(line)
-        flush()
+    layout = sqlite_layout(path)
+    LocalWorld(path).close()
+    assert sqlite_layout(path) == layout, "opening an up-to-date file changed its layout"
 
 
 @pytest.fixture
 def golden_postgres_url() -> Iterator[str]:
     """A scratch database holding the 0.1.0 dump (its schema is ``wfkit``)."""
     assert URL
-    server = sqlalchemy.make_url(URL)
-    name = f"wfkit_golden_{secrets.token_hex(4)}"
-    admin = server.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        _load_pg_dump(url, (GOLDEN / "postgres-0.1.sql").read_text())
+    with postgres_0_1(URL) as url:
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 @pytest.mark.postgres
 @needs_server
 def test_a_postgres_schema_written_by_0_1_keeps_working(golden_postgres_url: str) -> None:
-    layout = _postgres_layout(golden_postgres_url, "wfkit")
-    world = PostgresWorld(golden_postgres_url, schema="wfkit")
+    world = PostgresWorld(golden_postgres_url, schema=POSTGRES_0_1_SCHEMA)  # migrated in place
     try:
         _check_a_world_left_by_0_1(world)
     finally:
         world.close()
-    assert _postgres_layout(golden_postgres_url, "wfkit") == layout
+    layout = postgres_layout(golden_postgres_url, POSTGRES_0_1_SCHEMA)
+    PostgresWorld(golden_postgres_url, schema=POSTGRES_0_1_SCHEMA).close()
+    assert postgres_layout(golden_postgres_url, POSTGRES_0_1_SCHEMA) == layout

@@ -47,19 +47,27 @@ class LocalWorld:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Open (creating if needed) the database at ``path``.
 
+        An older file is migrated in place (``wfkit.worlds.local.migrate``).
+
         Raises:
-            SchemaVersionError: the file was written by a newer wfkit.
+            SchemaVersionError: the file was written by a newer wfkit, or records no
+                valid schema version; it is left untouched.
         """
         self.path = Path(path).expanduser().resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._engine = make_engine(self.path)
+        self._gate = WriteGate(self.path)
         write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
-        ensure_schema(write_engine, self.path)
+        try:
+            ensure_schema(write_engine, self.path, self._gate)
+        except BaseException:
+            self._engine.dispose()
+            self._gate.close()
+            raise
         self._checkpointer = Checkpointer(self._engine)
         # A world dropped without close() must not leave its thread running.
         weakref.finalize(self, self._checkpointer.stop)
         changed = threading.Condition()
-        self._gate = WriteGate(self.path)
         self._connections = ThreadConnections(self._engine, self._gate)
         queue = LocalQueue(self._engine, self._connections, changed)
         self.events: Events = LocalEvents(

@@ -1,52 +1,100 @@
-"""How a SQLite file gets the shared layout (``wfkit.worlds.sql.schema``).
+"""How a SQLite file gets the shared layout (``wfkit.worlds.sql.schema``) and keeps it.
 
 ``ensure_schema`` runs when a ``LocalWorld`` opens its file, in one ``BEGIN
-IMMEDIATE`` transaction (which several processes opening the file at once take
-in turn): it refuses a file written by a newer wfkit before touching anything,
-creates missing tables and indexes, records ``SCHEMA_VERSION`` in a new file and
-re-creates indexes stored in an older spelling of the same definition.
+IMMEDIATE`` transaction taken behind the write gate, so several processes opening
+one file at once take turns: the first creates or migrates it, the others then
+find it up to date. It reads the stored version and lets
+``wfkit.worlds.sql.migrations.plan_migrations`` judge it before touching
+anything (a file it refuses is left as it was); then it creates a new file at
+``SCHEMA_VERSION``, or applies the pending steps of ``MIGRATIONS`` in order,
+each recorded in ``schema_history``; and it re-creates indexes stored in an
+older spelling of the same definition. SQLite's DDL is transactional: a failed
+or interrupted migration leaves the file at its old version, whole.
 
-A layout change adds its step here (and in ``wfkit.worlds.postgres.migrate``)
-together with the new ``SCHEMA_VERSION``.
+Waiting on the gate (``flock``) rather than on SQLite's busy timeout lets the
+other processes wait out a migration that takes longer than that timeout on a
+big file; their readers are not blocked meanwhile (WAL).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, select, text
 
-from wfkit.worlds.base import SchemaVersionError
-from wfkit.worlds.local.db import translated_errors
+from wfkit.worlds.local.db import WriteGate, translated_errors
 from wfkit.worlds.local.sql import TABLES
 from wfkit.worlds.sql import SCHEMA_VERSION
+from wfkit.worlds.sql.migrations import (
+    CREATED_SUMMARY,
+    LAYOUT_TABLES,
+    Migration,
+    Plan,
+    history_row,
+    plan_migrations,
+)
 
 __all__ = ["ensure_schema"]
 
 
-def ensure_schema(write_engine: Engine, path: Path) -> None:
-    """Create the tables if missing and check the schema version.
+def ensure_schema(write_engine: Engine, path: Path, gate: WriteGate) -> Plan:
+    """Create the file's tables, or migrate them to ``SCHEMA_VERSION``.
+
+    Args:
+        write_engine: the world's engine with the ``BEGIN IMMEDIATE`` option.
+        path: the database file (for messages).
+        gate: the world's write gate, held for the whole transaction.
+
+    Returns:
+        What was found and done (``Plan.found`` is None for a new file).
 
     Raises:
-        SchemaVersionError: the file was written by a newer wfkit.
+        SchemaVersionError: the file's version is newer than this code, invalid,
+            or missing from a file that holds wfkit tables; nothing was changed.
+        WorldError: the database refused the work (nothing was changed).
     """
-    with translated_errors(), write_engine.begin() as conn:
-        # Check before creating anything: a newer file must be left untouched.
-        has_version = conn.execute(
-            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
-        ).first()
-        stored = None
-        if has_version is not None:
-            stored = conn.execute(select(TABLES.schema_version.c.version)).scalar_one_or_none()
-        if stored is not None and stored > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{path} uses schema version {stored}, but this wfkit understands up to "
-                f"{SCHEMA_VERSION}: upgrade wfkit, or point WFKIT_WORLD at another database"
-            )
-        TABLES.metadata.create_all(conn)
-        if stored is None:
+    with gate.held(), translated_errors(), write_engine.begin() as conn:
+        found, has_tables = _stored_version(conn)
+        plan = plan_migrations(found, has_tables=has_tables, store=str(path))
+        if plan.create:
+            TABLES.metadata.create_all(conn)
             conn.execute(TABLES.schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+            conn.execute(history_row(TABLES, SCHEMA_VERSION, CREATED_SUMMARY, _now()))
+        for step in plan.steps:
+            _apply_step(conn, step)
         _update_index_forms(conn)
+    return plan
+
+
+def _stored_version(conn: Connection) -> tuple[object, bool]:
+    """The version in the ``schema_version`` row (None without one) and whether the
+    file holds any of the layout's tables."""
+    names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
+    found: object = None
+    if TABLES.schema_version.name in names:
+        version = TABLES.schema_version.c.version
+        found = conn.execute(
+            select(version).where(TABLES.schema_version.c.id == 1)
+        ).scalar_one_or_none()
+    return found, bool(names & LAYOUT_TABLES)
+
+
+def _apply_step(conn: Connection, step: Migration) -> None:
+    """Run one step's DDL, record it and move the version row to its version."""
+    for statement in step.sqlite:
+        conn.exec_driver_sql(statement)
+    conn.execute(history_row(TABLES, step.version, step.summary, _now()))
+    conn.execute(
+        TABLES.schema_version.update()
+        .where(TABLES.schema_version.c.id == 1)
+        .values(version=step.version)
+    )
+
+
+def _now() -> str:
+    """A ``schema_history`` time as SQLite stores times (ISO 8601 text)."""
+    return datetime.now(UTC).isoformat()
 
 
 def _update_index_forms(conn: Connection) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, literal_column, select
 
 from wfkit.worlds.base import (
     Hook,
@@ -81,8 +81,11 @@ class RecordStatements:
             .where(s.run_id == bindparam("run_id"))
             .order_by(order(steps)),
             hook=select(hooks).where(h.hook_id == bindparam("hook_id")),
+            # The constant is inlined, not a parameter: only then can the database
+            # prove the query matches the partial index on active tokens (a
+            # parameter made SQLite scan every hook ever created).
             active_hook_by_token=select(hooks).where(
-                h.token == bindparam("token"), h.status == "active"
+                h.token == bindparam("token"), h.status == literal_column("'active'")
             ),
             hooks_of_run=select(hooks)
             .where(h.run_id == bindparam("run_id"))

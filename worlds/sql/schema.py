@@ -9,18 +9,20 @@ SQLite and Postgres, for the DDL, the parameters and the codecs alike.
 
 What the two databases really store differently is the ``Kind`` mapping below
 (SQLite has no timestamp or boolean type; Postgres has identity columns) and a
-few columns marked ``only=`` one database. Both layouts are the ones existing
-databases hold (same tables, columns, types and indexes; ``snapshots/worlds/``
-shows them, ``tests/worlds/test_stored_layout.py`` holds them to it and opens
-databases written by 0.1.0). The one difference to files made before this
-declaration: a new SQLite file lists ``queue_messages.message_id`` before
-``seq``, as Postgres does; nothing reads columns by position.
+few columns marked ``only=`` one database. ``snapshots/worlds/`` shows what a
+new store gets, and ``tests/worlds/test_stored_layout.py`` holds both worlds to
+it. Stores made by an earlier version are migrated to it in place
+(``wfkit.worlds.sql.migrations``); a migrated store has the same tables, columns,
+types and indexes as a new one, with two differences nothing depends on: a
+SQLite file made before this declaration lists ``queue_messages.seq`` before
+``message_id``, and a column added by a migration comes last (nothing reads
+columns by position).
 
 Changing the layout: edit the declaration, bump ``SCHEMA_VERSION``, and add the
-step that brings an existing database from the previous version to the new one
-to each world's migrations (``wfkit.worlds.local.migrate``,
-``wfkit.worlds.postgres.migrate``). A world refuses a database whose version is
-newer than ``SCHEMA_VERSION``.
+step that brings a store from the previous version to the new one to
+``wfkit.worlds.sql.migrations.MIGRATIONS`` (its DDL for each database; the rules
+are in that module). A world refuses a store whose version is newer than
+``SCHEMA_VERSION``.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ __all__ = [
     "build_tables",
 ]
 
-SCHEMA_VERSION = 1
-"""The layout this code reads and writes (both worlds). Bump it with a migration."""
+SCHEMA_VERSION = 2
+"""The layout this code reads and writes (both worlds). Bump it with a migration
+(``wfkit.worlds.sql.migrations``); version 1 is the layout of wfkit 0.1.0."""
 
 Dialect = Literal["sqlite", "postgresql"]
 """The databases the SQL layer serves, named as SQLAlchemy names their dialects."""
@@ -168,6 +171,14 @@ LAYOUT: dict[str, tuple[Col, ...]] = {
         Col("id", _INT, key=True),
         Col("version", _INT),
         Col("updated_at", _TIME, only="postgresql"),
+    ),
+    # One row per migration step applied to the store, and one for its creation
+    # (wfkit.worlds.sql.migrations); since version 2.
+    "schema_history": (
+        Col("seq", Kind.POSITION, key=True),
+        Col("version", _INT),
+        Col("summary", _TEXT),
+        Col("applied_at", _TIME),
     ),
     "events": (
         Col("seq", Kind.POSITION, key=True),
@@ -296,6 +307,12 @@ def _sqlite_indexes(t: Tables) -> None:
     )
     Index("runs_by_status", t.runs.c.status)
     Index("runs_by_workflow", t.runs.c.workflow_name)
+    # Since version 2: lists of runs newest first by status, by workflow and by
+    # deployment (and status) read their index in order instead of sorting every
+    # match; the deployment index also serves routing and counting by deployment.
+    Index("runs_by_status_id", t.runs.c.status, t.runs.c.run_id)
+    Index("runs_by_workflow_id", t.runs.c.workflow_name, t.runs.c.run_id)
+    Index("runs_by_deployment", t.runs.c.deployment_id, t.runs.c.status, t.runs.c.run_id)
     Index("hooks_by_run", t.hooks.c.run_id)
     # At most one active hook per token, whatever happens above.
     Index(
@@ -318,6 +335,11 @@ def _postgres_indexes(t: Tables) -> None:
     )
     Index("runs_status", t.runs.c.status)
     Index("runs_workflow_name", t.runs.c.workflow_name)
+    # Since version 2 (see the SQLite indexes).
+    r = t.runs.c
+    Index("runs_status_run_id", r.status, r.run_id)
+    Index("runs_workflow_name_run_id", r.workflow_name, r.run_id)
+    Index("runs_deployment_status_run_id", r.deployment_id, r.status, r.run_id)
     Index("hooks_run", t.hooks.c.run_id, t.hooks.c.seq)
     # The name is what wfkit.worlds.postgres.errors recognizes a token race by.
     Index(
@@ -344,6 +366,7 @@ class Tables:
     dialect: Dialect
     metadata: MetaData
     schema_version: Table
+    schema_history: Table
     events: Table
     runs: Table
     steps: Table
@@ -379,6 +402,7 @@ def build_tables(dialect: Dialect, schema: str | None = None) -> Tables:
         dialect=dialect,
         metadata=metadata,
         schema_version=made["schema_version"],
+        schema_history=made["schema_history"],
         events=made["events"],
         runs=made["runs"],
         steps=made["steps"],
