@@ -19,6 +19,7 @@ from wfkit.worlds.base import EventRequest, SchemaVersionError, WorldError, diff
 from wfkit.worlds.local import LocalWorld
 from wfkit.worlds.local.db import write_transaction
 from wfkit.worlds.memory import MemoryWorld
+from wfkit.worlds.sql import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +110,7 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
 def test_a_newer_file_is_left_untouched(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "w.db")
     conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER)")
-    conn.execute("INSERT INTO schema_version VALUES (1, 2)")
+    conn.execute("INSERT INTO schema_version VALUES (1, ?)", (SCHEMA_VERSION + 1,))
     conn.commit()
     conn.close()
     with pytest.raises(SchemaVersionError):
