@@ -24,7 +24,7 @@ Error tree::
     ├── StepNotFoundError
     ├── HookNotFoundError
     ├── WaitNotFoundError
-    ├── SchemaVersionError         the store was written by a newer wfkit
+    ├── SchemaVersionError         the store's version is newer than this wfkit, or invalid
     ├── InvalidEventError          a malformed event request (also a ValueError)
     └── CorruptedLogError          a stored log the lifecycle rules cannot fold
 

@@ -35,7 +35,8 @@ class WaitNotFoundError(WorldError):
 
 
 class SchemaVersionError(WorldError):
-    pass
+    """A store this code cannot open: written by a newer wfkit, or recording no valid
+    schema version. Nothing was changed."""
 
 
 class InvalidEventError(WorldError, ValueError):

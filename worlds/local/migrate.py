@@ -18,6 +18,7 @@ big file; their readers are not blocked meanwhile (WAL).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from wfkit.worlds.sql.migrations import (
 )
 
 __all__ = ["ensure_schema"]
+
+log = logging.getLogger("wfkit.worlds.migrate")
 
 
 def ensure_schema(write_engine: Engine, path: Path, gate: WriteGate) -> Plan:
@@ -64,6 +67,8 @@ def ensure_schema(write_engine: Engine, path: Path, gate: WriteGate) -> Plan:
         for step in plan.steps:
             _apply_step(conn, step)
         _update_index_forms(conn)
+    if plan.steps:
+        log.info("migrated %s from schema version %s to %s", path, plan.found, SCHEMA_VERSION)
     return plan
 
 

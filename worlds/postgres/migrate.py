@@ -178,13 +178,14 @@ def _take_lock(connection: Connection, schema: str) -> None:
 
 def _release_lock(connection: Connection, schema: str) -> None:
     """Give the lock back; a connection that cannot is discarded (which ends its
-    session, and the lock with it), never returned to the pool holding it."""
+    session, and the lock with it), never returned to the pool holding it. Never
+    raises: the migration's own outcome is what the caller must see."""
     try:
         connection.execute(text("RESET statement_timeout"))
         connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _lock_key(schema)})
-    except sa_exc.DBAPIError:
+    except sa_exc.DBAPIError as error:
+        log.warning("discarding the migration connection of %r: %s", schema, error.orig)
         connection.invalidate()
-        raise
 
 
 @contextmanager
@@ -225,8 +226,8 @@ def _apply_step(connection: Connection, tables: Tables, step: Migration) -> None
         for index in step.postgresql_indexes:
             _build_online(connection, schema, index)
         with _transaction(connection):
-            for statement in step.postgresql:
-                connection.exec_driver_sql(statement.replace("{schema}", q))
+            for statement in step.postgresql_sql(q):
+                connection.exec_driver_sql(statement)
             connection.execute(history_row(tables, step.version, step.summary, func.now()))
             connection.execute(
                 tables.schema_version.update()

@@ -7,19 +7,22 @@ SQLAlchemy); the worlds import it.
 
 Modules::
 
-    schema   the stored layout, declared once: every table's columns (``Col``,
-             ``Kind``), the indexes of each database, ``build_tables`` and
-             ``SCHEMA_VERSION`` — the one place DDL and its version live
-    codecs   ``RowCodec``: a record's INSERT values, UPDATE values and the record
-             back from a row, derived from the columns (``Codecs`` per database)
-    records  ``RecordStatements`` (lookups by key, as Core SELECTs) and the read
-             views ``SqlRuns``/``SqlSteps``/``SqlHooks``/``SqlWaits``, which a
-             world runs through its own ``Prepare`` function
+    schema      the stored layout, declared once: every table's columns (``Col``,
+                ``Kind``), the indexes of each database, ``build_tables`` and
+                ``SCHEMA_VERSION`` — the one place the current layout lives
+    migrations  the versioned steps that bring an older store to ``SCHEMA_VERSION``
+                (DDL per database) and ``plan_migrations``, which judges a stored
+                version before anything is changed
+    codecs      ``RowCodec``: a record's INSERT values, UPDATE values and the record
+                back from a row, derived from the columns (``Codecs`` per database)
+    records     ``RecordStatements`` (lookups by key, as Core SELECTs) and the read
+                views ``SqlRuns``/``SqlSteps``/``SqlHooks``/``SqlWaits``, which a
+                world runs through its own ``Prepare`` function
 
 What each world adds is what its database does differently: the local world
 (SQLite) its WAL, write gate, checkpointer and ``BEGIN IMMEDIATE`` transactions;
 the Postgres world its ``SKIP LOCKED`` queue, LISTEN/NOTIFY, advisory-locked
-migrations and sqlstate mapping.
+migrations with online index builds and sqlstate mapping.
 """
 
 from __future__ import annotations

@@ -22,7 +22,10 @@ running against the store while it is migrated, and the store may hold millions
 of runs):
 
 - additive only: new tables, new nullable or defaulted columns, new indexes;
-  never a dropped or renamed column or table, never a rewritten table;
+  never a dropped or renamed column or table, never a rewritten table. What a
+  step makes redundant goes in a later step, once no release that needs it can
+  be running (version 2's runs indexes lead with ``status`` and
+  ``workflow_name``, so the single-column ones of version 1 are such leftovers);
 - an index on an existing table is listed in ``postgresql_indexes`` so Postgres
   builds it with ``CREATE INDEX CONCURRENTLY`` (writes go on while it builds);
   SQLite has no online index build: its step holds the write lock while it runs;
@@ -94,8 +97,9 @@ class Migration:
     postgresql_indexes: tuple[OnlineIndex, ...] = field(default=())
 
     def postgresql_sql(self, schema: str) -> list[str]:
-        """The transactional Postgres statements with ``{schema}`` filled in."""
-        return [statement.format(schema=schema) for statement in self.postgresql]
+        """The transactional Postgres statements with ``{schema}`` replaced by
+        ``schema`` (quoted; a plain replace, so braces elsewhere in DDL stay)."""
+        return [statement.replace("{schema}", schema) for statement in self.postgresql]
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -81,9 +81,9 @@ class RecordStatements:
             .where(s.run_id == bindparam("run_id"))
             .order_by(order(steps)),
             hook=select(hooks).where(h.hook_id == bindparam("hook_id")),
-            # The constant is inlined, not a parameter: only then can the database
-            # prove the query matches the partial index on active tokens (a
-            # parameter made SQLite scan every hook ever created).
+            # The constant is inlined, not a parameter: a plan made without parameter
+            # values (Postgres' generic plan of a prepared statement) can then use the
+            # partial index on active tokens instead of being made again per execution.
             active_hook_by_token=select(hooks).where(
                 h.token == bindparam("token"), h.status == literal_column("'active'")
             ),
