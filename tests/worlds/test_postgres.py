@@ -30,6 +30,7 @@ from wfkit.worlds.postgres import (
     normalize_url,
 )
 from wfkit.worlds.postgres.session import fetch_scalar
+from wfkit.worlds.sql import SCHEMA_VERSION
 
 URL = postgres_url()
 pytestmark = [
@@ -109,7 +110,10 @@ def test_newer_schema_version_is_refused(world: PostgresWorld) -> None:
         with pytest.raises(SchemaVersionError, match=r"version 999.*upgrade wfkit"):
             PostgresWorld(URL, schema=world.schema)
     finally:
-        fetch_scalar(world.engine, f'UPDATE "{world.schema}".schema_version SET version = 1')
+        fetch_scalar(
+            world.engine,
+            f'UPDATE "{world.schema}".schema_version SET version = {SCHEMA_VERSION}',
+        )
 
 
 def test_unique_violation_becomes_entity_conflict(world: PostgresWorld) -> None:
