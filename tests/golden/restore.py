@@ -61,7 +61,9 @@ def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = server.set(database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"'.encode())
+        # template0 takes no connections, so a session someone holds on template1
+        # cannot make the copy fail ("source database is being accessed by other users").
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0'.encode())
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
