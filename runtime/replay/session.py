@@ -133,16 +133,16 @@ from wfkit.runtime.replay.calls import (
     StepCall,
     StepFuture,
     WaitCall,
-    reject_with,
-    resolve_with,
     set_result_unless_cancelled,
     user_call_site,
 )
+from wfkit.runtime.replay.delivery import (
+    deliver_hook_event,
+    deliver_step_event,
+    deliver_wait_event,
+)
 from wfkit.runtime.replay.divergence import (
     RunLabel,
-    check_hook_created,
-    check_step_created,
-    check_wait_created,
 )
 from wfkit.runtime.replay.ledger import CallLedger
 from wfkit.runtime.replay.loop import DeterministicEventLoop
@@ -157,10 +157,9 @@ from wfkit.runtime.replay.outcome import (
     ReplayFailure,
     Suspended,
     WorkflowDeadlockError,
-    unconsumed,
 )
-from wfkit.runtime.serialization import deserialize, deserialize_error, serialize, serialize_call
-from wfkit.worlds.base import Event, Run, parse_timestamp
+from wfkit.runtime.serialization import serialize, serialize_call
+from wfkit.worlds.base import Event, Run
 
 __all__ = [
     "Completed",
@@ -180,11 +179,6 @@ _CallT = TypeVar("_CallT", StepCall, HookCall, WaitCall)
 RunEventType = Literal[
     "run_created", "run_started", "run_completed", "run_failed", "run_cancelled", "run_retried"
 ]
-StepEventType = Literal[
-    "step_created", "step_started", "step_retrying", "step_completed", "step_failed"
-]
-HookEventType = Literal["hook_created", "hook_conflict", "hook_received", "hook_disposed"]
-WaitEventType = Literal["wait_created", "wait_completed"]
 
 
 _NOT_THE_WORKFLOWS_DOING = frozenset(
@@ -596,11 +590,16 @@ class ReplaySession:
             case (
                 "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed"
             ):
-                self._deliver_step_event(event_type, event, self._call_for(event, StepCall))
+                deliver_step_event(
+                    self._ledger, self._label, event_type, event, self._call_for(event, StepCall)
+                )
             case "hook_created" | "hook_conflict" | "hook_received" | "hook_disposed":
-                self._deliver_hook_event(event_type, event, self._call_for(event, HookCall))
+                deliver_hook_event(
+                    self._ledger, self._label, event_type, event, self._call_for(event, HookCall)
+                )
             case "wait_created" | "wait_completed":
-                self._deliver_wait_event(event_type, event, self._call_for(event, WaitCall))
+                call = self._call_for(event, WaitCall)
+                deliver_wait_event(self._ledger, self._label, self._loop, event_type, event, call)
             case "patch_marked":
                 patch_id = event.data.get("patch_id")
                 if isinstance(patch_id, str):
@@ -619,98 +618,6 @@ class ReplaySession:
                 pass  # written after this replay's outcome; nothing to deliver
             case "run_retried":
                 pass  # a failed attempt ended before it: replay goes on past both
-            case _:
-                assert_never(event_type)
-
-    def _deliver_step_event(self, event_type: StepEventType, event: Event, call: StepCall) -> None:
-        match event_type:
-            case "step_created":
-                if call.created:
-                    raise unconsumed(event)
-                data = event.data
-                if data.get("step_name") != call.step_id or data.get("input") != call.input:
-                    # Checked inline first (every step, every replay); the check explains.
-                    failure = check_step_created(self._label, call, event)
-                    if failure is not None:
-                        raise failure
-                call.created = True
-                self._ledger.uncreated_steps.pop(call.correlation_id, None)
-                self._ledger.outstanding_steps[call.correlation_id] = call
-            case "step_started" | "step_retrying":
-                if not call.created:
-                    raise unconsumed(event)
-            case "step_completed" | "step_failed":
-                if not call.created:
-                    raise unconsumed(event)
-                self._ledger.outstanding_steps.pop(call.correlation_id, None)
-                del self._ledger.calls[call.correlation_id]  # terminal: no event may follow
-                if call.future.done():
-                    return  # cancelled (a race's loser): consumed, not delivered
-                if event_type == "step_completed":
-                    resolve_with(call.future, lambda: deserialize(event.data["result"]))
-                else:
-                    reject_with(call.future, lambda: deserialize_error(event.data["error"]))
-            case _:
-                assert_never(event_type)
-
-    def _deliver_hook_event(self, event_type: HookEventType, event: Event, call: HookCall) -> None:
-        match event_type:
-            case "hook_created" | "hook_conflict":
-                if call.created:
-                    raise unconsumed(event)
-                failure = check_hook_created(self._label, call, event)
-                if failure is not None:
-                    raise failure
-                call.created = True
-                self._ledger.uncreated_hooks.pop(call.correlation_id, None)
-                token = event.data.get("token")
-                if isinstance(token, str) and token:
-                    call.token = token  # the log is the truth, as for a wait's resume_at
-                if event_type == "hook_conflict":
-                    call.conflicted = True
-                    call.conflicting_run_id = event.data.get("conflicting_run_id")
-                    call.reject_awaiters()
-                elif call.disposed:
-                    self._ledger.disposals[call.correlation_id] = call
-                else:
-                    self._ledger.live_hooks[call.correlation_id] = call
-            case "hook_received":
-                if not call.created or call.conflicted:
-                    raise unconsumed(event)
-                try:
-                    item: tuple[bool, Any] = (True, deserialize(event.data["payload"]))
-                except Exception as exc:
-                    item = (False, exc)
-                call.deliver(item)
-            case "hook_disposed":
-                if not call.created or call.conflicted or call.dispose_recorded:
-                    raise unconsumed(event)
-                call.dispose_recorded = True
-                self._ledger.disposals.pop(call.correlation_id, None)
-                self._ledger.live_hooks.pop(call.correlation_id, None)
-            case _:
-                assert_never(event_type)
-
-    def _deliver_wait_event(self, event_type: WaitEventType, event: Event, call: WaitCall) -> None:
-        match event_type:
-            case "wait_created":
-                if call.created:
-                    raise unconsumed(event)
-                failure = check_wait_created(self._label, call, event)
-                if failure is not None:
-                    raise failure
-                call.created = True
-                self._ledger.uncreated_waits.pop(call.correlation_id, None)
-                if "resume_at" in event.data:
-                    call.resume_at = parse_timestamp(event.data["resume_at"])
-            case "wait_completed":
-                if not call.created or call.fired:
-                    raise unconsumed(event)
-                call.fired = True
-                self._ledger.active_waits.pop(call.correlation_id, None)
-                self._ledger.timers.pop(id(call.handle), None)
-                del self._ledger.calls[call.correlation_id]
-                self._loop.fire_timer(call.handle)
             case _:
                 assert_never(event_type)
 
