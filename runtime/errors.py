@@ -21,6 +21,7 @@ Error tree::
     ├── WorkflowNotRegisteredError                a workflow ID missing from the manifest
     ├── StepNotRegisteredError                    a step ID missing from the manifest
     ├── InvalidBuildError                         a build that is unreadable or incomplete
+    ├── DeploymentNotFoundError                   start(deployment=ID) of a deployment not known here
     ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
@@ -54,6 +55,7 @@ from wfkit.worlds.base import (
 __all__ = [
     "CorruptedEventLogError",
     "CorruptedLogError",
+    "DeploymentNotFoundError",
     "EntityConflictError",
     "FatalError",
     "HookConflictError",
@@ -173,6 +175,12 @@ class StepNotRegisteredError(WfkitError):
 class InvalidBuildError(WfkitError):
     """A build that cannot run: its manifest is unreadable, or modules it lists are missing
     (a worker refuses to start on one rather than fail live runs)."""
+
+
+class DeploymentNotFoundError(WfkitError, LookupError):
+    """``start(..., deployment=ID)`` named a deployment this process does not know (not
+    loaded, not the current build, not kept under ``.wfkit/deployments/``), or one whose
+    build does not list the workflow. Nothing was written."""
 
 
 class WorkflowCalledDirectlyError(WfkitError):

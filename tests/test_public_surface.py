@@ -10,7 +10,7 @@ import pytest
 import wfkit
 
 PUBLIC = [
-    "CorruptedEventLogError",
+    "CorruptedEventLogError", "DeploymentNotFoundError",
     "CorruptedLogError", "EntityConflictError", "FatalError", "FetchResponse", "Hook",
     "HookConflictError", "HookDisposedError", "HookNotFoundError",
     "InvalidBuildError", "InvalidEventError", "NotInWorkflowError",

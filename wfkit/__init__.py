@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from wfkit.runtime.errors import (
         CorruptedEventLogError,
         CorruptedLogError,
+        DeploymentNotFoundError,
         EntityConflictError,
         FatalError,
         HookConflictError,
@@ -117,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "WorkflowMetadata": "wfkit.runtime.context",
     "CorruptedEventLogError": "wfkit.runtime.errors",
     "CorruptedLogError": "wfkit.runtime.errors",
+    "DeploymentNotFoundError": "wfkit.runtime.errors",
     "InvalidBuildError": "wfkit.runtime.errors",
     "InvalidEventError": "wfkit.runtime.errors",
     "EntityConflictError": "wfkit.runtime.errors",
@@ -169,6 +171,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "CorruptedEventLogError",
     "CorruptedLogError",
+    "DeploymentNotFoundError",
     "EntityConflictError",
     "FatalError",
     "FetchResponse",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from wfkit.runtime.context import current_mode, current_workflow
@@ -27,7 +28,8 @@ from wfkit.runtime.errors import (
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
-from wfkit.runtime.loading.resolve import workflow_id_for
+from wfkit.runtime.loading.pinning import pin_deployment
+from wfkit.runtime.loading.resolve import workflow_id_for, workflow_listing
 from wfkit.runtime.observability import tracing
 from wfkit.runtime.serialization import (
     deserialize,
@@ -251,7 +253,7 @@ def start_sync(
     *args: Any,
     run_id: str | None = None,
     world: WorldArg = None,
-    deployment_id: str = "",
+    deployment: str | None = None,
     **kwargs: Any,
 ) -> Run:
     """``start`` for sync code."""
@@ -260,7 +262,8 @@ def start_sync(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
     target = resolve_world(world)
-    workflow_name = workflow_id_of(workflow)
+    workflow_name, listed_in = _workflow_target(workflow)
+    deployment_id = pin_deployment(workflow_name, deployment, listed_in=listed_in)
     chosen = run_id or new_id("wrun")
     # The span's trace context is stored with the run: its spans, steps and child runs
     # continue the caller's trace in any worker (``observability.tracing``).
@@ -275,7 +278,7 @@ def start_sync(
             target.events.create_batch(
                 chosen,
                 [EventRequest(event_type="run_created", data=data)],
-                messages=[workflow_message(workflow_name, chosen)],
+                messages=[workflow_message(workflow_name, chosen, deployment_id=deployment_id)],
             )
         except EntityConflictError:
             if run_id is None:
@@ -284,12 +287,19 @@ def start_sync(
     return Run(chosen, target)
 
 
+def _workflow_target(workflow: Callable[..., Any] | str) -> tuple[str, Path | None]:
+    """The workflow's ID and the build whose manifest listed it (if one did)."""
+    if isinstance(workflow, str) or not callable(workflow):
+        return workflow_id_of(workflow), None
+    return workflow_listing(workflow)
+
+
 async def start(
     workflow: Callable[..., Any] | str,
     *args: Any,
     run_id: str | None = None,
     world: WorldArg = None,
-    deployment_id: str = "",
+    deployment: str | None = None,
     **kwargs: Any,
 ) -> Run:
     """Start a durable run of ``workflow(*args, **kwargs)``.
@@ -299,7 +309,11 @@ async def start(
         *args, **kwargs: its arguments (serializable values).
         run_id: a caller-chosen id; starting an existing id returns that run.
         world: the world (default ``get_world()``).
-        deployment_id: recorded on the run.
+        deployment: the deployment the run is pinned to, whose workers alone serve it:
+            ``"latest"`` (the newest build this process knows that lists the workflow;
+            the default in app code), a deployment ID (``d_…``, as ``wfkit deployments``
+            lists them), or None: ``"latest"``, except that a child run started by a
+            run inherits its parent's deployment. See ``wfkit.runtime.loading.pinning``.
 
     Returns:
         A ``Run`` handle.
@@ -307,6 +321,8 @@ async def start(
     Raises:
         SerializationError: an argument cannot be serialized (nothing is written).
         TypeError: ``workflow`` is not a workflow.
+        ValueError: ``deployment`` is neither ``"latest"`` nor a deployment ID.
+        DeploymentNotFoundError: that deployment is not known here, or lacks the workflow.
     """
     if current_workflow.get() is not None:
         # In a workflow, starting a child is itself a durable step: replays get the
@@ -315,9 +331,7 @@ async def start(
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    return start_sync(
-        workflow, *args, run_id=run_id, world=world, deployment_id=deployment_id, **kwargs
-    )
+    return start_sync(workflow, *args, run_id=run_id, world=world, deployment=deployment, **kwargs)
 
 
 def get_run_sync(run_id: str, *, world: WorldArg = None) -> Run:
@@ -411,7 +425,11 @@ def resume_hook_sync(token: str, payload: Any, *, world: WorldArg = None) -> Hoo
     )
     try:
         target.events.create_batch(
-            hook.run_id, [request], messages=[workflow_message(run.workflow_name, hook.run_id)]
+            hook.run_id,
+            [request],
+            messages=[
+                workflow_message(run.workflow_name, hook.run_id, deployment_id=run.deployment_id)
+            ],
         )
     except EntityConflictError as exc:  # the run ended meanwhile
         raise HookNotFoundError(f'Hook "{token}" not found') from exc

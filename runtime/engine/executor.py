@@ -310,7 +310,7 @@ async def handle_step_message(
         return StepMessageResult(outcome="unknown")
     if run.status in RUN_TERMINAL:
         return StepMessageResult(outcome="run-terminal")
-    wake = workflow_message(run.workflow_name, run_id)
+    wake = workflow_message(run.workflow_name, run_id, deployment_id=run.deployment_id)
     if step.status in STEP_TERMINAL:
         world.queue.enqueue(wake.queue, wake.payload)
         return StepMessageResult(outcome="already-terminal")

@@ -126,7 +126,9 @@ class InlineSteps:
             name = state.step_names.get(cid)
             if name is None:
                 continue
-            message = step_message(state.run.run_id, cid, name)
+            message = step_message(
+                state.run.run_id, cid, name, deployment_id=state.run.deployment_id
+            )
             try:
                 self.world.queue.enqueue(
                     message.queue, message.payload, idempotency_key=message.idempotency_key

@@ -520,7 +520,9 @@ class Orchestrator:
                 inline_ids.add(cid)
                 starts.append(EventRequest(event_type="step_started", correlation_id=cid))
             else:
-                messages.append(step_message(run_id, cid, step.step_id))
+                messages.append(
+                    step_message(run_id, cid, step.step_id, deployment_id=state.run.deployment_id)
+                )
         # All step_created first: one suspension's steps are adjacent in the log.
         requests.extend(starts)
         requests.extend(wait_created_request(wait) for wait in suspended.waits)
@@ -577,6 +579,7 @@ class Orchestrator:
                         state.run.run_id,
                         request.correlation_id,
                         name,
+                        deployment_id=state.run.deployment_id,
                         delay_seconds=retry_delay_seconds(request),
                     )
                 )
@@ -622,7 +625,9 @@ class Orchestrator:
             recently = (now - record.updated_at).total_seconds() < self.lease_seconds / 2
             if record.status == "running" and recently:
                 continue  # probably running inline in another worker
-            message = step_message(state.run.run_id, cid, step_name)
+            message = step_message(
+                state.run.run_id, cid, step_name, deployment_id=state.run.deployment_id
+            )
             self.world.queue.enqueue(
                 message.queue, message.payload, idempotency_key=message.idempotency_key
             )

@@ -172,7 +172,11 @@ class RunState:
         key = f"wake:{self.run.run_id}:{due.isoformat()}"
         delay = (due - utc_now()).total_seconds()
         return workflow_message(
-            self.run.workflow_name, self.run.run_id, delay_seconds=delay, idempotency_key=key
+            self.run.workflow_name,
+            self.run.run_id,
+            deployment_id=self.run.deployment_id,
+            delay_seconds=delay,
+            idempotency_key=key,
         )
 
     async def wait_for_news(self) -> None:

@@ -19,6 +19,11 @@ not terminal and have no live message get a workflow message again.
 Logs (``wfkit.worker``): a lease that lapsed before the worker renewed it (the
 message may be handled twice), a run the sweep found without a message, a
 message whose handling failed; each names the run (and step).
+
+Deployments (``serving``): a worker receives only the queues of the deployments it
+serves, and handles each message in its deployment's registry scope, so every run
+runs the code it started on; the sweep also takes on kept deployments with runs in
+flight.
 """
 
 from __future__ import annotations
@@ -30,20 +35,21 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import assert_never
 
 from wfkit.runtime.engine.executor import handle_step_message
 from wfkit.runtime.engine.messages import (
-    STEP_QUEUE_PREFIX,
-    WORKFLOW_QUEUE_PREFIX,
     StepMessage,
     WorkflowMessage,
     read_message,
     workflow_message,
 )
 from wfkit.runtime.engine.orchestrator import Orchestrator
+from wfkit.runtime.engine.serving import ServedDeployments
+from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics
 from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
@@ -74,7 +80,10 @@ def heal(world: World) -> int:
             if run.run_id in live:
                 continue
             message = workflow_message(
-                run.workflow_name, run.run_id, idempotency_key=f"heal:{run.run_id}"
+                run.workflow_name,
+                run.run_id,
+                deployment_id=run.deployment_id,
+                idempotency_key=f"heal:{run.run_id}",
             )
             world.queue.enqueue(
                 message.queue, message.payload, idempotency_key=message.idempotency_key
@@ -124,6 +133,11 @@ class _Lease:
     lapse_reported: bool = False
 
 
+_NOT_SERVED_RETRY_SECONDS = 5.0
+"""A message this worker received but does not serve (its deployment was unloaded in
+between) becomes visible again after this long."""
+
+
 def _env_flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -136,7 +150,14 @@ class Worker:
 
     Args:
         world: the world (a World, a spec string, or None for ``get_world()``).
-        build_dir: a build output to load first (``wfkit.runtime.loading.loader.load_build``).
+        build_dir: a build output to load and serve (``wfkit.runtime.loading.loader.load_build``).
+        builds: more builds to load and serve, oldest first (``build_dir`` counts as the
+            newest). With neither, the worker serves every build this process loads.
+        serve_unpinned: also serve runs recorded without a deployment (wfkit 0.1.0's),
+            with the newest deployment.
+        kept_root: serve the deployments kept under this project's ``.wfkit/deployments``
+            that have runs in flight (and keep the given builds that are its own
+            ``.wfkit/build`` there); None: none.
         concurrency: messages handled at once.
         lease_seconds: how long a received message stays invisible; kept
             extended while it is being handled.
@@ -159,6 +180,9 @@ class Worker:
         world: World | str | None = None,
         build_dir: str | Path | None = None,
         *,
+        builds: Sequence[str | Path] = (),
+        serve_unpinned: bool = True,
+        kept_root: Path | None = None,
         concurrency: int = 16,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.05,
@@ -172,10 +196,8 @@ class Worker:
         inline_wait_seconds: float = 1.0,
         url: str = "",
     ) -> None:
-        if build_dir is not None:
-            from wfkit.runtime.loading.loader import load_build
-
-            load_build(Path(build_dir))
+        given = [*builds, *([build_dir] if build_dir is not None else [])]
+        self.serving = ServedDeployments(given, serve_unpinned=serve_unpinned, kept_root=kept_root)
         self.world = resolve_world(world)
         self.concurrency = max(1, concurrency)
         self.lease_seconds = lease_seconds
@@ -196,7 +218,6 @@ class Worker:
             inline_wait_seconds=inline_wait_seconds,
             on_enqueue=self._wake,
         )
-        self._prefixes = [WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]
         self._inflight: set[asyncio.Task[None]] = set()
         self._kick: asyncio.Event | None = None
         self._kick_loop: asyncio.AbstractEventLoop | None = None
@@ -265,6 +286,7 @@ class Worker:
     async def _loop(
         self, finished: Callable[[], bool], *, stop: asyncio.Event | None = None
     ) -> None:
+        self._serve_kept()
         metrics.serve_queue_depth(self.world)
         try:
             await self._work(finished, stop)
@@ -291,7 +313,7 @@ class Worker:
             return 0
         try:
             messages = self.world.queue.receive(
-                self._prefixes, lease_seconds=self.lease_seconds, max_messages=free
+                self.serving.prefixes(), lease_seconds=self.lease_seconds, max_messages=free
             )
         except WorldError as exc:
             log.warning("receive failed: %s", exc)
@@ -303,7 +325,7 @@ class Worker:
         try:
             messages = await asyncio.to_thread(
                 self.world.queue.receive,
-                self._prefixes,
+                self.serving.prefixes(),
                 lease_seconds=self.lease_seconds,
                 max_messages=self.concurrency,
                 wait_seconds=self.poll_interval,
@@ -369,6 +391,15 @@ class Worker:
                 self._wake()
         except WorldError as exc:
             log.warning("sweep failed: %s", exc)
+        self._serve_kept()
+
+    def _serve_kept(self) -> None:
+        """Take on kept deployments with runs in flight (on the loop: it imports code)."""
+        try:
+            if self.serving.serve_kept_in_flight(self.world):
+                self._wake()
+        except WorldError as exc:
+            log.warning("looking for kept deployments with runs in flight failed: %s", exc)
 
     # --- one message ----------------------------------------------------------------------
 
@@ -395,8 +426,30 @@ class Worker:
         self._settle(message, retry_in)
 
     async def _dispatch(self, message: QueueMessage) -> float | None:
-        """Handle one message; None to ack it, else seconds until its redelivery."""
-        match read_message(message):
+        """Handle one message in its deployment's registry scope; None to ack it, else
+        seconds until its redelivery."""
+        route = read_message(message)
+        if route is None:
+            log.warning("message on unknown queue %s dropped", message.queue)
+            return None
+        scope = self.serving.scope_for(route.deployment_id)
+        if scope is None:  # not served here (any more): let a worker that serves it take it
+            log.warning(
+                "message %s is for deployment %r, which this worker does not serve; handed back",
+                message.message_id,
+                route.deployment_id,
+            )
+            return _NOT_SERVED_RETRY_SECONDS
+        if not route.deployment_id and self.serving.reroute_if_pinned(self.world, message, route):
+            return None
+        with registry.using_scope(scope):
+            return await self._handle(message, route)
+
+    async def _handle(
+        self, message: QueueMessage, route: WorkflowMessage | StepMessage
+    ) -> float | None:
+        """A workflow message to the orchestrator, a step message to the executor."""
+        match route:
             case WorkflowMessage(run_id=run_id):
                 await self.orchestrator.handle_workflow_message(
                     run_id, delivery_attempt=message.attempt
@@ -409,9 +462,8 @@ class Worker:
                 result = await handle_step_message(self.world, step, url=self.url)
                 log.debug("step message %s: %s", message.message_id, result.outcome)
                 return result.retry_in
-            case None:
-                log.warning("message on unknown queue %s dropped", message.queue)
-                return None
+            case unexpected:
+                assert_never(unexpected)
 
     def _settle(self, message: QueueMessage, retry_in: float | None) -> None:
         try:

@@ -1,18 +1,67 @@
-"""Process-wide registry of workflows, steps and serializable classes by ID, and of the
-user modules whose generated twins are loaded.
+"""Registry of workflows, steps and serializable classes by ID, one table set per deployment.
 
-Generated modules fill it when they are imported (see ``wfkit.runtime.gen``), the
-loader notes which modules have twins; the replay engine, the step executor and the
-serializer read it.
+Generated modules fill it when they are imported (see ``wfkit.runtime.gen``); the
+loader says which deployment is loading (``loading_into``), so two builds of one
+project -- v1 and v2 during a rollout, with the same IDs and different code -- fill
+tables of their own. Functions registered outside any load (built-in steps, tests
+that register by hand) go to the *default* tables.
+
+Lookups go through a *scope*: the worker activates the scope of the deployment a
+message is for (``scope_for`` + ``using_scope``), so a v1 run replays v1's workflow
+and runs v1's steps even in a worker that also serves v2. A pinned scope searches its
+deployment's tables, then the default ones; the unpinned scope (runs recorded without
+a deployment, e.g. by wfkit 0.1.0) searches the shared-prefix deployments newest
+first, the default tables, then the other deployments. Without an active scope
+(client code, tools) every table is searched, the default ones first.
+
+Alternatives rejected: one process-wide table (the last build loaded would silently
+replace another's functions under the same IDs); keying every entry by
+``(deployment, id)`` and passing the deployment through the replay, the executor and
+the serializer (every caller would change; a context variable reaches the workflow's
+own tasks, which copy the context they are created in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
 from typing import Any
 
 from wfkit.runtime.errors import StepNotRegisteredError, WorkflowNotRegisteredError
+from wfkit.runtime.loading.twin_names import PREFIXES, isolated_prefixes
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "Scope",
+    "StepEntry",
+    "Tables",
+    "active_deployment_id",
+    "class_id_of",
+    "clear",
+    "deployment_tables",
+    "find_class",
+    "forget_deployment",
+    "forget_deployments",
+    "forget_twins",
+    "get_step",
+    "get_workflow",
+    "has_step",
+    "has_twins",
+    "has_workflow",
+    "loading_into",
+    "register_class",
+    "register_step",
+    "register_step_factory",
+    "register_twins",
+    "register_workflow",
+    "scope_for",
+    "twin_tables",
+    "twins_generation",
+    "using_scope",
+]
 
 DEFAULT_MAX_RETRIES = 3
 
@@ -40,69 +89,204 @@ class StepEntry:
         return int(value)
 
 
-_workflows: dict[str, Callable[..., Any]] = {}
-_steps: dict[str, StepEntry] = {}
-_classes: dict[tuple[str, str], type] = {}
+@dataclass(eq=False)
+class Tables:
+    """What one deployment registered (or, with ``deployment_id`` "", what was
+    registered outside any load).
+
+    Attributes:
+        deployment_id: the deployment's ID; "" for the default tables.
+        isolated: loaded under prefixes of its own (a second build of modules another
+            loaded build already provides), with no user modules behind its classes.
+        twin_prefixes: the module prefix of its twins, by mode.
+    """
+
+    deployment_id: str
+    isolated: bool = False
+    twin_prefixes: Mapping[str, str] = field(default_factory=lambda: dict(PREFIXES))
+    workflows: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    steps: dict[str, StepEntry] = field(default_factory=dict)
+    classes: dict[tuple[str, str], type] = field(default_factory=dict)
+    modules_with_twins: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, eq=False)
+class Scope:
+    """The tables a run's code sees, searched in order.
+
+    Attributes:
+        deployment_id: the run's deployment; "" for unpinned runs.
+        chain: the tables to search, first match wins.
+        serial: unique per scope (keys caches of what the scope resolves to).
+    """
+
+    deployment_id: str
+    chain: tuple[Tables, ...]
+    serial: int
+
+
+_default = Tables("")
+_deployments: dict[str, Tables] = {}
+"""Every deployment's tables, in load order."""
 _class_ids: dict[type, str] = {}
-_modules_with_twins: set[str] = set()
-_twins_generation = 0
-"""Bumped whenever ``_modules_with_twins`` changes, so caches keyed on it re-resolve."""
+_loading: ContextVar[Tables | None] = ContextVar("wfkit_registry_loading", default=None)
+_scope: ContextVar[Scope | None] = ContextVar("wfkit_registry_scope", default=None)
+_scopes: dict[str, Scope] = {}
+_serials = itertools.count(1)
+_version = 0
+"""Bumped whenever a deployment or a module with twins comes or goes."""
+
+
+def _changed() -> None:
+    global _version
+    _version += 1
+    _scopes.clear()
+
+
+# --- tables and scopes ---------------------------------------------------------------------
+
+
+def deployment_tables(deployment_id: str, *, isolated: bool) -> Tables:
+    """The tables of ``deployment_id``, created on first use.
+
+    Args:
+        deployment_id: the deployment's ID (``d_…``).
+        isolated: whether its twins load under prefixes of their own.
+    """
+    tables = _deployments.get(deployment_id)
+    if tables is None:
+        prefixes = isolated_prefixes(deployment_id) if isolated else dict(PREFIXES)
+        tables = Tables(deployment_id, isolated=isolated, twin_prefixes=prefixes)
+        _deployments[deployment_id] = tables
+        _changed()
+    return tables
+
+
+@contextmanager
+def loading_into(tables: Tables) -> Iterator[None]:
+    """Registrations inside the block go to ``tables`` (the loader, importing a build)."""
+    token = _loading.set(tables)
+    try:
+        yield
+    finally:
+        _loading.reset(token)
+
+
+def _newest_first(*, isolated: bool) -> list[Tables]:
+    return [t for t in reversed(_deployments.values()) if t.isolated is isolated]
+
+
+def scope_for(deployment_id: str) -> Scope | None:
+    """The scope of runs pinned to ``deployment_id`` ("" for unpinned runs).
+
+    Returns:
+        The scope, or None when that deployment is not loaded in this process.
+    """
+    scope = _scopes.get(deployment_id)
+    if scope is not None:
+        return scope
+    if deployment_id:
+        tables = _deployments.get(deployment_id)
+        if tables is None:
+            return None
+        chain: tuple[Tables, ...] = (tables, _default)
+    else:
+        chain = (*_newest_first(isolated=False), _default, *_newest_first(isolated=True))
+    scope = Scope(deployment_id, chain, next(_serials))
+    _scopes[deployment_id] = scope
+    return scope
+
+
+@contextmanager
+def using_scope(scope: Scope) -> Iterator[None]:
+    """Lookups inside the block (and in tasks created there) go through ``scope``."""
+    token: Token[Scope | None] = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def active_deployment_id() -> str | None:
+    """The deployment of the run whose code is running here ("" when it is unpinned), or
+    None outside any run's scope (client code)."""
+    scope = _scope.get()
+    return None if scope is None else scope.deployment_id
+
+
+def _chain() -> tuple[Tables, ...]:
+    scope = _scope.get()
+    if scope is not None:
+        return scope.chain
+    return (_default, *_newest_first(isolated=False), *_newest_first(isolated=True))
+
+
+def _target() -> Tables:
+    return _loading.get() or _default
+
+
+# --- workflows and steps ---------------------------------------------------------------------
 
 
 def register_workflow(workflow_id: str, fn: Callable[..., Any]) -> None:
-    _workflows[workflow_id] = fn
+    _target().workflows[workflow_id] = fn
 
 
 def get_workflow(workflow_id: str) -> Callable[..., Any]:
-    """The workflow function registered under ``workflow_id``.
+    """The workflow function registered under ``workflow_id`` (in the active scope).
 
     Raises:
         WorkflowNotRegisteredError: the ID is not in the loaded build.
     """
-    try:
-        return _workflows[workflow_id]
-    except KeyError:
-        raise WorkflowNotRegisteredError(
-            f'Workflow "{workflow_id}" is not registered: is it in the build\'s manifest.json? '
-            "Rebuild with `python -m wfbuild build`."
-        ) from None
+    for tables in _chain():
+        fn = tables.workflows.get(workflow_id)
+        if fn is not None:
+            return fn
+    raise WorkflowNotRegisteredError(
+        f'Workflow "{workflow_id}" is not registered: is it in the build\'s manifest.json? '
+        "Rebuild with `python -m wfbuild build`."
+    )
 
 
 def has_workflow(workflow_id: str) -> bool:
-    """Whether a workflow is registered under ``workflow_id``."""
-    return workflow_id in _workflows
+    """Whether a workflow is registered under ``workflow_id`` (in the active scope)."""
+    return any(workflow_id in tables.workflows for tables in _chain())
 
 
 def register_step(step_id: str, fn: Callable[..., Any], *, method: bool = False) -> None:
-    _steps[step_id] = StepEntry(step_id, fn=fn, method=method)
+    _target().steps[step_id] = StepEntry(step_id, fn=fn, method=method)
 
 
 def register_step_factory(step_id: str, factory: Callable[..., Callable[..., Any]]) -> None:
-    _steps[step_id] = StepEntry(step_id, factory=factory)
+    _target().steps[step_id] = StepEntry(step_id, factory=factory)
 
 
 def get_step(step_id: str) -> StepEntry:
-    """The step registered under ``step_id``.
+    """The step registered under ``step_id`` (in the active scope).
 
     Raises:
         StepNotRegisteredError: the ID is not in the loaded build.
     """
-    try:
-        return _steps[step_id]
-    except KeyError:
-        raise StepNotRegisteredError(
-            f'Step "{step_id}" is not registered: is it in the build\'s manifest.json? '
-            "Rebuild with `python -m wfbuild build`."
-        ) from None
+    for tables in _chain():
+        entry = tables.steps.get(step_id)
+        if entry is not None:
+            return entry
+    raise StepNotRegisteredError(
+        f'Step "{step_id}" is not registered: is it in the build\'s manifest.json? '
+        "Rebuild with `python -m wfbuild build`."
+    )
 
 
 def has_step(step_id: str) -> bool:
-    """Whether a step is registered under ``step_id``."""
-    return step_id in _steps
+    """Whether a step is registered under ``step_id`` (in the active scope)."""
+    return any(step_id in tables.steps for tables in _chain())
+
+
+# --- classes -------------------------------------------------------------------------------
 
 
 def register_class(mode: str, class_id: str, cls: type) -> None:
-    _classes[(mode, class_id)] = cls
+    _target().classes[(mode, class_id)] = cls
     _class_ids[cls] = class_id
 
 
@@ -112,46 +296,72 @@ def class_id_of(cls: type) -> str | None:
 
 
 def find_class(class_id: str, mode: str) -> type | None:
-    """The class registered under ``class_id`` for ``mode``, else for any mode."""
-    cls = _classes.get((mode, class_id))
-    if cls is not None:
-        return cls
-    for fallback in ("client", "step", "workflow"):
-        cls = _classes.get((fallback, class_id))
-        if cls is not None:
-            return cls
+    """The class registered under ``class_id`` for ``mode``, else for any mode (in the
+    active scope)."""
+    chain = _chain()
+    for wanted in (mode, "client", "step", "workflow"):
+        for tables in chain:
+            cls = tables.classes.get((wanted, class_id))
+            if cls is not None:
+                return cls
     return None
 
 
+# --- modules with twins --------------------------------------------------------------------
+
+
 def register_twins(module: str) -> None:
-    """Note that the user module ``module`` has generated workflow and step twins loaded."""
-    global _twins_generation
-    if module not in _modules_with_twins:
-        _modules_with_twins.add(module)
-        _twins_generation += 1
+    """Note that the user module ``module`` has generated workflow and step twins loaded
+    (for the deployment being loaded)."""
+    target = _target()
+    if module not in target.modules_with_twins:
+        target.modules_with_twins.add(module)
+        _changed()
+
+
+def twin_tables(module: str) -> Tables | None:
+    """The first tables in the active scope whose deployment has twins of ``module``."""
+    for tables in _chain():
+        if module in tables.modules_with_twins:
+            return tables
+    return None
 
 
 def has_twins(module: str) -> bool:
-    """Whether the user module ``module`` has generated twins loaded in this process."""
-    return module in _modules_with_twins
+    """Whether the user module ``module`` has generated twins loaded (in the active scope)."""
+    return twin_tables(module) is not None
 
 
 def twins_generation() -> int:
-    """A number that changes whenever the set of modules with twins changes."""
-    return _twins_generation
+    """A number that changes whenever what ``twin_tables`` answers may change: another
+    deployment or module with twins, or another active scope."""
+    scope = _scope.get()
+    return (_version << 20) | (scope.serial if scope is not None else 0)
 
 
 def forget_twins() -> None:
     """Forget which modules have twins loaded (the loader unloaded them)."""
-    global _twins_generation
-    _modules_with_twins.clear()
-    _twins_generation += 1
+    for tables in (_default, *_deployments.values()):
+        tables.modules_with_twins.clear()
+    _changed()
+
+
+def forget_deployment(deployment_id: str) -> None:
+    """Drop one deployment's tables (a load of it failed half-way)."""
+    if _deployments.pop(deployment_id, None) is not None:
+        _changed()
+
+
+def forget_deployments() -> None:
+    """Drop every deployment's tables (the loader unloaded their builds)."""
+    _deployments.clear()
+    forget_twins()
 
 
 def clear() -> None:
     """Forget everything (tests)."""
-    _workflows.clear()
-    _steps.clear()
-    _classes.clear()
+    _default.workflows.clear()
+    _default.steps.clear()
+    _default.classes.clear()
     _class_ids.clear()
-    forget_twins()
+    forget_deployments()

@@ -33,6 +33,7 @@ __all__ = [
     "step_id_for",
     "workflow_id_for",
     "workflow_id_named",
+    "workflow_listing",
 ]
 
 
@@ -58,12 +59,23 @@ def workflow_id_for(fn: Callable[..., Any]) -> str:
     Raises:
         WorkflowNotRegisteredError: no build lists ``fn`` as a workflow.
     """
+    return workflow_listing(fn)[0]
+
+
+def workflow_listing(fn: Callable[..., Any]) -> tuple[str, Path | None]:
+    """``workflow_id_for(fn)`` and the build directory whose manifest listed it (None for
+    a tagged function, whose tag says its ID but not its build).
+
+    Raises:
+        WorkflowNotRegisteredError: no build lists ``fn`` as a workflow.
+    """
     tagged = getattr(fn, "workflow_id", None)
     if isinstance(tagged, str):
-        return tagged
-    entry = _find_entry("workflows", fn)
-    if entry is not None:
-        return entry.id
+        return tagged, None
+    found = _find_entry("workflows", fn)
+    if found is not None:
+        entry, manifest = found
+        return entry.id, manifest.build_dir
     raise WorkflowNotRegisteredError(_not_listed(fn, "workflow"))
 
 
@@ -104,8 +116,8 @@ def step_id_for(fn: Any) -> str | None:
     tagged = getattr(fn, "step_id", None)
     if isinstance(tagged, str):
         return tagged
-    entry = _find_entry("steps", fn)
-    return None if entry is None else entry.id
+    found = _find_entry("steps", fn)
+    return None if found is None else found[0].id
 
 
 def step_function_for(step_id: str) -> Callable[..., Any] | None:
@@ -140,7 +152,7 @@ def _not_listed(fn: Callable[..., Any], kind: str) -> str:
     )
 
 
-def _find_entry(kind: Kind, fn: Any) -> ManifestEntry | None:
+def _find_entry(kind: Kind, fn: Any) -> tuple[ManifestEntry, Manifest] | None:
     target = getattr(fn, "__func__", fn)  # bound, static and class methods
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
@@ -154,7 +166,7 @@ def _find_entry(kind: Kind, fn: Any) -> ManifestEntry | None:
             if entry is None and module == "__main__":
                 entry = _find_by_source(manifest, kind, key, target)
             if entry is not None:
-                return entry
+                return entry, manifest
     return None
 
 

@@ -19,6 +19,11 @@ never a twin's); decoding maps that name to the class the receiving mode sees
 (``class_path_for_mode``). So ``isinstance(value, Parcel)`` holds in client code,
 steps and workflows alike.
 
+An older deployment loaded next to the current one (``twin_names``: its twins have
+prefixes of their own) is not unified: the user's modules are the current code, not
+its own, so its steps see its step twins' classes, and its step twins import each
+other instead of the user's modules (``isolation``).
+
 Alternatives rejected: registering every twin's class and picking by ID (what
 wfkit did first: IDs only exist for some classes, exceptions have none, and the
 step twin's classes are not the ones a step imports); swapping the user's module
@@ -34,6 +39,7 @@ from types import ModuleType
 from wfkit.runtime import gen
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.manifest import ManifestEntry
+from wfkit.runtime.loading.twin_names import PREFIXES, canonical_module
 
 __all__ = [
     "PREFIXES",
@@ -42,28 +48,22 @@ __all__ = [
     "unify_step_twin",
 ]
 
-PREFIXES = {"workflow": "__wfkit_workflow__", "step": "__wfkit_step__"}
-_TWIN_HEADS = tuple(f"{prefix}." for prefix in PREFIXES.values())
-
-
-def canonical_module(name: str) -> str:
-    """The user's module behind a twin's name (``__wfkit_step__.myapp.jobs`` -> ``myapp.jobs``)."""
-    if name.startswith(_TWIN_HEADS):
-        return name.partition(".")[2]
-    return name
-
 
 def class_path_for_mode(path: str, mode: str) -> str:
     """The ``module:qualname`` a stored class name stands for in ``mode``'s code.
 
     In workflow mode a class of a module with a loaded workflow twin is the twin's;
-    everywhere else it is the user's own class. Names written by older versions
-    (a twin's module) are read as the user's first.
+    everywhere else it is the user's own class, except in the step code of a
+    deployment loaded apart (``registry.Tables.isolated``: an older build serving its
+    runs during a rollout), which sees its own step twin's classes. The twin is the
+    one of the deployment whose code is running (the registry's active scope). Names
+    written by older versions (a twin's module) are read as the user's first.
     """
     module, sep, qualname = path.partition(":")
     module = canonical_module(module)
-    if mode == "workflow" and registry.has_twins(module):
-        module = f"{PREFIXES['workflow']}.{module}"
+    tables = registry.twin_tables(module)
+    if tables is not None and (mode == "workflow" or (mode == "step" and tables.isolated)):
+        module = f"{tables.twin_prefixes[mode]}.{module}"
     return f"{module}{sep}{qualname}"
 
 

@@ -265,7 +265,7 @@ def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
         worker = Worker(world=world, replay_cache=False)
         from wfkit.runtime.engine.messages import wake_run
 
-        wake_run(world, run.run_id, workflow_id)
+        wake_run(world, run.run_id)
         await asyncio.wait_for(worker.run_until_complete(run.run_id), 20)
         with pytest.raises(WorkflowRunFailedError) as failed:
             await run.result(timeout=5)

@@ -40,7 +40,10 @@ async def _flood_step_messages(world: Any, run_ids: list[str], stop: asyncio.Eve
                 if step.step_id in flooded or step.status in STEP_TERMINAL:
                     continue
                 flooded.add(step.step_id)
-                message = step_message(run_id, step.step_id, step.step_name)
+                deployment_id = world.runs.get(run_id).deployment_id
+                message = step_message(
+                    run_id, step.step_id, step.step_name, deployment_id=deployment_id
+                )
                 for _ in range(2):
                     world.queue.enqueue(message.queue, message.payload)
         await asyncio.sleep(0.02)
@@ -61,9 +64,8 @@ def test_duplicate_deliveries_and_racing_workers_change_nothing(
         runs += [await start(faults.fan, 6, 0.02, world=world) for _ in range(3)]
         runs += [await start(faults.napper, 0.3, 0.02, world=world) for _ in range(2)]
         for run in runs:
-            name = world.runs.get(run.run_id).workflow_name
             for _ in range(3):
-                wake_run(world, run.run_id, name)
+                wake_run(world, run.run_id)
         stop = asyncio.Event()
         workers = [
             Worker(w, concurrency=4, poll_interval=0.01, lease_seconds=5, inline_steps=inline)
@@ -108,7 +110,7 @@ def test_a_workflow_message_delivered_twice_at_once(
 
     async def scenario() -> Any:
         run = await start(faults.fan, 8, 0.05, world=world)
-        wake_run(world, run.run_id, world.runs.get(run.run_id).workflow_name)
+        wake_run(world, run.run_id)
         workers = [Worker(w, concurrency=1, poll_interval=0.01) for w in (world, second)]
         # Each takes one copy before either handles it.
         taken = [await w.poll_once() for w in workers]

@@ -262,7 +262,7 @@ def test_racing_workers_and_duplicate_deliveries(inline: bool) -> None:
         runs += [await start(wf_helpers.gather, 12, world=world) for _ in range(3)]
         for run in runs:
             for _ in range(3):
-                wake_run(world, run.run_id, world.runs.get(run.run_id).workflow_name)
+                wake_run(world, run.run_id)
         stop = asyncio.Event()
         workers = [
             Worker(world=world, poll_interval=0.005, concurrency=4, inline_steps=inline)

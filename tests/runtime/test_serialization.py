@@ -74,9 +74,9 @@ def assert_round_trip(value: Any) -> Any:
 def _restore_registry() -> Iterator[None]:
     """Undo this module's registrations without dropping other modules' (imported) ones."""
     tables: list[dict[Any, Any]] = [
-        registry._workflows,
-        registry._steps,
-        registry._classes,
+        registry._default.workflows,
+        registry._default.steps,
+        registry._default.classes,
         registry._class_ids,
     ]
     saved = [dict(table) for table in tables]

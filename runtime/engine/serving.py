@@ -1,0 +1,214 @@
+"""Which deployments a worker serves: its queue prefixes, each message's registry scope,
+and the kept deployments it takes on.
+
+A worker serves the deployments it loaded: the builds it was given (the newest one
+loaded first, under the shared twin prefixes; older builds of the same project
+isolated, see ``wfkit.runtime.loading.loader``), or, when it was given none (an
+in-process worker: ``wfkit.run``, tests), every build this process has loaded. It
+receives only those deployments' queues (``messages.queue_prefixes``), plus the
+unpinned runs' queues, which it serves with its newest deployment.
+
+Each message runs in the registry scope of its deployment (``registry.using_scope``),
+so a v1 run replays v1's workflow and runs v1's steps in a worker that also serves v2.
+An unpinned queue may still carry a message of a pinned run (a wfkit 0.1.0 worker's
+sweep re-enqueues every run under 0.1.0's names): that message is moved to the run's
+own queue instead of being served with the wrong code.
+
+Kept deployments (``.wfkit/deployments/<id>``, see ``wfkit.runtime.loading.deployments``)
+with runs in flight are loaded when the worker starts and at each sweep, so a worker of
+the new code also finishes the runs of the builds before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from wfkit.runtime.engine.messages import (
+    STEP_QUEUE_PREFIX,
+    StepMessage,
+    WorkflowMessage,
+    queue_prefixes,
+    step_message,
+    workflow_message,
+)
+from wfkit.runtime.errors import InvalidBuildError
+from wfkit.runtime.loading import registry
+from wfkit.runtime.loading.deployments import (
+    keep_deployment,
+    kept_deployments,
+    project_of_build,
+)
+from wfkit.runtime.loading.loader import (
+    load_build,
+    loaded_build,
+    loaded_build_at,
+    loaded_builds,
+    loads_generation,
+)
+from wfkit.worlds.base import QueueMessage, RunNotFoundError, RunStatus, World, WorldError
+
+__all__ = ["ServedDeployments", "deployments_in_flight"]
+
+log = logging.getLogger("wfkit.worker")
+
+_IN_FLIGHT: tuple[RunStatus, ...] = ("pending", "running")
+
+
+def deployments_in_flight(world: World) -> set[str]:
+    """The deployments that have runs not yet ended ("" for unpinned runs)."""
+    return {
+        run.deployment_id
+        for status in _IN_FLIGHT
+        for run in world.runs.list(status=status, limit=1_000_000)
+    }
+
+
+class ServedDeployments:
+    """The deployments one worker serves.
+
+    Args:
+        builds: build directories to load and serve, oldest first (the last is the
+            newest: it serves unpinned runs); empty: serve whatever this process loads.
+        serve_unpinned: also serve runs recorded without a deployment.
+        kept_root: the project whose kept deployments with runs in flight are served
+            too (None: none); the given builds that are that project's own
+            ``.wfkit/build`` are kept there first.
+
+    Raises:
+        FileNotFoundError, InvalidBuildError: a given build is missing or incomplete.
+    """
+
+    def __init__(
+        self,
+        builds: Sequence[Path | str] = (),
+        *,
+        serve_unpinned: bool = True,
+        kept_root: Path | None = None,
+    ) -> None:
+        self.serve_unpinned = serve_unpinned
+        self.kept_root = kept_root
+        self._explicit: list[str] | None = None
+        self._unloadable: set[str] = set()
+        self._prefixes: tuple[int, int, list[str]] | None = None
+        if builds:
+            self._explicit = []
+            for build_dir in reversed(builds):  # the newest first: it gets the shared prefixes
+                load_build(Path(build_dir))
+                loaded = loaded_build_at(Path(build_dir))
+                assert loaded is not None
+                if loaded.deployment_id not in self._explicit:
+                    self._explicit.insert(0, loaded.deployment_id)
+        if kept_root is not None:
+            for deployment_id in self.deployment_ids():
+                loaded = loaded_build(deployment_id)
+                if loaded is not None and project_of_build(loaded.build_dir) == kept_root:
+                    keep_deployment(loaded.build_dir, kept_root)
+
+    def deployment_ids(self) -> list[str]:
+        """The deployments served, newest first."""
+        if self._explicit is None:
+            return [build.deployment_id for build in loaded_builds()]
+        return list(reversed(self._explicit))
+
+    def serves(self, deployment_id: str) -> bool:
+        """Whether this worker serves runs of ``deployment_id`` ("": unpinned runs)."""
+        if not deployment_id:
+            return self.serve_unpinned
+        return deployment_id in self.deployment_ids()
+
+    def prefixes(self) -> list[str]:
+        """The queue prefixes to receive by (recomputed when a build is loaded)."""
+        explicit = -1 if self._explicit is None else len(self._explicit)
+        cached = self._prefixes
+        if cached is None or cached[:2] != (loads_generation(), explicit):
+            prefixes = queue_prefixes(self.deployment_ids(), serve_unpinned=self.serve_unpinned)
+            cached = (loads_generation(), explicit, prefixes)
+            self._prefixes = cached
+        return cached[2]
+
+    def scope_for(self, deployment_id: str) -> registry.Scope | None:
+        """The registry scope of a message of ``deployment_id``; None when not served."""
+        if not self.serves(deployment_id):
+            return None
+        return registry.scope_for(deployment_id)
+
+    def serve_kept_in_flight(self, world: World) -> list[str]:
+        """Load the kept deployments that have runs in flight and are not served yet.
+
+        A kept copy that fails to load is logged once and skipped (the worker goes on
+        serving the rest).
+
+        Returns:
+            The deployments taken on.
+        """
+        if self.kept_root is None:
+            return []
+        served = set(self.deployment_ids())
+        waiting = [
+            kept
+            for kept in kept_deployments(self.kept_root)
+            if kept.deployment_id not in served and kept.deployment_id not in self._unloadable
+        ]
+        if not waiting:
+            return []
+        in_flight = deployments_in_flight(world)
+        taken = []
+        for kept in waiting:
+            if kept.deployment_id not in in_flight:
+                continue
+            try:
+                load_build(kept.path)
+            except (InvalidBuildError, ImportError, SyntaxError, OSError) as exc:
+                self._unloadable.add(kept.deployment_id)
+                log.warning(
+                    "kept deployment %s (%s) cannot be loaded; its runs wait for a worker that "
+                    "serves it: %s",
+                    kept.deployment_id,
+                    kept.path,
+                    exc,
+                )
+                continue
+            if self._explicit is not None:
+                self._explicit.insert(0, kept.deployment_id)
+            taken.append(kept.deployment_id)
+        if taken:
+            log.info("serving kept deployment(s) with runs in flight: %s", ", ".join(taken))
+        return taken
+
+    def reroute_if_pinned(
+        self, world: World, message: QueueMessage, route: WorkflowMessage | StepMessage
+    ) -> bool:
+        """Move a message of a pinned run found on an unpinned queue to its run's own
+        queue; whether it was moved (the caller then acks it)."""
+        try:
+            run = world.runs.get(route.run_id)
+        except RunNotFoundError:
+            return False  # the handler drops it
+        if not run.deployment_id:
+            return False
+        if isinstance(route, WorkflowMessage):
+            moved = workflow_message(
+                run.workflow_name,
+                run.run_id,
+                deployment_id=run.deployment_id,
+                idempotency_key=f"moved:{message.message_id}",
+            )
+        else:
+            step_name = message.queue.removeprefix(STEP_QUEUE_PREFIX)
+            moved = step_message(run.run_id, route.step_id, step_name, deployment_id=run.deployment_id)
+        try:
+            world.queue.enqueue(moved.queue, moved.payload, idempotency_key=moved.idempotency_key)
+        except WorldError as exc:
+            log.warning("could not move message %s to %s: %s", message.message_id, moved.queue, exc)
+            return False
+        log.info(
+            "message %s of run %s (deployment %s) came on an unpinned queue; moved to %s",
+            message.message_id,
+            run.run_id,
+            run.deployment_id,
+            moved.queue,
+        )
+        return True
+
