@@ -36,12 +36,16 @@ def _json_args(values: Sequence[str]) -> list[Any]:
 def cmd_worker(args: argparse.Namespace) -> int:
     from wfkit.runtime.engine.worker import Worker
     from wfkit.runtime.loading.loader import load_build
+    from wfkit.runtime.loading.project import find_root
     from wfkit.runtime.observability.logs import configure_logging
 
     configure_logging("DEBUG" if args.verbose else args.log_level, log_format=args.log_format)
-    load_build(args.build)
+    builds = args.build or [load_build().build_dir]
     worker = Worker(
         world=_world(args),
+        builds=builds,
+        serve_unpinned=args.unpinned,
+        kept_root=find_root() if args.kept else None,
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         sweep_interval=args.sweep_interval,
@@ -52,7 +56,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        banner = f"wfkit worker: world={worker.world.name} concurrency={args.concurrency}"
+        banner = (
+            f"wfkit worker: world={worker.world.name} concurrency={args.concurrency} "
+            f"deployments={_served(worker.serving.deployment_ids())}"
+        )
         if args.log_format == "json":  # every line of a JSON log is JSON
             logging.getLogger("wfkit.worker").info(banner)
         else:
@@ -63,6 +70,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _served(deployment_ids: Sequence[str]) -> str:
+    """``d_a (newest), d_b`` for the worker's banner."""
+    if not deployment_ids:
+        return "none yet"
+    newest, *older = deployment_ids
+    return ", ".join([f"{newest} (newest)", *older])
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     from wfkit.runtime.api.client import start
     from wfkit.runtime.loading.resolve import workflow_id_named
@@ -71,7 +86,11 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     async def main() -> str:
         run = await start(
-            workflow_id, *_json_args(args.args), run_id=args.run_id, world=_world(args)
+            workflow_id,
+            *_json_args(args.args),
+            run_id=args.run_id,
+            world=_world(args),
+            deployment=args.deployment,
         )
         return run.run_id
 
@@ -145,29 +164,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_COLUMNS = ["run_id", "workflow", "status", "deployment", "created", "completed"]
+
+
+def _run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    rows = views.run_rows(runs)
+    for row, run in zip(rows, runs, strict=True):
+        row["deployment"] = run.deployment_id or "(unpinned)"
+    return rows
+
+
+def _inspect_runs(args: argparse.Namespace, world: Any) -> int:
+    """``inspect runs`` / ``inspect run ID``: the table, and why pending runs wait."""
+    from wfkit.runtime.loading.project import find_root
+    from wfkit.runtime.tools import deployments
+
+    local = deployments.local_deployments(find_root())
+    runs = [world.runs.get(args.id)] if args.id else world.runs.list(limit=args.limit)
+    if args.json:
+        dumped = []
+        for run in runs:
+            record = run.model_dump(mode="json")
+            record["pending_reason"] = deployments.pending_reason(run, local)
+            dumped.append(record)
+        print(json.dumps(dumped[0] if args.id else dumped, indent=2, default=str))
+        return 0
+    print(views.format_table(_run_rows(runs), RUN_COLUMNS))
+    waiting = deployments.pending_lines(runs, local)
+    if waiting:
+        print()
+        print("\n".join(waiting))
+    if args.id:
+        print()
+        print(views.timeline(world, args.id))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     world = _world(args)
     kind, ident = args.kind, args.id
     rows: list[dict[str, Any]]
+    records: list[Any]
     if kind in ("run", "runs"):
-        if ident:
-            run = world.runs.get(ident)
-            if args.json:
-                print(run.model_dump_json(indent=2))
-                return 0
-            print(
-                views.format_table(
-                    views.run_rows([run]), ["run_id", "workflow", "status", "created", "completed"]
-                )
-            )
-            print()
-            print(views.timeline(world, ident))
-            return 0
-        records: list[Any] = world.runs.list(limit=args.limit)
-        rows, columns = (
-            views.run_rows(records),
-            ["run_id", "workflow", "status", "created", "completed"],
-        )
+        return _inspect_runs(args, world)
     elif kind in ("step", "steps"):
         records = world.steps.list(_need(ident, kind))
         rows, columns = (
@@ -231,6 +270,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         return 1
     print("verify: every materialized record equals a fresh fold of its event log")
+    return 0
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    """List deployments with their runs per status; ``--prune`` drops kept copies that
+    no run in flight needs."""
+    from wfkit.runtime.loading.deployments import kept_deployments, remove_kept
+    from wfkit.runtime.loading.project import find_root
+    from wfkit.runtime.tools import deployments
+
+    world = _world(args)
+    root = find_root()
+    local = deployments.local_deployments(root)
+    rows = deployments.deployment_rows(world, local, count_ended=args.all)
+    if args.prune:
+        in_flight = {str(r["deployment"]) for r in rows if r["in_flight"]}
+        for kept in kept_deployments(root):
+            if kept.deployment_id not in in_flight and kept.deployment_id != local.current:
+                remove_kept(kept)
+                print(f"pruned kept deployment {kept.deployment_id} (no run in flight)")
+        local = deployments.local_deployments(root)
+        rows = deployments.deployment_rows(world, local, count_ended=args.all)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(views.format_table(rows, deployments.deployment_columns(count_ended=args.all)))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Keep a copy of a build under ``.wfkit/deployments/<id>/`` (workers serve it while
+    it has runs in flight, after the build itself is replaced)."""
+    from wfkit.runtime.loading.deployments import keep_deployment
+    from wfkit.runtime.loading.project import find_build_dir, find_root
+
+    build_dir = Path(args.build).resolve() if args.build else find_build_dir()
+    if build_dir is None or not (build_dir / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"no wfkit build at {build_dir or find_root() / '.wfkit' / 'build'}: run "
+            "`python -m wfbuild build` first (or give --build PATH)"
+        )
+    kept = keep_deployment(build_dir, find_root())
+    print(f"kept deployment {kept.deployment_id} at {kept.path}")
     return 0
 
 
@@ -365,7 +447,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between sweeps re-enqueueing runs that lost their message (0: off)",
     )
     p.add_argument(
-        "--build", default=None, help="build directory (default: .wfkit/build or $WFKIT_BUILD_DIR)"
+        "--build",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a build directory to serve; give it more than once to serve several deployments, "
+        "the newest last (default: $WFKIT_BUILD_DIR, <project>/.wfkit/build or an installed "
+        "wheel's build)",
+    )
+    p.add_argument(
+        "--kept",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve the deployments kept under <project>/.wfkit/deployments that have runs "
+        "in flight, and keep the project's own build there (default: on)",
+    )
+    p.add_argument(
+        "--unpinned",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve runs recorded without a deployment (wfkit 0.1.0's), with the newest "
+        "deployment (default: on)",
     )
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument(
@@ -401,7 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(myapp.jobs:pipeline), looked up in the build's manifest",
     )
     p.add_argument("args", nargs="*", help="JSON arguments")
-    p.add_argument("--run-id", default=None)
+    p.add_argument("--run-id", default=None, help="a run id of your choosing (default: a new one)")
+    p.add_argument(
+        "--deployment",
+        default="latest",
+        help="the deployment the run is pinned to: 'latest' (the newest build known here that "
+        "lists the workflow) or an ID from `wfkit deployments` (default: latest)",
+    )
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser(
@@ -456,6 +564,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="watch + rebuild + a worker that restarts on each build")
     p.add_argument("--concurrency", type=int, default=8)
     p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser(
+        "deployments", help="deployments with their runs in flight (counts per status)"
+    )
+    p.add_argument("--all", action="store_true", help="also count ended runs (reads every run)")
+    p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete kept copies (.wfkit/deployments) that no run in flight needs, first",
+    )
+    p.set_defaults(func=cmd_deployments)
+
+    p = sub.add_parser(
+        "deploy", help="keep a copy of the build under .wfkit/deployments/<id>/; prints the ID"
+    )
+    p.add_argument("--build", default=None, metavar="PATH", help="the build (default: as worker)")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("heal", help="re-enqueue runs that lost their queue message")
     p.set_defaults(func=cmd_heal)

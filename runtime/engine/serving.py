@@ -197,7 +197,9 @@ class ServedDeployments:
             )
         else:
             step_name = message.queue.removeprefix(STEP_QUEUE_PREFIX)
-            moved = step_message(run.run_id, route.step_id, step_name, deployment_id=run.deployment_id)
+            moved = step_message(
+                run.run_id, route.step_id, step_name, deployment_id=run.deployment_id
+            )
         try:
             world.queue.enqueue(moved.queue, moved.payload, idempotency_key=moved.idempotency_key)
         except WorldError as exc:
@@ -211,4 +213,3 @@ class ServedDeployments:
             moved.queue,
         )
         return True
-

@@ -204,12 +204,17 @@ def kept_deployments(root: Path) -> list[KeptDeployment]:
     return sorted((k for k in found if k is not None), key=lambda k: (k.kept_at, k.deployment_id))
 
 
-def keep_deployment(build_dir: Path | str, root: Path) -> KeptDeployment:
+def keep_deployment(
+    build_dir: Path | str, root: Path, *, sources: Path | None = None
+) -> KeptDeployment:
     """Copy a build to ``<root>/.wfkit/deployments/<its id>/`` unless it is kept already.
 
     Args:
         build_dir: the build to keep.
-        root: the project root whose ``.wfkit`` keeps it (its sources are copied from there).
+        root: the project root whose ``.wfkit`` keeps it.
+        sources: where the manifest's source paths are (default: ``root`` for the
+            project's own ``.wfkit/build``, else the build's parent, as in a wheel's
+            site-packages).
 
     Returns:
         The kept deployment.
@@ -219,16 +224,19 @@ def keep_deployment(build_dir: Path | str, root: Path) -> KeptDeployment:
             changed during every attempt to copy it.
     """
     source_build = Path(build_dir).resolve()
+    if sources is None:
+        sources = project_of_build(source_build) or source_build.parent
     for _attempt in range(_KEEP_ATTEMPTS):
         deployment_id = deployment_id_of(source_build)
         kept = find_kept(root, deployment_id)
         if kept is not None:
             return kept
-        target = _kept_dir(ensure_state_dir(root)) / deployment_id
+        ensure_state_dir(root)
+        target = _kept_dir(root) / deployment_id
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.parent / f".tmp-{deployment_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            manifest = _copy_build(source_build, temporary, root)
+            manifest = _copy_build(source_build, temporary, sources)
             if compute_deployment_id(temporary) != deployment_id:
                 continue  # rebuilt while we copied: take the new one
             record = {
@@ -255,7 +263,7 @@ def keep_deployment(build_dir: Path | str, root: Path) -> KeptDeployment:
     )
 
 
-def _copy_build(build_dir: Path, target: Path, root: Path) -> Manifest:
+def _copy_build(build_dir: Path, target: Path, sources: Path) -> Manifest:
     """Copy the manifest, the runtime modules and their sources into ``target``."""
     manifest = read_manifest(build_dir)
     target.mkdir(parents=True)
@@ -267,7 +275,7 @@ def _copy_build(build_dir: Path, target: Path, root: Path) -> Manifest:
     built_from = _source_hashes(build_dir)
     for source, _module in manifest.modules():
         try:
-            data = (root / source).read_bytes()
+            data = (sources / source).read_bytes()
         except OSError:
             continue
         if source in built_from and hashlib.sha256(data).hexdigest() != built_from[source]:
