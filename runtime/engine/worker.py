@@ -223,6 +223,7 @@ class Worker:
         self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
         self._sweeping: asyncio.Task[None] | None = None
+        self._serve_kept()
 
     # --- public ---------------------------------------------------------------------
 
