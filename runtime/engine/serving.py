@@ -91,7 +91,7 @@ class ServedDeployments:
         self.kept_root = kept_root
         self._explicit: list[str] | None = None
         self._unloadable: set[str] = set()
-        self._prefixes: tuple[int, int, list[str]] | None = None
+        self._served: tuple[tuple[int, int], tuple[str, ...], list[str]] | None = None
         if builds:
             self._explicit = []
             for build_dir in reversed(builds):  # the newest first: it gets the shared prefixes
@@ -108,25 +108,33 @@ class ServedDeployments:
 
     def deployment_ids(self) -> list[str]:
         """The deployments served, newest first."""
-        if self._explicit is None:
-            return [build.deployment_id for build in loaded_builds()]
-        return list(reversed(self._explicit))
+        return list(self._current()[1])
 
     def serves(self, deployment_id: str) -> bool:
         """Whether this worker serves runs of ``deployment_id`` ("": unpinned runs)."""
         if not deployment_id:
             return self.serve_unpinned
-        return deployment_id in self.deployment_ids()
+        return deployment_id in self._current()[1]
 
     def prefixes(self) -> list[str]:
         """The queue prefixes to receive by (recomputed when a build is loaded)."""
-        explicit = -1 if self._explicit is None else len(self._explicit)
-        cached = self._prefixes
-        if cached is None or cached[:2] != (loads_generation(), explicit):
-            prefixes = queue_prefixes(self.deployment_ids(), serve_unpinned=self.serve_unpinned)
-            cached = (loads_generation(), explicit, prefixes)
-            self._prefixes = cached
-        return cached[2]
+        return self._current()[2]
+
+    def _current(self) -> tuple[tuple[int, int], tuple[str, ...], list[str]]:
+        """(what it was computed for, the deployments newest first, their queue prefixes),
+        recomputed only when a build was loaded or a kept one taken on: this is asked for
+        every message and every poll."""
+        stamp = (loads_generation(), -1 if self._explicit is None else len(self._explicit))
+        cached = self._served
+        if cached is None or cached[0] != stamp:
+            if self._explicit is None:
+                ids = tuple(build.deployment_id for build in loaded_builds())
+            else:
+                ids = tuple(reversed(self._explicit))
+            prefixes = queue_prefixes(ids, serve_unpinned=self.serve_unpinned)
+            cached = (stamp, ids, prefixes)
+            self._served = cached
+        return cached
 
     def scope_for(self, deployment_id: str) -> registry.Scope | None:
         """The registry scope of a message of ``deployment_id``; None when not served."""
