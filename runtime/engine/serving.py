@@ -33,7 +33,6 @@ from wfkit.runtime.engine.messages import (
     step_message,
     workflow_message,
 )
-from wfkit.runtime.errors import InvalidBuildError
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.deployments import (
     keep_deployment,
@@ -168,7 +167,7 @@ class ServedDeployments:
                 continue
             try:
                 load_build(kept.path)
-            except (InvalidBuildError, ImportError, SyntaxError, OSError) as exc:
+            except Exception as exc:  # its code runs on import: anything may be raised
                 self._unloadable.add(kept.deployment_id)
                 log.warning(
                     "kept deployment %s (%s) cannot be loaded; its runs wait for a worker that "

@@ -343,3 +343,40 @@ def test_a_pinned_runs_message_on_an_unpinned_queue_runs_on_its_deployment(
 
     result = asyncio.run(scenario())
     assert (result["version"], result["box"].label) == ("v1", "7!@v1")
+
+
+def test_a_worker_takes_on_the_kept_deployments_with_runs_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    package, root = unique_package(), tmp_path / "app"
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.chdir(root.parent)
+    write_version(root, package, "v1")
+    v1 = keep_deployment(build(root), root).deployment_id
+    write_version(root, package, "v2")  # kept, but with no run: not loaded
+    idle = keep_deployment(build(root), root).deployment_id
+    models = root / package / "models.py"
+    models.write_text(models.read_text().replace('VERSION = "v2"', 'VERSION = "v3"'))
+    broken = keep_deployment(build(root, tmp_path / "v3-copy"), root, sources=root)
+    (broken.path / "step" / package / "flows.py").unlink()
+    models.write_text(models.read_text().replace('VERSION = "v3"', 'VERSION = "v4"'))
+    v4_dir = build(root)
+    world = MemoryWorld()
+    monkeypatch.chdir(root)
+    rollout = f"workflow//./{package}/flows//rollout"
+    old = asyncio.run(start(rollout, 1, world=world, deployment=v1))
+    stuck = asyncio.run(start(rollout, 2, world=world, deployment=broken.deployment_id))
+
+    caplog.set_level("WARNING", logger="wfkit.worker")
+    worker = Worker(world=world, builds=[v4_dir], kept_root=root, poll_interval=0.01)
+    current = compute_deployment_id(v4_dir)
+    assert worker.serving.deployment_ids() == [current, v1]
+    assert idle not in worker.serving.deployment_ids()
+    assert (root / ".wfkit" / "deployments" / current).is_dir()  # the worker kept its build
+    assert f"kept deployment {broken.deployment_id} ({broken.path}) cannot be loaded" in (
+        caplog.text
+    )
+    asyncio.run(asyncio.wait_for(worker.run_until_complete(old.run_id), 30))
+    result = asyncio.run(old.result(timeout=5))
+    assert (result["version"], result["box"].label) == ("v1", "1!@v1")
+    assert world.runs.get(stuck.run_id).status == "pending"
