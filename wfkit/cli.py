@@ -459,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kept",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also serve the deployments kept under <project>/.wfkit/deployments that have runs "
-        "in flight, and keep the project's own build there (default: on)",
+        help="also serve the deployments kept under <project>/.wfkit/deployments before the "
+        "worker started that have runs in flight, and keep the project's own build there "
+        "(default: on)",
     )
     p.add_argument(
         "--unpinned",

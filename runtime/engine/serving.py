@@ -16,13 +16,17 @@ own queue instead of being served with the wrong code.
 
 Kept deployments (``.wfkit/deployments/<id>``, see ``wfkit.runtime.loading.deployments``)
 with runs in flight are loaded when the worker starts and at each sweep, so a worker of
-the new code also finishes the runs of the builds before it.
+the new code also finishes the runs of the builds before it. Only those kept before the
+worker started: a build kept later is newer than the worker's own code, and the
+modules it shares with it (those without directives) are loaded at their older
+versions in this process; that build's own workers serve it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from wfkit.runtime.engine.messages import (
@@ -91,6 +95,7 @@ class ServedDeployments:
         self._explicit: list[str] | None = None
         self._unloadable: set[str] = set()
         self._served: tuple[tuple[int, int], tuple[str, ...], list[str]] | None = None
+        self._started_at = datetime.now(UTC)
         if builds:
             self._explicit = []
             for build_dir in reversed(builds):  # the newest first: it gets the shared prefixes
@@ -142,7 +147,8 @@ class ServedDeployments:
         return registry.scope_for(deployment_id)
 
     def serve_kept_in_flight(self, world: World) -> list[str]:
-        """Load the kept deployments that have runs in flight and are not served yet.
+        """Load the kept deployments that have runs in flight, were kept before this
+        worker started, and are not served yet.
 
         A kept copy that fails to load is logged once and skipped (the worker goes on
         serving the rest).
@@ -156,7 +162,9 @@ class ServedDeployments:
         waiting = [
             kept
             for kept in kept_deployments(self.kept_root)
-            if kept.deployment_id not in served and kept.deployment_id not in self._unloadable
+            if kept.deployment_id not in served
+            and kept.deployment_id not in self._unloadable
+            and kept.kept_at < self._started_at
         ]
         if not waiting:
             return []

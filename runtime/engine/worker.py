@@ -156,8 +156,8 @@ class Worker:
         serve_unpinned: also serve runs recorded without a deployment (wfkit 0.1.0's),
             with the newest deployment.
         kept_root: serve the deployments kept under this project's ``.wfkit/deployments``
-            that have runs in flight (and keep the given builds that are its own
-            ``.wfkit/build`` there); None: none.
+            before the worker started that have runs in flight (and keep the given builds
+            that are its own ``.wfkit/build`` there); None: none.
         concurrency: messages handled at once.
         lease_seconds: how long a received message stays invisible; kept
             extended while it is being handled.

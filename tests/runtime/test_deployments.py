@@ -380,3 +380,10 @@ def test_a_worker_takes_on_the_kept_deployments_with_runs_in_flight(
     result = asyncio.run(old.result(timeout=5))
     assert (result["version"], result["box"].label) == ("v1", "1!@v1")
     assert world.runs.get(stuck.run_id).status == "pending"
+
+    # A build kept after the worker started is newer than its code: its own workers serve it.
+    models.write_text(models.read_text().replace('VERSION = "v4"', 'VERSION = "v5"'))
+    newer = keep_deployment(build(root, tmp_path / "v5"), root, sources=root).deployment_id
+    asyncio.run(start(rollout, 3, world=world, deployment=newer))
+    assert worker.serving.serve_kept_in_flight(world) == []
+    assert newer not in worker.serving.deployment_ids()
