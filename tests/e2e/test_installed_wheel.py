@@ -199,6 +199,16 @@ def test_an_installed_wheel_runs_from_any_directory(
     assert report["step_sees"] == [True, True, True]
     assert report["workflow_sees"] == [True, True, True, True]
     assert report["applied"] == 3
+    # The deployment travels in the wheel: the app pinned its runs to the ID the worker
+    # computes from the same installed build (or the worker would never have served them).
+    listed = subprocess.run(
+        [str(installed.bindir / "wfkit"), "deployments", "--all", "--json"],
+        cwd=worker_dir, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["deployment"].startswith("d_") and row["here"] == "current build"
+    assert (row["in_flight"], row["completed"], row["failed"]) == (0, 2, 1)
     # Nothing of the source tree came back, and the worker's directory got no database.
     assert not (worker_dir / ".wfkit").exists()
 
