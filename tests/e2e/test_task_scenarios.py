@@ -245,7 +245,7 @@ def test_a_step_added_before_a_sleep_fails_the_run_as_a_code_change(world: Any) 
             run = await start(workflow_id, world=world)
             await _until(lambda: "wait_created" in types_of(world, run.run_id))
         registry.register_workflow(workflow_id, v2)  # "a deploy" changes the code
-        wake_run(world, run.run_id, workflow_id)
+        wake_run(world, run.run_id)
         worker = Worker(world=world, replay_cache=False)
         await asyncio.wait_for(worker.run_until_complete(run.run_id), 20)
         try:
