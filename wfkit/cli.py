@@ -46,6 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         builds=builds,
         serve_unpinned=args.unpinned,
         kept_root=find_root() if args.kept else None,
+        adopt=args.adopt or (),
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         sweep_interval=args.sweep_interval,
@@ -462,6 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the deployments kept under <project>/.wfkit/deployments before the "
         "worker started that have runs in flight, and keep the project's own build there "
         "(default: on)",
+    )
+    p.add_argument(
+        "--adopt",
+        action="append",
+        default=None,
+        metavar="DEPLOYMENT|all",
+        help="also serve the runs of this deployment (or of every deployment this worker does "
+        "not serve: all) with this worker's newest code, moving them to it; guard changed "
+        "code with wfkit.patched() and check it with `python -m wfbuild check --replay` first; "
+        "repeatable (default: none)",
     )
     p.add_argument(
         "--unpinned",

@@ -367,7 +367,9 @@ def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None
 
 
 def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
-    """Run a failed run again, on the code workers run now, from its log.
+    """Run a failed run again, from its log, on the code of the workers that serve its
+    deployment now (its own build's, or the newest code of a worker that adopts it:
+    ``wfkit worker --adopt``).
 
     Appends ``run_retried`` (failed -> running) and enqueues the run's workflow
     message in the same transaction; a worker replays the whole log (past the
@@ -388,7 +390,9 @@ def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
     target.events.create_batch(
         run_id,
         [EventRequest(event_type="run_retried")],
-        messages=[workflow_message(record.workflow_name, run_id)],
+        messages=[
+            workflow_message(record.workflow_name, run_id, deployment_id=record.deployment_id)
+        ],
     )
     return Run(run_id, target)
 

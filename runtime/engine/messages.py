@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from wfkit.worlds.base import QueueMessage, QueueMessageRequest, World
 
 __all__ = [
+    "PINNED_QUEUE_PREFIX",
     "STEP_QUEUE_PREFIX",
     "WORKFLOW_QUEUE_PREFIX",
     "MalformedMessageError",
@@ -56,6 +57,8 @@ WORKFLOW_QUEUE_PREFIX = "__wkf_workflow_"
 STEP_QUEUE_PREFIX = "__wkf_step_"
 """Step messages of unpinned runs (0.1.0's name for every step message)."""
 
+PINNED_QUEUE_PREFIX = "__wkf_d_"
+"""Every pinned run's queues (what a worker that adopts every deployment receives by)."""
 _PINNED = re.compile(r"__wkf_(d_[0-9a-f]{24})_(workflow|step)_")
 
 
@@ -88,14 +91,20 @@ def deployment_queue_prefix(deployment_id: str) -> str:
     return f"__wkf_{deployment_id}_"
 
 
-def queue_prefixes(deployment_ids: Iterable[str], *, serve_unpinned: bool) -> list[str]:
+def queue_prefixes(
+    deployment_ids: Iterable[str], *, serve_unpinned: bool, every_pinned_run: bool = False
+) -> list[str]:
     """What a worker receives by to serve ``deployment_ids`` (and unpinned runs).
 
     Args:
-        deployment_ids: the deployments it has loaded and serves.
+        deployment_ids: the deployments it serves (loaded, or adopted).
         serve_unpinned: also take the runs recorded without a deployment.
+        every_pinned_run: take the runs of every deployment (a worker that adopts all).
     """
-    prefixes = [deployment_queue_prefix(d) for d in deployment_ids if d]
+    if every_pinned_run:
+        prefixes = [PINNED_QUEUE_PREFIX]
+    else:
+        prefixes = [deployment_queue_prefix(d) for d in deployment_ids if d]
     if serve_unpinned:
         prefixes += [WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]
     return prefixes

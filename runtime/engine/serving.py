@@ -14,6 +14,14 @@ An unpinned queue may still carry a message of a pinned run (a wfkit 0.1.0 worke
 sweep re-enqueues every run under 0.1.0's names): that message is moved to the run's
 own queue instead of being served with the wrong code.
 
+**Adopting** (``adopt``): a worker can also serve other deployments' runs with its own
+newest code -- the way to move in-flight runs to new code once the old code's workers
+are gone (``wfkit.patched()`` keeps their replays on the branches they took; the replay
+check says whether they will replay). Their messages stay on their deployment's queues
+(a run records the deployment it started on) and each runs in a scope with this
+worker's code (``registry.scope_for(..., code_of=...)``); a child run they start stays on
+their deployment, so it is adopted too.
+
 Kept deployments (``.wfkit/deployments/<id>``, see ``wfkit.runtime.loading.deployments``)
 with runs in flight are loaded when the worker starts and at each sweep, so a worker of
 the new code also finishes the runs of the builds before it. Only those kept before the
@@ -39,6 +47,7 @@ from wfkit.runtime.engine.messages import (
 )
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.deployments import (
+    is_deployment_id,
     keep_deployment,
     kept_deployments,
     project_of_build,
@@ -52,11 +61,12 @@ from wfkit.runtime.loading.loader import (
 )
 from wfkit.worlds.base import QueueMessage, RunNotFoundError, RunStatus, World, WorldError
 
-__all__ = ["ServedDeployments", "deployments_in_flight"]
+__all__ = ["ADOPT_ALL", "ServedDeployments", "deployments_in_flight"]
 
 log = logging.getLogger("wfkit.worker")
 
 _IN_FLIGHT: tuple[RunStatus, ...] = ("pending", "running")
+ADOPT_ALL = "all"
 
 
 def deployments_in_flight(world: World) -> set[str]:
@@ -78,6 +88,9 @@ class ServedDeployments:
         kept_root: the project whose kept deployments with runs in flight are served
             too (None: none); the given builds that are that project's own
             ``.wfkit/build`` are kept there first.
+        adopt: deployment IDs whose runs this worker serves with its newest code, or
+            ``"all"``: every deployment it does not serve itself (kept copies of adopted
+            deployments are not served: adopting moves their runs to this code).
 
     Raises:
         FileNotFoundError, InvalidBuildError: a given build is missing or incomplete.
@@ -89,9 +102,18 @@ class ServedDeployments:
         *,
         serve_unpinned: bool = True,
         kept_root: Path | None = None,
+        adopt: Sequence[str] = (),
     ) -> None:
         self.serve_unpinned = serve_unpinned
         self.kept_root = kept_root
+        self.adopts_all = ADOPT_ALL in adopt
+        self.adopted = frozenset(d for d in adopt if d != ADOPT_ALL)
+        for deployment_id in self.adopted:
+            if not is_deployment_id(deployment_id):
+                raise ValueError(
+                    f"adopt: {deployment_id!r} is neither a deployment ID (d_ and 24 hex "
+                    f"digits) nor {ADOPT_ALL!r}"
+                )
         self._explicit: list[str] | None = None
         self._unloadable: set[str] = set()
         self._served: tuple[tuple[int, int], tuple[str, ...], list[str]] | None = None
@@ -115,10 +137,17 @@ class ServedDeployments:
         return list(self._current()[1])
 
     def serves(self, deployment_id: str) -> bool:
-        """Whether this worker serves runs of ``deployment_id`` ("": unpinned runs)."""
+        """Whether this worker serves runs of ``deployment_id`` ("": unpinned runs) with
+        that deployment's own code."""
         if not deployment_id:
             return self.serve_unpinned
         return deployment_id in self._current()[1]
+
+    def adopts(self, deployment_id: str) -> bool:
+        """Whether this worker runs ``deployment_id``'s runs on its own newest code."""
+        if not deployment_id or self.serves(deployment_id):
+            return False
+        return self.adopts_all or deployment_id in self.adopted
 
     def prefixes(self) -> list[str]:
         """The queue prefixes to receive by (recomputed when a build is loaded)."""
@@ -135,16 +164,25 @@ class ServedDeployments:
                 ids = tuple(build.deployment_id for build in loaded_builds())
             else:
                 ids = tuple(reversed(self._explicit))
-            prefixes = queue_prefixes(ids, serve_unpinned=self.serve_unpinned)
+            prefixes = queue_prefixes(
+                [*ids, *sorted(self.adopted)],
+                serve_unpinned=self.serve_unpinned,
+                every_pinned_run=self.adopts_all,
+            )
             cached = (stamp, ids, prefixes)
             self._served = cached
         return cached
 
     def scope_for(self, deployment_id: str) -> registry.Scope | None:
-        """The registry scope of a message of ``deployment_id``; None when not served."""
-        if not self.serves(deployment_id):
-            return None
-        return registry.scope_for(deployment_id)
+        """The registry scope of a message of ``deployment_id`` (its own code, or this
+        worker's newest code for an adopted deployment); None when not served."""
+        if self.serves(deployment_id):
+            return registry.scope_for(deployment_id)
+        if self.adopts(deployment_id):
+            newest = self._current()[1]
+            if newest:
+                return registry.scope_for(deployment_id, code_of=newest[0])
+        return None
 
     def serve_kept_in_flight(self, world: World) -> list[str]:
         """Load the kept deployments that have runs in flight, were kept before this
@@ -165,6 +203,8 @@ class ServedDeployments:
             if kept.deployment_id not in served
             and kept.deployment_id not in self._unloadable
             and kept.kept_at < self._started_at
+            and not self.adopts_all
+            and kept.deployment_id not in self.adopted
         ]
         if not waiting:
             return []

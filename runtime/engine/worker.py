@@ -155,6 +155,8 @@ class Worker:
             newest). With neither, the worker serves every build this process loads.
         serve_unpinned: also serve runs recorded without a deployment (wfkit 0.1.0's),
             with the newest deployment.
+        adopt: deployments whose runs this worker also serves with its newest code, or
+            ``"all"`` (every other deployment); see ``serving``.
         kept_root: serve the deployments kept under this project's ``.wfkit/deployments``
             before the worker started that have runs in flight (and keep the given builds
             that are its own ``.wfkit/build`` there); None: none.
@@ -183,6 +185,7 @@ class Worker:
         builds: Sequence[str | Path] = (),
         serve_unpinned: bool = True,
         kept_root: Path | None = None,
+        adopt: Sequence[str] = (),
         concurrency: int = 16,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.05,
@@ -197,7 +200,9 @@ class Worker:
         url: str = "",
     ) -> None:
         given = [*builds, *([build_dir] if build_dir is not None else [])]
-        self.serving = ServedDeployments(given, serve_unpinned=serve_unpinned, kept_root=kept_root)
+        self.serving = ServedDeployments(
+            given, serve_unpinned=serve_unpinned, kept_root=kept_root, adopt=adopt
+        )
         self.world = resolve_world(world)
         self.concurrency = max(1, concurrency)
         self.lease_seconds = lease_seconds

@@ -131,7 +131,7 @@ _deployments: dict[str, Tables] = {}
 _class_ids: dict[type, str] = {}
 _loading: ContextVar[Tables | None] = ContextVar("wfkit_registry_loading", default=None)
 _scope: ContextVar[Scope | None] = ContextVar("wfkit_registry_scope", default=None)
-_scopes: dict[str, Scope] = {}
+_scopes: dict[tuple[str, str | None], Scope] = {}
 _serials = itertools.count(1)
 _version = 0
 """Bumped whenever a deployment or a module with twins comes or goes."""
@@ -176,24 +176,32 @@ def _newest_first(*, isolated: bool) -> list[Tables]:
     return [t for t in reversed(_deployments.values()) if t.isolated is isolated]
 
 
-def scope_for(deployment_id: str) -> Scope | None:
+def scope_for(deployment_id: str, *, code_of: str | None = None) -> Scope | None:
     """The scope of runs pinned to ``deployment_id`` ("" for unpinned runs).
 
+    Args:
+        deployment_id: the runs' deployment.
+        code_of: run them on this (loaded) deployment's code instead of their own: a
+            worker that *adopts* another deployment's runs (its own newest code runs
+            them; ``wfkit.patched()`` keeps their replays on the old branch).
+
     Returns:
-        The scope, or None when that deployment is not loaded in this process.
+        The scope, or None when the deployment whose code runs is not loaded here.
     """
-    scope = _scopes.get(deployment_id)
+    key = (deployment_id, code_of)
+    scope = _scopes.get(key)
     if scope is not None:
         return scope
-    if deployment_id:
-        tables = _deployments.get(deployment_id)
+    code = code_of or deployment_id
+    if code:
+        tables = _deployments.get(code)
         if tables is None:
             return None
         chain: tuple[Tables, ...] = (tables, _default)
     else:
         chain = (*_newest_first(isolated=False), _default, *_newest_first(isolated=True))
     scope = Scope(deployment_id, chain, next(_serials))
-    _scopes[deployment_id] = scope
+    _scopes[key] = scope
     return scope
 
 

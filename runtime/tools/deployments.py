@@ -138,7 +138,10 @@ def pending_reason(run: Run, local: LocalDeployments, now: datetime | None = Non
     if where:
         hint = f"its build is here ({where}): `wfkit worker` serves it"
     else:
-        hint = "no build of it is here: run `wfkit worker --build PATH` with its build"
+        hint = (
+            "no build of it is here: run `wfkit worker --build PATH` with its build, or move "
+            f"its runs to newer code with `wfkit worker --adopt {run.deployment_id}`"
+        )
     return (
         f"waiting for a worker that serves deployment {run.deployment_id}; pending for "
         f"{waited}; {hint}"

@@ -102,10 +102,16 @@ class Project:
 
     @contextmanager
     def worker(self) -> Iterator[subprocess.Popen[str]]:
-        """A ``wfkit worker`` process on the current build, stopped (SIGTERM) on exit."""
+        """A ``wfkit worker`` process on the current build, stopped (SIGTERM) on exit.
+
+        It adopts the runs of every other deployment (``--adopt all``): runs started on
+        earlier code move to this code, which is what these scenarios change code under
+        (without it, runs stay pinned to the build they started on).
+        """
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wfkit", "worker", "--concurrency", "4"], cwd=self.root,
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "wfkit", "worker", "--concurrency", "4", "--adopt", "all"],
+            cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         try:
             yield proc

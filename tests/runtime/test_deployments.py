@@ -387,3 +387,43 @@ def test_a_worker_takes_on_the_kept_deployments_with_runs_in_flight(
     asyncio.run(start(rollout, 3, world=world, deployment=newer))
     assert worker.serving.serve_kept_in_flight(world) == []
     assert newer not in worker.serving.deployment_ids()
+
+
+def test_a_worker_that_adopts_a_deployment_runs_its_runs_on_its_own_code(
+    two: TwoVersions,
+) -> None:
+    world = MemoryWorld()
+
+    async def scenario() -> tuple[str, Any]:
+        parent = await start(two.flows.spawn, 6, world=world, deployment=two.v1)
+        moved = await start(two.flows.rollout, 1, world=world, deployment=two.v1)
+        await Worker(world=world, builds=[two.v2_dir], poll_interval=0.01).drain(timeout=10)
+        assert world.runs.get(parent.run_id).status == "pending"  # pinned: not served
+        adopting = {"builds": [two.v2_dir], "adopt": [two.v1]}
+        await _work(world, parent.run_id, moved.run_id, **adopting)
+        child: str = await parent.result(timeout=5)
+        await _work(world, child, **adopting)
+        return child, await moved.result(timeout=5)
+
+    child, moved = asyncio.run(scenario())
+    # Still v1's runs (they started there), run by v2's code: its prepare step ran.
+    assert (moved["version"], moved["box"].label) == ("v2", "10!@v2")
+    assert {r.deployment_id for r in world.runs.list()} == {two.v1}
+    # The child stays on its parent's deployment, adopted too.
+    assert asyncio.run(start_result(world, child)) == "child 6 on v2"
+
+
+async def start_result(world: Any, run_id: str) -> Any:
+    from wfkit.runtime.api.client import get_run
+
+    return await (await get_run(run_id, world=world)).result(timeout=5)
+
+
+def test_adopting_all_receives_every_pinned_queue_and_a_bad_id_is_refused(
+    two: TwoVersions,
+) -> None:
+    worker = Worker(world=MemoryWorld(), builds=[two.v2_dir], adopt=["all"])
+    assert worker.serving.prefixes() == ["__wkf_d_", WORKFLOW_QUEUE_PREFIX, STEP_QUEUE_PREFIX]
+    assert worker.serving.adopts(two.v1) and not worker.serving.adopts(two.v2)
+    with pytest.raises(ValueError, match="adopt: 'v1' is neither a deployment ID"):
+        Worker(world=MemoryWorld(), builds=[two.v2_dir], adopt=["v1"])
