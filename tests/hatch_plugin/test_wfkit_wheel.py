@@ -34,7 +34,7 @@ def test_the_wheel_adds_only_wfkit_and_wfbuild_and_the_sdist_rebuilds_it(tmp_pat
     assert {name.split("/", 1)[0] for name in names} == {
         "wfkit",
         "wfbuild",
-        "wfkit-0.1.0.dist-info",
+        "wfkit-0.2.0.dist-info",
     }
     # The symlinked folders ship as real subpackages, with py.typed for type checkers.
     for required in (
