@@ -1,0 +1,47 @@
+"""The ``wfkit`` command: run workers, start and inspect runs, verify and heal a world.
+
+One module per group of subcommands, each with a ``register(sub)`` adding its parsers:
+``runs`` (start, run, cancel, retry, export), ``inspecting`` (inspect, verify, heal),
+``deploying`` (deployments, deploy) and ``processes`` (worker, serve, web, dev).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from wfkit.cli import deploying, inspecting, processes, runs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wfkit`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="wfkit", description="Durable workflows for Python.")
+    parser.add_argument(
+        "--world",
+        default=None,
+        help="local | memory | postgresql://… | module:attr (default: $WFKIT_WORLD or local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in (processes, runs, inspecting, deploying):
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``wfkit`` command; returns its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except Exception as exc:  # a clear one-line error for users, not a traceback
+        from wfkit.worlds.base import WfkitError
+
+        if not isinstance(exc, WfkitError | FileNotFoundError | ValueError):
+            raise
+        print(f"wfkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,243 @@
+"""``wfkit worker``, ``serve``, ``web`` and ``dev``: the commands that keep running."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wfkit.cli.common import Subcommands, world_of
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from wfkit.runtime.engine.worker import Worker
+    from wfkit.runtime.loading.loader import load_build
+    from wfkit.runtime.loading.project import find_root
+    from wfkit.runtime.observability.logs import configure_logging
+
+    configure_logging("DEBUG" if args.verbose else args.log_level, log_format=args.log_format)
+    builds = args.build or [load_build().build_dir]
+    worker = Worker(
+        world=world_of(args),
+        builds=builds,
+        serve_unpinned=args.unpinned,
+        kept_root=find_root() if args.kept else None,
+        adopt=args.adopt or (),
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
+        sweep_interval=args.sweep_interval,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        banner = (
+            f"wfkit worker: world={worker.world.name} concurrency={args.concurrency} "
+            f"deployments={_served(worker.serving.deployment_ids())}"
+        )
+        if args.log_format == "json":  # every line of a JSON log is JSON
+            logging.getLogger("wfkit.worker").info(banner)
+        else:
+            print(banner, flush=True)
+        await worker.run(stop_event=stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _served(deployment_ids: Sequence[str]) -> str:
+    """``d_a (newest), d_b`` for the worker's banner."""
+    if not deployment_ids:
+        return "none yet"
+    newest, *older = deployment_ids
+    return ", ".join([f"{newest} (newest)", *older])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from wfkit.runtime.loading.loader import load_build
+    from wfkit.runtime.tools.http import create_app
+
+    load_build(args.build)
+    world = world_of(args)
+    app = create_app(world)
+    if not args.worker:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    from wfkit.runtime.engine.worker import Worker
+
+    async def main() -> None:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port))
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(Worker(world=world).run(stop_event=stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await worker_task
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the run inspector (``runtime/web.py``); it reads the world, loads no build."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from wfkit.runtime.tools.web import create_web_app
+
+    app = create_web_app(world_of(args))
+    url = f"http://{args.host}:{args.port}/"
+    print(f"wfkit web: inspecting world={args.world or 'default'} at {url}", flush=True)
+    if not args.no_browser:
+        threading.Timer(0.8, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _newest_mtime(directory: Path) -> float:
+    stamps = [p.stat().st_mtime for p in directory.rglob("*.py")] if directory.is_dir() else []
+    manifest = directory / "manifest.json"
+    if manifest.is_file():
+        stamps.append(manifest.stat().st_mtime)
+    return max(stamps, default=0.0)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Watch and rebuild (``python -m wfbuild watch``) and run a worker that restarts
+    whenever the build output changes (generated modules cannot be reloaded in place)."""
+    import subprocess
+    import time
+
+    from wfkit.runtime.loading.loader import find_root
+
+    build_dir = find_root() / ".wfkit" / "build"
+    python = sys.executable
+    watcher = subprocess.Popen([python, "-m", "wfbuild", "watch"])
+    worker: subprocess.Popen[bytes] | None = None
+    seen = -1.0
+    world_args = ["--world", args.world] if args.world else []
+    try:
+        while watcher.poll() is None:
+            stamp = _newest_mtime(build_dir)
+            if stamp and stamp != seen:
+                seen = stamp
+                if worker is not None:
+                    worker.terminate()
+                    worker.wait(timeout=30)
+                    print("wfkit dev: build changed; restarting the worker", flush=True)
+                worker = subprocess.Popen(
+                    [
+                        python,
+                        "-m",
+                        "wfkit",
+                        *world_args,
+                        "worker",
+                        "--concurrency",
+                        str(args.concurrency),
+                    ]
+                )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (worker, watcher):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    """Add this module's subcommands to the ``wfkit`` parser."""
+    p = sub.add_parser("worker", help="consume the queues and run workflows and steps")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="message lease; a dead worker's messages are redelivered after it (default 30)",
+    )
+    p.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=60.0,
+        help="seconds between sweeps re-enqueueing runs that lost their message (0: off)",
+    )
+    p.add_argument(
+        "--build",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a build directory to serve; give it more than once to serve several deployments, "
+        "the newest last (default: $WFKIT_BUILD_DIR, <project>/.wfkit/build or an installed "
+        "wheel's build)",
+    )
+    p.add_argument(
+        "--kept",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve the deployments kept under <project>/.wfkit/deployments before the "
+        "worker started that have runs in flight, and keep the project's own build there "
+        "(default: on)",
+    )
+    p.add_argument(
+        "--adopt",
+        action="append",
+        default=None,
+        metavar="DEPLOYMENT|all",
+        help="also serve the runs of this deployment (or of every deployment this worker does "
+        "not serve: all) with this worker's newest code, moving them to it; guard changed "
+        "code with wfkit.patched() and check it with `python -m wfbuild check --replay` first; "
+        "repeatable (default: none)",
+    )
+    p.add_argument(
+        "--unpinned",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve runs recorded without a deployment (wfkit 0.1.0's), with the newest "
+        "deployment (default: on)",
+    )
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="least severe wfkit log records written to stderr (default INFO)",
+    )
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="same as --log-level DEBUG")
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line with run_id/step_id fields (default text)",
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("serve", help="serve webhooks, health and the manifest over HTTP (ASGI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--build", default=None)
+    p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("web", help="a run inspector in the browser (runs, steps, events, streams)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3456)
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("dev", help="watch + rebuild + a worker that restarts on each build")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.set_defaults(func=cmd_dev)

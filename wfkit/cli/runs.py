@@ -1,0 +1,151 @@
+"""``wfkit start``, ``run``, ``cancel``, ``retry`` and ``export``: acting on runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from wfkit.cli.common import Subcommands, json_args, world_of
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from wfkit.runtime.api.client import start
+    from wfkit.runtime.loading.resolve import workflow_id_named
+
+    workflow_id = workflow_id_named(args.workflow)
+
+    async def main() -> str:
+        run = await start(
+            workflow_id,
+            *json_args(args.args),
+            run_id=args.run_id,
+            world=world_of(args),
+            deployment=args.deployment,
+        )
+        return run.run_id
+
+    print(asyncio.run(main()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import importlib
+
+    from wfkit import run as run_workflow
+    from wfkit.runtime.loading.project import find_root
+
+    module_name, _, attr = args.target.partition(":")
+    if not attr:
+        raise SystemExit("wfkit run: expected MODULE:FUNCTION, e.g. examples.orders:process_order")
+    root = str(find_root())
+    if root not in sys.path:  # the project's modules import from any of its subdirectories
+        sys.path.insert(0, root)
+    fn = getattr(importlib.import_module(module_name), attr)
+    result = run_workflow(fn, *json_args(args.args))
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from wfkit.runtime.api.client import get_run
+
+    async def main() -> None:
+        await (await get_run(args.run_id, world=world_of(args))).cancel()
+
+    asyncio.run(main())
+    print(f"cancelled {args.run_id}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Run a failed run again on the current code (``wfkit.retry_run``)."""
+    from wfkit.runtime.api.client import retry_run
+    from wfkit.worlds.base import EntityConflictError, RunNotFoundError
+
+    try:
+        retry_run(args.run_id, world=world_of(args))
+    except (RunNotFoundError, EntityConflictError) as exc:
+        print(f"wfkit: {exc}", file=sys.stderr)
+        return 1
+    print(f"retrying {args.run_id}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write runs' records and event logs as JSON, for ``python -m wfbuild check --replay``."""
+    from wfkit.runtime.tools.replay_check import export_run
+    from wfkit.worlds.base import RunNotFoundError
+
+    world = world_of(args)
+    try:
+        logs = [export_run(world, run_id) for run_id in args.run_ids]
+    except RunNotFoundError as exc:
+        print(f"wfkit: {exc}", file=sys.stderr)
+        return 1
+    if args.dir:
+        folder = Path(args.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            path = folder / f"{log['run']['run_id']}.json"
+            path.write_text(json.dumps(log, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            print(path)
+        return 0
+    print(json.dumps(logs[0] if len(logs) == 1 else logs, indent=1, sort_keys=True))
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    """Add this module's subcommands to the ``wfkit`` parser."""
+    p = sub.add_parser(
+        "export",
+        help="write runs' event logs as JSON (for `python -m wfbuild check --replay`)",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN")
+    p.add_argument(
+        "--dir", default=None, help="write one RUN.json per run here (default: JSON on stdout)"
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("start", help="start a run; prints its id")
+    p.add_argument(
+        "workflow",
+        help="workflow ID (workflow//./myapp/jobs//pipeline) or MODULE:FUNCTION "
+        "(myapp.jobs:pipeline), looked up in the build's manifest",
+    )
+    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.add_argument("--run-id", default=None, help="a run id of your choosing (default: a new one)")
+    p.add_argument(
+        "--deployment",
+        default="latest",
+        help="the deployment the run is pinned to: 'latest' (the newest build known here that "
+        "lists the workflow) or an ID from `wfkit deployments` (default: latest)",
+    )
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser(
+        "run", help="build, run a workflow to completion in-process, print its result"
+    )
+    p.add_argument("target", help="MODULE:FUNCTION")
+    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("cancel", help="cancel a run")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser(
+        "retry",
+        help="run a failed run again on the current code, from its log",
+        description=(
+            "Record run_retried (failed -> running) and wake the run: a worker replays its "
+            "log past the failure on the build it runs now (e.g. code fixed with "
+            "wfkit.patched() after a REPLAY_DIVERGENCE). Sleeps the failure cut short wait "
+            "again; hooks the failure disposed are not revived (resuming them is refused). "
+            "Only a failed run can be retried."
+        ),
+    )
+    p.add_argument("run_id", metavar="RUN", help="the failed run's id (wrun_...)")
+    p.set_defaults(func=cmd_retry)
