@@ -25,7 +25,7 @@ PUBLIC = [
     "get_workflow_metadata", "get_world", "get_writable", "patched", "resume_hook",
     "resume_hook_sync",
     "resume_webhook", "retry_run", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
-    "worker",
+    "worker", "__version__",
 ]  # fmt: skip
 
 

@@ -19,9 +19,15 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def _prog() -> str:
+    """``wfbuild`` when run as the console script, else ``python -m wfbuild``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "wfbuild" if name == "wfbuild" else "python -m wfbuild"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m wfbuild",
+        prog=_prog(),
         description="Transform wfkit workflow modules into replay bundles, step entrypoints, "
         "client modules and manifest.json.",
     )

@@ -16,6 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
+
     from wfkit._dev import (
         build,
         format_timeline,
@@ -207,6 +209,7 @@ __all__ = [
     "WorkflowRunCancelledError",
     "WorkflowRunFailedError",
     "WorldError",
+    "__version__",
     "build",
     "cancel_run",
     "create_hook",
@@ -238,12 +241,26 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = _installed_version()
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'wfkit' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
+
+
+def _installed_version() -> str:
+    """The installed distribution's version (``pyproject.toml``'s, through its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wfkit")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
 
 
 def __dir__() -> list[str]:

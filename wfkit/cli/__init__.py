@@ -2,7 +2,8 @@
 
 One module per group of subcommands, each with a ``register(sub)`` adding its parsers:
 ``runs`` (start, run, cancel, retry, export), ``inspecting`` (inspect, verify, heal),
-``deploying`` (deployments, deploy) and ``processes`` (worker, serve, web, dev).
+``results`` (result, resume, stream), ``deploying`` (deployments, deploy) and
+``processes`` (worker, serve, web, dev).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from wfkit.cli import deploying, inspecting, processes, runs
+import wfkit
+from wfkit.cli import deploying, inspecting, processes, results, runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="local | memory | postgresql://… | module:attr (default: $WFKIT_WORLD or local)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for group in (processes, runs, inspecting, deploying):
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"wfkit {wfkit.__version__}",
+        help="print the version",
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="(wfkit COMMAND --help: its options)"
+    )
+    for group in (processes, runs, results, inspecting, deploying):
         group.register(sub)
     return parser
 

@@ -1,4 +1,5 @@
-"""What every ``wfkit`` subcommand shares: the world it acts on and its JSON arguments."""
+"""What every ``wfkit`` subcommand shares: its help formatting, the world it acts on and
+its JSON arguments."""
 
 from __future__ import annotations
 
@@ -8,6 +9,31 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already says it or there is
+    none to show (a flag that is off, an option that is unset by default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        takes_default = action.option_strings or action.nargs in ("?", "*")
+        if (
+            not takes_default
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or "default" in text
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_command(sub: Subcommands, name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A ``wfkit NAME`` subcommand parser whose help shows defaults; its description is
+    ``help`` unless given."""
+    kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+    return sub.add_parser(name, help=help, formatter_class=HelpFormatter, **kwargs)
 
 
 def world_of(args: argparse.Namespace) -> Any:

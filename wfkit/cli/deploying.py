@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from wfkit.cli.common import Subcommands, world_of
+from wfkit.cli.common import Subcommands, add_command, world_of
 from wfkit.runtime.tools import tables as views
 
 
@@ -55,8 +55,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add this module's subcommands to the ``wfkit`` parser."""
-    p = sub.add_parser(
-        "deployments", help="deployments with their runs in flight (counts per status)"
+    p = add_command(
+        sub, "deployments", help="deployments with their runs in flight (counts per status)"
     )
     p.add_argument("--all", action="store_true", help="also count ended runs (reads every run)")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
@@ -67,8 +67,8 @@ def register(sub: Subcommands) -> None:
     )
     p.set_defaults(func=cmd_deployments)
 
-    p = sub.add_parser(
-        "deploy", help="keep a copy of the build under .wfkit/deployments/<id>/; prints the ID"
+    p = add_command(
+        sub, "deploy", help="keep a copy of the build under .wfkit/deployments/<id>/; prints the ID"
     )
     p.add_argument("--build", default=None, metavar="PATH", help="the build (default: as worker)")
     p.set_defaults(func=cmd_deploy)

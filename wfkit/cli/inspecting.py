@@ -8,8 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from wfkit.cli.common import Subcommands, world_of
+from wfkit.cli.common import Subcommands, add_command, world_of
 from wfkit.runtime.tools import tables as views
+
+INSPECT_KINDS = ("runs", "steps", "events", "hooks", "waits", "streams")
+"""What ``wfkit inspect`` lists (each also by its singular)."""
 
 RUN_COLUMNS = ["run_id", "workflow", "status", "deployment", "created", "completed"]
 
@@ -83,9 +86,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         records = []
         rows, columns = [{"stream": n} for n in names], ["stream"]
     else:
-        raise SystemExit(
-            f"wfkit inspect: unknown resource {kind!r}: runs, steps, events, hooks, waits, streams"
-        )
+        raise SystemExit(f"wfkit inspect: unknown resource {kind!r}: {', '.join(INSPECT_KINDS)}")
     if args.json:
         print(
             json.dumps(
@@ -130,16 +131,31 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add this module's subcommands to the ``wfkit`` parser."""
-    p = sub.add_parser("inspect", help="tables of runs, steps, events, hooks, waits, streams")
-    p.add_argument("kind")
-    p.add_argument("id", nargs="?", default=None)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50)
+    p = add_command(
+        sub,
+        "inspect",
+        help=f"tables of {', '.join(INSPECT_KINDS)}",
+        description=f"Print a table (or --json) of one kind of record: {', '.join(INSPECT_KINDS)}. "
+        "`inspect runs RUN` also shows why a pending run waits and the run's timeline; "
+        "`inspect events RUN` prints its event log as a timeline.",
+    )
+    p.add_argument("kind", metavar="KIND", help=f"what to list: {', '.join(INSPECT_KINDS)}")
+    p.add_argument(
+        "id",
+        nargs="?",
+        default=None,
+        metavar="RUN",
+        help="the run (required for steps, events, waits and streams; hooks: that run's)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.add_argument("--limit", type=int, default=50, help="runs: at most this many, newest first")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("verify", help="re-fold every event log and compare with the records")
-    p.add_argument("run_id", nargs="?", default=None)
+    p = add_command(sub, "verify", help="re-fold every event log and compare with the records")
+    p.add_argument(
+        "run_id", nargs="?", default=None, metavar="RUN", help="only this run (default: every run)"
+    )
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("heal", help="re-enqueue runs that lost their queue message")
+    p = add_command(sub, "heal", help="re-enqueue runs that lost their queue message")
     p.set_defaults(func=cmd_heal)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wfkit.cli.common import Subcommands, world_of
+from wfkit.cli.common import Subcommands, add_command, world_of
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -160,13 +160,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add this module's subcommands to the ``wfkit`` parser."""
-    p = sub.add_parser("worker", help="consume the queues and run workflows and steps")
-    p.add_argument("--concurrency", type=int, default=8)
+    p = add_command(sub, "worker", help="consume the queues and run workflows and steps")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="how many runs and steps this worker works at once",
+    )
     p.add_argument(
         "--lease-seconds",
         type=float,
         default=30.0,
-        help="message lease; a dead worker's messages are redelivered after it (default 30)",
+        help="message lease in seconds; a dead worker's messages are redelivered after it",
     )
     p.add_argument(
         "--sweep-interval",
@@ -214,30 +219,41 @@ def register(sub: Subcommands) -> None:
         default="INFO",
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-        help="least severe wfkit log records written to stderr (default INFO)",
+        help="least severe wfkit log records written to stderr",
     )
     verbosity.add_argument("-v", "--verbose", action="store_true", help="same as --log-level DEBUG")
     p.add_argument(
         "--log-format",
         default="text",
         choices=["text", "json"],
-        help="text lines, or one JSON object per line with run_id/step_id fields (default text)",
+        help="text lines, or one JSON object per line with run_id/step_id fields",
     )
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("serve", help="serve webhooks, health and the manifest over HTTP (ASGI)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--build", default=None)
+    p = add_command(sub, "serve", help="serve webhooks, health and the manifest over HTTP (ASGI)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="the port to listen on")
+    p.add_argument(
+        "--build",
+        default=None,
+        metavar="PATH",
+        help="the build whose manifest and webhooks are served (default: as worker)",
+    )
     p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("web", help="a run inspector in the browser (runs, steps, events, streams)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3456)
+    p = add_command(
+        sub, "web", help="a run inspector in the browser (runs, steps, events, streams)"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (anything but loopback exposes the inspector)",
+    )
+    p.add_argument("--port", type=int, default=3456, help="the port to listen on")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_web)
 
-    p = sub.add_parser("dev", help="watch + rebuild + a worker that restarts on each build")
-    p.add_argument("--concurrency", type=int, default=8)
+    p = add_command(sub, "dev", help="watch + rebuild + a worker that restarts on each build")
+    p.add_argument("--concurrency", type=int, default=8, help="the worker's --concurrency")
     p.set_defaults(func=cmd_dev)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from wfkit.cli.common import Subcommands, json_args, world_of
+from wfkit.cli.common import Subcommands, add_command, json_args, world_of
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -99,23 +99,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add this module's subcommands to the ``wfkit`` parser."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "export",
         help="write runs' event logs as JSON (for `python -m wfbuild check --replay`)",
     )
-    p.add_argument("run_ids", nargs="+", metavar="RUN")
+    p.add_argument("run_ids", nargs="+", metavar="RUN", help="the runs to export (wrun_...)")
     p.add_argument(
         "--dir", default=None, help="write one RUN.json per run here (default: JSON on stdout)"
     )
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("start", help="start a run; prints its id")
+    p = add_command(sub, "start", help="start a run; prints its id")
     p.add_argument(
         "workflow",
         help="workflow ID (workflow//./myapp/jobs//pipeline) or MODULE:FUNCTION "
         "(myapp.jobs:pipeline), looked up in the build's manifest",
     )
-    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.add_argument("args", nargs="*", help="the workflow's arguments, each a JSON value")
     p.add_argument("--run-id", default=None, help="a run id of your choosing (default: a new one)")
     p.add_argument(
         "--deployment",
@@ -125,18 +126,21 @@ def register(sub: Subcommands) -> None:
     )
     p.set_defaults(func=cmd_start)
 
-    p = sub.add_parser(
-        "run", help="build, run a workflow to completion in-process, print its result"
+    p = add_command(
+        sub, "run", help="build, run a workflow to completion in-process, print its result"
     )
-    p.add_argument("target", help="MODULE:FUNCTION")
-    p.add_argument("args", nargs="*", help="JSON arguments")
+    p.add_argument(
+        "target", help="the workflow as MODULE:FUNCTION (myapp.jobs:pipeline), from the project"
+    )
+    p.add_argument("args", nargs="*", help="the workflow's arguments, each a JSON value")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("cancel", help="cancel a run")
-    p.add_argument("run_id")
+    p = add_command(sub, "cancel", help="cancel a run")
+    p.add_argument("run_id", metavar="RUN", help="the run's id (wrun_...)")
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "retry",
         help="run a failed run again on the current code, from its log",
         description=(

@@ -15,8 +15,9 @@ The inspector loads no build: it reads records and events, and its actions are t
 client API's (``cancel_run``, ``resume_hook``). Modules: ``app`` (routes and actions),
 ``queries`` (world reads, run in threads), ``timeline`` (the waterfall's data and scale),
 ``*_html`` and ``markup`` (pure markup), ``live`` (server-sent events), ``security``
-(Host and cross-site checks), ``hook_payloads`` (checking a typed-in payload),
-``assets`` (the stylesheet and script). Needs the ``web`` extra.
+(Host and cross-site checks), ``assets`` (the stylesheet and script). A typed-in hook
+payload is checked by ``wfkit.runtime.tools.hook_payloads`` (shared with ``wfkit resume``).
+Needs the ``web`` extra.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from starlette.routing import Route
 
 from wfkit.runtime.api.client import cancel_run, resume_hook_sync
 from wfkit.runtime.api.streams import decode_chunk
+from wfkit.runtime.tools.hook_payloads import PayloadCheck, check_payload, schema_of
 from wfkit.runtime.tools.tables import short_name
 from wfkit.runtime.tools.web import assets, queries
-from wfkit.runtime.tools.web.hook_payloads import PayloadCheck, check_payload, schema_of
 from wfkit.runtime.tools.web.live import LIST_POLL_SECONDS, live_response
 from wfkit.runtime.tools.web.markup import (
     PARTIAL_HEADER,

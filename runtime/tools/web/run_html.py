@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from wfkit.runtime.tools.hook_payloads import schema_of
 from wfkit.runtime.tools.tables import short_name
-from wfkit.runtime.tools.web.hook_payloads import schema_of
 from wfkit.runtime.tools.web.markup import (
     ACTIVE,
     badge,

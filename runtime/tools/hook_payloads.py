@@ -1,4 +1,5 @@
-"""Checking a hook payload typed into the inspector before it reaches the run.
+"""Checking a hook payload typed into the inspector (or given to ``wfkit resume``) before
+it reaches the run.
 
 The inspector loads no build, so it cannot call a typed hook's pydantic model. A hook
 whose metadata carries the model's JSON Schema under ``"schema"``
