@@ -28,6 +28,7 @@ from wfkit.runtime.loading.project import find_build_dir
 from wfkit.runtime.loading.twins import canonical_module
 
 __all__ = [
+    "known_workflows",
     "manifest_keys",
     "step_function_for",
     "step_id_for",
@@ -107,6 +108,17 @@ def workflow_id_named(name: str) -> str:
         f"{module}.{qualname} is not a workflow in any wfkit build ({where}); is the build up "
         "to date (`python -m wfbuild build`)?"
     )
+
+
+def known_workflows() -> tuple[list[ManifestEntry], list[Path]]:
+    """Every workflow the builds this process knows list (loaded ones, then the one
+    ``find_build_dir()`` finds), and those builds' directories (empty: no build known)."""
+    entries: list[ManifestEntry] = []
+    builds: list[Path] = []
+    for manifest in _known_manifests(None):
+        builds.append(manifest.build_dir)
+        entries.extend(manifest.of_kind("workflows"))
+    return entries, builds
 
 
 def step_id_for(fn: Any) -> str | None:

@@ -157,9 +157,73 @@ def test_the_local_world_is_the_projects_from_any_subdirectory(
     assert (root / ".wfkit" / ".gitignore").read_text() == "*\n"
     assert not (sub / ".wfkit").exists()
 
-    unknown = wfkit_in(sub, env, "start", f"{package}.jobs:nope", check=False)
-    assert unknown.returncode == 1
-    assert "WorkflowNotRegisteredError" in unknown.stderr and "Traceback" not in unknown.stderr
+    unknown = wfkit_in(sub, env, "start", f"{package}.jobs:pipelin", check=False)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(f"wfkit start: no workflow {package}.jobs:pipelin in the")
+    assert f"did you mean {package}.jobs:pipeline?" in unknown.stderr
+    assert len(unknown.stderr.splitlines()) == 1
+
+
+def test_start_refuses_an_id_the_build_does_not_list(
+    project: tuple[Path, str, dict[str, str]],
+) -> None:
+    root, package, env = project
+    typo = f"workflow//./{package}/jobs//pipelne"
+    refused = wfkit_in(root, env, "start", typo, "12", check=False)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith(f"wfkit start: no workflow {typo} in the build (")
+    assert f"did you mean workflow//./{package}/jobs//pipeline?" in line
+    assert wfkit_in(root, env, "inspect", "runs", "--json").stdout.strip() == "[]"  # no run
+
+
+def test_workflows_lists_ids_with_their_source_lines(
+    project: tuple[Path, str, dict[str, str]],
+) -> None:
+    root, package, env = project
+    listed = wfkit_in(root / package, env, "workflows").stdout.splitlines()
+    source = (root / package / "jobs.py").read_text().splitlines()
+    line = source.index("async def pipeline(n: int) -> dict:") + 1
+    assert f"workflow//./{package}/jobs//pipeline  {package}/jobs.py:{line}" in [
+        " ".join(row.split()).replace(" ", "  ", 1) for row in listed
+    ]
+    rows = json.loads(wfkit_in(root, env, "workflows", "--json").stdout)
+    assert {"id": f"workflow//./{package}/jobs//pipeline", "module": f"{package}.jobs",
+            "source": f"{package}/jobs.py:{line}"} in rows  # fmt: skip
+
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "wfkit"
+
+
+@pytest.mark.parametrize("where", ["root", "subdirectory"])
+def test_the_console_script_runs_the_projects_modules(
+    project: tuple[Path, str, dict[str, str]], where: str
+) -> None:
+    """``.venv/bin/wfkit run`` (not ``python -m``: no cwd on sys.path) from a project
+    outside this repository."""
+    root, package, env = project
+    cwd = root if where == "root" else root / package
+    assert ROOT not in cwd.parents
+    done = subprocess.run(
+        [CONSOLE_SCRIPT, "run", f"{package}.jobs:pipeline", "12"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["step_sees"] == [True, True, True]
+
+    for target, message in [
+        (f"{package}.jobs:pipelin", f"wfkit run: module {package}.jobs has no attribute "
+         "'pipelin'; did you mean pipeline?"),
+        (f"{package}.nope:pipeline", f"wfkit run: no module named '{package}.nope' in the "
+         f"project at {root.resolve()}"),
+    ]:  # fmt: skip
+        bad = subprocess.run(
+            [CONSOLE_SCRIPT, "run", target], cwd=cwd, env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert bad.returncode == 1
+        (line,) = bad.stderr.splitlines()
+        assert line.startswith(message)
 
 
 def test_a_worker_refuses_an_incomplete_build(project: tuple[Path, str, dict[str, str]]) -> None:

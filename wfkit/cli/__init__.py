@@ -2,18 +2,19 @@
 
 One module per group of subcommands, each with a ``register(sub)`` adding its parsers:
 ``runs`` (start, run, cancel, retry, export), ``inspecting`` (inspect, verify, heal),
-``results`` (result, resume, stream), ``deploying`` (deployments, deploy) and
+``results`` (result, resume, stream), ``catalog`` (workflows), ``deploying`` (deployments, deploy) and
 ``processes`` (worker, serve, web, dev).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 import wfkit
-from wfkit.cli import deploying, inspecting, processes, results, runs
+from wfkit.cli import catalog, deploying, inspecting, processes, results, runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="(wfkit COMMAND --help: its options)"
     )
-    for group in (processes, runs, results, inspecting, deploying):
+    for group in (processes, runs, results, inspecting, catalog, deploying):
         group.register(sub)
     return parser
 
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except BrokenPipeError:  # `wfkit ... | head`: the reader left; not an error of ours
+        sys.stdout = open(os.devnull, "w")  # Python flushes stdout at exit: let it, quietly
+        return 0
     except Exception as exc:  # a clear one-line error for users, not a traceback
         from wfkit.worlds.base import WfkitError
 

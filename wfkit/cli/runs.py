@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wfkit.cli.common import Subcommands, add_command, json_args, world_of
 
+if TYPE_CHECKING:
+    from wfkit.runtime.loading.manifest import ManifestEntry
+
+
+UNKNOWN_WORKFLOW = 2
+"""``wfkit start``'s exit status for a workflow no known build lists (nothing is written)."""
+
 
 def cmd_start(args: argparse.Namespace) -> int:
+    """Start a run; refuse a workflow the build does not list, before writing anything."""
     from wfkit.runtime.api.client import start
-    from wfkit.runtime.loading.resolve import workflow_id_named
+    from wfkit.runtime.errors import WorkflowNotRegisteredError
+    from wfkit.runtime.loading.resolve import known_workflows, workflow_id_named
 
-    workflow_id = workflow_id_named(args.workflow)
+    entries, builds = known_workflows()
+    try:
+        workflow_id = workflow_id_named(args.workflow)
+    except WorkflowNotRegisteredError:
+        workflow_id = None
+    if workflow_id is None or (builds and workflow_id not in {e.id for e in entries}):
+        # With no build known here at all an ID is taken on trust: the workers that serve
+        # it may be elsewhere (a Postgres world shared with other machines).
+        print(f"wfkit start: {unknown_workflow(args.workflow, entries, builds)}", file=sys.stderr)
+        return UNKNOWN_WORKFLOW
 
     async def main() -> str:
         run = await start(
@@ -31,22 +52,76 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def unknown_workflow(name: str, entries: Sequence[ManifestEntry], builds: Sequence[Path]) -> str:
+    """One line: ``name`` is not a workflow the builds list, and the closest names that are
+    (written the way ``name`` was: an ID or ``MODULE:FUNCTION``)."""
+    as_ids = name.startswith("workflow//")
+    by_tail: dict[str, list[str]] = {}
+    for entry in entries:  # compare what tells workflows apart: the function, not the path
+        by_tail.setdefault(entry.key, []).append(
+            entry.id if as_ids else f"{entry.module}:{entry.key}"
+        )
+    tail = name.rsplit("//" if as_ids else ":", 1)[-1]
+    close = [
+        full
+        for match in difflib.get_close_matches(tail, list(by_tail), n=3, cutoff=0.6)
+        for full in by_tail[match]
+    ][:3]
+    where = ", ".join(str(b) for b in builds) or "no build was found"
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (
+        f"no workflow {name} in the build ({where}){hint} (`wfkit workflows` lists them; "
+        "rebuild with `python -m wfbuild build` if it is new)"
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """Build if stale, run the workflow in-process to its end, print its result."""
+    from wfkit import run as run_workflow
+    from wfkit.cli.results import render_value
+
+    fn = import_target(args.target)
+    result = run_workflow(fn, *json_args(args.args))
+    print(render_value(result))
+    return 0
+
+
+def import_target(target: str) -> Any:
+    """The function ``MODULE:FUNCTION`` names, imported from the project (its root goes on
+    ``sys.path``: a console script, unlike ``python -m``, does not put the cwd there).
+
+    Raises:
+        SystemExit: one line when the module or the function is not there.
+    """
     import importlib
 
-    from wfkit import run as run_workflow
     from wfkit.runtime.loading.project import find_root
 
-    module_name, _, attr = args.target.partition(":")
-    if not attr:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
         raise SystemExit("wfkit run: expected MODULE:FUNCTION, e.g. examples.orders:process_order")
-    root = str(find_root())
-    if root not in sys.path:  # the project's modules import from any of its subdirectories
-        sys.path.insert(0, root)
-    fn = getattr(importlib.import_module(module_name), attr)
-    result = run_workflow(fn, *json_args(args.args))
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    root = find_root()
+    if str(root) not in sys.path:  # the project's modules import from any of its subdirectories
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name != missing and not module_name.startswith(missing + "."):
+            raise  # the module exists but imports something missing: its traceback helps
+        raise SystemExit(
+            f"wfkit run: no module named {missing!r} in the project at {root} "
+            "(run from inside the project, or install it)"
+        ) from None
+    fn = getattr(module, attr.split(".")[0], None)
+    for part in attr.split(".")[1:]:  # Class.method
+        fn = getattr(fn, part, None)
+    if fn is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+        close = difflib.get_close_matches(attr, names, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise SystemExit(f"wfkit run: module {module_name} has no attribute {attr!r}{hint}")
+    return fn
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
