@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,38 @@ def test_console_scripts_are_installed(script: str) -> None:
     out = subprocess.run([VENV_BIN / script, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert f"usage: {script}" in out.stdout
+
+
+BLOCKER = """import sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # what `import name` meets when the package is not installed
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "blocked", "extra"),
+    [
+        (["serve"], ["uvicorn", "starlette"], "web"),
+        (["web", "--no-browser"], ["uvicorn", "starlette"], "web"),
+        (["web", "--no-browser"], ["starlette"], "web"),
+        (["--world", "postgresql://postgres@127.0.0.1:1/nowhere", "inspect", "runs"],
+         ["psycopg"], "postgres"),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_is_one_line_naming_the_pip_command(
+    tmp_path: Path, args: list[str], blocked: list[str], extra: str
+) -> None:
+    """The installed console script, with the optional packages made unimportable by a
+    sitecustomize module (as if they were not installed)."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER.format(blocked=blocked))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFKIT_")}
+    env["PYTHONPATH"] = str(tmp_path)
+    out = subprocess.run(
+        [VENV_BIN / "wfkit", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    command = next(a for a in args if not a.startswith("-") and "/" not in a)
+    assert line.startswith(f"wfkit {command}: this needs the '{extra}' extra (")
+    assert line.endswith(f"is not installed): pip install 'wfkit[{extra}]'")

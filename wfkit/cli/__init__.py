@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import wfkit
 from wfkit.cli import catalog, deploying, inspecting, processes, results, runs
+from wfkit.cli.common import missing_extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a clear one-line error for users, not a traceback
         from wfkit.worlds.base import WfkitError
 
+        install = missing_extra(exc)
+        if install is not None:
+            print(f"wfkit {args.command}: {install}", file=sys.stderr)
+            return 1
         if not isinstance(exc, WfkitError | FileNotFoundError | ValueError):
             raise
         print(f"wfkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

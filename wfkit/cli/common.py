@@ -36,6 +36,37 @@ def add_command(sub: Subcommands, name: str, help: str, **kwargs: Any) -> argpar
     return sub.add_parser(name, help=help, formatter_class=HelpFormatter, **kwargs)
 
 
+EXTRAS = {
+    "starlette": "web",
+    "uvicorn": "web",
+    "httpx": "web",
+    "anyio": "web",
+    "psycopg": "postgres",
+    "psycopg_binary": "postgres",
+    "opentelemetry": "otel",
+}
+"""Top-level modules of optional dependencies, and the extra that installs each."""
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """What to install when ``exc`` (or an exception it came from) is the import of an
+    optional dependency failing; None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ImportError):
+            module = (current.name or "").split(".")[0]
+            extra = EXTRAS.get(module)
+            if extra is not None:
+                return (
+                    f"this needs the {extra!r} extra ({module} is not installed): "
+                    f"pip install 'wfkit[{extra}]'"
+                )
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def world_of(args: argparse.Namespace) -> Any:
     """The world named by ``--world`` (default: ``$WFKIT_WORLD`` or the project's local one)."""
     from wfkit.runtime.world_config import get_world
