@@ -86,7 +86,7 @@ def test_a_diverged_run_retried_on_fixed_code_completes(tmp_path: Path, world_ki
         again = project.python("-m", "wfkit", "retry", run_id)
         assert again.returncode == 1
         assert again.stderr.strip() == (
-            f"wfkit: run_retried refused: run {run_id!r} is completed; "
+            f"wfkit retry: run_retried refused: run {run_id!r} is completed; "
             "only a failed run can be retried"
         )
         assert project.kinds(run_id) == before

@@ -57,7 +57,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     records: list[Any]
     if kind in ("run", "runs"):
         return _inspect_runs(args, world)
-    elif kind in ("step", "steps"):
+    if ident is not None and kind.removesuffix("s") + "s" in INSPECT_KINDS:
+        world.runs.get(ident)  # an unknown run is an error (exit 1), not an empty table
+    if kind in ("step", "steps"):
         records = world.steps.list(_need(ident, kind))
         rows, columns = (
             views.step_rows(records),
@@ -109,7 +111,10 @@ def _need(ident: str | None, kind: str) -> str:
 def cmd_verify(args: argparse.Namespace) -> int:
     from wfkit.runtime.tools.verify import verify_world
 
-    problems = verify_world(world_of(args), run_id=args.run_id)
+    world = world_of(args)
+    if args.run_id:
+        world.runs.get(args.run_id)  # RunNotFoundError: exit 1, not "every record equals"
+    problems = verify_world(world, run_id=args.run_id)
     for line in problems:
         print(line)
     if problems:

@@ -143,7 +143,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     try:
         retry_run(args.run_id, world=world_of(args))
     except (RunNotFoundError, EntityConflictError) as exc:
-        print(f"wfkit: {exc}", file=sys.stderr)
+        print(f"wfkit retry: {exc}", file=sys.stderr)
         return 1
     print(f"retrying {args.run_id}")
     return 0
@@ -158,7 +158,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         logs = [export_run(world, run_id) for run_id in args.run_ids]
     except RunNotFoundError as exc:
-        print(f"wfkit: {exc}", file=sys.stderr)
+        print(f"wfkit export: {exc}", file=sys.stderr)
         return 1
     if args.dir:
         folder = Path(args.dir)
