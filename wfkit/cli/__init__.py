@@ -1,9 +1,9 @@
 """The ``wfkit`` command: run workers, start and inspect runs, verify and heal a world.
 
 One module per group of subcommands, each with a ``register(sub)`` adding its parsers:
-``runs`` (start, run, cancel, retry, export), ``inspecting`` (inspect, verify, heal),
-``results`` (result, resume, stream), ``catalog`` (workflows), ``deploying`` (deployments, deploy) and
-``processes`` (worker, serve, web, dev).
+``runs`` (start, run, cancel, retry, export), ``results`` (result, resume, stream),
+``inspecting`` (inspect, verify, heal), ``catalog`` (workflows), ``deploying``
+(deployments, deploy), ``processes`` (worker, serve, web) and ``dev``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 import wfkit
-from wfkit.cli import catalog, deploying, inspecting, processes, results, runs
+from wfkit.cli import catalog, deploying, dev, inspecting, processes, results, runs
 from wfkit.cli.common import missing_extra
 
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="(wfkit COMMAND --help: its options)"
     )
-    for group in (processes, runs, results, inspecting, catalog, deploying):
+    for group in (processes, dev, runs, results, inspecting, catalog, deploying):
         group.register(sub)
     return parser
 

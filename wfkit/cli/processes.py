@@ -1,4 +1,4 @@
-"""``wfkit worker``, ``serve``, ``web`` and ``dev``: the commands that keep running."""
+"""``wfkit worker``, ``serve`` and ``web``: the commands that keep running."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from wfkit.cli.common import Subcommands, add_command, world_of
 
@@ -102,59 +100,6 @@ def cmd_web(args: argparse.Namespace) -> int:
     if not args.no_browser:
         threading.Timer(0.8, webbrowser.open, args=(url,)).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
-
-
-def _newest_mtime(directory: Path) -> float:
-    stamps = [p.stat().st_mtime for p in directory.rglob("*.py")] if directory.is_dir() else []
-    manifest = directory / "manifest.json"
-    if manifest.is_file():
-        stamps.append(manifest.stat().st_mtime)
-    return max(stamps, default=0.0)
-
-
-def cmd_dev(args: argparse.Namespace) -> int:
-    """Watch and rebuild (``python -m wfbuild watch``) and run a worker that restarts
-    whenever the build output changes (generated modules cannot be reloaded in place)."""
-    import subprocess
-    import time
-
-    from wfkit.runtime.loading.loader import find_root
-
-    build_dir = find_root() / ".wfkit" / "build"
-    python = sys.executable
-    watcher = subprocess.Popen([python, "-m", "wfbuild", "watch"])
-    worker: subprocess.Popen[bytes] | None = None
-    seen = -1.0
-    world_args = ["--world", args.world] if args.world else []
-    try:
-        while watcher.poll() is None:
-            stamp = _newest_mtime(build_dir)
-            if stamp and stamp != seen:
-                seen = stamp
-                if worker is not None:
-                    worker.terminate()
-                    worker.wait(timeout=30)
-                    print("wfkit dev: build changed; restarting the worker", flush=True)
-                worker = subprocess.Popen(
-                    [
-                        python,
-                        "-m",
-                        "wfkit",
-                        *world_args,
-                        "worker",
-                        "--concurrency",
-                        str(args.concurrency),
-                    ]
-                )
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for proc in (worker, watcher):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
     return 0
 
 
@@ -253,7 +198,3 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--port", type=int, default=3456, help="the port to listen on")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_web)
-
-    p = add_command(sub, "dev", help="watch + rebuild + a worker that restarts on each build")
-    p.add_argument("--concurrency", type=int, default=8, help="the worker's --concurrency")
-    p.set_defaults(func=cmd_dev)
