@@ -539,6 +539,29 @@ def loaded_manifests() -> list[Manifest]:
     return [build.manifest for build in loaded_builds()]
 
 
+def rebuilt_build_listing(entry_id: str) -> Path | None:
+    """A build directory whose manifest on disk lists ``entry_id`` although the build this
+    process loaded from it does not (it was rebuilt since), or the build this process
+    would load now (``find_build_dir``) listing it when no loaded build does. None when
+    no build on disk lists it either: then a rebuild, not a restart, is what is missing.
+    """
+    loaded = loaded_builds()
+    if any(b.manifest.find_id(entry_id) is not None for b in loaded):
+        return None
+    directories = [b.manifest.build_dir for b in loaded]
+    current = find_build_dir()
+    if current is not None and current not in directories:
+        directories.append(current)
+    for directory in directories:
+        try:
+            on_disk = read_manifest(directory)  # re-read when the file changed
+        except (OSError, InvalidBuildError):
+            continue
+        if on_disk.find_id(entry_id) is not None:
+            return directory
+    return None
+
+
 def loads_generation() -> int:
     """A number that changes whenever a build is loaded or the loader is reset."""
     return _generation

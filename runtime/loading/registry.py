@@ -251,8 +251,7 @@ def get_workflow(workflow_id: str) -> Callable[..., Any]:
         if fn is not None:
             return fn
     raise WorkflowNotRegisteredError(
-        f'Workflow "{workflow_id}" is not registered: is it in the build\'s manifest.json? '
-        "Rebuild with `python -m wfbuild build`."
+        f'Workflow "{workflow_id}" is not registered: {_what_to_do(workflow_id)}'
     )
 
 
@@ -279,10 +278,24 @@ def get_step(step_id: str) -> StepEntry:
         entry = tables.steps.get(step_id)
         if entry is not None:
             return entry
-    raise StepNotRegisteredError(
-        f'Step "{step_id}" is not registered: is it in the build\'s manifest.json? '
-        "Rebuild with `python -m wfbuild build`."
-    )
+    raise StepNotRegisteredError(f'Step "{step_id}" is not registered: {_what_to_do(step_id)}')
+
+
+def _what_to_do(entry_id: str) -> str:
+    """The advice of a "not registered" error: restart when the build on disk has the ID
+    now (rebuilt after this process loaded it), else rebuild."""
+    from wfkit.runtime.loading.loader import rebuilt_build_listing  # it imports this module
+
+    try:
+        rebuilt = rebuilt_build_listing(entry_id)
+    except Exception:  # the advice must never hide the error it advises on
+        rebuilt = None
+    if rebuilt is not None:
+        return (
+            f"the build at {rebuilt} lists it now, but this process loaded that build before "
+            "it was rebuilt: restart the worker (`wfkit dev` restarts it on every build)."
+        )
+    return "is it in the build's manifest.json? Rebuild with `python -m wfbuild build`."
 
 
 def has_step(step_id: str) -> bool:

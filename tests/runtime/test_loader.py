@@ -329,3 +329,31 @@ def test_a_wheel_layout_names_the_installed_files_and_adds_no_cwd(
     assert pipeline.__code__.co_filename == str(site / package / "jobs.py")
     assert importlib.import_module(f"{package}.jobs").__file__ == str(site / package / "jobs.py")
     assert str(cwd) not in sys.path and "" not in sys.path[:1]
+
+
+def test_not_registered_says_restart_when_the_build_was_rebuilt_since(
+    built: tuple[Path, Path, str],
+) -> None:
+    """A worker that loaded the build before a rebuild added a workflow: the error says to
+    restart it, not to rebuild (the build on disk has the ID already)."""
+    import wfbuild
+
+    root, build, package = built
+    load_build(build)
+    added = f"workflow//./{package}/jobs//added_later"
+    with pytest.raises(WorkflowNotRegisteredError, match="Rebuild with `python -m wfbuild"):
+        registry.get_workflow(added)  # not on disk either: rebuilding is what is missing
+
+    jobs = root / package / "jobs.py"
+    jobs.write_text(
+        jobs.read_text() + '\n\nasync def added_later() -> int:\n    "use workflow"\n    return 1\n'
+    )
+    wfbuild.build(root=root, jobs=1)
+    assert read_manifest(build).find_id(added) is not None
+    with pytest.raises(WorkflowNotRegisteredError) as info:
+        registry.get_workflow(added)
+    assert str(info.value) == (
+        f'Workflow "{added}" is not registered: the build at {build.resolve()} lists it now, '
+        "but this process loaded that build before it was rebuilt: restart the worker "
+        "(`wfkit dev` restarts it on every build)."
+    )
