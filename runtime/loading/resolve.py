@@ -77,6 +77,12 @@ def workflow_listing(fn: Callable[..., Any]) -> tuple[str, Path | None]:
     if found is not None:
         entry, manifest = found
         return entry.id, manifest.build_dir
+    step = step_id_for(fn)
+    if step is not None:
+        raise WorkflowNotRegisteredError(
+            f"{_dotted_name(fn)} is a step ({step}), not a workflow: a step runs when a "
+            "workflow calls it; start the workflow that calls it"
+        )
     raise WorkflowNotRegisteredError(_not_listed(fn, "workflow"))
 
 
@@ -151,14 +157,17 @@ def step_function_for(step_id: str) -> Callable[..., Any] | None:
     return None
 
 
+def _dotted_name(fn: Callable[..., Any]) -> str:
+    target = getattr(fn, "__func__", fn)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(fn))}"
+
+
 def _not_listed(fn: Callable[..., Any], kind: str) -> str:
     target = getattr(fn, "__func__", fn)
-    module = getattr(target, "__module__", "?")
-    qualname = getattr(target, "__qualname__", repr(fn))
     builds = [str(m.build_dir) for m in _known_manifests(_source_dir(target))]
     where = f"the build(s) at {', '.join(builds)}" if builds else "no build was found"
     return (
-        f"{module}.{qualname} is not a {kind} in any wfkit build ({where}). Is it marked "
+        f"{_dotted_name(fn)} is not a {kind} in any wfkit build ({where}). Is it marked "
         f'"use {kind}", and is the build up to date (`python -m wfbuild build`, or '
         "reinstall the wheel built with the wfkit Hatch hook)? You may also pass its ID string."
     )

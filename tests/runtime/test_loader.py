@@ -357,3 +357,24 @@ def test_not_registered_says_restart_when_the_build_was_rebuilt_since(
         "but this process loaded that build before it was rebuilt: restart the worker "
         "(`wfkit dev` restarts it on every build)."
     )
+
+
+def test_start_of_a_plain_function_or_a_step_raises_at_once(built: tuple[Path, Path, str]) -> None:
+    from wfkit import start_sync
+    from wfkit.worlds.memory import MemoryWorld
+
+    _root, _build, package = built
+    jobs = importlib.import_module(f"{package}.jobs")
+    world = MemoryWorld()
+    with pytest.raises(WorkflowNotRegisteredError) as plain:
+        start_sync(jobs.kinds, 1, world=world)
+    assert str(plain.value).startswith(
+        f"{package}.jobs.kinds is not a workflow in any wfkit build (the build(s) at "
+    )
+    with pytest.raises(WorkflowNotRegisteredError) as step:
+        start_sync(jobs.pack, 1, world=world)
+    assert str(step.value) == (
+        f"{package}.jobs.pack is a step (step//./{package}/jobs//pack), not a workflow: a step "
+        "runs when a workflow calls it; start the workflow that calls it"
+    )
+    assert world.runs.list() == []  # nothing was written
