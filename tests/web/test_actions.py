@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from tests.web import web_helpers
 from tests.web.inspector_client import (
+    finish,
     get,
     request,
     section,
@@ -132,3 +133,31 @@ def test_an_oversized_payload_is_refused_before_it_is_read(world: World) -> None
     answer = request(world, "POST", action, data={"payload": big})
     assert answer.status_code == 413
     assert world.hooks.list(run_id=run_id)[0].status == "active"
+
+
+def test_retry_runs_a_failed_run_again(world: World) -> None:
+    item = f"retry-{world.name}"
+    run_id = finish(world, web_helpers.fragile, item)
+    assert world.runs.get(run_id).status == "failed"
+    page = get(world, f"/runs/{run_id}").text
+    assert f'<form method="post" action="/runs/{run_id}/retry">' in page
+    assert "Retry run" in text_of(page) and "Cancel run" not in text_of(page)
+
+    web_helpers.fixed[item] = True  # the bug is fixed: the retry replays onto this code
+    answer = request(world, "POST", f"/runs/{run_id}/retry")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/runs/{run_id}?done=retried"
+    work_until_done(world, run_id)
+    assert world.runs.get(run_id).status == "completed"
+    assert world.runs.get(run_id).output == f"shipped {item}"
+    kinds = [e.event_type for e in world.events.list(run_id)]
+    assert kinds.count("run_failed") == 1 and kinds.count("run_retried") == 1
+    done = get(world, f"/runs/{run_id}?done=retried").text
+    assert "Run retried" in text_of(done) and "Retry run" not in text_of(done)
+
+    again = request(world, "POST", f"/runs/{run_id}/retry")  # completed: nothing to retry
+    assert again.headers["location"] == f"/runs/{run_id}?done=not-retried"
+    assert [e.event_type for e in world.events.list(run_id)] == kinds
+    api = request(world, "POST", f"/api/runs/{run_id}/retry")
+    assert api.status_code == 409 and api.json()["error"] == "only a failed run can be retried"
+    assert request(world, "POST", "/runs/wrun_nope/retry").status_code == 404

@@ -227,3 +227,30 @@ def test_runs_list_and_cancel(world: World, site: str, browser: WebDriver, shots
     assert not css(browser, "button.cancel")
     assert status_of(world, napping) == "cancelled"
     screenshot(browser, shots / "run-cancelled.png")
+
+
+def test_retry_a_failed_run(world: World, site: str, browser: WebDriver, shots: Path) -> None:
+    item = "browser-retry"
+    run_id = start_sync(web_helpers.fragile, item, world=world).run_id
+    wait_until(lambda: status_of(world, run_id) == "failed", timeout=20, what="the run to fail")
+
+    browser.get(f"{site}/runs/{run_id}")
+    assert one(browser, "dl.meta .badge").text == "failed"
+    assert f"bug: cannot ship {item} yet" in one(browser, "body").text
+    assert not css(browser, "button.cancel")
+    screenshot(browser, shots / "run-failed.png")
+
+    web_helpers.fixed[item] = True  # the code is fixed: a retry replays onto it
+    one(browser, "button.retry").click()
+    eventually(browser, "document.querySelector('.notice')", "the retry notice")
+    assert "Run retried" in one(browser, ".notice").text
+    eventually(
+        browser,
+        "document.querySelector('dl.meta .badge').textContent === 'completed'",
+        "the page to show the retried run completed",
+        timeout=20,
+    )
+    assert not css(browser, "button.retry")
+    assert status_of(world, run_id) == "completed"
+    assert f'"shipped {item}"' in one(browser, "#output + pre").text
+    screenshot(browser, shots / "run-retried.png")

@@ -173,6 +173,20 @@ async def _parenting(item: str) -> str:
 
 
 retried_then_failed = workflow("retried_then_failed", _retried_then_failed)
+
+fixed: dict[str, bool] = {}
+"""Which ``fragile`` runs' "bug" is fixed (as if the code were fixed and redeployed)."""
+
+
+async def _fragile(item: str) -> str:
+    """Fails after its first step until ``fixed[item]`` is set; a retry then completes."""
+    order = await fetch_order(item)
+    if not fixed.get(item):
+        raise ValueError(f"bug: cannot ship {item} yet")
+    return f"shipped {order['order']}"
+
+
+fragile = workflow("fragile", _fragile)
 parenting = workflow("parenting", _parenting)
 
 

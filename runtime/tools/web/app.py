@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from wfkit.runtime.api.client import cancel_run, resume_hook_sync
+from wfkit.runtime.api.client import cancel_run, resume_hook_sync, retry_run
 from wfkit.runtime.api.streams import decode_chunk
 from wfkit.runtime.tools.hook_payloads import PayloadCheck, check_payload, schema_of
 from wfkit.runtime.tools.tables import short_name
@@ -38,7 +38,14 @@ from wfkit.runtime.tools.web.run_html import RunPageState, run_body, stream_body
 from wfkit.runtime.tools.web.runs_html import runs_body
 from wfkit.runtime.tools.web.security import InspectorGuard
 from wfkit.runtime.world_config import resolve_world
-from wfkit.worlds.base import HookNotFoundError, Run, RunNotFoundError, World, utc_now
+from wfkit.worlds.base import (
+    EntityConflictError,
+    HookNotFoundError,
+    Run,
+    RunNotFoundError,
+    World,
+    utc_now,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +55,8 @@ _NOTICES = {
     "cancelled": "Run cancelled.",
     "not-cancelled": "The run had already ended; nothing was cancelled.",
     "resumed": "Payload delivered; the run continues when a worker picks it up.",
+    "retried": "Run retried: a worker replays its log on the code it runs now.",
+    "not-retried": "Only a failed run can be retried; nothing was done.",
 }
 
 
@@ -230,6 +239,27 @@ class _Pages:
         done = "cancelled" if cancelled else "not-cancelled"
         return RedirectResponse(f"{run_href(run_id)}?done={done}", status_code=303)
 
+    def _retry(self, run_id: str) -> bool:
+        """``retry_run`` (blocking: call through ``_read``); False when the run is not failed.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        try:
+            retry_run(run_id, world=self.world)
+        except EntityConflictError:
+            return False
+        return True
+
+    async def retry(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            retried = await _read(lambda: self._retry(run_id))
+        except RunNotFoundError:
+            return self._not_found(run_id)
+        done = "retried" if retried else "not-retried"
+        return RedirectResponse(f"{run_href(run_id)}?done={done}", status_code=303)
+
     async def resume(self, request: Request) -> Response:
         run_id, hook_id = request.path_params["run_id"], request.path_params["hook_id"]
         body = await _read_limited(request)
@@ -323,6 +353,18 @@ class _Pages:
             return self._not_found(run_id, api=True)
         return JSONResponse({"run_id": run_id, "cancelled": cancelled})
 
+    async def api_retry(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            retried = await _read(lambda: self._retry(run_id))
+        except RunNotFoundError:
+            return self._not_found(run_id, api=True)
+        if not retried:
+            return JSONResponse(
+                {"error": "only a failed run can be retried", "run_id": run_id}, status_code=409
+            )
+        return JSONResponse({"run_id": run_id, "retried": True})
+
     async def api_resume(self, request: Request) -> Response:
         run_id, hook_id = request.path_params["run_id"], request.path_params["hook_id"]
         body = await _read_limited(request)
@@ -380,12 +422,14 @@ def create_web_app(
         Route("/runs/{run_id}", pages.run, methods=["GET"]),
         Route("/runs/{run_id}/live", pages.run_live, methods=["GET"]),
         Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/retry", pages.retry, methods=["POST"]),
         Route("/runs/{run_id}/hooks/{hook_id}/resume", pages.resume, methods=["POST"]),
         Route("/runs/{run_id}/streams/{name}", pages.stream, methods=["GET"]),
         Route("/runs/{run_id}/streams/{name}/live", pages.stream_live, methods=["GET"]),
         Route("/api/runs", pages.api_runs, methods=["GET"]),
         Route("/api/runs/{run_id}", pages.api_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", pages.api_cancel, methods=["POST"]),
+        Route("/api/runs/{run_id}/retry", pages.api_retry, methods=["POST"]),
         Route("/api/runs/{run_id}/hooks/{hook_id}/resume", pages.api_resume, methods=["POST"]),
         Route("/assets/inspector.css", _asset(assets.STYLESHEET, "text/css"), methods=["GET"]),
         Route("/assets/inspector.js", _asset(assets.SCRIPT, "text/javascript"), methods=["GET"]),

@@ -44,6 +44,7 @@ form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin-botto
 .actions{display:flex;gap:8px;margin:8px 0 4px}
 button{border:1px solid #d0d7de;border-radius:6px;padding:5px 14px;cursor:pointer;background:#f6f8fa;font:inherit}
 button.cancel{background:#cf222e;border-color:#cf222e;color:#fff}
+button.retry{background:#0969da;border-color:#0969da;color:#fff}
 button.primary{background:#1f883d;border-color:#1f883d;color:#fff}
 .waiting{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 12px;margin:8px 0}
 .waiting-cell{font-size:12px;color:#7d4e00}

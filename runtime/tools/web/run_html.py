@@ -117,6 +117,12 @@ def _actions(run: Run, state: RunPageState) -> str:
             f'<form method="post" action="{esc(run_href(run.run_id))}/cancel">'
             '<button class="cancel" type="submit">Cancel run</button></form>'
         )
+    if run.status == "failed":
+        buttons.append(
+            f'<form method="post" action="{esc(run_href(run.run_id))}/retry">'
+            '<button class="retry" type="submit" title="Replay the run\'s log on the code the '
+            'workers run now, past the failure">Retry run</button></form>'
+        )
     return f'<div class="actions">{"".join(buttons)}</div>' if buttons else ""
 
 
