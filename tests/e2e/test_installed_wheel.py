@@ -253,5 +253,5 @@ def test_wfkit_run_uses_the_installed_build(installed: Installed, tmp_path: Path
     report = json.loads(result.stdout)
     assert report["step_sees"] == [True, True, True]
     assert report["workflow_sees"] == [True, True, True, True]
-    assert "Parcel(label='p12', weight=13)" in report["parcel"]  # printed with str()
+    assert report["parcel"] == {"label": "p12", "weight": 13}  # a dataclass as a JSON object
     assert not (tmp_path / ".wfkit").exists()  # nothing was built here
