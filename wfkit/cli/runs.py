@@ -32,9 +32,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         workflow_id = workflow_id_named(args.workflow)
     except WorkflowNotRegisteredError:
         workflow_id = None
-    if workflow_id is None or (builds and workflow_id not in {e.id for e in entries}):
-        # With no build known here at all an ID is taken on trust: the workers that serve
-        # it may be elsewhere (a Postgres world shared with other machines).
+    listed = workflow_id in {e.id for e in entries}
+    # With no build known here an ID is taken on trust (its workers may be on other
+    # machines); a named deployment is checked by start() against that deployment's build.
+    if workflow_id is None or (builds and not listed and args.deployment == "latest"):
         print(f"wfkit start: {unknown_workflow(args.workflow, entries, builds)}", file=sys.stderr)
         return UNKNOWN_WORKFLOW
 
