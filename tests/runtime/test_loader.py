@@ -213,10 +213,12 @@ def test_a_function_no_build_lists_is_a_clear_error(app: tuple[Path, str]) -> No
     _root, package = app
     jobs = importlib.import_module(f"{package}.jobs")
     with pytest.raises(WorkflowNotRegisteredError) as info:
-        workflow_id_for(jobs.pack)  # a step, not a workflow
+        workflow_id_for(jobs.kinds)  # a plain function
     message = str(info.value)
-    assert f"{package}.jobs.pack is not a workflow in any wfkit build" in message
+    assert f"{package}.jobs.kinds is not a workflow in any wfkit build" in message
     assert "python -m wfbuild build" in message and ".wfkit/build" in message
+    with pytest.raises(WorkflowNotRegisteredError, match=r"\.jobs\.pack is a step \(step//"):
+        workflow_id_for(jobs.pack)  # a step, not a workflow
 
 
 def test_a_script_run_as_main_is_matched_by_its_source_file(app: tuple[Path, str]) -> None:
