@@ -9,6 +9,7 @@ import signal
 from collections.abc import Sequence
 
 from wfkit.cli.common import Subcommands, add_command, world_of
+from wfkit.runtime.tools.http_server import DEFAULT_MAX_BODY_BYTES
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -62,17 +63,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from wfkit.runtime.loading.loader import load_build
     from wfkit.runtime.tools.http import create_app
+    from wfkit.runtime.tools.http_server import uvicorn_config
 
     load_build(args.build)
     world = world_of(args)
-    app = create_app(world)
+    app = create_app(world, max_body_bytes=args.max_body_bytes)
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port))
     if not args.worker:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        server.run()
         return 0
     from wfkit.runtime.engine.worker import Worker
 
     async def main() -> None:
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port))
         stop = asyncio.Event()
         worker_task = asyncio.create_task(Worker(world=world).run(stop_event=stop))
         try:
@@ -185,6 +187,14 @@ def register(sub: Subcommands) -> None:
         help="the build whose manifest and webhooks are served (default: as worker)",
     )
     p.add_argument("--worker", action="store_true", help="also run a worker in the same process")
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="largest webhook request body accepted; larger ones get 413 unread "
+        f"(default {DEFAULT_MAX_BODY_BYTES}, 1 MiB)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = add_command(
