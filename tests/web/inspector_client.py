@@ -56,11 +56,27 @@ def suspend(world: World, workflow_id: str, *args: Any) -> str:
     return run_async(_suspend(world, workflow_id, *args))
 
 
-def request(world: World, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One request to the inspector app over ASGI (as a same-origin browser would)."""
+CSRF_TOKEN = "test-csrf-token"
+"""The inspector apps here are made with this CSRF token (a server picks a random one)."""
+
+
+def request(
+    world: World, method: str, path: str, *, csrf: bool = True, **kwargs: Any
+) -> httpx.Response:
+    """One request to the inspector app over ASGI (as a same-origin browser would).
+
+    A POST carries the CSRF token unless ``csrf`` is False: in its form (``data=``) as the
+    pages' forms do, else in the ``X-Wfkit-Csrf`` header as scripts do.
+    """
+    if csrf and method.upper() == "POST":
+        if "data" in kwargs:
+            kwargs["data"] = {**kwargs["data"], "csrf_token": CSRF_TOKEN}
+        else:
+            kwargs["headers"] = {"x-wfkit-csrf": CSRF_TOKEN, **kwargs.get("headers", {})}
 
     async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_web_app(world))
+        app = create_web_app(world, csrf_token=CSRF_TOKEN)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             return await client.request(method, path, **kwargs)
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 
 from wfkit.cli.common import Subcommands, add_command, world_of
@@ -88,20 +89,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    """Serve the run inspector (``runtime/web.py``); it reads the world, loads no build."""
+    """Serve the run inspector (``runtime/tools/web``); it reads the world, loads no build."""
+    import os
     import threading
     import webbrowser
 
     import uvicorn
 
+    from wfkit.runtime.tools.http_server import uvicorn_config
     from wfkit.runtime.tools.web import create_web_app
+    from wfkit.runtime.tools.web.security import binding_problem, host_name
 
-    app = create_web_app(world_of(args))
+    access_token = args.access_token or os.environ.get("WFKIT_WEB_TOKEN") or None
+    problem = binding_problem(args.host, access_token)
+    if problem is not None:
+        print(f"wfkit web: {problem}", file=sys.stderr)
+        return 2
+    bound = host_name(args.host)
+    app = create_web_app(
+        world_of(args),
+        allowed_hosts=(bound, *(args.allow_host or ())),
+        access_token=access_token,
+    )
     url = f"http://{args.host}:{args.port}/"
     print(f"wfkit web: inspecting world={args.world or 'default'} at {url}", flush=True)
     if not args.no_browser:
-        threading.Timer(0.8, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        login = f"{url}?token={access_token}" if access_token else url
+        threading.Timer(0.8, webbrowser.open, args=(login,)).start()
+    uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="warning")).run()
     return 0
 
 
@@ -207,4 +222,20 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--port", type=int, default=3456, help="the port to listen on")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument(
+        "--access-token",
+        default=None,
+        metavar="TOKEN",
+        help="every request must carry it (Authorization: Bearer TOKEN, or open ?token=TOKEN "
+        "once for a cookie); required to bind anything but loopback (default: "
+        "$WFKIT_WEB_TOKEN, else none)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a host name the inspector answers to besides loopback names, IP addresses and "
+        "--host (repeatable; default: none)",
+    )
     p.set_defaults(func=cmd_web)

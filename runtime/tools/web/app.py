@@ -8,6 +8,7 @@ hand records to the pure markup modules.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import parse_qs, urlencode
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from wfkit.runtime.api.client import cancel_run, resume_hook_sync, retry_run
 from wfkit.runtime.api.streams import decode_chunk
 from wfkit.runtime.tools.hook_payloads import PayloadCheck, check_payload, schema_of
+from wfkit.runtime.tools.http_server import HeaderLimit
 from wfkit.runtime.tools.tables import short_name
 from wfkit.runtime.tools.web import assets, queries
 from wfkit.runtime.tools.web.live import LIST_POLL_SECONDS, live_response
@@ -36,7 +38,7 @@ from wfkit.runtime.tools.web.markup import (
 from wfkit.runtime.tools.web.queries import BadFilter, RunsQuery
 from wfkit.runtime.tools.web.run_html import RunPageState, run_body, stream_body
 from wfkit.runtime.tools.web.runs_html import runs_body
-from wfkit.runtime.tools.web.security import InspectorGuard
+from wfkit.runtime.tools.web.security import MAX_FORM_BYTES, InspectorGuard
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import (
     EntityConflictError,
@@ -49,8 +51,6 @@ from wfkit.worlds.base import (
 
 T = TypeVar("T")
 
-MAX_FORM_BYTES = 1 << 20
-"""Largest hook payload form accepted (a typed-in payload, not an upload)."""
 _NOTICES = {
     "cancelled": "Run cancelled.",
     "not-cancelled": "The run had already ended; nothing was cancelled.",
@@ -105,8 +105,9 @@ def _live_url(path: str, token: str, params: dict[str, str] | None = None) -> st
 class _Pages:
     """The route handlers, bound to one world."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, csrf_token: str) -> None:
         self.world = world
+        self.csrf_token = csrf_token
         self.parents = queries.ParentCache()
 
     # --- helpers -------------------------------------------------------------------
@@ -119,7 +120,8 @@ class _Pages:
         headers = {"cache-control": "no-store", "vary": PARTIAL_HEADER}
         if request.headers.get(PARTIAL_HEADER):
             return HTMLResponse(body, status_code=status, headers=headers)
-        return HTMLResponse(page(title, body, live_url=live), status_code=status, headers=headers)
+        markup = page(title, body, live_url=live, csrf_token=self.csrf_token)
+        return HTMLResponse(markup, status_code=status, headers=headers)
 
     def _not_found(self, run_id: str, api: bool = False) -> Response:
         if api:
@@ -183,6 +185,7 @@ class _Pages:
         run_id = request.path_params["run_id"]
         done = request.query_params.get("done", "")
         state = RunPageState(
+            csrf_token=self.csrf_token,
             scale="linear" if request.query_params.get("scale") == "linear" else "compressed",
             notice=_NOTICES.get(done, ""),
             notice_bad=done.startswith("not-"),
@@ -277,7 +280,9 @@ class _Pages:
             return HTMLResponse(message_page("Cannot resume", outcome), status_code=409)
         if outcome.ok:
             return RedirectResponse(f"{run_href(run_id)}?done=resumed#hooks", status_code=303)
-        state = RunPageState(rejected={hook_id: (text, outcome.problems)})
+        state = RunPageState(
+            csrf_token=self.csrf_token, rejected={hook_id: (text, outcome.problems)}
+        )
         state.notice, state.notice_bad = (
             "The payload was not sent: " + "; ".join(outcome.problems),
             True,
@@ -310,6 +315,11 @@ class _Pages:
         return check
 
     # --- JSON twins ------------------------------------------------------------------
+
+    async def api_csrf(self, request: Request) -> Response:
+        """The CSRF token scripts send back in ``X-Wfkit-Csrf`` (another site cannot read
+        it: no CORS, and the Host check stops DNS rebinding)."""
+        return JSONResponse({"csrf_token": self.csrf_token}, headers={"cache-control": "no-store"})
 
     async def api_runs(self, request: Request) -> Response:
         try:
@@ -406,7 +416,11 @@ def _asset(text: str, media_type: str) -> Callable[[Request], Awaitable[Response
 
 
 def create_web_app(
-    world: World | str | None = None, *, allowed_hosts: tuple[str, ...] = ()
+    world: World | str | None = None,
+    *,
+    allowed_hosts: tuple[str, ...] = (),
+    access_token: str | None = None,
+    csrf_token: str | None = None,
 ) -> Starlette:
     """The inspector as an ASGI app.
 
@@ -414,8 +428,12 @@ def create_web_app(
         world: a World, a world spec, or None for the default world.
         allowed_hosts: host names it answers to besides loopback names and IP addresses
             (see ``security``).
+        access_token: when set, every request must carry it (``security``); required
+            to serve anything but loopback (``security.binding_problem``).
+        csrf_token: the token mutating requests send back (default: a new random one).
     """
-    pages = _Pages(resolve_world(world))
+    token = csrf_token or secrets.token_urlsafe(32)
+    pages = _Pages(resolve_world(world), token)
     routes = [
         Route("/", pages.runs, methods=["GET"]),
         Route("/live", pages.runs_live, methods=["GET"]),
@@ -426,6 +444,7 @@ def create_web_app(
         Route("/runs/{run_id}/hooks/{hook_id}/resume", pages.resume, methods=["POST"]),
         Route("/runs/{run_id}/streams/{name}", pages.stream, methods=["GET"]),
         Route("/runs/{run_id}/streams/{name}/live", pages.stream_live, methods=["GET"]),
+        Route("/api/csrf", pages.api_csrf, methods=["GET"]),
         Route("/api/runs", pages.api_runs, methods=["GET"]),
         Route("/api/runs/{run_id}", pages.api_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", pages.api_cancel, methods=["POST"]),
@@ -434,9 +453,13 @@ def create_web_app(
         Route("/assets/inspector.css", _asset(assets.STYLESHEET, "text/css"), methods=["GET"]),
         Route("/assets/inspector.js", _asset(assets.SCRIPT, "text/javascript"), methods=["GET"]),
     ]
-    return Starlette(
-        routes=routes, middleware=[Middleware(InspectorGuard, allowed_hosts=allowed_hosts)]
+    guard = Middleware(
+        InspectorGuard,
+        csrf_token=token,
+        allowed_hosts=allowed_hosts,
+        access_token=access_token,
     )
+    return Starlette(routes=routes, middleware=[Middleware(HeaderLimit), guard])
 
 
 __all__ = ["chunk_view", "create_web_app", "read_chunks"]

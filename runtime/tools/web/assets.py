@@ -1,9 +1,10 @@
 """The inspector's stylesheet and its one script, served from ``/assets/`` (no CDN, no build).
 
-The script does three things and the pages work without it (forms post, links link):
+The script does four things and the pages work without it (forms post, links link):
 live updates (an ``EventSource`` on the page's ``data-live`` URL; on ``change`` it fetches
 the page's ``<main>`` again and swaps it in, keeping open panels and typed drafts), a
-JSON check of hook payloads before they are sent, and nothing else.
+JSON check of hook payloads before they are sent, and the page's CSRF token
+(``<meta name="wfkit-csrf">``) put into every form it posts, and nothing else.
 """
 
 from __future__ import annotations
@@ -141,8 +142,19 @@ SCRIPT = r"""
     source.onerror = function () { if (state) state.classList.add("off"); };
     source.onopen = function () { if (state) state.classList.remove("off"); };
   }
+  var csrf = document.querySelector('meta[name="wfkit-csrf"]');
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
+    // Every action carries the server's CSRF token (the server refuses it without).
+    if (csrf && form.method && form.method.toLowerCase() === "post") {
+      var field = form.querySelector("input[name=csrf_token]");
+      if (!field) {
+        field = document.createElement("input");
+        field.type = "hidden"; field.name = "csrf_token";
+        form.appendChild(field);
+      }
+      field.value = csrf.content;
+    }
     var area = form.querySelector && form.querySelector("textarea[name=payload]");
     if (!area) return;
     var out = form.querySelector(".form-error");

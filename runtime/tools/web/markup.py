@@ -66,7 +66,7 @@ def run_link(run_id: str) -> str:
     return f'<a class="mono" href="{esc(run_href(run_id))}">{esc(run_id)}</a>'
 
 
-def page(title: str, body: str, *, live_url: str | None = None) -> str:
+def page(title: str, body: str, *, live_url: str | None = None, csrf_token: str = "") -> str:
     """A whole HTML document around ``body``.
 
     Args:
@@ -74,6 +74,7 @@ def page(title: str, body: str, *, live_url: str | None = None) -> str:
         body: the markup of ``<main>``.
         live_url: the server-sent events endpoint that says when ``body`` changed; the
             script then fetches the page again and swaps ``<main>`` (None: a still page).
+        csrf_token: the server's CSRF token, for the page's script (``security``).
     """
     live = f' data-live="{esc(live_url)}"' if live_url else ""
     indicator = (
@@ -84,6 +85,7 @@ def page(title: str, body: str, *, live_url: str | None = None) -> str:
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta name="wfkit-csrf" content="{esc(csrf_token)}">'
         f"<title>{esc(title)} · wfkit</title>"
         '<link rel="stylesheet" href="/assets/inspector.css">'
         '<script src="/assets/inspector.js" defer></script></head>'
@@ -135,6 +137,11 @@ def error_block(
         else ""
     )
     return f'<div class="error-box">{title}<pre class="error">{esc(head)}</pre>{trace}</div>'
+
+
+def csrf_field(token: str) -> str:
+    """The hidden form field carrying the CSRF token (``security``); empty without one."""
+    return f'<input type="hidden" name="csrf_token" value="{esc(token)}">' if token else ""
 
 
 def message_page(title: str, message: str) -> str:

@@ -13,6 +13,7 @@ from wfkit.runtime.tools.tables import short_name
 from wfkit.runtime.tools.web.markup import (
     ACTIVE,
     badge,
+    csrf_field,
     error_block,
     esc,
     fmt_duration,
@@ -34,6 +35,8 @@ class RunPageState:
     """What the page says beyond the records: a notice after an action, a rejected
     hook payload (kept, with its problems), the chosen scale."""
 
+    csrf_token: str = ""
+    """The server's CSRF token, sent back by every form (``security``)."""
     scale: ScaleName = "compressed"
     notice: str = ""
     notice_bad: bool = False
@@ -115,6 +118,7 @@ def _actions(run: Run, state: RunPageState) -> str:
     if run.status in ACTIVE:
         buttons.append(
             f'<form method="post" action="{esc(run_href(run.run_id))}/cancel">'
+            f"{csrf_field(state.csrf_token)}"
             '<button class="cancel" type="submit">Cancel run</button></form>'
         )
     if run.status == "failed":
@@ -136,6 +140,7 @@ def _resume_form(run: Run, hook: Hook, state: RunPageState) -> str:
     )
     return (
         f'<form class="resume" method="post" action="{esc(hook_action(run.run_id, hook.hook_id))}">'
+        f"{csrf_field(state.csrf_token)}"
         f'<textarea name="payload" spellcheck="false" placeholder="{{&quot;approved&quot;: true}}">{esc(typed) if typed else ""}</textarea>'
         f'<div class="form-error">{esc(chr(10).join(problems))}</div>{hint}'
         '<button class="primary" type="submit">Resume hook</button></form>'
