@@ -22,6 +22,7 @@ Error tree::
     ├── StepNotRegisteredError                    a step ID missing from the manifest
     ├── InvalidBuildError                         a build that is unreadable or incomplete
     ├── DeploymentNotFoundError                   start(deployment=ID) of a deployment not known here
+    ├── InvalidRunIdError                         start(run_id=…) of an id no URL or log can carry
     ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
@@ -63,6 +64,7 @@ __all__ = [
     "HookNotFoundError",
     "InvalidBuildError",
     "InvalidEventError",
+    "InvalidRunIdError",
     "NotInWorkflowError",
     "ReplayDivergenceError",
     "RetryableError",
@@ -181,6 +183,12 @@ class DeploymentNotFoundError(WfkitError, LookupError):
     """``start(..., deployment=ID)`` named a deployment this process does not know (not
     loaded, not the current build, not kept under ``.wfkit/deployments/``), or one whose
     build does not list the workflow. Nothing was written."""
+
+
+class InvalidRunIdError(WfkitError, ValueError):
+    """``start(run_id=…)`` was given an id wfkit refuses: empty, too long, or holding
+    ``/``, ``\\``, whitespace, NUL or another control character (or ``.``/``..``),
+    which URLs, the inspector and logs cannot carry. Nothing was written."""
 
 
 class WorkflowCalledDirectlyError(WfkitError):

@@ -12,13 +12,19 @@ creating a second, empty one. ``.wfkit/`` is created with its own ``.gitignore``
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 
 from wfkit.runtime.loading.project import ensure_state_dir, find_root
-from wfkit.worlds.base import World
+from wfkit.worlds.base import World, WorldUnavailableError
 
-__all__ = ["get_world", "reset_world", "resolve_world", "set_world"]
+__all__ = ["get_world", "open_world_retrying", "reset_world", "resolve_world", "set_world"]
+
+RETRY_DELAYS = (0.5, 30.0)
+"""First and longest pause between two tries to reach an unreachable world."""
 
 _lock = threading.Lock()
 _world: World | None = None
@@ -50,6 +56,46 @@ def get_world(spec: World | str | None = None) -> World:
         if _world is None:
             _world = _create(None)
         return _world
+
+
+def open_world_retrying(
+    spec: str | None,
+    *,
+    log: logging.Logger,
+    prefix: str = "",
+    delays: tuple[float, float] = RETRY_DELAYS,
+    attempts: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> World:
+    """``get_world(spec)``, tried again with exponential backoff while its database
+    cannot be reached (a worker started before Postgres): one warning line per failed
+    try, no traceback.
+
+    Args:
+        spec: the world spec (None: ``WFKIT_WORLD``, as ``get_world()``).
+        log: where each failed try is reported (one line each).
+        prefix: put before each line (``"wfkit worker: "``).
+        delays: the first and the longest pause, in seconds (each pause doubles).
+        attempts: give up after this many tries (None: try until it works).
+        sleep: how to pause (tests pass a recorder).
+
+    Raises:
+        WorldUnavailableError: still unreachable after ``attempts`` tries.
+        WorldError, ValueError: the world cannot be opened for another reason (a
+            refused login, a bad spec): not worth trying again.
+    """
+    pause, longest = delays
+    attempt = 1
+    while True:
+        try:
+            return get_world(spec)
+        except WorldUnavailableError as error:
+            if attempts is not None and attempt >= attempts:
+                raise
+            log.warning("%s%s; trying again in %.1f s (attempt %d)", prefix, error, pause, attempt)
+        sleep(pause)
+        pause = min(pause * 2, longest)
+        attempt += 1
 
 
 def set_world(world_or_spec: World | str | None) -> World | None:

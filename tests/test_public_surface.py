@@ -13,7 +13,7 @@ PUBLIC = [
     "CorruptedEventLogError", "DeploymentNotFoundError",
     "CorruptedLogError", "EntityConflictError", "FatalError", "FetchResponse", "Hook",
     "HookConflictError", "HookDisposedError", "HookNotFoundError",
-    "InvalidBuildError", "InvalidEventError", "NotInWorkflowError",
+    "InvalidBuildError", "InvalidEventError", "InvalidRunIdError", "NotInWorkflowError",
     "ReplayDivergenceError", "Request", "Response", "RetryableError", "Run", "RunNotFoundError",
     "SchemaVersionError", "SerializationError", "StepError", "StepMetadata", "StepNotFoundError",
     "StepNotRegisteredError", "StreamHandle", "TypedHook", "WaitNotFoundError", "Webhook",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from wfkit.runtime.engine.messages import workflow_message
 from wfkit.runtime.errors import (
     EntityConflictError,
     HookNotFoundError,
+    InvalidRunIdError,
     NotInWorkflowError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
@@ -261,6 +263,8 @@ def start_sync(
         raise NotInWorkflowError(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
+    if run_id is not None:
+        check_run_id(run_id)
     target = resolve_world(world)
     workflow_name, listed_in = _workflow_target(workflow)
     deployment_id = pin_deployment(workflow_name, deployment, listed_in=listed_in)
@@ -285,6 +289,36 @@ def start_sync(
                 raise
             target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
     return Run(chosen, target)
+
+
+MAX_RUN_ID_LENGTH = 200
+"""The longest run id ``start(run_id=…)`` accepts (a ``wrun_`` id is 31 characters)."""
+
+
+def check_run_id(run_id: object) -> None:
+    """Refuse a caller-chosen run id that URLs, the inspector and logs cannot carry.
+
+    Raises:
+        InvalidRunIdError: ``run_id`` is not a string, is empty or longer than
+            ``MAX_RUN_ID_LENGTH``, is ``.`` or ``..``, or holds ``/``, ``\\``,
+            whitespace, NUL or another control character.
+    """
+    if not isinstance(run_id, str):
+        raise InvalidRunIdError(f"run_id must be a string, not {type(run_id).__name__}")
+    if not run_id:
+        raise InvalidRunIdError("run_id must not be empty (pass None for a new id)")
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        raise InvalidRunIdError(
+            f"run_id is {len(run_id)} characters long; at most {MAX_RUN_ID_LENGTH} are allowed"
+        )
+    if run_id in (".", ".."):
+        raise InvalidRunIdError(f"run_id {run_id!r} is a path step, not a name")
+    for char in run_id:
+        if char in "/\\" or char.isspace() or unicodedata.category(char) == "Cc":
+            raise InvalidRunIdError(
+                f"run_id {run_id!r} holds {char!r}: slashes, whitespace and control "
+                "characters are not allowed"
+            )
 
 
 def _workflow_target(workflow: Callable[..., Any] | str) -> tuple[str, Path | None]:

@@ -24,6 +24,8 @@ __all__ = ["KINDS", "Kind", "Manifest", "ManifestEntry", "read_manifest"]
 
 Kind = Literal["workflows", "steps", "classes"]
 KINDS: tuple[Kind, ...] = ("workflows", "steps", "classes")
+MANIFEST_VERSION = "1"
+"""The manifest format this runtime reads (``wfkit.transformer.manifest`` writes it)."""
 GENERATED_MODES = ("workflow", "step", "client")
 RUNTIME_MODES = ("workflow", "step")
 """The generated modules a worker imports; client-mode modules are optional
@@ -79,14 +81,23 @@ class Manifest:
         if not isinstance(data, dict):
             problems.append(f"expected a JSON object, got {type(data).__name__}")
             data = {}
+        version = data.get("version", MANIFEST_VERSION)
+        if not isinstance(version, str):
+            problems.append(f"version: expected a string, got {type(version).__name__}")
+        elif version != MANIFEST_VERSION:
+            problems.append(
+                f"version {version!r} is not one this wfkit reads ({MANIFEST_VERSION!r})"
+            )
         for kind in KINDS:
             by_source = data.get(kind, {})
             if not isinstance(by_source, dict):
-                problems.append(f"{kind}: expected an object")
+                problems.append(f"{kind}: expected an object, got {type(by_source).__name__}")
                 continue
             for source, by_key in sorted(by_source.items()):
                 if not isinstance(by_key, dict):
-                    problems.append(f"{kind}[{source!r}]: expected an object")
+                    problems.append(
+                        f"{kind}[{source!r}]: expected an object, got {type(by_key).__name__}"
+                    )
                     continue
                 for key, raw in sorted(by_key.items()):
                     entry = _entry(kind, source, key, raw)
@@ -96,8 +107,9 @@ class Manifest:
                         entries.append(entry)
         if problems:
             raise InvalidBuildError(
-                f"the manifest {build_dir / 'manifest.json'} is malformed (rebuild with "
-                "`python -m wfbuild build`):\n" + "\n".join(f"  {p}" for p in problems)
+                f"the manifest {build_dir / 'manifest.json'} is malformed: "
+                + "; ".join(problems)
+                + " (rebuild with `python -m wfbuild build`)"
             )
         return cls(build_dir, data, tuple(entries))
 
@@ -132,17 +144,27 @@ class Manifest:
 def _entry(kind: Kind, source: str, key: str, raw: Any) -> ManifestEntry | str:
     """One entry, or what is wrong with it."""
     if not isinstance(raw, dict):
-        return "expected an object"
+        return f"expected an object, got {type(raw).__name__}"
     entry_id, module = raw.get("id"), raw.get("module")
     if not isinstance(entry_id, str) or not entry_id:
-        return "missing its 'id'"
+        return _not_a_name("id", entry_id)
     if not isinstance(module, str) or not module:
-        return "missing its 'module'"
+        return _not_a_name("module", module)
+    for mode in GENERATED_MODES:
+        if mode in raw and not isinstance(raw[mode], str):
+            return f"{mode!r} must be a path string, got {type(raw[mode]).__name__}"
     files = {m: raw[m] for m in GENERATED_MODES if isinstance(raw.get(m), str)}
     for path in files.values():
         if path.startswith("/") or ".." in path.split("/"):
             return f"generated module path {path!r} is outside the build"
     return ManifestEntry(kind, source, key, entry_id, module, files)
+
+
+def _not_a_name(field_name: str, value: object) -> str:
+    """What is wrong with an entry's ``id`` or ``module`` (absent, empty or not text)."""
+    if value is None or value == "":
+        return f"missing its {field_name!r}"
+    return f"{field_name!r} must be a string, got {type(value).__name__}"
 
 
 _cache_lock = threading.Lock()

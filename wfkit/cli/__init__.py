@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C (e.g. while waiting for the database): no traceback
+        return 130
     except BrokenPipeError:  # `wfkit ... | head`: the reader left; not an error of ours
         sys.stdout = open(os.devnull, "w")  # Python flushes stdout at exit: let it, quietly
         return 0

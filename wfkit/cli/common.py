@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -72,6 +73,18 @@ def world_of(args: argparse.Namespace) -> Any:
     from wfkit.runtime.world_config import get_world
 
     return get_world(args.world)
+
+
+def reachable_world_of(args: argparse.Namespace) -> Any:
+    """The world of a long-running command (worker, serve, web), waited for while its
+    database cannot be reached: one line per try instead of a traceback."""
+    from wfkit.runtime.world_config import open_world_retrying
+
+    log = logging.getLogger(f"wfkit.{args.command}")
+    # A configured log names its logger on each line; Python's last-resort handler
+    # (serve and web configure none) prints the bare message.
+    prefix = "" if logging.getLogger().handlers else f"wfkit {args.command}: "
+    return open_world_retrying(args.world, log=log, prefix=prefix)
 
 
 def json_args(values: Sequence[str]) -> list[Any]:

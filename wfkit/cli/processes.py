@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from wfkit.cli.common import Subcommands, add_command, world_of
+from wfkit.cli.common import Subcommands, add_command, reachable_world_of
 from wfkit.runtime.tools.http_server import DEFAULT_MAX_BODY_BYTES
 
 
@@ -22,7 +22,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     configure_logging("DEBUG" if args.verbose else args.log_level, log_format=args.log_format)
     builds = args.build or [load_build().build_dir]
     worker = Worker(
-        world=world_of(args),
+        world=reachable_world_of(args),
         builds=builds,
         serve_unpinned=args.unpinned,
         kept_root=find_root() if args.kept else None,
@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from wfkit.runtime.tools.http_server import uvicorn_config
 
     load_build(args.build)
-    world = world_of(args)
+    world = reachable_world_of(args)
     app = create_app(world, max_body_bytes=args.max_body_bytes)
     server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port))
     if not args.worker:
@@ -107,7 +107,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         return 2
     bound = host_name(args.host)
     app = create_web_app(
-        world_of(args),
+        reachable_world_of(args),
         allowed_hosts=(bound, *(args.allow_host or ())),
         access_token=access_token,
     )

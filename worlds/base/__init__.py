@@ -26,7 +26,8 @@ Error tree::
     ├── WaitNotFoundError
     ├── SchemaVersionError         the store's version is newer than this wfkit, or invalid
     ├── InvalidEventError          a malformed event request (also a ValueError)
-    └── CorruptedLogError          a stored log the lifecycle rules cannot fold
+    ├── CorruptedLogError          a stored log the lifecycle rules cannot fold
+    └── WorldUnavailableError      the database cannot be reached now (retry later)
 
 API sketch (every method is synchronous; the runtime decides what runs off-loop)::
 
@@ -75,6 +76,7 @@ from wfkit.worlds.base.errors import (
     WaitNotFoundError,
     WfkitError,
     WorldError,
+    WorldUnavailableError,
 )
 from wfkit.worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
 from wfkit.worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events, run_id_for_create
@@ -148,6 +150,7 @@ __all__ = [
     "WfkitError",
     "World",
     "WorldError",
+    "WorldUnavailableError",
     "diff_run_records",
     "encode_json",
     "fold_events",

@@ -12,6 +12,11 @@ class WorldError(WfkitError):
     """Something a world refused or could not find."""
 
 
+class WorldUnavailableError(WorldError):
+    """The world's database cannot be reached now (a server down or starting up);
+    trying again later may succeed. Nothing was written."""
+
+
 class EntityConflictError(WorldError):
     """A transition the lifecycle table does not allow, or a duplicate creation event.
 

@@ -19,11 +19,14 @@ big file; their readers are not blocked meanwhile (WAL).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, exc, select, text
 
+from wfkit.worlds.base import WorldError
 from wfkit.worlds.local.db import WriteGate, translated_errors
 from wfkit.worlds.local.sql import TABLES
 from wfkit.worlds.sql import SCHEMA_VERSION
@@ -55,9 +58,10 @@ def ensure_schema(write_engine: Engine, path: Path, gate: WriteGate) -> Plan:
     Raises:
         SchemaVersionError: the file's version is newer than this code, invalid,
             or missing from a file that holds wfkit tables; nothing was changed.
-        WorldError: the database refused the work (nothing was changed).
+        WorldError: the database refused the work, or the file is not a SQLite
+            database (nothing was changed).
     """
-    with gate.held(), translated_errors(), write_engine.begin() as conn:
+    with gate.held(), translated_errors(), _unreadable_file(path), write_engine.begin() as conn:
         found, has_tables = _stored_version(conn)
         plan = plan_migrations(found, has_tables=has_tables, store=str(path))
         if plan.create:
@@ -70,6 +74,21 @@ def ensure_schema(write_engine: Engine, path: Path, gate: WriteGate) -> Plan:
     if plan.steps:
         log.info("migrated %s from schema version %s to %s", path, plan.found, SCHEMA_VERSION)
     return plan
+
+
+@contextmanager
+def _unreadable_file(path: Path) -> Iterator[None]:
+    """A file SQLite cannot read as a database (``file is not a database``, a damaged
+    header) is one line naming it, not a driver traceback."""
+    try:
+        yield
+    except exc.DatabaseError as error:
+        if isinstance(error, exc.OperationalError | exc.IntegrityError):
+            raise
+        raise WorldError(
+            f"{path} is not a SQLite database wfkit can open ({error.orig}); point "
+            "WFKIT_WORLD at another file or move this one away"
+        ) from None
 
 
 def _stored_version(conn: Connection) -> tuple[object, bool]:

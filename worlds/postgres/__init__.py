@@ -23,6 +23,7 @@ import weakref
 from typing import Any
 
 from sqlalchemy import Select, create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
 from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
@@ -30,6 +31,7 @@ from wfkit.worlds.postgres.errors import (
     DatabaseUnavailableError,
     PostgresWorldError,
     StatementTimeoutError,
+    connect_failure,
 )
 from wfkit.worlds.postgres.events import LoaderSql, PostgresEvents
 from wfkit.worlds.postgres.migrate import drop_schema, ensure_schema
@@ -114,6 +116,9 @@ class PostgresWorld:
 
     Raises:
         SchemaVersionError: the schema was written by a newer wfkit.
+        DatabaseUnavailableError: the server cannot be reached (down, starting up);
+            a ``WorldUnavailableError``, so callers may try again later.
+        PostgresWorldError: the server refused the connection (credentials, database).
         ValueError: the URL is not a Postgres URL.
     """
 
@@ -159,6 +164,10 @@ class PostgresWorld:
         try:
             self.tables = build_tables("postgresql", schema)
             ensure_schema(self.engine, self.tables)
+        except sa_exc.OperationalError as error:
+            self.engine.dispose()
+            where = self.url.render_as_string(hide_password=True)
+            raise connect_failure(error, where) from None
         except BaseException:
             self.engine.dispose()
             raise

@@ -20,7 +20,8 @@ Error tree (additions to ``wfkit.worlds.base``)::
 
     WorldError
     └── PostgresWorldError
-        ├── DatabaseUnavailableError   the server cannot be reached (after retries)
+        ├── DatabaseUnavailableError   the server cannot be reached (after retries; also a
+        │                              WorldUnavailableError)
         └── StatementTimeoutError      a statement ran longer than statement_timeout
 """
 
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-from wfkit.worlds.base import EntityConflictError, WorldError
+from wfkit.worlds.base import EntityConflictError, WorldError, WorldUnavailableError
 
 __all__ = [
     "HOOK_TOKEN_INDEX",
@@ -53,12 +54,45 @@ class PostgresWorldError(WorldError):
     """A failure of the Postgres world that is not a lifecycle refusal."""
 
 
-class DatabaseUnavailableError(PostgresWorldError):
+class DatabaseUnavailableError(PostgresWorldError, WorldUnavailableError):
     """The server could not be reached, or the connection dropped during COMMIT."""
 
 
 class StatementTimeoutError(PostgresWorldError):
     """A statement exceeded the world's ``statement_timeout_ms`` and was cancelled."""
+
+
+_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08001", "08004", "08006"})
+"""Connection failures that end when the server is up (shutting down, starting up,
+cannot connect)."""
+_PASSING_REFUSALS = (
+    "starting up",
+    "shutting down",
+    "not yet accepting",
+    "recovery",
+    "too many clients",
+    "connection slots",
+)
+"""What a server says when it refuses a connection only for now (libpq gives no sqlstate
+for a refused connection: its words are all there is)."""
+
+
+def connect_failure(error: sa_exc.OperationalError, where: str) -> PostgresWorldError:
+    """The one-line error for a failure to open a connection to ``where``.
+
+    Returns:
+        ``DatabaseUnavailableError`` when no server answered, or one answered that it is
+        starting up, shutting down or full (worth trying again); else
+        ``PostgresWorldError`` (a bad role or password, no such database).
+    """
+    driver = _driver_error(error)
+    text = str(driver or error).strip()
+    detail = text.splitlines()[0] if text else type(error).__name__
+    state = driver.sqlstate if driver is not None else None
+    server_refused = "FATAL:" in text and not any(word in text for word in _PASSING_REFUSALS)
+    if state in _UNREACHABLE_SQLSTATES or (state is None and not server_refused):
+        return DatabaseUnavailableError(f"cannot reach Postgres at {where}: {detail}")
+    return PostgresWorldError(f"Postgres at {where} refused the connection: {detail}")
 
 
 class RetryTransaction(Exception):
