@@ -5,13 +5,17 @@ bounds what it buffers of an incomplete request head (``MAX_HEADER_BYTES``; more
 and a closed connection); httptools buffers headers without a limit. h11 only counts a
 head that has not fully arrived, so one that arrives whole in a single read (up to one
 socket read, 256 KiB) is bounded again by :class:`HeaderLimit` (431). An idle keep-alive
-connection is closed after ``KEEP_ALIVE_SECONDS``. Request bodies are bounded
+connection is closed after ``KEEP_ALIVE_SECONDS``, and a request head that has not fully
+arrived ``HEAD_SECONDS`` after the connection opened (or after the previous response)
+closes the connection: uvicorn's own keep-alive timer restarts on every byte, so a
+client sending one header byte at a time would otherwise hold a connection forever. Request bodies are bounded
 by the apps themselves (``wfkit.runtime.tools.http``), which know whether a body is
 wanted before reading it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,12 +26,22 @@ MAX_HEADER_BYTES = 16 * 1024
 """The most of one request line plus headers the server buffers."""
 KEEP_ALIVE_SECONDS = 5
 """How long an idle keep-alive connection stays open."""
+HEAD_SECONDS = 10.0
+"""How long a request line and headers may take to arrive."""
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """The largest webhook request body ``wfkit serve`` accepts by default (1 MiB)."""
 
 
-def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """A ``uvicorn.Config`` serving ``app`` on ``host:port`` with the bounds above."""
+def uvicorn_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    head_seconds: float = HEAD_SECONDS,
+) -> uvicorn.Config:
+    """A ``uvicorn.Config`` serving ``app`` on ``host:port`` with the bounds above
+    (``head_seconds``: how long a request head may take to arrive)."""
     import uvicorn
 
     return uvicorn.Config(
@@ -35,10 +49,45 @@ def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -
         host=host,
         port=port,
         log_level=log_level,
-        http="h11",
+        http=_head_deadline_protocol(head_seconds),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+
+
+def _head_deadline_protocol(head_seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head is still
+    incomplete ``head_seconds`` after it opened or after its last response."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._arm_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(head_seconds, self._head_overdue)
+
+        def _head_overdue(self) -> None:
+            # IDLE: no complete request line and headers since the timer was armed.
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadlineProtocol
 
 
 class HeaderLimit:

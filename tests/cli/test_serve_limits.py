@@ -211,3 +211,53 @@ def test_serve_help_documents_the_body_limit() -> None:
     ).stdout
     assert "--max-body-bytes" in " ".join(shown.split())
     assert "default 1048576" in " ".join(shown.split())
+
+
+def test_a_request_head_trickling_in_is_cut_off() -> None:
+    """One header byte a second would hold a connection forever under uvicorn's own
+    keep-alive timer (it restarts on every byte); the head deadline closes it."""
+    import threading
+
+    import uvicorn
+
+    from wfkit.runtime.tools.http import create_app
+    from wfkit.runtime.tools.http_server import uvicorn_config
+    from wfkit.worlds.memory import MemoryWorld
+
+    port = _free_port()
+    app = create_app(MemoryWorld())
+    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning", head_seconds=1.5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /.well-known/workflow/v1/health HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"X-Slow: " + b"s" * 20:
+                time.sleep(0.5)
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+            if closed_after is None:
+                conn.settimeout(5)
+                try:
+                    assert conn.recv(1024) == b""
+                except ConnectionResetError:
+                    pass
+                closed_after = time.monotonic() - started
+        assert closed_after < 5, f"the trickling connection stayed open {closed_after:.1f} s"
+        # A whole request on a fresh connection is still served.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(_head("/.well-known/workflow/v1/health", method="GET").encode() + b"\r\n")
+            assert conn.recv(1024).startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
