@@ -10,15 +10,16 @@ Routes (server-rendered HTML plus one small script; no external assets)::
     GET  /runs/{run_id}/streams/{name}       a stream's chunks, decoded
     GET  /live, /runs/{run_id}/live, .../streams/{name}/live   server-sent events: the page changed
     GET  /api/runs, /api/runs/{run_id}       JSON twins of the pages
+    GET  /api/csrf                           the CSRF token scripts send back (``security``)
     POST /api/runs/{run_id}/cancel, .../retry, .../hooks/{hook_id}/resume   JSON twins of the actions
 
 The inspector loads no build: it reads records and events, and its actions are the
 client API's (``cancel_run``, ``retry_run``, ``resume_hook``). Modules: ``app`` (routes and actions),
 ``queries`` (world reads, run in threads), ``timeline`` (the waterfall's data and scale),
 ``*_html`` and ``markup`` (pure markup), ``live`` (server-sent events), ``security``
-(Host and cross-site checks), ``assets`` (the stylesheet and script). A typed-in hook
-payload is checked by ``wfkit.runtime.tools.hook_payloads`` (shared with ``wfkit resume``).
-Needs the ``web`` extra.
+(Host, access token, cross-site and CSRF checks), ``assets`` (the stylesheet and script). A
+typed-in hook payload is checked by ``wfkit.runtime.tools.hook_payloads`` (shared with
+``wfkit resume``). Needs the ``web`` extra.
 """
 
 from __future__ import annotations
