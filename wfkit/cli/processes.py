@@ -113,6 +113,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     )
     url = f"http://{args.host}:{args.port}/"
     print(f"wfkit web: inspecting world={args.world or 'default'} at {url}", flush=True)
+    if access_token:
+        print(
+            f"wfkit web: open {url}?token=<your token> once (a cookie), or send "
+            "Authorization: Bearer <your token>",
+            flush=True,
+        )
     if not args.no_browser:
         login = f"{url}?token={access_token}" if access_token else url
         threading.Timer(0.8, webbrowser.open, args=(login,)).start()
