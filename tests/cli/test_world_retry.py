@@ -207,3 +207,40 @@ def test_a_worker_started_while_postgres_is_down_waits_then_serves(
     assert "trying again in 0.5 s (attempt 1)" in lines[0]
     assert "trying again in 1.0 s (attempt 2)" in lines[1]
     assert "trying again in 2.0 s (attempt 3)" in lines[2]
+
+
+@pytest.mark.parametrize("command", ["serve", "web"])
+def test_serve_and_web_wait_for_postgres_one_line_per_try(
+    down: tuple[int, str, tuple[str, int]], tmp_path: Path, command: str
+) -> None:
+    import wfbuild
+
+    _, url, _ = down
+    build = tmp_path / "build"
+    wfbuild.build([ROOT / "examples"], root=ROOT, out=build)
+    extra = ["--no-browser"] if command == "web" else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "--world", url, command, "--port", "0", *extra],
+        cwd=ROOT,
+        env={**os.environ, "WFKIT_BUILD_DIR": str(build)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(lines) < 2:
+            assert time.monotonic() < deadline, lines
+            line = process.stderr.readline()
+            assert line, f"wfkit {command} exited: {lines}"
+            lines.append(line)
+        assert process.poll() is None  # still waiting, not given up
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert lines[0].startswith(f"wfkit {command}: cannot reach Postgres at "), lines
+    assert "trying again in 0.5 s (attempt 1)" in lines[0]
+    assert "trying again in 1.0 s (attempt 2)" in lines[1]
