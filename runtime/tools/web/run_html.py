@@ -124,6 +124,7 @@ def _actions(run: Run, state: RunPageState) -> str:
     if run.status == "failed":
         buttons.append(
             f'<form method="post" action="{esc(run_href(run.run_id))}/retry">'
+            f"{csrf_field(state.csrf_token)}"
             '<button class="retry" type="submit" title="Replay the run\'s log on the code the '
             'workers run now, past the failure">Retry run</button></form>'
         )
