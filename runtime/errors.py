@@ -13,6 +13,7 @@ Error tree::
     │   ├── InvalidEventError                     a refused event transition (nothing written)
     │   └── CorruptedLogError                     a stored log that does not fold
     ├── SerializationError                        a value that cannot cross a durable boundary
+    │   └── PayloadDecryptionError                an encrypted payload this process cannot open
     ├── FatalError                                raised by a step: fail now, no retries
     ├── RetryableError                            raised by a step: retry after ``retry_after``
     ├── StepError                                 a step failure whose type could not be rebuilt
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidRunIdError",
     "NotInWorkflowError",
+    "PayloadDecryptionError",
     "ReplayDivergenceError",
     "RetryableError",
     "RunNotFoundError",
@@ -99,6 +101,19 @@ class SerializationError(WfkitError, TypeError):
         super().__init__(message)
         self.type_name = type_name
         self.path = path
+
+
+class PayloadDecryptionError(SerializationError):
+    """A stored payload is encrypted and cannot be opened here: this process has no key
+    with its key id, or authentication failed (a wrong key under that id, or altered bytes).
+
+    Attributes:
+        key_id: the key id stored with the payload.
+    """
+
+    def __init__(self, message: str, *, key_id: str = "") -> None:
+        super().__init__(message, type_name="encrypted payload")
+        self.key_id = key_id
 
 
 class FatalError(WfkitError):

@@ -40,6 +40,7 @@ from wfkit.runtime.serialization import (
     serialize,
     serialize_call,
 )
+from wfkit.runtime.serialization.at_rest import open_error, seal
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import (
     RUN_TERMINAL,
@@ -239,6 +240,7 @@ def _outcome(record: RunRecord) -> Any:
         error = dict(record.error or {})
         cause: BaseException | None
         try:
+            error = open_error(error)  # its message and stack, when encrypted
             cause = deserialize_error(error) if error else None
         except Exception as exc:  # an unreadable error must still surface as a failure
             cause = exc
@@ -274,7 +276,7 @@ def start_sync(
     with tracing.start_span(workflow_name, chosen) as execution_context:
         data = {
             "workflow_name": workflow_name,
-            "input": serialize_call(tuple(args), dict(kwargs)),
+            "input": seal(serialize_call(tuple(args), dict(kwargs))),
             "deployment_id": deployment_id,
             "execution_context": execution_context,
         }
@@ -459,7 +461,7 @@ def resume_hook_sync(token: str, payload: Any, *, world: WorldArg = None) -> Hoo
     request = EventRequest(
         event_type="hook_received",
         correlation_id=hook.hook_id,
-        data={"payload": serialize(payload)},
+        data={"payload": seal(serialize(payload))},
     )
     try:
         target.events.create_batch(

@@ -7,7 +7,8 @@ process follow a stream with :func:`read_stream` (``Run.readable``) until it clo
 
 A chunk is stored as one marker byte and a body: ``b"b"`` + raw bytes for bytes
 chunks, ``b"j"`` + serialized JSON for everything else, so bytes come back as bytes
-and objects as objects.
+and objects as objects. With encryption or compression on, that whole chunk is sealed
+behind an ``encr``/``gzip`` prefix (``wfkit.runtime.serialization.at_rest``).
 """
 
 from __future__ import annotations
@@ -36,15 +37,27 @@ def stream_name(run_id: str, namespace: str | None = None) -> str:
 
 
 def encode_chunk(chunk: Any) -> bytes:
-    """One stored chunk: bytes stay bytes, anything else is serialized JSON."""
+    """One stored chunk: bytes stay bytes, anything else is serialized JSON; sealed
+    when encryption or compression is on."""
+    from wfkit.runtime.serialization.at_rest import seal_bytes
+
     if isinstance(chunk, bytes | bytearray | memoryview):
-        return _BYTES + bytes(chunk)
+        return seal_bytes(_BYTES + bytes(chunk))
     from wfkit.runtime.serialization import serialize
 
-    return _JSON + json.dumps(serialize(chunk, path="chunk")).encode("utf-8")
+    return seal_bytes(_JSON + json.dumps(serialize(chunk, path="chunk")).encode("utf-8"))
 
 
 def decode_chunk(data: bytes) -> Any:
+    """The value ``encode_chunk`` stored.
+
+    Raises:
+        PayloadDecryptionError: the chunk is encrypted with a key this process lacks.
+        ValueError: not a wfkit chunk.
+    """
+    from wfkit.runtime.serialization.at_rest import open_bytes
+
+    data = open_bytes(data)
     marker, body = data[:1], data[1:]
     if marker == _BYTES:
         return body

@@ -42,6 +42,7 @@ from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import reports, tracing
 from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.serialization import deserialize_call, serialize, serialize_error
+from wfkit.runtime.serialization.at_rest import seal, seal_error
 from wfkit.worlds.base import (
     RUN_TERMINAL,
     STEP_TERMINAL,
@@ -175,7 +176,9 @@ async def _attempt(
     try:
         result = await _call_step_body(run, step, world=world, url=url)
         return EventRequest(
-            event_type="step_completed", correlation_id=cid, data={"result": serialize(result)}
+            event_type="step_completed",
+            correlation_id=cid,
+            data={"result": seal(serialize(result))},
         ), None
     except SerializationError as exc:
         return _failed(cid, exc), exc
@@ -200,13 +203,15 @@ async def _attempt(
         return EventRequest(
             event_type="step_retrying",
             correlation_id=cid,
-            data={"error": serialize_error(exc), "retry_after": retry_at.isoformat()},
+            data={"error": seal_error(serialize_error(exc)), "retry_after": retry_at.isoformat()},
         ), exc
 
 
 def _failed(cid: str, exc: BaseException) -> EventRequest:
     return EventRequest(
-        event_type="step_failed", correlation_id=cid, data={"error": serialize_error(exc)}
+        event_type="step_failed",
+        correlation_id=cid,
+        data={"error": seal_error(serialize_error(exc))},
     )
 
 

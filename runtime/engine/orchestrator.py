@@ -78,6 +78,7 @@ from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.replay.outcome import Completed, Failed, Suspended
 from wfkit.runtime.replay.session import ReplaySession
 from wfkit.runtime.serialization import deserialize_call, serialize_error
+from wfkit.runtime.serialization.at_rest import seal_error
 from wfkit.worlds.base import (
     STEP_TERMINAL,
     EntityConflictError,
@@ -315,7 +316,7 @@ class Orchestrator:
         state.terminal = True
         request = EventRequest(
             event_type="run_failed",
-            data={"error": serialize_error(exc), "error_code": code},
+            data={"error": seal_error(serialize_error(exc)), "error_code": code},
         )
         try:
             self.world.events.create_batch(state.run.run_id, [request])

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from wfkit.runtime.errors import SerializationError
 from wfkit.runtime.replay.outcome import Completed, Failed, PendingStep, PendingWait, Suspended
 from wfkit.runtime.serialization import serialize, serialize_error
+from wfkit.runtime.serialization.at_rest import seal, seal_error
 from wfkit.worlds.base import (
     SPEC_VERSION,
     Event,
@@ -43,16 +44,16 @@ def run_ending_request(ending: Completed | Failed) -> EventRequest:
     if isinstance(ending, Completed):
         try:
             return EventRequest(
-                event_type="run_completed", data={"output": serialize(ending.value)}
+                event_type="run_completed", data={"output": seal(serialize(ending.value))}
             )
         except SerializationError as exc:
             return EventRequest(
                 event_type="run_failed",
-                data={"error": serialize_error(exc), "error_code": "USER_ERROR"},
+                data={"error": seal_error(serialize_error(exc)), "error_code": "USER_ERROR"},
             )
     return EventRequest(
         event_type="run_failed",
-        data={"error": serialize_error(ending.error), "error_code": ending.code},
+        data={"error": seal_error(serialize_error(ending.error)), "error_code": ending.code},
     )
 
 
@@ -73,7 +74,7 @@ def hook_requests(suspended: Suspended) -> list[EventRequest]:
             correlation_id=hook.correlation_id,
             data={
                 "token": hook.token,
-                "metadata": hook.metadata,
+                "metadata": seal(hook.metadata),
                 "is_webhook": bool(hook.is_webhook),
                 "respond_with": hook.respond_with,
             },
@@ -93,7 +94,7 @@ def step_created_request(step: PendingStep) -> EventRequest:
     return EventRequest(
         event_type="step_created",
         correlation_id=step.correlation_id,
-        data={"step_name": step.step_id, "input": step.input},
+        data={"step_name": step.step_id, "input": seal(step.input)},
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, assert_never
 
+from wfkit.runtime.errors import PayloadDecryptionError
 from wfkit.runtime.replay.calls import HookCall, StepCall, WaitCall, reject_with, resolve_with
 from wfkit.runtime.replay.divergence import (
     RunLabel,
@@ -21,8 +22,9 @@ from wfkit.runtime.replay.divergence import (
 )
 from wfkit.runtime.replay.ledger import CallLedger
 from wfkit.runtime.replay.loop import DeterministicEventLoop
-from wfkit.runtime.replay.outcome import unconsumed
+from wfkit.runtime.replay.outcome import ReplayFailure, unconsumed
 from wfkit.runtime.serialization import deserialize, deserialize_error
+from wfkit.runtime.serialization.at_rest import open_error, open_payload
 from wfkit.worlds.base import Event, parse_timestamp
 
 __all__ = [
@@ -50,9 +52,11 @@ def deliver_step_event(
             if call.created:
                 raise unconsumed(event)
             data = event.data
-            if data.get("step_name") != call.step_id or data.get("input") != call.input:
+            recorded_input = _opened(data.get("input"), event)
+            if data.get("step_name") != call.step_id or recorded_input != call.input:
                 # Checked inline first (every step, every replay); the check explains.
-                failure = check_step_created(label, call, event)
+                opened = event.model_copy(update={"data": {**data, "input": recorded_input}})
+                failure = check_step_created(label, call, opened)
                 if failure is not None:
                     raise failure
             call.created = True
@@ -69,9 +73,11 @@ def deliver_step_event(
             if call.future.done():
                 return  # cancelled (a race's loser): consumed, not delivered
             if event_type == "step_completed":
-                resolve_with(call.future, lambda: deserialize(event.data["result"]))
+                result = _opened(event.data["result"], event)
+                resolve_with(call.future, lambda: deserialize(result))
             else:
-                reject_with(call.future, lambda: deserialize_error(event.data["error"]))
+                error = _opened_error(event.data["error"], event)
+                reject_with(call.future, lambda: deserialize_error(error))
         case _:
             assert_never(event_type)
 
@@ -103,8 +109,9 @@ def deliver_hook_event(
         case "hook_received":
             if not call.created or call.conflicted:
                 raise unconsumed(event)
+            payload = _opened(event.data["payload"], event)
             try:
-                item: tuple[bool, Any] = (True, deserialize(event.data["payload"]))
+                item: tuple[bool, Any] = (True, deserialize(payload))
             except Exception as exc:
                 item = (False, exc)
             call.deliver(item)
@@ -116,6 +123,30 @@ def deliver_hook_event(
             ledger.live_hooks.pop(call.correlation_id, None)
         case _:
             assert_never(event_type)
+
+
+def _opened(value: Any, event: Event) -> Any:
+    """``value`` out of its at-rest envelope. A payload this worker cannot decrypt fails
+    the run (``RUNTIME_ERROR``): delivered to the workflow as an exception, it could be
+    caught and the run would go on without the value it was owed."""
+    try:
+        return open_payload(value)
+    except PayloadDecryptionError as exc:
+        raise _undecryptable(exc, event) from None
+
+
+def _opened_error(value: Any, event: Event) -> Any:
+    try:
+        return open_error(value)
+    except PayloadDecryptionError as exc:
+        raise _undecryptable(exc, event) from None
+
+
+def _undecryptable(exc: PayloadDecryptionError, event: Event) -> ReplayFailure:
+    error = PayloadDecryptionError(
+        f"cannot read {event.event_type} {event.correlation_id}: {exc}", key_id=exc.key_id
+    )
+    return ReplayFailure(error, "RUNTIME_ERROR")
 
 
 def deliver_wait_event(

@@ -41,6 +41,11 @@ at ``serialize`` time, except exceptions, which read back as ``StepError``.
 A user dict that contains the key ``"$t"`` is stored as ``{"$t": "dict", ...}`` so
 no user data is ever read as a tag. Every payload is itself ``<ser>`` data.
 
+At rest, a payload may be wrapped in an ``encr`` or ``gzip`` envelope (``at_rest.py``:
+writers call ``seal``/``seal_error`` on what they store); ``deserialize``,
+``deserialize_call`` and ``deserialize_error`` open one first, so readers need not care
+whether a log was written plain, encrypted, or both.
+
 Alternatives rejected: pickle (unsafe, opaque in the inspector, breaks across
 code versions); one wrapper per value such as ``{"type": ..., "value": ...}``
 (doubles the size of plain data and slows the replay path, where most values
@@ -89,6 +94,7 @@ from wfkit.runtime.serialization._encode import (
     ser_value,
     serialization_error,
 )
+from wfkit.runtime.serialization.at_rest import SEALED_TAGS, open_error, open_payload
 
 __all__ = [
     "TAG",
@@ -143,7 +149,10 @@ def deserialize(data: Any) -> Any:
     Raises:
         SerializationError: ``data`` is not something ``serialize`` produced, or
             names a class that is not registered and cannot be imported.
+        PayloadDecryptionError: ``data`` is encrypted and cannot be opened here.
     """
+    if type(data) is dict and data.get(TAG) in SEALED_TAGS:
+        data = open_payload(data)
     try:
         return de_value(data)
     except RecursionError:
@@ -184,6 +193,11 @@ def deserialize_call(
     Raises:
         SerializationError: as ``deserialize``.
     """
+    data = open_payload(data)
+    if type(data) is not dict:
+        raise SerializationError(
+            f"cannot deserialize call inputs: expected an object, got {type(data).__name__}"
+        )
     args = deserialize(data.get("args", []))
     kwargs = deserialize(data.get("kwargs", {}))
     closure = deserialize(data.get("closure"))
@@ -229,7 +243,12 @@ def deserialize_error(info: dict[str, Any]) -> BaseException:
     exception classes whose args serialized), else ``StepError(type, message, stack)``.
     The remote traceback is attached as ``__wfkit_stack__`` and, when not empty,
     as a note ("Remote traceback: ...") that tracebacks print.
+
+    Raises:
+        PayloadDecryptionError: the error's message and value are encrypted with a key
+            this process does not have.
     """
+    info = open_error(info)
     type_name = str(info.get("type") or "")
     message = str(info.get("message") or "")
     stack = str(info.get("stack") or "")
@@ -264,7 +283,7 @@ def register_codec(
     Raises:
         ValueError: ``tag`` is one of the built-in tags.
     """
-    if tag in BUILTIN_DECODERS:
+    if tag in BUILTIN_DECODERS or tag in SEALED_TAGS:
         raise ValueError(f"codec tag {tag!r} is reserved by wfkit's serializer")
     old = CODECS.get(tag)
     if old is not None:
