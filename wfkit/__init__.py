@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         InvalidEventError,
         InvalidRunIdError,
         NotInWorkflowError,
+        PayloadDecryptionError,
         ReplayDivergenceError,
         RetryableError,
         RunNotFoundError,
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
         WorkflowRunFailedError,
         WorldError,
     )
+    from wfkit.runtime.serialization.keys import configure_payloads
     from wfkit.runtime.world_config import (
         get_world,
         set_world,
@@ -131,6 +133,7 @@ _EXPORTS: dict[str, str] = {
     "HookDisposedError": "wfkit.runtime.errors",
     "HookNotFoundError": "wfkit.runtime.errors",
     "NotInWorkflowError": "wfkit.runtime.errors",
+    "PayloadDecryptionError": "wfkit.runtime.errors",
     "ReplayDivergenceError": "wfkit.runtime.errors",
     "RetryableError": "wfkit.runtime.errors",
     "RunNotFoundError": "wfkit.runtime.errors",
@@ -163,6 +166,7 @@ _EXPORTS: dict[str, str] = {
     "get_workflow_metadata": "wfkit.runtime.api.workflow",
     "sleep": "wfkit.runtime.api.workflow",
     "patched": "wfkit.runtime.api.workflow",
+    "configure_payloads": "wfkit.runtime.serialization.keys",
     "get_world": "wfkit.runtime.world_config",
     "set_world": "wfkit.runtime.world_config",
     "build": "wfkit._dev",
@@ -187,6 +191,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidRunIdError",
     "NotInWorkflowError",
+    "PayloadDecryptionError",
     "ReplayDivergenceError",
     "Request",
     "Response",
@@ -215,6 +220,7 @@ __all__ = [
     "__version__",
     "build",
     "cancel_run",
+    "configure_payloads",
     "create_hook",
     "create_webhook",
     "define_hook",

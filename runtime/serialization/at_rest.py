@@ -89,8 +89,8 @@ def seal(data: Any) -> Any:
         key_id, key = settings.encrypt_with
         blob = _encrypt(key_id, key, frame)
         return {TAG: ENCRYPTED, "kid": key_id, "v": base64.b64encode(blob).decode("ascii")}
-    if frame is raw:
-        return data
+    if frame is raw or (len(frame) - len(_GZIP)) * 4 // 3 >= len(raw):
+        return data  # base64 would eat what gzip saved
     return {TAG: GZIP, "v": base64.b64encode(frame[len(_GZIP) :]).decode("ascii")}
 
 
