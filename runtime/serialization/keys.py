@@ -181,7 +181,8 @@ def require_cryptography() -> None:
         import cryptography.hazmat.primitives.ciphers.aead  # noqa: F401
     except ImportError:
         raise ImportError(
-            "encrypted payloads need the cryptography package: pip install 'wfkit[encryption]'"
+            "encrypted payloads need the cryptography package: pip install 'wfkit[encryption]'",
+            name="cryptography",
         ) from None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from wfkit.runtime.serialization.at_rest import reveal
 from wfkit.worlds.base import Event, Hook, Run, Step, Wait, World
 
 
@@ -65,7 +66,7 @@ def step_rows(steps: Iterable[Step]) -> list[dict[str, Any]]:
             "attempt": s.attempt,
             "started": s.started_at,
             "completed": s.completed_at,
-            "error": (s.error or {}).get("message"),
+            "error": (reveal(s.error) or {}).get("message"),
         }
         for s in steps
     ]
@@ -116,12 +117,12 @@ def _summary(event: Event, names: Mapping[str, str]) -> str:
     if kind == "run_created":
         return short_name(str(data.get("workflow_name", "")))
     if kind == "run_failed":
-        error = data.get("error") or {}
+        error = reveal(data.get("error")) or {}
         return f"{error.get('type', '')}: {error.get('message', '')}"
     if kind.startswith("step_"):
         name = names.get(event.correlation_id or "", "")
         if kind in ("step_retrying", "step_failed"):
-            error = data.get("error") or {}
+            error = reveal(data.get("error")) or {}
             extra = f" retry at {data['retry_after']}" if data.get("retry_after") else ""
             return f"{name}: {error.get('message', '')}{extra}"
         return name

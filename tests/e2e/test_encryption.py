@@ -190,3 +190,25 @@ def test_compressed_then_encrypted(world: Any, tmp_path: Path) -> None:
     assert created.data["input"]["$t"] == "encr"
     assert len(created.data["input"]["v"]) < len(blob) // 50
     assert SECRET not in raw_rows(world, tmp_path)
+
+
+def test_the_inspector_shows_encrypted_unless_it_has_the_key(world: Any) -> None:
+    from tests.web.inspector_client import request, text_of
+
+    configure_payloads(KEY_A)
+
+    async def scenario() -> str:
+        async with running_worker(world):
+            run = await start(sealed.fail_with_secret, SECRET, world=world)
+            with pytest.raises(WorkflowRunFailedError, match=f"refused {SECRET}"):
+                await run.result(timeout=30)
+            return run.run_id
+
+    run_id = run_async(scenario())
+    page = text_of(request(world, "GET", f"/runs/{run_id}").text)
+    assert SECRET in page  # this process has the key: payloads and errors opened
+    configure_payloads()
+    page = text_of(request(world, "GET", f"/runs/{run_id}").text)
+    assert SECRET not in page
+    assert "[encrypted with key ka]" in page
+    assert "FatalError" in page and "failed" in page  # the type and status stay readable

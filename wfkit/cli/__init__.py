@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import wfkit
 from wfkit.cli import catalog, deploying, dev, inspecting, processes, results, runs
 from wfkit.cli.common import missing_extra
+from wfkit.runtime.serialization.keys import current_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        current_settings()  # a malformed WFKIT_ENCRYPTION_KEY stops every command at once
         code: int = args.func(args)
     except KeyboardInterrupt:  # Ctrl-C (e.g. while waiting for the database): no traceback
         return 130

@@ -45,6 +45,7 @@ EXTRAS = {
     "psycopg": "postgres",
     "psycopg_binary": "postgres",
     "opentelemetry": "otel",
+    "cryptography": "encryption",
 }
 """Top-level modules of optional dependencies, and the extra that installs each."""
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wfkit.cli.common import Subcommands, add_command, world_of
+from wfkit.runtime.serialization.at_rest import reveal
 from wfkit.runtime.tools import tables as views
 
 INSPECT_KINDS = ("runs", "steps", "events", "hooks", "waits", "streams")
@@ -34,7 +35,7 @@ def _inspect_runs(args: argparse.Namespace, world: Any) -> int:
     if args.json:
         dumped = []
         for run in runs:
-            record = run.model_dump(mode="json")
+            record = reveal(run.model_dump(mode="json"))
             record["pending_reason"] = deployments.pending_reason(run, local)
             dumped.append(record)
         print(json.dumps(dumped[0] if args.id else dumped, indent=2, default=str))
@@ -92,7 +93,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                [r.model_dump(mode="json") for r in records] if records else rows,
+                [reveal(r.model_dump(mode="json")) for r in records] if records else rows,
                 indent=2,
                 default=str,
             )

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from wfkit.runtime.api.client import cancel_run, resume_hook_sync, retry_run
 from wfkit.runtime.api.streams import decode_chunk
+from wfkit.runtime.errors import PayloadDecryptionError
 from wfkit.runtime.tools.hook_payloads import PayloadCheck, check_payload, schema_of
 from wfkit.runtime.tools.http_server import HeaderLimit
 from wfkit.runtime.tools.tables import short_name
@@ -69,6 +70,8 @@ def chunk_view(data: bytes) -> tuple[str, str]:
     """One stored stream chunk as (kind, text): bytes as their repr, objects as JSON."""
     try:
         value = decode_chunk(data)
+    except PayloadDecryptionError as exc:  # shown as encrypted, never as its bytes
+        return "encrypted", f"[encrypted with key {exc.key_id}]"
     except Exception as exc:  # not readable here (e.g. a class from an unloaded build)
         if data[:1] == b"j":
             return "json (serialized)", _json_text(data[1:])

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import quote
 
+from wfkit.runtime.serialization.at_rest import reveal
 from wfkit.runtime.tools.web.timeline import format_seconds
 
 RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -42,8 +43,9 @@ def fmt_duration(start: datetime | None, end: datetime | None) -> str:
 
 
 def pretty_json(value: object) -> str:
-    """Indented JSON of a stored value (anything not JSON falls back to ``str``)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    """Indented JSON of a stored value (anything not JSON falls back to ``str``); an
+    encrypted payload opened when this process has its key, else shown as encrypted."""
+    return json.dumps(reveal(value), indent=2, ensure_ascii=False, default=str)
 
 
 def badge(status: str) -> str:
@@ -117,6 +119,7 @@ def error_summary(error: Mapping[str, object] | None) -> str:
     """``Type: message`` of a stored error, with the type's module dropped."""
     if not error:
         return ""
+    error = reveal(error)
     kind = str(error.get("type") or "")
     return f"{kind.rsplit('.', 1)[-1]}: {error.get('message', '')}"
 
@@ -127,6 +130,7 @@ def error_block(
     """A stored error: its type and message (wrapped), and its traceback behind a toggle."""
     if not error:
         return ""
+    error = reveal(error)
     head = f"{error.get('type', '')}: {error.get('message', '')}"
     stack = str(error.get("stack") or "")
     title = f'<div class="error-title">{esc(heading)}</div>' if heading else ""
