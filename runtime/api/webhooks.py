@@ -23,6 +23,7 @@ from wfkit.runtime.api.workflow import Hook, _create_hook
 from wfkit.runtime.context import current_step, current_workflow
 from wfkit.runtime.errors import NotInWorkflowError
 from wfkit.runtime.serialization import deserialize
+from wfkit.runtime.serialization.at_rest import open_bytes, seal_bytes
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import HookNotFoundError, World
 
@@ -84,7 +85,8 @@ class Request:
             "headers": dict(response.headers),
             "body": response.body_bytes().decode("latin-1"),
         }
-        step.world.streams.append(self.run_id, self.response_stream, json.dumps(payload).encode())
+        answer = seal_bytes(json.dumps(payload).encode())  # its body is user data: sealed too
+        step.world.streams.append(self.run_id, self.response_stream, answer)
         step.world.streams.close(self.run_id, self.response_stream)
 
 
@@ -168,7 +170,7 @@ async def _await_manual_response(world: World, run_id: str, stream: str) -> Resp
     while time.monotonic() < deadline:
         page = world.streams.read(run_id, stream)
         if page.chunks:
-            answer = json.loads(page.chunks[0])
+            answer = json.loads(open_bytes(page.chunks[0]))
             return Response(
                 status=int(answer["status"]),
                 headers=dict(answer["headers"]),

@@ -212,3 +212,20 @@ def test_the_inspector_shows_encrypted_unless_it_has_the_key(world: Any) -> None
     assert SECRET not in page
     assert "[encrypted with key ka]" in page
     assert "FatalError" in page and "failed" in page  # the type and status stay readable
+
+
+def test_webhooks_answer_over_http_with_encryption_on(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCENARIOS 10 with every payload sealed, the manual answer's stream chunk too."""
+    from tests.e2e.test_surface_scenarios import test_10_webhooks_over_http as webhooks_scenario
+
+    configure_payloads(KEY_A)
+    webhooks_scenario(world, monkeypatch)
+    chunks = [
+        chunk
+        for run in world.runs.list()
+        for name in world.streams.list(run.run_id)
+        for chunk in world.streams.read(run.run_id, name).chunks
+    ]
+    assert chunks and all(chunk.startswith(b"encr") for chunk in chunks)
