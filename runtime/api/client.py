@@ -27,6 +27,7 @@ from wfkit.runtime.errors import (
     HookNotFoundError,
     InvalidRunIdError,
     NotInWorkflowError,
+    SerializationError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
@@ -40,7 +41,7 @@ from wfkit.runtime.serialization import (
     serialize,
     serialize_call,
 )
-from wfkit.runtime.serialization.at_rest import open_error, seal
+from wfkit.runtime.serialization.at_rest import is_sealed, open_error, open_payload, seal
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import (
     RUN_TERMINAL,
@@ -438,11 +439,18 @@ def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
 
 def get_hook_by_token_sync(token: str, *, world: WorldArg = None) -> Hook:
     """``get_hook_by_token`` for sync code."""
-    return resolve_world(world).hooks.get_by_token(token)
+    hook = resolve_world(world).hooks.get_by_token(token)
+    if is_sealed(hook.metadata):
+        try:
+            hook = hook.model_copy(update={"metadata": open_payload(hook.metadata)})
+        except SerializationError:
+            pass  # no key here: the metadata stays sealed, the hook is still resumable
+    return hook
 
 
 async def get_hook_by_token(token: str, *, world: WorldArg = None) -> Hook:
-    """The active hook holding ``token``.
+    """The active hook holding ``token``; its ``metadata`` is ``<ser>`` data, opened
+    when it was stored encrypted and this process has the key.
 
     Raises:
         HookNotFoundError: no live hook holds it.

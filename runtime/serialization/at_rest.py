@@ -53,6 +53,7 @@ __all__ = [
     "GZIP",
     "SEALED_TAGS",
     "describe_sealed",
+    "is_sealed",
     "open_bytes",
     "open_error",
     "open_payload",

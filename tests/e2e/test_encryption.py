@@ -75,7 +75,8 @@ def test_an_encrypted_run_completes_and_its_rows_hold_no_plaintext(
     async def scenario() -> tuple[str, Any, list[Any]]:
         async with running_worker(world):
             run = await start(sealed.carry_secret, SECRET, "tok-enc", world=world)
-            await _hook("tok-enc", world)
+            hook = await _hook("tok-enc", world)
+            assert hook.metadata == {"about": SECRET}  # opened: this process has the key
             await resume_hook("tok-enc", {"pin": HOOK_SECRET}, world=world)
             result = await run.result(timeout=30)
             chunks = [c async for c in run.readable()]
