@@ -39,14 +39,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.runtime.errors import PayloadDecryptionError, SerializationError
 from wfkit.runtime.serialization._common import TAG
 from wfkit.runtime.serialization.keys import PayloadSettings, current_settings
+
+if TYPE_CHECKING:  # imported when first used: only processes that encrypt need it
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "ENCRYPTED",
@@ -129,10 +133,16 @@ def _maybe_compress(raw: bytes, settings: PayloadSettings) -> bytes:
 
 
 def _encrypt(key_id: str, key: bytes, frame: bytes) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return nonce + _cipher(key).encrypt(nonce, frame, _aad(key_id))
+
+
+@functools.lru_cache(maxsize=32)
+def _cipher(key: bytes) -> AESGCM:
+    """One AESGCM per key (building one expands the key schedule: not per payload)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    nonce = os.urandom(_NONCE)
-    return nonce + AESGCM(key).encrypt(nonce, frame, _aad(key_id))
+    return AESGCM(key)
 
 
 def _aad(key_id: str) -> bytes:
@@ -232,10 +242,9 @@ def _decrypt(key_id: str, blob: bytes, settings: PayloadSettings) -> bytes:
             f"payload encrypted with key id {key_id!r} is truncated", key_id=key_id
         )
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     try:
-        return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(key_id))
+        return _cipher(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(key_id))
     except InvalidTag:
         raise PayloadDecryptionError(
             f"payload encrypted with key id {key_id!r} failed authentication: the key "
