@@ -75,6 +75,8 @@ _GZIP = GZIP.encode("ascii")
 _NONCE = 12
 _TAG_BYTES = 16
 ERROR_PLACEHOLDER = "[encrypted]"
+_JSON_OUT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_JSON_IN = json.JSONDecoder()
 _ERROR_SECRET_KEYS = ("message", "stack", "value")
 
 
@@ -87,8 +89,7 @@ def seal(data: Any) -> Any:
     settings = current_settings()
     if settings.encrypt_with is None and settings.compress_over is None:
         return data
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    raw = text.encode("utf-8")
+    raw = _JSON_OUT.encode(data).encode("utf-8")
     frame = _maybe_compress(raw, settings)
     if settings.encrypt_with is not None:
         key_id, key = settings.encrypt_with
@@ -184,7 +185,7 @@ def open_payload(data: Any) -> Any:
             raise SerializationError("malformed 'encr' payload: no key id")
         raw = _unframe(_decrypt(key_id, blob, settings), settings)
     try:
-        return json.loads(raw)
+        return _JSON_IN.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise SerializationError(f"malformed {data[TAG]!r} payload: {exc}") from None
 
@@ -241,17 +242,22 @@ def _decrypt(key_id: str, blob: bytes, settings: PayloadSettings) -> bytes:
         raise PayloadDecryptionError(
             f"payload encrypted with key id {key_id!r} is truncated", key_id=key_id
         )
-    from cryptography.exceptions import InvalidTag
-
     try:
         return _cipher(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(key_id))
-    except InvalidTag:
+    except _invalid_tag():  # (evaluated only when something was raised)
         raise PayloadDecryptionError(
             f"payload encrypted with key id {key_id!r} failed authentication: the key "
             "configured under that id is not the one it was written with, or the stored "
             "bytes were altered",
             key_id=key_id,
         ) from None
+
+
+@functools.cache
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
 
 
 def _inflate(packed: bytes, settings: PayloadSettings) -> bytes:
