@@ -49,6 +49,9 @@ __all__ = [
 KEY_BYTES = 32
 """AES-256: keys are exactly 32 bytes."""
 
+MAX_KEY_ID = 64
+"""Key ids are stored with every payload (and in one length byte in stream chunks)."""
+
 DEFAULT_MAX_INFLATED = 256 * 1024 * 1024
 """The most a compressed payload may expand to when read (a bigger one is refused as
 a decompression bomb); payloads larger than this are stored uncompressed."""
@@ -110,6 +113,10 @@ def parse_key_spec(spec: str | bytes, *, source: str = "key") -> tuple[str, byte
     key_id, sep, encoded = text.rpartition(":")
     if sep and not key_id:
         raise ValueError(f"{source}: the key id before ':' is empty")
+    if len(key_id) > MAX_KEY_ID or not key_id.isprintable() or "," in key_id:
+        raise ValueError(
+            f"{source}: a key id is at most {MAX_KEY_ID} printable characters, without ','"
+        )
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

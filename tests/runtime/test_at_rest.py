@@ -221,6 +221,7 @@ def test_reveal_shows_encrypted_unless_the_key_is_here() -> None:
         ),
         ({"WFKIT_DECRYPTION_KEYS": KEY_A + ",:abc"}, "WFKIT_DECRYPTION_KEYS entry 2: the key id"),
         ({"WFKIT_COMPRESS_OVER": "lots"}, "WFKIT_COMPRESS_OVER: expected a number of bytes"),
+        ({"WFKIT_ENCRYPTION_KEY": "x" * 65 + ":" + KEY_A[3:]}, "at most 64 printable"),
     ],
 )
 def test_bad_environment_settings_are_one_line_errors(
