@@ -213,6 +213,10 @@ def test_the_inspector_shows_encrypted_unless_it_has_the_key(world: Any) -> None
     assert SECRET not in page
     assert "[encrypted with key ka]" in page
     assert "FatalError" in page and "failed" in page  # the type and status stay readable
+    api = request(world, "GET", f"/api/runs/{run_id}").json()
+    assert api["run"]["input"] == "[encrypted with key ka]"
+    assert api["run"]["error"]["message"] == "[encrypted with key ka]"
+    assert SECRET not in json.dumps(api)
 
 
 def test_webhooks_answer_over_http_with_encryption_on(

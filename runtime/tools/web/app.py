@@ -23,6 +23,7 @@ from starlette.routing import Route
 from wfkit.runtime.api.client import cancel_run, resume_hook_sync, retry_run
 from wfkit.runtime.api.streams import decode_chunk
 from wfkit.runtime.errors import PayloadDecryptionError
+from wfkit.runtime.serialization.at_rest import reveal
 from wfkit.runtime.tools.hook_payloads import PayloadCheck, check_payload, schema_of
 from wfkit.runtime.tools.http_server import HeaderLimit
 from wfkit.runtime.tools.tables import short_name
@@ -335,7 +336,8 @@ class _Pages:
             headers["link"] = (
                 f'</api/runs?{urlencode(query.params(page=query.page + 1))}>; rel="next"'
             )
-        return JSONResponse([r.model_dump(mode="json") for r in listing.runs], headers=headers)
+        runs = [reveal(r.model_dump(mode="json")) for r in listing.runs]
+        return JSONResponse(runs, headers=headers)
 
     async def api_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -343,17 +345,20 @@ class _Pages:
             view = await _read(lambda: queries.load_run_view(self.world, run_id, self.parents))
         except RunNotFoundError:
             return self._not_found(run_id, api=True)
+        # Payloads opened when this process has their key, else "[encrypted with key …]".
         return JSONResponse(
-            {
-                "run": view.run.model_dump(mode="json"),
-                "steps": [s.model_dump(mode="json") for s in view.steps],
-                "events": [e.model_dump(mode="json") for e in view.events],
-                "waits": [w.model_dump(mode="json") for w in view.waits],
-                "hooks": [h.model_dump(mode="json") for h in view.hooks],
-                "streams": view.streams,
-                "parent_run_id": view.parent,
-                "child_run_ids": list(view.children),
-            }
+            reveal(
+                {
+                    "run": view.run.model_dump(mode="json"),
+                    "steps": [s.model_dump(mode="json") for s in view.steps],
+                    "events": [e.model_dump(mode="json") for e in view.events],
+                    "waits": [w.model_dump(mode="json") for w in view.waits],
+                    "hooks": [h.model_dump(mode="json") for h in view.hooks],
+                    "streams": view.streams,
+                    "parent_run_id": view.parent,
+                    "child_run_ids": list(view.children),
+                }
+            )
         )
 
     async def api_cancel(self, request: Request) -> Response:
