@@ -48,12 +48,20 @@ def raw_rows(world: Any, tmp_path: Path) -> str:
                 (world.schema,),
             ).fetchall()
             for (table,) in tables:
-                query = f'SELECT t::text FROM "{world.schema}"."{table}" t'
-                parts += [row[0] for row in connection.execute(query)]  # type: ignore[arg-type]
+                query = f'SELECT * FROM "{world.schema}"."{table}"'
+                for row in connection.execute(query):  # type: ignore[arg-type]
+                    parts += [_as_text(value) for value in row]
         return "\n".join(parts)
     # memory: its state (records, logs, stream chunks, queue) is the stored form
     core = world.events._core
     return repr((core.state, core.events, core.streams, core.messages))
+
+
+def _as_text(value: Any) -> str:
+    """A column's value as its bytes read (bytea chunks are not hex-escaped)."""
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).decode("latin-1")
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 async def _hook(token: str, world: Any, timeout: float = 20) -> Any:
