@@ -33,6 +33,13 @@ is read incrementally, so a crafted payload cannot be a decompression bomb. Open
 a payload whose key this process lacks, or whose authentication fails, raises
 ``PayloadDecryptionError`` naming the key id; plain payloads (old logs, or written
 before encryption was turned on) pass through untouched.
+
+Alternatives rejected: encrypting whole event data (worlds fold tokens, step names and
+retry times out of it, and the inspector needs statuses and error types); a binary
+column for sealed payloads (a schema change in every world, for what base64 inside
+the JSON already carries); Fernet (AES-128-CBC + HMAC, longer tokens, and not the
+DevKit's AES-256-GCM); zstd (not in the standard library; gzip is the DevKit's other
+format and good enough for JSON).
 """
 
 from __future__ import annotations
