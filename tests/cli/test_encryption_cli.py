@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +85,25 @@ def test_a_malformed_key_is_one_line(encrypted_run: tuple[dict[str, str], str]) 
     assert result.returncode != 0
     assert "WFKIT_ENCRYPTION_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_key_without_the_encryption_extra_is_one_line(tmp_path: Path) -> None:
+    from tests.cli.test_cli_help import BLOCKER, VENV_BIN
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER.format(blocked=["cryptography"]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFKIT_")}
+    env |= {"PYTHONPATH": str(tmp_path), "WFKIT_ENCRYPTION_KEY": KEY, "WFKIT_WORLD": "memory"}
+    out = subprocess.run(
+        [VENV_BIN / "wfkit", "inspect", "runs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert line == (
+        "wfkit inspect: this needs the 'encryption' extra (cryptography is not installed): "
+        "pip install 'wfkit[encryption]'"
+    )
