@@ -16,12 +16,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from wfkit.runtime.loading.project import ensure_state_dir, find_root
 from wfkit.worlds.base import World, WorldUnavailableError
 
-__all__ = ["get_world", "open_world_retrying", "reset_world", "resolve_world", "set_world"]
+__all__ = [
+    "get_world",
+    "open_world_retrying",
+    "reset_world",
+    "resolve_world",
+    "set_world",
+    "using_world",
+]
 
 RETRY_DELAYS = (0.5, 30.0)
 """First and longest pause between two tries to reach an unreachable world."""
@@ -117,6 +125,20 @@ def set_world(world_or_spec: World | str | None) -> World | None:
     with _lock:
         _world = world
     return world
+
+
+@contextmanager
+def using_world(world: World) -> Iterator[World]:
+    """Make ``world`` the process-wide world inside the block; restore the previous
+    choice after (the testing kit binds ``start()`` and friends to a test's world)."""
+    global _world
+    with _lock:
+        previous, _world = _world, world
+    try:
+        yield world
+    finally:
+        with _lock:
+            _world = previous
 
 
 def reset_world() -> None:

@@ -42,10 +42,12 @@ from wfkit.worlds.base import (
     Wait,
     WaitNotFoundError,
     Waits,
+    current_clock,
     new_id,
     normalize_json,
     plan_events,
     run_id_for_create,
+    utc_now,
 )
 
 __all__ = ["MemoryWorld"]
@@ -120,8 +122,8 @@ class _Core:
             attempt=0,
             idempotency_key=request.idempotency_key,
             run_id=run_id if isinstance(run_id, str) else None,
-            created_at=datetime.now(UTC),
-            visible_at=time.time() + max(0.0, request.delay_seconds),
+            created_at=utc_now(),
+            visible_at=current_clock().timestamp() + max(0.0, request.delay_seconds),
             seq=self.message_seq,
         )
         self.messages[message.message_id] = message
@@ -359,7 +361,7 @@ class MemoryQueue:
         prefix_tuple = tuple(prefixes)
         with core.lock:
             while True:
-                now = time.time()
+                now = current_clock().timestamp()
                 ready = core.take_visible(prefix_tuple, now, max_messages)
                 if ready:
                     for message in ready:
@@ -402,7 +404,7 @@ class MemoryQueue:
         with core.lock:
             message = self._leased(message_id, attempt)
             if message is not None:
-                core.set_visible(message, time.time() + max(0.0, delay_seconds))
+                core.set_visible(message, current_clock().timestamp() + max(0.0, delay_seconds))
                 core.changed.notify_all()
 
     def extend_lease(
@@ -412,7 +414,15 @@ class MemoryQueue:
         with self._core.lock:
             message = self._leased(message_id, attempt)
             if message is not None:
-                self._core.set_visible(message, time.time() + lease_seconds)
+                self._core.set_visible(message, current_clock().timestamp() + lease_seconds)
+
+    def next_visible_at(self) -> float | None:
+        """When the earliest message not yet acked becomes visible (epoch seconds by
+        ``current_clock()``); None when the queue is empty. A leased message counts
+        at its lease's end: the testing kit asks only when nothing is leased."""
+        with self._core.lock:
+            times = [m.visible_at for m in self._core.messages.values()]
+        return min(times, default=None)
 
     def live_run_ids(self) -> set[str]:
         """Run ids that have at least one message not yet acked."""

@@ -52,6 +52,11 @@ class InlineSteps:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = 0
 
+    @property
+    def running(self) -> int:
+        """How many steps run inline now."""
+        return self._running
+
     def free_slots(self) -> int:
         """How many more steps may start inline now."""
         return self.step_concurrency - self._running

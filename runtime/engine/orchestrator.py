@@ -176,6 +176,11 @@ class Orchestrator:
         """How many suspended runs are kept alive."""
         return len(self._cache)
 
+    @property
+    def inline_steps_running(self) -> int:
+        """How many steps this orchestrator runs inline now (across its runs)."""
+        return self._inline.running
+
     def is_running_inline(self, run_id: str, correlation_id: str) -> bool:
         """Whether this worker is running that step inline right now (a step message
         for it is then a duplicate)."""

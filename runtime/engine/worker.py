@@ -175,6 +175,10 @@ class Worker:
         inline_wait_seconds: a durable wait due within this many seconds is
             waited for in the handler rather than through a delayed message.
         url: deployment URL for workflow metadata.
+        on_idle: called when the queue has nothing visible for this worker and
+            nothing is in flight (no message handled, no step running inline);
+            returns True when it made work visible (the testing kit's clock
+            jumped to the next due timer), so the worker polls again at once.
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class Worker:
         shutdown_grace: float = 10.0,
         inline_wait_seconds: float = 1.0,
         url: str = "",
+        on_idle: Callable[[], bool] | None = None,
     ) -> None:
         given = [*builds, *([build_dir] if build_dir is not None else [])]
         self.serving = ServedDeployments(
@@ -223,6 +228,7 @@ class Worker:
             inline_wait_seconds=inline_wait_seconds,
             on_enqueue=self._wake,
         )
+        self._on_idle = on_idle
         self._inflight: set[asyncio.Task[None]] = set()
         self._kick: asyncio.Event | None = None
         self._kick_loop: asyncio.AbstractEventLoop | None = None
@@ -307,11 +313,19 @@ class Worker:
                 await asyncio.sleep(0)
             elif self._inflight:
                 await self._idle(self.poll_interval, stop)
+            elif self._idle_hook_made_work():
+                continue
             else:
                 # Nothing in flight: block in a thread on the queue itself, so a
                 # message enqueued by another process is taken at once, not at the
                 # next poll (worlds wake blocked receivers on enqueue).
                 await self._poll_blocking()
+
+    def _idle_hook_made_work(self) -> bool:
+        """Call ``on_idle`` when truly idle; whether it made work visible."""
+        if self._on_idle is None or self.orchestrator.inline_steps_running:
+            return False
+        return self._on_idle()
 
     def _poll(self) -> int:
         free = self.concurrency - len(self._inflight)

@@ -57,6 +57,7 @@ __all__ = [
     "register_step_factory",
     "register_twins",
     "register_workflow",
+    "replaced_step",
     "scope_for",
     "twin_tables",
     "twins_generation",
@@ -296,6 +297,41 @@ def _what_to_do(entry_id: str) -> str:
             "it was rebuilt: restart the worker (`wfkit dev` restarts it on every build)."
         )
     return "is it in the build's manifest.json? Rebuild with `python -m wfbuild build`."
+
+
+@contextmanager
+def replaced_step(step_id: str, fn: Callable[..., Any]) -> Iterator[None]:
+    """Run ``fn`` instead of the body of the step ``step_id`` inside the block, in every
+    deployment that registers it (the testing kit's step mocks); restored after.
+
+    ``fn`` takes the step's arguments (a nested step's closure values are dropped); it
+    keeps the step's ``max_retries`` unless it sets its own.
+
+    Raises:
+        StepNotRegisteredError: no loaded build registers ``step_id``.
+    """
+    tables = [t for t in (_default, *_deployments.values()) if step_id in t.steps]
+    if not tables:
+        raise StepNotRegisteredError(
+            f'Step "{step_id}" is not registered: is it in the build\'s manifest.json?'
+        )
+    originals = [(t, t.steps[step_id]) for t in tables]
+    for table, original in originals:
+        body = fn if hasattr(fn, "max_retries") else _keeping_retries(fn, original.max_retries)
+        table.steps[step_id] = StepEntry(step_id, fn=body, method=original.method)
+    try:
+        yield
+    finally:
+        for table, original in originals:
+            table.steps[step_id] = original
+
+
+def _keeping_retries(fn: Callable[..., Any], max_retries: int) -> Callable[..., Any]:
+    def body(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    body.max_retries = max_retries  # type: ignore[attr-defined]
+    return body
 
 
 def has_step(step_id: str) -> bool:

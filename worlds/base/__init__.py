@@ -15,6 +15,8 @@ Modules, one per capability (this ``__init__`` re-exports every public name)::
                 Queue, Streams), combined into World
     lifecycle   RecordLoader, PlannedWrites, plan_events and the transitions
     fold        FoldedState, StateLoader, fold_events, diff_run_records
+    clock       Clock, SYSTEM_CLOCK, current_clock, use_clock: where durable time
+                is read (a test installs a virtual clock to skip time)
 
 Error tree::
 
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 
+from wfkit.worlds.base.clock import SYSTEM_CLOCK, Clock, SystemClock, current_clock, use_clock
 from wfkit.worlds.base.errors import (
     CorruptedLogError,
     EntityConflictError,
@@ -112,6 +115,8 @@ __all__ = [
     "RUN_TERMINAL",
     "SPEC_VERSION",
     "STEP_TERMINAL",
+    "SYSTEM_CLOCK",
+    "Clock",
     "CorruptedLogError",
     "EntityConflictError",
     "Event",
@@ -143,6 +148,7 @@ __all__ = [
     "Steps",
     "StreamPage",
     "Streams",
+    "SystemClock",
     "Wait",
     "WaitNotFoundError",
     "WaitStatus",
@@ -151,6 +157,7 @@ __all__ = [
     "World",
     "WorldError",
     "WorldUnavailableError",
+    "current_clock",
     "diff_run_records",
     "encode_json",
     "fold_events",
@@ -159,6 +166,7 @@ __all__ = [
     "parse_timestamp",
     "plan_events",
     "run_id_for_create",
+    "use_clock",
     "utc_now",
 ]
 

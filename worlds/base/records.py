@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wfkit.worlds.base.clock import current_clock
 from wfkit.worlds.base.errors import InvalidEventError
 
 SPEC_VERSION = 2
@@ -207,8 +208,9 @@ def new_id(prefix: str) -> str:
 
 
 def utc_now() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(UTC)
+    """The current time as an aware UTC datetime, read from ``current_clock()`` (the
+    system clock unless a test installed a virtual one)."""
+    return current_clock().now()
 
 
 def parse_timestamp(value: Any) -> datetime:

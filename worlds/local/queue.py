@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +32,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wfkit.worlds.base import QueueMessage, QueueMessageRequest, encode_json, new_id
+from wfkit.worlds.base import (
+    QueueMessage,
+    QueueMessageRequest,
+    current_clock,
+    encode_json,
+    new_id,
+    utc_now,
+)
 from wfkit.worlds.local.db import (
     PreparedSql,
     ThreadConnections,
@@ -99,8 +105,8 @@ def enqueue_in(cursor: sqlite3.Cursor, requests: Sequence[QueueMessageRequest]) 
     """Insert messages inside the caller's write transaction; returns their ids
     (an existing message's id when its idempotency key is taken)."""
     ids: list[str] = []
-    now = time.time()
-    created_at = datetime.now(UTC).isoformat()
+    now = current_clock().timestamp()
+    created_at = utc_now().isoformat()
     for request in requests:
         payload, payload_json = encode_json(request.payload)
         run_id = payload.get("run_id")
@@ -169,10 +175,10 @@ class LocalQueue:
     ) -> list[QueueMessage]:
         probe, claim = _claim_statements(tuple(prefixes), limit)
         # Look before taking the write lock, so idle pollers never stall writers.
-        if not fetch_all(self._connections, probe, now=time.time()):
+        if not fetch_all(self._connections, probe, now=current_clock().timestamp()):
             return []
         with write_transaction(self._connections) as cursor:
-            now = time.time()
+            now = current_clock().timestamp()
             rows = [dict(row) for row in cursor.execute(claim.sql, claim.args({"now": now}))]
             if not rows:
                 return []
@@ -217,14 +223,16 @@ class LocalQueue:
         self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
     ) -> None:
         """Make a leased message visible again after ``delay_seconds``."""
-        self._set_visible(message_id, time.time() + max(0.0, delay_seconds), attempt)
+        self._set_visible(
+            message_id, current_clock().timestamp() + max(0.0, delay_seconds), attempt
+        )
         self.notify()
 
     def extend_lease(
         self, message_id: str, *, lease_seconds: float, attempt: int | None = None
     ) -> None:
         """Keep a leased message invisible for ``lease_seconds`` from now."""
-        self._set_visible(message_id, time.time() + lease_seconds, attempt)
+        self._set_visible(message_id, current_clock().timestamp() + lease_seconds, attempt)
 
     def _set_visible(self, message_id: str, visible_at: float, attempt: int | None) -> None:
         statement = _SET_VISIBLE if attempt is None else _SET_VISIBLE_LEASED
@@ -235,6 +243,15 @@ class LocalQueue:
                     {"message_id": message_id, "visible_at": visible_at, "attempt": attempt}
                 ),
             )
+
+    def next_visible_at(self) -> float | None:
+        """When the earliest message not yet acked becomes visible (epoch seconds by
+        ``current_clock()``); None when the queue is empty. A leased message counts
+        at its lease's end: the testing kit asks only when nothing is leased."""
+        query = select(func.min(_Q.visible_at))
+        with translated_errors(), self._engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else float(value)
 
     def live_run_ids(self) -> set[str]:
         """Run ids that have at least one message not yet acked."""
