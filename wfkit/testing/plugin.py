@@ -96,9 +96,10 @@ def _project_root(start: Path) -> Path:
             with pyproject.open("rb") as handle:
                 if "wfkit" in tomllib.load(handle).get("tool", {}):
                     return directory
-    raise pytest.UsageError(
+    pytest.fail(
         f"wf_env: no pyproject.toml with a [tool.wfkit] table at or above {start}; "
-        "add one (tool.wfkit.paths lists the workflow modules) or pass --wfkit-build-dir"
+        "add one (tool.wfkit.paths lists the workflow modules) or pass --wfkit-build-dir",
+        pytrace=False,
     )
 
 
@@ -107,11 +108,12 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     if marker is None:
         return {}
     if marker.args:
-        raise pytest.UsageError("@pytest.mark.wfkit takes keywords only: world=, real_time=")
+        pytest.fail("@pytest.mark.wfkit takes keywords only: world=, real_time=", pytrace=False)
     unknown = set(marker.kwargs) - _MARK_KEYS
     if unknown:
-        raise pytest.UsageError(
-            f"@pytest.mark.wfkit: unknown option(s) {sorted(unknown)}; use world=, real_time="
+        pytest.fail(
+            f"@pytest.mark.wfkit: unknown option(s) {sorted(unknown)}; use world=, real_time=",
+            pytrace=False,
         )
     return dict(marker.kwargs)
 
@@ -131,7 +133,7 @@ def wf_env(
     options = _marker_options(request)
     kind = options.get("world") or request.config.getoption("--wfkit-world") or "memory"
     if kind not in _WORLDS:
-        raise pytest.UsageError(f"@pytest.mark.wfkit(world={kind!r}): choose one of {_WORLDS}")
+        pytest.fail(f"@pytest.mark.wfkit(world={kind!r}): choose one of {_WORLDS}", pytrace=False)
     url = request.config.getoption("--wfkit-postgres-url") or os.environ.get(
         "WFKIT_TEST_POSTGRES_URL"
     )

@@ -4,7 +4,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from shop.orders import (
     approval,
     charge,
