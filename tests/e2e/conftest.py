@@ -34,6 +34,12 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def wfkit_build(build_dir: Path) -> Path:
+    """The testing kit's ``wf_env`` fixture uses the examples build loaded above."""
+    return build_dir
+
+
 def _memory(tmp_path: Path) -> Any:
     from wfkit.worlds.memory import MemoryWorld
 
@@ -61,6 +67,15 @@ WORLD_PARAMS = [
     pytest.param("local"),
     pytest.param("postgres", marks=[pytest.mark.postgres, _PG]),
 ]
+KIT_WORLDS = [
+    pytest.param("memory", marks=pytest.mark.wfkit(world="memory")),
+    pytest.param("local", marks=pytest.mark.wfkit(world="local")),
+    pytest.param(
+        "postgres", marks=[pytest.mark.postgres, _PG, pytest.mark.wfkit(world="postgres")]
+    ),
+]
+"""For ``wf_env`` tests: every world, idle time skipped on memory and local (Postgres
+runs in real time: its queue reads the server's clock)."""
 
 
 @pytest.fixture(params=WORLD_PARAMS)

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from examples.e2e import basics, cross_file, hooks, timers
-from tests.e2e.conftest import events_of, run_async, run_to_end, running_worker, types_of
+from tests.e2e.conftest import (
+    KIT_WORLDS,
+    events_of,
+    run_async,
+    run_to_end,
+    running_worker,
+    types_of,
+)
 from wfkit import (
     FatalError,
     HookConflictError,
@@ -21,6 +28,7 @@ from wfkit import (
     resume_hook,
     start,
 )
+from wfkit.testing import WorkflowEnv
 
 
 def _completed_steps(world: Any, run_id: str) -> Counter[str]:
@@ -70,17 +78,18 @@ def test_4_any_success_skips_the_fatal_step(world: Any) -> None:
     assert result == "b"
 
 
-def test_5_sleeper_sleeps_durably_on_the_workflow_clock(world: Any) -> None:
-    run, result = run_async(run_to_end(world, timers.sleeper, 2))
-    assert result["elapsed"] >= 2
-    waits = world.waits.list(run.run_id)
+@pytest.mark.parametrize("kind", KIT_WORLDS)
+def test_5_sleeper_sleeps_durably_on_the_workflow_clock(kind: str, wf_env: WorkflowEnv) -> None:
+    run = wf_env.start(timers.sleeper, 2)
+    assert wf_env.result(run)["elapsed"] >= 2
+    waits = wf_env.world.waits.list(run.run_id)
     assert [w.status for w in waits] == ["completed"]
 
 
-def test_6_parallel_sleeps_overlap(world: Any) -> None:
+@pytest.mark.parametrize("kind", KIT_WORLDS)
+def test_6_parallel_sleeps_overlap(kind: str, wf_env: WorkflowEnv) -> None:
     began = time.monotonic()
-    _run, result = run_async(run_to_end(world, timers.parallel_sleeps))
-    assert result == 10
+    assert wf_env.run(timers.parallel_sleeps) == 10
     assert time.monotonic() - began < 6
 
 
@@ -160,13 +169,15 @@ def test_14_retry_counter(world: Any) -> None:
     assert types_of(world, run.run_id).count("step_retrying") == 2
 
 
-def test_15_retry_after_is_honoured_and_fatal_is_catchable(world: Any) -> None:
-    run, result = run_async(run_to_end(world, basics.retry_and_fatal))
+@pytest.mark.parametrize("kind", KIT_WORLDS)
+def test_15_retry_after_is_honoured_and_fatal_is_catchable(kind: str, wf_env: WorkflowEnv) -> None:
+    run = wf_env.start(basics.retry_and_fatal)
+    result = wf_env.result(run)
     assert result["got_fatal"] is True
     assert result["retried"]["attempt"] == 2
-    started = [e.created_at for e in events_of(world, run.run_id) if e.event_type == "step_started"]
+    started = [e.created_at for e in wf_env.events(run) if e.event_type == "step_started"]
     assert (started[1] - started[0]).total_seconds() >= 2
-    assert world.runs.get(run.run_id).status == "completed"
+    assert wf_env.world.runs.get(run.run_id).status == "completed"
 
 
 def test_16_max_retries_zero_means_one_attempt(world: Any) -> None:
