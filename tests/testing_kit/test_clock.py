@@ -103,3 +103,23 @@ def test_worker_calls_on_idle_only_when_nothing_is_visible_or_in_flight() -> Non
     finally:
         world.close()
     assert calls and set(calls) == {0}
+
+
+def test_the_testing_kit_surface_is_pinned() -> None:
+    import wfkit.testing as kit
+
+    assert kit.__all__ == [
+        "StepCall",
+        "StepMock",
+        "VirtualClock",
+        "WorkflowEnv",
+        "assert_replays",
+        "assert_steps",
+        "create_test_world",
+        "export_golden",
+        "step_names",
+    ]
+    for name in kit.__all__:
+        assert getattr(kit, name) is not None
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = kit.nope
