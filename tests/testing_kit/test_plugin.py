@@ -77,6 +77,17 @@ def test_a_project_without_tool_wfkit_is_told_what_to_add(pytester: pytest.Pytes
     assert result.ret != 0
 
 
+def test_postgres_without_a_url_is_a_one_line_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WFKIT_TEST_POSTGRES_URL", raising=False)
+    pytester.makepyprojecttoml("[tool.wfkit]\npaths = []\n")
+    pytester.makepyfile("def test_it(wf_env):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--wfkit-world=postgres")
+    result.stdout.fnmatch_lines(["*wf_env: no postgres world: *needs a URL*"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

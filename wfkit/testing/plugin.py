@@ -129,6 +129,7 @@ def wf_env(
     and the world are undone when the test ends.
     """
     from wfkit.testing.env import WorkflowEnv, create_test_world
+    from wfkit.worlds.base import WfkitError
 
     options = _marker_options(request)
     kind = options.get("world") or request.config.getoption("--wfkit-world") or "memory"
@@ -138,7 +139,10 @@ def wf_env(
         "WFKIT_TEST_POSTGRES_URL"
     )
     real_time = bool(options.get("real_time", False)) or kind == "postgres"
-    world = create_test_world(kind, directory=tmp_path, postgres_url=url)
+    try:
+        world = create_test_world(kind, directory=tmp_path, postgres_url=url)
+    except (ValueError, WfkitError) as exc:
+        pytest.fail(f"wf_env: no {kind} world: {exc}", pytrace=False)
     try:
         env = WorkflowEnv(world, time_skipping=not real_time)
     except BaseException:
