@@ -93,10 +93,11 @@ def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester) -> N
         """
         import sys
         def test_plain():
-            assert "wfkit.testing.env" not in sys.modules
+            assert "wfkit.testing.plugin" in sys.modules  # auto-loaded...
+            assert "wfkit.testing.env" not in sys.modules  # ...and nothing more
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
