@@ -339,7 +339,13 @@ class Orchestrator:
         full replay, which answers from the log as it is.
         """
         events = self.world.events.list(state.run.run_id, after_event_id=state.synced_id)
-        if state.session is not None and state.session.pending_patches:
+        session = state.session
+        if events and session is not None and session.holds_unwritten_tokens:
+            # Another worker created this hook first, with a token of its own: a full
+            # replay reads that one before the workflow sees a token.
+            self._replay_from_scratch(state)
+            return len(events)
+        if session is not None and session.pending_patches:
             self._replay_from_scratch(state)
             return len(events)
         if events:

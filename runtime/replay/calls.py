@@ -29,9 +29,9 @@ object, and only where a task is asked for.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import random
+import secrets
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -53,6 +53,7 @@ __all__ = [
     "WaitCall",
     "decode_ulid",
     "encode_ulid",
+    "fresh_hook_token",
     "reject_with",
     "resolve_with",
     "set_result_unless_cancelled",
@@ -143,8 +144,18 @@ class _Disposed:
 DISPOSED: Final = _Disposed()
 
 
+def fresh_hook_token() -> str:
+    """A new default hook token: 144 bits from ``secrets``, as 24 url-safe characters.
+
+    Never derived from the run (its id is public: URLs, logs, the inspector), so nobody
+    who sees a run can compute its webhook URLs. The token is recorded in
+    ``hook_created``, and a replay takes it from there (``ReplaySession.create_hook``).
+    """
+    return secrets.token_urlsafe(18)
+
+
 class CorrelationIds:
-    """Deterministic ``step_``/``hook_``/``wait_`` ids (and default hook tokens) for one run.
+    """Deterministic ``step_``/``hook_``/``wait_`` ids for one run.
 
     ULIDs in monotonic mode: the timestamp is the run's start (ms); the 80-bit
     random part starts at a value drawn from a ``random.Random`` seeded by the
@@ -155,10 +166,10 @@ class CorrelationIds:
     """
 
     def __init__(self, run_id: str, start: datetime) -> None:
-        self._rng = random.Random(f"wfkit-correlation-ids:{run_id}")
+        rng = random.Random(f"wfkit-correlation-ids:{run_id}")
         self._ms = int(start.timestamp() * 1000) & ((1 << 48) - 1)
         # One bit of headroom: increments never carry into the timestamp.
-        self._first = self._random = self._rng.getrandbits(79)
+        self._first = self._random = rng.getrandbits(79)
 
     def next(self, prefix: str) -> str:
         """The next id, e.g. ``step_01JD…`` for ``prefix="step"``."""
@@ -178,10 +189,6 @@ class CorrelationIds:
             return None
         offset = (value & ((1 << 80) - 1)) - self._first
         return offset if 0 < offset < (1 << 40) else None
-
-    def token(self) -> str:
-        """A default hook token: 24 url-safe characters."""
-        return base64.urlsafe_b64encode(self._rng.randbytes(18)).decode("ascii")
 
 
 @dataclass(eq=False)

@@ -50,6 +50,13 @@ Decisions:
   ``wait_created`` its ``resume_at`` (to the millisecond); a ``hook_created`` the
   token the workflow chose, if it chose one. Within that, the log's data
   (``resume_at``, a default ``token``) wins over what the call computed.
+- A default hook token is random (``secrets``; a token derived from the run id, as
+  before 0.2, could be computed by anyone who saw the run). ``create_hook`` takes the
+  token its ``hook_created`` recorded when that event is among the events of the
+  current feed (a full replay is fed the whole log), so ``hook.token`` is the recorded
+  one from the call on; only a hook at the end of the log gets a fresh token. A
+  session holding such a fresh, unwritten token is out of step with a log another
+  worker extended meanwhile (``holds_unwritten_tokens``): it is replaced by a full replay.
 - A step result or hook payload that cannot be deserialized is raised at the
   ``await`` (catchable), not treated as a corrupted log.
 - A workflow blocked with nothing durable pending (no uncreated or outstanding
@@ -133,6 +140,7 @@ from wfkit.runtime.replay.calls import (
     StepCall,
     StepFuture,
     WaitCall,
+    fresh_hook_token,
     set_result_unless_cancelled,
     user_call_site,
 )
@@ -247,6 +255,9 @@ class ReplaySession:
         self._patches: dict[str, bool] = {}
         """Each patch id's answer, once given (or once its marker was delivered)."""
         self._pending_patches: list[str] = []
+        self._recorded_tokens: dict[str, str] | None = None
+        """Default tokens recorded in this feed's ``hook_created`` events, by correlation
+        id (built at the first ``create_hook`` without a token in a feed)."""
 
     # --- the orchestrator's API --------------------------------------------------------
 
@@ -259,6 +270,12 @@ class ReplaySession:
     def pending_patches(self) -> tuple[str, ...]:
         """Patch ids answered True at the frontier whose ``patch_marked`` is not fed yet."""
         return tuple(self._pending_patches)
+
+    @property
+    def holds_unwritten_tokens(self) -> bool:
+        """Whether a hook waits for its ``hook_created`` with a token this session drew
+        (another worker that wrote that hook first recorded another one)."""
+        return any(not c.token_given for c in self._ledger.uncreated_hooks.values())
 
     @property
     def done(self) -> bool:
@@ -309,6 +326,7 @@ class ReplaySession:
         finally:
             self._feeding = ()
             self._next_index = 0
+            self._recorded_tokens = None
             current_mode.reset(mode)
 
     def close(self) -> None:
@@ -423,10 +441,10 @@ class ReplaySession:
         respond_data = (
             None if respond_with is None else serialize(respond_with, path="respond_with")
         )
-        ids = self._ledger.ids
+        correlation_id = self._ledger.ids.next("hook")
         call = HookCall(
-            ids.next("hook"),
-            token if token is not None else ids.token(),
+            correlation_id,
+            token if token is not None else self._default_token(correlation_id),
             metadata_data,
             is_webhook,
             respond_data,
@@ -436,6 +454,19 @@ class ReplaySession:
         )
         self._ledger.add_hook(call)
         return call
+
+    def _default_token(self, correlation_id: str) -> str:
+        """The token the log recorded for this hook, else a fresh random one."""
+        if self._recorded_tokens is None:
+            self._recorded_tokens = {
+                event.correlation_id: token
+                for event in self._feeding
+                if event.event_type in ("hook_created", "hook_conflict")
+                and event.correlation_id
+                and isinstance(token := event.data.get("token"), str)
+                and token
+            }
+        return self._recorded_tokens.get(correlation_id) or fresh_hook_token()
 
     def dispose_hook(self, call: HookCall) -> None:
         """Release a hook's token (a ``hook_disposed`` is reported once it was created)."""
