@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         WorkflowRunFailedError,
         WorldError,
     )
+    from wfkit.runtime.serialization import register_type
     from wfkit.runtime.serialization.keys import configure_payloads
     from wfkit.runtime.world_config import (
         get_world,
@@ -167,6 +168,7 @@ _EXPORTS: dict[str, str] = {
     "sleep": "wfkit.runtime.api.workflow",
     "patched": "wfkit.runtime.api.workflow",
     "configure_payloads": "wfkit.runtime.serialization.keys",
+    "register_type": "wfkit.runtime.serialization",
     "get_world": "wfkit.runtime.world_config",
     "set_world": "wfkit.runtime.world_config",
     "build": "wfkit._dev",
@@ -235,6 +237,7 @@ __all__ = [
     "get_world",
     "get_writable",
     "patched",
+    "register_type",
     "resume_hook",
     "resume_hook_sync",
     "resume_webhook",

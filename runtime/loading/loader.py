@@ -508,10 +508,11 @@ def reset() -> None:
             if is_twin_head(name.split(".", 1)[0]):
                 del sys.modules[name]
         registry.forget_deployments()
-        from wfkit.runtime.serialization._common import class_in_mode, import_class
+        from wfkit.runtime.serialization._classes import forget_resolved_classes
+        from wfkit.runtime.serialization._common import import_class
 
         import_class.cache_clear()  # they may hold classes of the unloaded twins
-        class_in_mode.cache_clear()
+        forget_resolved_classes()
 
 
 def loaded_builds() -> list[LoadedBuild]:

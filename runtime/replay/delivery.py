@@ -74,7 +74,7 @@ def deliver_step_event(
                 return  # cancelled (a race's loser): consumed, not delivered
             if event_type == "step_completed":
                 result = _opened(event.data["result"], event)
-                resolve_with(call.future, lambda: deserialize(result))
+                resolve_with(call.future, lambda: deserialize(result, path="result"))
             else:
                 error = _opened_error(event.data["error"], event)
                 reject_with(call.future, lambda: deserialize_error(error))
@@ -111,7 +111,7 @@ def deliver_hook_event(
                 raise unconsumed(event)
             payload = _opened(event.data["payload"], event)
             try:
-                item: tuple[bool, Any] = (True, deserialize(payload))
+                item: tuple[bool, Any] = (True, deserialize(payload, path="payload"))
             except Exception as exc:
                 item = (False, exc)
             call.deliver(item)

@@ -72,6 +72,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wfkit.runtime.errors import SerializationError, StepError
+from wfkit.runtime.serialization._classes import UntrustedClassError, register_type
 from wfkit.runtime.serialization._common import (
     REMOTE_NOTE,
     TAG,
@@ -81,6 +82,7 @@ from wfkit.runtime.serialization._common import (
 from wfkit.runtime.serialization._decode import (
     BUILTIN_DECODERS,
     DECODERS,
+    Undecodable,
     de_value,
     decode_codec,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "dumps",
     "loads",
     "register_codec",
+    "register_type",
     "serialize",
     "serialize_call",
     "serialize_error",
@@ -136,25 +139,39 @@ def serialize(value: Any, *, path: str = "value") -> Any:
         raise recursion_error(value, path) from None
 
 
-def deserialize(data: Any) -> Any:
+def deserialize(data: Any, *, path: str = "value") -> Any:
     """Rebuild the Python value ``serialize`` produced ``data`` from.
 
-    Classes are imported by ``module:qualname`` as the current mode's code sees them
+    Classes are found by ``module:qualname`` as the current mode's code sees them
     (``wfkit.runtime.context.current_mode``: the workflow twin's class in workflow
-    mode, the user's own elsewhere), else found by their registered ID.
+    mode, the user's own elsewhere), else by their registered ID; only classes of the
+    project, registered ones and a list of standard types qualify, and nothing is ever
+    imported to find one (``_classes``).
     Step functions come back as step proxies in workflow mode and as the
     registered step function elsewhere. An exception whose class cannot be
     rebuilt comes back as ``StepError``. ``data`` is never modified.
 
+    Args:
+        data: what ``serialize`` produced.
+        path: the name of the value in error messages, e.g. ``"args"``.
+
     Raises:
         SerializationError: ``data`` is not something ``serialize`` produced, or
-            names a class that is not registered and cannot be imported.
+            names a class wfkit may not decode (``.type_name`` is the class as stored,
+            ``.path`` where it sits: ``args[0]["items"][3]``).
         PayloadDecryptionError: ``data`` is encrypted and cannot be opened here.
     """
     if type(data) is dict and data.get(TAG) in SEALED_TAGS:
         data = open_payload(data)
     try:
         return de_value(data)
+    except Undecodable as exc:
+        where = path + "".join(reversed(exc.segments))
+        raise SerializationError(
+            f"cannot deserialize {exc.class_path} at {where}: {UntrustedClassError.REASON}",
+            type_name=exc.class_path,
+            path=where,
+        ) from None
     except RecursionError:
         raise SerializationError("cannot deserialize: nested too deeply") from None
 
@@ -198,10 +215,10 @@ def deserialize_call(
         raise SerializationError(
             f"cannot deserialize call inputs: expected an object, got {type(data).__name__}"
         )
-    args = deserialize(data.get("args", []))
-    kwargs = deserialize(data.get("kwargs", {}))
-    closure = deserialize(data.get("closure"))
-    this = deserialize(data.get("this"))
+    args = deserialize(data.get("args", []), path="args")
+    kwargs = deserialize(data.get("kwargs", {}), path="kwargs")
+    closure = deserialize(data.get("closure"), path="closure")
+    this = deserialize(data.get("this"), path="this")
     return tuple(args), dict(kwargs), closure, this
 
 

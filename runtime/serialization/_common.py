@@ -7,9 +7,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from wfkit.runtime.context import current_mode
-from wfkit.runtime.loading import registry
-from wfkit.runtime.loading.twins import canonical_module, class_path_for_mode
+from wfkit.runtime.loading.twins import canonical_module
 from wfkit.runtime.serialization._renames import current_module_name
 
 TAG = "$t"
@@ -33,45 +31,12 @@ Encoder = Callable[[Any], Any]
 # --- classes -------------------------------------------------------------------------
 
 
-def resolve_class(d: dict[str, Any], base: type | None) -> Any:
-    """The class a tagged value names, as the code of the current mode sees it.
-
-    ``"cls"`` names the user's class (``myapp.jobs:Parcel``); in workflow mode that is
-    the workflow twin's class when the module has one (``twins.class_path_for_mode``),
-    so ``isinstance`` holds in client code, steps and workflows alike. A registered
-    class ID is the fallback when the path cannot be imported here.
-
-    Raises:
-        LookupError: neither importable nor registered.
-        TypeError: the object found is not a subclass of ``base``.
-    """
-    cls: Any = None
-    mode = current_mode.get()
-    path = d.get("cls")
-    if isinstance(path, str):
-        cls = class_in_mode(path, mode, registry.twins_generation())
-    class_id = d.get("id")
-    if cls is None and isinstance(class_id, str):
-        cls = registry.find_class(class_id, mode)
-    if cls is None:
-        raise LookupError(
-            f"class {class_id or path!r} is not registered and cannot be imported here"
-        )
-    if not isinstance(cls, type) or (base is not None and not issubclass(cls, base)):
-        raise TypeError(f"{path!r} is not a {base.__name__ if base else 'class'}")
-    return cls
-
-
-@functools.lru_cache(maxsize=2048)
-def class_in_mode(path: str, mode: str, twins_generation: int) -> Any:
-    """``import_class`` of what ``path`` stands for in ``mode``, cached on the hot decode
-    path; ``twins_generation`` keys the cache to the loaded builds (see the registry)."""
-    return import_class(class_path_for_mode(path, mode))
-
-
 @functools.lru_cache(maxsize=1024)
 def import_class(path: str) -> Any:
-    """``module:qualname`` -> the object, or None (never raises, never evals)."""
+    """``module:qualname`` -> the object, or None (never raises, never evals).
+
+    Imports the module: for the encoder, which asks about the class of a value it holds
+    (so its module is imported already). Decoding never calls this (``_classes``)."""
     module_name, _, qualname = path.partition(":")
     if not module_name or not qualname or "<locals>" in qualname:
         return None

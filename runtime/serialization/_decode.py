@@ -8,6 +8,7 @@ import datetime as dt
 import decimal
 import enum
 import functools
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,13 +18,33 @@ from wfkit.runtime.errors import SerializationError, StepError
 from wfkit.runtime.gen import StepProxy, step_proxy
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.resolve import step_function_for
-from wfkit.runtime.serialization._common import (
-    PLAIN_IN,
-    TAG,
-    resolve_class,
-)
+from wfkit.runtime.serialization._classes import UntrustedClassError, resolve_class
+from wfkit.runtime.serialization._common import PLAIN_IN, TAG
 
 # --- decoding ----------------------------------------------------------------------
+
+
+class Undecodable(Exception):
+    """Internal: a value names a class wfkit may not decode; containers add path segments
+    while it unwinds (``deserialize`` spells the path and raises ``SerializationError``).
+
+    Attributes:
+        node: the stored data the enclosing container must locate.
+        class_path: the class as the value names it.
+        segments: path segments, innermost first.
+    """
+
+    def __init__(self, node: Any, error: UntrustedClassError) -> None:
+        super().__init__(str(error))
+        self.node = node
+        self.class_path = error.class_path
+        self.segments: list[str] = []
+
+    def passing(self, container: Any) -> Undecodable:
+        """Note where ``node`` sits in ``container``, which becomes the node."""
+        self.segments.append(_segment(container, self.node))
+        self.node = container
+        return self
 
 
 def de_value(x: Any) -> Any:
@@ -39,14 +60,20 @@ def de_value(x: Any) -> Any:
 def _de_list(items: list[Any]) -> list[Any]:
     if PLAIN_IN.issuperset(map(type, items)):  # all scalars: one C-level pass, one copy
         return items.copy()
-    return [i if type(i) in PLAIN_IN else de_value(i) for i in items]
+    try:
+        return [i if type(i) in PLAIN_IN else de_value(i) for i in items]
+    except Undecodable as exc:
+        raise exc.passing(items) from None
 
 
 def _de_dict(d: dict[str, Any]) -> Any:
     if TAG not in d:
         if PLAIN_IN.issuperset(map(type, d.values())):
             return d.copy()
-        return {k: (x if type(x) in PLAIN_IN else de_value(x)) for k, x in d.items()}
+        try:
+            return {k: (x if type(x) in PLAIN_IN else de_value(x)) for k, x in d.items()}
+        except Undecodable as exc:
+            raise exc.passing(d) from None
     tag = d[TAG]
     decoder = DECODERS.get(tag) if type(tag) is str else None
     if decoder is None:
@@ -57,6 +84,10 @@ def _de_dict(d: dict[str, Any]) -> Any:
         )
     try:
         return decoder(d)
+    except Undecodable as exc:
+        raise exc.passing(d) from None
+    except UntrustedClassError as exc:
+        raise Undecodable(d, exc) from None
     except SerializationError:
         raise
     except RecursionError:
@@ -218,6 +249,48 @@ def _rebuild_exception(d: dict[str, Any]) -> BaseException | None:
     except Exception:
         return None
     return exc  # type: ignore[no-any-return]
+
+
+_PAIR_TAGS = frozenset({"dict", "odict", "ddict", "counter"})
+_FIELD_TAGS = frozenset({"dc", "model"})
+
+
+def _segment(container: Any, child: Any) -> str:
+    """How an error path spells where ``child`` (stored data) sits in ``container``:
+    ``[2]``, ``["name"]``, ``.field``, ``.args[0]``... ("" when it cannot tell)."""
+    if type(container) is list:
+        return next((f"[{i}]" for i, x in enumerate(container) if x is child), "")
+    if type(container) is not dict:
+        return ""
+    tag = container.get(TAG)
+    if tag is None:
+        return next((f"[{_key_text(k)}]" for k, x in container.items() if x is child), "")
+    for key, part in container.items():
+        if key == TAG:
+            continue
+        name = "" if key == "v" else f".{key}"
+        if part is child:
+            return name or f"<{tag}>"
+        if type(part) is list:
+            for i, item in enumerate(part):
+                if item is child:
+                    return f"{name}[{i}]"
+                if tag in _PAIR_TAGS and type(item) is list and len(item) == 2:
+                    if item[0] is child:
+                        return f"<key {_key_text(item[0])}>"
+                    if item[1] is child:
+                        return f"[{_key_text(item[0])}]"
+        elif type(part) is dict:
+            for field_name, item in part.items():
+                if item is child:
+                    if tag in _FIELD_TAGS or key == "attrs":
+                        return f".{field_name}"
+                    return f"{name}[{_key_text(field_name)}]"
+    return ""
+
+
+def _key_text(key: Any) -> str:
+    return json.dumps(key) if type(key) in PLAIN_IN else "<key>"
 
 
 def decode_codec(decode: Callable[[Any], Any], d: dict[str, Any]) -> Any:
