@@ -109,3 +109,28 @@ class Calculator:
         total = await Calculator.add(a, b)
         product = await Calculator.times(a, b)
         return {"sum": total, "product": product}
+
+
+@dataclass
+class Inventory:
+    """Standard-library types inside a dataclass (issue 12's serialization types)."""
+
+    where: object
+    counts: object
+    recent: object
+
+
+async def describe_standard_values(values: dict, inventory: Inventory) -> dict:
+    "use step"
+    return {
+        "types": sorted({type(v).__name__ for v in values.values()}),
+        "values": values,
+        "inventory": inventory,
+        "recent_maxlen": inventory.recent.maxlen,
+    }
+
+
+async def standard_values(values: dict, inventory: Inventory) -> dict:
+    "use workflow"
+    described = await describe_standard_values(values, inventory)
+    return {"workflow_saw": sorted({type(v).__name__ for v in values.values()}), **described}

@@ -14,9 +14,16 @@ the one marker key ``"$t"`` naming its kind, and its payload under ``"v"``::
     {"$t": "bytes" | "bytearray", "v": base64}
     {"$t": "tuple" | "set" | "frozenset", "v": [<ser>...]}
     {"$t": "dict", "v": [[<ser key>, <ser value>]...]}   non-str keys, or a "$t" key
-    {"$t": "datetime" | "date" | "time", "v": isoformat, "tz"?: zone key, "fold"?: 1}
+    {"$t": "datetime" | "date" | "time", "v": isoformat, "tz"?: ZoneInfo key,
+     "tzname"?: a datetime.timezone's own name, "fold"?: 1}
     {"$t": "timedelta", "v": [days, seconds, microseconds]}
     {"$t": "decimal" | "uuid", "v": str}
+    {"$t": "complex", "v": [<ser real>, <ser imag>]}
+    {"$t": "path", "v": str, "kind": "PurePosixPath" | "PureWindowsPath" | "PosixPath"
+     | "WindowsPath"}                     a concrete path of the other OS reads back pure
+    {"$t": "odict" | "counter", "v": [[<ser key>, <ser value>]...]}     OrderedDict, Counter
+    {"$t": "ddict", "factory": null | "list" | "int" | ..., "v": [[<ser key>, <ser value>]...]}
+    {"$t": "deque", "v": [<ser>...], "maxlen"?: int}
     {"$t": "enum", "cls": "mod:Qual", "id"?: class id, "v": <ser value>}
     {"$t": "dc", "cls": ..., "id"?: ..., "v": {field: <ser>}}          dataclass
     {"$t": "model", "cls": ..., "id"?: ..., "v": {field: <ser>},       pydantic model
@@ -79,6 +86,7 @@ from wfkit.runtime.serialization._common import (
     qualified_name,
     safe_str,
 )
+from wfkit.runtime.serialization._cycles import recursion_error
 from wfkit.runtime.serialization._decode import (
     BUILTIN_DECODERS,
     DECODERS,
@@ -90,7 +98,6 @@ from wfkit.runtime.serialization._encode import (
     CODEC_TAG_BY_TYPE,
     CODECS,
     Unserializable,
-    recursion_error,
     reset_encoder_cache,
     ser_exception,
     ser_value,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,36 @@ PLAIN_IN: frozenset[type] = frozenset({str, int, float, bool, _NoneType})
 STR: frozenset[type] = frozenset({str})
 
 Encoder = Callable[[Any], Any]
+
+DEFAULT_FACTORIES: dict[str, Callable[[], Any] | None] = {
+    "list": list,
+    "dict": dict,
+    "set": set,
+    "frozenset": frozenset,
+    "tuple": tuple,
+    "int": int,
+    "float": float,
+    "complex": complex,
+    "str": str,
+    "bytes": bytes,
+    "bool": bool,
+    "OrderedDict": collections.OrderedDict,
+    "Counter": collections.Counter,
+    "deque": collections.deque,
+}
+"""The ``default_factory`` values a stored ``defaultdict`` may have (besides None), by the
+name it is stored under: types whose call takes no argument and runs no user code."""
+
+PATH_KINDS: dict[str, type[pathlib.PurePath]] = {
+    cls.__name__: cls
+    for cls in (
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+    )
+}
+"""The ``pathlib`` classes, by the name a stored path gives its kind."""
 
 # --- classes -------------------------------------------------------------------------
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import datetime as dt
 import decimal
 import enum
 import functools
 import json
+import os
+import pathlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +22,7 @@ from wfkit.runtime.gen import StepProxy, step_proxy
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.resolve import step_function_for
 from wfkit.runtime.serialization._classes import UntrustedClassError, resolve_class
-from wfkit.runtime.serialization._common import PLAIN_IN, TAG
+from wfkit.runtime.serialization._common import DEFAULT_FACTORIES, PATH_KINDS, PLAIN_IN, TAG
 
 # --- decoding ----------------------------------------------------------------------
 
@@ -115,6 +118,8 @@ def _de_datetime(d: dict[str, Any]) -> dt.datetime:
     value = dt.datetime.fromisoformat(d["v"])
     if "tz" in d:
         value = value.replace(tzinfo=_zone(d["tz"]))
+    elif "tzname" in d:
+        value = value.replace(tzinfo=_named_offset(value.utcoffset(), d["tzname"]))
     return value.replace(fold=d.get("fold", 0))
 
 
@@ -122,7 +127,15 @@ def _de_time(d: dict[str, Any]) -> dt.time:
     value = dt.time.fromisoformat(d["v"])
     if "tz" in d:
         value = value.replace(tzinfo=_zone(d["tz"]))
+    elif "tzname" in d:
+        value = value.replace(tzinfo=_named_offset(value.utcoffset(), d["tzname"]))
     return value.replace(fold=d.get("fold", 0))
+
+
+def _named_offset(offset: dt.timedelta | None, name: Any) -> dt.timezone:
+    if offset is None or type(name) is not str:
+        raise ValueError("a time zone name needs an offset in the ISO text")
+    return dt.timezone(offset, name)
 
 
 def _zone(key: str) -> dt.tzinfo:
@@ -138,6 +151,47 @@ def _de_timedelta(d: dict[str, Any]) -> dt.timedelta:
 
 def _de_pairs(d: dict[str, Any]) -> dict[Any, Any]:
     return {de_value(k): de_value(x) for k, x in d["v"]}
+
+
+def _de_defaultdict(d: dict[str, Any]) -> collections.defaultdict[Any, Any]:
+    name = d.get("factory")
+    if name is not None and (type(name) is not str or name not in DEFAULT_FACTORIES):
+        raise ValueError(
+            f"default_factory {name!r} is not None or one of {', '.join(DEFAULT_FACTORIES)}"
+        )
+    value: collections.defaultdict[Any, Any] = collections.defaultdict(
+        None if name is None else DEFAULT_FACTORIES[name]
+    )
+    for k, x in d["v"]:
+        value[de_value(k)] = de_value(x)
+    return value
+
+
+def _de_deque(d: dict[str, Any]) -> collections.deque[Any]:
+    maxlen = d.get("maxlen")
+    if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
+        raise ValueError(f"maxlen {maxlen!r} is not a non-negative int")
+    return collections.deque(_de_items(d), maxlen)
+
+
+def _de_complex(d: dict[str, Any]) -> complex:
+    real, imag = (de_value(part) for part in d["v"])
+    if type(real) is not float or type(imag) is not float:
+        raise TypeError("the parts of a complex are floats")
+    return complex(real, imag)
+
+
+def _de_path(d: dict[str, Any]) -> pathlib.PurePath:
+    """A path as its kind; a concrete path of the other OS comes back as that OS's pure path
+    (a ``WindowsPath`` cannot exist on POSIX, nor a ``PosixPath`` on Windows)."""
+    cls = PATH_KINDS.get(d.get("kind", ""))
+    if cls is None or type(d["v"]) is not str:
+        raise ValueError(f"unknown path kind {d.get('kind')!r}")
+    if cls is pathlib.WindowsPath and os.name != "nt":
+        cls = pathlib.PureWindowsPath
+    elif cls is pathlib.PosixPath and os.name == "nt":
+        cls = pathlib.PurePosixPath
+    return cls(d["v"])
 
 
 def _de_enum(d: dict[str, Any]) -> enum.Enum:
@@ -313,6 +367,12 @@ BUILTIN_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "timedelta": _de_timedelta,
     "decimal": lambda d: decimal.Decimal(d["v"]),
     "uuid": lambda d: uuid.UUID(d["v"]),
+    "complex": _de_complex,
+    "path": _de_path,
+    "odict": lambda d: collections.OrderedDict(_de_pairs(d)),
+    "ddict": _de_defaultdict,
+    "counter": lambda d: collections.Counter(_de_pairs(d)),
+    "deque": _de_deque,
     "enum": _de_enum,
     "dc": _de_dataclass,
     "model": _de_model,

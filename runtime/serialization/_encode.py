@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import datetime as dt
 import decimal
@@ -10,11 +11,13 @@ import enum
 import functools
 import json
 import math
+import pathlib
 import sys
 import traceback
 import types
 import uuid
-from collections.abc import Callable
+import zoneinfo
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from wfkit.runtime.errors import SerializationError, StepError
@@ -22,8 +25,10 @@ from wfkit.runtime.gen import StepProxy
 from wfkit.runtime.loading import registry
 from wfkit.runtime.loading.resolve import step_id_for
 from wfkit.runtime.serialization._common import (
+    DEFAULT_FACTORIES,
     HINT,
     MAX_SAFE_INT,
+    PATH_KINDS,
     PLAIN_OUT,
     REMOTE_NOTE,
     STR,
@@ -113,28 +118,33 @@ def _ser_dict(d: dict[Any, Any]) -> Any:
         except Unserializable as exc:
             for k, x in d.items():
                 if x is exc.value:
-                    exc.segments.append(f"[{_key_text(k)}]")
+                    exc.segments.append(f"[{key_text(k)}]")
                     break
             exc.value = d
             raise
+    return {TAG: "dict", "v": _ser_pairs(d)}
+
+
+def _ser_pairs(d: Mapping[Any, Any]) -> list[list[Any]]:
+    """``[[<ser key>, <ser value>]...]`` in ``d``'s order; on failure, locate the item."""
     pairs: list[list[Any]] = []
     for k, x in d.items():
         try:
             key = ser_value(k)
         except Unserializable as exc:
-            exc.segments.append(f"<key {_key_text(k)}>")
+            exc.segments.append(f"<key {key_text(k)}>")
             exc.value = d
             raise
         try:
             pairs.append([key, ser_value(x)])
         except Unserializable as exc:
-            exc.segments.append(f"[{_key_text(k)}]")
+            exc.segments.append(f"[{key_text(k)}]")
             exc.value = d
             raise
-    return {TAG: "dict", "v": pairs}
+    return pairs
 
 
-def _key_text(key: Any) -> str:
+def key_text(key: Any) -> str:
     """A dict key as error paths spell it: ``"name"`` for str keys, ``repr`` otherwise."""
     return json.dumps(key, ensure_ascii=False) if type(key) is str else repr(key)
 
@@ -178,12 +188,65 @@ def _ser_set(v: set[Any] | frozenset[Any]) -> dict[str, Any]:
 
 
 def _ser_tz(out: dict[str, Any], value: dt.datetime | dt.time) -> dict[str, Any]:
-    key = getattr(value.tzinfo, "key", None)
-    if isinstance(key, str):
-        out["tz"] = key
+    """Add what the ISO text loses: a ``ZoneInfo``'s key, a ``timezone``'s own name, fold.
+
+    Raises:
+        Unserializable: another kind of tzinfo (its rules cannot be stored), or a
+            ``ZoneInfo`` without a key.
+    """
+    tz = value.tzinfo
+    if tz is None:
+        pass
+    elif isinstance(tz, zoneinfo.ZoneInfo):
+        if not isinstance(tz.key, str):
+            raise Unserializable(value, "its ZoneInfo has no key (made from a file)")
+        out["tz"] = tz.key
+    elif type(tz) is dt.timezone:
+        offset = tz.utcoffset(None)
+        name = tz.tzname(None)
+        if name != dt.timezone(offset).tzname(None):  # named: timezone(offset, "CET")
+            out["tzname"] = name
+    else:
+        raise Unserializable(
+            value,
+            f"its time zone {qualified_name(type(tz))} is not supported (use "
+            "zoneinfo.ZoneInfo or datetime.timezone)",
+        )
     if value.fold:
         out["fold"] = 1
     return out
+
+
+_DEFAULT_FACTORIES: dict[Any, str] = {
+    factory: name for name, factory in DEFAULT_FACTORIES.items() if factory is not None
+}
+
+
+def _ser_defaultdict(v: collections.defaultdict[Any, Any]) -> dict[str, Any]:
+    factory = v.default_factory
+    name = None if factory is None else _DEFAULT_FACTORIES.get(factory)
+    if factory is not None and name is None:
+        raise Unserializable(
+            v,
+            f"its default_factory {getattr(factory, '__qualname__', repr(factory))} is not "
+            f"None or one of {', '.join(sorted(_DEFAULT_FACTORIES.values()))}",
+        )
+    return {TAG: "ddict", "factory": name, "v": _ser_pairs(v)}
+
+
+def _ser_deque(v: collections.deque[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {TAG: "deque", "v": _ser_items(v)}
+    if v.maxlen is not None:
+        out["maxlen"] = v.maxlen
+    return out
+
+
+def _ser_complex(v: complex) -> dict[str, Any]:
+    return {TAG: "complex", "v": [ser_value(v.real), ser_value(v.imag)]}
+
+
+def _ser_path(v: pathlib.PurePath) -> dict[str, Any]:
+    return {TAG: "path", "v": str(v), "kind": type(v).__name__}
 
 
 _SIMPLE_ENCODERS: dict[type, Encoder] = {
@@ -198,6 +261,12 @@ _SIMPLE_ENCODERS: dict[type, Encoder] = {
     dt.timedelta: lambda v: {TAG: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
     decimal.Decimal: lambda v: {TAG: "decimal", "v": str(v)},
     uuid.UUID: lambda v: {TAG: "uuid", "v": str(v)},
+    complex: _ser_complex,
+    collections.OrderedDict: lambda v: {TAG: "odict", "v": _ser_pairs(v)},
+    collections.Counter: lambda v: {TAG: "counter", "v": _ser_pairs(v)},
+    collections.defaultdict: _ser_defaultdict,
+    collections.deque: _ser_deque,
+    **{kind: _ser_path for kind in PATH_KINDS.values()},
 }
 _ENCODER_CACHE: dict[type, Encoder] = dict(_SIMPLE_ENCODERS)
 CODECS: dict[str, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {}
@@ -397,77 +466,3 @@ def serialization_error(exc: Unserializable, root: str) -> SerializationError:
         type_name=exc.type_name,
         path=path,
     )
-
-
-def recursion_error(value: Any, root: str) -> SerializationError:
-    """Explain a RecursionError: find the cycle (iteratively), else say it is too deep."""
-    # Paths are kept as parent links and spelled out only for the cycle found, so a
-    # very deep value costs linear time.
-    links: list[tuple[int, str]] = [(-1, root)]
-    stack: list[tuple[Any, int, bool]] = [(value, 0, False)]
-    on_path: set[int] = set()
-    done: set[int] = set()
-    while stack:
-        obj, node, leaving = stack.pop()
-        if leaving:
-            on_path.discard(id(obj))
-            done.add(id(obj))
-            continue
-        if id(obj) in on_path:
-            type_name = qualified_name(type(obj))
-            path = _spell_path(links, node)
-            return SerializationError(
-                f"cannot serialize {type_name} at {path}: the value contains itself (a cycle); "
-                "durable values must be trees",
-                type_name=type_name,
-                path=path,
-            )
-        if id(obj) in done:
-            continue
-        children = _children(obj)
-        if not children:
-            continue
-        on_path.add(id(obj))
-        stack.append((obj, node, True))
-        for child, segment in reversed(children):
-            links.append((node, segment))
-            stack.append((child, len(links) - 1, False))
-    type_name = qualified_name(type(value))
-    return SerializationError(
-        f"cannot serialize {type_name} at {root}: nested too deeply (or a cycle through "
-        "__wfkit_serialize__)",
-        type_name=type_name,
-        path=root,
-    )
-
-
-def _spell_path(links: list[tuple[int, str]], node: int) -> str:
-    parts: list[str] = []
-    while node >= 0:
-        node, segment = links[node]
-        parts.append(segment)
-    return "".join(reversed(parts))
-
-
-def _children(obj: Any) -> list[tuple[Any, str]]:
-    """The parts of a value ``serialize`` recurses into, with their path segments."""
-    if isinstance(obj, dict):
-        out: list[tuple[Any, str]] = []
-        for k, x in obj.items():
-            seg = _key_text(k)
-            out.append((k, f"<key {seg}>"))
-            out.append((x, f"[{seg}]"))
-        return out
-    if isinstance(obj, list | tuple | set | frozenset):
-        return [(x, f"[{i}]") for i, x in enumerate(obj)]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return [(getattr(obj, f.name), f".{f.name}") for f in dataclasses.fields(obj)]
-    pydantic = sys.modules.get("pydantic")
-    if pydantic is not None and isinstance(obj, pydantic.BaseModel):
-        return [(getattr(obj, n), f".{n}") for n in type(obj).model_fields]
-    if isinstance(obj, BaseException):
-        out = [(x, f".args[{i}]") for i, x in enumerate(obj.args)]
-        if obj.__cause__ is not None:
-            out.append((obj.__cause__, ".__cause__"))
-        return out
-    return []
