@@ -119,6 +119,50 @@ def test_a_write_between_feed_and_commit_is_recovered(
     assert set(completed.values()) == {1}
 
 
+def test_a_hook_another_worker_created_first_keeps_its_token() -> None:
+    """Another worker writes this run's hook_created (with a random token of its own)
+    between our replay and our write: ours is refused, and the workflow goes on with the
+    recorded token, never the one this worker drew (no divergence at the next step)."""
+    from wfkit.worlds.base import EventRequest
+
+    world = MemoryWorld()
+    spy = _Spy(world)
+
+    def other_worker_first(requests: Any) -> bool:
+        mine = next((r for r in requests if r.event_type == "hook_created"), None)
+        if mine is None:
+            return False
+        theirs = EventRequest(
+            event_type="hook_created",
+            correlation_id=mine.correlation_id,
+            data={**mine.data, "token": "drawn-by-the-other-worker"},
+        )
+        spy.inner.create_batch(mine_run[0], [theirs])
+        return True
+
+    mine_run: list[str] = []
+    spy.before_batch.append(other_worker_first)
+
+    async def scenario() -> Any:
+        run = await start(wf_helpers.default_token_to_step, world=world)
+        mine_run.append(run.run_id)
+        worker = Worker(world=world, poll_interval=0.01)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop_event=stop))
+        try:
+            while not any(e.event_type == "step_completed" for e in _events(world, run.run_id)):
+                await asyncio.sleep(0.01)
+            resume_hook_sync("drawn-by-the-other-worker", "go", world=world)
+            return await run.result(timeout=10)
+        finally:
+            stop.set()
+            await task
+
+    token = "drawn-by-the-other-worker"
+    assert _run(scenario()) == [token, token, "go"]
+    assert diff_run_records(world, mine_run[0]) == []
+
+
 def test_hook_payload_while_inline_steps_run_is_picked_up() -> None:
     world = MemoryWorld()
 

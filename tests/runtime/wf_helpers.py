@@ -213,3 +213,20 @@ async def _self_cancelling() -> int:
 
 
 self_cancelling = workflow("self_cancelling", _self_cancelling)
+
+
+async def _echo_value(value: Any) -> Any:
+    return value
+
+
+async def _default_token_to_step() -> list[Any]:
+    from wfkit.runtime.api.workflow import create_hook
+
+    hook = create_hook()
+    seen_by_step = await echo_value(hook.token)
+    payload = await hook
+    return [hook.token, seen_by_step, payload]
+
+
+echo_value = step("echo_value", _echo_value)
+default_token_to_step = workflow("default_token_to_step", _default_token_to_step)
