@@ -45,7 +45,17 @@ class Undecodable(Exception):
 
     def passing(self, container: Any) -> Undecodable:
         """Note where ``node`` sits in ``container``, which becomes the node."""
-        self.segments.append(_segment(container, self.node))
+        if (
+            type(container) is dict
+            and container.get(TAG) in _FIELD_TAGS
+            and container.get("v") is self.node
+            and self.segments
+            and self.segments[-1].startswith('["')
+        ):
+            # The fields dict spelled the field as a key: a dataclass's reads ``.name``.
+            self.segments[-1] = "." + json.loads(self.segments[-1][1:-1])
+        else:
+            self.segments.append(_segment(container, self.node))
         self.node = container
         return self
 
@@ -324,7 +334,7 @@ def _segment(container: Any, child: Any) -> str:
             continue
         name = "" if key == "v" else f".{key}"
         if part is child:
-            return name or f"<{tag}>"
+            return name
         if type(part) is list:
             for i, item in enumerate(part):
                 if item is child:

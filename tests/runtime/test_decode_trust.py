@@ -137,6 +137,16 @@ def test_a_dataclass_outside_the_project_is_refused_before_post_init(library: An
     assert f"{LIBRARY_MODULE}:Gadget" in str(caught.value)
 
 
+def test_the_error_path_reads_fields_keys_and_items(library: Any) -> None:
+    crafted = {TAG: "dc", "cls": f"{LIBRARY_MODULE}:Gadget", "v": {}}
+    holder = serialize([ProjectThing("outer")])
+    holder[0]["v"]["name"] = {TAG: "dict", "v": [[1, {TAG: "tuple", "v": ["a", crafted]}]]}
+    with pytest.raises(SerializationError) as caught:
+        deserialize(holder, path="result")
+    assert caught.value.path == "result[0].name[1][1]"
+    assert library.RAN == []
+
+
 def test_an_exception_outside_the_project_is_not_constructed(library: Any) -> None:
     stored = serialize(library.LibraryError("payload"))
     library.RAN.clear()
