@@ -71,7 +71,11 @@ from wfkit.runtime.engine.outcome_requests import (
     wait_created_request,
 )
 from wfkit.runtime.engine.run_state import RunState, placeholder_run
-from wfkit.runtime.errors import SerializationError, WorkflowNotRegisteredError
+from wfkit.runtime.errors import (
+    CorruptedEventLogError,
+    SerializationError,
+    WorkflowNotRegisteredError,
+)
 from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics, reports, tracing
 from wfkit.runtime.observability.logs import log_fields
@@ -81,6 +85,7 @@ from wfkit.runtime.serialization import deserialize_call, serialize_error
 from wfkit.runtime.serialization.at_rest import seal_error
 from wfkit.worlds.base import (
     STEP_TERMINAL,
+    CorruptedLogError,
     EntityConflictError,
     EventRequest,
     EventResult,
@@ -220,6 +225,10 @@ class Orchestrator:
                 keep = await self._handle(
                     state, needs_full_replay=needs_full_replay, delivery_attempt=delivery_attempt
                 )
+        except CorruptedLogError as exc:
+            # Redelivering would read the same bytes again, for ever: the run fails once
+            # and the message is acked.
+            self._fail_run(state, CorruptedEventLogError(str(exc)), "CORRUPTED_EVENT_LOG")
         finally:
             # No await between the last look at ``log_may_have_news`` (in _drive) and
             # here: a nudge either reached the loop or finds no driver and queues normally.

@@ -49,6 +49,17 @@ def run_ended(run: Run, request: EventRequest, error: BaseException | None) -> N
     fields = log_fields(
         run.run_id, workflow=run.workflow_name, error_code=code, error_type=info.get("type")
     )
+    if code == "CORRUPTED_EVENT_LOG":
+        # One line: the message names the run, the event and what is wrong with it,
+        # and a traceback of the reader says nothing more.
+        _runs.error(
+            "run %s (%s) failed with CORRUPTED_EVENT_LOG: %s",
+            run.run_id,
+            run.workflow_name or "unknown workflow",
+            info.get("message"),
+            extra=fields,
+        )
+        return
     if code == "REPLAY_DIVERGENCE":
         _runs.error(
             "run %s (%s) failed with REPLAY_DIVERGENCE: the workflow's code changed since "

@@ -22,7 +22,7 @@ from wfkit.runtime.replay.divergence import (
 )
 from wfkit.runtime.replay.ledger import CallLedger
 from wfkit.runtime.replay.loop import DeterministicEventLoop
-from wfkit.runtime.replay.outcome import ReplayFailure, unconsumed
+from wfkit.runtime.replay.outcome import ReplayFailure, malformed, unconsumed
 from wfkit.runtime.serialization import deserialize, deserialize_error
 from wfkit.runtime.serialization.at_rest import open_error, open_payload
 from wfkit.worlds.base import Event, parse_timestamp
@@ -73,9 +73,13 @@ def deliver_step_event(
             if call.future.done():
                 return  # cancelled (a race's loser): consumed, not delivered
             if event_type == "step_completed":
+                if "result" not in event.data:
+                    raise malformed(event, "result")
                 result = _opened(event.data["result"], event)
                 resolve_with(call.future, lambda: deserialize(result, path="result"))
             else:
+                if "error" not in event.data:
+                    raise malformed(event, "error")
                 error = _opened_error(event.data["error"], event)
                 reject_with(call.future, lambda: deserialize_error(error))
         case _:
@@ -109,6 +113,8 @@ def deliver_hook_event(
         case "hook_received":
             if not call.created or call.conflicted:
                 raise unconsumed(event)
+            if "payload" not in event.data:
+                raise malformed(event, "payload")
             payload = _opened(event.data["payload"], event)
             try:
                 item: tuple[bool, Any] = (True, deserialize(payload, path="payload"))

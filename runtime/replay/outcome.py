@@ -132,5 +132,18 @@ def unconsumed(event: Event) -> ReplayFailure:
     )
 
 
+def malformed(event: Event, missing: str) -> ReplayFailure:
+    """A stored event without the data field its kind always carries (a damaged or
+    hand-edited row): the run fails as a corrupted log, not with a ``KeyError`` raised
+    into the workflow."""
+    return ReplayFailure(
+        CorruptedEventLogError(
+            f"corrupted event log: run {event.run_id}, event {event.event_id}: "
+            f"this {event.event_type} event has no {missing!r} in its data"
+        ),
+        "CORRUPTED_EVENT_LOG",
+    )
+
+
 def divergence(message: str) -> ReplayFailure:
     return ReplayFailure(ReplayDivergenceError(message), "REPLAY_DIVERGENCE")

@@ -4,11 +4,50 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from wfkit.runtime.serialization.at_rest import reveal
-from wfkit.worlds.base import Event, Hook, Run, Step, Wait, World
+from wfkit.worlds.base import CorruptedLogError, Event, Hook, Run, Step, Wait, World
+
+
+@dataclass(frozen=True)
+class CorruptedEvent:
+    """A stored event that does not decode, in its place in a run's log (for display)."""
+
+    event_id: str
+    sequence: int | None
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_type": "corrupted",
+            "sequence": self.sequence,
+            "reason": self.reason,
+        }
+
+
+def read_events(world: World, run_id: str) -> list[Event | CorruptedEvent]:
+    """A run's events in log order, each stored row that does not decode shown as a
+    ``CorruptedEvent`` in its place, so an inspector shows the whole log around it.
+
+    Raises:
+        RunNotFoundError / WorldError: as ``world.events.list``.
+    """
+    read: list[Event | CorruptedEvent] = []
+    after: str | None = None
+    while True:
+        try:
+            read.extend(world.events.list(run_id, after_event_id=after))
+            return read
+        except CorruptedLogError as exc:
+            if exc.event_id is None:
+                raise
+            read.extend(exc.read_before)
+            read.append(CorruptedEvent(exc.event_id, exc.sequence, exc.reason))
+            after = exc.event_id
 
 
 def short_name(identifier: str) -> str:
@@ -99,7 +138,7 @@ def wait_rows(waits: Iterable[Wait]) -> list[dict[str, Any]]:
     ]
 
 
-def event_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
+def event_rows(events: Iterable[Event | CorruptedEvent]) -> list[dict[str, Any]]:
     return [
         {
             "event_id": e.event_id,
@@ -107,6 +146,8 @@ def event_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
             "correlation_id": e.correlation_id,
             "created": e.created_at,
         }
+        if isinstance(e, Event)
+        else {"event_id": e.event_id, "type": "CORRUPTED", "correlation_id": e.reason}
         for e in events
     ]
 
@@ -133,18 +174,25 @@ def _summary(event: Event, names: Mapping[str, str]) -> str:
     return ""
 
 
-def format_timeline(events: Sequence[Event]) -> str:
-    """A run's events as a timeline: offset from the first event, type, what it concerns."""
+def format_timeline(events: Sequence[Event | CorruptedEvent]) -> str:
+    """A run's events as a timeline: offset from the first event, type, what it concerns;
+    a row that does not decode is shown as ``CORRUPTED`` with what is wrong with it."""
+    decoded = [e for e in events if isinstance(e, Event)]
     if not events:
         return "(no events)"
-    start = events[0].created_at
+    start = decoded[0].created_at if decoded else None
     names = {
         e.correlation_id: short_name(str(e.data.get("step_name", "")))
-        for e in events
+        for e in decoded
         if e.event_type == "step_created" and e.correlation_id
     }
     lines = []
     for event in events:
+        if isinstance(event, CorruptedEvent):
+            at = "" if event.sequence is None else f" (sequence {event.sequence})"
+            lines.append(f"{'?':>10}     {'CORRUPTED':<15} {event.event_id}{at}: {event.reason}")
+            continue
+        assert start is not None
         offset = (event.created_at - start).total_seconds() * 1000
         summary = _summary(event, names)
         lines.append(f"{offset:>10.1f} ms  {event.event_type:<15} {summary}".rstrip())
@@ -152,5 +200,5 @@ def format_timeline(events: Sequence[Event]) -> str:
 
 
 def timeline(world: World, run_id: str) -> str:
-    """The event timeline of one run, read from ``world``."""
-    return format_timeline(world.events.list(run_id))
+    """The event timeline of one run, read from ``world`` (corrupted rows shown as such)."""
+    return format_timeline(read_events(world, run_id))

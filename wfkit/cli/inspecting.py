@@ -67,11 +67,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             ["step_id", "step", "status", "attempt", "started", "completed", "error"],
         )
     elif kind in ("event", "events"):
-        records = world.events.list(_need(ident, kind))
+        events = views.read_events(world, _need(ident, kind))  # a corrupted row in its place
         if not args.json:
-            print(views.format_timeline(records))
+            print(views.format_timeline(events))
             return 0
-        rows, columns = views.event_rows(records), ["event_id", "type", "correlation_id", "created"]
+        dumped = [
+            e.as_json() if isinstance(e, views.CorruptedEvent) else e.model_dump(mode="json")
+            for e in events
+        ]
+        print(json.dumps(dumped, indent=2, default=str))
+        return 0
     elif kind in ("hook", "hooks"):
         records = world.hooks.list(run_id=ident)
         rows, columns = (

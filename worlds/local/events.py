@@ -23,6 +23,7 @@ from wfkit.worlds.local.db import ThreadConnections, fetch_all, write_transactio
 from wfkit.worlds.local.loader import Timestamps, TransactionLoader
 from wfkit.worlds.local.sql import CODECS, LocalSql
 from wfkit.worlds.local.writes import write_plan
+from wfkit.worlds.sql import decode_events
 
 __all__ = ["EnqueueInTransaction", "LocalEvents"]
 
@@ -94,4 +95,4 @@ class LocalEvents:
                 after=after_event_id,
                 limit=limit_rows,
             )
-        return [CODECS.event.from_row(row) for row in rows]
+        return decode_events(CODECS.event, rows)

@@ -17,6 +17,7 @@ from typing import Any, cast
 from wfkit.worlds.base import Event, EventRequest, EventType, Hook, Run, RunStatus, Step, Wait
 from wfkit.worlds.local.db import PreparedSql
 from wfkit.worlds.local.sql import CODECS, LocalSql, prefetch_sql
+from wfkit.worlds.sql import decode_events
 
 __all__ = ["Timestamps", "TransactionLoader"]
 
@@ -131,7 +132,7 @@ class TransactionLoader:
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         row = self._one(LocalSql.select_latest_of_type, run_id=run_id, event_type=event_type)
-        return None if row is None else CODECS.event.from_row(row)
+        return None if row is None else decode_events(CODECS.event, [row])[0]
 
     def load_last_event_id(self, run_id: str) -> str | None:
         if self.last_event_id is not None:

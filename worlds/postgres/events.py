@@ -47,7 +47,7 @@ from wfkit.worlds.base import (
 from wfkit.worlds.postgres.session import Session, Statement, run_transaction
 from wfkit.worlds.postgres.sql import CODECS, CompiledSql, TableNames, compile_statement
 from wfkit.worlds.postgres.writes import plan_statements
-from wfkit.worlds.sql import RecordStatements, dump_json
+from wfkit.worlds.sql import RecordStatements, decode_events, dump_json
 
 __all__ = ["LoaderSql", "PostgresEvents", "TransactionLoader", "message_rows"]
 
@@ -202,7 +202,7 @@ class TransactionLoader:
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         rows = self._rows(self._sql.latest_event_of_type, run_id=run_id, event_type=event_type)
-        return CODECS.event.from_row(rows[0]) if rows else None
+        return decode_events(CODECS.event, rows[:1])[0] if rows else None
 
 
 def message_rows(messages: Sequence[QueueMessageRequest]) -> list[dict[str, Any]]:
@@ -313,6 +313,6 @@ class PostgresEvents:
         params = {"run_id": run_id, "after": after_event_id, "limit": limit}
 
         def read(session: Session) -> list[Event]:
-            return [CODECS.event.from_row(row) for row in session.rows(sql, params)]
+            return decode_events(CODECS.event, session.rows(sql, params))
 
         return run_transaction(self._engine, read, transactional=False)

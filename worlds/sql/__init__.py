@@ -27,7 +27,15 @@ migrations with online index builds and sqlstate mapping.
 
 from __future__ import annotations
 
-from wfkit.worlds.sql.codecs import Codecs, EncodeTime, RowCodec, RowLike, dump_json, load_json
+from wfkit.worlds.sql.codecs import (
+    Codecs,
+    EncodeTime,
+    RowCodec,
+    RowLike,
+    decode_events,
+    dump_json,
+    load_json,
+)
 from wfkit.worlds.sql.records import (
     Prepare,
     Query,
@@ -66,6 +74,7 @@ __all__ = [
     "SqlWaits",
     "Tables",
     "build_tables",
+    "decode_events",
     "dump_json",
     "load_json",
 ]

@@ -23,18 +23,26 @@ six characters ``\\u0000``, which both databases' TEXT accepts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
 
-from wfkit.worlds.base import Event, Hook, QueueMessage, Run, Step, Wait
+from wfkit.worlds.base import CorruptedLogError, Event, Hook, QueueMessage, Run, Step, Wait
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
-__all__ = ["Codecs", "EncodeTime", "RowCodec", "RowLike", "dump_json", "load_json"]
+__all__ = [
+    "Codecs",
+    "EncodeTime",
+    "RowCodec",
+    "RowLike",
+    "decode_events",
+    "dump_json",
+    "load_json",
+]
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -275,3 +283,60 @@ class Codecs:
             event=RowCodec(Event, tables.events, dialect),
             message=RowCodec(QueueMessage, tables.queue_messages, dialect),
         )
+
+
+def decode_events(codec: RowCodec[Event], rows: Iterable[RowLike]) -> list[Event]:
+    """The events stored in ``rows`` (one run's, in log order), decoded.
+
+    A stored row is not trusted to decode: its data may have been damaged on disk or
+    edited by hand. One that does not (data that is not JSON, or not an object; an
+    event type this version does not know; a missing column value) is reported as a
+    ``CorruptedLogError`` naming the run, the event and its sequence, never as a bare
+    ``JSONDecodeError`` from deep in a driver.
+
+    Raises:
+        CorruptedLogError: a row that does not decode; ``read_before`` holds the rows
+            decoded before it.
+    """
+    events: list[Event] = []
+    for row in rows:
+        try:
+            events.append(codec.from_row(row))
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise _corrupted_row(row, exc, events) from exc
+    return events
+
+
+def _corrupted_row(row: RowLike, exc: Exception, read_before: list[Event]) -> CorruptedLogError:
+    run_id, event_id = str(row["run_id"]), str(row["event_id"])
+    try:
+        sequence: int | None = int(row["seq"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        sequence = None
+    reason = _reason(row, exc)
+    at = f" (sequence {sequence})" if sequence is not None else ""
+    return CorruptedLogError(
+        f"corrupted event log: run {run_id}, event {event_id}{at}: {reason}",
+        run_id=run_id,
+        event_id=event_id,
+        sequence=sequence,
+        reason=reason,
+        read_before=read_before,
+    )
+
+
+def _reason(row: RowLike, exc: Exception) -> str:
+    """One line saying what is wrong with a row that did not decode."""
+    event_type = row["event_type"]
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the data of this {event_type} event is not JSON ({exc.msg} at char {exc.pos})"
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "event"
+            if where == "event_type":
+                problems.append(f"unknown event type {event_type!r}")
+            else:
+                problems.append(f"{where}: {error['msg']}")
+        return f"this {event_type} event does not validate: {'; '.join(problems)}"
+    return f"this {event_type} event does not decode: {type(exc).__name__}: {exc}"
