@@ -31,7 +31,8 @@ Error tree::
     ├── CorruptedEventLogError                    an event no call consumes
     ├── HookDisposedError                         a disposed hook was awaited
     ├── WorkflowIOError                           a workflow used the loop for real I/O
-    └── WorkflowDeadlockError                     a workflow waits on nothing durable
+    └── WorkflowDeadlockError                     a workflow waits on nothing durable, or
+                                                  never yields to the replay loop
 
     WorkflowSuspension(BaseException)             internal: the replay went idle; never user-visible
 """
@@ -253,7 +254,9 @@ class WorkflowIOError(WfkitError, RuntimeError):
 
 
 class WorkflowDeadlockError(WfkitError, RuntimeError):
-    """The workflow waits on something no event can ever resolve (it would hang forever)."""
+    """The workflow can never make progress, so its run fails instead of hanging: it
+    waits on something no event can ever resolve, or it runs over the feed deadline
+    without yielding to the replay loop (a busy loop; see ``wfkit.runtime.replay.watchdog``)."""
 
 
 class WorkflowSuspension(BaseException):

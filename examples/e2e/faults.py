@@ -80,3 +80,14 @@ async def relay(token: str) -> dict:
     payload = await create_hook(token=token)
     after = await stall_first_attempt(before, payload["n"])
     return {"steps": after}
+
+
+async def spinner(kind: str) -> int:
+    "use workflow"
+    n = await noop(1)
+    if kind == "busy":
+        while True:  # never yields to the replay loop: the feed deadline fails the run
+            n += 1
+    while True:
+        await asyncio.sleep(0)  # always ready again: the replay loop never goes idle
+        n += 1

@@ -142,6 +142,8 @@ class Orchestrator:
         url: the deployment URL shown in workflow metadata.
         inline_wait_seconds: a wait due within this many seconds is waited for in
             the handler instead of through a delayed message.
+        feed_deadline: seconds a workflow may run without yielding to its replay loop
+            before the run fails (``wfkit.runtime.replay.watchdog``); None: unbounded.
         on_enqueue: called after this orchestrator enqueued work (wakes the worker loop).
     """
 
@@ -157,6 +159,7 @@ class Orchestrator:
         lease_seconds: float = 30.0,
         url: str = "",
         inline_wait_seconds: float = 1.0,
+        feed_deadline: float | None = None,
         on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self.world = world
@@ -167,6 +170,7 @@ class Orchestrator:
         self.lease_seconds = lease_seconds
         self.url = url
         self.inline_wait_seconds = inline_wait_seconds
+        self.feed_deadline = feed_deadline
         self._on_enqueue = on_enqueue
         self._cache: OrderedDict[str, RunState] = OrderedDict()
         self._driving: dict[str, RunState] = {}
@@ -320,7 +324,12 @@ class Orchestrator:
         events = self.world.events.list(run_id)
         with metrics.timing_replay(run.workflow_name, "full"):
             state.session = ReplaySession(
-                workflow_fn, run, args=tuple(args), kwargs=dict(kwargs), url=self.url
+                workflow_fn,
+                run,
+                args=tuple(args),
+                kwargs=dict(kwargs),
+                url=self.url,
+                feed_deadline=self.feed_deadline,
             )
             state.feed(events)
         return not state.terminal

@@ -55,7 +55,7 @@ from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
 
-__all__ = ["Worker", "heal"]
+__all__ = ["DEFAULT_FEED_DEADLINE", "Worker", "heal"]
 
 log = logging.getLogger("wfkit.worker")
 
@@ -145,6 +145,30 @@ def _env_flag(name: str, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+DEFAULT_FEED_DEADLINE = 5.0
+"""Seconds one feed turn may run (Temporal's deadlock detector allows 2 s, but fails
+only the workflow task, which it retries; here the run fails, so the bound leaves
+room for a loaded machine). A turn is one event and the workflow code it resumes, so a
+long replay is never near it."""
+
+
+def _feed_deadline(given: float | None) -> float | None:
+    """The feed deadline in force: ``given``, else ``WFKIT_FEED_DEADLINE``, else the
+    default; None when it is 0 (no bound)."""
+    if given is None:
+        raw = os.environ.get("WFKIT_FEED_DEADLINE", "").strip()
+        try:
+            given = float(raw) if raw else DEFAULT_FEED_DEADLINE
+        except ValueError:
+            log.warning(
+                "WFKIT_FEED_DEADLINE=%r is not a number of seconds; using %g s",
+                raw,
+                DEFAULT_FEED_DEADLINE,
+            )
+            given = DEFAULT_FEED_DEADLINE
+    return given if given > 0 else None
+
+
 class Worker:
     """Consumes a world's queues and runs workflows and steps.
 
@@ -174,6 +198,10 @@ class Worker:
             before they are cancelled and nacked.
         inline_wait_seconds: a durable wait due within this many seconds is
             waited for in the handler rather than through a delayed message.
+        feed_deadline: seconds a workflow may run without yielding to the replay loop
+            (per event fed) before its run fails with ``WorkflowDeadlockError``, so a
+            busy loop cannot tie up the worker; 0 disables it (default:
+            ``WFKIT_FEED_DEADLINE``, else ``DEFAULT_FEED_DEADLINE``).
         url: deployment URL for workflow metadata.
         on_idle: called when the queue has nothing visible for this worker and
             nothing is in flight (no message handled, no step running inline);
@@ -201,6 +229,7 @@ class Worker:
         provisional: bool = True,
         shutdown_grace: float = 10.0,
         inline_wait_seconds: float = 1.0,
+        feed_deadline: float | None = None,
         url: str = "",
         on_idle: Callable[[], bool] | None = None,
     ) -> None:
@@ -226,6 +255,7 @@ class Worker:
             lease_seconds=lease_seconds,
             url=url,
             inline_wait_seconds=inline_wait_seconds,
+            feed_deadline=_feed_deadline(feed_deadline),
             on_enqueue=self._wake,
         )
         self._on_idle = on_idle

@@ -45,6 +45,7 @@ from wfkit.runtime.replay.loop import DeterministicEventLoop, WorkflowFuture
 
 __all__ = [
     "DISPOSED",
+    "NOT_USER_CODE",
     "CallSite",
     "CorrelationIds",
     "HookCall",
@@ -106,7 +107,7 @@ class CallSite(NamedTuple):
 
 
 # Frames in these files are wfkit's or asyncio's own, never the user's call site.
-_NOT_USER_CODE: Final = tuple(
+NOT_USER_CODE: Final = tuple(
     {
         os.path.dirname(os.path.dirname(__file__)) + os.sep,  # wfkit.runtime, as imported
         os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep,
@@ -124,7 +125,7 @@ def user_call_site(frame: FrameType | None = None) -> CallSite | None:
     """
     if frame is None:
         frame = sys._getframe(1)
-    skip = _NOT_USER_CODE
+    skip = NOT_USER_CODE
     while frame is not None:
         code = frame.f_code
         if not code.co_filename.startswith(skip):

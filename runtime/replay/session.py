@@ -61,7 +61,10 @@ Decisions:
   ``await`` (catchable), not treated as a corrupted log.
 - A workflow blocked with nothing durable pending (no uncreated or outstanding
   step, no active wait, no live hook: e.g. awaiting an ``asyncio.Event`` nobody
-  sets) fails with ``WorkflowDeadlockError`` instead of hanging forever.
+  sets) fails with ``WorkflowDeadlockError`` instead of hanging forever; so does
+  one that never yields to the loop (``while True: pass``, or a loop that only
+  awaits ``asyncio.sleep(0)``) for longer than the session's ``feed_deadline``
+  per event (``wfkit.runtime.replay.watchdog``), naming the line it was stuck on.
 - A session that reached ``Completed``/``Failed`` closes itself and returns
   that outcome to every later ``feed``.
 - ``patched(id)`` (``wfkit.patched``) answers from the log, and the first answer
@@ -166,6 +169,7 @@ from wfkit.runtime.replay.outcome import (
     Suspended,
     WorkflowDeadlockError,
 )
+from wfkit.runtime.replay.watchdog import WATCHDOG, FeedTurn, stuck_message
 from wfkit.runtime.serialization import serialize, serialize_call
 from wfkit.worlds.base import Event, Run
 
@@ -221,6 +225,9 @@ class ReplaySession:
             starts the clock when the first feed has no ``run_started``).
         args, kwargs: the workflow's deserialized arguments.
         url: the base URL reported by ``get_workflow_metadata()``.
+        feed_deadline: seconds one turn of a feed (an event delivered and the loop run
+            until idle) may take before the run fails with ``WorkflowDeadlockError``
+            (``watchdog``); None: unbounded.
     """
 
     def __init__(
@@ -231,8 +238,10 @@ class ReplaySession:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         url: str = "",
+        feed_deadline: float | None = None,
     ) -> None:
         self._fn = workflow_fn
+        self._turn = WATCHDOG.watch(feed_deadline) if feed_deadline and feed_deadline > 0 else None
         self._run = run
         self._args = tuple(args)
         self._kwargs = dict(kwargs)
@@ -296,12 +305,22 @@ class ReplaySession:
             return self._result
         if self._closed:
             return Failed(RuntimeError("the replay session was closed"), "RUNTIME_ERROR")
+        turn = self._turn
+        if turn is None:
+            return self._feed(events, None)
+        outcome = WATCHDOG.feed(turn, self._feed, events)
+        return self._stuck(turn) if outcome is None or turn.fired else outcome
+
+    def _feed(self, events: Sequence[Event], turn: FeedTurn | None) -> Outcome:
+        """``feed`` proper; ``turn`` (when the feed is watched) is ticked per event."""
         # Results and payloads are decoded here, outside the workflow's context: decode
         # them as workflow code sees its classes (the workflow twins', see loading.twins).
         mode = current_mode.set("workflow")
         self._feeding = events
         try:
             for index, event in enumerate(events):
+                if turn is not None:
+                    turn.ticks += 1
                 if self._main is None and event.event_type in ("run_created", "run_started"):
                     if event.event_type == "run_started":
                         self._clock = event.created_at
@@ -328,6 +347,17 @@ class ReplaySession:
             self._next_index = 0
             self._recorded_tokens = None
             current_mode.reset(mode)
+
+    def _stuck(self, turn: FeedTurn) -> Failed:
+        """The feed ran over its deadline: fail the run, naming the workflow and line.
+
+        The session is closed under a fresh deadline too (its tasks are cancelled
+        there, and code that ignores that must not hang the worker either)."""
+        failed = Failed(WorkflowDeadlockError(stuck_message(self._label, turn)), "USER_ERROR")
+        turn.fired = False
+        WATCHDOG.feed(turn, lambda _events, _turn: self._finish(failed), ())
+        self._result = failed
+        return failed
 
     def close(self) -> None:
         """Cancel the workflow's tasks, close its async generators and free the loop.

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,6 +119,7 @@ class WorkerProcesses:
         concurrency: int = 4,
         lease_seconds: float = 2.0,
         sweep_interval: float = 0.0,
+        options: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
         env = {**os.environ, "WFKIT_BUILD_DIR": str(self.build_dir), "PYTHONUNBUFFERED": "1"}
         env.pop("WFKIT_WORLD", None)
@@ -139,6 +140,7 @@ class WorkerProcesses:
                     str(lease_seconds),
                     "--sweep-interval",
                     str(sweep_interval),
+                    *options,
                 ],
                 cwd=ROOT,
                 env=env,

@@ -30,6 +30,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         sweep_interval=args.sweep_interval,
+        feed_deadline=args.feed_deadline,
     )
 
     async def main() -> None:
@@ -140,6 +141,14 @@ def register(sub: Subcommands) -> None:
         type=float,
         default=30.0,
         help="message lease in seconds; a dead worker's messages are redelivered after it",
+    )
+    p.add_argument(
+        "--feed-deadline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a workflow that runs this long without yielding to the replay loop (a busy "
+        "loop) fails its run; 0: no bound (default: $WFKIT_FEED_DEADLINE or 5)",
     )
     p.add_argument(
         "--sweep-interval",
