@@ -5,6 +5,7 @@ check it after workers were killed, messages lost or delivered twice.
 """
 
 import asyncio
+import time
 
 from wfkit import create_hook, get_step_metadata, sleep
 
@@ -91,3 +92,19 @@ async def spinner(kind: str) -> int:
     while True:
         await asyncio.sleep(0)  # always ready again: the replay loop never goes idle
         n += 1
+
+
+async def counted_sleep(path: str, seconds: float, blocking: bool) -> int:
+    "use step"
+    with open(path, "a") as runs:  # one line per execution: tests count them
+        runs.write(f"{get_step_metadata().attempt}\n")
+    if blocking:
+        time.sleep(seconds)  # blocks the worker's event loop (sync I/O in a step)
+    else:
+        await asyncio.sleep(seconds)
+    return get_step_metadata().attempt
+
+
+async def long_step(path: str, seconds: float, blocking: bool = True) -> int:
+    "use workflow"
+    return await counted_sleep(path, seconds, blocking)

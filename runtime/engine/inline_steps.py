@@ -6,7 +6,9 @@ runs each attempt as an asyncio task (``wfkit.runtime.engine.executor.attempt_st
 wakes the run's handler when it finishes. The handler collects the outcomes as
 event requests and group-commits them with whatever the workflow does next.
 Steps that cannot finish here (the handler stops, or the attempt died with a
-``BaseException``) are handed to the queue as step messages.
+``BaseException``) are handed to the queue as step messages. A step that runs long
+is kept claimed by a heartbeat thread (``heartbeats``), so that no other worker runs
+it too while it runs, and one takes it over if this worker dies.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from wfkit.runtime.engine.executor import attempt_step
+from wfkit.runtime.engine.heartbeats import StepHeartbeats
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.run_state import RunState
 from wfkit.runtime.observability.logs import log_fields
@@ -32,6 +35,8 @@ class InlineSteps:
     Args:
         world: where the steps' runs live.
         step_concurrency: most steps running inline at once.
+        lease_seconds: the worker's lease; a step running longer than a sixth of it is
+            kept claimed by a heartbeat thread (``heartbeats``).
         url: the deployment URL shown in step metadata.
         on_enqueue: called after step messages were enqueued (wakes the worker loop).
     """
@@ -41,6 +46,7 @@ class InlineSteps:
         world: World,
         *,
         step_concurrency: int,
+        lease_seconds: float,
         url: str,
         on_enqueue: Callable[[], None] | None,
     ) -> None:
@@ -51,6 +57,7 @@ class InlineSteps:
         self._step_slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = 0
+        self._heartbeats = StepHeartbeats(world, lease_seconds=lease_seconds)
 
     @property
     def running(self) -> int:
@@ -72,9 +79,14 @@ class InlineSteps:
         self._running += 1
         task = asyncio.create_task(self._run(state.run, step), name=f"wfkit-step-{cid}")
         state.inline_tasks[cid] = task
+        beat = self._heartbeats.started(
+            state.run.run_id, cid, step.step_name, deployment_id=state.run.deployment_id
+        )
 
-        def finished(_task: asyncio.Task[EventRequest]) -> None:
+        def finished(done: asyncio.Task[EventRequest]) -> None:
             self._running -= 1
+            recorded = not done.cancelled() and done.exception() is None
+            self._heartbeats.finished(beat, recorded=recorded)
             state.finished_inline.append(cid)
             state.news.set()
 

@@ -175,7 +175,11 @@ class Orchestrator:
         self._cache: OrderedDict[str, RunState] = OrderedDict()
         self._driving: dict[str, RunState] = {}
         self._inline = InlineSteps(
-            world, step_concurrency=max(1, step_concurrency), url=url, on_enqueue=on_enqueue
+            world,
+            step_concurrency=max(1, step_concurrency),
+            lease_seconds=lease_seconds,
+            url=url,
+            on_enqueue=on_enqueue,
         )
 
     # --- public ------------------------------------------------------------------

@@ -39,7 +39,9 @@ def test_a_cached_replay_heals_the_step_of_a_worker_that_died(
         run_id = run.run_id
         a = Orchestrator(world, lease_seconds=0.2)
         b_world = handle.reopen()
-        b = Orchestrator(b_world, lease_seconds=0.2)
+        # B dies before its step's first heartbeat (a sixth of its lease): nothing of
+        # B's keeps the step claimed, as after a SIGKILL (this process lives on).
+        b = Orchestrator(b_world, lease_seconds=60)
         await a.handle_workflow_message(run_id)  # first step, then waits on the hook
         assert a.cached_runs == 1
         resume_hook_sync(token, {"n": 7}, world=world)

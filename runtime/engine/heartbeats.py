@@ -1,0 +1,180 @@
+"""Step heartbeats: a step running inline stays claimed for as long as it runs.
+
+A step run inline has no queue message of its own: the worker that started it holds
+the run's workflow message, and other workers judge the step by its record. One
+that replays the run (its workflow message lapsed, a hook payload woke it, a sweep)
+re-queues a ``running`` step it finds stale, so a step that ran longer than its lease
+could run twice at once. Worse, a step that blocks the event loop (sync I/O) stops
+everything on that loop, the lease keeper included.
+
+So, from a thread of its own (alive only with the process: a SIGKILLed worker's
+claims lapse), ``StepHeartbeats`` *claims* each inline step that has run for
+``lease/6``: it enqueues the step's message (idempotency key: the correlation id, as
+every step message) invisible for a lease, and keeps pushing that visibility one
+lease ahead every ``lease/6``. While the claim lives, a re-queue of the step is a
+no-op (same key); if the worker dies, the claim becomes visible one lease later and
+another worker runs the step (``executor.handle_step_message``): the takeover.
+When the step ends, its claim is deleted. Steps shorter than ``lease/6`` cost a dict
+insert and removal, nothing else.
+
+Alternatives rejected: touching the step record's ``updated_at`` (records must equal a
+fold of the log, so a write without an event breaks ``verify``; a new column is a
+schema change); extending the workflow message's lease from the thread (other
+messages of the run still trigger replays that re-queue the step).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from wfkit.runtime.engine.messages import step_message
+from wfkit.runtime.observability.logs import log_fields
+from wfkit.worlds.base import World, WorldError
+
+__all__ = ["StepHeartbeats"]
+
+log = logging.getLogger("wfkit.heartbeats")
+
+
+@dataclass(eq=False)
+class _Beat:
+    """One inline step being kept claimed."""
+
+    run_id: str
+    correlation_id: str
+    step_name: str
+    deployment_id: str
+    started: float
+    claim_id: str | None = None
+    """The id of the step's claiming message, once enqueued."""
+    ended: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class StepHeartbeats:
+    """Claims this worker's long inline steps and keeps their claims alive.
+
+    Args:
+        world: where the steps' runs live (used from the heartbeat thread too).
+        lease_seconds: the worker's lease: a claim stays invisible this long past
+            each beat, and beats come every sixth of it.
+    """
+
+    def __init__(self, world: World, *, lease_seconds: float) -> None:
+        self.world = world
+        self.lease_seconds = lease_seconds
+        self.every = max(0.02, lease_seconds / 6)
+        self._beats: dict[int, _Beat] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def started(
+        self, run_id: str, correlation_id: str, step_name: str, *, deployment_id: str
+    ) -> _Beat:
+        """A step started running inline here; pass the result to ``finished``."""
+        beat = _Beat(run_id, correlation_id, step_name, deployment_id, time.monotonic())
+        self._beats[id(beat)] = beat
+        if self._thread is None:
+            self._start_thread()
+        if not self._wake.is_set():
+            self._wake.set()
+        return beat
+
+    def finished(self, beat: _Beat, *, recorded: bool) -> None:
+        """The step's attempt ended: stop beating, and settle its claim.
+
+        Args:
+            beat: what ``started`` returned.
+            recorded: the attempt produced an outcome to record (its claim is deleted);
+                False: it was cancelled or died without one, so its claim is made
+                visible at once and another worker (or this one) runs the step.
+        """
+        self._beats.pop(id(beat), None)
+        with beat.lock:  # a claim being made by the thread finishes first
+            beat.ended = True
+            claim, beat.claim_id = beat.claim_id, None
+        if claim is None:
+            return
+        try:
+            if recorded:
+                self.world.queue.ack(claim)
+            else:
+                self.world.queue.nack(claim, delay_seconds=0.0)
+        except WorldError as exc:  # a claim left behind only wakes a finished step
+            log.warning(
+                "could not settle the heartbeat claim of step %s of run %s: %s",
+                beat.correlation_id,
+                beat.run_id,
+                exc,
+                extra=log_fields(beat.run_id, beat.correlation_id),
+            )
+
+    # --- the thread -------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        with self._guard:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wfkit-step-heartbeats", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            if not self._beats:
+                self._wake.clear()
+                if not self._beats:  # re-check: a start may have come in between
+                    self._wake.wait()
+            time.sleep(self.every)
+            for beat in list(self._beats.values()):
+                self._beat(beat, time.monotonic())
+
+    def _beat(self, beat: _Beat, now: float) -> None:
+        if now - beat.started < self.every:
+            return  # short steps are never claimed
+        with beat.lock:
+            if beat.ended:
+                return
+            try:
+                if beat.claim_id is None:
+                    beat.claim_id = self._claim(beat)
+                else:
+                    self.world.queue.extend_lease(beat.claim_id, lease_seconds=self.lease_seconds)
+            except WorldError as exc:
+                log.warning(
+                    "heartbeat of step %s of run %s failed: %s",
+                    beat.correlation_id,
+                    beat.run_id,
+                    exc,
+                    extra=log_fields(beat.run_id, beat.correlation_id),
+                )
+
+    def _claim(self, beat: _Beat) -> str:
+        message = step_message(
+            beat.run_id,
+            beat.correlation_id,
+            beat.step_name,
+            deployment_id=beat.deployment_id,
+            delay_seconds=self.lease_seconds,
+        )
+        claim_id = self.world.queue.enqueue(
+            message.queue,
+            message.payload,
+            delay_seconds=message.delay_seconds,
+            idempotency_key=message.idempotency_key,
+        )
+        # A message of the step that was already queued (its key is taken) is pushed
+        # out of sight too: this worker runs the step.
+        self.world.queue.extend_lease(claim_id, lease_seconds=self.lease_seconds)
+        log.debug(
+            "step %s of run %s claimed by its heartbeat (message %s)",
+            beat.correlation_id,
+            beat.run_id,
+            claim_id,
+            extra=log_fields(beat.run_id, beat.correlation_id),
+        )
+        return claim_id
