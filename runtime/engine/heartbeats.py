@@ -7,15 +7,16 @@ re-queues a ``running`` step it finds stale, so a step that ran longer than its 
 could run twice at once. Worse, a step that blocks the event loop (sync I/O) stops
 everything on that loop, the lease keeper included.
 
-So, from a thread of its own (alive only with the process: a SIGKILLed worker's
-claims lapse), ``StepHeartbeats`` *claims* each inline step that has run for
+So, from the process's heartbeat thread (one per process, idle while no step runs,
+and gone with the process: a SIGKILLed worker's claims lapse), ``StepHeartbeats`` *claims* each inline step that has run for
 ``lease/6``: it enqueues the step's message (idempotency key: the correlation id, as
 every step message) invisible for a lease, and keeps pushing that visibility one
 lease ahead every ``lease/6``. While the claim lives, a re-queue of the step is a
 no-op (same key); if the worker dies, the claim becomes visible one lease later and
 another worker runs the step (``executor.handle_step_message``): the takeover.
-When the step ends, its claim is deleted. Steps shorter than ``lease/6`` cost a dict
-insert and removal, nothing else.
+When the attempt ends with an outcome its claim is deleted; cancelled or dead
+without one, its claim is made visible at once (a hand-off). Steps shorter than
+``lease/6`` cost a dict insert and removal, nothing else.
 
 Alternatives rejected: touching the step record's ``updated_at`` (records must equal a
 fold of the log, so a write without an event breaks ``verify``; a new column is a
@@ -26,13 +27,15 @@ messages of the run still trigger replays that re-queue the step).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Final
 
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.observability.logs import log_fields
-from wfkit.worlds.base import World, WorldError
+from wfkit.worlds.base import World
 
 __all__ = ["StepHeartbeats"]
 
@@ -47,7 +50,9 @@ class _Beat:
     correlation_id: str
     step_name: str
     deployment_id: str
-    started: float
+    owner: StepHeartbeats
+    due: float
+    """When it is next looked at (``time.monotonic``): claimed, or its claim pushed on."""
     claim_id: str | None = None
     """The id of the step's claiming message, once enqueued."""
     ended: bool = False
@@ -67,21 +72,20 @@ class StepHeartbeats:
         self.world = world
         self.lease_seconds = lease_seconds
         self.every = max(0.02, lease_seconds / 6)
-        self._beats: dict[int, _Beat] = {}
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._guard = threading.Lock()
 
     def started(
         self, run_id: str, correlation_id: str, step_name: str, *, deployment_id: str
     ) -> _Beat:
         """A step started running inline here; pass the result to ``finished``."""
-        beat = _Beat(run_id, correlation_id, step_name, deployment_id, time.monotonic())
-        self._beats[id(beat)] = beat
-        if self._thread is None:
-            self._start_thread()
-        if not self._wake.is_set():
-            self._wake.set()
+        beat = _Beat(
+            run_id,
+            correlation_id,
+            step_name,
+            deployment_id,
+            owner=self,
+            due=time.monotonic() + self.every,
+        )
+        _THREAD.add(beat)
         return beat
 
     def finished(self, beat: _Beat, *, recorded: bool) -> None:
@@ -93,7 +97,7 @@ class StepHeartbeats:
                 False: it was cancelled or died without one, so its claim is made
                 visible at once and another worker (or this one) runs the step.
         """
-        self._beats.pop(id(beat), None)
+        _THREAD.discard(beat)
         with beat.lock:  # a claim being made by the thread finishes first
             beat.ended = True
             claim, beat.claim_id = beat.claim_id, None
@@ -104,7 +108,7 @@ class StepHeartbeats:
                 self.world.queue.ack(claim)
             else:
                 self.world.queue.nack(claim, delay_seconds=0.0)
-        except WorldError as exc:  # a claim left behind only wakes a finished step
+        except Exception as exc:  # a claim left behind only wakes a finished step
             log.warning(
                 "could not settle the heartbeat claim of step %s of run %s: %s",
                 beat.correlation_id,
@@ -113,29 +117,8 @@ class StepHeartbeats:
                 extra=log_fields(beat.run_id, beat.correlation_id),
             )
 
-    # --- the thread -------------------------------------------------------------------
-
-    def _start_thread(self) -> None:
-        with self._guard:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="wfkit-step-heartbeats", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            if not self._beats:
-                self._wake.clear()
-                if not self._beats:  # re-check: a start may have come in between
-                    self._wake.wait()
-            time.sleep(self.every)
-            for beat in list(self._beats.values()):
-                self._beat(beat, time.monotonic())
-
-    def _beat(self, beat: _Beat, now: float) -> None:
-        if now - beat.started < self.every:
-            return  # short steps are never claimed
+    def beat(self, beat: _Beat) -> None:
+        """Claim ``beat``'s step, or push its claim a lease ahead (the heartbeat thread)."""
         with beat.lock:
             if beat.ended:
                 return
@@ -144,7 +127,7 @@ class StepHeartbeats:
                     beat.claim_id = self._claim(beat)
                 else:
                     self.world.queue.extend_lease(beat.claim_id, lease_seconds=self.lease_seconds)
-            except WorldError as exc:
+            except Exception as exc:  # a world closed under it, a lost connection
                 log.warning(
                     "heartbeat of step %s of run %s failed: %s",
                     beat.correlation_id,
@@ -178,3 +161,51 @@ class StepHeartbeats:
             extra=log_fields(beat.run_id, beat.correlation_id),
         )
         return claim_id
+
+
+class _HeartbeatThread:
+    """The process's one heartbeat thread: started with the first inline step, idle
+    (blocked on an event) while no step runs, gone with the process."""
+
+    def __init__(self) -> None:
+        self._beats: dict[int, _Beat] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def add(self, beat: _Beat) -> None:
+        self._beats[id(beat)] = beat
+        if self._thread is None:
+            with self._guard:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="wfkit-step-heartbeats", daemon=True
+                    )
+                    self._thread.start()
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def discard(self, beat: _Beat) -> None:
+        self._beats.pop(id(beat), None)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: none of the parent's threads or steps exist here."""
+        self.__init__()  # type: ignore[misc]
+
+    def _run(self) -> None:
+        while True:
+            if not self._beats:
+                self._wake.clear()
+                if not self._beats:  # re-check: a step may have started in between
+                    self._wake.wait()
+            beats = list(self._beats.values())
+            now = time.monotonic()
+            for beat in beats:
+                if now >= beat.due:  # a step shorter than one interval is never claimed
+                    beat.due = now + beat.owner.every
+                    beat.owner.beat(beat)
+            time.sleep(max(0.01, min((b.due for b in beats), default=now) - time.monotonic()))
+
+
+_THREAD: Final = _HeartbeatThread()
+os.register_at_fork(after_in_child=_THREAD.forget_after_fork)

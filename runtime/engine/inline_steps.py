@@ -85,10 +85,10 @@ class InlineSteps:
 
         def finished(done: asyncio.Task[EventRequest]) -> None:
             self._running -= 1
-            recorded = not done.cancelled() and done.exception() is None
-            self._heartbeats.finished(beat, recorded=recorded)
             state.finished_inline.append(cid)
             state.news.set()
+            recorded = not done.cancelled() and done.exception() is None
+            self._heartbeats.finished(beat, recorded=recorded)
 
         task.add_done_callback(finished)
 
