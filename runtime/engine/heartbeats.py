@@ -27,10 +27,10 @@ messages of the run still trigger replays that re-queue the step).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Final
 
 from wfkit.runtime.engine.messages import step_message
@@ -42,21 +42,42 @@ __all__ = ["StepHeartbeats"]
 log = logging.getLogger("wfkit.heartbeats")
 
 
-@dataclass(eq=False)
 class _Beat:
     """One inline step being kept claimed."""
 
-    run_id: str
-    correlation_id: str
-    step_name: str
-    deployment_id: str
-    owner: StepHeartbeats
-    due: float
-    """When it is next looked at (``time.monotonic``): claimed, or its claim pushed on."""
-    claim_id: str | None = None
-    """The id of the step's claiming message, once enqueued."""
-    ended: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = (
+        "claim_id",
+        "claiming",
+        "correlation_id",
+        "deployment_id",
+        "due",
+        "ended",
+        "owner",
+        "run_id",
+        "step_name",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        correlation_id: str,
+        step_name: str,
+        deployment_id: str,
+        owner: StepHeartbeats,
+        due: float,
+    ) -> None:
+        self.run_id = run_id
+        self.correlation_id = correlation_id
+        self.step_name = step_name
+        self.deployment_id = deployment_id
+        self.owner = owner
+        self.due = due
+        """When it is next looked at (``time.monotonic``): claimed, or its claim pushed on."""
+        self.claim_id: str | None = None
+        """The id of the step's claiming message, once enqueued."""
+        self.claiming = False
+        """The heartbeat thread is claiming or extending it right now."""
+        self.ended = False
 
 
 class StepHeartbeats:
@@ -72,24 +93,25 @@ class StepHeartbeats:
         self.world = world
         self.lease_seconds = lease_seconds
         self.every = max(0.02, lease_seconds / 6)
+        self._lock = threading.Lock()
+        _THREAD.look_every(self.every)
 
     def started(
         self, run_id: str, correlation_id: str, step_name: str, *, deployment_id: str
     ) -> _Beat:
         """A step started running inline here; pass the result to ``finished``."""
         beat = _Beat(
-            run_id,
-            correlation_id,
-            step_name,
-            deployment_id,
-            owner=self,
-            due=time.monotonic() + self.every,
+            run_id, correlation_id, step_name, deployment_id, self, time.monotonic() + self.every
         )
         _THREAD.add(beat)
         return beat
 
     def finished(self, beat: _Beat, *, recorded: bool) -> None:
         """The step's attempt ended: stop beating, and settle its claim.
+
+        Lock-free for a step never claimed (a handshake as in
+        ``wfkit.runtime.replay.watchdog``: this sets ``ended`` then reads ``claiming``,
+        the thread sets ``claiming`` then reads ``ended``).
 
         Args:
             beat: what ``started`` returned.
@@ -98,8 +120,10 @@ class StepHeartbeats:
                 visible at once and another worker (or this one) runs the step.
         """
         _THREAD.discard(beat)
-        with beat.lock:  # a claim being made by the thread finishes first
-            beat.ended = True
+        beat.ended = True
+        if not beat.claiming and beat.claim_id is None:
+            return
+        with self._lock:  # a claim being made by the thread finishes first
             claim, beat.claim_id = beat.claim_id, None
         if claim is None:
             return
@@ -119,10 +143,11 @@ class StepHeartbeats:
 
     def beat(self, beat: _Beat) -> None:
         """Claim ``beat``'s step, or push its claim a lease ahead (the heartbeat thread)."""
-        with beat.lock:
-            if beat.ended:
-                return
+        with self._lock:
+            beat.claiming = True  # before reading ``ended``: see ``finished``
             try:
+                if beat.ended:
+                    return
                 if beat.claim_id is None:
                     beat.claim_id = self._claim(beat)
                 else:
@@ -135,6 +160,8 @@ class StepHeartbeats:
                     exc,
                     extra=log_fields(beat.run_id, beat.correlation_id),
                 )
+            finally:
+                beat.claiming = False
 
     def _claim(self, beat: _Beat) -> str:
         message = step_message(
@@ -164,14 +191,19 @@ class StepHeartbeats:
 
 
 class _HeartbeatThread:
-    """The process's one heartbeat thread: started with the first inline step, idle
-    (blocked on an event) while no step runs, gone with the process."""
+    """The process's one heartbeat thread: started with the first inline step, it
+    looks at the running steps every so often (never signalled per step: a step costs
+    the hot path a dict insert and removal), and is gone with the process."""
 
     def __init__(self) -> None:
         self._beats: dict[int, _Beat] = {}
-        self._wake = threading.Event()
+        self._idle = 0.25
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
+
+    def look_every(self, seconds: float) -> None:
+        """Look at least this often (a worker with a short lease is here)."""
+        self._idle = min(self._idle, seconds)
 
     def add(self, beat: _Beat) -> None:
         self._beats[id(beat)] = beat
@@ -182,8 +214,6 @@ class _HeartbeatThread:
                         target=self._run, name="wfkit-step-heartbeats", daemon=True
                     )
                     self._thread.start()
-        if not self._wake.is_set():
-            self._wake.set()
 
     def discard(self, beat: _Beat) -> None:
         self._beats.pop(id(beat), None)
@@ -194,17 +224,14 @@ class _HeartbeatThread:
 
     def _run(self) -> None:
         while True:
-            if not self._beats:
-                self._wake.clear()
-                if not self._beats:  # re-check: a step may have started in between
-                    self._wake.wait()
             beats = list(self._beats.values())
             now = time.monotonic()
             for beat in beats:
                 if now >= beat.due:  # a step shorter than one interval is never claimed
                     beat.due = now + beat.owner.every
                     beat.owner.beat(beat)
-            time.sleep(max(0.01, min((b.due for b in beats), default=now) - time.monotonic()))
+            next_due = min((b.due for b in beats), default=math.inf)
+            time.sleep(max(0.005, min(self._idle, next_due - time.monotonic())))
 
 
 _THREAD: Final = _HeartbeatThread()
