@@ -22,12 +22,12 @@ PUBLIC = [
     "WorkflowMetadata", "WorkflowNotRegisteredError", "WorkflowRunCancelledError",
     "WorkflowRunFailedError", "WorldError", "build", "cancel_run", "configure_payloads", "create_hook",
     "create_webhook", "define_hook", "fetch", "format_timeline", "get_hook_by_token",
-    "get_hook_by_token_sync", "get_run", "get_run_sync", "get_step_metadata",
+    "get_hook_by_token_sync", "get_run", "get_step_metadata",
     "get_workflow_metadata", "get_world", "get_writable", "patched", "register_type",
     "resume_hook",
     "resume_hook_sync",
     "resume_webhook", "retry_run", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
-    "worker", "__version__",
+    "worker", "__version__", "HookInfo", "cancel_run_sync", "retry_run_sync",
 ]  # fmt: skip
 
 

@@ -30,15 +30,17 @@ if TYPE_CHECKING:
         fetch,
     )
     from wfkit.runtime.api.client import (
+        HookInfo,
         Run,
         cancel_run,
+        cancel_run_sync,
         get_hook_by_token,
         get_hook_by_token_sync,
         get_run,
-        get_run_sync,
         resume_hook,
         resume_hook_sync,
         retry_run,
+        retry_run_sync,
         start,
         start_sync,
     )
@@ -107,6 +109,9 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
+    "retry_run_sync": "wfkit.runtime.api.client",
+    "cancel_run_sync": "wfkit.runtime.api.client",
+    "HookInfo": "wfkit.runtime.api.client",
     "FetchResponse": "wfkit.runtime.api.builtin_steps",
     "fetch": "wfkit.runtime.api.builtin_steps",
     "Run": "wfkit.runtime.api.client",
@@ -114,7 +119,6 @@ _EXPORTS: dict[str, str] = {
     "get_hook_by_token": "wfkit.runtime.api.client",
     "get_hook_by_token_sync": "wfkit.runtime.api.client",
     "get_run": "wfkit.runtime.api.client",
-    "get_run_sync": "wfkit.runtime.api.client",
     "resume_hook": "wfkit.runtime.api.client",
     "retry_run": "wfkit.runtime.api.client",
     "resume_hook_sync": "wfkit.runtime.api.client",
@@ -188,6 +192,7 @@ __all__ = [
     "Hook",
     "HookConflictError",
     "HookDisposedError",
+    "HookInfo",
     "HookNotFoundError",
     "InvalidBuildError",
     "InvalidEventError",
@@ -222,6 +227,7 @@ __all__ = [
     "__version__",
     "build",
     "cancel_run",
+    "cancel_run_sync",
     "configure_payloads",
     "create_hook",
     "create_webhook",
@@ -231,7 +237,6 @@ __all__ = [
     "get_hook_by_token",
     "get_hook_by_token_sync",
     "get_run",
-    "get_run_sync",
     "get_step_metadata",
     "get_workflow_metadata",
     "get_world",
@@ -242,6 +247,7 @@ __all__ = [
     "resume_hook_sync",
     "resume_webhook",
     "retry_run",
+    "retry_run_sync",
     "run",
     "set_world",
     "sleep",

@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from wfkit.runtime.api.client import get_hook_by_token, start
+from wfkit.runtime.api.client import HookInfo, get_hook_by_token, start
 from wfkit.runtime.loading.loader import BUILD_ENV, find_root, load_build
 from wfkit.runtime.tools.tables import timeline
 from wfkit.runtime.world_config import get_world
-from wfkit.worlds.base import Hook, HookNotFoundError, World
+from wfkit.worlds.base import HookNotFoundError, World
 
 
 def build(root: str | Path | None = None, *, quiet: bool = True) -> Path:
@@ -124,7 +124,7 @@ def run(
 
 async def wait_for_hook(
     token: str, *, world: World | str | None = None, timeout: float = 30
-) -> Hook:
+) -> HookInfo:
     """Wait until a live hook holds ``token``; return it.
 
     Raises:

@@ -70,7 +70,7 @@ async def spawn_child(value: int) -> str:
 
 async def await_child(run_id: str) -> int:
     "use step"
-    run = await get_run(run_id)
+    run = get_run(run_id)
     return await run.result(timeout=60)
 
 

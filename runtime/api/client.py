@@ -1,76 +1,73 @@
-"""The client API: start runs, watch them, cancel them, resume their hooks.
+"""The client API: start runs, get handles on them, cancel and retry them.
 
 Every call takes an optional ``world`` (a World or a spec string; default
-``get_world()``). World calls are short and synchronous, so each async function
-here is a thin wrapper over a sync twin (``start_sync``, ``get_run_sync``,
-``Run.result_sync``, ...) that scripts and sync apps can call directly.
+``get_world()``) and comes in two forms: ``x`` (async) and ``x_sync`` (for scripts
+and sync apps). World calls are synchronous database I/O, so the async forms run
+them in a worker thread (``asyncio.to_thread``, as DBOS's async twins do) and never
+block the caller's event loop; ``bench/async_client.py`` measures what that costs.
+``get_run`` reads nothing, so it is a plain call in both worlds.
 
 ``start`` writes ``run_created`` and the run's first workflow message in one
 transaction (the run id is made here, ``wrun_<ULID>``), so a run never exists
 without a message to start it. ``start(..., run_id=X)`` is idempotent: when X
 exists, the existing run is returned.
+
+Typing: ``start(wf, *args, **kwargs)`` checks the arguments against ``wf``'s
+signature (a ``ParamSpec``) and returns ``Run[R]`` for a workflow returning ``R``.
+PEP 612 forbids keyword-only parameters next to ``**P.kwargs``, so a call that also
+passes ``run_id``, ``world`` or ``deployment`` matches an overload that keeps the
+result type ``R`` but does not check the workflow's own arguments.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
-from wfkit.runtime.context import current_mode, current_workflow
-from wfkit.runtime.engine.messages import workflow_message
-from wfkit.runtime.errors import (
-    EntityConflictError,
-    HookNotFoundError,
-    InvalidRunIdError,
-    NotInWorkflowError,
-    SerializationError,
-    WorkflowRunCancelledError,
-    WorkflowRunFailedError,
+from wfkit.runtime.api.hook_client import (
+    HookInfo,
+    get_hook_by_token,
+    get_hook_by_token_sync,
+    resume_hook,
+    resume_hook_sync,
 )
+from wfkit.runtime.api.run_handle import Run
+from wfkit.runtime.context import current_workflow
+from wfkit.runtime.engine.messages import workflow_message
+from wfkit.runtime.errors import EntityConflictError, InvalidRunIdError, NotInWorkflowError
 from wfkit.runtime.loading.pinning import pin_deployment
 from wfkit.runtime.loading.resolve import workflow_id_for, workflow_listing
 from wfkit.runtime.observability import tracing
-from wfkit.runtime.serialization import (
-    deserialize,
-    deserialize_error,
-    register_codec,
-    serialize,
-    serialize_call,
-)
-from wfkit.runtime.serialization.at_rest import is_sealed, open_error, open_payload, seal
+from wfkit.runtime.serialization import register_codec, serialize_call
+from wfkit.runtime.serialization.at_rest import seal
 from wfkit.runtime.world_config import resolve_world
-from wfkit.worlds.base import (
-    RUN_TERMINAL,
-    EventRequest,
-    Hook,
-    RunNotFoundError,
-    RunStatus,
-    World,
-    new_id,
-)
-from wfkit.worlds.base import Run as RunRecord
+from wfkit.worlds.base import EventRequest, World, new_id
 
 __all__ = [
+    "HookInfo",
     "Run",
     "cancel_run",
+    "cancel_run_sync",
     "get_hook_by_token",
     "get_hook_by_token_sync",
     "get_run",
-    "get_run_sync",
     "resume_hook",
     "resume_hook_sync",
+    "retry_run",
+    "retry_run_sync",
     "start",
     "start_sync",
+    "workflow_id_of",
 ]
 
-_POLL_FIRST = 0.01
-_POLL_MAX = 0.2
+P = ParamSpec("P")
+R = TypeVar("R")
 
 WorldArg = World | str | None
+_START_OPTIONS = ("run_id", "world", "deployment")
 
 
 def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
@@ -94,178 +91,68 @@ def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
     return workflow_id_for(workflow)
 
 
-class Run:
-    """A handle on one workflow run.
-
-    Attributes:
-        run_id: the run's id (``wrun_…``).
-        world: the world it lives in.
-    """
-
-    def __init__(self, run_id: str, world: World | None = None) -> None:
-        self.run_id = run_id
-        self._world = world
-
-    @property
-    def world(self) -> World:
-        """The run's world (resolved on first use when the handle was deserialized)."""
-        if self._world is None:
-            self._world = resolve_world(None)
-        return self._world
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and other.run_id == self.run_id
-
-    def __hash__(self) -> int:
-        return hash(self.run_id)
-
-    def readable(self, namespace: str | None = None, start_index: int = 0) -> AsyncIterator[Any]:
-        """The run's stream (default or ``namespace``) from ``start_index``: bytes chunks
-        as bytes, other chunks as the objects written; follows a live run until the
-        stream closes."""
-        from wfkit.runtime.api.streams import read_stream
-
-        return read_stream(self.world, self.run_id, namespace, start_index=start_index)
-
-    def __repr__(self) -> str:
-        return f"Run({self.run_id!r})"
-
-    def record(self) -> RunRecord:
-        """The run's current record (``wfkit.worlds.base.Run``)."""
-        return self.world.runs.get(self.run_id)
-
-    @property
-    def workflow_name(self) -> str:
-        """The run's workflow ID."""
-        return self.record().workflow_name
-
-    async def status(self) -> RunStatus:
-        """``pending``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
-        return self.record().status
-
-    def status_sync(self) -> RunStatus:
-        """``status`` for sync code."""
-        return self.record().status
-
-    async def result(self, timeout: float | None = None) -> Any:
-        """Wait for the run to end and return its result.
-
-        Polls the run record (10 ms, backing off to 200 ms).
-
-        Raises:
-            WorkflowRunFailedError: the run failed; ``cause`` is the rebuilt exception.
-            WorkflowRunCancelledError: the run was cancelled.
-            TimeoutError: ``timeout`` seconds passed first.
-        """
-        polls = self._poll_outcome(timeout, clip_to_deadline=True)
-        try:
-            while True:
-                await asyncio.sleep(next(polls))
-        except StopIteration as done:
-            return done.value
-
-    def result_sync(self, timeout: float | None = None) -> Any:
-        """``result`` for sync code (blocks the calling thread)."""
-        polls = self._poll_outcome(timeout, clip_to_deadline=False)
-        try:
-            while True:
-                time.sleep(next(polls))
-        except StopIteration as done:
-            return done.value
-
-    def _poll_outcome(
-        self, timeout: float | None, *, clip_to_deadline: bool
-    ) -> Generator[float, None, Any]:
-        """The polling that ``result`` and ``result_sync`` share, without the sleeping.
-
-        Yields how long to pause before the next look at the run record (10 ms,
-        doubling up to 200 ms); returns the run's outcome (``StopIteration.value``).
-
-        Args:
-            timeout: seconds to poll for (None: forever).
-            clip_to_deadline: never pause past the deadline (``result_sync`` sleeps
-                whole back-off steps).
-
-        Raises:
-            WorkflowRunFailedError, WorkflowRunCancelledError: as ``_outcome``.
-            TimeoutError: ``timeout`` seconds passed first.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = _POLL_FIRST
-        while True:
-            record = self.record()
-            if record.status in RUN_TERMINAL:
-                return _outcome(record)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
-            if clip_to_deadline and deadline is not None:
-                yield min(delay, max(0.0, deadline - time.monotonic()))
-            else:
-                yield delay
-            delay = min(_POLL_MAX, delay * 2)
-
-    async def cancel(self, reason: str | None = None) -> None:
-        """Cancel the run (``run_cancelled``); a run that already ended is left as it is."""
-        cancel_run(self.run_id, world=self.world, reason=reason)
-
-    def cancel_sync(self, reason: str | None = None) -> None:
-        """``cancel`` for sync code."""
-        cancel_run(self.run_id, world=self.world, reason=reason)
-
-    async def retry(self) -> None:
-        """Run the failed run again on the current code (``retry_run``).
-
-        Raises:
-            EntityConflictError: the run is not failed (nothing is written).
-        """
-        retry_run(self.run_id, world=self.world)
-
-    def retry_sync(self) -> None:
-        """``retry`` for sync code."""
-        retry_run(self.run_id, world=self.world)
-
-
-def _outcome(record: RunRecord) -> Any:
-    """The result of an ended run, its values as the client's own classes.
-
-    Raises:
-        WorkflowRunCancelledError: the run was cancelled.
-        WorkflowRunFailedError: the run failed; ``cause`` is its rebuilt exception.
-    """
-    if record.status == "cancelled":
-        raise WorkflowRunCancelledError(record.run_id)
-    token = current_mode.set("client")
-    try:
-        if record.status == "completed":
-            return deserialize(record.output)
-        error = dict(record.error or {})
-        cause: BaseException | None
-        try:
-            error = open_error(error)  # its message and stack, when encrypted
-            cause = deserialize_error(error) if error else None
-        except Exception as exc:  # an unreadable error must still surface as a failure
-            cause = exc
-    finally:
-        current_mode.reset(token)
-    raise WorkflowRunFailedError(record.run_id, cause, error)
-
-
 # --- start ------------------------------------------------------------------------------
 
 
+@overload
 def start_sync(
-    workflow: Callable[..., Any] | str,
+    workflow: str,
     *args: Any,
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
     **kwargs: Any,
-) -> Run:
+) -> Run[Any]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    run_id: str | None,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    world: WorldArg,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]], *args: Any, deployment: str | None, **kwargs: Any
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+) -> Run[R]: ...
+def start_sync(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Run[Any]:
     """``start`` for sync code."""
     if current_workflow.get() is not None:
         raise NotInWorkflowError(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
+    run_id, world, deployment = _start_options(kwargs)
+    return _start_run(workflow, args, kwargs, run_id=run_id, world=world, deployment=deployment)
+
+
+def _start_options(kwargs: dict[str, Any]) -> tuple[str | None, WorldArg, str | None]:
+    """Take ``start``'s own options out of ``kwargs`` (the rest are the workflow's)."""
+    run_id, world, deployment = (kwargs.pop(name, None) for name in _START_OPTIONS)
+    return run_id, world, deployment
+
+
+def _start_run(
+    workflow: Callable[..., Any] | str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    run_id: str | None,
+    world: WorldArg,
+    deployment: str | None,
+) -> Run[Any]:
     if run_id is not None:
         check_run_id(run_id)
     target = resolve_world(world)
@@ -277,7 +164,7 @@ def start_sync(
     with tracing.start_span(workflow_name, chosen) as execution_context:
         data = {
             "workflow_name": workflow_name,
-            "input": seal(serialize_call(tuple(args), dict(kwargs))),
+            "input": seal(serialize_call(args, kwargs)),
             "deployment_id": deployment_id,
             "execution_context": execution_context,
         }
@@ -331,14 +218,41 @@ def _workflow_target(workflow: Callable[..., Any] | str) -> tuple[str, Path | No
     return workflow_listing(workflow)
 
 
+@overload
 async def start(
-    workflow: Callable[..., Any] | str,
+    workflow: str,
     *args: Any,
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
     **kwargs: Any,
-) -> Run:
+) -> Run[Any]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    run_id: str | None,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    world: WorldArg,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]], *args: Any, deployment: str | None, **kwargs: Any
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+) -> Run[R]: ...
+async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Run[Any]:
     """Start a durable run of ``workflow(*args, **kwargs)``.
 
     Args:
@@ -353,14 +267,16 @@ async def start(
             run inherits its parent's deployment. See ``wfkit.runtime.loading.pinning``.
 
     Returns:
-        A ``Run`` handle.
+        A ``Run[R]`` handle, ``R`` being what the workflow returns.
 
     Raises:
         SerializationError: an argument cannot be serialized (nothing is written).
+        InvalidRunIdError: ``run_id`` cannot be a run's id (see ``check_run_id``).
         TypeError: ``workflow`` is not a workflow.
         ValueError: ``deployment`` is neither ``"latest"`` nor a deployment ID.
         DeploymentNotFoundError: that deployment is not known here, or lacks the workflow.
     """
+    run_id, world, deployment = _start_options(kwargs)
     if current_workflow.get() is not None:
         # In a workflow, starting a child is itself a durable step: replays get the
         # recorded run id instead of starting a second child.
@@ -368,31 +284,23 @@ async def start(
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    return start_sync(workflow, *args, run_id=run_id, world=world, deployment=deployment, **kwargs)
+    return await asyncio.to_thread(
+        _start_run, workflow, args, kwargs, run_id=run_id, world=world, deployment=deployment
+    )
 
 
-def get_run_sync(run_id: str, *, world: WorldArg = None) -> Run:
-    """``get_run`` for sync code."""
-    target = resolve_world(world)
-    target.runs.get(run_id)
-    return Run(run_id, target)
+def get_run(run_id: str, *, world: WorldArg = None) -> Run[Any]:
+    """A lazy handle on the run ``run_id``: a plain call that reads nothing, so
+    ``get_run(id).result()`` works (a missing run raises ``RunNotFoundError`` from the
+    handle's first read, e.g. ``status()`` or ``result()``)."""
+    return Run(run_id, resolve_world(world))
 
 
-async def get_run(run_id: str, *, world: WorldArg = None) -> Run:
-    """A handle on an existing run.
-
-    Raises:
-        RunNotFoundError: no such run.
-    """
-    return get_run_sync(run_id, world=world)
+# --- cancel and retry -------------------------------------------------------------------
 
 
-def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None) -> bool:
-    """Append ``run_cancelled``; False when the run had already ended.
-
-    Raises:
-        RunNotFoundError: no such run.
-    """
+def cancel_run_sync(run_id: str, *, world: WorldArg = None, reason: str | None = None) -> bool:
+    """``cancel_run`` for sync code."""
     target = resolve_world(world)
     try:
         target.events.create_batch(
@@ -403,7 +311,30 @@ def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None
     return True
 
 
-def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
+async def cancel_run(run_id: str, *, world: WorldArg = None, reason: str | None = None) -> bool:
+    """Append ``run_cancelled``; False when the run had already ended.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    return await asyncio.to_thread(cancel_run_sync, run_id, world=world, reason=reason)
+
+
+def retry_run_sync(run_id: str, *, world: WorldArg = None) -> Run[Any]:
+    """``retry_run`` for sync code."""
+    target = resolve_world(world)
+    record = target.runs.get(run_id)
+    target.events.create_batch(
+        run_id,
+        [EventRequest(event_type="run_retried")],
+        messages=[
+            workflow_message(record.workflow_name, run_id, deployment_id=record.deployment_id)
+        ],
+    )
+    return Run(run_id, target)
+
+
+async def retry_run(run_id: str, *, world: WorldArg = None) -> Run[Any]:
     """Run a failed run again, from its log, on the code of the workers that serve its
     deployment now (its own build's, or the newest code of a worker that adopts it:
     ``wfkit worker --adopt``).
@@ -422,80 +353,7 @@ def retry_run(run_id: str, *, world: WorldArg = None) -> Run:
         RunNotFoundError: no such run.
         EntityConflictError: the run is not failed (nothing is written).
     """
-    target = resolve_world(world)
-    record = target.runs.get(run_id)
-    target.events.create_batch(
-        run_id,
-        [EventRequest(event_type="run_retried")],
-        messages=[
-            workflow_message(record.workflow_name, run_id, deployment_id=record.deployment_id)
-        ],
-    )
-    return Run(run_id, target)
-
-
-# --- hooks ------------------------------------------------------------------------------
-
-
-def get_hook_by_token_sync(token: str, *, world: WorldArg = None) -> Hook:
-    """``get_hook_by_token`` for sync code."""
-    hook = resolve_world(world).hooks.get_by_token(token)
-    if is_sealed(hook.metadata):
-        try:
-            hook = hook.model_copy(update={"metadata": open_payload(hook.metadata)})
-        except SerializationError:
-            pass  # no key here: the metadata stays sealed, the hook is still resumable
-    return hook
-
-
-async def get_hook_by_token(token: str, *, world: WorldArg = None) -> Hook:
-    """The active hook holding ``token``; its ``metadata`` is ``<ser>`` data, opened
-    when it was stored encrypted and this process has the key.
-
-    Raises:
-        HookNotFoundError: no live hook holds it.
-    """
-    return get_hook_by_token_sync(token, world=world)
-
-
-def resume_hook_sync(token: str, payload: Any, *, world: WorldArg = None) -> Hook:
-    """``resume_hook`` for sync code."""
-    target = resolve_world(world)
-    hook = target.hooks.get_by_token(token)
-    try:
-        run = target.runs.get(hook.run_id)
-    except RunNotFoundError as exc:
-        raise HookNotFoundError(f'Hook "{token}" not found') from exc
-    request = EventRequest(
-        event_type="hook_received",
-        correlation_id=hook.hook_id,
-        data={"payload": seal(serialize(payload))},
-    )
-    try:
-        target.events.create_batch(
-            hook.run_id,
-            [request],
-            messages=[
-                workflow_message(run.workflow_name, hook.run_id, deployment_id=run.deployment_id)
-            ],
-        )
-    except EntityConflictError as exc:  # the run ended meanwhile
-        raise HookNotFoundError(f'Hook "{token}" not found') from exc
-    tracing.hook_resumed(run, hook)
-    return hook
-
-
-async def resume_hook(token: str, payload: Any, *, world: WorldArg = None) -> Hook:
-    """Deliver ``payload`` to the hook holding ``token`` and wake its run.
-
-    Returns:
-        The hook record.
-
-    Raises:
-        HookNotFoundError: no live hook holds the token (or its run has ended).
-        SerializationError: ``payload`` cannot be serialized.
-    """
-    return resume_hook_sync(token, payload, world=world)
+    return await asyncio.to_thread(retry_run_sync, run_id, world=world)
 
 
 register_codec("run", Run, lambda run: run.run_id, lambda run_id: Run(run_id))

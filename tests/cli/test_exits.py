@@ -56,4 +56,4 @@ def test_an_unknown_token_exits_1_with_one_line(env: dict[str, str]) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (out.returncode, out.stdout) == (1, "")
-    assert out.stderr == "wfkit resume: HookNotFoundError: no active hook holds token 'tok_nope'\n"
+    assert out.stderr == 'wfkit resume: HookNotFoundError: No live hook holds token "tok_nope"\n'

@@ -40,7 +40,7 @@ async def main() -> None:
             print(run.run_id)
     elif sys.argv[1] == "results":
         for run_id in sys.argv[2:]:
-            run = await wfkit.get_run(run_id)
+            run = wfkit.get_run(run_id)
             print(json.dumps(await run.result(timeout=60), sort_keys=True))
 
 asyncio.run(main())

@@ -52,8 +52,8 @@ def test_a_worker_of_today_serves_the_runs_wfkit_0_1_left_in_flight(
         await resume_hook("golden-approve:o-inflight", {"ok": True, "by": "bo"}, world=world)
         await asyncio.wait_for(worker.run_until_complete(HOOKED), 30)
         return (
-            await (await get_run(QUEUED, world=world)).result(timeout=5),
-            await (await get_run(HOOKED, world=world)).result(timeout=5),
+            await get_run(QUEUED, world=world).result(timeout=5),
+            await get_run(HOOKED, world=world).result(timeout=5),
         )
 
     try:

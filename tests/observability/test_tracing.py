@@ -86,7 +86,7 @@ def test_one_trace_from_the_caller_to_a_child_runs_step(telemetry: Telemetry) ->
         with telemetry.tracer.start_as_current_span("resumer"):
             await resume_hook("approve-1", {"n": 41}, world=world)
         child_id = await run.result(timeout=10)
-        assert await (await get_run(child_id, world=world)).result(timeout=10) == 42
+        assert await get_run(child_id, world=world).result(timeout=10) == 42
         stop.set()
         await working
         return run.run_id, child_id, while_waiting

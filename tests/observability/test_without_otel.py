@@ -28,7 +28,7 @@ async def main():
         await asyncio.sleep(0.01)
     await resume_hook("no-otel", {{"n": 1}}, world=world)
     child = await run.result(timeout=10)
-    await (await get_run(child, world=world)).result(timeout=10)
+    await get_run(child, world=world).result(timeout=10)
     stop.set()
     await working
     print("child", world.runs.get(child).status)

@@ -19,7 +19,6 @@ from wfkit.runtime.api.client import (
     Run,
     get_hook_by_token_sync,
     get_run,
-    get_run_sync,
     resume_hook,
     start,
     start_sync,
@@ -129,15 +128,19 @@ def test_get_run_and_results() -> None:
     world = MemoryWorld()
 
     async def scenario() -> Any:
+        missing = get_run("wrun_nope", world=world)  # lazy: reads nothing
         with pytest.raises(RunNotFoundError):
-            await get_run("wrun_nope", world=world)
+            await missing.status()
+        with pytest.raises(RunNotFoundError):
+            await missing.result(timeout=1)
         run = await start(wf_helpers.sequential, 4, world=world)
         with pytest.raises(TimeoutError):
             await run.result(timeout=0.05)
         await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=10)
-        again = await get_run(run.run_id, world=world)
+        again = get_run(run.run_id, world=world)
         assert isinstance(again, Run) and again.run_id == run.run_id
         assert await again.status() == "completed"
+        assert await get_run(run.run_id, world=world).result() == 6  # the one-liner
         return await again.result()
 
     assert _run(scenario()) == 6
@@ -147,7 +150,7 @@ def test_sync_twins() -> None:
     world = MemoryWorld()
     run = start_sync(wf_helpers.uncaught_fatal, world=world)
     asyncio.run(Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, timeout=10))
-    handle = get_run_sync(run.run_id, world=world)
+    handle = get_run(run.run_id, world=world)
     with pytest.raises(WorkflowRunFailedError) as failed:
         handle.result_sync(timeout=1)
     assert "fatal!" in str(failed.value.cause)

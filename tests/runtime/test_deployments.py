@@ -416,7 +416,7 @@ def test_a_worker_that_adopts_a_deployment_runs_its_runs_on_its_own_code(
 async def start_result(world: Any, run_id: str) -> Any:
     from wfkit.runtime.api.client import get_run
 
-    return await (await get_run(run_id, world=world)).result(timeout=5)
+    return await get_run(run_id, world=world).result(timeout=5)
 
 
 def test_adopting_all_receives_every_pinned_queue_and_a_bad_id_is_refused(

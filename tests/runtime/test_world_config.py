@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import postgres_url
 from tests.runtime import wf_helpers
 from wfkit.runtime import world_config
-from wfkit.runtime.api.client import get_run_sync, start_sync
+from wfkit.runtime.api.client import get_run, start_sync
 from wfkit.worlds.base import World
 
 
@@ -49,7 +49,7 @@ def test_calls_naming_a_postgres_url_share_one_world(spec_worlds: dict[str, Worl
         with warnings.catch_warnings():
             warnings.simplefilter("error", ResourceWarning)
             runs = [start_sync(wf_helpers.sleeper, 30, world=spec) for _ in range(3)]
-            runs.append(get_run_sync(runs[0].run_id, world=spec))
+            runs.append(get_run(runs[0].run_id, world=spec))
             assert len({id(run.world) for run in runs}) == 1
             assert list(spec_worlds) == [spec]
             del runs

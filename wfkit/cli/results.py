@@ -38,7 +38,7 @@ def cmd_result(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return NOT_ENDED
-    run = Run(args.run_id, world)
+    run: Run[Any] = Run(args.run_id, world)
     try:
         try:
             value = run.result_sync(timeout=args.timeout)

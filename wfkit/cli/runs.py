@@ -126,23 +126,20 @@ def import_target(target: str) -> Any:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from wfkit.runtime.api.client import get_run
+    from wfkit.runtime.api.client import cancel_run_sync
 
-    async def main() -> None:
-        await (await get_run(args.run_id, world=world_of(args))).cancel()
-
-    asyncio.run(main())
-    print(f"cancelled {args.run_id}")
+    cancelled = cancel_run_sync(args.run_id, world=world_of(args))  # RunNotFoundError: exit 1
+    print(f"cancelled {args.run_id}" if cancelled else f"{args.run_id} had already ended")
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Run a failed run again on the current code (``wfkit.retry_run``)."""
-    from wfkit.runtime.api.client import retry_run
+    from wfkit.runtime.api.client import retry_run_sync
     from wfkit.worlds.base import EntityConflictError, RunNotFoundError
 
     try:
-        retry_run(args.run_id, world=world_of(args))
+        retry_run_sync(args.run_id, world=world_of(args))
     except (RunNotFoundError, EntityConflictError) as exc:
         print(f"wfkit retry: {exc}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from wfkit.runtime.api.client import Run, resume_hook_sync, start_sync
+from wfkit.runtime.api.client import HookInfo, Run, resume_hook_sync, start_sync
 from wfkit.runtime.api.streams import decode_chunk, stream_name
 from wfkit.runtime.api.workflow import parse_duration
 from wfkit.runtime.loading import registry
@@ -244,16 +244,16 @@ class WorkflowEnv:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def start(self, workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Run:
+    def start(self, workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Run[Any]:
         """Start a run of ``workflow`` (function or ID) in this environment's world."""
         self._check_worker()
         return start_sync(workflow, *args, world=self.world, **kwargs)
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> Run[Any]:
         """A handle on a run of this environment's world."""
         return Run(run_id, self.world)
 
-    def result(self, run: Run | str, *, timeout: float = 30.0) -> Any:
+    def result(self, run: Run[Any] | str, *, timeout: float = 30.0) -> Any:
         """Wait for the run to end (skipping idle time) and return its result.
 
         Args:
@@ -316,7 +316,7 @@ class WorkflowEnv:
                         ) from None
                     time.sleep(0.002)
 
-    def resume_hook(self, token: str, payload: Any, *, timeout: float = 10.0) -> Hook:
+    def resume_hook(self, token: str, payload: Any, *, timeout: float = 10.0) -> HookInfo:
         """Deliver ``payload`` to the hook holding ``token``, once it exists.
 
         Raises:
@@ -326,7 +326,7 @@ class WorkflowEnv:
         return resume_hook_sync(token, payload, world=self.world)
 
     def stream(
-        self, run: Run | str, namespace: str | None = None, *, timeout: float = 10.0
+        self, run: Run[Any] | str, namespace: str | None = None, *, timeout: float = 10.0
     ) -> list[Any]:
         """Every chunk of a run's stream (default or ``namespace``), once it is closed.
 
@@ -359,26 +359,26 @@ class WorkflowEnv:
 
     # --- the log --------------------------------------------------------------------------
 
-    def events(self, run: Run | str) -> list[Event]:
+    def events(self, run: Run[Any] | str) -> list[Event]:
         """The run's event log."""
         return self.world.events.list(run if isinstance(run, str) else run.run_id)
 
-    def steps(self, run: Run | str, *, full_ids: bool = False) -> list[str]:
+    def steps(self, run: Run[Any] | str, *, full_ids: bool = False) -> list[str]:
         """The steps the run called, in log order (qualnames, or IDs with ``full_ids``)."""
         run_id = run if isinstance(run, str) else run.run_id
         return assertions.step_names(self.world, run_id, full_ids=full_ids)
 
-    def assert_steps(self, run: Run | str, expected: list[str]) -> None:
+    def assert_steps(self, run: Run[Any] | str, expected: list[str]) -> None:
         """Assert the run called exactly ``expected`` steps, in order (see
         ``assertions.assert_steps``)."""
         run_id = run if isinstance(run, str) else run.run_id
         assertions.assert_steps(self.world, run_id, expected)
 
-    def timeline(self, run: Run | str) -> str:
+    def timeline(self, run: Run[Any] | str) -> str:
         """The run's event log as a readable timeline."""
         return timeline(self.world, run if isinstance(run, str) else run.run_id)
 
-    def export(self, run: Run | str, path: str | Path) -> Path:
+    def export(self, run: Run[Any] | str, path: str | Path) -> Path:
         """Write the run's log as ``wfkit export`` does (a golden log for ``assert_replays``)."""
         run_id = run if isinstance(run, str) else run.run_id
         return assertions.export_golden(self.world, run_id, path)

@@ -14,7 +14,7 @@ Routes (server-rendered HTML plus one small script; no external assets)::
     POST /api/runs/{run_id}/cancel, .../retry, .../hooks/{hook_id}/resume   JSON twins of the actions
 
 The inspector loads no build: it reads records and events, and its actions are the
-client API's (``cancel_run``, ``retry_run``, ``resume_hook``). Modules: ``app`` (routes and actions),
+client API's (``cancel_run_sync``, ``retry_run_sync``, ``resume_hook_sync``). Modules: ``app`` (routes and actions),
 ``queries`` (world reads, run in threads), ``timeline`` (the waterfall's data and scale),
 ``*_html`` and ``markup`` (pure markup), ``live`` (server-sent events), ``security``
 (Host, access token, cross-site and CSRF checks), ``assets`` (the stylesheet and script). A

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from wfkit.runtime.api.client import cancel_run, resume_hook_sync, retry_run
+from wfkit.runtime.api.client import cancel_run_sync, resume_hook_sync, retry_run_sync
 from wfkit.runtime.api.streams import decode_chunk
 from wfkit.runtime.errors import PayloadDecryptionError
 from wfkit.runtime.serialization.at_rest import reveal
@@ -239,7 +239,7 @@ class _Pages:
         run_id = request.path_params["run_id"]
         try:
             cancelled = await _read(
-                lambda: cancel_run(run_id, world=self.world, reason="cancelled from wfkit web")
+                lambda: cancel_run_sync(run_id, world=self.world, reason="cancelled from wfkit web")
             )
         except RunNotFoundError:
             return self._not_found(run_id)
@@ -253,7 +253,7 @@ class _Pages:
             RunNotFoundError: no such run.
         """
         try:
-            retry_run(run_id, world=self.world)
+            retry_run_sync(run_id, world=self.world)
         except EntityConflictError:
             return False
         return True
@@ -365,7 +365,7 @@ class _Pages:
         run_id = request.path_params["run_id"]
         try:
             cancelled = await _read(
-                lambda: cancel_run(run_id, world=self.world, reason="cancelled from wfkit web")
+                lambda: cancel_run_sync(run_id, world=self.world, reason="cancelled from wfkit web")
             )
         except RunNotFoundError:
             return self._not_found(run_id, api=True)
