@@ -35,9 +35,17 @@ class WorkflowMetadata:
 
 @dataclass(frozen=True)
 class StepMetadata:
-    """What ``get_step_metadata()`` returns inside a step."""
+    """What ``get_step_metadata()`` returns inside a step.
+
+    Attributes:
+        step_id: this call's id (``step_…``).
+        step_name: the step function's ID (``step//./<path>//<qualname>``).
+        attempt: the attempt, from 1.
+        step_started_at: when the first attempt started.
+    """
 
     step_id: str
+    step_name: str
     attempt: int
     step_started_at: datetime
 

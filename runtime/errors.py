@@ -160,15 +160,26 @@ class WorkflowRunFailedError(WfkitError):
         run_id: the run.
         cause: the rebuilt exception (its type when known, else StepError).
         error: the stored error info (type, message, stack).
+        error_code: why the run failed, as its ``run_failed`` event records it:
+            ``USER_ERROR`` (the workflow raised), ``REPLAY_DIVERGENCE`` (its code
+            changed since the run started), ``CORRUPTED_EVENT_LOG``, ...; None when
+            the log names none.
     """
 
-    def __init__(self, run_id: str, cause: BaseException | None, error: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        cause: BaseException | None,
+        error: dict[str, Any],
+        error_code: str | None = None,
+    ) -> None:
         message = error.get("message", "")
         type_name = error.get("type", "")
         super().__init__(f'Workflow run "{run_id}" failed: {type_name}: {message}')
         self.run_id = run_id
         self.cause = cause
         self.error = error
+        self.error_code = error_code
         self.__cause__ = cause
 
     @property

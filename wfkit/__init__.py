@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Webhook,
         create_webhook,
         resume_webhook,
+        resume_webhook_sync,
     )
     from wfkit.runtime.api.workflow import (
         Hook,
@@ -109,6 +110,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
+    "resume_webhook_sync": "wfkit.runtime.api.webhooks",
     "retry_run_sync": "wfkit.runtime.api.client",
     "cancel_run_sync": "wfkit.runtime.api.client",
     "HookInfo": "wfkit.runtime.api.client",
@@ -246,6 +248,7 @@ __all__ = [
     "resume_hook",
     "resume_hook_sync",
     "resume_webhook",
+    "resume_webhook_sync",
     "retry_run",
     "retry_run_sync",
     "run",

@@ -47,6 +47,7 @@ from wfkit.worlds.base import (
     normalize_json,
     plan_events,
     run_id_for_create,
+    stream_start_index,
     utc_now,
 )
 
@@ -466,11 +467,13 @@ class MemoryStreams:
     def read(
         self, run_id: str, name: str, *, start_index: int = 0, limit: int | None = None
     ) -> StreamPage:
-        """Chunks from ``start_index`` (at most ``limit``)."""
+        """Chunks from ``start_index`` (at most ``limit``; a negative index counts
+        from the end)."""
         with self._core.lock:
             stream = self._core.streams.get((run_id, name))
             if stream is None:
-                return StreamPage(chunks=[], next_index=start_index, closed=False)
+                return StreamPage(chunks=[], next_index=max(start_index, 0), closed=False)
+            start_index = stream_start_index(start_index, len(stream.chunks))
             end = len(stream.chunks) if limit is None else start_index + limit
             chunks = stream.chunks[start_index:end]
             return StreamPage(

@@ -96,7 +96,7 @@ async def step_metadata() -> dict:
     step = get_step_metadata()
     workflow = get_workflow_metadata()
     return {
-        "step": {"step_id": step.step_id, "attempt": step.attempt},
+        "step": {"step_id": step.step_id, "step_name": step.step_name, "attempt": step.attempt},
         "step_fields": sorted(vars(step)),
         "workflow": {"run_id": workflow.workflow_run_id, "name": workflow.workflow_name},
         "workflow_fields": sorted(vars(workflow)),

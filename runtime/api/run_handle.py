@@ -22,7 +22,7 @@ from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import RUN_TERMINAL, RunStatus, World
 from wfkit.worlds.base import Run as RunRecord
 
-__all__ = ["Run", "run_outcome"]
+__all__ = ["Run", "failure_code", "run_outcome"]
 
 R = TypeVar("R")
 
@@ -107,35 +107,40 @@ class Run(Generic[R]):
             WorkflowRunCancelledError: the run was cancelled.
             TimeoutError: ``timeout`` seconds passed first.
         """
-        polls = self._poll_outcome(timeout, clip_to_deadline=True)
+        polls = self._poll_ended(timeout, clip_to_deadline=True)
         next(polls)
         try:
             while True:
                 record = await asyncio.to_thread(self.record)
                 await asyncio.sleep(polls.send(record))
         except StopIteration as done:
-            outcome: R = done.value
+            outcome: R = await asyncio.to_thread(self._outcome, done.value)
             return outcome
 
     def result_sync(self, timeout: float | None = None) -> R:
         """``result`` for sync code (blocks the calling thread)."""
-        polls = self._poll_outcome(timeout, clip_to_deadline=False)
+        polls = self._poll_ended(timeout, clip_to_deadline=False)
         next(polls)
         try:
             while True:
                 time.sleep(polls.send(self.record()))
         except StopIteration as done:
-            outcome: R = done.value
+            outcome: R = self._outcome(done.value)
             return outcome
 
-    def _poll_outcome(
+    def _outcome(self, record: RunRecord) -> Any:
+        """``run_outcome`` of the ended ``record``, reading a failure's code from the log."""
+        code = failure_code(self.world, self.run_id) if record.status == "failed" else None
+        return run_outcome(record, error_code=code)
+
+    def _poll_ended(
         self, timeout: float | None, *, clip_to_deadline: bool
-    ) -> Generator[float, RunRecord, Any]:
+    ) -> Generator[float, RunRecord, RunRecord]:
         """The polling that ``result`` and ``result_sync`` share, without the I/O.
 
         Primed with ``next()``, then sent each fresh run record; yields how long
-        to pause before the next (10 ms, doubling up to 200 ms); returns the run's
-        outcome (``StopIteration.value``).
+        to pause before the next (10 ms, doubling up to 200 ms); returns the ended
+        run's record (``StopIteration.value``).
 
         Args:
             timeout: seconds to poll for (None: forever).
@@ -143,7 +148,6 @@ class Run(Generic[R]):
                 whole back-off steps).
 
         Raises:
-            WorkflowRunFailedError, WorkflowRunCancelledError: as ``run_outcome``.
             TimeoutError: ``timeout`` seconds passed first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -151,7 +155,7 @@ class Run(Generic[R]):
         record = yield 0.0  # the priming next(): wait for the first record
         while True:
             if record.status in RUN_TERMINAL:
-                return run_outcome(record)
+                return record
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
             if clip_to_deadline and deadline is not None:
@@ -193,8 +197,20 @@ class Run(Generic[R]):
         retry_run_sync(self.run_id, world=self.world)
 
 
-def run_outcome(record: RunRecord) -> Any:
+def failure_code(world: World, run_id: str) -> str | None:
+    """The ``error_code`` of the run's last ``run_failed`` event (the run record keeps
+    the error, not its code); None when there is none."""
+    failed = [e for e in world.events.list(run_id) if e.event_type == "run_failed"]
+    code = failed[-1].data.get("error_code") if failed else None
+    return None if code is None else str(code)
+
+
+def run_outcome(record: RunRecord, *, error_code: str | None = None) -> Any:
     """The result of an ended run, its values as the client's own classes.
+
+    Args:
+        record: the run's record, in a terminal status.
+        error_code: a failed run's code (``failure_code``).
 
     Raises:
         WorkflowRunCancelledError: the run was cancelled.
@@ -215,4 +231,4 @@ def run_outcome(record: RunRecord) -> Any:
             cause = exc
     finally:
         current_mode.reset(token)
-    raise WorkflowRunFailedError(record.run_id, cause, error)
+    raise WorkflowRunFailedError(record.run_id, cause, error, error_code)

@@ -131,11 +131,13 @@ async def read_stream(
     start_index: int = 0,
     poll_timeout: float = 1.0,
 ) -> AsyncIterator[Any]:
-    """Every chunk of a run's stream from ``start_index``, following it until it closes."""
+    """Every chunk of a run's stream from ``start_index`` (negative: counted from the end
+    of the chunks written so far), following it until it closes. The world is read in
+    worker threads, never on the caller's event loop."""
     name = stream_name(run_id, namespace)
     index = start_index
     while True:
-        page = world.streams.read(run_id, name, start_index=index)
+        page = await asyncio.to_thread(world.streams.read, run_id, name, start_index=index)
         for data in page.chunks:
             yield decode_chunk(data)
         index = page.next_index

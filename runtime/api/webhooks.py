@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
-from wfkit.runtime.api.client import resume_hook
+from wfkit.runtime.api.hook_client import hook_not_found, live_hook, resume_hook_sync
 from wfkit.runtime.api.workflow import Hook, _create_hook
 from wfkit.runtime.context import current_step, current_workflow
 from wfkit.runtime.errors import NotInWorkflowError
 from wfkit.runtime.serialization import deserialize
 from wfkit.runtime.serialization.at_rest import open_bytes, seal_bytes
 from wfkit.runtime.world_config import resolve_world
-from wfkit.worlds.base import HookNotFoundError, World
+from wfkit.worlds.base import World
 
 WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
 BASE_URL_ENV = "WFKIT_BASE_URL"
@@ -126,6 +126,33 @@ def response_stream_name(run_id: str, hook_id: str) -> str:
     return f"{run_id.replace('wrun_', 'strm_', 1)}_webhook_{hook_id}"
 
 
+def resume_webhook_sync(
+    token: str,
+    request: Request | None = None,
+    *,
+    method: str = "POST",
+    url: str = "",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    world: World | str | None = None,
+) -> Response:
+    """``resume_webhook`` for sync code (blocks while a manual webhook's step answers)."""
+    target = resolve_world(world)
+    base = request or Request(method=method, url=url, headers=dict(headers or {}), body=body)
+    mode, run_id, stream = _deliver(target, token, base)
+    if isinstance(mode, Response):
+        return mode
+    if stream is None:
+        return Response(status=202)
+    deadline = time.monotonic() + MANUAL_RESPONSE_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = _manual_response(target, run_id, stream)
+        if answer is not None:
+            return answer
+        target.streams.wait(run_id, stream, after_index=0, timeout=1.0)
+    return _NO_RESPONSE
+
+
 async def resume_webhook(
     token: str,
     request: Request | None = None,
@@ -138,17 +165,56 @@ async def resume_webhook(
 ) -> Response:
     """Resume the webhook holding ``token`` with an HTTP request; return its answer.
 
+    The world is read and written in worker threads, never on the caller's loop.
+
+    Args:
+        token: the webhook's token (the last part of its URL).
+        request: the request to deliver; else one is made of ``method``, ``url``,
+            ``headers`` and ``body``.
+        world: the world (default ``get_world()``).
+
+    Returns:
+        ``202`` with no body, the webhook's static response, or (``"manual"``) what
+        its step answered (``500`` if none did within 30 s).
+
     Raises:
         HookNotFoundError: no live *webhook* holds the token (``create_hook`` hooks
             are not resumable this way).
     """
     target = resolve_world(world)
-    hook = target.hooks.get_by_token(token)
+    base = request or Request(method=method, url=url, headers=dict(headers or {}), body=body)
+    mode, run_id, stream = await asyncio.to_thread(_deliver, target, token, base)
+    if isinstance(mode, Response):
+        return mode
+    if stream is None:
+        return Response(status=202)
+    deadline = time.monotonic() + MANUAL_RESPONSE_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = await asyncio.to_thread(_manual_response, target, run_id, stream)
+        if answer is not None:
+            return answer
+        await asyncio.to_thread(target.streams.wait, run_id, stream, after_index=0, timeout=1.0)
+    return _NO_RESPONSE
+
+
+_NO_RESPONSE = Response(status=500, body=b"Workflow run did not send a response")
+
+
+def _deliver(world: World, token: str, base: Request) -> tuple[Any, str, str | None]:
+    """Resume the webhook holding ``token`` with ``base``.
+
+    Returns:
+        The webhook's ``respond_with`` (None, a Response or ``"manual"``), its run id,
+        and the stream its manual answer arrives on (None unless manual).
+
+    Raises:
+        HookNotFoundError: no live webhook holds the token.
+    """
+    hook = live_hook(world, token)
     if not hook.is_webhook:
-        raise HookNotFoundError(f'no webhook holds token "{token}"')
+        raise hook_not_found(token, "webhook")
     mode = deserialize(hook.respond_with) if hook.respond_with is not None else None
     stream = response_stream_name(hook.run_id, hook.hook_id) if mode == MANUAL else None
-    base = request or Request(method=method, url=url, headers=dict(headers or {}), body=body)
     delivered = Request(
         method=base.method,
         url=base.url,
@@ -157,24 +223,18 @@ async def resume_webhook(
         run_id=hook.run_id,
         response_stream=stream,
     )
-    await resume_hook(token, delivered, world=target)
-    if isinstance(mode, Response):
-        return mode
-    if stream is None:
-        return Response(status=202)
-    return await _await_manual_response(target, hook.run_id, stream)
+    resume_hook_sync(token, delivered, world=world)
+    return mode, hook.run_id, stream
 
 
-async def _await_manual_response(world: World, run_id: str, stream: str) -> Response:
-    deadline = time.monotonic() + MANUAL_RESPONSE_TIMEOUT
-    while time.monotonic() < deadline:
-        page = world.streams.read(run_id, stream)
-        if page.chunks:
-            answer = json.loads(open_bytes(page.chunks[0]))
-            return Response(
-                status=int(answer["status"]),
-                headers=dict(answer["headers"]),
-                body=str(answer["body"]).encode("latin-1"),
-            )
-        await asyncio.to_thread(world.streams.wait, run_id, stream, after_index=0, timeout=1.0)
-    return Response(status=500, body=b"Workflow run did not send a response")
+def _manual_response(world: World, run_id: str, stream: str) -> Response | None:
+    """The answer a manual webhook's step wrote, if it has."""
+    page = world.streams.read(run_id, stream)
+    if not page.chunks:
+        return None
+    answer = json.loads(open_bytes(page.chunks[0]))
+    return Response(
+        status=int(answer["status"]),
+        headers=dict(answer["headers"]),
+        body=str(answer["body"]).encode("latin-1"),
+    )

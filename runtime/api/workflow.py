@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wfkit.runtime.context import StepMetadata, WorkflowMetadata, current_step, current_workflow
 from wfkit.runtime.errors import HookDisposedError, NotInWorkflowError
 from wfkit.runtime.replay.calls import DISPOSED, CallSite, HookCall, user_call_site
 from wfkit.runtime.replay.session import ReplaySession
+
+if TYPE_CHECKING:
+    from wfkit.runtime.api.hook_client import HookInfo
+    from wfkit.worlds.base import World
 
 __all__ = [
     "Hook",
@@ -305,7 +309,12 @@ def _create_hook(
 
 
 class TypedHook(Generic[M]):
-    """Hooks whose payloads a pydantic model validates (``define_hook(Model)``)."""
+    """Hooks whose payloads a pydantic model validates (``define_hook(Model)``).
+
+    ``create()`` (in a workflow) gives a ``Hook[M]``, so awaiting it gives an ``M``;
+    ``resume()`` / ``resume_sync()`` (in clients) take an ``M`` or a mapping the model
+    validates.
+    """
 
     def __init__(self, model: type[M] | None) -> None:
         self.model = model
@@ -327,26 +336,53 @@ class TypedHook(Generic[M]):
         hook: Hook[M] = _create_hook(token=token, metadata=metadata, convert=self._validate)
         return hook
 
-    async def resume(self, token: str, payload: Any) -> Any:
-        """Validate ``payload`` with the model, then resume the hook holding ``token``.
+    def _payload(self, payload: M | Mapping[str, Any]) -> Any:
+        """``payload`` validated by the model, as the plain data stored in the log."""
+        value: Any = self._validate(payload)
+        return value.model_dump() if hasattr(value, "model_dump") else value
+
+    async def resume(
+        self, token: str, payload: M | Mapping[str, Any], *, world: World | str | None = None
+    ) -> HookInfo:
+        """Validate ``payload`` with the model, then resume the hook holding ``token``
+        (the world is written in a worker thread).
 
         Returns:
-            What ``wfkit.runtime.api.client.resume_hook`` returns (the hook record).
+            The hook that took the payload (``wfkit.HookInfo``).
 
         Raises:
-            pydantic.ValidationError: the payload does not fit the model.
+            pydantic.ValidationError: the payload does not fit the model (nothing is written).
             HookNotFoundError: no live hook holds ``token``.
         """
-        value: Any = self._validate(payload)
-        if hasattr(value, "model_dump"):
-            value = value.model_dump()
-        # Imported late: the client module pulls in the world configuration.
-        client = importlib.import_module("wfkit.runtime.api.client")
-        return await client.resume_hook(token, value)
+        info: HookInfo = await _hook_client().resume_hook(
+            token, self._payload(payload), world=world
+        )
+        return info
+
+    def resume_sync(
+        self, token: str, payload: M | Mapping[str, Any], *, world: World | str | None = None
+    ) -> HookInfo:
+        """``resume`` for sync code."""
+        info: HookInfo = _hook_client().resume_hook_sync(token, self._payload(payload), world=world)
+        return info
 
 
-def define_hook(model: type[M] | None = None) -> TypedHook[M]:
-    """A typed hook definition: ``.create()`` in workflows, ``await .resume()`` in clients."""
+def _hook_client() -> Any:
+    # Imported late: the client modules pull in the world configuration, which a
+    # workflow bundle importing this module never needs.
+    return importlib.import_module("wfkit.runtime.api.hook_client")
+
+
+@overload
+def define_hook(model: type[M]) -> TypedHook[M]: ...
+@overload
+def define_hook(model: None = None) -> TypedHook[Any]: ...
+def define_hook(model: type[Any] | None = None) -> TypedHook[Any]:
+    """A typed hook definition: ``.create()`` in workflows, ``await .resume()`` in clients.
+
+    Args:
+        model: a pydantic model class validating every payload (None: no validation).
+    """
     return TypedHook(model)
 
 
@@ -368,7 +404,7 @@ def get_workflow_metadata() -> WorkflowMetadata:
 
 
 def get_step_metadata() -> StepMetadata:
-    """The running step's metadata (step id, attempt from 1, first start time).
+    """The running step's metadata (step id, step name, attempt from 1, first start time).
 
     Raises:
         NotInWorkflowError: outside a step.

@@ -222,6 +222,7 @@ async def _call_step_body(run: Run, step: Step, *, world: World | None, url: str
         StepContext(
             step=StepMetadata(
                 step_id=step.step_id,
+                step_name=step.step_name,
                 attempt=step.attempt,
                 step_started_at=step.started_at or step.updated_at,
             ),

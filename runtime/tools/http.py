@@ -116,8 +116,8 @@ def create_app(
         )
         try:
             answer = await resume_webhook(token, request, world=target)
-        except HookNotFoundError:
-            return HttpResponse(status_code=404)
+        except HookNotFoundError as exc:
+            return PlainTextResponse(str(exc), status_code=404)
         return HttpResponse(
             content=answer.body_bytes(), status_code=answer.status, headers=answer.headers
         )

@@ -157,6 +157,8 @@ def test_12_metadata(world: Any) -> None:
     assert result["workflow"]["name"] == "workflow//./examples/e2e/basics//metadata"
     assert result["from_step"]["step"]["attempt"] >= 1
     assert result["from_step"]["step"]["step_id"].startswith("step_")
+    step_name = result["from_step"]["step"]["step_name"]
+    assert step_name == "step//./examples/e2e/basics//step_metadata"
     assert not any("run" in f or "workflow" in f for f in result["from_step"]["step_fields"])
     assert not any(f.startswith("step") for f in result["from_step"]["workflow_fields"])
 
@@ -286,3 +288,4 @@ def test_28_divergence_fails_the_run_naming_both_steps(world: Any) -> None:
     message = str(failure)
     assert "add" in message and "noop" in message
     assert failure.error.get("type", "").endswith("ReplayDivergenceError")
+    assert failure.error_code == "REPLAY_DIVERGENCE"

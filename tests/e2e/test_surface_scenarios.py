@@ -71,9 +71,19 @@ def test_13_streams_deliver_bytes_and_objects_per_namespace(world: Any) -> None:
             await run.result(timeout=30)
             late = await collect(run.run_id, None)  # attached after the end: from index 0
             readable = [c async for c in run.readable(namespace="test")]
+            # A negative start counts from the end (the DevKit's startIndex: -n): each once.
+            tails["default"] = [c async for c in run.readable(start_index=-2)]
+            tails["test"] = [c async for c in run.readable(namespace="test", start_index=-1)]
+            tails["past the start"] = [c async for c in run.readable(start_index=-10)]
             return await live_default, await live_named, late, readable
 
+    tails: dict[str, list[Any]] = {}
     default, named, late, readable = run_async(scenario())
+    assert tails == {
+        "default": [b"world\x00", {"done": True}],
+        "test": [{"n": 2, "nested": [1, 2]}],
+        "past the start": default,
+    }
     assert default == [b"hello ", b"world\x00", {"done": True}]
     assert isinstance(default[0], bytes)
     assert named == [{"n": 1}, {"n": 2, "nested": [1, 2]}]
@@ -107,7 +117,7 @@ def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> N
     port = _free_port()
     monkeypatch.setenv("WFKIT_BASE_URL", f"http://127.0.0.1:{port}")
 
-    async def scenario() -> tuple[Any, list[httpx.Response], int, int]:
+    async def scenario() -> tuple[Any, list[httpx.Response], httpx.Response, httpx.Response]:
         server = uvicorn.Server(
             uvicorn.Config(create_app(world), host="127.0.0.1", port=port, log_level="warning")
         )
@@ -123,10 +133,10 @@ def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> N
                 for hook, body in zip(hooks, ("one", "two", "three"), strict=True):
                     answers.append(await http.post(base + hook.token, content=body))
                 result = await run.result(timeout=30)
-                unknown = (await http.post(base + "no-such-token")).status_code
+                unknown = await http.post(base + "no-such-token")
                 plain_hook = await start(surface.cancel_me, "plain-hook-10", world=world)
                 await wait_for_hook("plain-hook-10", world=world)
-                not_a_webhook = (await http.post(base + "plain-hook-10")).status_code
+                not_a_webhook = await http.post(base + "plain-hook-10")
                 await plain_hook.cancel()
             return result, answers, unknown, not_a_webhook
         finally:
@@ -142,8 +152,11 @@ def test_10_webhooks_over_http(world: Any, monkeypatch: pytest.MonkeyPatch) -> N
     assert result["plain"]["method"] == "POST" and result["plain"]["body"] == "one"
     assert result["manual"]["body"] == "three"
     assert result["static"]["url"].endswith(answers[1].request.url.path)
-    assert unknown == 404
-    assert not_a_webhook == 404
+    assert (unknown.status_code, unknown.text) == (404, 'No live hook holds token "no-such-token"')
+    assert (not_a_webhook.status_code, not_a_webhook.text) == (
+        404,
+        'No live webhook holds token "plain-hook-10"',
+    )
 
 
 # --- 29: fetch ---------------------------------------------------------------------------

@@ -6,24 +6,29 @@ import asyncio
 import importlib
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from tests.e2e.wheel_project import build_project, unique_package, write_project
 from tests.runtime import wf_helpers
 from wfkit.runtime import gen
 from wfkit.runtime.api.client import (
     Run,
+    get_hook_by_token,
     get_hook_by_token_sync,
     get_run,
     resume_hook,
+    resume_hook_sync,
     start,
     start_sync,
     workflow_id_of,
 )
+from wfkit.runtime.api.webhooks import resume_webhook, resume_webhook_sync
+from wfkit.runtime.api.workflow import define_hook
 from wfkit.runtime.engine.messages import WORKFLOW_QUEUE_PREFIX
 from wfkit.runtime.engine.worker import Worker
 from wfkit.runtime.errors import (
@@ -35,6 +40,13 @@ from wfkit.runtime.errors import (
 )
 from wfkit.runtime.loading.project import WHEEL_BUILD_PACKAGE
 from wfkit.worlds.memory import MemoryWorld
+
+
+class Approval(BaseModel):
+    ok: bool
+
+
+approval = define_hook(Approval)
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +168,10 @@ def test_sync_twins() -> None:
     assert "fatal!" in str(failed.value.cause)
     assert failed.value.run_id == run.run_id
     assert "fatal!" in failed.value.error["message"]
+    assert failed.value.error_code == "USER_ERROR"
+    with pytest.raises(WorkflowRunFailedError) as failed_async:
+        _run(handle.result(timeout=1))
+    assert failed_async.value.error_code == "USER_ERROR"
     with pytest.raises(HookNotFoundError):
         get_hook_by_token_sync("none", world=world)
 
@@ -163,3 +179,23 @@ def test_sync_twins() -> None:
 def test_resume_unknown_hook() -> None:
     with pytest.raises(HookNotFoundError):
         _run(resume_hook("missing", {"x": 1}, world=MemoryWorld()))
+
+
+def test_no_such_hook_has_one_wording_everywhere() -> None:
+    """resume_hook, get_hook_by_token and webhooks (sync and async) raise one
+    HookNotFoundError with one message for a token no live hook holds."""
+    world = MemoryWorld()
+    expected = 'No live hook holds token "nope"'
+    calls: list[Callable[[], Any]] = [
+        lambda: get_hook_by_token_sync("nope", world=world),
+        lambda: _run(get_hook_by_token("nope", world=world)),
+        lambda: resume_hook_sync("nope", {"x": 1}, world=world),
+        lambda: _run(resume_hook("nope", {"x": 1}, world=world)),
+        lambda: resume_webhook_sync("nope", world=world),
+        lambda: _run(resume_webhook("nope", world=world)),
+        lambda: _run(approval.resume("nope", {"ok": True}, world=world)),
+    ]
+    for call in calls:
+        with pytest.raises(HookNotFoundError) as missing:
+            call()
+        assert str(missing.value) == expected

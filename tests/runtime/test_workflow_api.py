@@ -292,18 +292,29 @@ def test_typed_hook_resume_validates_then_calls_the_client(
 ) -> None:
     calls: list[tuple[str, Any]] = []
 
-    async def resume_hook(token: str, payload: Any) -> str:
+    async def resume_hook(token: str, payload: Any, *, world: Any) -> str:
         calls.append((token, payload))
         return "hook-record"
 
-    fake = types.ModuleType("wfkit.runtime.api.client")
+    def resume_hook_sync(token: str, payload: Any, *, world: Any) -> str:
+        calls.append((token, payload))
+        return "hook-record (sync)"
+
+    fake = types.ModuleType("wfkit.runtime.api.hook_client")
     fake.resume_hook = resume_hook  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wfkit.runtime.api.client", fake)
+    fake.resume_hook_sync = resume_hook_sync  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wfkit.runtime.api.hook_client", fake)
     assert asyncio.run(approval_hook.resume("approve", {"ok": True})) == "hook-record"
-    assert calls == [("approve", {"ok": True, "by": "nobody"})]
+    assert approval_hook.resume_sync("approve", Approval(ok=False)) == "hook-record (sync)"
+    assert calls == [
+        ("approve", {"ok": True, "by": "nobody"}),
+        ("approve", {"ok": False, "by": "nobody"}),
+    ]
     with pytest.raises(ValidationError):
         asyncio.run(approval_hook.resume("approve", {"ok": "maybe"}))
-    assert len(calls) == 1
+    with pytest.raises(ValidationError):
+        approval_hook.resume_sync("approve", {"ok": "maybe"})
+    assert len(calls) == 2
 
 
 # --- metadata ------------------------------------------------------------------------------
@@ -320,7 +331,7 @@ def test_workflow_metadata_in_a_workflow() -> None:
 
 def test_metadata_in_a_step_and_outside() -> None:
     workflow = WorkflowMetadata("workflow//./t//wf", "wrun_x", START, "http://localhost")
-    step = StepMetadata("step_x", 2, START + timedelta(seconds=1))
+    step = StepMetadata("step_x", "step//./app//charge", 2, START + timedelta(seconds=1))
     token = current_step.set(StepContext(step=step, workflow=workflow, run_id="wrun_x"))
     try:
         assert get_workflow_metadata() == workflow

@@ -46,7 +46,7 @@ def cmd_result(args: argparse.Namespace) -> int:
             _load_build_for_classes()  # the result holds a class of the project's build
             value = run.result_sync(timeout=0)
     except WorkflowRunFailedError as exc:
-        code = exc.error.get("error_code")
+        code = exc.error_code
         suffix = f" [{code}]" if code else ""
         print(
             f"wfkit result: run {args.run_id} failed{suffix}: "

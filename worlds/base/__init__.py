@@ -108,6 +108,7 @@ from wfkit.worlds.base.records import (
     new_id,
     normalize_json,
     parse_timestamp,
+    stream_start_index,
     utc_now,
 )
 
@@ -166,6 +167,7 @@ __all__ = [
     "parse_timestamp",
     "plan_events",
     "run_id_for_create",
+    "stream_start_index",
     "use_clock",
     "utc_now",
 ]

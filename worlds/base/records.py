@@ -158,6 +158,15 @@ class StreamPage(_Record):
     closed: bool
 
 
+def stream_start_index(start_index: int, length: int) -> int:
+    """Where ``Streams.read(start_index=...)`` starts in a stream of ``length`` chunks:
+    a negative index counts from the end (``-2``: the last two chunks; past the start
+    clamps to 0), as the DevKit's ``getReadable({startIndex})`` does."""
+    if start_index >= 0:
+        return start_index
+    return max(0, length + start_index)
+
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # 130 bits (2 zero + 48 time + 80 random) as 13 groups of 10 bits, two characters each.
 _CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]

@@ -11,7 +11,7 @@ import time
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wfkit.worlds.base import EntityConflictError, StreamPage
+from wfkit.worlds.base import EntityConflictError, StreamPage, stream_start_index
 from wfkit.worlds.local.db import PreparedSql, ThreadConnections, fetch_all, write_transaction
 from wfkit.worlds.local.sql import TABLES
 
@@ -96,11 +96,13 @@ class LocalStreams:
     def read(
         self, run_id: str, name: str, *, start_index: int = 0, limit: int | None = None
     ) -> StreamPage:
-        """Chunks from ``start_index`` (at most ``limit``); ``closed`` is true when
-        the stream is closed and this page reaches its end."""
+        """Chunks from ``start_index`` (at most ``limit``; a negative index counts from
+        the end); ``closed`` is true when the stream is closed and this page reaches its end."""
         key = {"run_id": run_id, "name": name}
         # The head first: chunks appended after it was read only make the page longer.
         heads = fetch_all(self._connections, _HEAD, **key)
+        length = int(heads[0]["next_index"]) if heads else 0
+        start_index = stream_start_index(start_index, length)
         rows = fetch_all(
             self._connections,
             _READ,

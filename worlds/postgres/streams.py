@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from wfkit.worlds.base import EntityConflictError, StreamPage
+from wfkit.worlds.base import EntityConflictError, StreamPage, stream_start_index
 from wfkit.worlds.postgres.notify import Listener
 from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
 from wfkit.worlds.postgres.sql import TableNames
@@ -51,7 +51,8 @@ class PostgresStreams:
         self._read_sql = (
             "SELECT h.next_index, h.closed, c.idx, c.data"
             f" FROM {heads} AS h LEFT JOIN LATERAL (SELECT idx, data FROM {chunks} AS c"
-            " WHERE c.run_id = h.run_id AND c.name = h.name AND c.idx >= %(start)s"
+            " WHERE c.run_id = h.run_id AND c.name = h.name AND c.idx >= CASE"
+            " WHEN %(start)s < 0 THEN GREATEST(h.next_index + %(start)s, 0) ELSE %(start)s END"
             " ORDER BY c.idx LIMIT %(limit)s) AS c ON true"
             " WHERE h.run_id = %(run_id)s AND h.name = %(name)s ORDER BY c.idx"
         )
@@ -89,7 +90,9 @@ class PostgresStreams:
 
         rows = fetch_rows(self._engine, self._read_sql, params)
         if not rows:
-            return StreamPage(chunks=[], next_index=start_index, closed=False)
+            return StreamPage(chunks=[], next_index=max(start_index, 0), closed=False)
+        # The query resolved a negative start against the head it read in the same statement.
+        start_index = stream_start_index(start_index, int(rows[0]["next_index"]))
         chunks = [bytes(row["data"]) for row in rows if row["idx"] is not None]
         next_index = start_index + len(chunks)
         closed = bool(rows[0]["closed"]) and next_index >= int(rows[0]["next_index"])

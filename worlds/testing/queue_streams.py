@@ -219,6 +219,24 @@ def test_stream_append_read_close(world: World) -> None:
     assert empty.chunks == [] and empty.next_index == 0 and not empty.closed
 
 
+def test_stream_negative_start_index_counts_from_the_end(world: World) -> None:
+    """The DevKit's ``startIndex: -n``: the last n chunks, each once, then the live tail."""
+    for chunk in (b"a", b"b", b"c", b"d"):
+        world.streams.append("wrun_1", "tail", chunk)
+    last_two = world.streams.read("wrun_1", "tail", start_index=-2)
+    assert (last_two.chunks, last_two.next_index) == ([b"c", b"d"], 4)
+    first_of_them = world.streams.read("wrun_1", "tail", start_index=-3, limit=1)
+    assert (first_of_them.chunks, first_of_them.next_index) == ([b"b"], 2)
+    everything = world.streams.read("wrun_1", "tail", start_index=-10)
+    assert (everything.chunks, everything.next_index) == ([b"a", b"b", b"c", b"d"], 4)
+    world.streams.append("wrun_1", "tail", b"e")
+    world.streams.close("wrun_1", "tail")
+    closed_tail = world.streams.read("wrun_1", "tail", start_index=-1)
+    assert (closed_tail.chunks, closed_tail.next_index, closed_tail.closed) == ([b"e"], 5, True)
+    nothing_yet = world.streams.read("wrun_1", "missing", start_index=-3)
+    assert (nothing_yet.chunks, nothing_yet.next_index, nothing_yet.closed) == ([], 0, False)
+
+
 def test_stream_list(world: World) -> None:
     world.streams.append("wrun_1", "b", b"1")
     world.streams.append("wrun_1", "a", b"1")
