@@ -44,6 +44,9 @@ if TYPE_CHECKING:
         start,
         start_sync,
     )
+    from wfkit.runtime.api.step_options import (
+        step_options,
+    )
     from wfkit.runtime.api.streams import (
         StreamHandle,
         get_writable,
@@ -110,6 +113,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
+    "step_options": "wfkit.runtime.api.step_options",
     "resume_webhook_sync": "wfkit.runtime.api.webhooks",
     "retry_run_sync": "wfkit.runtime.api.client",
     "cancel_run_sync": "wfkit.runtime.api.client",
@@ -256,6 +260,7 @@ __all__ = [
     "sleep",
     "start",
     "start_sync",
+    "step_options",
     "wait_for_hook",
     "worker",
 ]

@@ -6,7 +6,13 @@ import time
 import uuid
 from datetime import datetime
 
-from wfkit import FatalError, RetryableError, get_step_metadata, get_workflow_metadata
+from wfkit import (
+    FatalError,
+    RetryableError,
+    get_step_metadata,
+    get_workflow_metadata,
+    step_options,
+)
 
 
 async def add(a: int, b: int) -> int:
@@ -177,12 +183,10 @@ async def uncaught_fatal() -> None:
     await fatal_uncaught_step()
 
 
+@step_options(max_retries=0)  # the typed form of `raises_value_error.max_retries = 0`
 async def raises_value_error() -> None:
     "use step"
     raise ValueError("Step error message")
-
-
-raises_value_error.max_retries = 0
 
 
 async def step_error_caught() -> dict:

@@ -216,6 +216,7 @@ def test_19_step_error_caught(world: Any) -> None:
     assert result == {"type": "ValueError", "message": "Step error message"}
     assert world.runs.get(run.run_id).status == "completed"
     (step,) = world.steps.list(run.run_id)
+    assert step.attempt == 1  # @step_options(max_retries=0): no retry
     assert step.error["message"] == "Step error message"
     assert "raise ValueError" in step.error["stack"]
 
