@@ -74,6 +74,7 @@ class Installed:
 
     bindir: Path
     app_wheel_names: frozenset[str]
+    wfkit_wheel_names: frozenset[str]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,50 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     shutil.rmtree(project)  # the source tree is gone: only the installed wheel is left
     with zipfile.ZipFile(app_wheel) as archive:
         names = frozenset(archive.namelist())
-    return Installed(bindir, names)
+    with zipfile.ZipFile(wfkit_wheel) as archive:
+        wfkit_names = frozenset(archive.namelist())
+    return Installed(bindir, names, wfkit_names)
+
+
+TYPED_CLIENT = """
+from wfkit import Run, start
+
+
+async def double(n: int) -> int:
+    "use workflow"
+    return n * 2
+
+
+async def main() -> None:
+    run = await start(double, 21)
+    reveal_type(run)
+    reveal_type(await run.result())
+    await start(double, "twenty-one")
+"""
+
+
+def test_mypy_sees_the_installed_wheels_types(installed: Installed, tmp_path: Path) -> None:
+    """The wheel ships ``wfkit/py.typed``, so mypy (run by the fresh venv's interpreter,
+    outside any source tree) reads wfkit's types: no "missing library stubs", ``start``
+    gives ``Run[int]`` and catches a wrong argument."""
+    assert "wfkit/py.typed" in installed.wfkit_wheel_names
+    elsewhere = tmp_path / "typed-client"
+    elsewhere.mkdir()
+    (elsewhere / "client.py").write_text(TYPED_CLIENT)
+    done = subprocess.run(
+        [str(installed.bindir / "python"), "-m", "mypy", "--strict", "--no-incremental",
+         "client.py"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert "missing library stubs" not in out and "py.typed" not in out, out
+    assert (
+        'client.py:12: note: Revealed type is "wfkit.runtime.api.run_handle.Run[int]"'
+        in out
+    )
+    assert 'client.py:13: note: Revealed type is "int"' in out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("client.py:14: error: No overload variant")
 
 
 def test_the_app_wheel_carries_the_build_and_no_local_world(installed: Installed) -> None:
