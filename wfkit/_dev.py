@@ -9,16 +9,19 @@ import asyncio
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
 from wfkit.runtime.api.client import HookInfo, get_hook_by_token, start
 from wfkit.runtime.loading.loader import BUILD_ENV, find_root, load_build
 from wfkit.runtime.tools.tables import timeline
 from wfkit.runtime.world_config import get_world
 from wfkit.worlds.base import HookNotFoundError, World
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def build(root: str | Path | None = None, *, quiet: bool = True) -> Path:
@@ -82,17 +85,40 @@ async def worker(world: World | str | None = None, *, concurrency: int = 8) -> A
         await task
 
 
+@overload
 def run(
-    workflow: Any,
+    workflow: str,
     *args: Any,
     world: World | str | None = None,
     timeout: float | None = None,
     **kwargs: Any,
-) -> Any:
+) -> Any: ...
+@overload
+def run(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    world: World | str | None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> R: ...
+@overload
+def run(
+    workflow: Callable[..., Awaitable[R]], *args: Any, timeout: float | None, **kwargs: Any
+) -> R: ...
+@overload
+def run(workflow: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R: ...
+def run(workflow: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a workflow to its end, in-process, and return its result (like ``asyncio.run``).
 
     Builds first when the build output is missing or stale, starts the run, works it
-    with an in-process worker until it ends.
+    with an in-process worker until it ends. Typed as ``start`` is: the arguments are
+    checked against the workflow's signature and the result is what it returns.
+
+    Args:
+        workflow: the workflow function or its ID.
+        *args, **kwargs: its arguments.
+        world: the world (default ``get_world()``).
+        timeout: seconds to wait for the run's end (None: no limit).
 
     Raises:
         WorkflowRunFailedError: the run failed (``.cause`` is the workflow's exception).
@@ -108,6 +134,8 @@ def run(
             "wfkit.run() cannot be called from a running event loop; "
             "use `run = await wfkit.start(...)` and `await run.result()` instead"
         )
+    world: World | str | None = kwargs.pop("world", None)
+    timeout: float | None = kwargs.pop("timeout", None)
     if not isinstance(workflow, str):
         build(_source_dir(workflow))  # the function's own project, from any directory
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+import wfkit
 from wfkit import define_hook, get_run, start, start_sync, step_options
 
 
@@ -44,3 +45,7 @@ async def client() -> None:
     await approval.resume("a", 42)  # error: arg-type
     approval.resume_sync("a", "yes")  # error: arg-type
     del wrong, also_wrong
+
+
+def script() -> None:
+    wfkit.run(checkout, 1)  # error: call-overload

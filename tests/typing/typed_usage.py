@@ -88,3 +88,9 @@ async def client() -> None:
     assert_type(wfkit.resume_webhook_sync("w"), wfkit.Response)
     async for chunk in run.readable(start_index=-1):
         assert_type(chunk, Any)
+
+
+def script() -> None:
+    assert_type(wfkit.run(charge_twice, 4), int)
+    assert_type(wfkit.run(charge_twice, 4, timeout=30), int)
+    assert_type(wfkit.run("workflow//./app//charge_twice", 4), Any)
