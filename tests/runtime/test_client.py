@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.e2e.wheel_project import build_project, unique_package, write_project
 from tests.runtime import wf_helpers
 from wfkit.runtime import gen
 from wfkit.runtime.api.client import (
+    HookInfo,
     Run,
     get_hook_by_token,
     get_hook_by_token_sync,
@@ -27,7 +29,12 @@ from wfkit.runtime.api.client import (
     start_sync,
     workflow_id_of,
 )
-from wfkit.runtime.api.webhooks import resume_webhook, resume_webhook_sync
+from wfkit.runtime.api.webhooks import (
+    Response,
+    create_webhook,
+    resume_webhook,
+    resume_webhook_sync,
+)
 from wfkit.runtime.api.workflow import define_hook
 from wfkit.runtime.engine.messages import WORKFLOW_QUEUE_PREFIX
 from wfkit.runtime.engine.worker import Worker
@@ -174,6 +181,56 @@ def test_sync_twins() -> None:
     assert failed_async.value.error_code == "USER_ERROR"
     with pytest.raises(HookNotFoundError):
         get_hook_by_token_sync("none", world=world)
+
+
+WEBHOOKS_ID = "workflow//./tests/runtime/test_client//webhooks_then_approval"
+
+
+async def _webhooks_then_approval() -> list[Any]:
+    static = create_webhook(respond_with=Response(402, "pay first"))
+    first = await static
+    plain = create_webhook()
+    second = await plain
+    decision = await approval.create(token="approve-sync")
+    return [first.text(), second.text(), decision.ok]
+
+
+def test_the_sync_twins_resume_webhooks_and_typed_hooks() -> None:
+    """resume_webhook_sync answers as the async form does; TypedHook.resume_sync delivers."""
+    gen.register_workflow(WEBHOOKS_ID, _webhooks_then_approval)
+    world = MemoryWorld()
+
+    def next_hook(run_id: str, seen: set[str]) -> str:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            fresh = [h.token for h in world.hooks.list(run_id=run_id) if h.token not in seen]
+            if fresh:
+                seen.add(fresh[0])
+                return fresh[0]
+            time.sleep(0.01)
+        raise AssertionError("no new hook within 20 s")
+
+    async def scenario() -> tuple[list[Any], list[tuple[int, bytes]], HookInfo]:
+        run = await start(WEBHOOKS_ID, world=world)
+        worker = Worker(world=world, poll_interval=0.01)
+        working = asyncio.create_task(worker.run_until_complete(run.run_id, timeout=20))
+        seen: set[str] = set()
+        answers = []
+        for body in (b"one", b"two"):
+            token = await asyncio.to_thread(next_hook, run.run_id, seen)
+            answer = await asyncio.to_thread(resume_webhook_sync, token, body=body, world=world)
+            answers.append((answer.status, answer.body_bytes()))
+        await asyncio.to_thread(next_hook, run.run_id, seen)
+        info = await asyncio.to_thread(
+            approval.resume_sync, "approve-sync", Approval(ok=True), world=world
+        )
+        await working
+        return await run.result(timeout=5), answers, info
+
+    result, answers, info = _run(scenario())
+    assert answers == [(402, b"pay first"), (202, b"")]
+    assert result == ["one", "two", True]
+    assert isinstance(info, HookInfo) and info.token == "approve-sync"
 
 
 def test_resume_unknown_hook() -> None:
