@@ -85,7 +85,7 @@ def test_a_failed_run_prints_its_error_and_exits_1(env: dict[str, str]) -> None:
     failed = wfkit_cli(env, "result", run_id, "--wait", "--timeout", "60")
     assert failed.returncode == 1 and failed.stdout == ""
     (line,) = failed.stderr.splitlines()
-    assert line.startswith(f"wfkit result: run {run_id} failed")
+    assert line.startswith(f"wfkit result: run {run_id} failed [USER_ERROR]: ")
     assert "FatalError: Fatal step error" in line
     traced = wfkit_cli(env, "result", run_id, "--traceback")
     assert traced.returncode == 1 and "Traceback" in traced.stderr
