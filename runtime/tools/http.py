@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
 
+from wfkit.runtime.api.hook_client import hook_not_found, live_hook
 from wfkit.runtime.api.webhooks import WEBHOOK_PATH, Request, resume_webhook
 from wfkit.runtime.tools.http_server import DEFAULT_MAX_BODY_BYTES, HeaderLimit
 from wfkit.runtime.world_config import resolve_world
@@ -91,17 +92,21 @@ def create_app(
         raise ValueError(f"body_idle_seconds must be positive, not {body_idle_seconds}")
     target = resolve_world(world)
 
-    def webhook_exists(token: str) -> bool:
+    def missing_webhook(token: str) -> HookNotFoundError | None:
+        """Why no webhook takes ``token`` (worded as every "no such hook" is); None when
+        a live webhook holds it."""
         try:
-            return target.hooks.get_by_token(token).is_webhook
-        except HookNotFoundError:
-            return False
+            hook = live_hook(target, token)
+        except HookNotFoundError as missing:
+            return missing
+        return None if hook.is_webhook else hook_not_found(token, "webhook")
 
     async def webhook(http: HttpRequest) -> HttpResponse:
         token = http.path_params["token"]
         # The token first: nobody gets to send a body to a webhook that does not exist.
-        if not await anyio.to_thread.run_sync(webhook_exists, token):
-            return HttpResponse(status_code=404, headers=_CLOSE)
+        missing = await anyio.to_thread.run_sync(missing_webhook, token)
+        if missing is not None:
+            return PlainTextResponse(str(missing), status_code=404, headers=_CLOSE)
         try:
             body = await _read_body(http, max_body_bytes, body_idle_seconds)
         except _BodyRefused as refused:
