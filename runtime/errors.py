@@ -9,6 +9,7 @@ Error tree::
     │   ├── StepNotFoundError
     │   ├── HookNotFoundError
     │   ├── WaitNotFoundError
+    │   ├── ScheduleNotFoundError
     │   ├── SchemaVersionError
     │   ├── InvalidEventError                     a refused event transition (nothing written)
     │   └── CorruptedLogError                     a stored log that does not fold
@@ -27,6 +28,7 @@ Error tree::
     ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
+    ├── RunDeadlineExceededError                  the cause of a run failed by its deadline
     ├── ReplayDivergenceError                     the code no longer matches the run's log
     ├── CorruptedEventLogError                    an event no call consumes
     ├── HookDisposedError                         a disposed hook was awaited
@@ -48,6 +50,7 @@ from wfkit.worlds.base import (
     HookNotFoundError,
     InvalidEventError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     StepNotFoundError,
     WaitNotFoundError,
@@ -71,7 +74,9 @@ __all__ = [
     "PayloadDecryptionError",
     "ReplayDivergenceError",
     "RetryableError",
+    "RunDeadlineExceededError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "StepError",
@@ -160,15 +165,25 @@ class WorkflowRunFailedError(WfkitError):
         run_id: the run.
         cause: the rebuilt exception (its type when known, else StepError).
         error: the stored error info (type, message, stack).
+        error_code: why the run failed (``USER_ERROR``, ``REPLAY_DIVERGENCE``,
+            ``RUN_DEADLINE_EXCEEDED``, …), from its ``run_failed`` event; None when
+            unknown.
     """
 
-    def __init__(self, run_id: str, cause: BaseException | None, error: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        cause: BaseException | None,
+        error: dict[str, Any],
+        error_code: str | None = None,
+    ) -> None:
         message = error.get("message", "")
         type_name = error.get("type", "")
         super().__init__(f'Workflow run "{run_id}" failed: {type_name}: {message}')
         self.run_id = run_id
         self.cause = cause
         self.error = error
+        self.error_code = error_code
         self.__cause__ = cause
 
     @property
@@ -221,6 +236,11 @@ class HookConflictError(WfkitError):
         super().__init__(f'Hook token "{token}" is already in use by another workflow{holder}')
         self.token = token
         self.conflicting_run_id = conflicting_run_id
+
+
+class RunDeadlineExceededError(WfkitError):
+    """The cause of a run that ``start(..., deadline=…)`` failed: its deadline passed
+    before it ended (error code ``RUN_DEADLINE_EXCEEDED``)."""
 
 
 class ReplayDivergenceError(WfkitError):

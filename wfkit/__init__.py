@@ -83,7 +83,9 @@ if TYPE_CHECKING:
         PayloadDecryptionError,
         ReplayDivergenceError,
         RetryableError,
+        RunDeadlineExceededError,
         RunNotFoundError,
+        ScheduleNotFoundError,
         SchemaVersionError,
         SerializationError,
         StepError,
@@ -99,6 +101,9 @@ if TYPE_CHECKING:
         WorkflowRunFailedError,
         WorldError,
     )
+    from wfkit.runtime.flow.cron import CronError
+    from wfkit.runtime.flow.queues import Queue
+    from wfkit.runtime.flow.schedules import schedule, schedule_sync
     from wfkit.runtime.serialization import register_type
     from wfkit.runtime.serialization.keys import configure_payloads
     from wfkit.runtime.world_config import (
@@ -138,6 +143,12 @@ _EXPORTS: dict[str, str] = {
     "ReplayDivergenceError": "wfkit.runtime.errors",
     "RetryableError": "wfkit.runtime.errors",
     "RunNotFoundError": "wfkit.runtime.errors",
+    "RunDeadlineExceededError": "wfkit.runtime.errors",
+    "ScheduleNotFoundError": "wfkit.runtime.errors",
+    "CronError": "wfkit.runtime.flow.cron",
+    "Queue": "wfkit.runtime.flow.queues",
+    "schedule": "wfkit.runtime.flow.schedules",
+    "schedule_sync": "wfkit.runtime.flow.schedules",
     "SchemaVersionError": "wfkit.runtime.errors",
     "SerializationError": "wfkit.runtime.errors",
     "StepError": "wfkit.runtime.errors",
@@ -181,6 +192,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "CorruptedEventLogError",
     "CorruptedLogError",
+    "CronError",
     "DeploymentNotFoundError",
     "EntityConflictError",
     "FatalError",
@@ -194,12 +206,15 @@ __all__ = [
     "InvalidRunIdError",
     "NotInWorkflowError",
     "PayloadDecryptionError",
+    "Queue",
     "ReplayDivergenceError",
     "Request",
     "Response",
     "RetryableError",
     "Run",
+    "RunDeadlineExceededError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "StepError",
@@ -243,6 +258,8 @@ __all__ = [
     "resume_webhook",
     "retry_run",
     "run",
+    "schedule",
+    "schedule_sync",
     "set_world",
     "sleep",
     "start",

@@ -7,8 +7,9 @@ here is a thin wrapper over a sync twin (``start_sync``, ``get_run_sync``,
 
 ``start`` writes ``run_created`` and the run's first workflow message in one
 transaction (the run id is made here, ``wrun_<ULID>``), so a run never exists
-without a message to start it. ``start(..., run_id=X)`` is idempotent: when X
-exists, the existing run is returned.
+without a message to start it (a run in a named queue gets its message when a
+worker admits it). ``start(..., run_id=X)`` and ``start(..., idempotency_key=K)``
+are idempotent: when X exists, or a run was started with K, that run is returned.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Generator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from wfkit.runtime.errors import (
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
 )
+from wfkit.runtime.flow.options import start_options
+from wfkit.runtime.flow.queues import Queue
 from wfkit.runtime.loading.pinning import pin_deployment
 from wfkit.runtime.loading.resolve import workflow_id_for, workflow_listing
 from wfkit.runtime.observability import tracing
@@ -195,7 +199,7 @@ class Run:
         while True:
             record = self.record()
             if record.status in RUN_TERMINAL:
-                return _outcome(record)
+                return _outcome(record, self.world)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.run_id} did not finish within {timeout} s")
             if clip_to_deadline and deadline is not None:
@@ -225,7 +229,7 @@ class Run:
         retry_run(self.run_id, world=self.world)
 
 
-def _outcome(record: RunRecord) -> Any:
+def _outcome(record: RunRecord, world: World | None = None) -> Any:
     """The result of an ended run, its values as the client's own classes.
 
     Raises:
@@ -247,7 +251,19 @@ def _outcome(record: RunRecord) -> Any:
             cause = exc
     finally:
         current_mode.reset(token)
-    raise WorkflowRunFailedError(record.run_id, cause, error)
+    failure = WorkflowRunFailedError(record.run_id, cause, error)
+    if world is not None:
+        failure.error_code = _error_code(world, record.run_id)
+    raise failure
+
+
+def _error_code(world: World, run_id: str) -> str | None:
+    """The ``error_code`` of the run's latest ``run_failed`` event (read only on failure)."""
+    for event in reversed(world.events.list(run_id)):
+        if event.event_type == "run_failed":
+            code = event.data.get("error_code")
+            return code if isinstance(code, str) else None
+    return None
 
 
 # --- start ------------------------------------------------------------------------------
@@ -259,6 +275,11 @@ def start_sync(
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run:
     """``start`` for sync code."""
@@ -271,6 +292,9 @@ def start_sync(
     target = resolve_world(world)
     workflow_name, listed_in = _workflow_target(workflow)
     deployment_id = pin_deployment(workflow_name, deployment, listed_in=listed_in)
+    options = start_options(
+        idempotency_key=idempotency_key, deadline=deadline, queue=queue, key=key, priority=priority
+    )
     chosen = run_id or new_id("wrun")
     # The span's trace context is stored with the run: its spans, steps and child runs
     # continue the caller's trace in any worker (``observability.tracing``).
@@ -280,14 +304,20 @@ def start_sync(
             "input": seal(serialize_call(tuple(args), dict(kwargs))),
             "deployment_id": deployment_id,
             "execution_context": execution_context,
+            **options.event_data(),
         }
         try:
             target.events.create_batch(
                 chosen,
                 [EventRequest(event_type="run_created", data=data)],
-                messages=[workflow_message(workflow_name, chosen, deployment_id=deployment_id)],
+                messages=options.messages(workflow_name, chosen, deployment_id),
             )
         except EntityConflictError:
+            if idempotency_key is not None:
+                try:  # the run started with this key, by this process or another
+                    return Run(target.runs.get_by_idempotency_key(idempotency_key).run_id, target)
+                except RunNotFoundError:
+                    pass  # the conflict was something else
             if run_id is None:
                 raise
             target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
@@ -337,6 +367,11 @@ async def start(
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run:
     """Start a durable run of ``workflow(*args, **kwargs)``.
@@ -351,6 +386,16 @@ async def start(
             the default in app code), a deployment ID (``d_…``, as ``wfkit deployments``
             lists them), or None: ``"latest"``, except that a child run started by a
             run inherits its parent's deployment. See ``wfkit.runtime.loading.pinning``.
+        idempotency_key: starting again with a key a run was started with returns
+            that run and starts nothing, whatever the arguments (the first start's
+            arguments stand), from any process: the world holds one run per key.
+        deadline: a ``timedelta`` from now or an aware ``datetime``: when it passes
+            before the run ends, the run fails (``error_code`` ``RUN_DEADLINE_EXCEEDED``,
+            cause ``RunDeadlineExceededError``) and its hooks and waits are released.
+        queue: a named queue (``wfkit.Queue`` or its name): the run waits, ``pending``,
+            until a worker that declares the queue admits it under the queue's limits.
+        key: the run's key in its queue (per-key concurrency, e.g. a customer id).
+        priority: its priority in its queue: lower is admitted first (default 0).
 
     Returns:
         A ``Run`` handle.
@@ -368,7 +413,19 @@ async def start(
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    return start_sync(workflow, *args, run_id=run_id, world=world, deployment=deployment, **kwargs)
+    return start_sync(
+        workflow,
+        *args,
+        run_id=run_id,
+        world=world,
+        deployment=deployment,
+        idempotency_key=idempotency_key,
+        deadline=deadline,
+        queue=queue,
+        key=key,
+        priority=priority,
+        **kwargs,
+    )
 
 
 def get_run_sync(run_id: str, *, world: WorldArg = None) -> Run:

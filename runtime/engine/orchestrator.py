@@ -76,6 +76,13 @@ from wfkit.runtime.errors import (
     SerializationError,
     WorkflowNotRegisteredError,
 )
+from wfkit.runtime.flow.deadlines import (
+    RUN_DEADLINE_EXCEEDED,
+    deadline_error,
+    deadline_passed,
+    ensure_deadline_backup,
+    fail_queued_run_past_deadline,
+)
 from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics, reports, tracing
 from wfkit.runtime.observability.logs import log_fields
@@ -268,6 +275,8 @@ class Orchestrator:
                 return False
             requeue_orphans = True
         else:
+            if self._deadline_passed(state):
+                return False
             tracing.run_known(state.run, replay="cached")
             # A redelivered message (its worker died or stalled) or one that brings
             # nothing new (a sweep, a duplicate) may mean that another worker moved the
@@ -281,6 +290,7 @@ class Orchestrator:
         await self._drive(state)
         if not state.terminal:
             self._ensure_wake_up_message(state)
+            ensure_deadline_backup(self.world, state.run)
         log.debug("run %s handled; terminal=%s", state.run.run_id, state.terminal)
         return not state.terminal
 
@@ -295,7 +305,10 @@ class Orchestrator:
         try:
             started = self.world.events.create(run_id, EventRequest(event_type="run_started"))
         except EntityConflictError:
-            return False  # the run already ended
+            # The run already ended, or waits in its named queue (admission starts it),
+            # unless its deadline passed there.
+            fail_queued_run_past_deadline(self.world, run_id)
+            return False
         except RunNotFoundError:
             log.warning(
                 "workflow message for unknown run %s dropped", run_id, extra=log_fields(run_id)
@@ -305,6 +318,8 @@ class Orchestrator:
         if run is None or run.status != "running":
             return False
         state.run = run
+        if self._deadline_passed(state):
+            return False
         tracing.run_known(run, replay="full")
         if delivery_attempt > MAX_DELIVERIES:
             self._fail_run(
@@ -337,6 +352,15 @@ class Orchestrator:
             )
             state.feed(events)
         return not state.terminal
+
+    def _deadline_passed(self, state: RunState) -> bool:
+        """Fail the run (``RUN_DEADLINE_EXCEEDED``) if its deadline has passed; whether
+        it did. The world then releases its hooks and waits, and the inline steps
+        still running here are cancelled (``_drive``)."""
+        if not deadline_passed(state.run):
+            return False
+        self._fail_run(state, deadline_error(state.run), RUN_DEADLINE_EXCEEDED)
+        return True
 
     def _fail_run(self, state: RunState, exc: BaseException, code: str) -> None:
         """Write ``run_failed`` without replaying (a run ended meanwhile is left as it is)."""
@@ -451,6 +475,8 @@ class Orchestrator:
         unwritten = _Unwritten()
         refusals = 0
         while not state.terminal:
+            if self._deadline_passed(state):
+                break
             try:
                 if unwritten.requests and not unwritten.fed_provisionally:
                     unwritten = self._feed_new_outcomes(state, unwritten.requests)
