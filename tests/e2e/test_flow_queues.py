@@ -151,3 +151,19 @@ def test_bad_queue_declarations_and_options_are_one_line_errors(world: Any) -> N
         start_sync(flow.work, "x", world=world, queue="q", priority="high")  # type: ignore[arg-type]
     assert world.runs.list() == []
     _forget_queue("flow_bad")
+
+
+def test_one_worker_admits_at_a_time_the_one_holding_the_token(world: Any) -> None:
+    """While one worker holds a queue's admission token, another admits nothing; once it
+    is handed back, the other can."""
+    runs = [
+        start_sync(flow.work, f"t{i}", 0.0, world=world, queue=flow.THROTTLED) for i in range(2)
+    ]
+    token_queue = "__wkq_admit_flow_throttled"
+    assert admit_queued_runs(world, flow.THROTTLED, "worker-a") == []  # makes the token
+    [token] = world.queue.receive([token_queue], lease_seconds=30)  # "worker-b" holds it
+    assert admit_queued_runs(world, flow.THROTTLED, "worker-a") == []
+    assert {world.runs.get(r.run_id).status for r in runs} == {"pending"}
+    world.queue.nack(token.message_id, attempt=token.attempt)
+    assert admit_queued_runs(world, flow.THROTTLED, "worker-a") == [r.run_id for r in runs]
+    assert {world.runs.get(r.run_id).admitted_by for r in runs} == {"worker-a"}

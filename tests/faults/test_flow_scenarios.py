@@ -18,7 +18,13 @@ import pytest
 
 from examples.e2e import flow
 from tests.e2e.test_flow_queues import max_overlap
-from tests.faults.conftest import PROCESS_WORLDS, WorkerProcesses, WorldHandle, wait_until
+from tests.faults.conftest import (
+    PROCESS_WORLDS,
+    WorkerProcesses,
+    WorldHandle,
+    wait_until,
+    wfkit_cli,
+)
 from wfkit.runtime.api.client import start_sync
 from wfkit.runtime.flow.schedules import schedule_sync, tick_key
 from wfkit.worlds.base import RUN_TERMINAL
@@ -62,6 +68,8 @@ def test_scenario_40_a_throttled_queue_across_four_workers(
     assert running_max == LIMIT  # the limit was reached, not merely respected
     assert len(admitters) > 1  # several workers took part in admitting
     assert not workers.crashed(), workers.logs()
+    verified = wfkit_cli(handle.spec, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 @pytest.mark.parametrize("kind", PROCESS_WORLDS)
