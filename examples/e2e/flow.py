@@ -6,7 +6,7 @@ import os
 import time
 from datetime import timedelta
 
-from wfkit import Queue, create_hook, sleep
+from wfkit import Queue, create_hook, sleep, start
 
 THROTTLED = Queue("flow_throttled", concurrency=3)
 SERIAL = Queue("flow_serial", concurrency=1)
@@ -52,3 +52,9 @@ async def slow_then_more(seconds: float) -> str:
     "use workflow"
     await timed_work("slow", seconds)
     return await echo("after")
+
+
+async def child_on_a_queue() -> str:
+    "use workflow"
+    run = await start(greet, "child", queue=THROTTLED)
+    return run.run_id

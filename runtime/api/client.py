@@ -407,6 +407,12 @@ async def start(
         DeploymentNotFoundError: that deployment is not known here, or lacks the workflow.
     """
     if current_workflow.get() is not None:
+        if idempotency_key is not None or deadline is not None or queue is not None:
+            raise NotInWorkflowError(
+                "start() of a child run inside a workflow takes no idempotency_key, deadline "
+                "or queue (a child is started once by the parent's log already); start it "
+                "from a step to use them"
+            )
         # In a workflow, starting a child is itself a durable step: replays get the
         # recorded run id instead of starting a second child.
         from wfkit.runtime.api.builtin_steps import start_child

@@ -171,3 +171,15 @@ async def _until(predicate: Any, timeout: float = 20) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def test_flow_options_on_a_child_start_in_a_workflow_fail_the_run_clearly(world: Any) -> None:
+    async def scenario() -> None:
+        async with running_worker(world):
+            run = await start(flow.child_on_a_queue, world=world)
+            with pytest.raises(WorkflowRunFailedError) as failed:
+                await run.result(timeout=30)
+        assert "takes no idempotency_key, deadline or queue" in str(failed.value)
+        assert len(world.runs.list()) == 1  # no child was started
+
+    run_async(scenario())
