@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from examples.e2e import flow
 from tests.e2e.conftest import run_async, running_worker
 from wfkit.runtime.api.client import Run, start, start_sync
 from wfkit.runtime.flow.queues import Queue, _forget_queue, admit_queued_runs
+from wfkit.runtime.tools.deployments import local_deployments, pending_reason
 from wfkit.worlds.base import EntityConflictError, EventRequest
 
 
@@ -40,6 +42,8 @@ def test_a_queued_run_waits_until_a_worker_that_declares_its_queue_admits_it(wor
             "flow_throttled",
             0,
         )
+        reason = pending_reason(record, local_deployments(Path.cwd()))
+        assert reason is not None and "waiting in queue 'flow_throttled'" in reason
         # Nothing but an admission starts it: a plain run_started is refused.
         with pytest.raises(EntityConflictError, match="waits in queue"):
             world.events.create(run.run_id, EventRequest(event_type="run_started"))
