@@ -135,6 +135,10 @@ class _Lease:
     lapse_reported: bool = False
 
 
+_FLOW_IDLE_SECONDS = 0.4
+"""The longest pause between flow-control passes while no run waits in a declared
+queue (a run started then waits at most this long for admission)."""
+
 _NOT_SERVED_RETRY_SECONDS = 5.0
 """A message this worker received but does not serve (its deployment was unloaded in
 between) becomes visible again after this long."""
@@ -348,15 +352,23 @@ class Worker:
             metrics.stop_serving_queue_depth(self.world)
 
     async def _flow_upkeep(self) -> None:
-        """Flow-control passes every ``flow_interval`` (in a thread: they read and
-        write the world), for as long as the worker works."""
+        """Flow-control passes (in a thread: they read and write the world) for as long
+        as the worker works: every ``flow_interval`` while runs wait in its queues,
+        backing off to ``_FLOW_IDLE_SECONDS`` while none do."""
+        delay = self.flow_interval
         while True:
             try:
-                if await asyncio.to_thread(self.flow.run_once):
-                    self._wake()
+                done = await asyncio.to_thread(self.flow.run_once)
             except Exception as exc:  # a failed pass must not stop the worker
                 log.warning("flow-control pass failed: %s", exc)
-            await asyncio.sleep(self.flow_interval)
+                done = None
+            if done:
+                self._wake()
+            if done is None:
+                delay = min(delay * 2, max(self.flow_interval, _FLOW_IDLE_SECONDS))
+            else:
+                delay = self.flow_interval
+            await asyncio.sleep(delay)
 
     async def _work(self, finished: Callable[[], bool], stop: asyncio.Event | None) -> None:
         while not finished():

@@ -47,7 +47,13 @@ from datetime import timedelta
 from wfkit.runtime.engine.messages import workflow_message
 from wfkit.worlds.base import EntityConflictError, EventRequest, Run, World, WorldError, utc_now
 
-__all__ = ["Queue", "admit_queued_runs", "declared_queues"]
+__all__ = [
+    "Queue",
+    "admit_holding_token",
+    "admit_queued_runs",
+    "declared_queues",
+    "has_waiting_runs",
+]
 
 log = logging.getLogger("wfkit.flow")
 
@@ -141,8 +147,18 @@ def admit_queued_runs(world: World, queue: Queue, worker_id: str) -> list[str]:
     Returns:
         The ids of the runs admitted (none when another worker holds the token).
     """
-    if not world.runs.list_queued(queue.name, status="pending", limit=1):
-        return []  # nothing waits: leave the token alone (one indexed read per pass)
+    if not has_waiting_runs(world, queue):
+        return []  # nothing waits: leave the token alone
+    return admit_holding_token(world, queue, worker_id)
+
+
+def has_waiting_runs(world: World, queue: Queue) -> bool:
+    """Whether any run waits in ``queue`` (one indexed read)."""
+    return bool(world.runs.list_queued(queue.name, status="pending", limit=1))
+
+
+def admit_holding_token(world: World, queue: Queue, worker_id: str) -> list[str]:
+    """``admit_queued_runs`` without first looking for waiting runs."""
     token_queue = ADMISSION_QUEUE_PREFIX + queue.name
     token = None
     for message in world.queue.receive(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from wfkit.runtime.flow.queues import admit_queued_runs, declared_queues
+from wfkit.runtime.flow.queues import admit_holding_token, declared_queues, has_waiting_runs
 from wfkit.runtime.flow.schedules import fire_due_schedules
 from wfkit.worlds.base import World, WorldError
 
@@ -30,13 +30,21 @@ class FlowUpkeep:
         self.schedule_interval = schedule_interval
         self._last_schedules = 0.0
 
-    def run_once(self) -> int:
+    def run_once(self) -> int | None:
         """One pass: admit what each declared queue allows; fire due ticks when the
-        schedule interval has passed. Returns how many runs it admitted or fired."""
+        schedule interval has passed.
+
+        Returns:
+            How many runs it admitted or fired; None when no run waited in any
+            declared queue and no tick fired (the worker may look less often).
+        """
         count = 0
+        waiting = False
         for queue in declared_queues():
             try:
-                count += len(admit_queued_runs(self.world, queue, self.worker_id))
+                if has_waiting_runs(self.world, queue):
+                    waiting = True
+                    count += len(admit_holding_token(self.world, queue, self.worker_id))
             except WorldError as exc:
                 log.warning("admission of queue %s failed: %s", queue.name, exc)
         now = time.monotonic()
@@ -46,4 +54,4 @@ class FlowUpkeep:
                 count += len(fire_due_schedules(self.world))
             except WorldError as exc:
                 log.warning("firing schedules failed: %s", exc)
-        return count
+        return count if waiting or count else None
