@@ -59,7 +59,7 @@ log = logging.getLogger("wfkit.flow")
 
 ADMISSION_QUEUE_PREFIX = "__wkq_admit_"
 """Queue names of the admission tokens (no worker receives them as work)."""
-_TOKEN_LEASE_SECONDS = 30.0
+_TOKEN_LEASE_SECONDS = 10.0
 _CANDIDATES = 1000
 """How many waiting runs one admission pass looks at (in admission order)."""
 

@@ -5,6 +5,7 @@ across worker processes) is tests/faults/test_flow_scenarios.py."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,38 @@ def test_one_worker_admits_at_a_time_the_one_holding_the_token(world: Any) -> No
     world.queue.nack(token.message_id, attempt=token.attempt)
     assert admit_queued_runs(world, flow.THROTTLED, "worker-a") == [r.run_id for r in runs]
     assert {world.runs.get(r.run_id).admitted_by for r in runs} == {"worker-a"}
+
+
+def test_racing_admitters_never_exceed_the_limit(world: Any) -> None:
+    """Eight "workers" (threads, each with its own connection for the SQL worlds) admit
+    from one queue at the same instant, again and again: never more than its limit."""
+    from tests.e2e.test_flow_schedules import _handles
+
+    runs = [
+        start_sync(flow.work, f"x{i}", 0.0, world=world, queue=flow.THROTTLED) for i in range(20)
+    ]
+    handles = _handles(world, 8)
+    barrier = threading.Barrier(len(handles))
+    errors: list[BaseException] = []
+
+    def admitter(target: Any, number: int) -> None:
+        try:
+            for _ in range(3):
+                barrier.wait()
+                admit_queued_runs(target, flow.THROTTLED, f"worker-{number}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=admitter, args=(h, i)) for i, h in enumerate(handles)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        if world.name != "memory":
+            for handle in handles:
+                handle.close()
+    assert errors == []
+    statuses = [world.runs.get(r.run_id).status for r in runs]
+    assert statuses.count("running") == 3, statuses
