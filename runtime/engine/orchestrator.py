@@ -8,7 +8,9 @@ step message runs one step attempt (``executor``); a workflow message comes to
    position, open waits, inline steps) kept alive in this worker's LRU cache
    *catches up with the log*, fed only the events written since it last looked;
    on a miss (first message, restart, eviction) ``run_started`` is written
-   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*;
+   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*; a run past
+   its deadline is failed instead, here or at any turn of step 3
+   (``wfkit.runtime.flow.deadlines``);
 2. **requeues orphaned steps** after a full replay, a redelivery or a message
    that brought nothing new: steps created but unfinished that no worker seems to
    run (their worker died mid-step);
