@@ -31,7 +31,16 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
 
-from wfkit.worlds.base import CorruptedLogError, Event, Hook, QueueMessage, Run, Schedule, Step, Wait
+from wfkit.worlds.base import (
+    CorruptedLogError,
+    Event,
+    Hook,
+    QueueMessage,
+    Run,
+    Schedule,
+    Step,
+    Wait,
+)
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
 __all__ = [
