@@ -9,6 +9,7 @@ Error tree::
     │   ├── StepNotFoundError
     │   ├── HookNotFoundError
     │   ├── WaitNotFoundError
+    │   ├── ScheduleNotFoundError
     │   ├── SchemaVersionError
     │   ├── InvalidEventError                     a refused event transition (nothing written)
     │   └── CorruptedLogError                     a stored log that does not fold
@@ -27,6 +28,7 @@ Error tree::
     ├── WorkflowCalledDirectlyError               a workflow function called instead of start()ed
     ├── NotInWorkflowError                        sleep()/create_hook() outside a workflow
     ├── HookConflictError                         a hook token held by another live run
+    ├── RunDeadlineExceededError                  the cause of a run failed by its deadline
     ├── ReplayDivergenceError                     the code no longer matches the run's log
     ├── CorruptedEventLogError                    an event no call consumes
     ├── HookDisposedError                         a disposed hook was awaited
@@ -48,6 +50,7 @@ from wfkit.worlds.base import (
     HookNotFoundError,
     InvalidEventError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     StepNotFoundError,
     WaitNotFoundError,
@@ -71,7 +74,9 @@ __all__ = [
     "PayloadDecryptionError",
     "ReplayDivergenceError",
     "RetryableError",
+    "RunDeadlineExceededError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "StepError",
@@ -162,7 +167,7 @@ class WorkflowRunFailedError(WfkitError):
         error: the stored error info (type, message, stack).
         error_code: why the run failed, as its ``run_failed`` event records it:
             ``USER_ERROR`` (the workflow raised), ``REPLAY_DIVERGENCE`` (its code
-            changed since the run started), ``CORRUPTED_EVENT_LOG``, ...; None when
+            changed since the run started), ``CORRUPTED_EVENT_LOG``, ``RUN_DEADLINE_EXCEEDED``, ...; None when
             the log names none.
     """
 
@@ -232,6 +237,11 @@ class HookConflictError(WfkitError):
         super().__init__(f'Hook token "{token}" is already in use by another workflow{holder}')
         self.token = token
         self.conflicting_run_id = conflicting_run_id
+
+
+class RunDeadlineExceededError(WfkitError):
+    """The cause of a run that ``start(..., deadline=…)`` failed: its deadline passed
+    before it ended (error code ``RUN_DEADLINE_EXCEEDED``)."""
 
 
 class ReplayDivergenceError(WfkitError):

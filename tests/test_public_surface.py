@@ -11,11 +11,12 @@ import wfkit
 
 PUBLIC = [
     "CorruptedEventLogError", "DeploymentNotFoundError",
-    "CorruptedLogError", "EntityConflictError", "FatalError", "FetchResponse", "Hook",
+    "CorruptedLogError", "CronError", "EntityConflictError", "FatalError", "FetchResponse", "Hook",
     "HookConflictError", "HookDisposedError", "HookNotFoundError",
     "InvalidBuildError", "InvalidEventError", "InvalidRunIdError", "NotInWorkflowError",
     "PayloadDecryptionError",
-    "ReplayDivergenceError", "Request", "Response", "RetryableError", "Run", "RunNotFoundError",
+    "Queue", "ReplayDivergenceError", "Request", "Response", "RetryableError", "Run", "RunNotFoundError",
+    "RunDeadlineExceededError", "ScheduleNotFoundError", "schedule", "schedule_sync",
     "SchemaVersionError", "SerializationError", "StepError", "StepMetadata", "StepNotFoundError",
     "StepNotRegisteredError", "StreamHandle", "TypedHook", "WaitNotFoundError", "Webhook",
     "WfkitError", "WorkflowCalledDirectlyError", "WorkflowDeadlockError", "WorkflowIOError",

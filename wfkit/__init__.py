@@ -89,7 +89,9 @@ if TYPE_CHECKING:
         PayloadDecryptionError,
         ReplayDivergenceError,
         RetryableError,
+        RunDeadlineExceededError,
         RunNotFoundError,
+        ScheduleNotFoundError,
         SchemaVersionError,
         SerializationError,
         StepError,
@@ -105,6 +107,9 @@ if TYPE_CHECKING:
         WorkflowRunFailedError,
         WorldError,
     )
+    from wfkit.runtime.flow.cron import CronError
+    from wfkit.runtime.flow.queues import Queue
+    from wfkit.runtime.flow.schedules import schedule, schedule_sync
     from wfkit.runtime.serialization import register_type
     from wfkit.runtime.serialization.keys import configure_payloads
     from wfkit.runtime.world_config import (
@@ -148,6 +153,12 @@ _EXPORTS: dict[str, str] = {
     "ReplayDivergenceError": "wfkit.runtime.errors",
     "RetryableError": "wfkit.runtime.errors",
     "RunNotFoundError": "wfkit.runtime.errors",
+    "RunDeadlineExceededError": "wfkit.runtime.errors",
+    "ScheduleNotFoundError": "wfkit.runtime.errors",
+    "CronError": "wfkit.runtime.flow.cron",
+    "Queue": "wfkit.runtime.flow.queues",
+    "schedule": "wfkit.runtime.flow.schedules",
+    "schedule_sync": "wfkit.runtime.flow.schedules",
     "SchemaVersionError": "wfkit.runtime.errors",
     "SerializationError": "wfkit.runtime.errors",
     "StepError": "wfkit.runtime.errors",
@@ -191,6 +202,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "CorruptedEventLogError",
     "CorruptedLogError",
+    "CronError",
     "DeploymentNotFoundError",
     "EntityConflictError",
     "FatalError",
@@ -205,12 +217,15 @@ __all__ = [
     "InvalidRunIdError",
     "NotInWorkflowError",
     "PayloadDecryptionError",
+    "Queue",
     "ReplayDivergenceError",
     "Request",
     "Response",
     "RetryableError",
     "Run",
+    "RunDeadlineExceededError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "StepError",
@@ -256,6 +271,8 @@ __all__ = [
     "retry_run",
     "retry_run_sync",
     "run",
+    "schedule",
+    "schedule_sync",
     "set_world",
     "sleep",
     "start",

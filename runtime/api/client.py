@@ -9,13 +9,15 @@ block the caller's event loop; ``bench/async_client.py`` measures what that cost
 
 ``start`` writes ``run_created`` and the run's first workflow message in one
 transaction (the run id is made here, ``wrun_<ULID>``), so a run never exists
-without a message to start it. ``start(..., run_id=X)`` is idempotent: when X
-exists, the existing run is returned.
+without a message to start it (a run in a named queue gets its message when a
+worker admits it). ``start(..., run_id=X)`` and ``start(..., idempotency_key=K)``
+are idempotent: when X exists, or a run was started with K, that run is returned.
 
 Typing: ``start(wf, *args, **kwargs)`` checks the arguments against ``wf``'s
 signature (a ``ParamSpec``) and returns ``Run[R]`` for a workflow returning ``R``.
 PEP 612 forbids keyword-only parameters next to ``**P.kwargs``, so a call that also
-passes ``run_id``, ``world`` or ``deployment`` matches an overload that keeps the
+passes one of ``start``'s own options (``run_id``, ``world``, ``deployment``,
+``idempotency_key``, ``deadline``, ``queue``) matches an overload that keeps the
 result type ``R`` but does not check the workflow's own arguments.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -37,7 +40,14 @@ from wfkit.runtime.api.hook_client import (
 from wfkit.runtime.api.run_handle import Run
 from wfkit.runtime.context import current_workflow
 from wfkit.runtime.engine.messages import workflow_message
-from wfkit.runtime.errors import EntityConflictError, InvalidRunIdError, NotInWorkflowError
+from wfkit.runtime.errors import (
+    EntityConflictError,
+    InvalidRunIdError,
+    NotInWorkflowError,
+    RunNotFoundError,
+)
+from wfkit.runtime.flow.options import start_options
+from wfkit.runtime.flow.queues import Queue
 from wfkit.runtime.loading.pinning import pin_deployment
 from wfkit.runtime.loading.resolve import workflow_id_for, workflow_listing
 from wfkit.runtime.observability import tracing
@@ -67,7 +77,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 WorldArg = World | str | None
-_START_OPTIONS = ("run_id", "world", "deployment")
+_START_OPTIONS = ("run_id", "world", "deployment", "idempotency_key", "deadline", "queue", "key")
 
 
 def workflow_id_of(workflow: Callable[..., Any] | str) -> str:
@@ -101,6 +111,11 @@ def start_sync(
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[Any]: ...
 @overload
@@ -110,6 +125,11 @@ def start_sync(
     run_id: str | None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[R]: ...
 @overload
@@ -118,11 +138,63 @@ def start_sync(
     *args: Any,
     world: WorldArg,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[R]: ...
 @overload
 def start_sync(
-    workflow: Callable[..., Awaitable[R]], *args: Any, deployment: str | None, **kwargs: Any
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    deployment: str | None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+def start_sync(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
 ) -> Run[R]: ...
 @overload
 def start_sync(
@@ -134,14 +206,14 @@ def start_sync(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) ->
         raise NotInWorkflowError(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
-    run_id, world, deployment = _start_options(kwargs)
-    return _start_run(workflow, args, kwargs, run_id=run_id, world=world, deployment=deployment)
+    return _start_run(workflow, args, kwargs, **_start_options(kwargs))
 
 
-def _start_options(kwargs: dict[str, Any]) -> tuple[str | None, WorldArg, str | None]:
+def _start_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take ``start``'s own options out of ``kwargs`` (the rest are the workflow's)."""
-    run_id, world, deployment = (kwargs.pop(name, None) for name in _START_OPTIONS)
-    return run_id, world, deployment
+    options = {name: kwargs.pop(name, None) for name in _START_OPTIONS}
+    options["priority"] = kwargs.pop("priority", 0)
+    return options
 
 
 def _start_run(
@@ -152,12 +224,20 @@ def _start_run(
     run_id: str | None,
     world: WorldArg,
     deployment: str | None,
+    idempotency_key: str | None,
+    deadline: timedelta | datetime | None,
+    queue: str | Queue | None,
+    key: str | None,
+    priority: int,
 ) -> Run[Any]:
     if run_id is not None:
         check_run_id(run_id)
     target = resolve_world(world)
     workflow_name, listed_in = _workflow_target(workflow)
     deployment_id = pin_deployment(workflow_name, deployment, listed_in=listed_in)
+    options = start_options(
+        idempotency_key=idempotency_key, deadline=deadline, queue=queue, key=key, priority=priority
+    )
     chosen = run_id or new_id("wrun")
     # The span's trace context is stored with the run: its spans, steps and child runs
     # continue the caller's trace in any worker (``observability.tracing``).
@@ -167,14 +247,20 @@ def _start_run(
             "input": seal(serialize_call(args, kwargs)),
             "deployment_id": deployment_id,
             "execution_context": execution_context,
+            **options.event_data(),
         }
         try:
             target.events.create_batch(
                 chosen,
                 [EventRequest(event_type="run_created", data=data)],
-                messages=[workflow_message(workflow_name, chosen, deployment_id=deployment_id)],
+                messages=options.messages(workflow_name, chosen, deployment_id),
             )
         except EntityConflictError:
+            if idempotency_key is not None:
+                try:  # the run started with this key, by this process or another
+                    return Run(target.runs.get_by_idempotency_key(idempotency_key).run_id, target)
+                except RunNotFoundError:
+                    pass  # the conflict was something else
             if run_id is None:
                 raise
             target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
@@ -225,6 +311,11 @@ async def start(
     run_id: str | None = None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[Any]: ...
 @overload
@@ -234,6 +325,11 @@ async def start(
     run_id: str | None,
     world: WorldArg = None,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[R]: ...
 @overload
@@ -242,11 +338,63 @@ async def start(
     *args: Any,
     world: WorldArg,
     deployment: str | None = None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Run[R]: ...
 @overload
 async def start(
-    workflow: Callable[..., Awaitable[R]], *args: Any, deployment: str | None, **kwargs: Any
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    deployment: str | None,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime,
+    queue: str | Queue | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
+) -> Run[R]: ...
+@overload
+async def start(
+    workflow: Callable[..., Awaitable[R]],
+    *args: Any,
+    idempotency_key: str | None = None,
+    deadline: timedelta | datetime | None = None,
+    queue: str | Queue,
+    key: str | None = None,
+    priority: int = 0,
+    world: WorldArg = None,
+    deployment: str | None = None,
+    **kwargs: Any,
 ) -> Run[R]: ...
 @overload
 async def start(
@@ -265,6 +413,16 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
             the default in app code), a deployment ID (``d_…``, as ``wfkit deployments``
             lists them), or None: ``"latest"``, except that a child run started by a
             run inherits its parent's deployment. See ``wfkit.runtime.loading.pinning``.
+        idempotency_key: starting again with a key a run was started with returns
+            that run and starts nothing, whatever the arguments (the first start's
+            arguments stand), from any process: the world holds one run per key.
+        deadline: a ``timedelta`` from now or an aware ``datetime``: when it passes
+            before the run ends, the run fails (``error_code`` ``RUN_DEADLINE_EXCEEDED``,
+            cause ``RunDeadlineExceededError``) and its hooks and waits are released.
+        queue: a named queue (``wfkit.Queue`` or its name): the run waits, ``pending``,
+            until a worker that declares the queue admits it under the queue's limits.
+        key: the run's key in its queue (per-key concurrency, e.g. a customer id).
+        priority: its priority in its queue: lower is admitted first (default 0).
 
     Returns:
         A ``Run[R]`` handle, ``R`` being what the workflow returns.
@@ -276,17 +434,21 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
         ValueError: ``deployment`` is neither ``"latest"`` nor a deployment ID.
         DeploymentNotFoundError: that deployment is not known here, or lacks the workflow.
     """
-    run_id, world, deployment = _start_options(kwargs)
+    options = _start_options(kwargs)
     if current_workflow.get() is not None:
+        if any(options[name] is not None for name in ("idempotency_key", "deadline", "queue")):
+            raise NotInWorkflowError(
+                "start() of a child run inside a workflow takes no idempotency_key, deadline "
+                "or queue (a child is started once by the parent's log already); start it "
+                "from a step to use them"
+            )
         # In a workflow, starting a child is itself a durable step: replays get the
         # recorded run id instead of starting a second child.
         from wfkit.runtime.api.builtin_steps import start_child
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    return await asyncio.to_thread(
-        _start_run, workflow, args, kwargs, run_id=run_id, world=world, deployment=deployment
-    )
+    return await asyncio.to_thread(_start_run, workflow, args, kwargs, **options)
 
 
 def get_run(run_id: str, *, world: WorldArg = None) -> Run[Any]:

@@ -8,7 +8,9 @@ step message runs one step attempt (``executor``); a workflow message comes to
    position, open waits, inline steps) kept alive in this worker's LRU cache
    *catches up with the log*, fed only the events written since it last looked;
    on a miss (first message, restart, eviction) ``run_started`` is written
-   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*;
+   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*; a run past
+   its deadline is failed instead, here or at any turn of step 3
+   (``wfkit.runtime.flow.deadlines``);
 2. **requeues orphaned steps** after a full replay, a redelivery or a message
    that brought nothing new: steps created but unfinished that no worker seems to
    run (their worker died mid-step);
@@ -75,6 +77,13 @@ from wfkit.runtime.errors import (
     CorruptedEventLogError,
     SerializationError,
     WorkflowNotRegisteredError,
+)
+from wfkit.runtime.flow.deadlines import (
+    RUN_DEADLINE_EXCEEDED,
+    deadline_error,
+    deadline_passed,
+    ensure_deadline_backup,
+    fail_queued_run_past_deadline,
 )
 from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics, reports, tracing
@@ -268,6 +277,8 @@ class Orchestrator:
                 return False
             requeue_orphans = True
         else:
+            if self._deadline_passed(state):
+                return False
             tracing.run_known(state.run, replay="cached")
             # A redelivered message (its worker died or stalled) or one that brings
             # nothing new (a sweep, a duplicate) may mean that another worker moved the
@@ -281,6 +292,7 @@ class Orchestrator:
         await self._drive(state)
         if not state.terminal:
             self._ensure_wake_up_message(state)
+            ensure_deadline_backup(self.world, state.run)
         log.debug("run %s handled; terminal=%s", state.run.run_id, state.terminal)
         return not state.terminal
 
@@ -295,7 +307,10 @@ class Orchestrator:
         try:
             started = self.world.events.create(run_id, EventRequest(event_type="run_started"))
         except EntityConflictError:
-            return False  # the run already ended
+            # The run already ended, or waits in its named queue (admission starts it),
+            # unless its deadline passed there.
+            fail_queued_run_past_deadline(self.world, run_id)
+            return False
         except RunNotFoundError:
             log.warning(
                 "workflow message for unknown run %s dropped", run_id, extra=log_fields(run_id)
@@ -305,6 +320,8 @@ class Orchestrator:
         if run is None or run.status != "running":
             return False
         state.run = run
+        if self._deadline_passed(state):
+            return False
         tracing.run_known(run, replay="full")
         if delivery_attempt > MAX_DELIVERIES:
             self._fail_run(
@@ -337,6 +354,15 @@ class Orchestrator:
             )
             state.feed(events)
         return not state.terminal
+
+    def _deadline_passed(self, state: RunState) -> bool:
+        """Fail the run (``RUN_DEADLINE_EXCEEDED``) if its deadline has passed; whether
+        it did. The world then releases its hooks and waits, and the inline steps
+        still running here are cancelled (``_drive``)."""
+        if not deadline_passed(state.run):
+            return False
+        self._fail_run(state, deadline_error(state.run), RUN_DEADLINE_EXCEEDED)
+        return True
 
     def _fail_run(self, state: RunState, exc: BaseException, code: str) -> None:
         """Write ``run_failed`` without replaying (a run ended meanwhile is left as it is)."""
@@ -451,6 +477,8 @@ class Orchestrator:
         unwritten = _Unwritten()
         refusals = 0
         while not state.terminal:
+            if self._deadline_passed(state):
+                break
             try:
                 if unwritten.requests and not unwritten.fed_provisionally:
                     unwritten = self._feed_new_outcomes(state, unwritten.requests)

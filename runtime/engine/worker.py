@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,11 +50,12 @@ from wfkit.runtime.engine.messages import (
 )
 from wfkit.runtime.engine.orchestrator import Orchestrator
 from wfkit.runtime.engine.serving import ServedDeployments
+from wfkit.runtime.flow.upkeep import FlowUpkeep
 from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics
 from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
-from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError
+from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError, new_id
 
 __all__ = ["DEFAULT_FEED_DEADLINE", "Worker", "heal"]
 
@@ -77,8 +79,8 @@ def heal(world: World) -> int:
     unfinished: tuple[RunStatus, ...] = ("pending", "running")
     for status in unfinished:
         for run in world.runs.list(status=status, limit=1_000_000):
-            if run.run_id in live:
-                continue
+            if run.run_id in live or (run.status == "pending" and run.queue_name is not None):
+                continue  # a run waiting in a named queue gets its message when admitted
             message = workflow_message(
                 run.workflow_name,
                 run.run_id,
@@ -132,6 +134,10 @@ class _Lease:
     renewed_at: float
     lapse_reported: bool = False
 
+
+_FLOW_IDLE_SECONDS = 0.4
+"""The longest pause between flow-control passes while no run waits in a declared
+queue (a run started then waits at most this long for admission)."""
 
 _NOT_SERVED_RETRY_SECONDS = 5.0
 """A message this worker received but does not serve (its deployment was unloaded in
@@ -207,6 +213,8 @@ class Worker:
             nothing is in flight (no message handled, no step running inline);
             returns True when it made work visible (the testing kit's clock
             jumped to the next due timer), so the worker polls again at once.
+        flow_interval: seconds between flow-control passes (admitting the runs of the
+            named queues this process declares, firing due schedule ticks); 0: none.
     """
 
     def __init__(
@@ -232,6 +240,7 @@ class Worker:
         feed_deadline: float | None = None,
         url: str = "",
         on_idle: Callable[[], bool] | None = None,
+        flow_interval: float = 0.1,
     ) -> None:
         given = [*builds, *([build_dir] if build_dir is not None else [])]
         self.serving = ServedDeployments(
@@ -264,6 +273,9 @@ class Worker:
         self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
         self._sweeping: asyncio.Task[None] | None = None
+        self.flow_interval = flow_interval
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id('wrk')}"
+        self.flow = FlowUpkeep(self.world, self.worker_id)
         self._serve_kept()
 
     # --- public ---------------------------------------------------------------------
@@ -330,10 +342,33 @@ class Worker:
     ) -> None:
         self._serve_kept()
         metrics.serve_queue_depth(self.world)
+        upkeep = asyncio.create_task(self._flow_upkeep()) if self.flow_interval > 0 else None
         try:
             await self._work(finished, stop)
         finally:
+            if upkeep is not None:
+                upkeep.cancel()
+                await asyncio.gather(upkeep, return_exceptions=True)
             metrics.stop_serving_queue_depth(self.world)
+
+    async def _flow_upkeep(self) -> None:
+        """Flow-control passes (in a thread: they read and write the world) for as long
+        as the worker works: every ``flow_interval`` while runs wait in its queues,
+        backing off to ``_FLOW_IDLE_SECONDS`` while none do."""
+        delay = self.flow_interval
+        while True:
+            try:
+                done = await asyncio.to_thread(self.flow.run_once)
+            except Exception as exc:  # a failed pass must not stop the worker
+                log.warning("flow-control pass failed: %s", exc)
+                done = None
+            if done:
+                self._wake()
+            if done is None:
+                delay = min(delay * 2, max(self.flow_interval, _FLOW_IDLE_SECONDS))
+            else:
+                delay = self.flow_interval
+            await asyncio.sleep(delay)
 
     async def _work(self, finished: Callable[[], bool], stop: asyncio.Event | None) -> None:
         while not finished():

@@ -124,11 +124,18 @@ def pending_reason(run: Run, local: LocalDeployments, now: datetime | None = Non
     """Why ``run`` has not started (None unless it is pending).
 
     A pending run waits for a worker that serves its deployment to take its first
-    message; the hint says whether this directory has that deployment's build.
+    message (the hint says whether this directory has that deployment's build), or,
+    started on a named queue, for a worker to admit it.
     """
     if run.status != "pending":
         return None
     waited = _duration(((now or utc_now()) - run.created_at).total_seconds())
+    if run.queue_name is not None:
+        key = f" (key {run.queue_key!r})" if run.queue_key is not None else ""
+        return (
+            f"waiting in queue {run.queue_name!r}{key} for a worker that declares the queue "
+            f"to admit it under its limits; pending for {waited}"
+        )
     if not run.deployment_id:
         return (
             f"waiting for a worker (unpinned run: any worker that serves unpinned runs takes it "

@@ -57,7 +57,27 @@ CREATE TABLE runs (
 	updated_at TEXT NOT NULL, 
 	started_at TEXT, 
 	completed_at TEXT, 
+	idempotency_key TEXT, 
+	deadline_at TEXT, 
+	queue_name TEXT, 
+	queue_key TEXT, 
+	queue_priority INTEGER, 
+	admitted_by TEXT, 
 	PRIMARY KEY (run_id)
+);
+
+-- table schedules
+CREATE TABLE schedules (
+	schedule_id TEXT NOT NULL, 
+	workflow_name TEXT NOT NULL, 
+	cron TEXT NOT NULL, 
+	input TEXT NOT NULL, 
+	missed TEXT NOT NULL, 
+	status TEXT NOT NULL, 
+	last_tick_at TEXT, 
+	created_at TEXT NOT NULL, 
+	updated_at TEXT NOT NULL, 
+	PRIMARY KEY (schedule_id)
 );
 
 -- table schema_history
@@ -147,6 +167,15 @@ CREATE INDEX queue_by_visibility ON queue_messages (visible_at);
 
 -- index runs_by_deployment
 CREATE INDEX runs_by_deployment ON runs (deployment_id, status, run_id);
+
+-- index runs_by_idempotency_key
+CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- index runs_by_queue
+CREATE INDEX runs_by_queue ON runs (queue_name, status, queue_priority, run_id) WHERE queue_name IS NOT NULL;
+
+-- index runs_by_queue_start
+CREATE INDEX runs_by_queue_start ON runs (queue_name, started_at) WHERE queue_name IS NOT NULL;
 
 -- index runs_by_status
 CREATE INDEX runs_by_status ON runs (status);

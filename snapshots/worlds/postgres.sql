@@ -39,7 +39,22 @@ runs | created_at | timestamp with time zone | NO | None | NO
 runs | updated_at | timestamp with time zone | NO | None | NO
 runs | started_at | timestamp with time zone | YES | None | NO
 runs | completed_at | timestamp with time zone | YES | None | NO
+runs | idempotency_key | text | YES | None | NO
+runs | deadline_at | timestamp with time zone | YES | None | NO
+runs | queue_name | text | YES | None | NO
+runs | queue_key | text | YES | None | NO
+runs | queue_priority | integer | YES | None | NO
+runs | admitted_by | text | YES | None | NO
 runs | last_event_id | text | YES | None | NO
+schedules | schedule_id | text | NO | None | NO
+schedules | workflow_name | text | NO | None | NO
+schedules | cron | text | NO | None | NO
+schedules | input | text | YES | None | NO
+schedules | missed | text | NO | None | NO
+schedules | status | text | NO | None | NO
+schedules | last_tick_at | timestamp with time zone | YES | None | NO
+schedules | created_at | timestamp with time zone | NO | None | NO
+schedules | updated_at | timestamp with time zone | NO | None | NO
 schema_history | seq | bigint | NO | None | YES
 schema_history | version | integer | NO | None | NO
 schema_history | summary | text | NO | None | NO
@@ -87,6 +102,7 @@ waits | completed_at | timestamp with time zone | YES | None | NO
 <schema>.hooks | hooks_pkey | PRIMARY KEY (hook_id)
 <schema>.queue_messages | queue_messages_pkey | PRIMARY KEY (message_id)
 <schema>.runs | runs_pkey | PRIMARY KEY (run_id)
+<schema>.schedules | schedules_pkey | PRIMARY KEY (schedule_id)
 <schema>.schema_history | schema_history_pkey | PRIMARY KEY (seq)
 <schema>.schema_version | schema_version_pkey | PRIMARY KEY (id)
 <schema>.steps | steps_pkey | PRIMARY KEY (run_id, step_id)
@@ -107,11 +123,15 @@ queue_messages | queue_messages_pkey | CREATE UNIQUE INDEX queue_messages_pkey O
 queue_messages | queue_messages_run | CREATE INDEX queue_messages_run ON <schema>.queue_messages USING btree (run_id)
 queue_messages | queue_messages_visible | CREATE INDEX queue_messages_visible ON <schema>.queue_messages USING btree (visible_at, seq)
 runs | runs_deployment_status_run_id | CREATE INDEX runs_deployment_status_run_id ON <schema>.runs USING btree (deployment_id, status, run_id)
+runs | runs_idempotency_key_uq | CREATE UNIQUE INDEX runs_idempotency_key_uq ON <schema>.runs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL)
 runs | runs_pkey | CREATE UNIQUE INDEX runs_pkey ON <schema>.runs USING btree (run_id)
+runs | runs_queue_started | CREATE INDEX runs_queue_started ON <schema>.runs USING btree (queue_name, started_at) WHERE (queue_name IS NOT NULL)
+runs | runs_queue_status | CREATE INDEX runs_queue_status ON <schema>.runs USING btree (queue_name, status, queue_priority, run_id) WHERE (queue_name IS NOT NULL)
 runs | runs_status | CREATE INDEX runs_status ON <schema>.runs USING btree (status)
 runs | runs_status_run_id | CREATE INDEX runs_status_run_id ON <schema>.runs USING btree (status, run_id)
 runs | runs_workflow_name | CREATE INDEX runs_workflow_name ON <schema>.runs USING btree (workflow_name)
 runs | runs_workflow_name_run_id | CREATE INDEX runs_workflow_name_run_id ON <schema>.runs USING btree (workflow_name, run_id)
+schedules | schedules_pkey | CREATE UNIQUE INDEX schedules_pkey ON <schema>.schedules USING btree (schedule_id)
 schema_history | schema_history_pkey | CREATE UNIQUE INDEX schema_history_pkey ON <schema>.schema_history USING btree (seq)
 schema_version | schema_version_pkey | CREATE UNIQUE INDEX schema_version_pkey ON <schema>.schema_version USING btree (id)
 steps | steps_pkey | CREATE UNIQUE INDEX steps_pkey ON <schema>.steps USING btree (run_id, step_id)

@@ -192,8 +192,10 @@ def test_a_migrated_0_1_file_has_the_layout_of_a_new_one(tmp_path: Path) -> None
     assert sqlite_structure(old) == sqlite_structure(tmp_path / "new.db")
     assert _sqlite_history(old) == STEPS_FROM_0_1
     assert _sqlite_history(tmp_path / "new.db") == [(SCHEMA_VERSION, CREATED_SUMMARY)]
-    [(applied_at,)] = _sqlite_rows(old, "SELECT applied_at FROM schema_history")
-    assert applied_at.endswith("+00:00")  # stored as every SQLite time is
+    applied = _sqlite_rows(old, "SELECT applied_at FROM schema_history")
+    assert len(applied) == len(STEPS_FROM_0_1)
+    # Stored as every SQLite time is.
+    assert all(applied_at.endswith("+00:00") for (applied_at,) in applied)
 
 
 # --- refusals and failures leave the file as it was ----------------------------------

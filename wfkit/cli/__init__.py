@@ -3,7 +3,7 @@
 One module per group of subcommands, each with a ``register(sub)`` adding its parsers:
 ``runs`` (start, run, cancel, retry, export), ``results`` (result, resume, stream),
 ``inspecting`` (inspect, verify, heal), ``catalog`` (workflows), ``deploying``
-(deployments, deploy), ``processes`` (worker, serve, web) and ``dev``.
+(deployments, deploy), ``processes`` (worker, serve, web), ``schedules`` and ``dev``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ import sys
 from collections.abc import Sequence
 
 import wfkit
-from wfkit.cli import catalog, deploying, dev, inspecting, processes, results, runs
+from wfkit.cli import (
+    catalog,
+    deploying,
+    dev,
+    inspecting,
+    processes,
+    results,
+    runs,
+    schedules,
+)
 from wfkit.cli.common import missing_extra
 from wfkit.runtime.serialization.keys import current_settings
 
@@ -36,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="(wfkit COMMAND --help: its options)"
     )
-    for group in (processes, dev, runs, results, inspecting, catalog, deploying):
+    for group in (processes, dev, runs, results, inspecting, catalog, deploying, schedules):
         group.register(sub)
     return parser
 

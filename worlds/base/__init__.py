@@ -26,6 +26,7 @@ Error tree::
     ├── StepNotFoundError
     ├── HookNotFoundError
     ├── WaitNotFoundError
+    ├── ScheduleNotFoundError
     ├── SchemaVersionError         the store's version is newer than this wfkit, or invalid
     ├── InvalidEventError          a malformed event request (also a ValueError)
     ├── CorruptedLogError          a stored log the lifecycle rules cannot fold
@@ -74,6 +75,7 @@ from wfkit.worlds.base.errors import (
     HookNotFoundError,
     InvalidEventError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     StepNotFoundError,
     WaitNotFoundError,
@@ -83,7 +85,17 @@ from wfkit.worlds.base.errors import (
 )
 from wfkit.worlds.base.fold import FoldedState, StateLoader, diff_run_records, fold_events
 from wfkit.worlds.base.lifecycle import PlannedWrites, RecordLoader, plan_events, run_id_for_create
-from wfkit.worlds.base.protocols import Events, Hooks, Queue, Runs, Steps, Streams, Waits, World
+from wfkit.worlds.base.protocols import (
+    Events,
+    Hooks,
+    Queue,
+    Runs,
+    Schedules,
+    Steps,
+    Streams,
+    Waits,
+    World,
+)
 from wfkit.worlds.base.records import (
     RUN_TERMINAL,
     SPEC_VERSION,
@@ -94,11 +106,14 @@ from wfkit.worlds.base.records import (
     EventType,
     Hook,
     HookStatus,
+    MissedTicks,
     MonotonicUlids,
     QueueMessage,
     QueueMessageRequest,
     Run,
     RunStatus,
+    Schedule,
+    ScheduleStatus,
     Step,
     StepStatus,
     StreamPage,
@@ -131,6 +146,7 @@ __all__ = [
     "HookStatus",
     "Hooks",
     "InvalidEventError",
+    "MissedTicks",
     "MonotonicUlids",
     "PlannedWrites",
     "Queue",
@@ -141,6 +157,10 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "Runs",
+    "Schedule",
+    "ScheduleNotFoundError",
+    "ScheduleStatus",
+    "Schedules",
     "SchemaVersionError",
     "StateLoader",
     "Step",

@@ -45,6 +45,10 @@ class WaitNotFoundError(WorldError):
     pass
 
 
+class ScheduleNotFoundError(WorldError):
+    pass
+
+
 class SchemaVersionError(WorldError):
     """A store this code cannot open: written by a newer wfkit, or recording no valid
     schema version. Nothing was changed."""

@@ -279,6 +279,7 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
             spec_version=event.spec_version,
             created_at=at,
             updated_at=at,
+            **_flow_control_fields(event),
         )
         view.put_run(run, new=True)
         return EventResult(event=event, run=run)
@@ -290,7 +291,16 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
             if run.status != "pending":
                 # Only reachable through a fold: a live world never appends a second one.
                 return EventResult(event=event, run=run)
-            run = run.model_copy(update={"status": "running", "started_at": at, "updated_at": at})
+            if run.queue_name is not None and not isinstance(event.data.get("admitted_by"), str):
+                # A run waiting in a named queue starts only when a worker admits it.
+                raise EntityConflictError(
+                    f"run_started refused: run {run.run_id!r} waits in queue "
+                    f"{run.queue_name!r} until a worker admits it"
+                )
+            started: dict[str, Any] = {"status": "running", "started_at": at, "updated_at": at}
+            if isinstance(event.data.get("admitted_by"), str):
+                started["admitted_by"] = event.data["admitted_by"]
+            run = run.model_copy(update=started)
         case "run_cancelled":
             run = run.model_copy(
                 update={"status": "cancelled", "completed_at": at, "updated_at": at}
@@ -311,6 +321,27 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
     if run.status in RUN_TERMINAL:
         view.release_run(run.run_id, at)
     return EventResult(event=event, run=run)
+
+
+def _flow_control_fields(event: Event) -> dict[str, Any]:
+    """The optional flow-control fields ``run_created`` may carry: the idempotency
+    key, the deadline, the named queue with its key and priority."""
+    data = event.data
+    fields: dict[str, Any] = {}
+    for name in ("idempotency_key", "queue_name", "queue_key"):
+        value = data.get(name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise InvalidEventError(f"run_created: {name} must be a string")
+            fields[name] = value
+    priority = data.get("queue_priority")
+    if priority is not None:
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidEventError("run_created: queue_priority must be an integer")
+        fields["queue_priority"] = priority
+    if data.get("deadline_at") is not None:
+        fields["deadline_at"] = parse_timestamp(data["deadline_at"])
+    return fields
 
 
 def _apply_run_retried(view: _Overlay, event: Event) -> EventResult:

@@ -3,7 +3,9 @@ streams), combined into ``World``."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from wfkit.worlds.base.records import (
@@ -15,6 +17,8 @@ from wfkit.worlds.base.records import (
     QueueMessageRequest,
     Run,
     RunStatus,
+    Schedule,
+    ScheduleStatus,
     Step,
     StreamPage,
     Wait,
@@ -62,6 +66,54 @@ class Runs(Protocol):
         workflow_name: str | None = None,
         limit: int = 100,
     ) -> list[Run]: ...
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Run:
+        """The run started with ``idempotency_key``; RunNotFoundError when none was."""
+        ...
+
+    def list_queued(
+        self,
+        queue_name: str,
+        *,
+        status: RunStatus | None = None,
+        started_after: datetime | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Run]:
+        """Runs of a named queue in admission order (``queue_priority``, then run id),
+        filtered by ``status`` and by ``started_at >= started_after`` when given."""
+        ...
+
+
+@runtime_checkable
+class Schedules(Protocol):
+    """Cron schedules: world-level configuration (what to start, and how far it has
+    fired), not an event log: each tick's run carries its own idempotency key."""
+
+    def put(self, schedule: Schedule) -> Schedule:
+        """Create the schedule, or replace its definition (workflow, cron, input,
+        missed-tick policy) keeping its status and how far it has fired."""
+        ...
+
+    def get(self, schedule_id: str) -> Schedule:
+        """The schedule; ScheduleNotFoundError when there is none."""
+        ...
+
+    def list(self) -> list[Schedule]:
+        """Every schedule, by id."""
+        ...
+
+    def set_status(self, schedule_id: str, status: ScheduleStatus) -> Schedule:
+        """Pause or resume; ScheduleNotFoundError when there is none."""
+        ...
+
+    def delete(self, schedule_id: str) -> None:
+        """Remove the schedule; ScheduleNotFoundError when there is none."""
+        ...
+
+    def advance(self, schedule_id: str, tick: datetime) -> bool:
+        """Record that the schedule fired up to ``tick``; False (nothing changed)
+        when it had already fired that far."""
+        ...
 
 
 @runtime_checkable
@@ -172,5 +224,6 @@ class World(Protocol):
     waits: Waits
     queue: Queue
     streams: Streams
+    schedules: Schedules
 
     def close(self) -> None: ...

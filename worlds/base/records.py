@@ -67,6 +67,31 @@ class Run(_Record):
     updated_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    idempotency_key: str | None = None
+    deadline_at: datetime | None = None
+    queue_name: str | None = None
+    queue_key: str | None = None
+    queue_priority: int | None = None
+    admitted_by: str | None = None
+
+
+ScheduleStatus = Literal["active", "paused"]
+MissedTicks = Literal["skip", "catch_up"]
+
+
+class Schedule(_Record):
+    """A cron schedule (world-level configuration, not an event log): each tick
+    starts one run of ``workflow_name`` with ``input``."""
+
+    schedule_id: str
+    workflow_name: str
+    cron: str
+    input: Any = None
+    missed: MissedTicks = "skip"
+    status: ScheduleStatus = "active"
+    last_tick_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class Step(_Record):

@@ -16,10 +16,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Delete, Insert, Select, Update
 from sqlalchemy.engine import make_url
 
-from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
+from wfkit.worlds.base import Events, Hooks, Queue, Runs, Schedules, Steps, Streams, Waits
 from wfkit.worlds.local.db import (
     WRITE_OPTION,
     Checkpointer,
@@ -28,13 +28,14 @@ from wfkit.worlds.local.db import (
     WriteGate,
     fetch_all,
     make_engine,
+    write_transaction,
 )
 from wfkit.worlds.local.events import LocalEvents
 from wfkit.worlds.local.migrate import ensure_schema
 from wfkit.worlds.local.queue import LocalQueue, enqueue_in
 from wfkit.worlds.local.sql import CODECS, STATEMENTS
 from wfkit.worlds.local.streams import LocalStreams
-from wfkit.worlds.sql import Query, SqlHooks, SqlRuns, SqlSteps, SqlWaits
+from wfkit.worlds.sql import Query, SqlHooks, SqlRuns, SqlSchedules, SqlSteps, SqlWaits
 
 __all__ = ["LocalWorld"]
 
@@ -79,11 +80,25 @@ class LocalWorld:
         self.waits: Waits = SqlWaits(STATEMENTS, CODECS.wait, self._prepare)
         self.queue: Queue = queue
         self.streams: Streams = LocalStreams(self._connections, changed)
+        self.schedules: Schedules = SqlSchedules(
+            STATEMENTS.tables, CODECS.schedule, self._prepare, self._prepare_write
+        )
 
     def _prepare(self, statement: Select[Any]) -> Query:
         """A record read on this thread's kept connection (autocommit: one statement
         reads one consistent snapshot)."""
         return functools.partial(fetch_all, self._connections, PreparedSql(statement))
+
+    def _prepare_write(self, statement: Insert | Update | Delete) -> Query:
+        """One write statement in its own write transaction; returns its rows."""
+        sql = PreparedSql(statement)
+        connections = self._connections
+
+        def write(**values: Any) -> list[Any]:
+            with write_transaction(connections) as cursor:
+                return cursor.execute(sql.sql, sql.args(values)).fetchall()
+
+        return write
 
     @classmethod
     def from_spec(cls, spec: str, *, root: str | os.PathLike[str] | None = None) -> LocalWorld:

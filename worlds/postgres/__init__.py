@@ -22,11 +22,11 @@ import os
 import weakref
 from typing import Any
 
-from sqlalchemy import Select, create_engine
+from sqlalchemy import Delete, Insert, Select, Update, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from wfkit.worlds.base import Events, Hooks, Queue, Runs, Steps, Streams, Waits
+from wfkit.worlds.base import Events, Hooks, Queue, Runs, Schedules, Steps, Streams, Waits
 from wfkit.worlds.postgres.errors import (
     DatabaseUnavailableError,
     PostgresWorldError,
@@ -46,6 +46,7 @@ from wfkit.worlds.sql import (
     RecordStatements,
     SqlHooks,
     SqlRuns,
+    SqlSchedules,
     SqlSteps,
     SqlWaits,
     build_tables,
@@ -187,10 +188,14 @@ class PostgresWorld:
         self.waits: Waits = SqlWaits(statements, CODECS.wait, self._prepare)
         self.queue: Queue = PostgresQueue(self.engine, names, self.listener)
         self.streams: Streams = PostgresStreams(self.engine, names, self.listener)
+        self.schedules: Schedules = SqlSchedules(
+            self.tables, CODECS.schedule, self._prepare, self._prepare
+        )
         _register_fork_safety(self)
 
-    def _prepare(self, statement: Select[Any]) -> Query:
-        """A record read: one statement on a pooled connection, retried like any other."""
+    def _prepare(self, statement: Select[Any] | Insert | Update | Delete) -> Query:
+        """One statement on a pooled connection (autocommit), retried like any other:
+        a record read, or a schedule's write on its own."""
         compiled = compile_statement(statement)
         engine = self.engine
 

@@ -218,11 +218,13 @@ def _create(connection: Connection, tables: Tables) -> None:
 
 
 def _apply_step(connection: Connection, tables: Tables, step: Migration) -> None:
-    """One step: its online indexes, then its DDL, history row and version in one
+    """One step: its new columns and online indexes, then its DDL, history row and version in one
     transaction."""
     schema = _schema(tables)
     q = quote_ident(schema)
     try:
+        for statement in step.postgresql_columns:
+            connection.exec_driver_sql(statement.replace("{schema}", q))
         for index in step.postgresql_indexes:
             _build_online(connection, schema, index)
         with _transaction(connection):

@@ -92,6 +92,7 @@ class TableNames:
     queue_messages: str
     streams: str
     stream_chunks: str
+    schedules: str
     queue_channel: str
     stream_channel: str
 
@@ -110,6 +111,7 @@ class TableNames:
             queue_messages=f"{q}.queue_messages",
             streams=f"{q}.streams",
             stream_chunks=f"{q}.stream_chunks",
+            schedules=f"{q}.schedules",
             queue_channel=queue_channel,
             stream_channel=stream_channel,
         )
@@ -125,4 +127,5 @@ class TableNames:
             self.queue_messages,
             self.streams,
             self.stream_chunks,
+            self.schedules,
         )

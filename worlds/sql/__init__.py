@@ -18,6 +18,8 @@ Modules::
     records     ``RecordStatements`` (lookups by key, as Core SELECTs) and the read
                 views ``SqlRuns``/``SqlSteps``/``SqlHooks``/``SqlWaits``, which a
                 world runs through its own ``Prepare`` function
+    schedules   ``SqlSchedules``: ``world.schedules`` (cron schedules, world-level
+                configuration) through the world's ``Prepare`` and ``PrepareWrite``
 
 What each world adds is what its database does differently: the local world
 (SQLite) its WAL, write gate, checkpointer and ``BEGIN IMMEDIATE`` transactions;
@@ -45,6 +47,7 @@ from wfkit.worlds.sql.records import (
     SqlSteps,
     SqlWaits,
 )
+from wfkit.worlds.sql.schedules import PrepareWrite, SqlSchedules
 from wfkit.worlds.sql.schema import (
     CREATION_EVENTS,
     SCHEMA_VERSION,
@@ -64,12 +67,14 @@ __all__ = [
     "EncodeTime",
     "Kind",
     "Prepare",
+    "PrepareWrite",
     "Query",
     "RecordStatements",
     "RowCodec",
     "RowLike",
     "SqlHooks",
     "SqlRuns",
+    "SqlSchedules",
     "SqlSteps",
     "SqlWaits",
     "Tables",

@@ -31,7 +31,16 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
 
-from wfkit.worlds.base import CorruptedLogError, Event, Hook, QueueMessage, Run, Step, Wait
+from wfkit.worlds.base import (
+    CorruptedLogError,
+    Event,
+    Hook,
+    QueueMessage,
+    Run,
+    Schedule,
+    Step,
+    Wait,
+)
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
 __all__ = [
@@ -270,6 +279,7 @@ class Codecs:
     wait: RowCodec[Wait]
     event: RowCodec[Event]
     message: RowCodec[QueueMessage]
+    schedule: RowCodec[Schedule]
 
     @classmethod
     def build(cls, tables: Tables) -> Codecs:
@@ -282,6 +292,7 @@ class Codecs:
             wait=RowCodec(Wait, tables.waits, dialect),
             event=RowCodec(Event, tables.events, dialect),
             message=RowCodec(QueueMessage, tables.queue_messages, dialect),
+            schedule=RowCodec(Schedule, tables.schedules, dialect),
         )
 
 

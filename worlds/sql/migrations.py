@@ -67,12 +67,17 @@ class OnlineIndex:
     name: str
     table: str
     columns: str
+    unique: bool = False
+    where: str | None = None
+    """A partial index's predicate (None: every row)."""
 
     def create_sql(self, schema: str) -> str:
         """The ``CREATE INDEX CONCURRENTLY`` statement inside ``schema`` (quoted)."""
+        unique = "UNIQUE " if self.unique else ""
+        where = "" if self.where is None else f" WHERE {self.where}"
         return (
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {self.name}"
-            f" ON {schema}.{self.table} ({self.columns})"
+            f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {self.name}"
+            f" ON {schema}.{self.table} ({self.columns}){where}"
         )
 
 
@@ -88,6 +93,10 @@ class Migration:
             ``{schema}`` stands for the quoted schema name.
         postgresql_indexes: indexes on existing tables, built online before the
             transaction (and re-built when an interrupted build left them invalid).
+        postgresql_columns: statements run one by one before the online indexes,
+            outside the transaction: the nullable columns those indexes cover
+            (``ADD COLUMN IF NOT EXISTS``: instant, and harmless to run again after
+            an interrupted step).
     """
 
     version: int
@@ -95,6 +104,7 @@ class Migration:
     sqlite: tuple[str, ...]
     postgresql: tuple[str, ...]
     postgresql_indexes: tuple[OnlineIndex, ...] = field(default=())
+    postgresql_columns: tuple[str, ...] = field(default=())
 
     def postgresql_sql(self, schema: str) -> list[str]:
         """The transactional Postgres statements with ``{schema}`` replaced by
@@ -123,6 +133,66 @@ MIGRATIONS: tuple[Migration, ...] = (
             OnlineIndex("runs_status_run_id", "runs", "status, run_id"),
             OnlineIndex("runs_workflow_name_run_id", "runs", "workflow_name, run_id"),
             OnlineIndex("runs_deployment_status_run_id", "runs", "deployment_id, status, run_id"),
+        ),
+    ),
+    Migration(
+        version=3,
+        summary="flow control: runs carry an idempotency key, a deadline, a named queue "
+        "(key, priority, admitting worker); schedules",
+        sqlite=(
+            "ALTER TABLE runs ADD COLUMN idempotency_key TEXT",
+            "ALTER TABLE runs ADD COLUMN deadline_at TEXT",
+            "ALTER TABLE runs ADD COLUMN queue_name TEXT",
+            "ALTER TABLE runs ADD COLUMN queue_key TEXT",
+            "ALTER TABLE runs ADD COLUMN queue_priority INTEGER",
+            "ALTER TABLE runs ADD COLUMN admitted_by TEXT",
+            "CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key)"
+            " WHERE idempotency_key IS NOT NULL",
+            "CREATE INDEX runs_by_queue ON runs (queue_name, status, queue_priority, run_id)"
+            " WHERE queue_name IS NOT NULL",
+            "CREATE INDEX runs_by_queue_start ON runs (queue_name, started_at)"
+            " WHERE queue_name IS NOT NULL",
+            "CREATE TABLE schedules (schedule_id TEXT NOT NULL, workflow_name TEXT NOT NULL,"
+            " cron TEXT NOT NULL, input TEXT NOT NULL, missed TEXT NOT NULL,"
+            " status TEXT NOT NULL, last_tick_at TEXT, created_at TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL, PRIMARY KEY (schedule_id))",
+        ),
+        postgresql_columns=(
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS idempotency_key TEXT",
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS deadline_at"
+            " TIMESTAMP WITH TIME ZONE",
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS queue_name TEXT",
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS queue_key TEXT",
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS queue_priority INTEGER",
+            "ALTER TABLE {schema}.runs ADD COLUMN IF NOT EXISTS admitted_by TEXT",
+        ),
+        postgresql=(
+            "CREATE TABLE {schema}.schedules (schedule_id TEXT NOT NULL,"
+            " workflow_name TEXT NOT NULL, cron TEXT NOT NULL, input TEXT, missed TEXT NOT NULL,"
+            " status TEXT NOT NULL, last_tick_at TIMESTAMP WITH TIME ZONE,"
+            " created_at TIMESTAMP WITH TIME ZONE NOT NULL,"
+            " updated_at TIMESTAMP WITH TIME ZONE NOT NULL, PRIMARY KEY (schedule_id))",
+        ),
+        postgresql_indexes=(
+            OnlineIndex(
+                "runs_idempotency_key_uq",
+                "runs",
+                "idempotency_key",
+                unique=True,
+                where="idempotency_key IS NOT NULL",
+            ),
+            OnlineIndex(
+                "runs_queue_status",
+                "runs",
+                "queue_name, status, queue_priority, run_id",
+                where="queue_name IS NOT NULL",
+            ),
+            OnlineIndex(
+                "runs_queue_started",
+                "runs",
+                "queue_name, started_at",
+                where="queue_name IS NOT NULL",
+            ),
         ),
     ),
 )

@@ -11,8 +11,10 @@ any other).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, literal_column, select
@@ -120,6 +122,23 @@ class RecordStatements:
             query = query.where(r.workflow_name == bindparam("workflow_name"))
         return query
 
+    def queued_runs(self, *, by_status: bool, by_start: bool) -> Select[Any]:
+        """A named queue's runs in admission order (priority, then id), up to
+        ``limit``; filtered by ``status`` and by ``started_at >= started_after``
+        when asked."""
+        r = self.tables.runs.c
+        query = (
+            select(self.tables.runs)
+            .where(r.queue_name == bindparam("queue_name"))
+            .order_by(r.queue_priority, r.run_id)
+            .limit(bindparam("limit"))
+        )
+        if by_status:
+            query = query.where(r.status == bindparam("status"))
+        if by_start:
+            query = query.where(r.started_at >= bindparam("started_after"))
+        return query
+
 
 class SqlRuns:
     """``world.runs`` of a SQL world."""
@@ -136,6 +155,27 @@ class SqlRuns:
             for by_status in (False, True)
             for by_workflow in (False, True)
         }
+        r = statements.tables.runs.c
+        self._by_key = prepare(
+            select(statements.tables.runs).where(r.idempotency_key == bindparam("key"))
+        )
+        self._queued = {
+            (by_status, by_start): prepare(
+                statements.queued_runs(by_status=by_status, by_start=by_start)
+            )
+            for by_status in (False, True)
+            for by_start in (False, True)
+        }
+        # How this database stores an instant (the codec's own conversion).
+        self._stored_time: Callable[[datetime], Any] = lambda value: codec.params(
+            Run(
+                run_id="",
+                workflow_name="",
+                status="pending",
+                created_at=value,
+                updated_at=value,
+            )
+        )["created_at"]
 
     def get(self, run_id: str) -> Run:
         """The run; RunNotFoundError when it does not exist."""
@@ -150,6 +190,31 @@ class SqlRuns:
         """Runs, newest first (by run id), optionally filtered by status and workflow."""
         query = self._lists[(status is not None, workflow_name is not None)]
         rows = query(status=status, workflow_name=workflow_name, limit=limit)
+        return [self._codec.from_row(row) for row in rows]
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Run:
+        """The run started with ``idempotency_key``; RunNotFoundError when none was."""
+        rows = self._by_key(key=idempotency_key)
+        if not rows:
+            raise RunNotFoundError(f"no run has idempotency key {idempotency_key!r}")
+        return self._codec.from_row(rows[0])
+
+    def list_queued(
+        self,
+        queue_name: str,
+        *,
+        status: RunStatus | None = None,
+        started_after: datetime | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Run]:
+        """Runs of a named queue in admission order (priority, then run id)."""
+        query = self._queued[(status is not None, started_after is not None)]
+        rows = query(
+            queue_name=queue_name,
+            status=status,
+            started_after=None if started_after is None else self._stored_time(started_after),
+            limit=limit,
+        )
         return [self._codec.from_row(row) for row in rows]
 
 

@@ -61,7 +61,7 @@ __all__ = [
     "build_tables",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout this code reads and writes (both worlds). Bump it with a migration
 (``wfkit.worlds.sql.migrations``); version 1 is the layout of wfkit 0.1.0."""
 
@@ -204,6 +204,16 @@ LAYOUT: dict[str, tuple[Col, ...]] = {
         Col("updated_at", _TIME, mutable=True),
         Col("started_at", _TIME, nullable=True, mutable=True),
         Col("completed_at", _TIME, nullable=True, mutable=True),
+        # Since version 3 (flow control, from ``run_created``): the caller's
+        # idempotency key (unique), the run's deadline, its named queue, key and
+        # priority; ``admitted_by`` is the worker that admitted it from its queue
+        # (from ``run_started``).
+        Col("idempotency_key", _TEXT, nullable=True),
+        Col("deadline_at", _TIME, nullable=True),
+        Col("queue_name", _TEXT, nullable=True),
+        Col("queue_key", _TEXT, nullable=True),
+        Col("queue_priority", _INT, nullable=True),
+        Col("admitted_by", _TEXT, nullable=True, mutable=True),
         # The log's tail, read together with the run row's lock (Postgres writers
         # lock the run; SQLite has one writer at a time and reads the log itself).
         Col("last_event_id", _TEXT, nullable=True, only="postgresql"),
@@ -246,6 +256,20 @@ LAYOUT: dict[str, tuple[Col, ...]] = {
         Col("created_at", _TIME),
         Col("updated_at", _TIME, mutable=True),
         Col("completed_at", _TIME, nullable=True, mutable=True),
+    ),
+    # Cron schedules (world-level configuration, since version 3): what to start
+    # and when; each tick's run is found by its idempotency key, so ``last_tick_at``
+    # only says how far the schedule has fired.
+    "schedules": (
+        Col("schedule_id", _TEXT, key=True),
+        Col("workflow_name", _TEXT, mutable=True),
+        Col("cron", _TEXT, mutable=True),
+        Col("input", Kind.VALUE, mutable=True),
+        Col("missed", _TEXT, mutable=True),
+        Col("status", _TEXT, mutable=True),
+        Col("last_tick_at", _TIME, nullable=True, mutable=True),
+        Col("created_at", _TIME),
+        Col("updated_at", _TIME, mutable=True),
     ),
     "queue_messages": (
         # SQLite keys messages by the rowid (its receive claims by seq); Postgres
@@ -314,6 +338,28 @@ def _sqlite_indexes(t: Tables) -> None:
     Index("runs_by_workflow_id", t.runs.c.workflow_name, t.runs.c.run_id)
     Index("runs_by_deployment", t.runs.c.deployment_id, t.runs.c.status, t.runs.c.run_id)
     Index("hooks_by_run", t.hooks.c.run_id)
+    # Since version 3: one run per idempotency key; a named queue's runs by status
+    # in admission order.
+    Index(
+        "runs_by_idempotency_key",
+        t.runs.c.idempotency_key,
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    )
+    Index(
+        "runs_by_queue",
+        t.runs.c.queue_name,
+        t.runs.c.status,
+        t.runs.c.queue_priority,
+        t.runs.c.run_id,
+        sqlite_where=text("queue_name IS NOT NULL"),
+    )
+    Index(
+        "runs_by_queue_start",
+        t.runs.c.queue_name,
+        t.runs.c.started_at,
+        sqlite_where=text("queue_name IS NOT NULL"),
+    )
     # At most one active hook per token, whatever happens above.
     Index(
         "hooks_active_token", t.hooks.c.token, unique=True, sqlite_where=text("status = 'active'")
@@ -340,6 +386,27 @@ def _postgres_indexes(t: Tables) -> None:
     Index("runs_status_run_id", r.status, r.run_id)
     Index("runs_workflow_name_run_id", r.workflow_name, r.run_id)
     Index("runs_deployment_status_run_id", r.deployment_id, r.status, r.run_id)
+    # Since version 3 (see the SQLite indexes).
+    Index(
+        "runs_idempotency_key_uq",
+        r.idempotency_key,
+        unique=True,
+        postgresql_where=r.idempotency_key.is_not(None),
+    )
+    Index(
+        "runs_queue_status",
+        r.queue_name,
+        r.status,
+        r.queue_priority,
+        r.run_id,
+        postgresql_where=r.queue_name.is_not(None),
+    )
+    Index(
+        "runs_queue_started",
+        r.queue_name,
+        r.started_at,
+        postgresql_where=r.queue_name.is_not(None),
+    )
     Index("hooks_run", t.hooks.c.run_id, t.hooks.c.seq)
     # The name is what wfkit.worlds.postgres.errors recognizes a token race by.
     Index(
@@ -372,6 +439,7 @@ class Tables:
     steps: Table
     hooks: Table
     waits: Table
+    schedules: Table
     queue_messages: Table
     streams: Table
     stream_chunks: Table
@@ -408,6 +476,7 @@ def build_tables(dialect: Dialect, schema: str | None = None) -> Tables:
         steps=made["steps"],
         hooks=made["hooks"],
         waits=made["waits"],
+        schedules=made["schedules"],
         queue_messages=made["queue_messages"],
         streams=made["streams"],
         stream_chunks=made["stream_chunks"],

@@ -13,12 +13,14 @@ spec=lambda tmp_path: "<create_world spec reopening it>")``.
 
 Submodules: ``lifecycle`` (runs, steps, hooks, waits), ``log`` (batches,
 paging, exact data, the fold),
-``races`` (threads racing one transition), ``queue_streams`` (queue and
+``races`` (threads racing one transition), ``flow`` (idempotency keys, named
+queues' runs, schedules), ``queue_streams`` (queue and
 streams, including processes racing for messages).
 """
 
-from wfkit.worlds.testing import lifecycle, log, queue_streams, races
+from wfkit.worlds.testing import flow, lifecycle, log, queue_streams, races
 from wfkit.worlds.testing.factories import WORLD_FACTORIES, WorldFactory
+from wfkit.worlds.testing.flow import *  # noqa: F403
 from wfkit.worlds.testing.lifecycle import *  # noqa: F403
 from wfkit.worlds.testing.log import *  # noqa: F403
 from wfkit.worlds.testing.queue_streams import *  # noqa: F403
@@ -27,6 +29,7 @@ from wfkit.worlds.testing.races import *  # noqa: F403
 __all__ = [
     "WORLD_FACTORIES",
     "WorldFactory",
+    *sorted(n for n in dir(flow) if n.startswith("test_")),
     *sorted(n for n in dir(lifecycle) if n.startswith("test_")),
     *sorted(n for n in dir(log) if n.startswith("test_")),
     *sorted(n for n in dir(queue_streams) if n.startswith("test_")),

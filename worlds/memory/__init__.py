@@ -8,6 +8,7 @@ stream readers.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import threading
 import time
@@ -33,6 +34,7 @@ from wfkit.worlds.base import (
     RunNotFoundError,
     Runs,
     RunStatus,
+    Schedules,
     StateLoader,
     Step,
     StepNotFoundError,
@@ -50,6 +52,7 @@ from wfkit.worlds.base import (
     stream_start_index,
     utc_now,
 )
+from wfkit.worlds.memory.schedules import MemorySchedules
 
 __all__ = ["MemoryWorld"]
 
@@ -107,6 +110,8 @@ class _Core:
         # gone or whose visible_at has changed since is stale and skipped.
         self.visibility: list[tuple[float, int, str]] = []
         self.streams: dict[tuple[str, str], _Stream] = {}
+        # Run ids by idempotency key: the unique index of the SQL worlds.
+        self.run_keys: dict[str, str] = {}
 
     def enqueue_locked(self, request: QueueMessageRequest, payload: dict[str, Any]) -> str:
         """Add a message whose payload is already JSON-normalized; the lock is held."""
@@ -194,6 +199,14 @@ class MemoryEvents:
                 core.loader, run_id, requests, expected_last_event_id=expected_last_event_id
             )
             payloads = [normalize_json(m.payload) for m in messages]  # fail before writing
+            for run in plan.new_runs.values():
+                if run.idempotency_key is not None and run.idempotency_key in core.run_keys:
+                    raise EntityConflictError(
+                        f"a run with idempotency key {run.idempotency_key!r} exists"
+                    )
+            for run in plan.new_runs.values():
+                if run.idempotency_key is not None:
+                    core.run_keys[run.idempotency_key] = run.run_id
             core.loader.apply(plan)
             if plan.events:
                 core.events.setdefault(run_id, []).extend(plan.events)
@@ -248,6 +261,38 @@ class MemoryRuns:
             and (workflow_name is None or r.workflow_name == workflow_name)
         ]
         runs.sort(key=lambda r: r.run_id, reverse=True)
+        return runs[:limit]
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Run:
+        """The run started with ``idempotency_key``; RunNotFoundError when none was."""
+        with self._core.lock:
+            run_id = self._core.run_keys.get(idempotency_key)
+            run = None if run_id is None else self._core.state.runs.get(run_id)
+        if run is None:
+            raise RunNotFoundError(f"no run has idempotency key {idempotency_key!r}")
+        return run
+
+    def list_queued(
+        self,
+        queue_name: str,
+        *,
+        status: RunStatus | None = None,
+        started_after: datetime | None = None,
+        limit: int = 1000,
+    ) -> builtins.list[Run]:
+        """Runs of a named queue in admission order (priority, then run id)."""
+        with self._core.lock:
+            runs = [
+                r
+                for r in self._core.state.runs.values()
+                if r.queue_name == queue_name
+                and (status is None or r.status == status)
+                and (
+                    started_after is None
+                    or (r.started_at is not None and r.started_at >= started_after)
+                )
+            ]
+        runs.sort(key=lambda r: (r.queue_priority or 0, r.run_id))
         return runs[:limit]
 
 
@@ -516,6 +561,7 @@ class MemoryWorld:
         self.waits: Waits = MemoryWaits(core)
         self.queue: Queue = MemoryQueue(core)
         self.streams: Streams = MemoryStreams(core)
+        self.schedules: Schedules = MemorySchedules()
 
     def close(self) -> None:
         """Nothing to release."""
