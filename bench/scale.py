@@ -1,7 +1,8 @@
-"""M concurrent runs across worker processes: throughput and time to first step.
+"""M concurrent runs across worker processes: throughput against the database's limit.
 
     .venv/bin/python -m bench.scale [--worlds local,postgres] [--workers 1,2,4]
                                     [--runs 100] [--steps 10] [--concurrency 16]
+                                    [--commits 2000] [--no-dbos]
 
 For each world and worker count: a fresh world (a SQLite file, or a new schema in
 the Postgres database named by ``WFKIT_BENCH_POSTGRES_URL`` or
@@ -9,8 +10,26 @@ the Postgres database named by ``WFKIT_BENCH_POSTGRES_URL`` or
 and ready before the clock starts), then M runs of ``examples/e2e/faults.py::ten``
 (S sequential trivial steps each) started at once from this process. Printed per
 row: wall time from the first ``start()`` to the last ``run_completed``, steps/s,
-and the p50/p99 time from ``start()`` to a run's first step, read from the log as
-the first ``step_started`` event's ``created_at`` minus ``run_created``'s.
+steps/s as a fraction of the database's raw commit rate, the p50/p99 time from
+``start()`` to a run's first step (the first ``step_started`` event's
+``created_at`` minus ``run_created``'s) and to its end (``run_completed``'s).
+
+The raw commit rate (``bench.commit_rate``: single-row insert + commit
+transactions from one connection and from two) is measured in the same
+invocation, just before each world's rows, because a shared machine's disk and
+CPU vary by the minute; ``of limit`` divides steps/s by the higher of the two
+rates. A sequential step costs at least one commit, so 1.00 would be a world
+whose steps cost nothing but the database's commit (group commit across runs
+is how a world may exceed it).
+
+Where ``dbos`` is importable (a bench-only dependency: ``pip install dbos``), the
+same shape runs on DBOS on the same database (SQLite file, or a fresh Postgres
+database on the same server) in the same invocation: M workflows of S
+sequential trivial ``@DBOS.step`` calls, all started at once with
+``DBOS.start_workflow_async`` in one DBOS process (``bench.dbos_peer --runs``).
+That process is DBOS's executor, so it compares with wfkit's 1-worker row; its
+start→complete times are measured by the caller. DBOS has no separate
+time-to-first-step record, so those cells are blank.
 """
 
 from __future__ import annotations
@@ -142,6 +161,7 @@ def measure(
             if pending:
                 time.sleep(0.05)
         firsts: list[float] = []
+        completes: list[float] = []
         created: list[Any] = []
         ended: list[Any] = []
         for run_id in run_ids:
@@ -150,6 +170,7 @@ def measure(
             first_step = next(e for e in events if e.event_type == "step_started")
             run_completed = next(e for e in events if e.event_type == "run_completed")
             firsts.append((first_step.created_at - run_created.created_at).total_seconds())
+            completes.append((run_completed.created_at - run_created.created_at).total_seconds())
             created.append(run_created.created_at)
             ended.append(run_completed.created_at)
         wall = (max(ended) - min(created)).total_seconds()
@@ -162,6 +183,8 @@ def measure(
             "steps_per_s": runs * steps / wall,
             "first_p50_ms": 1000 * statistics.median(firsts),
             "first_p99_ms": 1000 * _percentile(firsts, 0.99),
+            "complete_p50_ms": 1000 * statistics.median(completes),
+            "complete_p99_ms": 1000 * _percentile(completes, 0.99),
         }
     finally:
         _stop_workers(procs)
@@ -171,19 +194,80 @@ def measure(
         world.close()
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _ms(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:>9.1f}" if key in row else f"{'-':>9}"
+
+
+def _table(rows: list[dict[str, Any]], limits: dict[str, dict[str, float]]) -> str:
     header = (
-        f"{'world':<9} {'workers':>7} {'runs':>5} {'steps':>6} {'wall s':>7}"
-        f" {'steps/s':>8} {'first p50 ms':>13} {'first p99 ms':>13}"
+        f"{'engine':<16} {'workers':>7} {'runs':>5} {'steps':>6} {'wall s':>7}"
+        f" {'steps/s':>8} {'of limit':>8} {'first p50':>9} {'first p99':>9}"
+        f" {'done p50':>9} {'done p99':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
+        limit = max(limits[r["world"]].values())
+        engine = f"{r.get('engine', 'wfkit')} {r['world']}"
         lines.append(
-            f"{r['world']:<9} {r['workers']:>7} {r['runs']:>5} {r['steps']:>6}"
-            f" {r['wall_s']:>7.2f} {r['steps_per_s']:>8.0f}"
-            f" {r['first_p50_ms']:>13.1f} {r['first_p99_ms']:>13.1f}"
+            f"{engine:<16} {r['workers']:>7} {r['runs']:>5} {r['steps']:>6}"
+            f" {r['wall_s']:>7.2f} {r['steps_per_s']:>8.0f} {r['steps_per_s'] / limit:>8.2f}"
+            f" {_ms(r, 'first_p50_ms')} {_ms(r, 'first_p99_ms')}"
+            f" {_ms(r, 'complete_p50_ms')} {_ms(r, 'complete_p99_ms')}"
         )
+    lines.append("")
+    lines.append("raw commit rate (single-row insert + commit), measured in this invocation:")
+    for world, rates in limits.items():
+        lines.append(
+            f"  {world:<9} 1 connection {rates['one']:>7.0f}/s   2 connections {rates['two']:>7.0f}/s"
+        )
+    lines.append("times in ms from start(): first = first step started, done = run completed")
     return "\n".join(lines)
+
+
+def commit_limit(kind: str, tmp: Path, commits: int) -> dict[str, float]:
+    """The raw commit rates of ``kind``'s database (``bench.commit_rate``)."""
+    from bench.commit_rate import postgres_commit_rate, sqlite_commit_rate
+
+    if kind == "local":
+        return sqlite_commit_rate(tmp / "commit-rate.db", commits)
+    url = _postgres_url()
+    assert url is not None
+    return postgres_commit_rate(url, commits)
+
+
+def run_dbos(kind: str, runs: int, steps: int, tmp: Path) -> dict[str, Any] | None:
+    """bench.scale's shape on DBOS (``bench.dbos_peer --runs``); None without ``dbos``."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("dbos") is None:
+        return None
+    from bench.steps import _drop_postgres_database, _fresh_postgres_database
+
+    database = (
+        _fresh_postgres_database() if kind == "postgres" else f"sqlite:///{tmp / 'dbos-scale.db'}"
+    )
+    command = [sys.executable, "-m", "bench.dbos_peer", "--steps", str(steps)]
+    command += ["--runs", str(runs), "--db", database]
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800
+        )
+    finally:
+        if kind == "postgres":
+            _drop_postgres_database(database)
+    peer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "engine": "dbos",
+        "world": kind,
+        "workers": 1,
+        "runs": runs,
+        "steps": runs * steps,
+        "wall_s": peer["seconds"],
+        "steps_per_s": peer["steps_per_s"],
+        "complete_p50_ms": peer["complete_p50_ms"],
+        "complete_p99_ms": peer["complete_p99_ms"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=16, help="per worker process")
     parser.add_argument("--timeout", type=float, default=120, help="per row")
+    parser.add_argument(
+        "--commits", type=int, default=2000, help="transactions per raw commit-rate measurement"
+    )
+    parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even when installed")
     args = parser.parse_args(argv)
 
     import wfbuild
@@ -203,11 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.scale: no WFKIT_BENCH_POSTGRES_URL; skipping postgres", file=sys.stderr)
         worlds.remove("postgres")
     rows = []
+    limits: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="wfkit-scale-") as tmpdir:
         tmp = Path(tmpdir)
         build_dir = tmp / "build"
         wfbuild.build([ROOT / "examples"], root=ROOT, out=build_dir)
         for kind in worlds:
+            limits[kind] = commit_limit(kind, tmp, args.commits)
             for count in (int(n) for n in args.workers.split(",")):
                 row = measure(
                     kind,
@@ -226,11 +316,14 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+            peer = None if args.no_dbos else run_dbos(kind, args.runs, args.steps, tmp)
+            if peer is not None:
+                rows.append(peer)
     print(
         f"M={args.runs} concurrent runs x {args.steps} sequential trivial steps,"
         f" {os.cpu_count()} CPUs, --concurrency {args.concurrency} per worker process"
     )
-    print(_table(rows))
+    print(_table(rows, limits))
     return 0
 
 
