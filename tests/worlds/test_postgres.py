@@ -280,8 +280,9 @@ def test_survives_a_server_restart(world: PostgresWorld) -> None:
 
     _restart_postgres()
 
-    # pg_ctlcluster returns once the server accepts connections: the pool's
-    # pre-ping replaces the dead connections and the next operations just work.
+    # pg_ctlcluster returns once the server accepts connections: each dead pooled
+    # connection fails its transaction's first round trip, is discarded and the
+    # transaction retried, so the next operations just work.
     world.events.create(
         run_id,
         EventRequest(event_type="step_created", correlation_id="s1", data={"step_name": "a"}),
@@ -297,6 +298,45 @@ def test_survives_a_server_restart(world: PostgresWorld) -> None:
     thread.join(10)
     assert [m.payload for m in box[0]] == [{"after": True}]
     assert time.monotonic() - sent < 0.5
+    assert diff_run_records(world, run_id) == []
+
+
+def _pooled_backend_pids(world: PostgresWorld, count: int) -> list[int]:
+    """The server pids behind ``count`` of the world's pooled connections (all
+    checked out at once, so they are distinct, then returned to the pool)."""
+    held = [world.engine.raw_connection() for _ in range(count)]
+    try:
+        return [conn.driver_connection.info.backend_pid for conn in held]
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_dead_pooled_connections_are_replaced_without_a_ping(world: PostgresWorld) -> None:
+    # Without pre-ping (the default: it costs a round trip per transaction), a
+    # pooled connection whose server process is gone — as after a restart —
+    # fails the first round trip of its transaction, before COMMIT: the
+    # connection is discarded and the transaction retried on another.
+    assert world.engine.pool._pre_ping is False
+    run_id = _new_run(world)
+    pids = _pooled_backend_pids(world, 3)
+    killed = fetch_scalar(
+        world.engine,
+        "SELECT count(pg_terminate_backend(pid)) FROM unnest(%(pids)s::int[]) AS pid",
+        {"pids": pids},
+    )
+    assert killed == 3
+    time.sleep(0.2)  # let the terminations land
+
+    world.events.create(
+        run_id,
+        EventRequest(event_type="step_created", correlation_id="s1", data={"step_name": "a"}),
+    )
+    world.queue.enqueue("q", {"after": True})
+    assert world.steps.get(run_id, "s1").status == "pending"
+    assert [m.payload for m in world.queue.receive(["q"], lease_seconds=30)] == [{"after": True}]
+    events = world.events.list(run_id)
+    assert [e.event_type for e in events].count("step_created") == 1
     assert diff_run_records(world, run_id) == []
 
 

@@ -1,10 +1,11 @@
 """The Postgres world: any number of workers on any number of machines.
 
-SQLAlchemy (engine, ``QueuePool`` with pre-ping, schema DDL) over psycopg 3
+SQLAlchemy (engine, ``QueuePool``, schema DDL) over psycopg 3
 (hand-written SQL on the hot path). Every event batch is one short transaction
 that locks its run's row, checks the transitions with the lifecycle rules shared
 by every world (``wfkit.worlds.base.plan_events``) and writes the events, the records
-and any queue messages in one statement: two round trips after the pool's ping.
+and any queue messages in one statement: two round trips, and no ping (a pooled
+connection found dead is replaced and the transaction retried, ``session``).
 The queue leases with ``FOR UPDATE SKIP LOCKED``; LISTEN/NOTIFY wakes idle
 receivers and stream readers. The world creates and upgrades its own tables.
 
@@ -108,8 +109,11 @@ class PostgresWorld:
         max_overflow: extra connections allowed under load.
         statement_timeout_ms: per-statement limit set on every connection, so a
             stuck query cannot stall a worker forever (0 disables it).
-        pool_pre_ping: test pooled connections before use (reconnects after a
-            server restart).
+        pool_pre_ping: test pooled connections before use. Off by default: it
+            costs a round trip per transaction, and a dead pooled connection
+            (say, after a server restart) fails the transaction's first
+            round trip, before COMMIT, which ``session.run_transaction``
+            already answers by discarding the connection and retrying.
         synchronous_commit: wait for the WAL flush at each COMMIT (the default).
             False sets ``synchronous_commit=off`` for the world's sessions: a
             server crash may lose the last few hundred milliseconds of commits
@@ -133,7 +137,7 @@ class PostgresWorld:
         pool_size: int = 5,
         max_overflow: int = 10,
         statement_timeout_ms: int = 30_000,
-        pool_pre_ping: bool = True,
+        pool_pre_ping: bool = False,
         synchronous_commit: bool = True,
     ) -> None:
         parsed = normalize_url(url)

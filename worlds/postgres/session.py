@@ -1,12 +1,11 @@
 """Pooled connections, pipelined statements and the retrying transaction runner.
 
-The pool is SQLAlchemy's (``QueuePool`` with ``pool_pre_ping``), its connections
-in autocommit mode; statements go straight to the psycopg connection (hand-written
+The pool is SQLAlchemy's (``QueuePool``, no pre-ping: a connection found dead
+is discarded and the transaction retried), its connections in autocommit mode; statements go straight to the psycopg connection (hand-written
 SQL, nothing to compile, psycopg prepares repeated statements on the server).
 A ``Session`` opens its transaction lazily and *pipelines*: ``BEGIN`` travels
 with the first statements and ``COMMIT`` with the last writes, so an event batch
-costs two round trips after the pool's ping — one to lock and read, one to
-write and commit.
+costs two round trips — one to lock and read, one to write and commit.
 """
 
 from __future__ import annotations
