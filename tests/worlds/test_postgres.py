@@ -301,6 +301,70 @@ def test_survives_a_server_restart(world: PostgresWorld) -> None:
     assert diff_run_records(world, run_id) == []
 
 
+def _step_batch(i: int) -> list[EventRequest]:
+    """A sequential step's write: step i-1 completed, step i created and started."""
+    return [
+        EventRequest(event_type="step_completed", correlation_id=f"s{i - 1}", data={"result": i}),
+        EventRequest(event_type="step_created", correlation_id=f"s{i}", data={"step_name": "a"}),
+        EventRequest(event_type="step_started", correlation_id=f"s{i}"),
+    ]
+
+
+def test_cached_step_write_is_refused_when_another_writer_moved_the_log(
+    world: PostgresWorld, schema: str
+) -> None:
+    # Worker A writes a run's steps from what its own last write left (one round
+    # trip, no lock, no read). Worker B, another process, takes the run over and
+    # completes s1 and starts step b2. A's next write, still expecting the log to end at its own
+    # batch, must be refused whole — the guard sees the moved tail — not
+    # written on top of B's.
+    assert URL
+    run_id = _new_run(world)
+    last = world.events.list(run_id)[-1].event_id
+    first = world.events.create_batch(
+        run_id,
+        [
+            EventRequest(event_type="step_created", correlation_id="s0", data={"step_name": "a"}),
+            EventRequest(event_type="step_started", correlation_id="s0"),
+        ],
+        expected_last_event_id=last,
+    )
+    a_last = world.events.create_batch(
+        run_id, _step_batch(1), expected_last_event_id=first[-1].event.event_id
+    )[-1].event.event_id
+    other = PostgresWorld(URL, schema=schema)
+    try:
+        # B's step has another id, so no unique index can catch A's stale write.
+        takeover = _step_batch(2)
+        takeover[1:] = [
+            request.model_copy(update={"correlation_id": "b2"}) for request in takeover[1:]
+        ]
+        other.events.create_batch(run_id, takeover, expected_last_event_id=a_last)
+    finally:
+        other.close()
+
+    with pytest.raises(EntityConflictError, match="moved on"):
+        world.events.create_batch(run_id, _step_batch(2), expected_last_event_id=a_last)
+
+    events = world.events.list(run_id)
+    assert [e.correlation_id for e in events if e.event_type == "step_created"] == [
+        "s0",
+        "s1",
+        "b2",
+    ]
+    completed = [e.correlation_id for e in events if e.event_type == "step_completed"]
+    assert completed == ["s0", "s1"]
+    assert diff_run_records(world, run_id) == []
+    # And A carries on from the log as it now is.
+    carry_on = [
+        EventRequest(event_type="step_completed", correlation_id="b2", data={"result": 2}),
+        *_step_batch(3)[1:],
+    ]
+    world.events.create_batch(run_id, carry_on, expected_last_event_id=events[-1].event_id)
+    assert world.steps.get(run_id, "s3").status == "running"
+    assert diff_run_records(world, run_id) == []
+
+
 def _pooled_backend_pids(world: PostgresWorld, count: int) -> list[int]:
     """The server pids behind ``count`` of the world's pooled connections (all
     checked out at once, so they are distinct, then returned to the pool)."""

@@ -19,6 +19,13 @@ One transaction per ``create_batch``:
 A refused transition raises before anything is written; unique violations,
 deadlocks and dropped connections are translated (and retried) by
 ``errors.run_transaction``.
+
+A batch of step events that continues, with ``expected_last_event_id``, from
+this process's own last write to the run (a sequential step's hot path) skips
+step 1: it is checked against the records that write left (``tails``) and
+written by one guarded statement sent with ``BEGIN`` and ``COMMIT``: one round
+trip. If the guard finds the log moved on, or anything else is in doubt, the
+batch runs as above.
 """
 
 from __future__ import annotations
@@ -30,22 +37,27 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from wfkit.worlds.base import (
+    EntityConflictError,
     Event,
     EventRequest,
     EventResult,
     EventType,
     Hook,
+    PlannedWrites,
     QueueMessageRequest,
     Run,
     Step,
     Wait,
+    WorldError,
     new_id,
     normalize_json,
     plan_events,
     run_id_for_create,
 )
-from wfkit.worlds.postgres.session import Session, Statement, run_transaction
+from wfkit.worlds.postgres.errors import DatabaseUnavailableError
+from wfkit.worlds.postgres.session import Session, Statement, fetch_scalar, run_transaction
 from wfkit.worlds.postgres.sql import CODECS, CompiledSql, TableNames, compile_statement
+from wfkit.worlds.postgres.tails import RunTail, TailCache, TailLoader, TailMiss, qualifies
 from wfkit.worlds.postgres.writes import plan_statements
 from wfkit.worlds.sql import RecordStatements, decode_events, dump_json
 
@@ -235,6 +247,7 @@ class PostgresEvents:
         self._engine = engine
         self._names = names
         self._sql = sql
+        self._tails = TailCache()
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``wfkit.worlds.base.Events.create``.
@@ -271,19 +284,84 @@ class PostgresEvents:
                 the event's entity does not exist.
             InvalidEventError: a malformed request or a non-JSON payload.
         """
+        cacheable = not messages and qualifies(requests)
+        if cacheable and expected_last_event_id is not None:
+            tail = self._tails.get(run_id, expected_last_event_id)
+            if tail is not None:
+                written = self._append_from_tail(run_id, tail, requests, expected_last_event_id)
+                if written is not None:
+                    return written
         rows = message_rows(messages)
         names, sql = self._names, self._sql
 
-        def append(session: Session) -> list[EventResult]:
+        def append(session: Session) -> tuple[list[EventResult], Run | None, PlannedWrites]:
             loader = TransactionLoader(session, names, sql)
             loader.lock_and_prefetch(run_id, requests)
             plan = plan_events(
                 loader, run_id, requests, expected_last_event_id=expected_last_event_id
             )
             session.commit(plan_statements(names, run_id, plan, rows))
-            return plan.results
+            return plan.results, loader.load_run(run_id), plan
 
-        return run_transaction(self._engine, append)
+        try:
+            results, run, plan = run_transaction(self._engine, append)
+        except BaseException:
+            self._tails.forget(run_id)
+            raise
+        if cacheable:
+            self._tails.remember(run_id, run, plan, None)
+        return results
+
+    def _append_from_tail(
+        self,
+        run_id: str,
+        tail: RunTail,
+        requests: Sequence[EventRequest],
+        expected_last_event_id: str,
+    ) -> list[EventResult] | None:
+        """Write a step batch planned on this process's ``tail`` of the run in one
+        guarded round trip; None when it must go the ordinary way (nothing written)."""
+        try:
+            plan = plan_events(
+                TailLoader(run_id, tail, requests),
+                run_id,
+                requests,
+                expected_last_event_id=expected_last_event_id,
+            )
+        except (TailMiss, WorldError):
+            return None  # the ordinary path reads the records and gives the answer
+        if plan.changed_runs or plan.released_runs:
+            return None
+        statements = plan_statements(
+            self._names, run_id, plan, guard_last_event_id=expected_last_event_id
+        )
+
+        def append(session: Session) -> int:
+            return int(session.commit(statements)[-1][0]["written"])
+
+        try:
+            written = run_transaction(self._engine, append)
+        except EntityConflictError:
+            written = 0  # a step this cache did not hold exists after all
+        except DatabaseUnavailableError:
+            self._tails.forget(run_id)
+            # The connection dropped with COMMIT in flight: the log says whether
+            # it landed (the guard makes a late landing impossible to miss: the
+            # ordinary path waits for the row lock and sees the moved tail).
+            tail_now = fetch_scalar(
+                self._engine,
+                f"SELECT last_event_id FROM {self._names.runs} WHERE run_id = %(run_id)s",
+                {"run_id": run_id},
+            )
+            written = int(tail_now == plan.events[-1].event_id)
+        except BaseException:
+            self._tails.forget(run_id)
+            raise
+        if not written:
+            self._tails.forget(run_id)
+            return None
+        self._tails.remember(run_id, tail.run, plan, tail)
+        return plan.results
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None

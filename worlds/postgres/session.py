@@ -93,18 +93,23 @@ class Session:
         rows = self.rows(sql, params)
         return next(iter(rows[0].values())) if rows else None
 
-    def commit(self, statements: Sequence[Statement] = ()) -> None:
+    def commit(self, statements: Sequence[Statement] = ()) -> list[Rows]:
         """Send ``statements`` and COMMIT together (or just the statements outside a
-        transaction)."""
+        transaction); each statement's rows.
+
+        With the transaction not begun yet, ``BEGIN``, the statements and
+        ``COMMIT`` all travel in one round trip."""
         batch = list(statements)
-        if self.in_transaction or self._begin_pending:
+        closing = self.in_transaction or self._begin_pending
+        if closing:
             batch.append(("COMMIT", None))
         if not batch:
-            return
+            return []
         self.committing = True
-        self.query(*batch)
+        results = self.query(*batch)
         self.in_transaction = False
         self._begin_pending = False
+        return results[:-1] if closing else results
 
 
 def run_transaction(

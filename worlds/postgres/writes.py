@@ -12,6 +12,13 @@ statement: a batch that both changes and creates hooks updates the changed ones
 first (so a token disposed and re-taken in one batch does not trip the
 active-token index inside one statement), and a run that became terminal
 releases its remaining hooks and waits afterwards.
+
+A *guarded* plan (``guard_last_event_id``, the cached path of ``tails``) is
+written without having locked the run: its first CTE moves the run's
+``last_event_id`` on only if it still is the expected id (under READ COMMITTED
+an UPDATE waits for a concurrent writer's row lock and re-checks its condition
+on the newest row), every other write is conditioned on that CTE having
+returned its row, and the statement returns how many run rows it moved (1 or 0).
 """
 
 from __future__ import annotations
@@ -90,16 +97,23 @@ def _unnest(
     return f"json_to_recordset(%({alias})s::json) AS {alias}({names}, ord int)"
 
 
+_GUARD = "guard"
+_GUARDED = f"EXISTS (SELECT 1 FROM {_GUARD})"
+
+
 def _insert(
     table: str,
     alias: str,
     columns: Columns,
     rows: Iterable[Mapping[str, Any]],
     params: dict[str, Any],
+    *,
+    guarded: bool = False,
 ) -> str:
     names = ", ".join(name for name, _ in columns)
     source = _unnest(alias, columns, rows, params)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} ORDER BY ord"
+    where = f" WHERE {_GUARDED}" if guarded else ""
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source}{where} ORDER BY ord"
 
 
 def _update(
@@ -109,10 +123,14 @@ def _update(
     keys: Sequence[str],
     rows: Iterable[Mapping[str, Any]],
     params: dict[str, Any],
+    *,
+    guarded: bool = False,
 ) -> str:
     source = _unnest(alias, columns, rows, params)
     sets = ", ".join(f"{name} = {alias}.{name}" for name, _ in columns if name not in keys)
     match = " AND ".join(f"t.{key} = {alias}.{key}" for key in keys)
+    if guarded:
+        match += f" AND {_GUARDED}"
     return f"UPDATE {table} AS t SET {sets} FROM {source} WHERE {match}"
 
 
@@ -140,15 +158,36 @@ def plan_statements(
     run_id: str,
     plan: PlannedWrites,
     messages: Sequence[Mapping[str, Any]] = (),
+    *,
+    guard_last_event_id: str | None = None,
 ) -> list[Statement]:
     """The statements that write ``plan`` (and enqueue ``messages``), in order.
 
     The caller sends them inside the transaction that holds the run's row lock
-    (or creates the run), so nothing else writes these rows concurrently.
+    (or creates the run), so nothing else writes these rows concurrently; or,
+    with ``guard_last_event_id``, as one guarded statement (module docstring)
+    whose one row's ``written`` column says whether anything was written.
+
+    Raises:
+        ValueError: a guarded plan that writes more than events, steps and the
+            run's tail (the cached path never plans one).
     """
     statements: list[Statement] = []
     params: dict[str, Any] = {"run_id": run_id}
     ctes: list[str] = []
+    guarded = guard_last_event_id is not None
+    if guarded:
+        if not plan.events or plan.new_runs or plan.changed_runs or plan.released_runs:
+            raise ValueError("a guarded plan writes only events, steps and the run's tail")
+        if plan.new_hooks or plan.changed_hooks or plan.new_waits or plan.changed_waits:
+            raise ValueError("a guarded plan writes only events, steps and the run's tail")
+        params["expected_last_event_id"] = guard_last_event_id
+        params["last_event_id"] = plan.events[-1].event_id
+        ctes.append(
+            f"{_GUARD} AS (UPDATE {names.runs} SET last_event_id = %(last_event_id)s"
+            " WHERE run_id = %(run_id)s AND last_event_id = %(expected_last_event_id)s"
+            " RETURNING 1)"
+        )
 
     def cte(sql: str) -> None:
         ctes.append(f"w{len(ctes)} AS ({sql})")
@@ -160,14 +199,14 @@ def plan_statements(
             dict(zip(columns, _EVENT_VALUES(e, event_json[e.event_id]), strict=True))
             for e in plan.events
         ]
-        cte(_insert(names.events, "ev", _EVENTS, rows, params))
+        cte(_insert(names.events, "ev", _EVENTS, rows, params, guarded=guarded))
         params["last_event_id"] = plan.events[-1].event_id
     if plan.new_steps:
         rows = map(CODECS.step.params, plan.new_steps.values())
-        cte(_insert(names.steps, "sn", _STEPS.insert, rows, params))
+        cte(_insert(names.steps, "sn", _STEPS.insert, rows, params, guarded=guarded))
     if plan.changed_steps:
         rows = map(CODECS.step.update_params, plan.changed_steps.values())
-        cte(_update(names.steps, "sc", _STEPS.update, _STEPS.keys, rows, params))
+        cte(_update(names.steps, "sc", _STEPS.update, _STEPS.keys, rows, params, guarded=guarded))
     if plan.changed_hooks:
         hook_update: dict[str, Any] = {}
         rows = map(CODECS.hook.update_params, plan.changed_hooks.values())
@@ -187,9 +226,14 @@ def plan_statements(
         rows = map(CODECS.wait.update_params, plan.changed_waits.values())
         cte(_update(names.waits, "wc", _WAITS.update, _WAITS.keys, rows, params))
     if messages:
+        if guarded:
+            raise ValueError("a guarded plan enqueues no messages")
         cte(insert_messages_sql(names, "qm", messages, params))
 
-    primary = _run_statement(names, plan, params)
+    if guarded:
+        primary: str | None = f"SELECT count(*) AS written FROM {_GUARD}"
+    else:
+        primary = _run_statement(names, plan, params)
     if primary is not None or ctes:
         sql = (f"WITH {', '.join(ctes)} " if ctes else "") + (primary or "SELECT 1")
         statements.append((sql, params))

@@ -1,0 +1,145 @@
+"""The statements (and, on Postgres, round trips) one sequential step costs.
+
+A sequential step's write is one ``create_batch([step_completed, step_created,
+step_started], expected_last_event_id=…)`` (DESIGN §5, the hot path), so its cost
+in statements is the step rate's ceiling. These counts are pinned: a change that
+adds a statement or a round trip to the hot path must change them here, on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import postgres_url
+from wfkit.worlds.base import EventRequest, World
+from wfkit.worlds.testing import WORLD_FACTORIES, diff_run_records
+
+STEPS = 20
+
+
+def _batch(i: int) -> list[EventRequest]:
+    """What a worker writes when step ``i - 1`` returns and the workflow calls step ``i``."""
+    return [
+        EventRequest(event_type="step_completed", correlation_id=f"s{i - 1}", data={"result": i}),
+        EventRequest(
+            event_type="step_created", correlation_id=f"s{i}", data={"step_name": "a", "input": i}
+        ),
+        EventRequest(event_type="step_started", correlation_id=f"s{i}"),
+    ]
+
+
+def _start_run(world: World) -> tuple[str, str]:
+    """A running run with step s0 started; (run id, id of its last event)."""
+    created = world.events.create(
+        None, EventRequest(event_type="run_created", data={"workflow_name": "wf", "input": None})
+    )
+    assert created.run is not None
+    run_id = created.run.run_id
+    last = world.events.create(run_id, EventRequest(event_type="run_started")).event.event_id
+    first = world.events.create_batch(
+        run_id,
+        [
+            EventRequest(event_type="step_created", correlation_id="s0", data={"step_name": "a"}),
+            EventRequest(event_type="step_started", correlation_id="s0"),
+        ],
+        expected_last_event_id=last,
+    )
+    return run_id, first[-1].event.event_id
+
+
+@contextlib.contextmanager
+def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """Count statements psycopg sends and round trips (a pipeline, or a statement
+    outside one, is one round trip)."""
+    counts = {"statements": 0, "round_trips": 0}
+    piped: list[bool] = [False]
+    execute: Callable[..., Any] = psycopg.Cursor.execute
+    pipeline: Callable[..., Any] = psycopg.Connection.pipeline
+
+    def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["statements"] += 1
+        counts["round_trips"] += 0 if piped[0] else 1
+        return execute(self, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def counting_pipeline(self: Any) -> Iterator[Any]:
+        counts["round_trips"] += 1
+        piped[0] = True
+        try:
+            with pipeline(self) as pipe:
+                yield pipe
+        finally:
+            piped[0] = False
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
+    yield counts
+    monkeypatch.undo()
+
+
+@contextlib.contextmanager
+def _count_sqlite(world: World) -> Iterator[dict[str, int]]:
+    """Count the statements SQLite runs on this thread's kept connection (the
+    local world writes from the calling thread)."""
+    counts = {"statements": 0}
+    connection: sqlite3.Connection = world._connections.get()  # type: ignore[attr-defined]
+
+    def trace(_sql: str) -> None:
+        counts["statements"] += 1
+
+    connection.set_trace_callback(trace)
+    try:
+        yield counts
+    finally:
+        connection.set_trace_callback(None)
+
+
+PINNED = {
+    # BEGIN IMMEDIATE, the run's status + log tail, INSERT events, INSERT the new
+    # step, UPDATE the finished one, COMMIT (in-process: no round trips).
+    "local": {"statements": 6},
+    # BEGIN, one guarded statement writing events, steps and the run's tail,
+    # COMMIT: one round trip (tails.py), after the first step of the run.
+    "postgres": {"statements": 3, "round_trips": 1},
+}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "local",
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not postgres_url(), reason="WFKIT_TEST_POSTGRES_URL not set"),
+            ],
+        ),
+    ],
+)
+def test_statements_per_sequential_step_are_pinned(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = WORLD_FACTORIES[kind].make(tmp_path)
+    try:
+        run_id, last = _start_run(world)
+        counter = _count_sqlite(world) if kind == "local" else _count_postgres(monkeypatch)
+        with counter as counts:
+            for i in range(1, STEPS + 1):
+                results = world.events.create_batch(run_id, _batch(i), expected_last_event_id=last)
+                last = results[-1].event.event_id
+        per_step = {name: count / STEPS for name, count in counts.items()}
+        assert per_step == PINNED[kind]
+        steps = world.steps.list(run_id)
+        assert sum(step.status == "completed" for step in steps) == STEPS
+        assert [s.status for s in steps if s.step_id == f"s{STEPS}"] == ["running"]
+        assert diff_run_records(world, run_id) == []
+    finally:
+        world.close()

@@ -1,0 +1,157 @@
+"""What this process knows of a run's records as of the tail of its log.
+
+A worker appending a sequential run's steps writes one batch per step, each with
+``expected_last_event_id`` = the id of the batch before it. Every change to a
+run's or a step's record comes with an event of that run, so if the run's log
+still ends at that id, the records are exactly what this process left them at
+its last write: the lifecycle rules can be checked against them without reading
+the database, and the writes go out guarded by ``last_event_id`` in the one round
+trip that also sends ``BEGIN`` and ``COMMIT`` (``writes.plan_statements(...,
+guard_last_event_id=...)``). Any doubt — another writer moved the log on, a
+record this cache does not hold, a refused transition — goes the ordinary way
+(lock, read, plan, write), which gives the authoritative answer.
+
+Only batches of step events qualify: they read the run's status and the steps
+they name, and write events, steps and the run's ``last_event_id``. Hooks and
+waits are left out on purpose: a hook token is unique across runs, so another
+run's write can change the answer without touching this run's log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wfkit.worlds.base import (
+    STEP_TERMINAL,
+    Event,
+    EventRequest,
+    EventType,
+    Hook,
+    PlannedWrites,
+    Run,
+    Step,
+    Wait,
+)
+
+__all__ = ["RunTail", "TailCache", "TailLoader", "TailMiss", "qualifies"]
+
+_MAX_RUNS = 4096
+"""Runs remembered per world object; older ones are forgotten (a miss costs one
+ordinary transaction)."""
+
+
+class TailMiss(Exception):
+    """The cache cannot answer a lookup: take the ordinary path."""
+
+
+@dataclass
+class RunTail:
+    """A run's record (status only is relied on) and its unfinished steps, as of
+    ``last_event_id``."""
+
+    last_event_id: str
+    run: Run
+    steps: dict[str, Step] = field(default_factory=dict)
+
+
+def qualifies(requests: Sequence[EventRequest]) -> bool:
+    """Whether a batch may take the cached path: step events only."""
+    return bool(requests) and all(r.event_type.startswith("step_") for r in requests)
+
+
+class TailCache:
+    """``RunTail``s by run id, most recently written last; thread-safe."""
+
+    def __init__(self) -> None:
+        self._tails: OrderedDict[str, RunTail] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str, last_event_id: str | None) -> RunTail | None:
+        """The run's tail if this process last saw its log end at ``last_event_id``."""
+        with self._lock:
+            tail = self._tails.get(run_id)
+        return tail if tail is not None and tail.last_event_id == last_event_id else None
+
+    def forget(self, run_id: str) -> None:
+        """Drop what is known of ``run_id`` (after a refused or uncertain write)."""
+        with self._lock:
+            self._tails.pop(run_id, None)
+
+    def remember(
+        self, run_id: str, run: Run | None, plan: PlannedWrites, base: RunTail | None
+    ) -> None:
+        """Record the state a committed step batch left behind.
+
+        Args:
+            run_id: the batch's run.
+            run: the run record the batch was checked against (None: forget).
+            plan: the committed writes.
+            base: the tail the batch was planned on, if it took the cached path.
+        """
+        if run is None or not plan.events or plan.changed_runs or plan.new_runs:
+            self.forget(run_id)
+            return
+        steps = dict(base.steps) if base is not None else {}
+        for (step_run_id, step_id), step in (*plan.new_steps.items(), *plan.changed_steps.items()):
+            if step_run_id == run_id:
+                steps[step_id] = step
+        tail = RunTail(
+            last_event_id=plan.events[-1].event_id,
+            run=run,
+            steps={i: s for i, s in steps.items() if s.status not in STEP_TERMINAL},
+        )
+        with self._lock:
+            self._tails[run_id] = tail
+            self._tails.move_to_end(run_id)
+            while len(self._tails) > _MAX_RUNS:
+                self._tails.popitem(last=False)
+
+
+class TailLoader:
+    """A ``wfkit.worlds.base.RecordLoader`` answering from one ``RunTail``.
+
+    A step the batch creates and the cache does not hold is taken not to exist:
+    if it does, the guarded INSERT's unique violation sends the batch the
+    ordinary way. Every other lookup the cache cannot answer raises ``TailMiss``.
+    """
+
+    def __init__(self, run_id: str, tail: RunTail, requests: Sequence[EventRequest]) -> None:
+        self._run_id = run_id
+        self._tail = tail
+        self._created = {r.correlation_id for r in requests if r.event_type == "step_created"}
+
+    def load_run(self, run_id: str) -> Run | None:
+        if run_id != self._run_id:
+            raise TailMiss(run_id)
+        return self._tail.run
+
+    def load_last_event_id(self, run_id: str) -> str | None:
+        if run_id != self._run_id:
+            raise TailMiss(run_id)
+        return self._tail.last_event_id
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None:
+        if run_id == self._run_id:
+            if step_id in self._tail.steps:
+                return self._tail.steps[step_id]
+            if step_id in self._created:
+                return None
+        raise TailMiss(step_id)
+
+    def load_hook(self, hook_id: str) -> Hook | None:
+        raise TailMiss(hook_id)
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None:
+        raise TailMiss(token)
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        raise TailMiss(wait_id)
+
+    def load_waits_of_run(self, run_id: str) -> list[Wait]:
+        raise TailMiss(run_id)
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        raise TailMiss(event_type)
