@@ -60,6 +60,7 @@ the worlds cannot disagree on what a transition means)::
     fold_events(events) -> FoldedState          the records a log gives
     diff_run_records(world, run_id) -> [str]    fold vs materialized records (wfkit verify)
     StateLoader(FoldedState)                    an in-memory RecordLoader (fold, MemoryWorld)
+    create_batches_one_by_one(events, writes)  Events.create_batches without the group commit
     run_id_for_create(run_id, request) -> str   the run of one Events.create (wrun_… for a new run)
     new_id("evnt") / utc_now() / parse_timestamp(s) / encode_json(data)
 """
@@ -68,6 +69,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 
+from wfkit.worlds.base.batches import BatchOutcome, BatchWrite, create_batches_one_by_one
 from wfkit.worlds.base.clock import SYSTEM_CLOCK, Clock, SystemClock, current_clock, use_clock
 from wfkit.worlds.base.errors import (
     CorruptedLogError,
@@ -132,6 +134,8 @@ __all__ = [
     "SPEC_VERSION",
     "STEP_TERMINAL",
     "SYSTEM_CLOCK",
+    "BatchOutcome",
+    "BatchWrite",
     "Clock",
     "CorruptedLogError",
     "EntityConflictError",
@@ -178,6 +182,7 @@ __all__ = [
     "World",
     "WorldError",
     "WorldUnavailableError",
+    "create_batches_one_by_one",
     "current_clock",
     "diff_run_records",
     "encode_json",

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from wfkit.worlds.base.batches import BatchOutcome, BatchWrite
 from wfkit.worlds.base.records import (
     Event,
     EventRequest,
@@ -48,6 +49,15 @@ class Events(Protocol):
         ``expected_last_event_id``, the batch is refused (EntityConflictError) unless
         that is the run's last event: optimistic concurrency for a worker that fed
         events to a live replay before writing them."""
+        ...
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        """Group commit: several runs' ``create_batch`` calls in one transaction
+        (``wfkit.worlds.base.batches``).
+
+        Answers one slot per write, in order: its results, or the WorldError that
+        refused it (that write wrote nothing; the others are unaffected). Every
+        write answered with results is durable on return."""
         ...
 
     def list(

@@ -12,10 +12,13 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from wfkit.worlds.base import (
+    BatchOutcome,
+    BatchWrite,
     Event,
     EventRequest,
     EventResult,
     QueueMessageRequest,
+    create_batches_one_by_one,
     plan_events,
     run_id_for_create,
 )
@@ -76,6 +79,10 @@ class LocalEvents:
         if messages:
             self._on_enqueued()
         return plan.results
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
+        return create_batches_one_by_one(self, writes)
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None

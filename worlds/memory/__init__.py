@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wfkit.worlds.base import (
+    BatchOutcome,
+    BatchWrite,
     EntityConflictError,
     Event,
     EventRequest,
@@ -44,6 +46,7 @@ from wfkit.worlds.base import (
     Wait,
     WaitNotFoundError,
     Waits,
+    create_batches_one_by_one,
     current_clock,
     new_id,
     normalize_json,
@@ -181,6 +184,10 @@ class MemoryEvents:
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``wfkit.worlds.base.Events.create``."""
         return self.create_batch(run_id_for_create(run_id, request), [request])[0]
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
+        return create_batches_one_by_one(self, writes)
 
     def create_batch(
         self,

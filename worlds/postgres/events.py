@@ -37,6 +37,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from wfkit.worlds.base import (
+    BatchOutcome,
+    BatchWrite,
     EntityConflictError,
     Event,
     EventRequest,
@@ -49,6 +51,7 @@ from wfkit.worlds.base import (
     Step,
     Wait,
     WorldError,
+    create_batches_one_by_one,
     new_id,
     normalize_json,
     plan_events,
@@ -362,6 +365,10 @@ class PostgresEvents:
             return None
         self._tails.remember(run_id, tail.run, plan, tail)
         return plan.results
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
+        return create_batches_one_by_one(self, writes)
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
