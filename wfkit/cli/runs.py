@@ -8,6 +8,7 @@ import difflib
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 UNKNOWN_WORKFLOW = 2
 """``wfkit start``'s exit status for a workflow no known build lists (nothing is written)."""
+BAD_OPTION = 2
+"""``wfkit start``'s exit status for an option it cannot read (argparse's usage error)."""
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -27,6 +30,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     from wfkit.runtime.errors import WorkflowNotRegisteredError
     from wfkit.runtime.loading.resolve import known_workflows, workflow_id_named
 
+    try:
+        deadline = deadline_arg(args.deadline)
+    except ValueError as exc:
+        print(f"wfkit start: {exc}", file=sys.stderr)
+        return BAD_OPTION
     entries, builds = known_workflows()
     try:
         workflow_id = workflow_id_named(args.workflow)
@@ -46,11 +54,43 @@ def cmd_start(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             world=world_of(args),
             deployment=args.deployment,
+            idempotency_key=args.idempotency_key,
+            deadline=deadline,
+            queue=args.queue,
+            key=args.key,
+            priority=args.priority,
         )
         return run.run_id
 
     print(asyncio.run(main()))
     return 0
+
+
+def deadline_arg(text: str | None) -> timedelta | datetime | None:
+    """``--deadline``: a duration from now (``30m``, ``1h30m``, ``2d``, seconds) or an ISO
+    8601 time with its offset (``2030-01-01T09:00:00+00:00``, ``…Z``).
+
+    Raises:
+        ValueError: neither, or a time without an offset (whose zone would be a guess).
+    """
+    from wfkit.runtime.api.workflow import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as not_a_duration:
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"--deadline {not_a_duration}, or an ISO time such as 2030-01-01T09:00:00Z"
+            ) from None
+    if at.tzinfo is None:
+        raise ValueError(
+            f"--deadline {text!r} has no UTC offset: add one (Z, +02:00) so it is not a guess"
+        )
+    return at
 
 
 def unknown_workflow(name: str, entries: Sequence[ManifestEntry], builds: Sequence[Path]) -> str:
@@ -196,6 +236,39 @@ def register(sub: Subcommands) -> None:
         default="latest",
         help="the deployment the run is pinned to: 'latest' (the newest build known here that "
         "lists the workflow) or an ID from `wfkit deployments` (default: latest)",
+    )
+    p.add_argument(
+        "--idempotency-key",
+        default=None,
+        metavar="KEY",
+        help="start the run once per KEY: a later start with the same KEY prints the first "
+        "run's id and starts nothing (default: none, every start is a new run)",
+    )
+    p.add_argument(
+        "--deadline",
+        default=None,
+        metavar="WHEN",
+        help="fail the run with RUN_DEADLINE_EXCEEDED unless it ends by then: a duration "
+        "from now (30m, 1h30m, 2d) or an ISO time with offset (2030-01-01T09:00:00Z) "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--queue",
+        default=None,
+        metavar="NAME",
+        help="the named queue (wfkit.Queue) the run waits in, pending, until a worker that "
+        "declares it admits it under its limits (default: none, the run starts at once)",
+    )
+    p.add_argument(
+        "--key",
+        default=None,
+        help="the run's key in its --queue, for per_key_concurrency (default: none)",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="the run's priority in its --queue: lower is admitted first (default: 0)",
     )
     p.set_defaults(func=cmd_start)
 
