@@ -32,6 +32,7 @@ __all__ = [
     "CronError",
     "due_ticks",
     "fire_due_schedules",
+    "next_due_tick",
     "next_fire_time",
     "schedule",
     "schedule_sync",
@@ -129,6 +130,24 @@ def next_fire_time(schedule: Schedule, now: datetime | None = None) -> datetime 
     upcoming = cron.next_after(last)
     current = now or utc_now()
     return upcoming if upcoming > current else cron.next_after(current)
+
+
+def next_due_tick(world: World) -> datetime | None:
+    """The earliest tick an active schedule has yet to fire: already past while no
+    worker has fired it yet (None: no active schedule with a valid cron).
+
+    The testing kit's virtual clock stops at each of these, so that every tick of a
+    schedule fires as skipped time passes it, not only the latest.
+    """
+    ticks = []
+    for item in world.schedules.list():
+        if item.status != "active":
+            continue
+        try:
+            ticks.append(parse_cron(item.cron).next_after(item.last_tick_at or item.created_at))
+        except CronError:
+            continue  # fire_due_schedules logs it
+    return min(ticks, default=None)
 
 
 def due_ticks(cron: Cron, last: datetime, now: datetime, missed: MissedTicks) -> list[datetime]:

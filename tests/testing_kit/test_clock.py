@@ -61,20 +61,22 @@ def test_queue_visibility_follows_the_clock(kind: str, tmp_path: Path) -> None:
         world.close()
 
 
-def test_the_skipper_jumps_only_while_the_test_waits_and_no_awaited_hook_is_live() -> None:
+def test_the_skipper_jumps_only_while_the_test_waits_for_what_has_not_happened() -> None:
     clock = VirtualClock()
     due = clock.timestamp() + 3600
     live: set[str] = set()
-    skipper = TimeSkipper(clock, lambda: due, lambda token: token in live)
+    skipper = TimeSkipper(clock, lambda: due)
     assert not skipper.on_idle()  # the test is not waiting: real time
     with skipper.unlocked():
         assert skipper.on_idle()
     assert clock.timestamp() >= due
     due = clock.timestamp() + 60
     live.add("approve")
-    with skipper.unlocked(awaiting_token="approve"):
+    with skipper.unlocked(until=lambda: "approve" in live):
         assert not skipper.on_idle()  # the test is about to resume that hook
-    with skipper.unlocked():
+        with skipper.unlocked():  # another wait, e.g. on a run, does not lift that
+            assert not skipper.on_idle()
+    with skipper.unlocked(until=lambda: "other" in live):
         assert skipper.on_idle()
     assert skipper.jumps == 2
 

@@ -1,7 +1,7 @@
 """The virtual clock behind time skipping.
 
 Virtual time runs at the real rate and can jump forward: ``skip_to`` moves it to the
-next due timer. The environment (``env``) installs it with
+next due timer (a queued message becoming visible, a schedule's next tick). The environment (``env``) installs it with
 ``wfkit.worlds.base.use_clock`` so every durable timestamp (event times, wait due
 times, retry times, queue visibility) reads it, and asks it to jump only when the
 worker is idle and the test is waiting (``TimeSkipper``): the semantics of Temporal's
@@ -67,46 +67,41 @@ class VirtualClock:
 
 
 class TimeSkipper:
-    """Decides, when the worker is idle, whether to jump the clock to the next due message.
+    """Decides, when the worker is idle, whether to jump the clock to the next due timer.
 
     Skipping is *unlocked* only while the test waits (``unlocked()`` is entered by
-    ``WorkflowEnv.result`` and ``wait_for_hook``), and never while a hook the test waits
-    for exists: the test is about to resume it, and a 30-day timeout racing that hook
-    must not fire first.
+    ``WorkflowEnv.result``, ``wait_for_hook`` and ``stream``), and never once what a
+    waiting test waits for has happened: a hook it is about to resume (a 30-day
+    timeout racing that hook must not fire first), or a run that has ended (the clock
+    would run on to timers the run left behind before the test sees the end).
 
     Args:
         clock: the clock to move.
-        next_due: when the earliest queued message becomes visible (epoch seconds),
-            or None when the queue is empty.
-        hook_is_live: whether a live hook holds a token.
+        next_due: when the earliest timer falls due (epoch seconds: a queued message
+            becoming visible, a schedule's tick), or None when there is none.
     """
 
-    def __init__(
-        self,
-        clock: VirtualClock,
-        next_due: Callable[[], float | None],
-        hook_is_live: Callable[[str], bool],
-    ) -> None:
+    def __init__(self, clock: VirtualClock, next_due: Callable[[], float | None]) -> None:
         self.clock = clock
         self._next_due = next_due
-        self._hook_is_live = hook_is_live
         self._lock = threading.Lock()
         self._waiters = 0
-        self._awaited_tokens: list[str] = []
+        self._awaited: list[Callable[[], bool]] = []
         self.jumps = 0
         """How often the clock jumped."""
 
-    def unlocked(self, *, awaiting_token: str | None = None) -> _Unlocked:
-        """A context manager inside which idle time may be skipped."""
-        return _Unlocked(self, awaiting_token)
+    def unlocked(self, *, until: Callable[[], bool] | None = None) -> _Unlocked:
+        """A context manager inside which idle time may be skipped, while ``until()``
+        (what the test waits for has happened) is false."""
+        return _Unlocked(self, until)
 
     def on_idle(self) -> bool:
-        """The worker's ``on_idle`` hook: jump to the next due message if allowed."""
+        """The worker's ``on_idle`` hook: jump to the next due timer if allowed."""
         with self._lock:
             if self._waiters == 0:
                 return False
-            tokens = list(self._awaited_tokens)
-        if any(self._hook_is_live(token) for token in tokens):
+            awaited = list(self._awaited)
+        if any(happened() for happened in awaited):
             return False
         due = self._next_due()
         if due is None or not self.clock.skip_to(due):
@@ -114,26 +109,26 @@ class TimeSkipper:
         self.jumps += 1
         return True
 
-    def _enter(self, token: str | None) -> None:
+    def _enter(self, until: Callable[[], bool] | None) -> None:
         with self._lock:
             self._waiters += 1
-            if token is not None:
-                self._awaited_tokens.append(token)
+            if until is not None:
+                self._awaited.append(until)
 
-    def _exit(self, token: str | None) -> None:
+    def _exit(self, until: Callable[[], bool] | None) -> None:
         with self._lock:
             self._waiters -= 1
-            if token is not None:
-                self._awaited_tokens.remove(token)
+            if until is not None:
+                self._awaited.remove(until)
 
 
 class _Unlocked:
-    def __init__(self, skipper: TimeSkipper, token: str | None) -> None:
+    def __init__(self, skipper: TimeSkipper, until: Callable[[], bool] | None) -> None:
         self._skipper = skipper
-        self._token = token
+        self._until = until
 
     def __enter__(self) -> None:
-        self._skipper._enter(self._token)
+        self._skipper._enter(self._until)
 
     def __exit__(self, *exc: object) -> None:
-        self._skipper._exit(self._token)
+        self._skipper._exit(self._until)

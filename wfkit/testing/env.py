@@ -5,7 +5,10 @@ functions (no async plugin needed) and every helper is a blocking call; async te
 may call them too. With time skipping (the default on the memory and local worlds)
 a ``VirtualClock`` is installed for the environment's life, and the clock jumps to
 the next due timer whenever the worker is idle while the test waits in ``result``,
-``run``, ``wait_for_hook`` or ``stream``.
+``run``, ``wait_for_hook`` or ``stream``. A timer is a queued message becoming
+visible (a sleep, a retry, a run's deadline) or a schedule's next tick: the clock
+stops at each tick and the environment fires it at once, so a schedule starts one
+run per tick that virtual time passes, as a worker running all along would.
 
 Alternatives rejected: running the worker on the test's own event loop (every test
 would need an async plugin, and a sync test could not wait without blocking the
@@ -28,6 +31,7 @@ from typing import Any, Literal
 from wfkit.runtime.api.client import HookInfo, Run, resume_hook_sync, start_sync
 from wfkit.runtime.api.streams import decode_chunk, stream_name
 from wfkit.runtime.api.workflow import parse_duration
+from wfkit.runtime.flow.schedules import fire_due_schedules, next_due_tick
 from wfkit.runtime.loading import registry
 from wfkit.runtime.tools.tables import timeline
 from wfkit.runtime.world_config import using_world
@@ -115,8 +119,9 @@ class WorkflowEnv:
             )
         self.world = world
         self.clock: VirtualClock | None = VirtualClock() if time_skipping else None
+        self._next_message = next_due
         self._skipper = (
-            TimeSkipper(self.clock, next_due, self._hook_is_live)
+            TimeSkipper(self.clock, self._next_due)
             if self.clock is not None and next_due is not None
             else None
         )
@@ -191,7 +196,7 @@ class WorkflowEnv:
         if self._skipper is not None:
             # Waits are never waited for in a handler: the handler would hold its
             # message (the worker looks busy) and the clock could not jump.
-            options.update(inline_wait_seconds=0.0, on_idle=self._skipper.on_idle)
+            options.update(inline_wait_seconds=0.0, on_idle=self._on_idle)
         options.update(self._worker_options)
         worker = Worker(world=self.world, **options)
         self._ready.set()
@@ -206,11 +211,29 @@ class WorkflowEnv:
         if self._closed:
             raise RuntimeError("this workflow environment is closed")
 
-    def _waiting(self, *, awaiting_token: str | None = None) -> Any:
-        """Where the test blocks: time may skip inside (when skipping is on)."""
+    def _waiting(self, *, until: Callable[[], bool] | None = None) -> Any:
+        """Where the test blocks (until ``until()``, when given): time may skip inside
+        (when skipping is on) while it is false."""
         if self._skipper is None:
             return ExitStack()
-        return self._skipper.unlocked(awaiting_token=awaiting_token)
+        return self._skipper.unlocked(until=until)
+
+    def _next_due(self) -> float | None:
+        """When the next timer falls due: a queued message, or a schedule tick not yet
+        fired (epoch seconds)."""
+        message = self._next_message() if self._next_message is not None else None
+        tick = next_due_tick(self.world)
+        times = [t for t in (message, tick.timestamp() if tick else None) if t is not None]
+        return min(times, default=None)
+
+    def _on_idle(self) -> bool:
+        """The worker's idle hook: fire the schedule ticks the clock reached (at once,
+        not at the worker's next flow-control pass), else let the skipper jump."""
+        assert self._skipper is not None
+        return bool(fire_due_schedules(self.world)) or self._skipper.on_idle()
+
+    def _run_ended(self, run_id: str) -> bool:
+        return self.world.runs.get(run_id).status in RUN_TERMINAL
 
     def _hook_is_live(self, token: str) -> bool:
         try:
@@ -232,7 +255,8 @@ class WorkflowEnv:
 
     def skip(self, duration: str | float | timedelta) -> None:
         """Move the clock forward by ``duration`` (``"1h"``, seconds, a timedelta) and let
-        the worker see it: timers due by then fire.
+        the worker see it: timers due by then fire. The clock stops at each schedule
+        tick on the way and fires it, so every tick passed starts its run.
 
         Raises:
             RuntimeError: time skipping is off.
@@ -240,7 +264,18 @@ class WorkflowEnv:
         """
         if self.clock is None:
             raise RuntimeError("skip() needs time skipping (this test runs in real time)")
-        self.clock.skip(parse_duration(duration))
+        total = parse_duration(duration)
+        before = self.clock.skipped
+        target = self.clock.now() + total
+        tick = next_due_tick(self.world)
+        while tick is not None and tick <= target:
+            self.clock.skip_to(tick.timestamp())
+            fire_due_schedules(self.world)
+            following = next_due_tick(self.world)
+            if following is not None and following <= tick:
+                break  # the tick was not recorded (logged): the worker's passes retry it
+            tick = following
+        self.clock.skip(total - (self.clock.skipped - before))
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -268,8 +303,8 @@ class WorkflowEnv:
         run_id = run if isinstance(run, str) else run.run_id
         deadline = time.monotonic() + timeout
         delay = 0.002
-        with self._waiting():
-            while self.world.runs.get(run_id).status not in RUN_TERMINAL:
+        with self._waiting(until=lambda: self._run_ended(run_id)):
+            while not self._run_ended(run_id):
                 self._check_worker()
                 if time.monotonic() > deadline:
                     raise TimeoutError(self._still_waiting(run_id, timeout))
@@ -304,7 +339,7 @@ class WorkflowEnv:
             HookNotFoundError: no hook appeared within ``timeout`` real seconds.
         """
         deadline = time.monotonic() + timeout
-        with self._waiting(awaiting_token=token):
+        with self._waiting(until=lambda: self._hook_is_live(token)):
             while True:
                 self._check_worker()
                 try:

@@ -69,3 +69,8 @@ async def tracked(order_id: str) -> str:
     "use workflow"
     await write_progress(order_id)
     return "tracked"
+
+
+async def daily_report(day: str) -> str:
+    "use workflow"
+    return f"report-{day}"
