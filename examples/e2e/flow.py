@@ -6,7 +6,7 @@ import os
 import time
 from datetime import timedelta
 
-from wfkit import Queue, create_hook, sleep, start
+from wfkit import Queue, RetryableError, create_hook, get_step_metadata, sleep, start
 
 THROTTLED = Queue("flow_throttled", concurrency=3)
 SERIAL = Queue("flow_serial", concurrency=1)
@@ -58,3 +58,32 @@ async def child_on_a_queue() -> str:
     "use workflow"
     run = await start(greet, "child", queue=THROTTLED)
     return run.run_id
+
+
+async def child_with_a_priority() -> str:
+    "use workflow"
+    run = await start(greet, "child", priority=1)
+    return run.run_id
+
+
+async def start_greeting(name: str) -> str:
+    "use step"
+    # A step starts a run with every flow-control option; its retry (the step failed
+    # after the run was started) finds that run by its key instead of starting another.
+    run = await start(
+        greet,
+        name,
+        queue=THROTTLED,
+        key=name,
+        priority=1,
+        deadline=timedelta(minutes=5),
+        idempotency_key=f"greeting:{name}",
+    )
+    if get_step_metadata().attempt == 1:
+        raise RetryableError("lost the connection after starting", retry_after=0.1)
+    return run.run_id
+
+
+async def parent_via_a_step(name: str) -> str:
+    "use workflow"
+    return await start_greeting(name)

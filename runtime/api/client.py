@@ -436,11 +436,12 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
     """
     options = _start_options(kwargs)
     if current_workflow.get() is not None:
-        if any(options[name] is not None for name in ("idempotency_key", "deadline", "queue")):
+        flow = ("idempotency_key", "deadline", "queue", "key")
+        if any(options[name] is not None for name in flow) or options["priority"] != 0:
             raise NotInWorkflowError(
                 "start() of a child run inside a workflow takes no idempotency_key, deadline "
-                "or queue (a child is started once by the parent's log already); start it "
-                "from a step to use them"
+                "or queue (nor key or priority; a child is started once by the parent's log "
+                "already); start it from a step to use them"
             )
         # In a workflow, starting a child is itself a durable step: replays get the
         # recorded run id instead of starting a second child.

@@ -12,7 +12,13 @@ import pytest
 
 from examples.e2e import flow
 from tests.e2e.conftest import run_async, running_worker
-from wfkit.runtime.api.client import get_hook_by_token_sync, resume_hook_sync, start, start_sync
+from wfkit.runtime.api.client import (
+    Run,
+    get_hook_by_token_sync,
+    resume_hook_sync,
+    start,
+    start_sync,
+)
 from wfkit.runtime.errors import (
     HookNotFoundError,
     RunDeadlineExceededError,
@@ -173,13 +179,49 @@ async def _until(predicate: Any, timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_flow_options_on_a_child_start_in_a_workflow_fail_the_run_clearly(world: Any) -> None:
+@pytest.mark.parametrize("parent", ["child_on_a_queue", "child_with_a_priority"])
+def test_flow_options_on_a_child_start_in_a_workflow_fail_the_run_clearly(
+    world: Any, parent: str
+) -> None:
+    """Refused rather than dropped: a child's priority (or key) without effect would
+    go unnoticed."""
+
     async def scenario() -> None:
         async with running_worker(world):
-            run = await start(flow.child_on_a_queue, world=world)
+            run = await start(getattr(flow, parent), world=world)
             with pytest.raises(WorkflowRunFailedError) as failed:
                 await run.result(timeout=30)
-        assert "takes no idempotency_key, deadline or queue" in str(failed.value)
+        assert "takes no idempotency_key, deadline or queue (nor key or priority" in str(
+            failed.value
+        )
         assert len(world.runs.list()) == 1  # no child was started
+
+    run_async(scenario())
+
+
+def test_a_step_starts_a_run_with_flow_options_once_across_its_retries(world: Any) -> None:
+    """Starting runs from a step is how a workflow gives them flow-control options
+    (a child started in workflow code refuses them, above)."""
+
+    async def scenario() -> None:
+        async with running_worker(world):
+            parent = await start(flow.parent_via_a_step, "dee", world=world)
+            child_id = await parent.result(timeout=30)
+            assert await Run(child_id, world).result(timeout=30) == "hello dee"
+        record = world.runs.get(child_id)
+        assert (record.queue_name, record.queue_key, record.queue_priority) == (
+            "flow_throttled",
+            "dee",
+            1,
+        )
+        assert record.admitted_by is not None and record.idempotency_key == "greeting:dee"
+        assert record.deadline_at is not None
+        assert record.deadline_at - record.created_at == pytest.approx(
+            timedelta(minutes=5), abs=timedelta(seconds=10)
+        )
+        (step,) = world.steps.list(parent.run_id)
+        assert step.attempt == 2  # retried, and still one child
+        children = [r for r in world.runs.list(limit=100) if r.workflow_name.endswith("//greet")]
+        assert [r.run_id for r in children] == [child_id]
 
     run_async(scenario())
