@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from wfkit import HookNotFoundError, WorkflowRunFailedError, get_world
+from wfkit import HookNotFoundError, RunNotFoundError, WorkflowRunFailedError, get_world
 from wfkit.testing import WorkflowEnv, assert_replays, create_test_world
 from wfkit.worlds.base import SYSTEM_CLOCK, current_clock
 
@@ -156,3 +156,9 @@ def test_postgres_cannot_skip_time() -> None:
 
     with pytest.raises(ValueError, match="time skipping needs the memory or local world"):
         WorkflowEnv(_World())  # type: ignore[arg-type]
+
+
+def test_result_of_an_unknown_run_says_so_and_the_worker_lives_on(wf_env: WorkflowEnv) -> None:
+    with pytest.raises(RunNotFoundError):
+        wf_env.result("wrun_nope", timeout=5)
+    assert wf_env.run(_shop().checkout, "o-13", 10)["receipt"] == "receipt-o-13-10"

@@ -44,6 +44,7 @@ from wfkit.worlds.base import (
     Event,
     Hook,
     HookNotFoundError,
+    RunNotFoundError,
     World,
     use_clock,
     utc_now,
@@ -119,9 +120,8 @@ class WorkflowEnv:
             )
         self.world = world
         self.clock: VirtualClock | None = VirtualClock() if time_skipping else None
-        self._next_message = next_due
         self._skipper = (
-            TimeSkipper(self.clock, self._next_due)
+            TimeSkipper(self.clock, lambda: self._next_due(next_due))
             if self.clock is not None and next_due is not None
             else None
         )
@@ -218,10 +218,10 @@ class WorkflowEnv:
             return ExitStack()
         return self._skipper.unlocked(until=until)
 
-    def _next_due(self) -> float | None:
+    def _next_due(self, next_message: Callable[[], float | None]) -> float | None:
         """When the next timer falls due: a queued message, or a schedule tick not yet
         fired (epoch seconds)."""
-        message = self._next_message() if self._next_message is not None else None
+        message = next_message()
         tick = next_due_tick(self.world)
         times = [t for t in (message, tick.timestamp() if tick else None) if t is not None]
         return min(times, default=None)
@@ -233,7 +233,11 @@ class WorkflowEnv:
         return bool(fire_due_schedules(self.world)) or self._skipper.on_idle()
 
     def _run_ended(self, run_id: str) -> bool:
-        return self.world.runs.get(run_id).status in RUN_TERMINAL
+        """Whether the run ended (or never existed: ``result`` then says so)."""
+        try:
+            return self.world.runs.get(run_id).status in RUN_TERMINAL
+        except RunNotFoundError:
+            return True
 
     def _hook_is_live(self, token: str) -> bool:
         try:
