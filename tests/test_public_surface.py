@@ -29,7 +29,7 @@ PUBLIC = [
     "resume_hook_sync",
     "resume_webhook", "retry_run", "run", "set_world", "sleep", "start", "start_sync", "wait_for_hook",
     "worker", "__version__", "HookInfo", "cancel_run_sync", "retry_run_sync", "resume_webhook_sync",
-    "step_options",
+    "step_options", "Args", "start_many", "start_many_sync",
 ]  # fmt: skip
 
 

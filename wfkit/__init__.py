@@ -44,6 +44,11 @@ if TYPE_CHECKING:
         start,
         start_sync,
     )
+    from wfkit.runtime.api.start_many import (
+        Args,
+        start_many,
+        start_many_sync,
+    )
     from wfkit.runtime.api.step_options import (
         step_options,
     )
@@ -135,6 +140,9 @@ _EXPORTS: dict[str, str] = {
     "resume_hook_sync": "wfkit.runtime.api.client",
     "start": "wfkit.runtime.api.client",
     "start_sync": "wfkit.runtime.api.client",
+    "Args": "wfkit.runtime.api.start_many",
+    "start_many": "wfkit.runtime.api.start_many",
+    "start_many_sync": "wfkit.runtime.api.start_many",
     "StepMetadata": "wfkit.runtime.context",
     "WorkflowMetadata": "wfkit.runtime.context",
     "CorruptedEventLogError": "wfkit.runtime.errors",
@@ -200,6 +208,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Args",
     "CorruptedEventLogError",
     "CorruptedLogError",
     "CronError",
@@ -276,6 +285,8 @@ __all__ = [
     "set_world",
     "sleep",
     "start",
+    "start_many",
+    "start_many_sync",
     "start_sync",
     "step_options",
     "wait_for_hook",

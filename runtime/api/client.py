@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
@@ -38,13 +39,13 @@ from wfkit.runtime.api.hook_client import (
     resume_hook_sync,
 )
 from wfkit.runtime.api.run_handle import Run
+from wfkit.runtime.api.starts import PreparedStart, committer_for
 from wfkit.runtime.context import current_workflow
 from wfkit.runtime.engine.messages import workflow_message
 from wfkit.runtime.errors import (
     EntityConflictError,
     InvalidRunIdError,
     NotInWorkflowError,
-    RunNotFoundError,
 )
 from wfkit.runtime.flow.options import start_options
 from wfkit.runtime.flow.queues import Queue
@@ -206,7 +207,8 @@ def start_sync(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) ->
         raise NotInWorkflowError(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
-    return _start_run(workflow, args, kwargs, **_start_options(kwargs))
+    target, written = _start_run(workflow, args, kwargs, **_start_options(kwargs))
+    return Run(written.result(), target)
 
 
 def _start_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -229,11 +231,14 @@ def _start_run(
     queue: str | Queue | None,
     key: str | None,
     priority: int,
-) -> Run[Any]:
+) -> tuple[World, Future[str]]:
+    """Prepare the run and hand it to its world's committer (``runtime.api.starts``):
+    written now when no other start is being written, else with the next group. The
+    future holds the run's id (or why the world refused it)."""
     if run_id is not None:
         check_run_id(run_id)
     target = resolve_world(world)
-    workflow_name, listed_in = _workflow_target(workflow)
+    workflow_name, listed_in = workflow_target(workflow)
     deployment_id = pin_deployment(workflow_name, deployment, listed_in=listed_in)
     options = start_options(
         idempotency_key=idempotency_key, deadline=deadline, queue=queue, key=key, priority=priority
@@ -242,29 +247,16 @@ def _start_run(
     # The span's trace context is stored with the run: its spans, steps and child runs
     # continue the caller's trace in any worker (``observability.tracing``).
     with tracing.start_span(workflow_name, chosen) as execution_context:
-        data = {
-            "workflow_name": workflow_name,
-            "input": seal(serialize_call(args, kwargs)),
-            "deployment_id": deployment_id,
-            "execution_context": execution_context,
-            **options.event_data(),
-        }
-        try:
-            target.events.create_batch(
-                chosen,
-                [EventRequest(event_type="run_created", data=data)],
-                messages=options.messages(workflow_name, chosen, deployment_id),
-            )
-        except EntityConflictError:
-            if idempotency_key is not None:
-                try:  # the run started with this key, by this process or another
-                    return Run(target.runs.get_by_idempotency_key(idempotency_key).run_id, target)
-                except RunNotFoundError:
-                    pass  # the conflict was something else
-            if run_id is None:
-                raise
-            target.runs.get(run_id)  # the existing run (RunNotFoundError if the conflict was other)
-    return Run(chosen, target)
+        prepared = PreparedStart.build(
+            run_id=chosen,
+            chosen_id=run_id is not None,
+            workflow_name=workflow_name,
+            deployment_id=deployment_id,
+            options=options,
+            sealed_input=seal(serialize_call(args, kwargs)),
+            execution_context=execution_context,
+        )
+        return target, committer_for(target).submit(target, prepared)
 
 
 MAX_RUN_ID_LENGTH = 200
@@ -297,7 +289,7 @@ def check_run_id(run_id: object) -> None:
             )
 
 
-def _workflow_target(workflow: Callable[..., Any] | str) -> tuple[str, Path | None]:
+def workflow_target(workflow: Callable[..., Any] | str) -> tuple[str, Path | None]:
     """The workflow's ID and the build whose manifest listed it (if one did)."""
     if isinstance(workflow, str) or not callable(workflow):
         return workflow_id_of(workflow), None
@@ -449,7 +441,9 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    return await asyncio.to_thread(_start_run, workflow, args, kwargs, **options)
+    target, written = await asyncio.to_thread(_start_run, workflow, args, kwargs, **options)
+    run_id = written.result() if written.done() else await asyncio.wrap_future(written)
+    return Run(run_id, target)
 
 
 def get_run(run_id: str, *, world: WorldArg = None) -> Run[Any]:
