@@ -208,7 +208,7 @@ def start_sync(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) ->
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
     target, written = _start_run(workflow, args, kwargs, **_start_options(kwargs))
-    return Run(written.result(), target)
+    return Run(written if isinstance(written, str) else written.result(), target)
 
 
 def _start_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -231,10 +231,10 @@ def _start_run(
     queue: str | Queue | None,
     key: str | None,
     priority: int,
-) -> tuple[World, Future[str]]:
+) -> tuple[World, str | Future[str]]:
     """Prepare the run and hand it to its world's committer (``runtime.api.starts``):
-    written now when no other start is being written, else with the next group. The
-    future holds the run's id (or why the world refused it)."""
+    written now when no other start is being written (its run id), else with the next
+    group (a future of its run id, or of why the world refused it)."""
     if run_id is not None:
         check_run_id(run_id)
     target = resolve_world(world)
@@ -442,7 +442,7 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
     target, written = await asyncio.to_thread(_start_run, workflow, args, kwargs, **options)
-    run_id = written.result() if written.done() else await asyncio.wrap_future(written)
+    run_id = written if isinstance(written, str) else await asyncio.wrap_future(written)
     return Run(run_id, target)
 
 

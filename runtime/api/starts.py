@@ -180,21 +180,25 @@ class StartCommitter:
         self._queue: list[tuple[World, PreparedStart, Future[str]]] = []
         self._writing = False
 
-    def submit(self, world: World, start: PreparedStart) -> Future[str]:
-        """Write ``start`` now or with the next group; the future holds its run id."""
-        future: Future[str] = Future()
+    def submit(self, world: World, start: PreparedStart) -> str | Future[str]:
+        """Write ``start`` now (its run id) or with the next group (a future of it).
+
+        Raises:
+            WorldError: written now and refused (a queued start's future holds it).
+        """
         with self._lock:
             if self._writing:
+                future: Future[str] = Future()
                 self._queue.append((world, start, future))
                 return future
             self._writing = True
         try:
-            _settle([future], write_starts(world, [start]))
-        except Exception as exc:
-            future.set_exception(exc)
+            [outcome] = _write_chunk(world, [start])
         finally:
             self._hand_over()
-        return future
+        if isinstance(outcome, WorldError):
+            raise outcome
+        return outcome
 
     def _hand_over(self) -> None:
         """End a write: idle when nothing queued, else a writer thread takes the queue."""
