@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -39,7 +39,7 @@ from wfkit.runtime.api.hook_client import (
     resume_hook_sync,
 )
 from wfkit.runtime.api.run_handle import Run
-from wfkit.runtime.api.starts import PreparedStart, committer_for
+from wfkit.runtime.api.starts import PreparedStart, loop_starts, write_start
 from wfkit.runtime.context import current_workflow
 from wfkit.runtime.engine.messages import workflow_message
 from wfkit.runtime.errors import (
@@ -76,6 +76,7 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 WorldArg = World | str | None
 _START_OPTIONS = ("run_id", "world", "deployment", "idempotency_key", "deadline", "queue", "key")
@@ -207,8 +208,7 @@ def start_sync(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) ->
         raise NotInWorkflowError(
             "start() inside a workflow must be awaited: `run = await start(child, ...)`"
         )
-    target, written = _start_run(workflow, args, kwargs, **_start_options(kwargs))
-    return Run(written if isinstance(written, str) else written.result(), target)
+    return _start_run(workflow, args, kwargs, write=_write_now, **_start_options(kwargs))
 
 
 def _start_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +223,7 @@ def _start_run(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
+    write: Callable[[World, PreparedStart], T],
     run_id: str | None,
     world: WorldArg,
     deployment: str | None,
@@ -231,10 +232,8 @@ def _start_run(
     queue: str | Queue | None,
     key: str | None,
     priority: int,
-) -> tuple[World, str | Future[str]]:
-    """Prepare the run and hand it to its world's committer (``runtime.api.starts``):
-    written now when no other start is being written (its run id), else with the next
-    group (a future of its run id, or of why the world refused it)."""
+) -> T:
+    """Check and prepare the run, then ``write`` it (inside the ``wfkit.start`` span)."""
     if run_id is not None:
         check_run_id(run_id)
     target = resolve_world(world)
@@ -256,7 +255,16 @@ def _start_run(
             sealed_input=seal(serialize_call(args, kwargs)),
             execution_context=execution_context,
         )
-        return target, committer_for(target).submit(target, prepared)
+        return write(target, prepared)
+
+
+def _write_now(target: World, prepared: PreparedStart) -> Run[Any]:
+    return Run(write_start(target, prepared), target)
+
+
+def _held(target: World, prepared: PreparedStart) -> tuple[World, PreparedStart]:
+    """For a start written later, with the others of its loop (``starts.LoopStarts``)."""
+    return target, prepared
 
 
 MAX_RUN_ID_LENGTH = 200
@@ -441,8 +449,11 @@ async def start(workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
 
         child_id = await start_child(workflow_id_of(workflow), list(args), dict(kwargs))
         return Run(child_id)
-    target, written = await asyncio.to_thread(_start_run, workflow, args, kwargs, **options)
-    run_id = written if isinstance(written, str) else await asyncio.wrap_future(written)
+    # Written with the other starts of this loop tick (or made while their write is in
+    # flight): one worker-thread job, often one transaction (``runtime.api.starts``).
+    loop = asyncio.get_running_loop()
+    prepare = partial(_start_run, workflow, args, kwargs, write=_held, **options)
+    target, run_id = await loop_starts(loop).start(loop, prepare)
     return Run(run_id, target)
 
 
