@@ -45,6 +45,10 @@ async def client() -> None:
     await approval.resume("a", 42)  # error: arg-type
     approval.resume_sync("a", "yes")  # error: arg-type
     del wrong, also_wrong
+    runs = await wfkit.start_many(checkout, [("o-1",)])
+    not_ints: list[wfkit.Run[int]] = runs  # error: assignment
+    wfkit.start_many_sync(checkout, ["o-1"])  # error: list-item
+    del not_ints
 
 
 def script() -> None:

@@ -94,3 +94,12 @@ def script() -> None:
     assert_type(wfkit.run(charge_twice, 4), int)
     assert_type(wfkit.run(charge_twice, 4, timeout=30), int)
     assert_type(wfkit.run("workflow//./app//charge_twice", 4), Any)
+
+
+async def batch_starts() -> None:
+    runs = await wfkit.start_many(checkout, [("o-1",), wfkit.Args("o-2", rush=True)])
+    assert_type(runs, list[Run[dict[str, int]]])
+    synced = wfkit.start_many_sync(checkout, [("o-3",)], idempotency_keys=["k-3"])
+    assert_type(synced, list[Run[dict[str, int]]])
+    by_id = wfkit.start_many_sync("workflow//./app//checkout", [("o-4",)])
+    assert_type(by_id, list[Run[Any]])
