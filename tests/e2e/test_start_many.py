@@ -102,7 +102,7 @@ def test_an_unserializable_argument_refuses_the_whole_call(world: Any) -> None:
 
 def test_an_item_that_is_not_an_argument_tuple_is_refused_by_index(world: Any) -> None:
     with pytest.raises(TypeError, match=r"calls\[1\] is 'bob'"):
-        start_many_sync(flow.greet, [("ann",), "bob"], world=world)  # type: ignore[list-item]
+        start_many_sync(flow.greet, [("ann",), "bob"], world=world)
     with pytest.raises(ValueError, match="2 idempotency_keys for 3 calls"):
         start_many_sync(
             flow.greet, [("a",), ("b",), ("c",)], world=world, idempotency_keys=["x", "y"]
@@ -162,6 +162,18 @@ def test_gathered_async_starts_share_transactions_and_each_caller_gets_its_run(
             return list(await asyncio.gather(*(run.result(timeout=60) for run in runs)))
 
     assert run_async(scenario(), timeout=300) == [f"hello g{i}" for i in range(300)]
+
+
+def test_a_refused_start_in_a_gathered_group_fails_only_its_caller(world: Any) -> None:
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(
+            *(start(flow.greet, name, world=world) for name in ["a", threading.Lock(), "c"]),
+            return_exceptions=True,
+        )
+
+    first, refused, third = run_async(scenario())
+    assert isinstance(refused, SerializationError) and refused.path == "args[0]"
+    assert {run.run_id for run in world.runs.list(limit=10)} == {first.run_id, third.run_id}
 
 
 def test_gathered_starts_with_one_idempotency_key_make_one_run(world: Any) -> None:
