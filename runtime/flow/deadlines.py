@@ -53,16 +53,24 @@ _BACKUP_WINDOW = timedelta(seconds=5)
 little early (a database clock ahead of the worker's) must not be the last one."""
 
 
-def deadline_instant(deadline: timedelta | datetime | None) -> datetime | None:
-    """When a run's deadline falls: ``deadline`` from now (a ``timedelta``), or the
-    aware ``datetime`` itself.
+def deadline_instant(deadline: str | timedelta | datetime | None) -> datetime | None:
+    """When a run's deadline falls: ``deadline`` from now (a ``timedelta``, or a
+    duration string as ``sleep`` reads it: ``"30m"``, ``"1d"``), or the aware
+    ``datetime`` itself.
 
     Raises:
-        ValueError: a naive datetime or a negative timedelta.
-        TypeError: neither.
+        ValueError: a naive datetime, a negative duration or a malformed string.
+        TypeError: none of those.
     """
     if deadline is None:
         return None
+    if isinstance(deadline, str):
+        from wfkit.runtime.api.workflow import parse_duration  # api imports this module
+
+        try:
+            deadline = parse_duration(deadline)
+        except ValueError as exc:
+            raise ValueError(f"deadline={deadline!r}: {exc}") from None
     if isinstance(deadline, timedelta):
         if deadline < timedelta(0):
             raise ValueError(f"deadline={deadline!r}: a timedelta deadline must not be negative")
@@ -74,7 +82,7 @@ def deadline_instant(deadline: timedelta | datetime | None) -> datetime | None:
             )
         return deadline
     raise TypeError(
-        f"deadline={deadline!r}: expected a timedelta or an aware datetime, "
+        f"deadline={deadline!r}: expected a duration string, a timedelta or an aware datetime, "
         f"got {type(deadline).__name__}"
     )
 

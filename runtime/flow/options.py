@@ -58,7 +58,7 @@ class StartOptions:
 def start_options(
     *,
     idempotency_key: str | None,
-    deadline: timedelta | datetime | None,
+    deadline: str | timedelta | datetime | None,
     queue: str | Queue | None,
     key: str | None,
     priority: int,

@@ -159,9 +159,19 @@ def test_bad_deadlines_are_one_line_errors(world: Any) -> None:
         start_sync(flow.greet, "x", world=world, deadline=datetime(2030, 1, 1))
     with pytest.raises(ValueError, match="negative"):
         start_sync(flow.greet, "x", world=world, deadline=timedelta(seconds=-1))
-    with pytest.raises(TypeError, match="timedelta or an aware datetime"):
-        start_sync(flow.greet, "x", world=world, deadline="1h")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'soon'"):
+        start_sync(flow.greet, "x", world=world, deadline="soon")
+    with pytest.raises(TypeError, match="duration string, a timedelta or an aware datetime"):
+        start_sync(flow.greet, "x", world=world, deadline=3600)  # type: ignore[arg-type]
     assert world.runs.list() == []
+
+
+def test_a_deadline_as_a_duration_string_reads_as_sleep_reads_it(world: Any) -> None:
+    before = datetime.now(UTC)
+    run = start_sync(flow.greet, "x", world=world, deadline="1h30m")
+    deadline_at = world.runs.get(run.run_id).deadline_at
+    assert deadline_at is not None
+    assert timedelta(minutes=89) < deadline_at - before < timedelta(minutes=91)
 
 
 def _hook_is_live(token: str, world: Any) -> bool:
