@@ -3,7 +3,6 @@ world uses to make ids, read timestamps and encode event data."""
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import threading
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wfkit.worlds.base.clock import current_clock
 from wfkit.worlds.base.errors import InvalidEventError
+from wfkit.worlds.base.json_text import dump_json, load_json
 
 SPEC_VERSION = 2
 
@@ -279,8 +279,8 @@ def encode_json(data: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if not data:
         return {}, "{}"
     try:
-        text = json.dumps(data, separators=(",", ":"))
-        result: dict[str, Any] = json.loads(text)
+        text = dump_json(data)
+        result: dict[str, Any] = load_json(text)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
     return result, text

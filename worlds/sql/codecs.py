@@ -40,6 +40,7 @@ from wfkit.worlds.base import (
     Schedule,
     Step,
     Wait,
+    json_text,
 )
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
@@ -65,9 +66,8 @@ class RowLike(Protocol):
 Convert = Callable[[Any], Any]
 EncodeTime = Callable[[datetime | None], Any]
 
-# What ``json.dumps(value, separators=(",", ":"))`` does, without building an
-# encoder per call.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json_text.dump_json
+_decode = json_text.load_json
 
 
 def dump_json(value: Any) -> str:
@@ -77,7 +77,7 @@ def dump_json(value: Any) -> str:
 
 def load_json(raw: str | None) -> Any:
     """The value of JSON text (None for SQL NULL)."""
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else _decode(raw)
 
 
 def _dump_value_sqlite(value: Any) -> str:
@@ -85,7 +85,7 @@ def _dump_value_sqlite(value: Any) -> str:
 
 
 def _load_value_sqlite(raw: str | None) -> Any:
-    return None if raw is None or raw == "null" else json.loads(raw)
+    return None if raw is None or raw == "null" else _decode(raw)
 
 
 def _dump_value_postgres(value: Any) -> str | None:
@@ -110,14 +110,14 @@ def _epoch(value: datetime) -> float:
 
 _SQLITE: dict[Kind, tuple[Convert, Convert]] = {
     Kind.VALUE: (_dump_value_sqlite, _load_value_sqlite),
-    Kind.DOCUMENT: (_encode, json.loads),
+    Kind.DOCUMENT: (_encode, _decode),
     Kind.TIME: (_iso, _from_iso),
     Kind.FLAG: (int, bool),
     Kind.DUE: (_epoch, _from_epoch),
 }
 _POSTGRES: dict[Kind, tuple[Convert, Convert]] = {
     Kind.VALUE: (_dump_value_postgres, load_json),
-    Kind.DOCUMENT: (_encode, json.loads),
+    Kind.DOCUMENT: (_encode, _decode),
 }
 _CONVERSIONS: dict[Dialect, dict[Kind, tuple[Convert, Convert]]] = {
     "sqlite": _SQLITE,

@@ -1,0 +1,57 @@
+"""The worlds' JSON helpers answer exactly as ``json.dumps``/``json.loads`` do: stored
+text and decoded values must not change with the faster path (old files stay readable,
+new ones stay byte-identical), and bad text fails with the standard error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wfkit.worlds.base.json_text import dump_json, load_json
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal as JSON values (NaN included, which is not equal to itself)."""
+    return json.dumps(left) == json.dumps(right)
+
+
+@given(json_values)
+def test_values_encode_and_decode_as_the_json_module_does(value: Any) -> None:
+    text = dump_json(value)
+    assert text == json.dumps(value, separators=(",", ":"))
+    assert _same(load_json(text), json.loads(text))
+
+
+@given(st.text(max_size=30) | json_values.map(json.dumps))
+def test_any_text_decodes_or_fails_as_json_loads_does(text: str) -> None:
+    try:
+        expected: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        try:
+            load_json(text)
+        except json.JSONDecodeError as ours:
+            assert (ours.msg, ours.pos) == (error.msg, error.pos)
+        else:
+            raise AssertionError(f"{text!r} decoded, but json.loads refuses it") from None
+    else:
+        assert _same(load_json(text), expected)
+
+
+def test_text_around_a_value_is_refused_as_json_loads_refuses_it() -> None:
+    for text in ('{"a":1} x', "[1]]", "1 2"):
+        try:
+            load_json(text)
+        except json.JSONDecodeError as error:
+            assert error.msg == "Extra data"
+        else:
+            raise AssertionError(f"{text!r} decoded")
+    assert load_json(' {"a": [1, 2]}\n') == {"a": [1, 2]}
