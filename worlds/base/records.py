@@ -193,13 +193,40 @@ def stream_start_index(start_index: int, length: int) -> int:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# 130 bits (2 zero + 48 time + 80 random) as 13 groups of 10 bits, two characters each.
+# 130 bits (2 zero + 48 time + 80 random) as 13 groups of 10 bits, two characters
+# each: 5 groups of time, then 8 of randomness.
 _CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_PAIR_SHIFTS = tuple(range(120, -1, -10))
 _RANDOM_BITS = 80
 _RANDOM_MASK = (1 << _RANDOM_BITS) - 1
 # Ids are unique, not secret: a seeded PRNG avoids a getrandom() syscall per id.
 _RANDOM = random.Random(secrets.randbits(128))
+
+
+def _time_text(ms: int) -> str:
+    """The ten characters of a 48-bit millisecond timestamp."""
+    p = _CROCKFORD_PAIRS
+    return (
+        p[ms >> 40]
+        + p[(ms >> 30) & 1023]
+        + p[(ms >> 20) & 1023]
+        + p[(ms >> 10) & 1023]
+        + p[ms & 1023]
+    )
+
+
+def _random_text(rand: int) -> str:
+    """The sixteen characters of an 80-bit random part (unrolled: once per id)."""
+    p = _CROCKFORD_PAIRS
+    return (
+        p[rand >> 70]
+        + p[(rand >> 60) & 1023]
+        + p[(rand >> 50) & 1023]
+        + p[(rand >> 40) & 1023]
+        + p[(rand >> 30) & 1023]
+        + p[(rand >> 20) & 1023]
+        + p[(rand >> 10) & 1023]
+        + p[rand & 1023]
+    )
 
 
 class MonotonicUlids:
@@ -207,12 +234,14 @@ class MonotonicUlids:
 
     Two ids made in the same millisecond share the timestamp and increment the
     random part, so string order equals creation order (the ULID spec's
-    monotonic mode)."""
+    monotonic mode). The timestamp's ten characters are encoded once per
+    millisecond: a worker makes several ids in each."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_random = 0
+        self._time_text = (-1, "")  # (millisecond, its encoding), replaced as a whole
 
     def next(self) -> str:
         """Return a new 26-character Crockford base32 ULID."""
@@ -229,8 +258,11 @@ class MonotonicUlids:
                 rand = _RANDOM.getrandbits(_RANDOM_BITS - 1)
             self._last_ms = now_ms
             self._last_random = rand
-        value = (now_ms << _RANDOM_BITS) | rand
-        return "".join([_CROCKFORD_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+        cached_ms, time_text = self._time_text
+        if cached_ms != now_ms:
+            time_text = _time_text(now_ms)
+            self._time_text = (now_ms, time_text)
+        return time_text + _random_text(rand)
 
 
 _ULIDS = MonotonicUlids()
