@@ -55,3 +55,22 @@ def test_text_around_a_value_is_refused_as_json_loads_refuses_it() -> None:
         else:
             raise AssertionError(f"{text!r} decoded")
     assert load_json(' {"a": [1, 2]}\n') == {"a": [1, 2]}
+
+
+def test_unencodable_values_fail_as_json_dumps_fails() -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    for bad in (circular, {"a": object()}, {"a": {1, 2}}):
+        try:
+            json.dumps(bad, separators=(",", ":"))
+        except (TypeError, ValueError) as error:
+            expected = (type(error), str(error))
+        try:
+            dump_json(bad)
+        except (TypeError, ValueError) as error:
+            assert (type(error), str(error)) == expected
+        else:
+            raise AssertionError(f"{bad!r} encoded")
+    assert (
+        dump_json({"a": [1, "é\x00"]}) == '{"a":[1,"\\u00e9\\u0000"]}'
+    )  # a failure leaves no trace

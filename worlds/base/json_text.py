@@ -11,12 +11,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import make_scanner
 from typing import Any
 
 __all__ = ["dump_json", "load_json"]
 
-dump_json = json.JSONEncoder(separators=(",", ":")).encode
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _dump_json_c(value: Any) -> str:
+    # What ``JSONEncoder.encode`` ends in, minus its Python frames: a fresh
+    # ``markers`` dict per call, as ``json.dumps`` makes, for its circular check.
+    return "".join(
+        c_make_encoder(
+            {}, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True
+        )(value, 0)
+    )
+
+
+dump_json: Callable[[Any], str] = _ENCODER.encode if c_make_encoder is None else _dump_json_c
 """``json.dumps(value, separators=(",", ":"))``: compact, ASCII-only JSON text."""
 
 # The scanner ``json.loads`` runs (typeshed misdeclares ``make_scanner``'s argument).
