@@ -143,27 +143,3 @@ def test_statements_per_sequential_step_are_pinned(
         assert diff_run_records(world, run_id) == []
     finally:
         world.close()
-
-
-def test_a_runs_last_write_reads_the_run_in_its_one_prefetch(tmp_path: Path) -> None:
-    """The last step's completion with ``run_completed`` (a run's last write): the
-    run is read whole by the prefetch, not by a second SELECT. BEGIN IMMEDIATE, the
-    prefetch, INSERT events, UPDATE the step, UPDATE the run, release its hooks and
-    its waits, COMMIT."""
-    world = WORLD_FACTORIES["local"].make(tmp_path)
-    try:
-        run_id, last = _start_run(world)
-        finish = [
-            EventRequest(event_type="step_completed", correlation_id="s0", data={"result": 1}),
-            EventRequest(event_type="run_completed", data={"output": 1}),
-        ]
-        with _count_sqlite(world) as counts:
-            results = world.events.create_batch(run_id, finish, expected_last_event_id=last)
-        assert counts == {"statements": 8}
-        stored = world.runs.get(run_id)
-        assert (stored.status, stored.output) == ("completed", 1)
-        assert stored.started_at is not None  # kept from the run read by the prefetch
-        assert results[-1].run == stored
-        assert diff_run_records(world, run_id) == []
-    finally:
-        world.close()

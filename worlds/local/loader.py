@@ -2,8 +2,7 @@
 the lifecycle rules check against, and the timestamp texts of one batch.
 
 ``TransactionLoader.prefetch`` reads everything a batch of step events checks
-(the run's status, its last event id and the steps; the whole run for a batch
-whose run events read it) in one query; the other
+(the run's status, its last event id and the steps) in one query; the other
 lookups are the shared statements (``wfkit.worlds.sql.RecordStatements``),
 compiled for SQLite.
 """
@@ -17,13 +16,10 @@ from typing import Any, cast
 
 from wfkit.worlds.base import Event, EventRequest, EventType, Hook, Run, RunStatus, Step, Wait
 from wfkit.worlds.local.db import PreparedSql
-from wfkit.worlds.local.sql import CODECS, RUN_PREFIX, LocalSql, prefetch_sql
+from wfkit.worlds.local.sql import CODECS, LocalSql, prefetch_sql
 from wfkit.worlds.sql import decode_events
 
 __all__ = ["Timestamps", "TransactionLoader"]
-
-_READ_WHOLE_RUN = frozenset({"run_started", "run_completed", "run_failed", "run_cancelled"})
-"""Event types whose transition reads the whole run (``load_run``), not only its status."""
 
 
 class Timestamps:
@@ -62,16 +58,13 @@ class TransactionLoader:
         self.steps: dict[str, Step | None] = {}
         self.status: tuple[RunStatus | None] | None = None  # (status,) once read
         self.last_event_id: tuple[str | None] | None = None  # (id,) once read
-        self.run: Run | None = None  # the batch's run, once read whole
 
     def _one(self, sql: PreparedSql, **values: Any) -> Any:
         return self.cursor.execute(sql.sql, sql.args(values)).fetchone()
 
     def prefetch(self, run_id: str, requests: Sequence[EventRequest], with_last: bool) -> None:
         """Read what the requests will ask for in one query: the run's status, its
-        last event id (``with_last``), the whole run when a run event will read it
-        (a run's last step and its ``run_completed`` then cost one read, not two)
-        and every step the requests name."""
+        last event id (``with_last``) and every step the requests name."""
         step_ids = list(
             dict.fromkeys(
                 [
@@ -81,10 +74,9 @@ class TransactionLoader:
                 ]
             )
         )
-        with_run = any(r.event_type in _READ_WHOLE_RUN for r in requests)
-        if not step_ids and not with_last and not with_run:
+        if not step_ids and not with_last:
             return  # nothing worth a round trip: the loads below ask for what is needed
-        sql, fixed = prefetch_sql(len(step_ids), with_last, with_run)
+        sql, fixed = prefetch_sql(len(step_ids), with_last)
         rows = self.cursor.execute(sql, (*fixed, *step_ids, run_id)).fetchall()
         if not rows:
             return  # no such run: the loads below read each thing on their own
@@ -92,10 +84,6 @@ class TransactionLoader:
         self.status = (cast(RunStatus, first["run_status"]),)
         if with_last:
             self.last_event_id = (first["last_event_id"],)
-        if with_run:
-            self.run = CODECS.run.from_row(
-                {name: first[RUN_PREFIX + name] for name in CODECS.run.columns}
-            )
         if step_ids:
             self.steps = dict.fromkeys(step_ids)
             for row in rows:
@@ -110,8 +98,6 @@ class TransactionLoader:
         return step
 
     def load_run(self, run_id: str) -> Run | None:
-        if self.run is not None and self.run.run_id == run_id:
-            return self.run
         row = self._one(LocalSql.select_run, run_id=run_id)
         return None if row is None else CODECS.run.from_row(row)
 

@@ -21,7 +21,6 @@ from wfkit.worlds.sql import Codecs, RecordStatements, RowCodec, build_tables
 
 __all__ = [
     "CODECS",
-    "RUN_PREFIX",
     "STATEMENTS",
     "TABLES",
     "LocalSql",
@@ -135,25 +134,16 @@ _LAST_EVENT_ID = (
 )
 
 
-RUN_PREFIX = "run_"
-"""What ``prefetch_sql`` prefixes the run's columns with (a step has columns of the same names)."""
-
-
 @functools.lru_cache(maxsize=64)
-def prefetch_sql(
-    step_count: int, with_last: bool, with_run: bool = False
-) -> tuple[str, tuple[Any, ...]]:
+def prefetch_sql(step_count: int, with_last: bool) -> tuple[str, tuple[Any, ...]]:
     """One statement for what a batch of step events reads: the run's status, its
-    last event id (when ``with_last``), the whole run (when ``with_run``: its
-    columns named ``run_<column>``) and the ``step_count`` steps named
+    last event id (when ``with_last``) and the ``step_count`` steps named
     ``step_0`` … (a LEFT JOIN, so the run comes back even when no step exists).
     No row: the run does not exist. Returns the SQL and the values of its leading
     literal parameters; the step ids and the run id follow them."""
     columns: list[Any] = [_R.status.label("run_status")]
     if with_last:
         columns.append(_LAST_EVENT_ID.label("last_event_id"))
-    if with_run:
-        columns += [_R[name].label(RUN_PREFIX + name) for name in CODECS.run.columns]
     ids = [f"step_{index}" for index in range(step_count)]
     if ids:
         on = and_(_S.run_id == _R.run_id, _S.step_id.in_([bindparam(name) for name in ids]))
