@@ -62,6 +62,7 @@ from typing import assert_never
 
 from wfkit.runtime.context import current_mode
 from wfkit.runtime.engine.executor import retry_delay_seconds
+from wfkit.runtime.engine.group_commit import DEFAULT_MAX_GROUP, GroupCommitter
 from wfkit.runtime.engine.inline_steps import InlineSteps
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.outcome_requests import (
@@ -94,6 +95,7 @@ from wfkit.runtime.serialization import deserialize_call, serialize_error
 from wfkit.runtime.serialization.at_rest import seal_error
 from wfkit.worlds.base import (
     STEP_TERMINAL,
+    BatchWrite,
     CorruptedLogError,
     EntityConflictError,
     EventRequest,
@@ -154,6 +156,7 @@ class Orchestrator:
         feed_deadline: seconds a workflow may run without yielding to its replay loop
             before the run fails (``wfkit.runtime.replay.watchdog``); None: unbounded.
         on_enqueue: called after this orchestrator enqueued work (wakes the worker loop).
+        max_group: most runs' writes committed in one transaction (``group_commit``).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class Orchestrator:
         inline_wait_seconds: float = 1.0,
         feed_deadline: float | None = None,
         on_enqueue: Callable[[], None] | None = None,
+        max_group: int = DEFAULT_MAX_GROUP,
     ) -> None:
         self.world = world
         self.replay_cache = replay_cache
@@ -183,6 +187,9 @@ class Orchestrator:
         self._on_enqueue = on_enqueue
         self._cache: OrderedDict[str, RunState] = OrderedDict()
         self._driving: dict[str, RunState] = {}
+        self._committer = GroupCommitter(
+            world.events, crowded=lambda: len(self._driving) > 1, max_group=max_group
+        )
         self._inline = InlineSteps(
             world,
             step_concurrency=max(1, step_concurrency),
@@ -261,10 +268,11 @@ class Orchestrator:
                 state.close()
 
     def close(self) -> None:
-        """Close every cached session."""
+        """Close every cached session and stop the writer thread."""
         while self._cache:
             _, state = self._cache.popitem()
             state.close()
+        self._committer.close()
 
     # --- one message -----------------------------------------------------------------
 
@@ -412,25 +420,27 @@ class Orchestrator:
         if not self._replay_whole_log(state, 1):
             state.terminal = True
 
-    def _append(
+    async def _append(
         self,
         state: RunState,
         requests: Sequence[EventRequest],
         messages: Sequence[QueueMessageRequest] = (),
     ) -> list[EventResult]:
         """Append ``requests`` (and enqueue ``messages``) in one transaction, right
-        after the last event the session saw.
+        after the last event the session saw; other runs' writes ready at the same
+        time may share it (``group_commit``).
 
         Raises:
             _Refused: someone else wrote first, or a transition is not allowed.
         """
+        write = BatchWrite(
+            state.run.run_id,
+            list(requests),
+            messages=list(messages),
+            expected_last_event_id=state.synced_id,
+        )
         try:
-            results = self.world.events.create_batch(
-                state.run.run_id,
-                list(requests),
-                messages=list(messages),
-                expected_last_event_id=state.synced_id,
-            )
+            results = await self._committer.write(write)
         except EntityConflictError as exc:
             raise _Refused(str(exc)) from exc
         if results:
@@ -481,14 +491,14 @@ class Orchestrator:
                 break
             try:
                 if unwritten.requests and not unwritten.fed_provisionally:
-                    unwritten = self._feed_new_outcomes(state, unwritten.requests)
+                    unwritten = await self._feed_new_outcomes(state, unwritten.requests)
                     continue
                 match state.outcome:
                     case Completed() | Failed() as ending:
-                        self._end_run(state, ending, unwritten.requests)
+                        await self._end_run(state, ending, unwritten.requests)
                         continue
                     case Suspended() as suspended if suspended.hooks or suspended.disposals:
-                        self._write_hooks(state, suspended, unwritten.requests)
+                        await self._write_hooks(state, suspended, unwritten.requests)
                         unwritten = _Unwritten()
                         continue
                     case Suspended() as suspended if (
@@ -497,7 +507,7 @@ class Orchestrator:
                         or suspended.patches
                         or unwritten.requests
                     ):
-                        self._create_work(state, suspended, unwritten.requests)
+                        await self._create_work(state, suspended, unwritten.requests)
                         unwritten = _Unwritten()
                         refusals = 0
                         continue
@@ -523,7 +533,7 @@ class Orchestrator:
         if state.terminal:
             state.cancel_inline()
 
-    def _feed_new_outcomes(self, state: RunState, requests: list[EventRequest]) -> _Unwritten:
+    async def _feed_new_outcomes(self, state: RunState, requests: list[EventRequest]) -> _Unwritten:
         """Show the session outcomes it has not seen: provisionally, to be written with
         whatever the workflow does next; or (``provisional=False``) write them first
         and feed what the world returns.
@@ -535,32 +545,32 @@ class Orchestrator:
             stamped, events = provisional_events(state.run.run_id, requests)
             state.feed(events, provisional=True)
             return _Unwritten(stamped, fed_provisionally=True)
-        results = self._append(state, requests, self._retry_messages(state, requests))
+        results = await self._append(state, requests, self._retry_messages(state, requests))
         state.feed([r.event for r in results])
         return _Unwritten()
 
-    def _end_run(
+    async def _end_run(
         self, state: RunState, ending: Completed | Failed, unwritten: list[EventRequest]
     ) -> None:
         """Write the outcomes not yet written and ``run_completed``/``run_failed`` together."""
         # The patches' markers too: a replay of the finished log (a replay check, a
         # retry) must take the branches this run took.
         request = run_ending_request(ending)
-        self._append(state, [*unwritten, *patch_requests(ending.patches), request])
+        await self._append(state, [*unwritten, *patch_requests(ending.patches), request])
         state.terminal = True
         reports.run_ended(state.run, request, ending.error if isinstance(ending, Failed) else None)
 
-    def _write_hooks(
+    async def _write_hooks(
         self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
     ) -> None:
         """Write the outcomes not yet written and the hooks' events (creations first,
         disposals once none is pending), and feed the hooks' events back."""
         requests = [*unwritten, *patch_requests(suspended.patches), *hook_requests(suspended)]
-        results = self._append(state, requests, self._retry_messages(state, unwritten))
+        results = await self._append(state, requests, self._retry_messages(state, unwritten))
         # The outcomes were fed provisionally already: feed only what follows them.
         state.feed([r.event for r in results[len(unwritten) :]])
 
-    def _create_work(
+    async def _create_work(
         self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
     ) -> None:
         """One transaction: outcomes not yet written, new steps (inline ones started), waits.
@@ -590,7 +600,7 @@ class Orchestrator:
         requests.extend(wait_created_request(wait) for wait in suspended.waits)
         if suspended.waits:
             messages.append(state.wake_message([w.resume_at for w in suspended.waits]))
-        results = self._append(state, requests, messages)
+        results = await self._append(state, requests, messages)
         new = results[len(unwritten) :]  # from the patch markers on
         for result in new:
             step_record = result.step

@@ -344,14 +344,23 @@ class WriteTransaction:
 def _raise_translated(error: BaseException) -> None:
     """Raise the world error ``translated_errors`` makes of ``error``; return when
     it is not a database error (the caller re-raises it as it is)."""
+    translated = translate_error(error)
+    if translated is not None:
+        raise translated from error
+
+
+def translate_error(error: BaseException) -> WorldError | None:
+    """The world error ``translated_errors`` makes of ``error``; None when it is not
+    a database error."""
     if isinstance(error, exc.IntegrityError):
-        raise EntityConflictError(f"refused by the database: {error.orig}") from error
+        return EntityConflictError(f"refused by the database: {error.orig}")
     if isinstance(error, sqlite3.IntegrityError):
-        raise EntityConflictError(f"refused by the database: {error}") from error
+        return EntityConflictError(f"refused by the database: {error}")
     if isinstance(error, exc.OperationalError):
-        raise WorldError(f"local world database error: {error.orig}") from error
+        return WorldError(f"local world database error: {error.orig}")
     if isinstance(error, sqlite3.OperationalError):
-        raise WorldError(f"local world database error: {error}") from error
+        return WorldError(f"local world database error: {error}")
+    return None
 
 
 def fetch_all(connections: ThreadConnections, sql: PreparedSql, **values: Any) -> list[Any]:

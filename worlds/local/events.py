@@ -4,6 +4,11 @@ A write is one ``BEGIN IMMEDIATE`` transaction: load the few rows the requests
 touch (``loader``: the run, and all steps of the batch in one query), let
 ``wfkit.worlds.base.plan_events`` check the lifecycle rules, then write the planned
 events and records (``writes``) and any queue messages.
+
+``create_batches`` (group commit across runs) writes several runs' batches in ONE
+such transaction, each under its own SAVEPOINT: a write the rules (or a
+constraint) refuse is rolled back to its savepoint and answered with its error,
+the others commit together.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from wfkit.worlds.base import (
     EventRequest,
     EventResult,
     QueueMessageRequest,
-    create_batches_one_by_one,
+    WorldError,
     plan_events,
     run_id_for_create,
 )
-from wfkit.worlds.local.db import ThreadConnections, fetch_all, write_transaction
+from wfkit.worlds.local.db import (
+    ThreadConnections,
+    fetch_all,
+    translate_error,
+    write_transaction,
+)
 from wfkit.worlds.local.loader import Timestamps, TransactionLoader
 from wfkit.worlds.local.sql import CODECS, LocalSql
 from wfkit.worlds.local.writes import write_plan
@@ -66,23 +76,54 @@ class LocalEvents:
         """Append events of one run and enqueue ``messages`` in one transaction.
 
         See ``wfkit.worlds.base.Events.create_batch``."""
-        timestamps = Timestamps()
         with write_transaction(self._connections) as cursor:
-            loader = TransactionLoader(cursor, timestamps)
-            loader.prefetch(run_id, requests, expected_last_event_id is not None)
-            plan = plan_events(
-                loader, run_id, requests, expected_last_event_id=expected_last_event_id
+            results = self._write(
+                cursor, BatchWrite(run_id, requests, messages, expected_last_event_id)
             )
-            write_plan(cursor, plan, timestamps)
-            if messages:
-                self._enqueue(cursor, messages)
         if messages:
             self._on_enqueued()
-        return plan.results
+        return results
 
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
-        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
-        return create_batches_one_by_one(self, writes)
+        """Several runs' batches in one transaction, one SAVEPOINT each; see
+        ``wfkit.worlds.base.Events.create_batches``."""
+        outcomes: list[BatchOutcome] = []
+        with write_transaction(self._connections) as cursor:
+            for write in writes:
+                outcomes.append(self._write_or_refuse(cursor, write))
+        if any(w.messages for w, o in zip(writes, outcomes, strict=True) if isinstance(o, list)):
+            self._on_enqueued()
+        return outcomes
+
+    def _write_or_refuse(self, cursor: sqlite3.Cursor, write: BatchWrite) -> BatchOutcome:
+        """One write of a group under its own savepoint: its results, or the error
+        that refused it (its savepoint rolled back: nothing of it is written)."""
+        cursor.execute("SAVEPOINT wfkit_write")
+        try:
+            results = self._write(cursor, write)
+        except (WorldError, sqlite3.IntegrityError) as exc:
+            cursor.execute("ROLLBACK TO wfkit_write")
+            cursor.execute("RELEASE wfkit_write")
+            return exc if isinstance(exc, WorldError) else _refusal(exc)
+        cursor.execute("RELEASE wfkit_write")
+        return results
+
+    def _write(self, cursor: sqlite3.Cursor, write: BatchWrite) -> list[EventResult]:
+        """Check and write one batch (and enqueue its messages) in the open transaction.
+
+        Raises:
+            WorldError: the lifecycle rules refuse it, before anything is written.
+            sqlite3.IntegrityError: a constraint refused a row (a duplicate).
+        """
+        timestamps = Timestamps()
+        loader = TransactionLoader(cursor, timestamps)
+        expected = write.expected_last_event_id
+        loader.prefetch(write.run_id, write.requests, expected is not None)
+        plan = plan_events(loader, write.run_id, write.requests, expected_last_event_id=expected)
+        write_plan(cursor, plan, timestamps)
+        if write.messages:
+            self._enqueue(cursor, write.messages)
+        return plan.results
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
@@ -103,3 +144,11 @@ class LocalEvents:
                 limit=limit_rows,
             )
         return decode_events(CODECS.event, rows)
+
+
+def _refusal(error: sqlite3.IntegrityError) -> WorldError:
+    """The world error a constraint's refusal is (as ``write_transaction`` makes it)."""
+    translated = translate_error(error)
+    assert translated is not None  # an IntegrityError always translates
+    translated.__cause__ = error
+    return translated

@@ -186,8 +186,11 @@ class MemoryEvents:
         return self.create_batch(run_id_for_create(run_id, request), [request])[0]
 
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
-        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
-        return create_batches_one_by_one(self, writes)
+        """Several runs' batches under one hold of the lock (the lock is reentrant:
+        each write is ``create_batch``, all or nothing on its own); see
+        ``wfkit.worlds.base.Events.create_batches``."""
+        with self._core.lock:
+            return create_batches_one_by_one(self, writes)
 
     def create_batch(
         self,
