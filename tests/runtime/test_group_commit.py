@@ -1,0 +1,126 @@
+"""Group commit across runs (issue #13): the writes of a worker's runs that are
+ready together share one transaction, and each run still gets its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime import wf_helpers
+from wfkit.runtime.api.client import start
+from wfkit.runtime.engine.group_commit import GroupCommitter
+from wfkit.runtime.engine.worker import Worker
+from wfkit.worlds.base import (
+    BatchOutcome,
+    BatchWrite,
+    EntityConflictError,
+    EventRequest,
+    EventResult,
+    Events,
+    QueueMessageRequest,
+    World,
+)
+from wfkit.worlds.local import LocalWorld
+from wfkit.worlds.memory import MemoryWorld
+
+
+@pytest.fixture(autouse=True)
+def helpers() -> Iterator[Any]:
+    yield importlib.reload(wf_helpers)
+
+
+class CountingEvents:
+    """``world.events`` counting transactions (one per ``create_batch``, one per
+    ``create_batches`` call) and the run writes they carried."""
+
+    def __init__(self, inner: Events) -> None:
+        self.inner = inner
+        self.transactions = 0
+        self.writes = 0
+        self.largest_group = 0
+
+    def create_batch(
+        self,
+        run_id: str,
+        requests: Sequence[EventRequest],
+        *,
+        messages: Sequence[QueueMessageRequest] = (),
+        expected_last_event_id: str | None = None,
+    ) -> list[EventResult]:
+        self.transactions += 1
+        self.writes += 1
+        return self.inner.create_batch(
+            run_id, requests, messages=messages, expected_last_event_id=expected_last_event_id
+        )
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        self.transactions += 1
+        self.writes += len(writes)
+        self.largest_group = max(self.largest_group, len(writes))
+        return self.inner.create_batches(writes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _world(kind: str, tmp_path: Path) -> World:
+    if kind == "memory":
+        return MemoryWorld()
+    return LocalWorld.from_spec(f"sqlite:///{tmp_path / 'group.db'}")
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+def test_concurrent_runs_share_commits(kind: str, tmp_path: Path) -> None:
+    world = _world(kind, tmp_path)
+    runs_count, steps = 60, 5
+
+    async def scenario() -> list[Any]:
+        runs = [await start(wf_helpers.sequential, steps, world=world) for _ in range(runs_count)]
+        counting = CountingEvents(world.events)
+        world.events = counting
+        worker = Worker(world=world, concurrency=runs_count, sweep_interval=0)
+        try:
+            await worker.drain(timeout=60)
+        finally:
+            worker.close()
+            world.events = counting.inner
+        results = [await run.result(timeout=5) for run in runs]
+        # One write per step (its outcome with the next step's creation) plus the first
+        # creation per run: written one by one that is 6 transactions per run.
+        assert counting.writes >= runs_count * steps
+        assert counting.transactions < counting.writes / 4, vars(counting)
+        assert counting.largest_group > 1
+        return results
+
+    try:
+        assert asyncio.run(scenario()) == [sum(range(steps))] * runs_count
+    finally:
+        world.close()
+
+
+def test_a_refused_write_fails_only_its_own_run() -> None:
+    world = MemoryWorld()
+    committer = GroupCommitter(world.events, crowded=lambda: True)
+
+    async def scenario() -> list[Any]:
+        runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(3)]
+        heads = [world.events.list(r)[-1].event_id for r in runs]
+        world.events.create(runs[1], EventRequest(event_type="run_started"))  # heads[1] is stale
+        writes = [
+            BatchWrite(run_id, [EventRequest(event_type="run_started")], (), head)
+            for run_id, head in zip(runs, heads, strict=True)
+        ]
+        return await asyncio.gather(*(committer.write(w) for w in writes), return_exceptions=True)
+
+    try:
+        first, refused, last = asyncio.run(scenario())
+    finally:
+        committer.close()
+    assert isinstance(refused, EntityConflictError)
+    assert [r.event.event_type for r in first] == ["run_started"]
+    assert [r.event.event_type for r in last] == ["run_started"]
