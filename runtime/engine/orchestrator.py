@@ -281,7 +281,7 @@ class Orchestrator:
     ) -> bool:
         """Steps 1-3 of the module docstring; whether the run is suspended (worth caching)."""
         if needs_full_replay:
-            if not self._replay_whole_log(state, delivery_attempt):
+            if not await self._replay_whole_log(state, delivery_attempt):
                 return False
             requeue_orphans = True
         else:
@@ -291,7 +291,7 @@ class Orchestrator:
             # A redelivered message (its worker died or stalled) or one that brings
             # nothing new (a sweep, a duplicate) may mean that another worker moved the
             # run on and died mid-step: requeue its orphaned steps as a fresh replay does.
-            caught_up = self._catch_up(state)
+            caught_up = await self._catch_up(state)
             requeue_orphans = delivery_attempt > 1 or caught_up == 0
         if state.terminal:
             return False
@@ -304,7 +304,7 @@ class Orchestrator:
         log.debug("run %s handled; terminal=%s", state.run.run_id, state.terminal)
         return not state.terminal
 
-    def _replay_whole_log(self, state: RunState, delivery_attempt: int) -> bool:
+    async def _replay_whole_log(self, state: RunState, delivery_attempt: int) -> bool:
         """Write ``run_started`` (idempotent), then replay the whole log in a new session.
 
         Returns:
@@ -313,7 +313,9 @@ class Orchestrator:
         """
         run_id = state.run.run_id
         try:
-            started = self.world.events.create(run_id, EventRequest(event_type="run_started"))
+            (started,) = await self._committer.write(
+                BatchWrite(run_id, [EventRequest(event_type="run_started")])
+            )
         except EntityConflictError:
             # The run already ended, or waits in its named queue (admission starts it),
             # unless its deadline passed there.
@@ -387,7 +389,7 @@ class Orchestrator:
 
     # --- the log ----------------------------------------------------------------------
 
-    def _catch_up(self, state: RunState) -> int:
+    async def _catch_up(self, state: RunState) -> int:
         """Feed the events written since the session last saw the log; how many.
 
         A session holding patch answers whose markers were never written (its write
@@ -399,17 +401,17 @@ class Orchestrator:
         if events and session is not None and session.holds_unwritten_tokens:
             # Another worker created this hook first, with a token of its own: a full
             # replay reads that one before the workflow sees a token.
-            self._replay_from_scratch(state)
+            await self._replay_from_scratch(state)
             return len(events)
         if session is not None and session.pending_patches:
-            self._replay_from_scratch(state)
+            await self._replay_from_scratch(state)
             return len(events)
         if events:
             with metrics.timing_replay(state.run.workflow_name, "catch_up"):
                 state.feed(events)
         return len(events)
 
-    def _replay_from_scratch(self, state: RunState) -> None:
+    async def _replay_from_scratch(self, state: RunState) -> None:
         """Discard the session and replay the whole log in a new one (inline steps
         keep running: their outcomes are written when they finish)."""
         if state.session is not None:
@@ -417,7 +419,7 @@ class Orchestrator:
             state.session = None
         state.open_waits.clear()
         state.synced_id = None
-        if not self._replay_whole_log(state, 1):
+        if not await self._replay_whole_log(state, 1):
             state.terminal = True
 
     async def _append(
@@ -449,7 +451,7 @@ class Orchestrator:
             self._on_enqueue()
         return results
 
-    def _recover(self, state: RunState, unwritten: _Unwritten) -> None:
+    async def _recover(self, state: RunState, unwritten: _Unwritten) -> None:
         """After a refused batch: record our outcomes on their own, then catch up from the log."""
         for request in unwritten.requests:
             try:
@@ -463,10 +465,10 @@ class Orchestrator:
         ):
             # The session saw events that are not in the log as it saw them, or
             # answered patched() True on the strength of a marker never written.
-            self._replay_from_scratch(state)
-        elif self._catch_up(state) == 0:
+            await self._replay_from_scratch(state)
+        elif await self._catch_up(state) == 0:
             # Refused with nothing new in the log: the session is out of step.
-            self._replay_from_scratch(state)
+            await self._replay_from_scratch(state)
 
     # --- driving ----------------------------------------------------------------------
 
@@ -523,7 +525,7 @@ class Orchestrator:
                     raise RuntimeError(
                         f"run {state.run.run_id}: the world keeps refusing writes"
                     ) from None
-                self._recover(state, unwritten)
+                await self._recover(state, unwritten)
                 unwritten = _Unwritten()
                 continue
             more = await self._find_more_work(state)
@@ -624,7 +626,7 @@ class Orchestrator:
             return due
         if state.log_may_have_news:
             state.log_may_have_news = False
-            self._catch_up(state)
+            await self._catch_up(state)
             return []
         if not state.inline_tasks and not state.wait_is_near(self.inline_wait_seconds):
             return None

@@ -87,9 +87,9 @@ def test_a_write_between_feed_and_commit_is_recovered(
     recoveries: list[bool] = []
     original = Orchestrator._recover
 
-    def counting(self: Orchestrator, state: Any, unwritten: Any) -> None:
+    async def counting(self: Orchestrator, state: Any, unwritten: Any) -> None:
         recoveries.append(unwritten.fed_provisionally)
-        original(self, state, unwritten)
+        await original(self, state, unwritten)
 
     monkeypatch.setattr(Orchestrator, "_recover", counting)
     world = MemoryWorld()
