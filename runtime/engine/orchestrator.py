@@ -33,12 +33,18 @@ step message runs one step attempt (``executor``); a workflow message comes to
    wake-up message exists for its earliest open wait, and hands inline steps it
    leaves unfinished to the queue.
 
-Every write goes through ``create_batch(expected_last_event_id=…)``, so the events
-the world returns are exactly the next events of the log and are fed without
-re-reading it (linear cost: one feed per event over a run's life). A refusal
-means someone else wrote in between: the handler records its outcomes on their
-own and the session catches up from the log (or replays it afresh) before trying
-again.
+Every write is a ``BatchWrite(expected_last_event_id=…)``, so the events the world
+returns are exactly the next events of the log and are fed without re-reading it
+(linear cost: one feed per event over a run's life). A refusal means someone else
+wrote in between: the handler records its outcomes on their own and the session
+catches up from the log (or replays it afresh) before trying again.
+
+Group commit across runs (``group_commit``). The writes go through one
+``GroupCommitter``: while the runs this worker drives are many, it commits them
+from a writer thread, and the writes that become ready while a group commits share
+the next transaction (``Events.create_batches``); each handler awaits its own
+write's outcome, so a step is durable before its run moves on. A run driven alone
+writes on the loop, as one ``create_batch``.
 
 The hot path (DESIGN.md §5). Finished inline steps' outcomes are fed to the
 session as *provisional* events (``EventRequest.created_at`` fixes their time)
