@@ -24,6 +24,7 @@ from wfkit.worlds.base import (
     Events,
     QueueMessageRequest,
     World,
+    WorldError,
 )
 from wfkit.worlds.local import LocalWorld
 from wfkit.worlds.memory import MemoryWorld
@@ -124,3 +125,32 @@ def test_a_refused_write_fails_only_its_own_run() -> None:
     assert isinstance(refused, EntityConflictError)
     assert [r.event.event_type for r in first] == ["run_started"]
     assert [r.event.event_type for r in last] == ["run_started"]
+
+
+class FailingOnce(CountingEvents):
+    """``create_batches`` that fails as a whole the first time (a lost connection)."""
+
+    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
+        if not self.transactions:
+            self.transactions += 1
+            raise WorldError("connection lost")
+        return super().create_batches(writes)
+
+
+def test_a_failed_group_fails_each_of_its_writes_and_the_next_group_goes_on() -> None:
+    world = MemoryWorld()
+    events = FailingOnce(world.events)
+    committer = GroupCommitter(events, crowded=lambda: True)
+
+    async def scenario() -> tuple[list[Any], list[EventResult]]:
+        runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(3)]
+        writes = [BatchWrite(r, [EventRequest(event_type="run_started")]) for r in runs]
+        failed = await asyncio.gather(*(committer.write(w) for w in writes), return_exceptions=True)
+        return failed, await committer.write(writes[0])
+
+    try:
+        failed, retried = asyncio.run(scenario())
+    finally:
+        committer.close()
+    assert [type(f) for f in failed] == [WorldError] * 3
+    assert [r.event.event_type for r in retried] == ["run_started"]
