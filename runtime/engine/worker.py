@@ -57,7 +57,7 @@ from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError, new_id
 
-__all__ = ["DEFAULT_FEED_DEADLINE", "Worker", "heal"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_FEED_DEADLINE", "Worker", "heal"]
 
 log = logging.getLogger("wfkit.worker")
 
@@ -136,6 +136,14 @@ class _Lease:
 
 
 _FLOW_IDLE_SECONDS = 0.4
+
+DEFAULT_CONCURRENCY = 64
+"""Messages a worker handles at once. Group commit (``group_commit``) puts the writes
+of the runs being driven together into shared transactions, so more runs at once
+means fewer commits per step: bench.scale (2 workers, 2,000 runs x 5 steps, a busy
+machine, noisy) measured Postgres 102 / 134 / 116 steps/s at 16 / 64 / 128 and
+local 673 / 616 / 630 (flat within noise); the median wait for a run's first step
+fell from 16 to 64 (Postgres 35 s -> 17 s, local 3.2 s -> 2.5 s)."""
 """The longest pause between flow-control passes while no run waits in a declared
 queue (a run started then waits at most this long for admission)."""
 
@@ -226,7 +234,7 @@ class Worker:
         serve_unpinned: bool = True,
         kept_root: Path | None = None,
         adopt: Sequence[str] = (),
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.05,
         sweep_interval: float = 60.0,

@@ -56,7 +56,7 @@ def test_help_shows_each_default() -> None:
 def test_worker_help_reads_well() -> None:
     text = " ".join(_subcommands()["worker"].format_help().split())
     assert (
-        "--concurrency CONCURRENCY how many runs and steps this worker works at once (default: 8)"
+        "--concurrency CONCURRENCY how many runs and steps this worker works at once (default: 64)"
         in text
     )
 

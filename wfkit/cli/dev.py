@@ -99,5 +99,5 @@ def register(sub: Subcommands) -> None:
         description="Run `python -m wfbuild watch` and a worker restarted on each new build. "
         "SIGTERM or Ctrl-C stops both and waits for them.",
     )
-    p.add_argument("--concurrency", type=int, default=8, help="the worker's --concurrency")
+    p.add_argument("--concurrency", type=int, default=64, help="the worker's --concurrency")
     p.set_defaults(func=cmd_dev)

@@ -133,7 +133,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--concurrency",
         type=int,
-        default=8,
+        default=64,  # runtime.engine.worker.DEFAULT_CONCURRENCY (not imported: startup)
         help="how many runs and steps this worker works at once",
     )
     p.add_argument(
