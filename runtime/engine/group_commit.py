@@ -19,7 +19,6 @@ written on the loop, exactly as before.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,10 +96,11 @@ class GroupCommitter:
             group = self._pending[: self.max_group]
             del self._pending[: self.max_group]
             writes = [write for write, _ in group]
-            context = contextvars.copy_context()  # the testing kit's clock, for one
             try:
+                # No run's context (tracing, registry scope) is carried over: the group
+                # is many runs' writes, and the world reads no context.
                 outcomes = await loop.run_in_executor(
-                    self._writer(), context.run, self._events.create_batches, writes
+                    self._writer(), self._events.create_batches, writes
                 )
             except asyncio.CancelledError:
                 # The loop is going away: no one will collect these outcomes.
