@@ -193,6 +193,7 @@ class Orchestrator:
         self._on_enqueue = on_enqueue
         self._cache: OrderedDict[str, RunState] = OrderedDict()
         self._driving: dict[str, RunState] = {}
+        self._inline_claimed = 0
         self._committer = GroupCommitter(
             world.events, crowded=lambda: len(self._driving) > 1, max_group=max_group
         )
@@ -588,7 +589,7 @@ class Orchestrator:
         run_id = state.run.run_id
         requests = [*unwritten, *patch_requests(suspended.patches)]
         messages = self._retry_messages(state, unwritten)
-        budget = self._inline.free_slots() if self.inline_steps else 0
+        budget = self._inline.free_slots() - self._inline_claimed if self.inline_steps else 0
         inline_ids: set[str] = set()
         starts: list[EventRequest] = []
         for step in suspended.steps:
@@ -608,7 +609,13 @@ class Orchestrator:
         requests.extend(wait_created_request(wait) for wait in suspended.waits)
         if suspended.waits:
             messages.append(state.wake_message([w.resume_at for w in suspended.waits]))
-        results = await self._append(state, requests, messages)
+        # Other runs' writes may commit while this one is in flight: the slots its
+        # inline steps will take are claimed until they start.
+        self._inline_claimed += len(inline_ids)
+        try:
+            results = await self._append(state, requests, messages)
+        finally:
+            self._inline_claimed -= len(inline_ids)
         new = results[len(unwritten) :]  # from the patch markers on
         for result in new:
             step_record = result.step

@@ -154,3 +154,37 @@ def test_a_failed_group_fails_each_of_its_writes_and_the_next_group_goes_on() ->
         committer.close()
     assert [type(f) for f in failed] == [WorldError] * 3
     assert [r.event.event_type for r in retried] == ["run_started"]
+
+
+def test_step_concurrency_holds_while_runs_write_together() -> None:
+    """Runs whose writes are in flight together may not all claim the same free
+    inline slots: beyond ``step_concurrency`` a step goes to the queue instead of
+    running inline."""
+    world = MemoryWorld()
+    workers: list[Worker] = []
+    running_seen: list[int] = []
+
+    async def _peek() -> int:
+        running_seen.append(workers[0].orchestrator.inline_steps_running)
+        await asyncio.sleep(0.02)
+        return 1
+
+    peek = wf_helpers.step("peek", _peek)
+
+    async def _once() -> int:
+        return int(await peek())
+
+    once = wf_helpers.workflow("once", _once)
+
+    async def scenario() -> list[Any]:
+        runs = [await start(once, world=world) for _ in range(12)]
+        worker = Worker(world=world, concurrency=12, step_concurrency=2, sweep_interval=0)
+        workers.append(worker)
+        try:
+            await worker.drain(timeout=30)
+        finally:
+            worker.close()
+        return [await r.result(timeout=5) for r in runs]
+
+    assert asyncio.run(scenario()) == [1] * 12
+    assert max(running_seen) <= 2, running_seen
