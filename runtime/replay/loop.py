@@ -214,6 +214,9 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         self._exception_handler: Any = None
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
         self._task_factory: Any = None
+        # This loop's tasks, for ``close``: ``asyncio.all_tasks(loop)`` scans every
+        # task of the process (every cached run's), which grew with the worker's load.
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # --- driving ------------------------------------------------------------------
 
@@ -359,8 +362,10 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
                 task = self._task_factory(self, coro, context=context)
             if name is not None:
                 task.set_name(name)
-            return task
-        return WorkflowTask(coro, loop=self, name=name, context=context)
+        else:
+            task = WorkflowTask(coro, loop=self, name=name, context=context)
+        self.tasks.add(task)
+        return task
 
     def set_task_factory(self, factory: Any) -> None:
         self._task_factory = factory

@@ -370,7 +370,7 @@ class ReplaySession:
         self._closed = True
         loop = self._loop
         try:
-            for task in asyncio.all_tasks(loop):
+            for task in list(loop.tasks):
                 task.cancel()
             loop.close_asyncgens()
             loop.run_until_idle(max_callbacks=_TEARDOWN_BUDGET)
