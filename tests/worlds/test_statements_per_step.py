@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.conftest import postgres_url
-from wfkit.worlds.base import EventRequest, World
+from wfkit.worlds.base import BatchWrite, EventRequest, QueueMessageRequest, World
 from wfkit.worlds.testing import WORLD_FACTORIES, diff_run_records
 
 STEPS = 20
@@ -141,5 +141,57 @@ def test_statements_per_sequential_step_are_pinned(
         assert sum(step.status == "completed" for step in steps) == STEPS
         assert [s.status for s in steps if s.step_id == f"s{STEPS}"] == ["running"]
         assert diff_run_records(world, run_id) == []
+    finally:
+        world.close()
+
+
+def _postgres_world(tmp_path: Path) -> World:
+    if not postgres_url():
+        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
+    return WORLD_FACTORIES["postgres"].make(tmp_path)
+
+
+def _new_run(i: int) -> BatchWrite:
+    data = {"workflow_name": "wf", "input": i, "idempotency_key": f"key-{i}"}
+    return BatchWrite(f"wrun_group_{i}", [EventRequest(event_type="run_created", data=data)])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("size", [2, 5, 20])
+def test_round_trips_per_group_do_not_grow_with_its_size(
+    size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group of new runs (nothing to lock, idempotency keys to check) and a group
+    of step batches that need their runs locked cost two round trips; a group of
+    step batches continuing from this process's last writes costs one."""
+    world = _postgres_world(tmp_path)
+    try:
+        with _count_postgres(monkeypatch) as created:
+            outcomes = world.events.create_batches([_new_run(i) for i in range(size)])
+        assert all(isinstance(outcome, list) for outcome in outcomes)
+        runs = [_start_run(world) for _ in range(size)]
+        with _count_postgres(monkeypatch) as on_tails:
+            outcomes = world.events.create_batches(
+                [BatchWrite(r, _batch(1), expected_last_event_id=last) for r, last in runs]
+            )
+        lasts = [outcome[-1].event.event_id for outcome in outcomes if isinstance(outcome, list)]
+        enqueue = [QueueMessageRequest(queue="q", payload={})]  # messages: never on a tail
+        with _count_postgres(monkeypatch) as locked:
+            outcomes = world.events.create_batches(
+                [
+                    BatchWrite(r, _batch(2), enqueue, expected_last_event_id=last)
+                    for (r, _), last in zip(runs, lasts, strict=True)
+                ]
+            )
+        assert all(isinstance(outcome, list) for outcome in outcomes)
+        assert (created["round_trips"], locked["round_trips"], on_tails["round_trips"]) == (2, 2, 1)
+        assert len(world.queue.receive(["q"], lease_seconds=60, max_messages=50)) == size
+        for run_id, _ in runs:
+            assert [s.status for s in world.steps.list(run_id)] == [
+                "completed",
+                "completed",
+                "running",
+            ]
+            assert diff_run_records(world, run_id) == []
     finally:
         world.close()

@@ -34,7 +34,8 @@ from wfkit.worlds.postgres.errors import (
     StatementTimeoutError,
     connect_failure,
 )
-from wfkit.worlds.postgres.events import LoaderSql, PostgresEvents
+from wfkit.worlds.postgres.events import PostgresEvents
+from wfkit.worlds.postgres.loader import LoaderSql
 from wfkit.worlds.postgres.migrate import drop_schema, ensure_schema
 from wfkit.worlds.postgres.notify import Listener
 from wfkit.worlds.postgres.queue import PostgresQueue

@@ -31,8 +31,6 @@ batch runs as above.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -43,204 +41,23 @@ from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
-    EventType,
-    Hook,
     PlannedWrites,
     QueueMessageRequest,
     Run,
-    Step,
-    Wait,
-    WorldError,
     create_batches_one_by_one,
-    new_id,
-    normalize_json,
     plan_events,
     run_id_for_create,
 )
 from wfkit.worlds.postgres.errors import DatabaseUnavailableError
-from wfkit.worlds.postgres.session import Session, Statement, fetch_scalar, run_transaction
-from wfkit.worlds.postgres.sql import CODECS, CompiledSql, TableNames, compile_statement
-from wfkit.worlds.postgres.tails import RunTail, TailCache, TailLoader, TailMiss, qualifies
+from wfkit.worlds.postgres.groups import GroupWriter
+from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_rows
+from wfkit.worlds.postgres.session import Session, fetch_scalar, run_transaction
+from wfkit.worlds.postgres.sql import CODECS, TableNames
+from wfkit.worlds.postgres.tails import RunTail, TailCache, plan_on_tail, qualifies
 from wfkit.worlds.postgres.writes import plan_statements
-from wfkit.worlds.sql import RecordStatements, decode_events, dump_json
+from wfkit.worlds.sql import decode_events
 
-__all__ = ["LoaderSql", "PostgresEvents", "TransactionLoader", "message_rows"]
-
-_PAYLOADS = ("input", "output", "error")
-_RUN_WITHOUT_PAYLOADS = ", ".join(
-    f"NULL AS {name}" if name in _PAYLOADS else name
-    for name in (*CODECS.run.columns, "last_event_id")
-)
-
-
-@dataclass(frozen=True)
-class LoaderSql:
-    """The shared record lookups (``wfkit.worlds.sql.RecordStatements``) of one
-    world, compiled for psycopg."""
-
-    run: CompiledSql
-    step: CompiledSql
-    hook: CompiledSql
-    active_hook_by_token: CompiledSql
-    wait: CompiledSql
-    waits_of_run: CompiledSql
-    latest_event_of_type: CompiledSql
-
-    @classmethod
-    def build(cls, statements: RecordStatements) -> LoaderSql:
-        """Compile the lookups of ``statements`` (one world's schema)."""
-        return cls(
-            run=compile_statement(statements.run),
-            step=compile_statement(statements.step),
-            hook=compile_statement(statements.hook),
-            active_hook_by_token=compile_statement(statements.active_hook_by_token),
-            wait=compile_statement(statements.wait),
-            waits_of_run=compile_statement(statements.waits_of_run),
-            latest_event_of_type=compile_statement(statements.latest_event_of_type),
-        )
-
-
-class TransactionLoader:
-    """A ``wfkit.worlds.base.RecordLoader`` reading through one open transaction.
-
-    ``lock_and_prefetch`` fills caches in one round trip; the lookups the
-    lifecycle rules make afterwards hit the caches (a miss queries)."""
-
-    def __init__(self, session: Session, names: TableNames, sql: LoaderSql) -> None:
-        self._session = session
-        self._names = names
-        self._sql = sql
-        self._runs: dict[str, Run | None] = {}
-        self._last_event_ids: dict[str, str | None] = {}
-        self._steps: dict[tuple[str, str], Step | None] = {}
-        self._hooks: dict[str, Hook | None] = {}
-        self._waits: dict[tuple[str, str], Wait | None] = {}
-        self._tokens: dict[str, Hook | None] = {}
-
-    def _rows(self, sql: CompiledSql, **values: Any) -> list[dict[str, Any]]:
-        return self._session.rows(sql.sql, sql.params(values))
-
-    def lock_and_prefetch(self, run_id: str, requests: Sequence[EventRequest]) -> None:
-        """Lock the run's row until the transaction ends and load, in the same round
-        trip, the records ``requests`` refer to."""
-        names = self._names
-        ids: dict[str, list[str]] = {"step": [], "hook": [], "wait": []}
-        run_events = False
-        for request in requests:
-            kind = request.event_type.split("_", 1)[0]
-            if kind in ids and request.correlation_id:
-                ids[kind].append(request.correlation_id)
-            run_events = run_events or kind == "run"
-        # A batch without run events only checks the run's status, and never
-        # returns or writes the run record: skip its (possibly large) payloads.
-        columns = "*" if run_events else _RUN_WITHOUT_PAYLOADS
-        statements: list[Statement] = [
-            (
-                f"SELECT {columns} FROM {names.runs} WHERE run_id = %(run_id)s FOR UPDATE",
-                {"run_id": run_id},
-            )
-        ]
-        kinds = [kind for kind, found in ids.items() if found]
-        for kind in kinds:
-            table, key = {
-                "step": (names.steps, "step_id"),
-                "hook": (names.hooks, "hook_id"),
-                "wait": (names.waits, "wait_id"),
-            }[kind]
-            run_filter = "" if kind == "hook" else "run_id = %(run_id)s AND "
-            statements.append(
-                (
-                    f"SELECT * FROM {table} WHERE {run_filter}{key} = ANY(%(ids)s::text[])",
-                    {"run_id": run_id, "ids": ids[kind]},
-                )
-            )
-        results = self._session.query(*statements)
-        run_rows = results[0]
-        self._runs[run_id] = CODECS.run.from_row(run_rows[0]) if run_rows else None
-        self._last_event_ids[run_id] = run_rows[0]["last_event_id"] if run_rows else None
-        for kind, rows in zip(kinds, results[1:], strict=True):
-            if kind == "step":
-                self._steps.update({(run_id, i): None for i in ids[kind]})
-                self._steps.update({(run_id, r["step_id"]): CODECS.step.from_row(r) for r in rows})
-            elif kind == "hook":
-                self._hooks.update(dict.fromkeys(ids[kind]))
-                self._hooks.update({r["hook_id"]: CODECS.hook.from_row(r) for r in rows})
-            else:
-                self._waits.update({(run_id, i): None for i in ids[kind]})
-                self._waits.update({(run_id, r["wait_id"]): CODECS.wait.from_row(r) for r in rows})
-
-    def load_run(self, run_id: str) -> Run | None:
-        if run_id not in self._runs:
-            rows = self._rows(self._sql.run, run_id=run_id)
-            self._runs[run_id] = CODECS.run.from_row(rows[0]) if rows else None
-        return self._runs[run_id]
-
-    def load_last_event_id(self, run_id: str) -> str | None:
-        if run_id not in self._last_event_ids:
-            self.lock_and_prefetch(run_id, ())
-        return self._last_event_ids[run_id]
-
-    def load_step(self, run_id: str, step_id: str) -> Step | None:
-        key = (run_id, step_id)
-        if key not in self._steps:
-            rows = self._rows(self._sql.step, run_id=run_id, step_id=step_id)
-            self._steps[key] = CODECS.step.from_row(rows[0]) if rows else None
-        return self._steps[key]
-
-    def load_hook(self, hook_id: str) -> Hook | None:
-        if hook_id not in self._hooks:
-            rows = self._rows(self._sql.hook, hook_id=hook_id)
-            self._hooks[hook_id] = CODECS.hook.from_row(rows[0]) if rows else None
-        return self._hooks[hook_id]
-
-    def load_active_hook_by_token(self, token: str) -> Hook | None:
-        # Cached: under READ COMMITTED a second query could see another run's hook
-        # committed meanwhile, and the rules must see one consistent answer (a
-        # race is settled by the unique index and a retry instead).
-        if token not in self._tokens:
-            rows = self._rows(self._sql.active_hook_by_token, token=token)
-            self._tokens[token] = CODECS.hook.from_row(rows[0]) if rows else None
-        return self._tokens[token]
-
-    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
-        key = (run_id, wait_id)
-        if key not in self._waits:
-            rows = self._rows(self._sql.wait, run_id=run_id, wait_id=wait_id)
-            self._waits[key] = CODECS.wait.from_row(rows[0]) if rows else None
-        return self._waits[key]
-
-    def load_waits_of_run(self, run_id: str) -> list[Wait]:
-        rows = self._rows(self._sql.waits_of_run, run_id=run_id)
-        waits = [CODECS.wait.from_row(row) for row in rows]
-        self._waits.update({(run_id, wait.wait_id): wait for wait in waits})
-        return waits
-
-    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
-        rows = self._rows(self._sql.latest_event_of_type, run_id=run_id, event_type=event_type)
-        return decode_events(CODECS.event, rows[:1])[0] if rows else None
-
-
-def message_rows(messages: Sequence[QueueMessageRequest]) -> list[dict[str, Any]]:
-    """Rows for ``writes.insert_messages_sql`` (payloads JSON-checked before any write).
-
-    Raises:
-        InvalidEventError: a payload is not JSON-serializable.
-    """
-    rows = []
-    for message in messages:
-        payload = normalize_json(message.payload)
-        run_id = payload.get("run_id")
-        rows.append(
-            {
-                "message_id": new_id("msg"),
-                "queue": message.queue,
-                "payload": dump_json(payload),
-                "idempotency_key": message.idempotency_key,
-                "run_id": run_id if isinstance(run_id, str) else None,
-                "delay": max(0.0, float(message.delay_seconds)),
-            }
-        )
-    return rows
+__all__ = ["PostgresEvents"]
 
 
 class PostgresEvents:
@@ -251,6 +68,9 @@ class PostgresEvents:
         self._names = names
         self._sql = sql
         self._tails = TailCache()
+        self._groups = GroupWriter(
+            engine, names, sql, self._tails, lambda writes: create_batches_one_by_one(self, writes)
+        )
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``wfkit.worlds.base.Events.create``.
@@ -324,17 +144,9 @@ class PostgresEvents:
     ) -> list[EventResult] | None:
         """Write a step batch planned on this process's ``tail`` of the run in one
         guarded round trip; None when it must go the ordinary way (nothing written)."""
-        try:
-            plan = plan_events(
-                TailLoader(run_id, tail, requests),
-                run_id,
-                requests,
-                expected_last_event_id=expected_last_event_id,
-            )
-        except (TailMiss, WorldError):
+        plan = plan_on_tail(run_id, tail, requests, expected_last_event_id)
+        if plan is None:
             return None  # the ordinary path reads the records and gives the answer
-        if plan.changed_runs or plan.released_runs:
-            return None
         statements = plan_statements(
             self._names, run_id, plan, guard_last_event_id=expected_last_event_id
         )
@@ -367,8 +179,9 @@ class PostgresEvents:
         return plan.results
 
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
-        """Several runs' batches; see ``wfkit.worlds.base.Events.create_batches``."""
-        return create_batches_one_by_one(self, writes)
+        """Several runs' batches in one transaction (``groups``); see
+        ``wfkit.worlds.base.Events.create_batches``."""
+        return self._groups.write(writes)
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from wfkit.worlds.base import QueueMessage, QueueMessageRequest
-from wfkit.worlds.postgres.events import message_rows
+from wfkit.worlds.postgres.loader import message_rows
 from wfkit.worlds.postgres.notify import QUEUE_KEY, Listener
 from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
 from wfkit.worlds.postgres.sql import CODECS, TableNames

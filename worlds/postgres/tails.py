@@ -34,9 +34,11 @@ from wfkit.worlds.base import (
     Run,
     Step,
     Wait,
+    WorldError,
+    plan_events,
 )
 
-__all__ = ["RunTail", "TailCache", "TailLoader", "TailMiss", "qualifies"]
+__all__ = ["RunTail", "TailCache", "TailLoader", "TailMiss", "plan_on_tail", "qualifies"]
 
 _MAX_RUNS = 4096
 """Runs remembered per world object; older ones are forgotten (a miss costs one
@@ -60,6 +62,25 @@ class RunTail:
 def qualifies(requests: Sequence[EventRequest]) -> bool:
     """Whether a batch may take the cached path: step events only."""
     return bool(requests) and all(r.event_type.startswith("step_") for r in requests)
+
+
+def plan_on_tail(
+    run_id: str, tail: RunTail, requests: Sequence[EventRequest], expected_last_event_id: str
+) -> PlannedWrites | None:
+    """The plan of a step batch checked against ``tail`` alone, if it writes only
+    what a guarded statement can (events, steps, the run's tail); None when the
+    batch must be checked against the database (a record the tail lacks, a refusal
+    the database must confirm, a run the batch finishes)."""
+    try:
+        plan = plan_events(
+            TailLoader(run_id, tail, requests),
+            run_id,
+            requests,
+            expected_last_event_id=expected_last_event_id,
+        )
+    except (TailMiss, WorldError):
+        return None
+    return None if plan.changed_runs or plan.released_runs else plan
 
 
 class TailCache:
