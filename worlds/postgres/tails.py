@@ -5,8 +5,8 @@ A worker appending a sequential run's steps writes one batch per step, each with
 run's or a step's record comes with an event of that run, so if the run's log
 still ends at that id, the records are exactly what this process left them at
 its last write: the lifecycle rules can be checked against them without reading
-the database, and the writes go out guarded by ``last_event_id`` in the one round
-trip that also sends ``BEGIN`` and ``COMMIT`` (``writes.plan_statements(...,
+the database, and the writes go out as one statement guarded by
+``last_event_id``, its own transaction, in one round trip (``writes.plan_statements(...,
 guard_last_event_id=...)``). Any doubt — another writer moved the log on, a
 record this cache does not hold, a refused transition — goes the ordinary way
 (lock, read, plan, write), which gives the authoritative answer.
