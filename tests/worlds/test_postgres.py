@@ -427,3 +427,25 @@ def test_listener_reconnects_after_its_connection_is_killed(world: PostgresWorld
     thread.join(10)
     assert [m.payload for m in box[0]] == [{"n": 1}]
     assert time.monotonic() - sent < 0.5
+
+
+def test_queue_housekeeping_leaves_event_commits_durable(schema: str) -> None:
+    """Leases, acks, nacks and lease extensions commit without waiting for the WAL
+    flush, for their own statement only: the pooled connection they ran on keeps
+    ``synchronous_commit`` on for the event writes that come next."""
+    assert URL
+    world = PostgresWorld(URL, schema=schema, pool_size=1, max_overflow=0)
+    try:
+        world.reset()
+        for key in ("a", "b"):
+            world.queue.enqueue("q_durable", {"key": key})
+        first, second = world.queue.receive(["q_durable"], lease_seconds=60, max_messages=2)
+        world.queue.extend_lease(first.message_id, lease_seconds=60, attempt=first.attempt)
+        world.queue.nack(second.message_id, attempt=second.attempt)
+        world.queue.ack(first.message_id, attempt=first.attempt)
+        assert fetch_scalar(world.engine, "SHOW synchronous_commit") == "on"
+        again = world.queue.receive(["q_durable"], lease_seconds=60, max_messages=2)
+        assert [dict(m.payload) for m in again] == [{"key": "b"}]
+        assert fetch_scalar(world.engine, "SHOW synchronous_commit") == "on"
+    finally:
+        world.close()

@@ -10,6 +10,13 @@
   ``INSERT … ON CONFLICT DO NOTHING``; a key held by a message not yet acked
   makes ``enqueue`` a no-op that returns the holder's id.
 * All times are the server's clock, so workers with skewed clocks agree.
+* Leases, acks, nacks and lease extensions commit without waiting for the WAL
+  flush (``synchronous_commit`` off for that one statement's transaction, via
+  ``set_config(…, true)``: the pooled connection keeps the world's setting). A
+  server crash may forget the last few of them, which only redelivers a message
+  (or delivers it sooner), as a worker that died would have; the flush they skip
+  was most of their time (~3 ms against ~0.2 ms on a busy disk). Enqueues and
+  event writes stay durable, and any later durable commit flushes these too.
 * An insert trigger NOTIFYs in the enqueuing transaction; idle receivers block on
   the world's ``Listener`` and also wake when the next delayed message or lease
   comes due, with a short poll as the safety net.
@@ -42,6 +49,12 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+# Appended to a WHERE clause: the statement's (autocommit) transaction commits
+# without waiting for the WAL flush (module docstring); a one-time filter,
+# evaluated before the statement writes anything.
+_LOSSY = " AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+
+
 class PostgresQueue:
     """``world.queue`` of the Postgres world."""
 
@@ -57,7 +70,8 @@ class PostgresQueue:
             f" UPDATE {qm} AS m SET visible_at = clock_timestamp()"
             " + make_interval(secs => %(lease)s), attempt = m.attempt + 1"
             " FROM picked WHERE m.message_id = picked.message_id"
-            " RETURNING m.*, picked.was_visible_at"
+            + _LOSSY
+            + " RETURNING m.*, picked.was_visible_at"
         )
         self._next_due_sql = (
             "SELECT EXTRACT(EPOCH FROM (min(visible_at) - clock_timestamp()))::float8"
@@ -159,8 +173,9 @@ class PostgresQueue:
     def _execute(self, sql: str, params: dict[str, Any]) -> Any:
         return fetch_scalar(self._engine, sql, params)
 
-    # With a lease token (``attempt``), a write applies only while that lease is current.
-    _LEASED = " AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)"
+    # With a lease token (``attempt``), a write applies only while that lease is current;
+    # it need not wait for the WAL flush (module docstring).
+    _LEASED = " AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s::int)" + _LOSSY
 
     def ack(self, message_id: str, *, attempt: int | None = None) -> None:
         """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased);
