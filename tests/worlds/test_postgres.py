@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import postgres_url
 from wfkit.worlds.base import (
+    BatchWrite,
     EntityConflictError,
     EventRequest,
     EventResult,
@@ -449,3 +450,47 @@ def test_queue_housekeeping_leaves_event_commits_durable(schema: str) -> None:
         assert fetch_scalar(world.engine, "SHOW synchronous_commit") == "on"
     finally:
         world.close()
+
+
+def test_concurrent_groups_over_the_same_runs_all_commit(world: PostgresWorld) -> None:
+    """Two processes' groups writing the same runs, listed in opposite orders: each
+    group locks its runs in run id order, so neither waits on the other in a cycle,
+    and every write of both is answered with its results and stored."""
+    run_ids = [_new_run(world) for _ in range(6)]
+    other = PostgresWorld(world.url, schema=world.schema)
+    rounds = 15
+
+    def groups(events: Any, order: list[str], tag: str) -> list[Any]:
+        outcomes = []
+        for i in range(rounds):
+            writes = [
+                BatchWrite(
+                    run_id,
+                    [
+                        EventRequest(
+                            event_type="wait_created",
+                            correlation_id=f"{tag}{i}",
+                            data={"resume_at": "2999-01-01T00:00:00+00:00"},
+                        )
+                    ],
+                )
+                for run_id in order
+            ]
+            outcomes += events.create_batches(writes)
+        return outcomes
+
+    try:
+        threads = [
+            _in_thread(lambda: groups(world.events, run_ids, "a")),
+            _in_thread(lambda: groups(other.events, run_ids[::-1], "b")),
+        ]
+        for thread, _ in threads:
+            thread.join()
+    finally:
+        other.close()
+    for _, box in threads:
+        [outcomes] = box
+        assert all(isinstance(outcome, list) for outcome in outcomes)
+    for run_id in run_ids:
+        assert len(world.waits.list(run_id)) == 2 * rounds
+        assert diff_run_records(world, run_id) == []
