@@ -18,7 +18,14 @@ import psycopg
 import pytest
 
 from tests.conftest import postgres_url
-from wfkit.worlds.base import BatchWrite, EventRequest, QueueMessageRequest, World
+from wfkit.worlds.base import (
+    BatchWrite,
+    EntityConflictError,
+    EventRequest,
+    QueueMessageRequest,
+    RunNotFoundError,
+    World,
+)
 from wfkit.worlds.testing import WORLD_FACTORIES, diff_run_records
 
 STEPS = 20
@@ -193,5 +200,28 @@ def test_round_trips_per_group_do_not_grow_with_its_size(
                 "running",
             ]
             assert diff_run_records(world, run_id) == []
+    finally:
+        world.close()
+
+
+@pytest.mark.postgres
+def test_starting_a_run_is_one_statement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``start``'s write (run_created and its queue message) reads nothing first: a
+    taken run id or idempotency key is refused by the INSERT itself."""
+    world = _postgres_world(tmp_path)
+    try:
+        start = _new_run(1)
+        message = [QueueMessageRequest(queue="q_start", payload={"run_id": start.run_id})]
+        with _count_postgres(monkeypatch) as counts:
+            world.events.create_batch(start.run_id, start.requests, messages=message)
+        assert counts == {"statements": 1, "round_trips": 1}
+        again = _new_run(2)
+        for run_id, requests in ((start.run_id, again.requests), (again.run_id, start.requests)):
+            with pytest.raises(EntityConflictError):
+                world.events.create_batch(run_id, requests, messages=message)
+        with pytest.raises(RunNotFoundError):
+            world.runs.get(again.run_id)
+        assert world.runs.get(start.run_id).input == 1
+        assert len(world.queue.receive(["q_start"], lease_seconds=60, max_messages=5)) == 1
     finally:
         world.close()

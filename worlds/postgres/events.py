@@ -27,8 +27,10 @@ A batch of step events that continues, with ``expected_last_event_id``, from
 this process's own last write to the run (a sequential step's hot path) skips
 step 1: it is checked against the records that write left (``tails``) and
 written by one guarded statement, its own transaction (autocommit: no
-``BEGIN``, no ``COMMIT``): one round trip. If the guard finds the log moved on, or anything else is in doubt, the
-batch runs as above.
+``BEGIN``, no ``COMMIT``): one round trip. If the guard finds the log moved on,
+or anything else is in doubt, the batch runs as above. A batch creating its run
+(``start``) reads nothing either (``tails.plan_new_run``): one statement, in one
+round trip.
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ from wfkit.worlds.postgres.groups import GroupWriter
 from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_rows
 from wfkit.worlds.postgres.session import Session, fetch_scalar, run_transaction
 from wfkit.worlds.postgres.sql import CODECS, TableNames
-from wfkit.worlds.postgres.tails import RunTail, TailCache, plan_on_tail, qualifies
+from wfkit.worlds.postgres.tails import (
+    RunTail,
+    TailCache,
+    plan_new_run,
+    plan_on_tail,
+    qualifies,
+)
 from wfkit.worlds.postgres.writes import plan_statements
 from wfkit.worlds.sql import decode_events
 
@@ -110,6 +118,10 @@ class PostgresEvents:
                 the event's entity does not exist.
             InvalidEventError: a malformed request or a non-JSON payload.
         """
+        if expected_last_event_id is None:
+            created = self._create_run(run_id, requests, messages)
+            if created is not None:
+                return created
         cacheable = not messages and qualifies(requests)
         if cacheable and expected_last_event_id is not None:
             tail = self._tails.get(run_id, expected_last_event_id)
@@ -137,6 +149,27 @@ class PostgresEvents:
         if cacheable:
             self._tails.remember(run_id, run, plan, None)
         return results
+
+    def _create_run(
+        self, run_id: str, requests: Sequence[EventRequest], messages: Sequence[QueueMessageRequest]
+    ) -> list[EventResult] | None:
+        """Write a batch that creates its run without reading first (``tails.plan_new_run``):
+        one statement, its own transaction, in one round trip. None when it must go
+        the ordinary way (nothing written).
+
+        Raises:
+            EntityConflictError: the run id or its idempotency key is taken.
+        """
+        plan = plan_new_run(run_id, requests)
+        if plan is None:
+            return None
+        statements = plan_statements(self._names, run_id, plan, message_rows(messages))
+
+        def append(session: Session) -> None:
+            session.commit(statements)
+
+        run_transaction(self._engine, append, transactional=len(statements) > 1)
+        return plan.results
 
     def _append_from_tail(
         self,

@@ -11,7 +11,14 @@ guard_last_event_id=...)``). Any doubt — another writer moved the log on, a
 record this cache does not hold, a refused transition — goes the ordinary way
 (lock, read, plan, write), which gives the authoritative answer.
 
-Only batches of step events qualify: they read the run's status and the steps
+A batch that creates its run (``start``'s ``run_created``, with its queue
+message) needs no reading either: nothing of a run that does not exist yet can
+be found, and if the run does exist after all, the run row's INSERT hits the
+primary key and refuses the batch as a duplicate, which is the answer the
+locking path gives (``plan_new_run``). It is written by one statement, in one
+round trip.
+
+Only batches of step events qualify for the tail: they read the run's status and the steps
 they name, and write events, steps and the run's ``last_event_id``. Hooks and
 waits are left out on purpose: a hook token is unique across runs, so another
 run's write can change the answer without touching this run's log.
@@ -38,7 +45,16 @@ from wfkit.worlds.base import (
     plan_events,
 )
 
-__all__ = ["RunTail", "TailCache", "TailLoader", "TailMiss", "plan_on_tail", "qualifies"]
+__all__ = [
+    "NewRunLoader",
+    "RunTail",
+    "TailCache",
+    "TailLoader",
+    "TailMiss",
+    "plan_new_run",
+    "plan_on_tail",
+    "qualifies",
+]
 
 _MAX_RUNS = 4096
 """Runs remembered per world object; older ones are forgotten (a miss costs one
@@ -176,3 +192,58 @@ class TailLoader:
 
     def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
         raise TailMiss(event_type)
+
+
+class NewRunLoader:
+    """A ``wfkit.worlds.base.RecordLoader`` for a batch that creates its run: the
+    run and its steps, hooks and waits do not exist yet; a lookup beyond the run
+    (a hook token, another run) raises ``TailMiss``."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+
+    def _own(self, run_id: str) -> None:
+        if run_id != self._run_id:
+            raise TailMiss(run_id)
+
+    def load_run(self, run_id: str) -> Run | None:
+        self._own(run_id)
+        return None
+
+    def load_last_event_id(self, run_id: str) -> str | None:
+        self._own(run_id)
+        return None
+
+    def load_step(self, run_id: str, step_id: str) -> Step | None:
+        self._own(run_id)
+        return None
+
+    def load_hook(self, hook_id: str) -> Hook | None:
+        raise TailMiss(hook_id)  # hook ids are global: another run may hold it
+
+    def load_active_hook_by_token(self, token: str) -> Hook | None:
+        raise TailMiss(token)
+
+    def load_wait(self, run_id: str, wait_id: str) -> Wait | None:
+        self._own(run_id)
+        return None
+
+    def load_waits_of_run(self, run_id: str) -> list[Wait]:
+        self._own(run_id)
+        return []
+
+    def load_latest_event(self, run_id: str, event_type: EventType) -> Event | None:
+        self._own(run_id)
+        return None
+
+
+def plan_new_run(run_id: str, requests: Sequence[EventRequest]) -> PlannedWrites | None:
+    """The plan of a batch that starts with its run's ``run_created``, checked
+    without reading the database; None when it must be checked against it (a
+    lookup beyond the run, or a refusal, which the locking path confirms)."""
+    if not requests or requests[0].event_type != "run_created":
+        return None
+    try:
+        return plan_events(NewRunLoader(run_id), run_id, requests)
+    except (TailMiss, WorldError):
+        return None
