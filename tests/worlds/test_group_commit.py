@@ -19,6 +19,7 @@ from wfkit.worlds.base import (
     BatchWrite,
     EntityConflictError,
     EventRequest,
+    InvalidEventError,
     QueueMessageRequest,
     RunNotFoundError,
     World,
@@ -199,3 +200,38 @@ def test_two_writes_to_one_run_in_a_group_apply_in_order(world: World) -> None:
     )
     assert all(isinstance(outcome, list) for outcome in outcomes)
     assert [s.status for s in world.steps.list(run_id)] == ["completed", "completed"]
+
+
+def test_new_runs_without_keys_refuse_only_a_taken_run_id_or_a_bad_message(world: World) -> None:
+    taken = world.events.create(None, ev("run_created", workflow_name="wf", input=0)).run
+    assert taken is not None
+
+    def new_run(run_id: str, payload: dict[str, Any]) -> BatchWrite:
+        message = QueueMessageRequest(queue="q_new", payload=payload)
+        return BatchWrite(run_id, [ev("run_created", workflow_name="wf", input=run_id)], [message])
+
+    taken_id = world.events.create_batches(
+        [
+            new_run("wrun_n1", {"run_id": "wrun_n1"}),
+            new_run(taken.run_id, {"run_id": taken.run_id}),
+            new_run("wrun_n3", {"run_id": "wrun_n3"}),
+        ]
+    )
+    bad_message = world.events.create_batches(
+        [
+            new_run("wrun_n4", {"run_id": "wrun_n4", "bad": object()}),
+            new_run("wrun_n5", {"run_id": "wrun_n5"}),
+        ]
+    )
+    assert [type(outcome) for outcome in (*taken_id, *bad_message)] == [
+        list,
+        EntityConflictError,
+        list,
+        InvalidEventError,
+        list,
+    ]
+    assert world.runs.get(taken.run_id).input == 0
+    with pytest.raises(RunNotFoundError):
+        world.runs.get("wrun_n4")
+    queued = sorted(m["run_id"] for m in _queued(world, "q_new"))
+    assert queued == ["wrun_n1", "wrun_n3", "wrun_n5"]

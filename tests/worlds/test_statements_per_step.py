@@ -158,8 +158,10 @@ def _postgres_world(tmp_path: Path) -> World:
     return WORLD_FACTORIES["postgres"].make(tmp_path)
 
 
-def _new_run(i: int) -> BatchWrite:
-    data = {"workflow_name": "wf", "input": i, "idempotency_key": f"key-{i}"}
+def _new_run(i: int, *, keyed: bool = True) -> BatchWrite:
+    data: dict[str, Any] = {"workflow_name": "wf", "input": i}
+    if keyed:
+        data["idempotency_key"] = f"key-{i}"
     return BatchWrite(f"wrun_group_{i}", [EventRequest(event_type="run_created", data=data)])
 
 
@@ -168,13 +170,19 @@ def _new_run(i: int) -> BatchWrite:
 def test_round_trips_per_group_do_not_grow_with_its_size(
     size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group of new runs (nothing to lock, idempotency keys to check) and a group
-    of step batches that need their runs locked cost two round trips; a group of
-    step batches continuing from this process's last writes costs one."""
+    """A group of new runs with idempotency keys (nothing to lock, keys to check)
+    and a group of step batches that need their runs locked cost two round trips;
+    a group of new runs without keys, or of step batches continuing from this
+    process's last writes, costs one."""
     world = _postgres_world(tmp_path)
     try:
         with _count_postgres(monkeypatch) as created:
             outcomes = world.events.create_batches([_new_run(i) for i in range(size)])
+        assert all(isinstance(outcome, list) for outcome in outcomes)
+        with _count_postgres(monkeypatch) as created_without_keys:
+            outcomes = world.events.create_batches(
+                [_new_run(size + i, keyed=False) for i in range(size)]
+            )
         assert all(isinstance(outcome, list) for outcome in outcomes)
         runs = [_start_run(world) for _ in range(size)]
         with _count_postgres(monkeypatch) as on_tails:
@@ -191,7 +199,10 @@ def test_round_trips_per_group_do_not_grow_with_its_size(
                 ]
             )
         assert all(isinstance(outcome, list) for outcome in outcomes)
-        assert (created["round_trips"], locked["round_trips"], on_tails["round_trips"]) == (2, 2, 1)
+        round_trips = [
+            counts["round_trips"] for counts in (created, locked, created_without_keys, on_tails)
+        ]
+        assert round_trips == [2, 2, 1, 1]
         assert len(world.queue.receive(["q"], lease_seconds=60, max_messages=50)) == size
         for run_id, _ in runs:
             assert [s.status for s in world.steps.list(run_id)] == [

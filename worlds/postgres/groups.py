@@ -13,12 +13,16 @@ costs one transaction and two round trips, whatever its size:
    one gets its error in its slot and contributes nothing (nor its messages).
    Every planned write's statements, then ``COMMIT``, in one pipeline.
 
-A group whose every write is a step batch continuing from this process's own last
-write to its run (``tails``) skips step 1: the writes' guarded statements (in run
-id order) go with ``BEGIN`` and ``COMMIT`` in one round trip, and a write whose
-guard finds its log moved on writes nothing and is written again on its own, the
-ordinary way, which gives the authoritative answer. In a group that takes step 1
-anyway, such a write is planned on its tail when the lock confirms the tail.
+A group whose every write can be planned without reading skips step 1: a step
+batch continuing from this process's own last write to its run (``tails``), or a
+write creating its run without an idempotency key (``tails.plan_new_run``; with
+one, step 1 looks the key up, so that a start retried with the same keys is
+refused write by write rather than sinking the group). Their statements (in run
+id order; a step batch's guarded by its run's ``last_event_id``) go with
+``BEGIN`` and ``COMMIT`` in one round trip, and a write whose guard finds its
+log moved on writes nothing and is written again on its own, the ordinary way,
+which gives the authoritative answer. In a group that takes step 1 anyway, a
+step batch is planned on its tail when the lock confirms the tail.
 
 A unique violation at write time (an idempotency key or run id claimed by
 another process meanwhile, a step the tail did not know of, two runs of the
@@ -33,8 +37,9 @@ write is unknown: each slot holds the ``DatabaseUnavailableError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Engine
@@ -52,7 +57,13 @@ from wfkit.worlds.base import (
 from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_rows
 from wfkit.worlds.postgres.session import Rows, Session, Statement, run_transaction
 from wfkit.worlds.postgres.sql import TableNames
-from wfkit.worlds.postgres.tails import RunTail, TailCache, plan_on_tail, qualifies
+from wfkit.worlds.postgres.tails import (
+    RunTail,
+    TailCache,
+    plan_new_run,
+    plan_on_tail,
+    qualifies,
+)
 from wfkit.worlds.postgres.writes import plan_statements
 
 __all__ = ["GroupWriter"]
@@ -66,12 +77,14 @@ class _UniqueClash(Exception):
 
 @dataclass(frozen=True)
 class _Slot:
-    """A write of the group, with its plan on this process's tail of the run when
-    it qualifies for one (made before the transaction)."""
+    """A write of the group, with its plan when one could be made before the
+    transaction without reading: on this process's ``tail`` of the run (written
+    guarded by it), or for a new run (``tail`` None)."""
 
     write: BatchWrite
+    plan: PlannedWrites | None = None
     tail: RunTail | None = None
-    tail_plan: PlannedWrites | None = None
+    messages: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -123,8 +136,8 @@ class GroupWriter:
             # Whatever happens next, what this process knew of these runs is
             # re-learnt from what the transaction wrote.
             self._tails.forget(run_id)
-        guarded = all(slot.tail_plan is not None for slot in slots)
-        work = self._guarded if guarded else self._locked
+        unread = all(slot.plan is not None for slot in slots)
+        work = self._unread if unread else self._locked
         try:
             answers = run_transaction(self._engine, lambda session: work(session, slots))
         except _UniqueClash:
@@ -135,33 +148,47 @@ class GroupWriter:
 
     def _on_tail(self, write: BatchWrite) -> _Slot:
         expected = write.expected_last_event_id
-        if write.messages or expected is None or not qualifies(write.requests):
+        if expected is None:
+            if _claimed_keys(write.requests):
+                return _Slot(write)
+            try:
+                messages = message_rows(write.messages)
+            except WorldError:
+                return _Slot(write)  # refused in its slot by the locking path
+            return _Slot(write, plan_new_run(write.run_id, write.requests), messages=messages)
+        if write.messages or not qualifies(write.requests):
             return _Slot(write)
         tail = self._tails.get(write.run_id, expected)
         if tail is None:
             return _Slot(write)
-        return _Slot(write, tail, plan_on_tail(write.run_id, tail, write.requests, expected))
+        return _Slot(write, plan_on_tail(write.run_id, tail, write.requests, expected), tail)
 
-    def _guarded(self, session: Session, slots: Sequence[_Slot]) -> list[_Answer]:
-        """Every slot planned on its tail: one guarded statement each, one round trip."""
+    def _unread(self, session: Session, slots: Sequence[_Slot]) -> list[_Answer]:
+        """Every slot planned before the transaction: one statement each (a step
+        batch's guarded by its tail), in one round trip."""
         order = sorted(range(len(slots)), key=lambda i: slots[i].write.run_id)
         statements: list[Statement] = []
+        ends: list[int] = []  # where each slot's statements end, in ``order``
         for i in order:
-            slot = slots[i]
-            assert slot.tail_plan is not None and slot.write.expected_last_event_id is not None
+            write, plan, tail = slots[i].write, slots[i].plan, slots[i].tail
+            assert plan is not None
             statements += plan_statements(
                 self._names,
-                slot.write.run_id,
-                slot.tail_plan,
-                guard_last_event_id=slot.write.expected_last_event_id,
+                write.run_id,
+                plan,
+                slots[i].messages,
+                guard_last_event_id=None if tail is None else write.expected_last_event_id,
             )
+            ends.append(len(statements))
+        results = _commit(session, statements)
         answers: list[_Answer] = [_Answer(None)] * len(slots)
-        for i, rows in zip(order, _commit(session, statements), strict=True):
-            slot = slots[i]
-            if rows[0]["written"]:
-                assert slot.tail is not None and slot.tail_plan is not None
-                plan = slot.tail_plan
-                answers[i] = _Answer(plan.results, slot.tail.run, plan, slot.tail)
+        for i, end in zip(order, ends, strict=True):
+            plan, tail = slots[i].plan, slots[i].tail
+            assert plan is not None
+            if tail is None:
+                answers[i] = _Answer(plan.results, None, plan)
+            elif results[end - 1][0]["written"]:  # a guarded plan is one statement
+                answers[i] = _Answer(plan.results, tail.run, plan, tail)
         return answers
 
     def _locked(self, session: Session, slots: Sequence[_Slot]) -> list[_Answer]:
@@ -169,7 +196,7 @@ class GroupWriter:
         loader = TransactionLoader(session, self._names, self._sql)
         taken = loader.lock_runs(
             [slot.write.run_id for slot in slots],
-            [(slot.write.run_id, slot.write.requests) for slot in slots if slot.tail_plan is None],
+            [(slot.write.run_id, slot.write.requests) for slot in slots if slot.tail is None],
             [key for slot in slots for key in _claimed_keys(slot.write.requests)],
         )
         answers: list[_Answer] = []
@@ -188,7 +215,7 @@ class GroupWriter:
         idempotency keys stored or claimed by an earlier slot (this one's are added
         when it is planned)."""
         write, run_id = slot.write, slot.write.run_id
-        tail, plan = slot.tail, slot.tail_plan
+        tail, plan = slot.tail, slot.plan
         if tail is not None and plan is not None:
             if loader.load_last_event_id(run_id) == tail.last_event_id:
                 statements = plan_statements(self._names, run_id, plan)
