@@ -236,3 +236,37 @@ def test_starting_a_run_is_one_statement(tmp_path: Path, monkeypatch: pytest.Mon
         assert len(world.queue.receive(["q_start"], lease_seconds=60, max_messages=5)) == 1
     finally:
         world.close()
+
+
+@pytest.mark.postgres
+def test_the_first_step_after_run_started_is_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``run_started`` batch changes the run (it takes the locking path), and
+    leaves what it wrote behind for the next step batch, as a step batch does."""
+    world = _postgres_world(tmp_path)
+    try:
+        created = world.events.create(
+            None, EventRequest(event_type="run_created", data={"workflow_name": "wf"})
+        )
+        assert created.run is not None
+        run_id = created.run.run_id
+        started = world.events.create_batch(
+            run_id,
+            [
+                EventRequest(event_type="run_started"),
+                EventRequest(
+                    event_type="step_created", correlation_id="s0", data={"step_name": "a"}
+                ),
+                EventRequest(event_type="step_started", correlation_id="s0"),
+            ],
+        )
+        with _count_postgres(monkeypatch) as counts:
+            world.events.create_batch(
+                run_id, _batch(1), expected_last_event_id=started[-1].event.event_id
+            )
+        assert counts == {"statements": 1, "round_trips": 1}
+        assert [s.status for s in world.steps.list(run_id)] == ["completed", "running"]
+        assert world.runs.get(run_id).status == "running"
+    finally:
+        world.close()

@@ -122,8 +122,7 @@ class PostgresEvents:
             created = self._create_run(run_id, requests, messages)
             if created is not None:
                 return created
-        cacheable = not messages and qualifies(requests)
-        if cacheable and expected_last_event_id is not None:
+        if expected_last_event_id is not None and not messages and qualifies(requests):
             tail = self._tails.get(run_id, expected_last_event_id)
             if tail is not None:
                 written = self._append_from_tail(run_id, tail, requests, expected_last_event_id)
@@ -146,8 +145,7 @@ class PostgresEvents:
         except BaseException:
             self._tails.forget(run_id)
             raise
-        if cacheable:
-            self._tails.remember(run_id, run, plan, None)
+        self._tails.remember(run_id, run, plan, None)
         return results
 
     def _create_run(

@@ -241,9 +241,8 @@ class GroupWriter:
         outcomes: list[BatchOutcome | None] = []
         for slot, answer in zip(slots, answers, strict=True):
             outcomes.append(answer.outcome)
-            write = slot.write
-            if answer.plan is not None and not write.messages and qualifies(write.requests):
-                self._tails.remember(write.run_id, answer.run, answer.plan, answer.tail)
+            if answer.plan is not None:
+                self._tails.remember(slot.write.run_id, answer.run, answer.plan, answer.tail)
         missed = [i for i, outcome in enumerate(outcomes) if outcome is None]
         if missed:
             redone = self._one_by_one([slots[i].write for i in missed])

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wfkit.worlds.base import (
+    RUN_TERMINAL,
     STEP_TERMINAL,
     Event,
     EventRequest,
@@ -120,15 +121,28 @@ class TailCache:
     def remember(
         self, run_id: str, run: Run | None, plan: PlannedWrites, base: RunTail | None
     ) -> None:
-        """Record the state a committed step batch left behind.
+        """Record the state a committed batch of the run left behind.
+
+        Any batch of a live run counts, not only step batches: after the worker's
+        ``run_started`` batch its next step batch takes the cached path too. A
+        run that finished (or a batch touching another run) is forgotten.
 
         Args:
             run_id: the batch's run.
-            run: the run record the batch was checked against (None: forget).
+            run: the run record the batch was checked against (None: forget); the
+                batch's own change to it, if any, is taken from ``plan``.
             plan: the committed writes.
             base: the tail the batch was planned on, if it took the cached path.
         """
-        if run is None or not plan.events or plan.changed_runs or plan.new_runs:
+        after = plan.new_runs.get(run_id) or plan.changed_runs.get(run_id) or run
+        others = {*plan.new_runs, *plan.changed_runs} - {run_id}
+        if (
+            after is None
+            or not plan.events
+            or others
+            or plan.released_runs
+            or after.status in RUN_TERMINAL
+        ):
             self.forget(run_id)
             return
         steps = dict(base.steps) if base is not None else {}
@@ -137,7 +151,7 @@ class TailCache:
                 steps[step_id] = step
         tail = RunTail(
             last_event_id=plan.events[-1].event_id,
-            run=run,
+            run=after,
             steps={i: s for i, s in steps.items() if s.status not in STEP_TERMINAL},
         )
         with self._lock:
