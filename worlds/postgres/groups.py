@@ -131,7 +131,7 @@ class GroupWriter:
         run_ids = [write.run_id for write in writes]
         if len(writes) < 2 or len(set(run_ids)) < len(run_ids):
             return self._one_by_one(writes)
-        slots = [self._on_tail(write) for write in writes]
+        slots = [self._plan_unread(write) for write in writes]
         for run_id in run_ids:
             # Whatever happens next, what this process knew of these runs is
             # re-learnt from what the transaction wrote.
@@ -146,7 +146,8 @@ class GroupWriter:
             return [error] * len(writes)
         return self._settle(slots, answers)
 
-    def _on_tail(self, write: BatchWrite) -> _Slot:
+    def _plan_unread(self, write: BatchWrite) -> _Slot:
+        """The slot of ``write``, planned now if that needs no reading."""
         expected = write.expected_last_event_id
         if expected is None:
             if _claimed_keys(write.requests):
@@ -159,9 +160,8 @@ class GroupWriter:
         if write.messages or not qualifies(write.requests):
             return _Slot(write)
         tail = self._tails.get(write.run_id, expected)
-        if tail is None:
-            return _Slot(write)
-        return _Slot(write, plan_on_tail(write.run_id, tail, write.requests, expected), tail)
+        plan = None if tail is None else plan_on_tail(write.run_id, tail, write.requests, expected)
+        return _Slot(write) if plan is None else _Slot(write, plan, tail)
 
     def _unread(self, session: Session, slots: Sequence[_Slot]) -> list[_Answer]:
         """Every slot planned before the transaction: one statement each (a step
