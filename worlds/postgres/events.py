@@ -68,7 +68,7 @@ from wfkit.worlds.postgres.tails import (
 from wfkit.worlds.postgres.writes import plan_statements
 from wfkit.worlds.sql import decode_events
 
-__all__ = ["PostgresEvents"]
+__all__ = ["LoaderSql", "PostgresEvents", "TransactionLoader", "message_rows"]
 
 
 class PostgresEvents:
