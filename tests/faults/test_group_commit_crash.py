@@ -1,8 +1,11 @@
 """Group commit across runs (issue #13) under SIGKILL: workers writing many runs'
 steps in shared transactions are killed again and again, mid-group.
 
-Two real ``wfkit worker`` processes with ``--concurrency 64`` drive 120 runs of
-six sequential steps, so each commit carries many runs' writes. For a while a
+Two real ``wfkit worker`` processes with ``--concurrency 64`` drive 300 runs of
+six sequential steps, so each commit carries many runs' writes. Each step sleeps a
+quarter second (without blocking its worker: the runs' steps end together, in
+waves, and share commits), so the work outlasts several kills however fast the
+machine is. For a while a
 random worker is SIGKILLed every 0.2-0.8 s and a new one started in its place.
 Then: every run completed with the right result, no step completed twice, each
 step created once, and ``wfkit verify`` finds the records equal to the logs (a
@@ -31,8 +34,9 @@ from tests.faults.conftest import (
 from wfkit.runtime.api.client import Run, start_sync
 from wfkit.worlds.base import RUN_TERMINAL
 
-RUNS = 120
+RUNS = 300
 STEPS = 6
+STEP_SECONDS = 0.25
 CHAOS_SECONDS = 8.0
 
 
@@ -44,7 +48,9 @@ def test_sigkilled_mid_group_commit_loses_nothing(
     handle = make_world(kind)
     world = handle.world
     rng = random.Random(13)
-    run_ids = [start_sync(faults.chain, STEPS, 0.0, world=world).run_id for _ in range(RUNS)]
+    run_ids = [
+        start_sync(faults.chain, STEPS, STEP_SECONDS, world=world).run_id for _ in range(RUNS)
+    ]
     for _ in range(2):
         workers.start(handle.spec, concurrency=64)
 
