@@ -76,6 +76,10 @@ class _CountingEvents:
         self.transactions += 1
         return self._inner.create_batch(*args, **kwargs)
 
+    def create_batches(self, *args: Any, **kwargs: Any) -> Any:
+        self.transactions += 1  # a group commit: many runs' writes, one transaction
+        return self._inner.create_batches(*args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import wfkit
+from tests.cli.serving import examples_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 BASICS = "workflow//./examples/e2e/basics"
@@ -22,27 +22,8 @@ HOOKS = "workflow//./examples/e2e/hooks"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The examples' build and a SQLite world, with one worker serving it."""
-    import wfbuild
-
-    work = tmp_path_factory.mktemp("results")
-    build = work / "build"
-    wfbuild.build([ROOT / "examples"], root=ROOT, out=build)
-    environment = {
-        **os.environ,
-        "WFKIT_BUILD_DIR": str(build),
-        "WFKIT_WORLD": f"sqlite:///{work / 'wfkit.db'}",
-    }
-    log = (work / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "wfkit", "worker", "--concurrency", "4"],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with examples_worker(tmp_path_factory.mktemp("results")) as environment:
         yield environment
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
 
 
 def wfkit_cli(

@@ -12,35 +12,12 @@ from typing import Any
 import pytest
 
 from examples.e2e import flow
+from tests.counting import CountingEvents
 from tests.e2e.conftest import run_async, running_worker
 from tests.e2e.test_flow_queues import max_overlap, results
 from wfkit import Args, SerializationError, start, start_many, start_many_sync, start_sync
 from wfkit.runtime.api.starts import CHUNK
 from wfkit.runtime.flow.queues import Queue, _forget_queue
-
-
-class CountingEvents:
-    """Counts the write transactions asked of the world (as ``bench.steps``'s
-    ``_CountingEvents``; one ``create_batches`` call is one group commit)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.transactions = 0
-
-    def create(self, *args: Any, **kwargs: Any) -> Any:
-        self.transactions += 1
-        return self._inner.create(*args, **kwargs)
-
-    def create_batch(self, *args: Any, **kwargs: Any) -> Any:
-        self.transactions += 1
-        return self._inner.create_batch(*args, **kwargs)
-
-    def create_batches(self, *args: Any, **kwargs: Any) -> Any:
-        self.transactions += 1
-        return self._inner.create_batches(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 @pytest.fixture
@@ -58,7 +35,7 @@ def counted(world: Any) -> Iterator[CountingEvents]:
 def test_a_thousand_runs_started_by_start_many_all_complete(world: Any, counted: Any) -> None:
     runs = start_many_sync(flow.greet, [(f"n{i}",) for i in range(1000)], world=world)
     assert counted.transactions <= -(-1000 // CHUNK) < 1000
-    world.events = counted._inner
+    world.events = counted.inner
     assert len({run.run_id for run in runs}) == 1000
 
     async def scenario() -> list[str]:
@@ -157,7 +134,7 @@ def test_gathered_async_starts_share_transactions_and_each_caller_gets_its_run(
         runs = await asyncio.gather(*(start(flow.greet, f"g{i}", world=world) for i in range(300)))
         assert counted.transactions < 300
         assert len({run.run_id for run in runs}) == 300
-        world.events = counted._inner
+        world.events = counted.inner
         async with running_worker(world, concurrency=64):
             return list(await asyncio.gather(*(run.result(timeout=60) for run in runs)))
 

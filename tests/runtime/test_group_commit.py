@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.counting import CountingEvents
 from tests.runtime import wf_helpers
 from wfkit.runtime.api.client import start
 from wfkit.runtime.engine.group_commit import GroupCommitter
@@ -21,8 +22,6 @@ from wfkit.worlds.base import (
     EntityConflictError,
     EventRequest,
     EventResult,
-    Events,
-    QueueMessageRequest,
     World,
     WorldError,
 )
@@ -33,40 +32,6 @@ from wfkit.worlds.memory import MemoryWorld
 @pytest.fixture(autouse=True)
 def helpers() -> Iterator[Any]:
     yield importlib.reload(wf_helpers)
-
-
-class CountingEvents:
-    """``world.events`` counting transactions (one per ``create_batch``, one per
-    ``create_batches`` call) and the run writes they carried."""
-
-    def __init__(self, inner: Events) -> None:
-        self.inner = inner
-        self.transactions = 0
-        self.writes = 0
-        self.largest_group = 0
-
-    def create_batch(
-        self,
-        run_id: str,
-        requests: Sequence[EventRequest],
-        *,
-        messages: Sequence[QueueMessageRequest] = (),
-        expected_last_event_id: str | None = None,
-    ) -> list[EventResult]:
-        self.transactions += 1
-        self.writes += 1
-        return self.inner.create_batch(
-            run_id, requests, messages=messages, expected_last_event_id=expected_last_event_id
-        )
-
-    def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
-        self.transactions += 1
-        self.writes += len(writes)
-        self.largest_group = max(self.largest_group, len(writes))
-        return self.inner.create_batches(writes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def _world(kind: str, tmp_path: Path) -> World:
