@@ -139,17 +139,24 @@ def _update(
     params: dict[str, Any],
     *,
     guarded: bool = False,
+    scoped: bool = False,
 ) -> str:
     _unnest(alias, columns, rows, params)
-    return _update_sql(table, alias, columns, keys, guarded)
+    return _update_sql(table, alias, columns, keys, guarded, scoped)
 
 
 @functools.cache
 def _update_sql(
-    table: str, alias: str, columns: Columns, keys: tuple[str, ...], guarded: bool
+    table: str, alias: str, columns: Columns, keys: tuple[str, ...], guarded: bool, scoped: bool
 ) -> str:
     sets = ", ".join(f"{name} = {alias}.{name}" for name, _ in columns if name not in keys)
     match = " AND ".join(f"t.{key} = {alias}.{key}" for key in keys)
+    if scoped:
+        # The planner takes json_to_recordset for 100 rows whatever it holds, and for
+        # 100 rows it hashes them against a scan of the WHOLE table (steps: 1.5 ms at
+        # 10,000 rows, growing with the table). When every row is the plan's run's,
+        # naming the run pins an index scan (the key's prefix, or hooks_by_run).
+        match = f"t.run_id = %(run_id)s AND {match}"
     if guarded:
         match += f" AND {_GUARDED}"
     return f"UPDATE {table} AS t SET {sets} FROM {_source_sql(alias, columns)} WHERE {match}"
@@ -227,11 +234,26 @@ def plan_statements(
         cte(_insert(names.steps, "sn", _STEPS.insert, rows, params, guarded=guarded))
     if plan.changed_steps:
         rows = map(CODECS.step.update_params, plan.changed_steps.values())
-        cte(_update(names.steps, "sc", _STEPS.update, _STEPS.keys, rows, params, guarded=guarded))
+        scoped = all(key[0] == run_id for key in plan.changed_steps)
+        cte(
+            _update(
+                names.steps,
+                "sc",
+                _STEPS.update,
+                _STEPS.keys,
+                rows,
+                params,
+                guarded=guarded,
+                scoped=scoped,
+            )
+        )
     if plan.changed_hooks:
-        hook_update: dict[str, Any] = {}
+        hook_update: dict[str, Any] = {"run_id": run_id}
         rows = map(CODECS.hook.update_params, plan.changed_hooks.values())
-        sql = _update(names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update)
+        scoped = all(hook.run_id == run_id for hook in plan.changed_hooks.values())
+        sql = _update(
+            names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update, scoped=scoped
+        )
         if plan.new_hooks:
             statements.append((sql, hook_update))
         else:
@@ -245,7 +267,8 @@ def plan_statements(
         cte(_insert(names.waits, "wn", _WAITS.insert, rows, params))
     if plan.changed_waits:
         rows = map(CODECS.wait.update_params, plan.changed_waits.values())
-        cte(_update(names.waits, "wc", _WAITS.update, _WAITS.keys, rows, params))
+        scoped = all(key[0] == run_id for key in plan.changed_waits)
+        cte(_update(names.waits, "wc", _WAITS.update, _WAITS.keys, rows, params, scoped=scoped))
     if messages:
         if guarded:
             raise ValueError("a guarded plan enqueues no messages")
