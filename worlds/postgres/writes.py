@@ -265,12 +265,10 @@ def plan_statements(
             )
         )
     if plan.changed_hooks:
-        hook_update: dict[str, Any] = {"run_id": run_id}
+        hook_update: dict[str, Any] = {}
         rows = map(CODECS.hook.update_params, plan.changed_hooks.values())
-        scoped = all(hook.run_id == run_id for hook in plan.changed_hooks.values())
-        sql = _update(
-            names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update, scoped=scoped
-        )
+        # A hook's key is its id alone: naming it finds the row, no run needed.
+        sql = _update(names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update)
         if plan.new_hooks:
             statements.append((sql, hook_update))
         else:
