@@ -15,7 +15,10 @@ phase (how long ``start_many_sync`` took, ``start s``), wall time from the first
 ``run_created`` to the last ``run_completed``, steps/s,
 steps/s as a fraction of the database's raw commit rate, the p50/p99 time from
 ``start()`` to a run's first step (the first ``step_started`` event's
-``created_at`` minus ``run_created``'s) and to its end (``run_completed``'s).
+``created_at`` minus ``run_created``'s) and to its end (``run_completed``'s), and
+the worker processes' CPU per run (user + system from ``/proc``, between the
+workers being ready and the last run ending): with more workers than cores, or a
+database on the same machine, steps/s says little about the engine's own cost.
 
 The raw commit rate (``bench.commit_rate``: single-row insert + commit
 transactions from one connection and from two) is measured in the same
@@ -122,6 +125,18 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=10)
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU the processes have used so far (Linux /proc), None elsewhere."""
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -150,6 +165,7 @@ def measure(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs = _start_workers(spec, workers, build_dir, concurrency, logs)
+        cpu_began = _cpu_seconds([p.pid for p in procs])
         began = time.monotonic()
         run_ids = [run.run_id for run in start_many_sync(WORKFLOW, [(steps,)] * runs, world=world)]
         start_s = time.monotonic() - began
@@ -168,6 +184,7 @@ def measure(
             ):
                 break
             time.sleep(0.1)
+        cpu_ended = _cpu_seconds([p.pid for p in procs])
         unfinished = len(run_ids) - len(world.runs.list(status="completed", limit=runs * 2))
         if unfinished:
             raise SystemExit(f"{label}: {unfinished} runs neither pending, running nor completed")
@@ -185,7 +202,11 @@ def measure(
             created.append(run_created.created_at)
             ended.append(run_completed.created_at)
         wall = (max(ended) - min(created)).total_seconds()
+        cpu: dict[str, float] = {}
+        if cpu_began is not None and cpu_ended is not None:
+            cpu["worker_cpu_ms_per_run"] = 1000 * (cpu_ended - cpu_began) / runs
         return {
+            **cpu,
             "world": kind,
             "workers": workers,
             "runs": runs,
@@ -218,7 +239,7 @@ def _table(rows: list[dict[str, Any]], limits: dict[str, dict[str, float]]) -> s
     header = (
         f"{'engine':<16} {'workers':>7} {'runs':>5} {'steps':>6} {'start s':>7} {'wall s':>7}"
         f" {'steps/s':>8} {'of limit':>8} {'first p50':>9} {'first p99':>9}"
-        f" {'done p50':>9} {'done p99':>9}"
+        f" {'done p50':>9} {'done p99':>9} {'CPU ms/run':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -230,6 +251,7 @@ def _table(rows: list[dict[str, Any]], limits: dict[str, dict[str, float]]) -> s
             f" {r['steps_per_s']:>8.0f} {r['steps_per_s'] / limit:>8.2f}"
             f" {_ms(r, 'first_p50_ms')} {_ms(r, 'first_p99_ms')}"
             f" {_ms(r, 'complete_p50_ms')} {_ms(r, 'complete_p99_ms')}"
+            f" {_ms(r, 'worker_cpu_ms_per_run'):>10}"
         )
     lines.append("")
     lines.append("raw commit rate (single-row insert + commit), measured in this invocation:")
@@ -241,6 +263,7 @@ def _table(rows: list[dict[str, Any]], limits: dict[str, dict[str, float]]) -> s
         "start s = the start_many_sync call; wall s = first run_created to last run_completed"
     )
     lines.append("times in ms from start(): first = first step started, done = run completed")
+    lines.append("CPU ms/run = the worker processes' CPU (user + system) over the runs, per run")
     return "\n".join(lines)
 
 
