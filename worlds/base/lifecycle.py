@@ -38,11 +38,21 @@ from wfkit.worlds.base.records import (
     RunStatus,
     Step,
     Wait,
+    copy_record,
     encode_json,
     new_id,
     parse_timestamp,
+    trusted_constructor,
     utc_now,
 )
+
+# The records of the hot path, built without validation where every field's type
+# is known here (``trusted_constructor``); anything else takes the validating
+# constructor, so a record is the same either way (tests/worlds/test_trusted_records.py).
+_trusted_event = trusted_constructor(Event)
+_trusted_step = trusted_constructor(Step)
+_result = trusted_constructor(EventResult)
+_EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
 
 
 class RecordLoader(Protocol):
@@ -209,14 +219,12 @@ class _Overlay:
         for pending in (self.plan.new_hooks, self.plan.changed_hooks):
             for hook_id, hook in list(pending.items()):
                 if hook.run_id == run_id and hook.status == "active":
-                    pending[hook_id] = hook.model_copy(
-                        update={"status": "disposed", "updated_at": at}
-                    )
+                    pending[hook_id] = copy_record(hook, {"status": "disposed", "updated_at": at})
         for pending_waits in (self.plan.new_waits, self.plan.changed_waits):
             for key, wait in list(pending_waits.items()):
                 if wait.run_id == run_id and wait.status == "waiting":
-                    pending_waits[key] = wait.model_copy(
-                        update={"status": "completed", "updated_at": at, "completed_at": at}
+                    pending_waits[key] = copy_record(
+                        wait, {"status": "completed", "updated_at": at, "completed_at": at}
                     )
 
 
@@ -282,7 +290,7 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
             **_flow_control_fields(event),
         )
         view.put_run(run, new=True)
-        return EventResult(event=event, run=run)
+        return _result(event=event, run=run)
     if event_type == "run_retried":
         return _apply_run_retried(view, event)
     run = _live_run(view, event)
@@ -290,7 +298,7 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
         case "run_started":
             if run.status != "pending":
                 # Only reachable through a fold: a live world never appends a second one.
-                return EventResult(event=event, run=run)
+                return _result(event=event, run=run)
             if run.queue_name is not None and not isinstance(event.data.get("admitted_by"), str):
                 # A run waiting in a named queue starts only when a worker admits it.
                 raise EntityConflictError(
@@ -300,11 +308,9 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
             started: dict[str, Any] = {"status": "running", "started_at": at, "updated_at": at}
             if isinstance(event.data.get("admitted_by"), str):
                 started["admitted_by"] = event.data["admitted_by"]
-            run = run.model_copy(update=started)
+            run = copy_record(run, started)
         case "run_cancelled":
-            run = run.model_copy(
-                update={"status": "cancelled", "completed_at": at, "updated_at": at}
-            )
+            run = copy_record(run, {"status": "cancelled", "completed_at": at, "updated_at": at})
         case "run_completed" | "run_failed":
             if run.status != "running":
                 raise EntityConflictError(
@@ -314,13 +320,13 @@ def _apply_run_event(view: _Overlay, event: Event, event_type: RunEventType) -> 
                 update: dict[str, Any] = {"status": "completed", "output": event.data.get("output")}
             else:
                 update = {"status": "failed", "error": event.data.get("error")}
-            run = run.model_copy(update={**update, "completed_at": at, "updated_at": at})
+            run = copy_record(run, {**update, "completed_at": at, "updated_at": at})
         case _:
             assert_never(event_type)
     view.put_run(run, new=False)
     if run.status in RUN_TERMINAL:
         view.release_run(run.run_id, at)
-    return EventResult(event=event, run=run)
+    return _result(event=event, run=run)
 
 
 def _flow_control_fields(event: Event) -> dict[str, Any]:
@@ -365,15 +371,15 @@ def _apply_run_retried(view: _Overlay, event: Event) -> EventResult:
     failed_at = run.completed_at
     for wait in view.waits_of_run(run.run_id):
         if wait.status == "completed" and wait.completed_at == failed_at:
-            reopened = wait.model_copy(
-                update={"status": "waiting", "completed_at": None, "updated_at": at}
+            reopened = copy_record(
+                wait, {"status": "waiting", "completed_at": None, "updated_at": at}
             )
             view.put_wait(reopened, new=False)
-    run = run.model_copy(
-        update={"status": "running", "error": None, "completed_at": None, "updated_at": at}
+    run = copy_record(
+        run, {"status": "running", "error": None, "completed_at": None, "updated_at": at}
     )
     view.put_run(run, new=False)
-    return EventResult(event=event, run=run)
+    return _result(event=event, run=run)
 
 
 def _existing_step(current: Step | None, event: Event, step_id: str, *, running: bool) -> Step:
@@ -403,62 +409,69 @@ def _apply_step_event(view: _Overlay, event: Event, event_type: StepEventType) -
                 raise EntityConflictError(
                     f"step {step_id!r} of run {event.run_id!r} already exists"
                 )
-            step = Step(
+            step_name = _require_field(event, "step_name")
+            # A step_name that is not exactly a str takes validation (and its error).
+            make = _trusted_step if type(step_name) is str else Step
+            step = make(
                 run_id=event.run_id,
                 step_id=step_id,
-                step_name=_require_field(event, "step_name"),
+                step_name=step_name,
                 status="pending",
                 input=event.data.get("input"),
                 created_at=at,
                 updated_at=at,
             )
             view.put_step(step, new=True)
-            return EventResult(event=event, step=step)
+            return _result(event=event, step=step)
         case "step_started":
             current = _existing_step(current, event, step_id, running=False)
-            step = current.model_copy(
-                update={
+            step = copy_record(
+                current,
+                {
                     "status": "running",
                     "attempt": current.attempt + 1,
                     "started_at": current.started_at or at,
                     "updated_at": at,
-                }
+                },
             )
         case "step_retrying":
             current = _existing_step(current, event, step_id, running=True)
             retry_raw = event.data.get("retry_after")
-            step = current.model_copy(
-                update={
+            step = copy_record(
+                current,
+                {
                     "status": "pending",
                     "error": event.data.get("error"),
                     "retry_after": parse_timestamp(retry_raw) if retry_raw is not None else None,
                     "updated_at": at,
-                }
+                },
             )
         case "step_completed":
             current = _existing_step(current, event, step_id, running=True)
-            step = current.model_copy(
-                update={
+            step = copy_record(
+                current,
+                {
                     "status": "completed",
                     "output": event.data.get("result"),
                     "completed_at": at,
                     "updated_at": at,
-                }
+                },
             )
         case "step_failed":
             current = _existing_step(current, event, step_id, running=True)
-            step = current.model_copy(
-                update={
+            step = copy_record(
+                current,
+                {
                     "status": "failed",
                     "error": event.data.get("error"),
                     "completed_at": at,
                     "updated_at": at,
-                }
+                },
             )
         case _:
             assert_never(event_type)
     view.put_step(step, new=False)
-    return EventResult(event=event, step=step)
+    return _result(event=event, step=step)
 
 
 def _apply_hook_event(view: _Overlay, event: Event, event_type: HookEventType) -> EventResult:
@@ -486,13 +499,13 @@ def _apply_hook_event(view: _Overlay, event: Event, event_type: HookEventType) -
                     f"hook_created for token {hook.token!r} held by another hook"
                 )
             view.put_hook(hook, new=True)
-            return EventResult(event=event, hook=hook)
+            return _result(event=event, hook=hook)
         case "hook_received":
             if current is None or current.run_id != event.run_id:
                 raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
             if current.status != "active":
                 raise HookNotFoundError(f"hook {hook_id!r} is {current.status}, not active")
-            hook = current.model_copy(update={"updated_at": at})
+            hook = copy_record(current, {"updated_at": at})
         case "hook_disposed":
             if current is None or current.run_id != event.run_id:
                 raise HookNotFoundError(f"hook {hook_id!r} of run {event.run_id!r} not found")
@@ -500,11 +513,11 @@ def _apply_hook_event(view: _Overlay, event: Event, event_type: HookEventType) -
                 raise EntityConflictError(
                     f"hook_disposed refused: hook {hook_id!r} is {current.status}"
                 )
-            hook = current.model_copy(update={"status": "disposed", "updated_at": at})
+            hook = copy_record(current, {"status": "disposed", "updated_at": at})
         case _:
             assert_never(event_type)
     view.put_hook(hook, new=False)
-    return EventResult(event=event, hook=hook)
+    return _result(event=event, hook=hook)
 
 
 def _apply_wait_event(view: _Overlay, event: Event, event_type: WaitEventType) -> EventResult:
@@ -527,7 +540,7 @@ def _apply_wait_event(view: _Overlay, event: Event, event_type: WaitEventType) -
                 updated_at=at,
             )
             view.put_wait(wait, new=True)
-            return EventResult(event=event, wait=wait)
+            return _result(event=event, wait=wait)
         case "wait_completed":
             if current is None:
                 raise WaitNotFoundError(f"wait {wait_id!r} of run {event.run_id!r} not found")
@@ -535,13 +548,13 @@ def _apply_wait_event(view: _Overlay, event: Event, event_type: WaitEventType) -
                 raise EntityConflictError(
                     f"wait_completed refused: wait {wait_id!r} is already completed"
                 )
-            wait = current.model_copy(
-                update={"status": "completed", "completed_at": at, "updated_at": at}
+            wait = copy_record(
+                current, {"status": "completed", "completed_at": at, "updated_at": at}
             )
         case _:
             assert_never(event_type)
     view.put_wait(wait, new=False)
-    return EventResult(event=event, wait=wait)
+    return _result(event=event, wait=wait)
 
 
 def _apply_patch_marked(view: _Overlay, event: Event) -> EventResult:
@@ -559,7 +572,7 @@ def _apply_patch_marked(view: _Overlay, event: Event) -> EventResult:
         raise EntityConflictError(
             f"patch_marked refused: run {event.run_id!r} is {run.status}, not running"
         )
-    return EventResult(event=event, run=run)
+    return _result(event=event, run=run)
 
 
 def _apply_event(view: _Overlay, event: Event) -> EventResult:
@@ -669,7 +682,7 @@ def plan_events(
                 latest = view.latest_event(run_id, "run_started")
                 if latest is None:
                     raise CorruptedLogError(f"run {run_id!r} is running but has no run_started")
-                plan.results.append(EventResult(event=latest, run=run))
+                plan.results.append(_result(event=latest, run=run))
                 continue
         if event_type == "hook_created":
             token = data.get("token")
@@ -677,13 +690,27 @@ def plan_events(
             if holder is not None:
                 event_type = "hook_conflict"
                 data, data_json = encode_json({"token": token, "conflicting_run_id": holder.run_id})
-        event = Event(
+        correlation_id = request.correlation_id
+        created_at = at if request.created_at is None else parse_timestamp(request.created_at)
+        # Values of exactly the declared types need no validation (``data`` is
+        # fresh from ``encode_json``); anything else (a request built without
+        # validation) takes it, with its error.
+        make_event = (
+            _trusted_event
+            if type(run_id) is str
+            and event_type in _EVENT_TYPES
+            and (correlation_id is None or type(correlation_id) is str)
+            and type(data) is dict
+            and type(created_at) is datetime
+            else Event
+        )
+        event = make_event(
             event_id=new_id("evnt"),
             run_id=run_id,
             event_type=event_type,
-            correlation_id=request.correlation_id,
+            correlation_id=correlation_id,
             data=data,
-            created_at=at if request.created_at is None else parse_timestamp(request.created_at),
+            created_at=created_at,
         )
         try:
             result = _apply_event(view, event)
