@@ -9,24 +9,28 @@ same ``__dict__`` (order and value types), fields set, extra and private values.
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
     FoldedState,
+    Hook,
     InvalidEventError,
+    QueueMessage,
     Run,
     StateLoader,
     Step,
+    Wait,
     plan_events,
 )
 from wfkit.worlds.base.records import copy_record, trusted_constructor
+from wfkit.worlds.sql import Codecs, Dialect, build_tables
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
@@ -203,3 +207,106 @@ def test_an_unvalidated_request_still_meets_validation() -> None:
     (result,) = _plan([as_bytes])
     assert result.event.correlation_id == "step_1"
     assert_same_record(result.event, validated(result.event))
+
+
+CODECS: dict[Dialect, Codecs] = {
+    "sqlite": Codecs.build(build_tables("sqlite")),
+    "postgresql": Codecs.build(build_tables("postgresql")),
+}
+LATER = datetime(2026, 1, 2, 4, 0, tzinfo=timezone(timedelta(hours=2)))
+RECORDS: list[BaseModel] = [
+    Run(
+        run_id="wrun_1",
+        workflow_name="w",
+        status="completed",
+        input=[1, {"a": None}],
+        output="null",
+        error={"message": "m", "stack": ["x"]},
+        execution_context={"k": [1]},
+        created_at=NOW,
+        updated_at=LATER,
+        started_at=NOW,
+        completed_at=LATER,
+        idempotency_key="key",
+        queue_name="q",
+        queue_priority=3,
+    ),
+    Run(run_id="wrun_2", workflow_name="w", status="pending", created_at=NOW, updated_at=NOW),
+    Step(**STEP),
+    Step(**{**STEP, "status": "failed", "error": {}, "attempt": 2, "retry_after": LATER}),
+    Hook(
+        run_id="wrun_1",
+        hook_id="hook_1",
+        token="t",
+        status="active",
+        metadata={"m": 1},
+        is_webhook=True,
+        created_at=NOW,
+        updated_at=NOW,
+    ),
+    Wait(
+        run_id="wrun_1",
+        wait_id="wait_1",
+        status="waiting",
+        resume_at=LATER,
+        created_at=NOW,
+        updated_at=NOW,
+    ),
+    Event(
+        event_id="evnt_1",
+        run_id="wrun_1",
+        event_type="hook_created",
+        correlation_id="hook_1",
+        data={"token": "t", "nested": {"a": [1.5, None]}},
+        created_at=NOW,
+    ),
+    Event(event_id="evnt_2", run_id="wrun_1", event_type="run_started", created_at=NOW),
+    QueueMessage(
+        message_id="msg_1",
+        queue="wfkit_steps",
+        payload={"run_id": "wrun_1"},
+        attempt=1,
+        created_at=NOW,
+        visible_at=LATER,
+    ),
+]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
+def test_a_decoded_row_is_the_validated_record(dialect: Dialect, record: BaseModel) -> None:
+    """``RowCodec.from_row`` builds a row's record without validation when its
+    values have their fields' exact types: the record is the validated one."""
+    codecs = CODECS[dialect]
+    codec: Any = {
+        Run: codecs.run,
+        Step: codecs.step,
+        Hook: codecs.hook,
+        Wait: codecs.wait,
+        Event: codecs.event,
+        QueueMessage: codecs.message,
+    }[type(record)]
+    row = codec.params(record)
+    decoded = codec.from_row(row)
+    want = type(record)(**{name: getattr(decoded, name) for name in type(record).model_fields})
+    assert_same_record(decoded, want)
+    assert decoded == record or type(record) is QueueMessage  # visible_at: epoch seconds
+
+
+def test_a_damaged_row_still_meets_validation() -> None:
+    """Values a hand or a fault left in a row that are not of their fields' exact
+    types take validation: its conversions, its errors."""
+    codec = CODECS["sqlite"].step
+    row = codec.params(Step(**STEP))
+    converted = codec.from_row({**row, "attempt": "3"})  # TEXT where an INTEGER was
+    assert converted.attempt == 3 and type(converted.attempt) is int
+    with pytest.raises(ValidationError):
+        codec.from_row({**row, "status": "exploded"})
+    with pytest.raises(ValidationError):
+        codec.from_row({**row, "step_name": 7})
+    with pytest.raises(ValidationError):
+        codec.from_row({**row, "error": "[1]"})  # JSON, but not an object
+    with pytest.raises(ValidationError):
+        CODECS["sqlite"].event.from_row(
+            {**CODECS["sqlite"].event.params(RECORDS[6]), "event_type": "run_exploded"}  # type: ignore[arg-type]
+        )

@@ -28,11 +28,14 @@ class Timestamps:
     records' times keep the text they were read from (``isoformat`` is a large
     part of a batch's CPU)."""
 
-    __slots__ = ("_texts",)
+    __slots__ = ("_last", "_last_text", "_texts")
 
     def __init__(self) -> None:
         # id -> (the datetime, kept alive so that its id stays its own; its text)
         self._texts: dict[int, tuple[datetime, str]] = {}
+        # The batch's own time is asked for most: the last answer, checked first.
+        self._last: datetime | None = None
+        self._last_text = ""
 
     def seed(self, value: datetime | None, text: str | None) -> None:
         """Remember that ``value`` was parsed from ``text``."""
@@ -41,11 +44,14 @@ class Timestamps:
 
     def text(self, value: datetime | None) -> str | None:
         """``value.isoformat()`` (None for None)."""
+        if value is self._last:
+            return self._last_text if value is not None else None
         if value is None:
             return None
         known = self._texts.get(id(value))
         if known is None:
             known = self._texts[id(value)] = (value, value.isoformat())
+        self._last, self._last_text = value, known[1]
         return known[1]
 
 

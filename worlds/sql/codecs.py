@@ -26,7 +26,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from types import NoneType, UnionType
+from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
@@ -42,6 +43,7 @@ from wfkit.worlds.base import (
     Wait,
     json_text,
 )
+from wfkit.worlds.base.records import trusted_constructor
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
 __all__ = [
@@ -138,6 +140,36 @@ def _compile(name: str, params: Sequence[str], expression: str, scope: dict[str,
     return scope[name]
 
 
+def _type_check(annotation: Any, value: str) -> str | None:
+    """A Python expression that is true when ``value`` (a variable name) holds
+    something that validation against ``annotation`` would keep exactly as it is
+    (same object, same type); None for an annotation with no such check.
+
+    Only what the declared records use: ``str``, ``int``, ``bool``, ``float``,
+    ``datetime``, ``Any``, a ``Literal`` of strings, ``dict[str, Any]`` and
+    ``X | None``. A value the check refuses goes through validation."""
+    if annotation is Any:
+        return "True"
+    if annotation in (str, int, bool, float, datetime):
+        return f"type({value}) is {annotation.__name__}"
+    origin = get_origin(annotation)
+    if origin is Literal:
+        literals = get_args(annotation)
+        if not all(type(option) is str for option in literals):
+            return None
+        return f"(type({value}) is str and {value} in {frozenset(literals)!r})"
+    if origin is dict and get_args(annotation) == (str, Any):
+        # JSON objects have string keys; checked all the same (validation does).
+        return f"(type({value}) is dict and all(type(k) is str for k in {value}))"
+    if origin in (Union, UnionType):
+        options = [option for option in get_args(annotation) if option is not NoneType]
+        if len(options) != 1 or len(get_args(annotation)) != 2:
+            return None
+        inner = _type_check(options[0], value)
+        return None if inner is None else f"({value} is None or {inner})"
+    return None
+
+
 class _Encoder:
     """The stored values of some columns of a record, in a fixed order, as compiled
     functions: ``default(record)`` writes times the database's way, ``timed(record,
@@ -212,17 +244,44 @@ class RowCodec(Generic[R]):
         changed = (*self.mutable, *self.keys)
         self._insert = _Encoder(self.columns, [kind_of[n] for n in self.columns], conversions)
         self._update = _Encoder(changed, [kind_of[n] for n in changed], conversions)
-        scope: dict[str, Any] = {"model": model}
+        self._decode: Callable[[RowLike], R] = self._compile_decode(model, kind_of, conversions)
+
+    def _compile_decode(
+        self,
+        model: type[R],
+        kind_of: Mapping[str, Kind],
+        conversions: Mapping[Kind, tuple[Convert, Convert]],
+    ) -> Callable[[RowLike], R]:
+        """``decode(row)``: the record of a row. The values read are checked to be
+        of exactly their fields' types (``_type_check``); then the record is built
+        without validation (``trusted_constructor``: the record is the validated
+        one), otherwise through validation, which keeps its conversions and its
+        errors for rows a hand or a fault damaged."""
+        scope: dict[str, Any] = {"model": model, "datetime": datetime}
+        lines: list[str] = []
         arguments: list[str] = []
+        checks: list[str] = []
         for name in self.columns:
             if kind_of[name] in conversions:
                 scope[f"decode_{name}"] = conversions[kind_of[name]][1]
-                arguments.append(f"{name}=decode_{name}(row[{name!r}])")
+                lines.append(f"v_{name} = decode_{name}(row[{name!r}])")
             else:
-                arguments.append(f"{name}=row[{name!r}]")
-        self._decode: Callable[[RowLike], R] = _compile(
-            "decode", ["row"], f"model({', '.join(arguments)})", scope
-        )
+                lines.append(f"v_{name} = row[{name!r}]")
+            arguments.append(f"{name}=v_{name}")
+            check = _type_check(model.model_fields[name].annotation, f"v_{name}")
+            checks.append("False" if check is None else check)
+        call = ", ".join(arguments)
+        if "False" in checks:
+            lines.append(f"return model({call})")
+        else:
+            scope["trusted"] = trusted_constructor(model)
+            lines.append(f"if {' and '.join(checks)}:")
+            lines.append(f"    return trusted({call})")
+            lines.append(f"return model({call})")
+        source = "def decode(row):\n" + "".join(f"    {line}\n" for line in lines)
+        exec(compile(source, f"<wfkit.worlds.sql.codecs decode {model.__name__}>", "exec"), scope)
+        decode: Callable[[RowLike], R] = scope["decode"]
+        return decode
 
     def values(self, record: R, encode_time: EncodeTime | None = None) -> list[Any]:
         """The stored values of ``record``, one per ``columns`` entry.
