@@ -81,7 +81,7 @@ class RecordLoader(Protocol):
     def load_last_event_id(self, run_id: str) -> str | None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedWrites:
     """What a world must write, in one transaction, to apply some event requests.
 
@@ -111,6 +111,8 @@ class PlannedWrites:
 
 class _Overlay:
     """A RecordLoader that sees the writes planned so far on top of the world's."""
+
+    __slots__ = ("base", "plan", "released", "runs_read", "statuses_read")
 
     def __init__(self, base: RecordLoader, plan: PlannedWrites) -> None:
         self.base = base
