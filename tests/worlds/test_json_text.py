@@ -74,3 +74,51 @@ def test_unencodable_values_fail_as_json_dumps_fails() -> None:
     assert (
         dump_json({"a": [1, "é\x00"]}) == '{"a":[1,"\\u00e9\\u0000"]}'
     )  # a failure leaves no trace
+
+
+def test_a_failed_encoding_leaves_no_trace_in_the_next() -> None:
+    """Each thread reuses one encoder: after a failure inside containers (their
+    circular-reference marks left behind), the same containers still encode."""
+    for _ in range(3):
+        holder: list[Any] = [1, object()]
+        outer = {"holder": holder}
+        try:
+            dump_json(outer)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("encoded an object()")
+        holder.pop()
+        assert (
+            dump_json({"again": holder, "outer": outer}) == '{"again":[1],"outer":{"holder":[1]}}'
+        )
+
+
+def test_encodings_on_several_threads_and_nested_ones_are_independent() -> None:
+    import threading
+
+    class Items(dict[str, Any]):
+        """A mapping whose ``items`` runs Python code that encodes too."""
+
+        def items(self) -> Any:  # type: ignore[override]
+            inner.append(dump_json({"inner": [1, {"x": None}]}))
+            return super().items()
+
+    inner: list[str] = []
+    value = {"a": [1, 2, {"b": "c"}] * 50}
+    expected = json.dumps(value, separators=(",", ":"))
+    results: list[str] = []
+
+    def encode_many() -> None:
+        for _ in range(200):
+            results.append(dump_json(value))
+
+    threads = [threading.Thread(target=encode_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 800
+    nested = Items(a=[1], b={"c": 2})
+    assert dump_json({"outer": nested}) == json.dumps({"outer": nested}, separators=(",", ":"))
+    assert inner and all(text == '{"inner":[1,{"x":null}]}' for text in inner)

@@ -10,6 +10,7 @@ around the C scanner. Both functions here give exactly what those calls give.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import make_scanner
@@ -20,14 +21,31 @@ __all__ = ["dump_json", "load_json"]
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def _dump_json_c(value: Any) -> str:
-    # What ``JSONEncoder.encode`` ends in, minus its Python frames: a fresh
-    # ``markers`` dict per call, as ``json.dumps`` makes, for its circular check.
-    return "".join(
-        c_make_encoder(
-            {}, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True
-        )(value, 0)
+def _new_c_encoder() -> Any:
+    # What ``JSONEncoder.encode`` ends in, minus its Python frames, with its own
+    # ``markers`` dict (the circular-reference check).
+    return c_make_encoder(
+        {}, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True
     )
+
+
+_ENCODERS = threading.local()
+
+
+def _dump_json_c(value: Any) -> str:
+    # Making the C encoder costs as much as encoding a small value: each thread
+    # keeps one. It is taken out while in use (a nested call on the same thread,
+    # through a mapping's Python ``items``, makes its own) and put back only after
+    # a success: an encoding that failed may leave entries in its ``markers``,
+    # which an encoding that completes removes again.
+    encoder = getattr(_ENCODERS, "encoder", None)
+    if encoder is None:
+        encoder = _new_c_encoder()
+    else:
+        _ENCODERS.encoder = None
+    text = "".join(encoder(value, 0))
+    _ENCODERS.encoder = encoder
+    return text
 
 
 dump_json: Callable[[Any], str] = _ENCODER.encode if c_make_encoder is None else _dump_json_c
