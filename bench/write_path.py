@@ -95,13 +95,13 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(f"create_batches of {WIDTH} step-shaped writes, {args.groups} groups, best of {args.rounds}")
+    print(
+        f"create_batches of {WIDTH} step-shaped writes, {args.groups} groups, best of {args.rounds}"
+    )
     print(f"{'world':8} {'CPU us/write':>12} {'writes/s':>10}")
     for name in args.worlds.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            world: World = (
-                MemoryWorld() if name == "memory" else LocalWorld(Path(tmp) / "bench.db")
-            )
+            world: World = MemoryWorld() if name == "memory" else LocalWorld(Path(tmp) / "bench.db")
             try:
                 cpu, rate = measure(world, args.groups, args.rounds)
             finally:
