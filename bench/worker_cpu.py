@@ -7,7 +7,8 @@
 
 ``bench.scale`` measures the shape end to end across worker processes; this measures
 what one worker spends on it, free of process start-up and of other processes
-sharing the machine: M runs of S sequential trivial steps are started
+sharing the machine (with the garbage collector set as ``wfkit worker`` sets it,
+``runtime/engine/collector.py``; ``--default-gc`` keeps Python's defaults): M runs of S sequential trivial steps are started
 (``start_many_sync``, not timed), then one in-process ``Worker`` drains them
 (timed). Printed per world: the best of ``--repeat`` drains as wall time,
 steps/s, and CPU ms per run (``time.process_time``: this process's CPU in all
@@ -31,6 +32,7 @@ from typing import Any
 
 from bench.steps import SEQ_ID, _dispose, make_world, register
 from wfkit.runtime.api.start_many import start_many_sync
+from wfkit.runtime.engine.collector import tune_for_worker
 from wfkit.runtime.engine.worker import Worker
 from wfkit.worlds.base import World
 
@@ -91,15 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default="", help="cProfile stats file (local world)")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's collector settings (default: as `wfkit worker` sets them)",
+    )
     args = parser.parse_args(argv)
     register()
+    threshold = tune_for_worker(0 if args.default_gc else None)
     rows = []
     with TemporaryDirectory(prefix="wfkit-worker-cpu-") as tmp:
         for kind in [w for w in args.worlds.split(",") if w]:
             rows.append(measure(kind, args, Path(tmp)))
     print(
         f"{args.runs} runs x {args.steps} sequential trivial steps, one in-process worker,"
-        f" --concurrency {args.concurrency}, best CPU of {args.repeat}"
+        f" --concurrency {args.concurrency}, best CPU of {args.repeat},"
+        f" gc young threshold {threshold}"
     )
     print(f"{'world':<9} {'wall s':>7} {'steps/s':>8} {'CPU ms/run':>10} {'CPU us/step':>11}")
     for r in rows:

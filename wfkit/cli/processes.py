@@ -14,6 +14,7 @@ from wfkit.runtime.tools.http_server import DEFAULT_MAX_BODY_BYTES
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from wfkit.runtime.engine.collector import tune_for_worker
     from wfkit.runtime.engine.worker import Worker
     from wfkit.runtime.loading.loader import load_build
     from wfkit.runtime.loading.project import find_root
@@ -32,6 +33,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         feed_deadline=args.feed_deadline,
     )
+    tune_for_worker()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -74,7 +76,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.worker:
         server.run()
         return 0
+    from wfkit.runtime.engine.collector import tune_for_worker
     from wfkit.runtime.engine.worker import Worker
+
+    tune_for_worker()
 
     async def main() -> None:
         stop = asyncio.Event()
