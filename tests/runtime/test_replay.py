@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import time
@@ -31,6 +32,7 @@ from wfkit.runtime.errors import (
     SerializationError,
     WorkflowSuspension,
 )
+from wfkit.runtime.replay.calls import CorrelationIds
 from wfkit.runtime.replay.session import (
     Completed,
     Failed,
@@ -528,3 +530,50 @@ def _ulid_ms(ulid: str) -> int:
     for char in ulid:
         value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
     return value >> 80
+
+
+def test_ids_and_randomness_of_a_run_are_pinned() -> None:
+    """The exact ids and random values a run gets: logs written by earlier versions must
+    replay the same (a lazily seeded generator or a faster id encoder must not move them)."""
+    seen: list[Any] = []
+
+    async def wf() -> None:
+        seen.append(gen.deterministic("random.random")())
+        seen.append(str(gen.deterministic("uuid.uuid4")()))
+        seen.append(gen.deterministic("random.randint")(1, 10**9))
+        await asyncio.gather(upper("a"), upper("b"), asyncio.sleep(5))
+
+    outcome = full_replay(wf, Log().events)
+    assert isinstance(outcome, Suspended)
+    assert seen == [0.29866357437663416, "2d234311-2b5d-4f75-8792-f0a1daa1c3a8", 989573448]
+    assert [s.correlation_id for s in outcome.steps] == [
+        "step_01KDWPVNG00TSK3BMX6483NFEW",
+        "step_01KDWPVNG00TSK3BMX6483NFEX",
+    ]
+    assert [w.correlation_id for w in outcome.waits] == ["wait_01KDWPVNG00TSK3BMX6483NFEY"]
+
+
+def test_ids_of_a_run_are_pinned_without_randomness() -> None:
+    """The id stream does not depend on whether the workflow drew random numbers."""
+    outcome = full_replay(gather_three, Log().events)
+    assert isinstance(outcome, Suspended)
+    assert [s.correlation_id for s in outcome.steps] == [
+        "step_01KDWPVNG00TSK3BMX6483NFEW",
+        "step_01KDWPVNG00TSK3BMX6483NFEX",
+        "step_01KDWPVNG00TSK3BMX6483NFEY",
+    ]
+
+
+def test_correlation_id_stream_is_pinned() -> None:
+    """2,000 ids of one stream (carries through every character of the random part)."""
+    ids = CorrelationIds(
+        "wrun_01PINNED", datetime(2031, 7, 9, 3, 4, 5, 678000, tzinfo=START.tzinfo)
+    )
+    got = [ids.next(("step", "hook", "wait")[i % 3]) for i in range(2000)]
+    assert got[0] == "step_01RG072NSED23V4VMRVB4GSJBN"
+    assert got[-1] == "hook_01RG072NSED23V4VMRVB4GSMA4"
+    digest = hashlib.sha256("\n".join(got).encode()).hexdigest()
+    assert digest == "70048ec5542b54377c10f4c9f42bea29fcb358f7540f0c64d07ee40f5d4edf61"
+    assert ids.issued == 2000
+    assert ids.position(got[1234]) == 1235
+    assert ids.position("step_" + "0" * 26) is None
