@@ -54,7 +54,11 @@ class WorkflowContext(Protocol):
     """What a workflow replay offers the code it runs (implemented by the replay session)."""
 
     metadata: WorkflowMetadata
-    random: random.Random
+
+    @property
+    def random(self) -> random.Random:
+        """The run's deterministic random generator (seeded by the run id)."""
+        ...
 
     def now(self) -> datetime:
         """The workflow clock: the run's start, advanced to each consumed event's time."""

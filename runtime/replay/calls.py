@@ -164,23 +164,55 @@ class CorrelationIds:
     call of a run gets the same id on every replay, ids sort in call order (as
     the DevKit's ``monotonicFactory`` ids do), and user code that draws random
     numbers does not shift them.
+
+    The generator is seeded at the first id asked for (seeding a Mersenne Twister
+    costs more than a whole step's ids), and the ten characters of the timestamp are
+    encoded once: with one bit of headroom the random part never carries into them.
     """
 
+    __slots__ = ("_first", "_heads", "_ms", "_random", "_run_id")
+
     def __init__(self, run_id: str, start: datetime) -> None:
-        rng = random.Random(f"wfkit-correlation-ids:{run_id}")
+        self._run_id = run_id
         self._ms = int(start.timestamp() * 1000) & ((1 << 48) - 1)
+        self._first = self._random = -1  # not drawn yet (``_draw``)
+        self._heads: dict[str, str] = {}
+
+    def _draw(self) -> int:
+        rng = random.Random(f"wfkit-correlation-ids:{self._run_id}")
         # One bit of headroom: increments never carry into the timestamp.
         self._first = self._random = rng.getrandbits(79)
+        return self._first
 
     def next(self, prefix: str) -> str:
         """The next id, e.g. ``step_01JD…`` for ``prefix="step"``."""
-        self._random += 1
-        return f"{prefix}_{encode_ulid((self._ms << 80) | self._random)}"
+        value = self._random
+        if value < 0:
+            value = self._draw()
+        value += 1
+        self._random = value
+        head = self._heads.get(prefix)
+        if head is None:
+            head = self._heads[prefix] = f"{prefix}_{encode_ulid(self._ms << 80)[:10]}"
+        if value >> 80:  # past 2**79 ids: never, but then encode the whole value
+            return f"{prefix}_{encode_ulid((self._ms << 80) | value)}"
+        pairs = _CROCKFORD_PAIRS
+        return (
+            head
+            + pairs[value >> 70]
+            + pairs[(value >> 60) & 1023]
+            + pairs[(value >> 50) & 1023]
+            + pairs[(value >> 40) & 1023]
+            + pairs[(value >> 30) & 1023]
+            + pairs[(value >> 20) & 1023]
+            + pairs[(value >> 10) & 1023]
+            + pairs[value & 1023]
+        )
 
     @property
     def issued(self) -> int:
         """How many ids ``next()`` gave out: the workflow's durable calls so far."""
-        return self._random - self._first
+        return 0 if self._first < 0 else self._random - self._first
 
     def position(self, correlation_id: str) -> int | None:
         """Which call of this run (1 = the first) ``correlation_id`` names, whatever its
@@ -188,7 +220,8 @@ class CorrelationIds:
         value = decode_ulid(correlation_id.rpartition("_")[2])
         if value is None or value >> 80 != self._ms:
             return None
-        offset = (value & ((1 << 80) - 1)) - self._first
+        first = self._first if self._first >= 0 else self._draw()
+        offset = (value & ((1 << 80) - 1)) - first
         return offset if 0 < offset < (1 << 40) else None
 
 

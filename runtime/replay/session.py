@@ -252,7 +252,7 @@ class ReplaySession:
         )
         self._label = RunLabel(run.workflow_name.rpartition("//")[2], run.run_id)
         self._ledger = CallLedger(CorrelationIds(run.run_id, self._clock), self._label)
-        self.random = random.Random(run.run_id)
+        self._random: random.Random | None = None
         self.metadata = self._metadata()
         self._main: asyncio.Task[Any] | None = None
         self._last_event_id: str | None = None
@@ -383,6 +383,15 @@ class ReplaySession:
     def now(self) -> datetime:
         """The workflow clock: the run's start, advanced to each consumed event's time."""
         return self._clock
+
+    @property
+    def random(self) -> random.Random:
+        """The run's random generator, seeded by its id (at first use: most workflows
+        never draw, and seeding costs more than a step's bookkeeping)."""
+        rng = self._random
+        if rng is None:
+            rng = self._random = random.Random(self._run.run_id)
+        return rng
 
     def uuid4(self) -> uuid.UUID:
         """A version-4 UUID from the run-seeded random generator."""
