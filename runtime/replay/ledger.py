@@ -101,6 +101,8 @@ class CallLedger:
 
         They keep their ids, and their consumers should the log still name them.
         """
+        if not self.uncreated_steps:
+            return
         cancelled = [c for c in self.uncreated_steps.values() if c.future.cancelled()]
         for call in cancelled:
             del self.uncreated_steps[call.correlation_id]
@@ -119,23 +121,32 @@ class CallLedger:
 
     def suspension(self) -> Suspended:
         """What the orchestrator must write or wait for, each kind in call order."""
+        # Once per feed: empty tables cost a truth test each, not a generator.
+        hooks = self.uncreated_hooks
+        steps = self.uncreated_steps
+        waits = self.uncreated_waits
+        outstanding = self.outstanding_steps
+        active = self.active_waits
         return Suspended(
             hooks=tuple(
-                PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
-                for c in self.uncreated_hooks.values()
-            ),
-            steps=tuple(
-                PendingStep(c.correlation_id, c.step_id, c.input)
-                for c in self.uncreated_steps.values()
-            ),
-            waits=tuple(
-                PendingWait(c.correlation_id, c.resume_at) for c in self.uncreated_waits.values()
-            ),
-            disposals=tuple(self.disposals),
-            outstanding_steps=tuple(
-                (c.correlation_id, c.step_id) for c in self.outstanding_steps.values()
-            ),
-            next_wake=min((w.resume_at for w in self.active_waits.values()), default=None),
+                [
+                    PendingHook(c.correlation_id, c.token, c.metadata, c.is_webhook, c.respond_with)
+                    for c in hooks.values()
+                ]
+            )
+            if hooks
+            else (),
+            steps=tuple([PendingStep(c.correlation_id, c.step_id, c.input) for c in steps.values()])
+            if steps
+            else (),
+            waits=tuple([PendingWait(c.correlation_id, c.resume_at) for c in waits.values()])
+            if waits
+            else (),
+            disposals=tuple(self.disposals) if self.disposals else (),
+            outstanding_steps=tuple([(c.correlation_id, c.step_id) for c in outstanding.values()])
+            if outstanding
+            else (),
+            next_wake=min([w.resume_at for w in active.values()]) if active else None,
         )
 
     # --- which call an event is for ----------------------------------------------------------
