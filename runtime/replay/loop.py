@@ -209,10 +209,14 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         # A C-level counter: one creation order per task, future and step call.
         self.next_creation_order: Callable[[], int] = itertools.count(creation_base + 1).__next__
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self.ready = self._ready
+        """The ready callbacks (read-only for the session: truthy when
+        ``run_until_idle()`` has work; a deque tests faster than a property)."""
         self._running = False
         self._closed = False
         self._exception_handler: Any = None
-        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] | None = None
+        """Async generators first iterated on this loop (made at the first one)."""
         self._task_factory: Any = None
         # This loop's tasks, for ``close``: ``asyncio.all_tasks(loop)`` scans every
         # task of the process (every cached run's), which grew with the worker's load.
@@ -261,23 +265,24 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
             asyncio.events._set_running_loop(previous)
             self._running = False
 
-    @property
-    def has_ready(self) -> bool:
-        """Whether callbacks are waiting for ``run_until_idle()``."""
-        return bool(self._ready)
-
     def _asyncgen_firstiter(self, agen: AsyncGenerator[Any, Any]) -> None:
+        if self._asyncgens is None:
+            self._asyncgens = weakref.WeakSet()
         self._asyncgens.add(agen)
 
     def _asyncgen_finalizer(self, agen: AsyncGenerator[Any, Any]) -> None:
-        self._asyncgens.discard(agen)
+        if self._asyncgens is not None:
+            self._asyncgens.discard(agen)
         if not self._closed:
             self.call_soon(self.create_task, agen.aclose())
 
     def close_asyncgens(self) -> None:
         """Schedule ``aclose()`` of every async generator still alive (session teardown)."""
-        for agen in list(self._asyncgens):
-            self._asyncgens.discard(agen)
+        agens = self._asyncgens
+        if not agens:
+            return
+        for agen in list(agens):
+            agens.discard(agen)
             self.create_task(agen.aclose())
 
     # --- scheduling ---------------------------------------------------------------

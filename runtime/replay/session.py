@@ -318,25 +318,32 @@ class ReplaySession:
         mode = current_mode.set("workflow")
         self._feeding = events
         try:
-            for index, event in enumerate(events):
-                if turn is not None:
-                    turn.ticks += 1
-                if self._main is None and event.event_type in ("run_created", "run_started"):
+            index = 0
+            if self._main is None:
+                for event in events:  # the run's lifecycle before the workflow starts
+                    if event.event_type not in ("run_created", "run_started"):
+                        break
+                    if turn is not None:
+                        turn.ticks += 1
                     if event.event_type == "run_started":
                         self._clock = event.created_at
                     self._last_event_id = event.event_id
-                    continue
-                if self._main is None:
-                    self._next_index = index
-                    self._start()
-                self._next_index = index + 1
-                self._deliver(event)
-                self._last_event_id = event.event_id
-                if self._loop.has_ready:
-                    self._loop.run_until_idle()
-            self._next_index = len(events)
-            if self._main is None:
+                    index += 1
+                self._next_index = index
                 self._start()
+            ready = self._loop.ready
+            run_until_idle = self._loop.run_until_idle
+            deliver = self._deliver
+            for index in range(index, len(events)):
+                event = events[index]
+                if turn is not None:
+                    turn.ticks += 1
+                self._next_index = index + 1
+                deliver(event)
+                self._last_event_id = event.event_id
+                if ready:
+                    run_until_idle()
+            self._next_index = len(events)
             return self._settle()
         except ReplayFailure as failure:
             return self._finish(Failed(failure.error, failure.code))
@@ -373,7 +380,8 @@ class ReplaySession:
             for task in list(loop.tasks):
                 task.cancel()
             loop.close_asyncgens()
-            loop.run_until_idle(max_callbacks=_TEARDOWN_BUDGET)
+            if loop.ready:  # nothing to cancel or close (a finished run): nothing to run
+                loop.run_until_idle(max_callbacks=_TEARDOWN_BUDGET)
         finally:
             loop.close()
             self._ledger.clear()
@@ -574,8 +582,11 @@ class ReplaySession:
     def _start(self) -> None:
         """Start the workflow: the clock and the id stream begin at the run's start."""
         self._loop.set_time(self._clock.timestamp())
-        self._ledger.ids = CorrelationIds(self._run.run_id, self._clock)
-        self.metadata = self._metadata()
+        clock, started = self._clock, self.metadata.workflow_started_at
+        if clock != started or clock.tzinfo is not started.tzinfo or clock.fold != started.fold:
+            # A run_started moved the clock (else both are as ``__init__`` made them).
+            self._ledger.ids = CorrelationIds(self._run.run_id, self._clock)
+            self.metadata = self._metadata()
         context = contextvars.copy_context()
         context.run(self._enter_workflow_context)
         self._main = self._loop.create_task(self._run_workflow(), context=context)
@@ -647,7 +658,13 @@ class ReplaySession:
         """Deliver one event to its consumer (the dispatcher over event kinds)."""
         self._advance_clock(event.created_at)
         event_type = event.event_type
-        match event_type:
+        match event_type:  # the most frequent kinds first: a case compares in order
+            case (
+                "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed"
+            ):
+                deliver_step_event(
+                    self._ledger, self._label, event_type, event, self._call_for(event, StepCall)
+                )
             case (
                 "run_created"
                 | "run_started"
@@ -657,12 +674,6 @@ class ReplaySession:
                 | "run_retried"
             ):
                 self._deliver_run_event(event_type)
-            case (
-                "step_created" | "step_started" | "step_retrying" | "step_completed" | "step_failed"
-            ):
-                deliver_step_event(
-                    self._ledger, self._label, event_type, event, self._call_for(event, StepCall)
-                )
             case "hook_created" | "hook_conflict" | "hook_received" | "hook_disposed":
                 deliver_hook_event(
                     self._ledger, self._label, event_type, event, self._call_for(event, HookCall)
