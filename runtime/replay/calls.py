@@ -56,7 +56,6 @@ __all__ = [
     "encode_ulid",
     "fresh_hook_token",
     "reject_with",
-    "resolve_with",
     "set_result_unless_cancelled",
     "user_call_site",
 ]
@@ -376,16 +375,6 @@ def _settle(future: asyncio.Future[Any], item: tuple[bool, Any]) -> None:
 def set_result_unless_cancelled(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
-
-
-def resolve_with(future: asyncio.Future[Any], read: Callable[[], Any]) -> None:
-    """Resolve with ``read()``, or fail with what reading raised (raised at the await)."""
-    try:
-        value = read()
-    except Exception as exc:  # an unreadable result fails the await, catchably
-        future.set_exception(exc)
-        return
-    future.set_result(value)
 
 
 def reject_with(future: asyncio.Future[Any], read: Callable[[], BaseException]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal, assert_never
 
 from wfkit.runtime.errors import PayloadDecryptionError
-from wfkit.runtime.replay.calls import HookCall, StepCall, WaitCall, reject_with, resolve_with
+from wfkit.runtime.replay.calls import HookCall, StepCall, WaitCall, reject_with
 from wfkit.runtime.replay.divergence import (
     RunLabel,
     check_hook_created,
@@ -76,7 +76,12 @@ def deliver_step_event(
                 if "result" not in event.data:
                     raise malformed(event, "result")
                 result = _opened(event.data["result"], event)
-                resolve_with(call.future, lambda: deserialize(result, path="result"))
+                try:
+                    value = deserialize(result, path="result")
+                except Exception as exc:  # an unreadable result fails the await, catchably
+                    call.future.set_exception(exc)
+                else:
+                    call.future.set_result(value)
             else:
                 if "error" not in event.data:
                     raise malformed(event, "error")

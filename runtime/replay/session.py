@@ -318,7 +318,7 @@ class ReplaySession:
         mode = current_mode.set("workflow")
         self._feeding = events
         try:
-            index = 0
+            first = 0
             if self._main is None:
                 for event in events:  # the run's lifecycle before the workflow starts
                     if event.event_type not in ("run_created", "run_started"):
@@ -328,13 +328,13 @@ class ReplaySession:
                     if event.event_type == "run_started":
                         self._clock = event.created_at
                     self._last_event_id = event.event_id
-                    index += 1
-                self._next_index = index
+                    first += 1
+                self._next_index = first
                 self._start()
             ready = self._loop.ready
             run_until_idle = self._loop.run_until_idle
             deliver = self._deliver
-            for index in range(index, len(events)):
+            for index in range(first, len(events)):
                 event = events[index]
                 if turn is not None:
                     turn.ticks += 1

@@ -199,11 +199,13 @@ def serialize_call(
     Raises:
         SerializationError: as ``serialize``.
     """
+    # No arguments, no keywords, no ``self``: what ``serialize`` would make of them,
+    # without its calls (once per step call, on the replay's hot path).
     return {
-        "args": serialize(list(args), path="args"),
-        "kwargs": serialize(kwargs, path="kwargs"),
+        "args": serialize(list(args), path="args") if args else [],
+        "kwargs": serialize(kwargs, path="kwargs") if kwargs else {},
         "closure": None if closure is None else serialize(closure, path="closure"),
-        "this": serialize(this, path="this"),
+        "this": None if this is None else serialize(this, path="this"),
     }
 
 
