@@ -93,6 +93,7 @@ class CallLedger:
             self.live_hooks,
         ):
             table.clear()
+        self.last_call = None
 
     # --- what a suspension reports -----------------------------------------------------------
 

@@ -58,7 +58,7 @@ import math
 import sys
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable
-from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Final, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from wfkit.runtime.errors import WorkflowIOError
 
@@ -88,6 +88,19 @@ class TimerScheduler(Protocol):
     def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
         """A timer the scheduler knows was cancelled before it fired."""
         ...
+
+
+class _ClosedScheduler:
+    """The scheduler of a closed loop: it has no durable timers left to manage."""
+
+    def timer_scheduled(self, handle: asyncio.TimerHandle) -> None:
+        raise RuntimeError("the workflow's event loop is closed")
+
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        pass
+
+
+_CLOSED_SCHEDULER: Final = _ClosedScheduler()
 
 
 def _unavailable(name: str) -> Callable[..., NoReturn]:
@@ -389,6 +402,10 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     def close(self) -> None:
         self._closed = True
         self._ready.clear()
+        # The scheduler (the session) holds this loop: without the cycle, a finished
+        # session is freed by reference counting, not left to the cyclic collector.
+        # A closed loop schedules no timer; a cancelled one is nothing to a closed session.
+        self._scheduler = _CLOSED_SCHEDULER
 
     def _check_closed(self) -> None:
         if self._closed:

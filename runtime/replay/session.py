@@ -385,6 +385,9 @@ class ReplaySession:
         finally:
             loop.close()
             self._ledger.clear()
+            # The main task's context holds this session (``current_workflow``): drop the
+            # task so the finished session is freed by reference counting.
+            self._main = None
 
     # --- WorkflowContext ------------------------------------------------------------
 

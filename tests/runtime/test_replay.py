@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import random
 import time
 import uuid
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -577,3 +579,31 @@ def test_correlation_id_stream_is_pinned() -> None:
     assert ids.issued == 2000
     assert ids.position(got[1234]) == 1235
     assert ids.position("step_" + "0" * 26) is None
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_closed_session_is_freed_by_reference_counting(finished: bool) -> None:
+    """No reference cycle outlives ``close()`` (finished, or evicted while suspended): a
+    worker's sessions must not pile up for the cyclic collector (a full collection of a
+    busy worker's heap costs tens of milliseconds)."""
+    log = Log()
+    if finished:
+        first = full_replay(add_ten, log.events, (1,))
+        for _ in range(3):
+            assert isinstance(first, Suspended)
+            created(log, first)
+            complete(log, first.steps[0].correlation_id, 0)
+            first = full_replay(add_ten, log.events, (1,))
+        assert isinstance(first, Completed)
+    gc.collect()
+    gc.disable()
+    try:
+        session = ReplaySession(add_ten, make_run(), args=(1,), kwargs={}, feed_deadline=5.0)
+        outcome = session.feed(log.events)
+        assert isinstance(outcome, Completed if finished else Suspended)
+        session.close()
+        refs = [weakref.ref(session), weakref.ref(session._loop)]
+        del session, outcome
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
