@@ -80,6 +80,29 @@ class Suspended:
     """Patch ids ``patched()`` answered True at the end of the log: write their
     ``patch_marked`` events FIRST in the next batch (before hooks, steps, waits)."""
 
+    def __init__(
+        self,
+        hooks: tuple[PendingHook, ...],
+        steps: tuple[PendingStep, ...],
+        waits: tuple[PendingWait, ...],
+        disposals: tuple[str, ...],
+        outstanding_steps: tuple[tuple[str, str], ...],
+        next_wake: datetime | None,
+        patches: tuple[str, ...] = (),
+    ) -> None:
+        # The dataclass's own __init__, as one C call instead of seven
+        # ``object.__setattr__`` (0.4 against 1.2 us; one per feed, on the hot path).
+        # Still frozen: assigning a field raises. A test pins the fields to this list.
+        self.__dict__.update(
+            hooks=hooks,
+            steps=steps,
+            waits=waits,
+            disposals=disposals,
+            outstanding_steps=outstanding_steps,
+            next_wake=next_wake,
+            patches=patches,
+        )
+
 
 @dataclass(frozen=True)
 class Completed:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hashlib
+import inspect
 import os
 import random
 import time
@@ -607,3 +609,28 @@ def test_a_closed_session_is_freed_by_reference_counting(finished: bool) -> None
         assert [ref() for ref in refs] == [None, None]
     finally:
         gc.enable()
+
+
+def test_suspended_keeps_the_dataclass_contract() -> None:
+    """``Suspended`` writes its fields itself (hot path): the same fields, in order, with
+    the same default, still frozen, compared and replaced as a dataclass."""
+    params = inspect.signature(Suspended).parameters
+    assert [f.name for f in dataclasses.fields(Suspended)] == list(params)
+    assert [f.default for f in dataclasses.fields(Suspended)] == [
+        p.default if p.default is not inspect.Parameter.empty else dataclasses.MISSING
+        for p in params.values()
+    ]
+    s = Suspended((), (), (), (), (("step_1", ADD),), None)
+    assert s == Suspended(
+        hooks=(),
+        steps=(),
+        waits=(),
+        disposals=(),
+        outstanding_steps=(("step_1", ADD),),
+        next_wake=None,
+        patches=(),
+    )
+    assert dataclasses.replace(s, patches=("p",)).patches == ("p",)
+    assert "outstanding_steps=(('step_1'," in repr(s)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.steps = ()  # type: ignore[misc]
