@@ -645,11 +645,6 @@ class ReplaySession:
         wait = WaitCall(self._ledger.ids.next("wait"), resume_at, handle, self._clock, site)
         self._ledger.add_wait(wait)
 
-    def _advance_clock(self, at: datetime) -> None:
-        if at > self._clock:
-            self._clock = at
-            self._loop.set_time(at.timestamp())
-
     def _call_for(self, event: Event, kind: type[_CallT]) -> _CallT:
         call = self._ledger.calls.get(event.correlation_id or "")
         if isinstance(call, kind):
@@ -659,7 +654,10 @@ class ReplaySession:
 
     def _deliver(self, event: Event) -> None:
         """Deliver one event to its consumer (the dispatcher over event kinds)."""
-        self._advance_clock(event.created_at)
+        at = event.created_at  # the clock moves to the event's time, never backwards
+        if at > self._clock:
+            self._clock = at
+            self._loop.set_time(at.timestamp())
         event_type = event.event_type
         match event_type:  # the most frequent kinds first: a case compares in order
             case (

@@ -174,7 +174,9 @@ class FeedWatchdog:
             try:
                 return feed(events, turn)
             finally:
-                self._disarm(turn)
+                turn.armed = False  # ``_disarm``, inline (once per feed)
+                if turn.claimed or turn.fired:
+                    self._disarm_slowly(turn)
         except FeedStuck:
             self._disarm(turn)
             return None
