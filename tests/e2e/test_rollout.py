@@ -221,10 +221,13 @@ def test_a_rollout_finishes_v1_runs_on_v1_code_and_starts_new_runs_on_v2(
     from wfkit.worlds import create_world
 
     v1 = project.write(V1)
-    v1_worker = project.worker()
     naps = SHORT_NAPS + [LONG_NAP] * (V1_RUNS - len(SHORT_NAPS))
+    # Started and counted before any worker runs them: on a loaded machine the
+    # ``wfkit deployments`` process took longer than the shortest nap (2 s), and
+    # the first count came out 12-19 instead of 20.
     v1_runs = project.start_runs(naps)
     drain = [project.deployments()[v1]["in_flight"]]
+    v1_worker = project.worker()
     world = create_world(project.spec)
     try:
 
