@@ -14,6 +14,19 @@ Policy: the thread hop costs ~50-100 µs, which a run driven alone would pay for
 nothing (no one to overlap with, no one to share a commit with). So a write with
 no group in flight and no other run being driven (``crowded`` answers False) is
 written on the loop, exactly as before.
+
+Worlds that write in-process without waiting on a server (memory; local: SQLite
+in WAL mode with ``synchronous=NORMAL``, a commit is an append to the WAL, no
+fsync) gain nothing from the thread: the commit is CPU the process spends either
+way, and the hop (a future, ``call_soon_threadsafe``, a self-pipe wake-up, GIL
+hand-overs) costs more than it overlaps. For them (``in_loop=True``) a group is
+written on the loop, by a callback scheduled at the first write of a tick: the
+writes of the runs that become ready in the same loop iteration join it, and
+each run still awaits its own outcome. Measured (2,000 runs x 5 trivial steps,
+one worker, local): instructions per run (valgrind) 11.1 M -> 10.9 M; CPU per run
+of the loop + writer threads (/proc, noisy on a shared machine) ~2.5 -> ~2.15 ms.
+The writes themselves (``create_batches``) are most of the rest: ~1.2 ms of a
+local run, ~0.5 ms of a memory run.
 """
 
 from __future__ import annotations
@@ -24,11 +37,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from wfkit.worlds.base import BatchOutcome, BatchWrite, EventResult, Events, WorldError
 
-__all__ = ["DEFAULT_MAX_GROUP", "GroupCommitter"]
+__all__ = ["DEFAULT_MAX_GROUP", "IN_PROCESS_WORLDS", "GroupCommitter"]
 
 DEFAULT_MAX_GROUP = 256
 """Most writes in one transaction: bounds how long one commit holds the database's
 write lock (and how much one failed transaction takes down with it)."""
+
+IN_PROCESS_WORLDS = frozenset({"memory", "local"})
+"""Worlds (by ``World.name``) whose groups are written on the loop (``in_loop``)."""
 
 _Pending = tuple[BatchWrite, "asyncio.Future[BatchOutcome]"]
 
@@ -40,6 +56,8 @@ class GroupCommitter:
         events: the world's event log.
         crowded: whether other runs are being driven now (worth going to the thread).
         max_group: most writes per ``create_batches`` call.
+        in_loop: write groups on the event loop instead of a writer thread (worlds
+            that write in-process: memory, local).
     """
 
     def __init__(
@@ -48,12 +66,17 @@ class GroupCommitter:
         *,
         crowded: Callable[[], bool],
         max_group: int = DEFAULT_MAX_GROUP,
+        in_loop: bool = False,
     ) -> None:
         self._events = events
         self._crowded = crowded
         self.max_group = max(1, max_group)
+        self.in_loop = in_loop
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._scheduled: asyncio.Handle | None = None
+        """The loop callback that writes the next group (``in_loop``)."""
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     async def write(self, write: BatchWrite) -> list[EventResult]:
@@ -70,9 +93,15 @@ class GroupCommitter:
                 messages=write.messages,
                 expected_last_event_id=write.expected_last_event_id,
             )
-        future: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BatchOutcome] = loop.create_future()
         self._pending.append((write, future))
-        if self._flusher is None or self._flusher.done():
+        if self.in_loop:
+            # (A callback left on a loop that ended never runs: schedule on this one.)
+            if self._scheduled is None or self._scheduled_on is not loop:
+                self._scheduled = loop.call_soon(self._flush_here)
+                self._scheduled_on = loop
+        elif self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="wfkit-group-commit")
         outcome = await future
         if isinstance(outcome, WorldError):
@@ -87,6 +116,31 @@ class GroupCommitter:
 
     def _busy(self) -> bool:
         return bool(self._pending) or (self._flusher is not None and not self._flusher.done())
+
+    def _flush_here(self) -> None:
+        """Write the pending writes on the loop (``in_loop``), a group at a time.
+
+        Scheduled by the first write of a tick, it runs after the callbacks ready
+        then: the writes of every run made ready in that tick join."""
+        self._scheduled = None
+        while self._pending:
+            group = self._pending[: self.max_group]
+            del self._pending[: self.max_group]
+            live = [(write, future) for write, future in group if not future.cancelled()]
+            if not live:
+                continue
+            try:
+                outcomes = self._events.create_batches([write for write, _ in live])
+            except Exception as exc:
+                # The whole call failed: every write of the group gets the error; none
+                # of them is known written.
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(live, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
 
     async def _flush(self) -> None:
         """Write groups until no write is pending. Started in the tick of the first

@@ -68,7 +68,11 @@ from typing import assert_never
 
 from wfkit.runtime.context import current_mode
 from wfkit.runtime.engine.executor import retry_delay_seconds
-from wfkit.runtime.engine.group_commit import DEFAULT_MAX_GROUP, GroupCommitter
+from wfkit.runtime.engine.group_commit import (
+    DEFAULT_MAX_GROUP,
+    IN_PROCESS_WORLDS,
+    GroupCommitter,
+)
 from wfkit.runtime.engine.inline_steps import InlineSteps
 from wfkit.runtime.engine.messages import step_message
 from wfkit.runtime.engine.outcome_requests import (
@@ -195,7 +199,10 @@ class Orchestrator:
         self._driving: dict[str, RunState] = {}
         self._inline_claimed = 0
         self._committer = GroupCommitter(
-            world.events, crowded=lambda: len(self._driving) > 1, max_group=max_group
+            world.events,
+            crowded=lambda: len(self._driving) > 1,
+            max_group=max_group,
+            in_loop=getattr(world, "name", "") in IN_PROCESS_WORLDS,
         )
         self._inline = InlineSteps(
             world,

@@ -69,9 +69,10 @@ def test_concurrent_runs_share_commits(kind: str, tmp_path: Path) -> None:
         world.close()
 
 
-def test_a_refused_write_fails_only_its_own_run() -> None:
+@pytest.mark.parametrize("in_loop", [False, True])
+def test_a_refused_write_fails_only_its_own_run(in_loop: bool) -> None:
     world = MemoryWorld()
-    committer = GroupCommitter(world.events, crowded=lambda: True)
+    committer = GroupCommitter(world.events, crowded=lambda: True, in_loop=in_loop)
 
     async def scenario() -> list[Any]:
         runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(3)]
@@ -102,10 +103,13 @@ class FailingOnce(CountingEvents):
         return super().create_batches(writes)
 
 
-def test_a_failed_group_fails_each_of_its_writes_and_the_next_group_goes_on() -> None:
+@pytest.mark.parametrize("in_loop", [False, True])
+def test_a_failed_group_fails_each_of_its_writes_and_the_next_group_goes_on(
+    in_loop: bool,
+) -> None:
     world = MemoryWorld()
     events = FailingOnce(world.events)
-    committer = GroupCommitter(events, crowded=lambda: True)
+    committer = GroupCommitter(events, crowded=lambda: True, in_loop=in_loop)
 
     async def scenario() -> tuple[list[Any], list[EventResult]]:
         runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(3)]
@@ -119,6 +123,47 @@ def test_a_failed_group_fails_each_of_its_writes_and_the_next_group_goes_on() ->
         committer.close()
     assert [type(f) for f in failed] == [WorldError] * 3
     assert [r.event.event_type for r in retried] == ["run_started"]
+
+
+@pytest.mark.parametrize("in_loop", [False, True])
+def test_writes_of_one_tick_share_a_group(in_loop: bool) -> None:
+    """Writes issued in the same loop iteration go out as one group, on the loop
+    (``in_loop``: no writer thread is started) or from the writer thread."""
+    world = MemoryWorld()
+    events = CountingEvents(world.events)
+    committer = GroupCommitter(events, crowded=lambda: True, in_loop=in_loop)
+
+    async def scenario() -> list[list[EventResult]]:
+        runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(5)]
+        writes = [BatchWrite(r, [EventRequest(event_type="run_started")]) for r in runs]
+        return await asyncio.gather(*(committer.write(w) for w in writes))
+
+    try:
+        results = asyncio.run(scenario())
+        assert (committer._executor is None) is in_loop
+    finally:
+        committer.close()
+    assert [[r.event.event_type for r in rs] for rs in results] == [["run_started"]] * 5
+    assert (events.transactions, events.largest_group) == (1, 5)
+
+
+def test_in_process_worlds_write_groups_on_the_loop(tmp_path: Path) -> None:
+    """Memory and local worlds commit in-process: a worker's groups are written on
+    its loop, without the writer thread; other worlds keep the thread."""
+    from wfkit.runtime.engine.orchestrator import Orchestrator
+
+    for kind in ("memory", "local"):
+        world = _world(kind, tmp_path)
+        try:
+            assert Orchestrator(world)._committer.in_loop
+        finally:
+            world.close()
+
+    class Elsewhere:
+        name = "postgres"
+        events = MemoryWorld().events
+
+    assert not Orchestrator(Elsewhere())._committer.in_loop  # type: ignore[arg-type]
 
 
 def test_step_concurrency_holds_while_runs_write_together() -> None:
