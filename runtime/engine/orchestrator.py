@@ -7,8 +7,15 @@ step message runs one step attempt (``executor``); a workflow message comes to
 1. **finds the run's live replay**: a ``RunState`` (``run_state``: session, log
    position, open waits, inline steps) kept alive in this worker's LRU cache
    *catches up with the log*, fed only the events written since it last looked;
-   on a miss (first message, restart, eviction) ``run_started`` is written
-   (idempotent) and a fresh ``ReplaySession`` *replays the whole log*; a run past
+   on a miss (first message, restart, eviction) a fresh ``ReplaySession``
+   *replays the whole log*; a run not started yet is started *provisionally*: the
+   session is shown a ``run_started`` stamped with its time (the run record it
+   replays with says so too, so the correlation ids match a later full replay),
+   and the run's first write carries it, right after ``run_created`` -- one
+   transaction fewer per run. What writing it first decided is read from the run's
+   record instead (a fold of ``run_created`` alone on a first message): an ended or
+   unknown run is dropped, a run waiting in its named queue is left to admission;
+   a refused first write replays afresh; a run past
    its deadline is failed instead, here or at any turn of step 3
    (``wfkit.runtime.flow.deadlines``);
 2. **requeues orphaned steps** after a full replay, a redelivery or a message
@@ -108,12 +115,15 @@ from wfkit.worlds.base import (
     BatchWrite,
     CorruptedLogError,
     EntityConflictError,
+    Event,
     EventRequest,
     EventResult,
     QueueMessageRequest,
+    Run,
     RunNotFoundError,
     World,
     WorldError,
+    fold_events,
     utc_now,
 )
 
@@ -312,6 +322,13 @@ class Orchestrator:
         if requeue_orphans:
             self._requeue_orphaned_steps(state)
         await self._drive(state)
+        if state.starting is not None and not state.terminal:
+            # The workflow asked for nothing to be written (it cannot have, as it
+            # starts: its first suspension writes something): start the run alone.
+            try:
+                await self._append(state, [])
+            except _Refused:
+                return False  # the next message replays the log as it is
         if not state.terminal:
             self._ensure_wake_up_message(state)
             ensure_deadline_backup(self.world, state.run)
@@ -319,29 +336,43 @@ class Orchestrator:
         return not state.terminal
 
     async def _replay_whole_log(self, state: RunState, delivery_attempt: int) -> bool:
-        """Write ``run_started`` (idempotent), then replay the whole log in a new session.
+        """Replay the whole log in a new session; a run not started yet starts
+        provisionally: the session is shown ``run_started`` before it is written, and
+        the run's first write carries it (``RunState.starting``).
 
         Returns:
             Whether the run is live and suspended; False when it ended, is unknown,
-            or was failed here (too many deliveries, workflow or input unloadable).
+            waits in its named queue, or was failed here (too many deliveries,
+            workflow or input unloadable).
         """
         run_id = state.run.run_id
-        try:
-            (started,) = await self._committer.write(
-                BatchWrite(run_id, [EventRequest(event_type="run_started")])
-            )
-        except EntityConflictError:
-            # The run already ended, or waits in its named queue (admission starts it),
-            # unless its deadline passed there.
-            fail_queued_run_past_deadline(self.world, run_id)
-            return False
-        except RunNotFoundError:
+        state.starting = None
+        events = self.world.events.list(run_id)
+        run = self._run_record(run_id, events)
+        if run is None:
             log.warning(
                 "workflow message for unknown run %s dropped", run_id, extra=log_fields(run_id)
             )
             return False
-        run = started.run
-        if run is None or run.status != "running":
+        if run.status == "pending":
+            if run.queue_name is not None:
+                # It waits in its named queue (admission starts it), unless its
+                # deadline passed there.
+                fail_queued_run_past_deadline(self.world, run_id)
+                return False
+            if any(e.event_type == "run_started" for e in events):
+                # The record was read before the log moved on: try again later.
+                raise RuntimeError(f"run {run_id}: its record and its log disagree")
+            # What writing run_started would do (the world checks it again when the
+            # first write carries it, right after this log's last event).
+            (starting,), started = provisional_events(
+                run_id, [EventRequest(event_type="run_started")]
+            )
+            at = started[0].created_at
+            run = run.model_copy(update={"status": "running", "started_at": at, "updated_at": at})
+            state.starting = starting
+            events = [*events, *started]
+        elif run.status != "running":
             return False
         state.run = run
         if self._deadline_passed(state):
@@ -366,7 +397,6 @@ class Orchestrator:
         except (WorkflowNotRegisteredError, SerializationError) as exc:
             self._fail_run(state, exc, "RUNTIME_ERROR")
             return False
-        events = self.world.events.list(run_id)
         with metrics.timing_replay(run.workflow_name, "full"):
             state.session = ReplaySession(
                 workflow_fn,
@@ -376,8 +406,32 @@ class Orchestrator:
                 url=self.url,
                 feed_deadline=self.feed_deadline,
             )
-            state.feed(events)
+            if state.starting is None:
+                state.feed(events)
+            else:
+                # One feed (the workflow starts after run_started), provisional: the
+                # next write still goes right after the last logged event.
+                state.feed(events, provisional=True)
+                state.synced_id = events[-2].event_id
         return not state.terminal
+
+    def _run_record(self, run_id: str, events: Sequence[Event]) -> Run | None:
+        """The run's record as of ``events`` (its whole log, just read); None when
+        it has no log (an unknown run).
+
+        A log of ``run_created`` alone (a run's first message) is folded: the world's
+        record is that fold, and this spares a read. Any other log's record is read
+        (a fold would cost a pass over the whole log)."""
+        if not events:
+            return None
+        if len(events) == 1 and events[0].event_type == "run_created":
+            folded = fold_events(events).runs.get(run_id)
+            if folded is not None:
+                return folded
+        try:
+            return self.world.runs.get(run_id)
+        except RunNotFoundError:
+            return None
 
     def _deadline_passed(self, state: RunState) -> bool:
         """Fail the run (``RUN_DEADLINE_EXCEEDED``) if its deadline has passed; whether
@@ -395,8 +449,11 @@ class Orchestrator:
             event_type="run_failed",
             data={"error": seal_error(serialize_error(exc)), "error_code": code},
         )
+        # A run started provisionally here is started by this very write.
+        starting = [state.starting] if state.starting is not None else []
+        state.starting = None
         try:
-            self.world.events.create_batch(state.run.run_id, [request])
+            self.world.events.create_batch(state.run.run_id, [*starting, request])
         except EntityConflictError:
             return
         reports.run_ended(state.run, request, exc)
@@ -418,6 +475,11 @@ class Orchestrator:
             await self._replay_from_scratch(state)
             return len(events)
         if session is not None and session.pending_patches:
+            await self._replay_from_scratch(state)
+            return len(events)
+        if events and state.starting is not None:
+            # The session saw a run_started that was never written: the log moved on
+            # without it.
             await self._replay_from_scratch(state)
             return len(events)
         if events:
@@ -446,12 +508,16 @@ class Orchestrator:
         after the last event the session saw; other runs' writes ready at the same
         time may share it (``group_commit``).
 
+        A run started provisionally (``RunState.starting``) is started by this write:
+        its ``run_started`` goes first, and its result is left out of those returned.
+
         Raises:
             _Refused: someone else wrote first, or a transition is not allowed.
         """
+        starting = state.starting
         write = BatchWrite(
             state.run.run_id,
-            list(requests),
+            [starting, *requests] if starting is not None else list(requests),
             messages=list(messages),
             expected_last_event_id=state.synced_id,
         )
@@ -461,6 +527,9 @@ class Orchestrator:
             raise _Refused(str(exc)) from exc
         if results:
             state.synced_id = results[-1].event.event_id
+        if starting is not None:
+            state.starting = None
+            results = results[1:]
         if messages and self._on_enqueue is not None:
             self._on_enqueue()
         return results
@@ -474,11 +543,14 @@ class Orchestrator:
                 )
             except _TOLERATED:
                 pass  # the first terminal event wins; or the run ended
-        if unwritten.fed_provisionally or (
-            state.session is not None and state.session.pending_patches
+        if (
+            unwritten.fed_provisionally
+            or state.starting is not None
+            or (state.session is not None and state.session.pending_patches)
         ):
-            # The session saw events that are not in the log as it saw them, or
-            # answered patched() True on the strength of a marker never written.
+            # The session saw events that are not in the log as it saw them (step
+            # outcomes, its run_started), or answered patched() True on the strength
+            # of a marker never written.
             await self._replay_from_scratch(state)
         elif await self._catch_up(state) == 0:
             # Refused with nothing new in the log: the session is out of step.

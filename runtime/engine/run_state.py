@@ -55,6 +55,9 @@ class RunState:
     do not move it): the next write must come right after it."""
     outcome: Outcome | None = None
     """What the session reported after its last feed; None before the first."""
+    starting: EventRequest | None = None
+    """The ``run_started`` a run not started before was shown provisionally (at its
+    full replay here), stamped with its time: the run's next write carries it first."""
     open_waits: dict[str, datetime] = field(default_factory=dict)
     """``resume_at`` of each wait created and not completed, by correlation id."""
     wait_created_at: dict[str, datetime] = field(default_factory=dict)

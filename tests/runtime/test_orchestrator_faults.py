@@ -137,7 +137,10 @@ def test_a_hook_another_worker_created_first_keeps_its_token() -> None:
             correlation_id=mine.correlation_id,
             data={**mine.data, "token": "drawn-by-the-other-worker"},
         )
-        spy.inner.create_batch(mine_run[0], [theirs])
+        # The other worker replayed the same log: the run's first write starts it
+        # (its run_started goes with its first hook) when ours does.
+        starts = [r for r in requests if r.event_type == "run_started"]
+        spy.inner.create_batch(mine_run[0], [*starts, theirs])
         return True
 
     mine_run: list[str] = []
