@@ -188,9 +188,10 @@ class RunState:
         if self.finished_inline or self.log_may_have_news:
             return
         self.news.clear()
-        timeout = None
-        if self.open_waits:
-            timeout = max(0.0, (min(self.open_waits.values()) - utc_now()).total_seconds())
+        if not self.open_waits:
+            await self.news.wait()  # (no timeout block to build: the common case)
+            return
+        timeout = max(0.0, (min(self.open_waits.values()) - utc_now()).total_seconds())
         try:
             async with asyncio.timeout(timeout):
                 await self.news.wait()
