@@ -1,7 +1,7 @@
 """M concurrent runs across worker processes: throughput against the database's limit.
 
     .venv/bin/python -m bench.scale [--worlds local,postgres] [--workers 1,2,4]
-                                    [--runs 100] [--steps 10] [--concurrency 16]
+                                    [--runs 100] [--steps 10] [--concurrency 64]
                                     [--commits 2000] [--no-dbos]
 
 For each world and worker count: a fresh world (a SQLite file, or a new schema in
@@ -57,6 +57,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 WORKFLOW = "workflow//./examples/e2e/faults//ten"
+
+from wfkit.runtime.engine.worker import DEFAULT_CONCURRENCY  # noqa: E402
 
 
 def _postgres_url() -> str | None:
@@ -319,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=16, help="per worker process")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"per worker process (default: the worker's own, {DEFAULT_CONCURRENCY})",
+    )
     parser.add_argument("--timeout", type=float, default=120, help="per row")
     parser.add_argument(
         "--commits", type=int, default=2000, help="transactions per raw commit-rate measurement"
