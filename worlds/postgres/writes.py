@@ -24,10 +24,10 @@ returned its row, and the statement returns how many run rows it moved (1 or 0).
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -62,7 +62,7 @@ class _Shape:
 
 _EVENTS = tuple(column_types(CODECS.event.table, CODECS.event.columns))
 # The plan has each event's data as JSON text already (PlannedWrites.event_json).
-_EVENT_VALUES = CODECS.event.encoder("data")
+_EVENT_VALUES = CODECS.event.encoder("data", timed=True)
 _STEPS, _HOOKS, _WAITS = _Shape.of(CODECS.step), _Shape.of(CODECS.hook), _Shape.of(CODECS.wait)
 # Queue rows carry the delay; the server's clock turns it into visible_at.
 _MESSAGES: Columns = (
@@ -73,28 +73,62 @@ _MESSAGES: Columns = (
 )
 
 
+def _time_texts() -> Callable[[datetime | None], str | None]:
+    """A TIME column's value as the JSON rows carry it (ISO text, which the server
+    types), each datetime object of one plan formatted once: a batch stamps
+    most of its events and records with the same ``now``."""
+    texts: dict[int, tuple[datetime, str]] = {}
+
+    def iso(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        known = texts.get(id(value))
+        if known is None:  # the datetime stays referenced: its id is not reused
+            known = texts[id(value)] = (value, value.isoformat())
+        return known[1]
+
+    return iso
+
+
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot send {type(value).__name__} as a row value")
 
 
-_encode_rows = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_json_default
-).encode
+# What ``JSONEncoder(...).encode`` ends in, minus its Python frames; without a
+# circular check (flat rows of str/int/float/None), so one encoder serves every call.
+_ROWS_ENCODER = c_make_encoder(
+    None, _json_default, encode_basestring_ascii, None, ":", ",", False, False, False
+)
+
+
+def _encode_rows(rows: list[dict[str, Any]]) -> str:
+    """Compact, ASCII-only JSON text of ``rows`` (NaN refused, as ``allow_nan=False``)."""
+    return "".join(_ROWS_ENCODER(rows, 0))
 
 
 def _unnest(
-    alias: str, columns: Columns, rows: Iterable[Mapping[str, Any]], params: dict[str, Any]
+    alias: str, columns: Columns, rows: Iterable[Sequence[Any]], params: dict[str, Any]
 ) -> str:
     """``json_to_recordset(...) AS alias(cols, ord)`` over one JSON parameter.
 
-    One JSON text per table is much cheaper to send than one array per column;
-    the column list types the values on the server (ISO strings → timestamptz).
-    Stored JSON documents travel as JSON strings, so the ``\\u0000`` they hold
-    stays six characters and never becomes a NUL."""
-    params[alias] = _encode_rows([{**row, "ord": i} for i, row in enumerate(rows)])
+    ``rows`` are value lists in ``columns`` order (times already ISO text, so the
+    C encoder never calls back into Python). One JSON text per table is much
+    cheaper to send than one array per column; the column list types the values
+    on the server (ISO strings → timestamptz). Stored JSON documents travel as
+    JSON strings, so the ``\\u0000`` they hold stays six characters and never
+    becomes a NUL."""
+    keys = _row_keys(columns)
+    params[alias] = _encode_rows(
+        [dict(zip(keys, (*row, i), strict=True)) for i, row in enumerate(rows)]
+    )
     return _source_sql(alias, columns)
+
+
+@functools.cache
+def _row_keys(columns: Columns) -> tuple[str, ...]:
+    return (*(name for name, _ in columns), "ord")
 
 
 # The statement texts depend only on the table, alias and columns: built once
@@ -113,7 +147,7 @@ def _insert(
     table: str,
     alias: str,
     columns: Columns,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Sequence[Any]],
     params: dict[str, Any],
     *,
     guarded: bool = False,
@@ -135,7 +169,7 @@ def _update(
     alias: str,
     columns: Columns,
     keys: tuple[str, ...],
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Sequence[Any]],
     params: dict[str, Any],
     *,
     guarded: bool = False,
@@ -143,7 +177,7 @@ def _update(
 ) -> str:
     listed = list(rows)
     _unnest(alias, columns, listed, params)
-    ids = [row[keys[-1]] for row in listed]
+    ids = [row[-1] for row in listed]  # the last key column ends an update's values
     params[f"{alias}_ids"] = ids[0] if len(ids) == 1 else ids
     return _update_sql(table, alias, columns, keys, guarded, scoped, len(ids) == 1)
 
@@ -186,7 +220,8 @@ def insert_messages_sql(
     run_id, delay``), skipping any whose idempotency key an unacked message holds.
 
     Times come from the server's clock, so machines with skewed clocks agree."""
-    source = _unnest(alias, _MESSAGES, rows, params)
+    values = ([row[name] for name, _ in _MESSAGES] for row in rows)
+    source = _unnest(alias, _MESSAGES, values, params)
     return (
         f"INSERT INTO {names.queue_messages} (message_id, queue, payload, attempt,"
         " idempotency_key, run_id, created_at, visible_at)"
@@ -219,6 +254,7 @@ def plan_statements(
     """
     statements: list[Statement] = []
     params: dict[str, Any] = {"run_id": run_id}
+    iso = _time_texts()
     ctes: list[str] = []
     guarded = guard_last_event_id is not None
     if guarded:
@@ -239,18 +275,16 @@ def plan_statements(
 
     if plan.events:
         event_json = plan.event_json
-        columns = CODECS.event.columns
-        rows: Iterable[Mapping[str, Any]] = [
-            dict(zip(columns, _EVENT_VALUES(e, event_json[e.event_id]), strict=True))
-            for e in plan.events
+        rows: Iterable[Sequence[Any]] = [
+            _EVENT_VALUES(e, iso, event_json[e.event_id]) for e in plan.events
         ]
         cte(_insert(names.events, "ev", _EVENTS, rows, params, guarded=guarded))
         params["last_event_id"] = plan.events[-1].event_id
     if plan.new_steps:
-        rows = map(CODECS.step.params, plan.new_steps.values())
+        rows = (CODECS.step.values(s, iso) for s in plan.new_steps.values())
         cte(_insert(names.steps, "sn", _STEPS.insert, rows, params, guarded=guarded))
     if plan.changed_steps:
-        rows = map(CODECS.step.update_params, plan.changed_steps.values())
+        rows = (CODECS.step.update_values(s, iso) for s in plan.changed_steps.values())
         scoped = all(key[0] == run_id for key in plan.changed_steps)
         cte(
             _update(
@@ -266,7 +300,7 @@ def plan_statements(
         )
     if plan.changed_hooks:
         hook_update: dict[str, Any] = {}
-        rows = map(CODECS.hook.update_params, plan.changed_hooks.values())
+        rows = (CODECS.hook.update_values(h, iso) for h in plan.changed_hooks.values())
         # A hook's key is its id alone: naming it finds the row, no run needed.
         sql = _update(names.hooks, "hc", _HOOKS.update, _HOOKS.keys, rows, hook_update)
         if plan.new_hooks:
@@ -275,13 +309,13 @@ def plan_statements(
             params.update(hook_update)
             cte(sql)
     if plan.new_hooks:
-        rows = map(CODECS.hook.params, plan.new_hooks.values())
+        rows = (CODECS.hook.values(h, iso) for h in plan.new_hooks.values())
         cte(_insert(names.hooks, "hn", _HOOKS.insert, rows, params))
     if plan.new_waits:
-        rows = map(CODECS.wait.params, plan.new_waits.values())
+        rows = (CODECS.wait.values(w, iso) for w in plan.new_waits.values())
         cte(_insert(names.waits, "wn", _WAITS.insert, rows, params))
     if plan.changed_waits:
-        rows = map(CODECS.wait.update_params, plan.changed_waits.values())
+        rows = (CODECS.wait.update_values(w, iso) for w in plan.changed_waits.values())
         scoped = all(key[0] == run_id for key in plan.changed_waits)
         cte(_update(names.waits, "wc", _WAITS.update, _WAITS.keys, rows, params, scoped=scoped))
     if messages:
