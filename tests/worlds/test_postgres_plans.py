@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import postgres_url
 from wfkit.worlds.base import EventRequest, World
+from wfkit.worlds.postgres.session import _RawStatement
 from wfkit.worlds.testing import WORLD_FACTORIES
 
 pytestmark = pytest.mark.postgres
@@ -69,7 +70,16 @@ def _capture(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
             sent.append((query, params))
         return execute(self, query, params, *args, **kwargs)
 
+    raw_execute: Callable[..., Any] = _RawStatement.execute
+
+    def capturing_raw(connection: Any, query: str, params: Any, **kwargs: Any) -> Any:
+        rows = raw_execute(connection, query, params, **kwargs)
+        if rows is not None and query.lstrip().upper().startswith(("WITH", "UPDATE")):
+            sent.append((query, params))  # sent to libpq directly, not by a cursor
+        return rows
+
     monkeypatch.setattr(psycopg.Cursor, "execute", capturing)
+    monkeypatch.setattr(_RawStatement, "execute", capturing_raw)
     return sent
 
 

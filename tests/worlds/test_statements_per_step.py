@@ -26,6 +26,7 @@ from wfkit.worlds.base import (
     RunNotFoundError,
     World,
 )
+from wfkit.worlds.postgres.session import _RawStatement
 from wfkit.worlds.testing import WORLD_FACTORIES, diff_run_records
 
 STEPS = 20
@@ -64,11 +65,21 @@ def _start_run(world: World) -> tuple[str, str]:
 @contextlib.contextmanager
 def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     """Count statements psycopg sends and round trips (a pipeline, or a statement
-    outside one, is one round trip)."""
+    outside one, is one round trip), and those the world sends to libpq itself
+    (``session._RawStatement``; preparing a statement, once per connection, is no
+    more counted than psycopg's own preparing is)."""
     counts = {"statements": 0, "round_trips": 0}
     piped: list[bool] = [False]
     execute: Callable[..., Any] = psycopg.Cursor.execute
     pipeline: Callable[..., Any] = psycopg.Connection.pipeline
+    raw_execute: Callable[..., Any] = _RawStatement.execute
+
+    def counting_raw_execute(*args: Any) -> Any:
+        rows = raw_execute(*args)
+        if rows is not None:  # None: nothing sent, psycopg sends it (counted there)
+            counts["statements"] += 1
+            counts["round_trips"] += 1
+        return rows
 
     def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         counts["statements"] += 1
@@ -87,6 +98,7 @@ def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
+    monkeypatch.setattr(_RawStatement, "execute", counting_raw_execute)
     yield counts
     monkeypatch.undo()
 

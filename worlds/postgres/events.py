@@ -56,7 +56,12 @@ from wfkit.worlds.base import (
 from wfkit.worlds.postgres.errors import DatabaseUnavailableError
 from wfkit.worlds.postgres.groups import GroupWriter
 from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_rows
-from wfkit.worlds.postgres.session import Session, fetch_scalar, run_transaction
+from wfkit.worlds.postgres.session import (
+    Session,
+    execute_alone,
+    fetch_scalar,
+    run_transaction,
+)
 from wfkit.worlds.postgres.sql import CODECS, TableNames
 from wfkit.worlds.postgres.tails import (
     RunTail,
@@ -162,11 +167,14 @@ class PostgresEvents:
         if plan is None:
             return None
         statements = plan_statements(self._names, run_id, plan, message_rows(messages))
+        if len(statements) == 1:
+            execute_alone(self._engine, *statements[0])
+            return plan.results
 
         def append(session: Session) -> None:
             session.commit(statements)
 
-        run_transaction(self._engine, append, transactional=len(statements) > 1)
+        run_transaction(self._engine, append)
         return plan.results
 
     def _append_from_tail(
@@ -185,13 +193,10 @@ class PostgresEvents:
             self._names, run_id, plan, guard_last_event_id=expected_last_event_id
         )
 
-        def append(session: Session) -> int:
-            return int(session.commit([statement])[0][0]["written"])
-
         try:
             # One statement is its own transaction: no BEGIN, COMMIT or pipeline
             # (a third of the client CPU of sending the three).
-            written = run_transaction(self._engine, append, transactional=False)
+            written = int(execute_alone(self._engine, *statement)[0]["written"])
         except EntityConflictError:
             written = 0  # a step this cache did not hold exists after all
         except DatabaseUnavailableError:

@@ -10,18 +10,30 @@ costs two round trips — one to lock and read, one to write and commit.
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import pq
+from psycopg import errors as pg_errors
+from psycopg import generators, pq
+from psycopg.adapt import Transformer
 from sqlalchemy.engine import Engine
 
 from wfkit.worlds.postgres.errors import RetryTransaction, translate_errors
 
-__all__ = ["Session", "Statement", "fetch_rows", "fetch_scalar", "run_transaction"]
+__all__ = [
+    "Session",
+    "Statement",
+    "execute_alone",
+    "fetch_rows",
+    "fetch_scalar",
+    "run_transaction",
+]
 
 T = TypeVar("T")
 Statement = tuple[str, dict[str, Any] | None]
@@ -31,6 +43,9 @@ _MAX_ATTEMPTS = 8
 UNAVAILABLE_BUDGET = 15.0
 """Seconds to keep retrying while the server cannot be reached."""
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_IDLE = pq.TransactionStatus.IDLE
+_INTRANS = pq.TransactionStatus.INTRANS
 
 
 def _dict_row(cursor: Any) -> Callable[[Sequence[Any]], dict[str, Any]]:
@@ -72,9 +87,15 @@ class Session:
             self.in_transaction = True
         connection = self._connection
         if len(batch) == 1:
-            cursor = connection.cursor(row_factory=_dict_row)
-            cursor.execute(batch[0][0], batch[0][1])
-            return [_fetch(cursor)]
+            sql, params = batch[0]
+            rows = _RawStatement.execute(
+                connection, sql, params, in_transaction=self.in_transaction
+            )
+            if rows is None:
+                cursor = connection.cursor(row_factory=_dict_row)
+                cursor.execute(sql, params)
+                rows = _fetch(cursor)
+            return [rows]
         cursors = []
         with connection.pipeline():
             for sql, params in batch:
@@ -145,6 +166,158 @@ def run_transaction(
             elif attempt >= _MAX_ATTEMPTS:
                 raise retry.final from retry.__cause__
             time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Rows:
+    """Run one writing statement on its own (autocommit: its own transaction, the
+    COMMIT implied); its rows.
+
+    ``run_transaction(engine, lambda s: s.commit([(sql, params)])[0],
+    transactional=False)`` exactly — same errors, same retries (a serialization
+    failure or deadlock re-runs it; a connection lost with it in flight raises
+    ``DatabaseUnavailableError``, the outcome unknown) — at about half the client
+    CPU: no ``Session``, and a statement whose parameters are all text or NULL
+    goes straight to libpq as a statement prepared once per connection
+    (``_RawStatement``), without psycopg's cursor, query conversion and
+    adaptation (a sequential step's one statement spent more CPU there than the
+    round trip itself)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _execute_alone(engine, sql, params)
+        except RetryTransaction as retry:
+            if retry.disconnected or attempt >= _MAX_ATTEMPTS:
+                raise retry.final from retry.__cause__
+            time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> Rows:
+    with translate_errors():
+        pooled = engine.raw_connection()
+    try:
+        connection = pooled.driver_connection
+        if not isinstance(connection, psycopg.Connection):
+            raise TypeError("PostgresWorld needs the psycopg 3 driver")
+        with translate_errors(committing=True):
+            rows = _RawStatement.execute(connection, sql, params)
+            if rows is None:
+                cursor = connection.cursor(row_factory=_dict_row)
+                cursor.execute(sql, params)
+                rows = _fetch(cursor)
+        return rows
+    except BaseException as error:
+        _discard_transaction(pooled, error)
+        raise
+    finally:
+        pooled.close()
+
+
+_KEPT = 256
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_NAMES = itertools.count()
+
+
+class _RawStatement:
+    """A statement text converted for libpq (``$n`` placeholders) and the names of
+    its parameters, prepared on each connection the first time it runs there.
+
+    psycopg does the same on its own (it prepares a statement it has seen five
+    times), through a cursor, its query cache and its adapters: for
+    text-or-NULL parameters, which psycopg sends as text of unknown type, this
+    sends the same bytes (``StrDumperUnknown``), so the server types and plans
+    the statement the same way."""
+
+    _by_sql: dict[str, _RawStatement | None] = {}
+    _prepared: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, query: bytes, names: tuple[str, ...]) -> None:
+        self.query = query
+        self.names = names
+
+    @classmethod
+    def of(cls, sql: str) -> _RawStatement | None:
+        """The converted statement; None for a ``%`` other than ``%(name)s`` in it,
+        and past the first ``_KEPT`` statement texts of the process (which bounds
+        the statements prepared on a connection, as psycopg's own cache does)."""
+        known = cls._by_sql.get(sql, cls)
+        if known is not cls:
+            return known  # type: ignore[return-value]
+        if len(cls._by_sql) >= _KEPT:
+            return None
+        order: dict[str, int] = {}
+
+        def number(match: re.Match[str]) -> str:
+            return f"${order.setdefault(match.group(1), len(order) + 1)}"
+
+        converted = _PLACEHOLDER.sub(number, sql)
+        raw = None if "%" in converted else cls(converted.encode(), tuple(order))
+        cls._by_sql[sql] = raw
+        return raw
+
+    @classmethod
+    def execute(
+        cls,
+        connection: psycopg.Connection[Any],
+        sql: str,
+        params: dict[str, Any] | None,
+        *,
+        in_transaction: bool = False,
+    ) -> Rows | None:
+        """Run ``sql`` on ``connection`` (autocommit: idle, or ``in_transaction``:
+        inside an open one); its rows, or None (nothing sent) when psycopg must
+        send it: no parameters, parameters other than text and NULL, a ``%`` to
+        interpret, a connection in another state, or not in UTF-8."""
+        if not params:
+            return None  # BEGIN, COMMIT, DDL: nothing worth preparing
+        statement = cls.of(sql)
+        pgconn = connection.pgconn
+        if statement is None or pgconn.transaction_status != (
+            _INTRANS if in_transaction else _IDLE
+        ):
+            return None
+        values: list[bytes | None] = []
+        for param in statement.names:
+            value = params[param]
+            if value is None:
+                values.append(None)
+            elif type(value) is str and "\x00" not in value:
+                values.append(value.encode())
+            else:
+                return None
+        prepared = cls._prepared.get(connection)
+        if prepared is None:
+            if pgconn.parameter_status(b"client_encoding") != b"UTF8":
+                return None
+            prepared = cls._prepared[connection] = {}
+        name = prepared.get(sql)
+        if name is None:
+            name = f"_wfkit_{next(_NAMES)}".encode()
+            pgconn.send_prepare(name, statement.query)
+            _check(connection, connection.wait(generators.execute(pgconn)), _COMMAND_OK)
+            prepared[sql] = name
+        pgconn.send_query_prepared(name, values)
+        result = _check(connection, connection.wait(generators.execute(pgconn)), None)
+        if result.status != _TUPLES_OK:
+            return []
+        columns = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+        transformer = Transformer(connection)
+        transformer.set_pgresult(result)
+        return transformer.load_rows(
+            0, result.ntuples, lambda values: dict(zip(columns, values, strict=True))
+        )
+
+
+def _check(
+    connection: psycopg.Connection[Any], results: list[pq.abc.PGresult], status: Any
+) -> pq.abc.PGresult:
+    """The one result of a statement; a server error raised as psycopg raises it."""
+    for result in results:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise pg_errors.error_from_result(result, encoding=connection.info.encoding)
+    if len(results) != 1 or (status is not None and results[0].status != status):
+        raise psycopg.InterfaceError(f"unexpected results: {[r.status for r in results]}")
+    return results[0]
 
 
 def _attempt(engine: Engine, work: Callable[[Session], T], transactional: bool) -> T:

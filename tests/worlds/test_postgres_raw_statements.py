@@ -1,0 +1,121 @@
+"""Statements the Postgres world sends to libpq itself (``session._RawStatement``)
+behave exactly as psycopg's cursor would: same rows and types, same errors,
+prepared once per connection, and anything it cannot send the same way is left
+to psycopg (nothing sent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import postgres_url
+from wfkit.worlds.base import EntityConflictError, World
+from wfkit.worlds.postgres.session import _dict_row, _fetch, _RawStatement, execute_alone
+from wfkit.worlds.testing import WORLD_FACTORIES
+
+pytestmark = pytest.mark.postgres
+
+TYPED = (
+    "SELECT %(text)s::text AS t, %(text)s::timestamptz AS at, length(%(other)s) AS n,"
+    " %(other)s = 'b' AS flag, %(other)s::json AS doc, %(missing)s::text AS nothing"
+)
+PARAMS = {"text": "2026-01-02T03:04:05+00:00", "other": '"b"', "missing": None}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    if not postgres_url():
+        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
+    made = WORLD_FACTORIES["postgres"].make(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def connection(world: World) -> Iterator[psycopg.Connection[Any]]:
+    pooled = world.engine.raw_connection()  # type: ignore[attr-defined]
+    try:
+        yield pooled.driver_connection
+    finally:
+        pooled.close()
+
+
+def _by_cursor(connection: psycopg.Connection[Any], sql: str, params: Any) -> list[Any]:
+    cursor = connection.cursor(row_factory=_dict_row)
+    cursor.execute(sql, params)
+    return _fetch(cursor)
+
+
+def _prepared(connection: psycopg.Connection[Any], sql: str) -> int:
+    statement = _RawStatement.of(sql)
+    assert statement is not None
+    row = connection.execute(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s",
+        [statement.query.decode()],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_rows_and_types_are_the_cursors(connection: psycopg.Connection[Any]) -> None:
+    raw = _RawStatement.execute(connection, TYPED, PARAMS)
+    assert raw is not None
+    assert raw == _by_cursor(connection, TYPED, PARAMS)
+    assert isinstance(raw[0]["at"], datetime)
+    assert raw[0]["n"] == 3 and raw[0]["flag"] is False and raw[0]["doc"] == "b"
+    assert raw[0]["nothing"] is None
+
+
+def test_a_statement_is_prepared_once_per_connection(connection: psycopg.Connection[Any]) -> None:
+    sql = "SELECT %(a)s::text || 'x' AS once"
+    for _ in range(3):
+        assert _RawStatement.execute(connection, sql, {"a": "y"}) == [{"once": "yx"}]
+    assert _prepared(connection, sql) == 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("SELECT %(a)s::int AS n", {"a": 1}),  # not text: psycopg adapts it
+        ("SELECT %(a)s::text AS t", {"a": "nul\x00"}),  # psycopg refuses it
+        ("SELECT 'a%%' || %(a)s AS t", {"a": "b"}),  # a literal % psycopg unescapes
+        ("SELECT 1 AS one", None),  # no parameters: nothing to prepare
+    ],
+)
+def test_what_it_cannot_send_alike_is_left_to_psycopg(
+    connection: psycopg.Connection[Any], sql: str, params: Any
+) -> None:
+    assert _RawStatement.execute(connection, sql, params) is None
+
+
+def test_a_server_error_is_psycopgs_and_the_connection_goes_on(
+    world: World, connection: psycopg.Connection[Any]
+) -> None:
+    table = f'"{world.schema}".runs'  # type: ignore[attr-defined]
+    sql = f"SELECT run_id FROM {table} WHERE run_id = %(a)s::int::text"
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        _RawStatement.execute(connection, sql, {"a": "not a number"})
+    assert _RawStatement.execute(connection, sql, {"a": "7"}) == []
+
+
+def test_a_duplicate_written_alone_is_a_conflict_and_writes_nothing(world: World) -> None:
+    engine = world.engine  # type: ignore[attr-defined]
+    table = f'"{world.schema}".queue_messages'  # type: ignore[attr-defined]
+    insert = (
+        f"INSERT INTO {table} (message_id, queue, payload, attempt, created_at, visible_at)"
+        " VALUES (%(id)s, %(queue)s, '{}', 0, now(), now()) RETURNING message_id"
+    )
+    assert execute_alone(engine, insert, {"id": "m1", "queue": "q"}) == [{"message_id": "m1"}]
+    with pytest.raises(EntityConflictError):
+        execute_alone(engine, insert, {"id": "m1", "queue": "other"})
+    rows = execute_alone(
+        engine, f"SELECT queue FROM {table} WHERE message_id = %(id)s", {"id": "m1"}
+    )
+    assert rows == [{"queue": "q"}]
