@@ -78,8 +78,21 @@ def _capture(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
             sent.append((query, params))  # sent to libpq directly, not by a cursor
         return rows
 
+    raw_pipeline: Callable[..., Any] = _RawStatement.pipeline
+
+    def capturing_pipeline(connection: Any, batch: Any) -> Any:
+        results = raw_pipeline(connection, batch)
+        if results is not None:
+            sent.extend(
+                (query, params)
+                for query, params in batch
+                if query.lstrip().upper().startswith(("WITH", "UPDATE"))
+            )
+        return results
+
     monkeypatch.setattr(psycopg.Cursor, "execute", capturing)
     monkeypatch.setattr(_RawStatement, "execute", capturing_raw)
+    monkeypatch.setattr(_RawStatement, "pipeline", capturing_pipeline)
     return sent
 
 

@@ -15,7 +15,13 @@ import pytest
 
 from tests.conftest import postgres_url
 from wfkit.worlds.base import EntityConflictError, World
-from wfkit.worlds.postgres.session import _dict_row, _fetch, _RawStatement, execute_alone
+from wfkit.worlds.postgres.session import (
+    _dict_row,
+    _fetch,
+    _RawStatement,
+    execute_alone,
+    fetch_rows,
+)
 from wfkit.worlds.testing import WORLD_FACTORIES
 
 pytestmark = pytest.mark.postgres
@@ -119,3 +125,36 @@ def test_a_duplicate_written_alone_is_a_conflict_and_writes_nothing(world: World
         engine, f"SELECT queue FROM {table} WHERE message_id = %(id)s", {"id": "m1"}
     )
     assert rows == [{"queue": "q"}]
+
+
+def test_statements_deallocated_under_it_are_prepared_again(world: World) -> None:
+    """psycopg ends a rollback with DEALLOCATE ALL once it prepared statements of
+    its own: a statement prepared before is prepared again, nothing fails."""
+    engine = world.engine  # type: ignore[attr-defined]
+    sql = "SELECT %(a)s::text AS again"
+    assert fetch_rows(engine, sql, {"a": "x"}) == [{"again": "x"}]
+    pooled = engine.raw_connection()
+    try:
+        connection = pooled.driver_connection
+        assert _RawStatement.execute(connection, sql, {"a": "x"}) == [{"again": "x"}]
+        connection.execute("DEALLOCATE ALL")
+    finally:
+        pooled.close()
+    assert fetch_rows(engine, sql, {"a": "y"}) == [{"again": "y"}]
+    assert execute_alone(engine, sql, {"a": "z"}) == [{"again": "z"}]
+
+
+def test_a_pipeline_gives_each_statements_rows_and_raises_the_first_error(
+    connection: psycopg.Connection[Any],
+) -> None:
+    failing = ("SELECT %(a)s::int AS n", {"a": "x"})
+    batch = [("BEGIN", None), (TYPED, PARAMS), failing, (TYPED, PARAMS), ("COMMIT", None)]
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        _RawStatement.pipeline(connection, batch)
+    assert connection.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+    connection.rollback()
+    piped = _RawStatement.pipeline(connection, [("BEGIN", None), (TYPED, PARAMS), ("COMMIT", None)])
+    assert piped is not None
+    assert piped == [[], _by_cursor(connection, TYPED, PARAMS), []]
+    assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _RawStatement.pipeline(connection, [("BEGIN", None), ("SELECT 1", None)]) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def _start_run(world: World) -> tuple[str, str]:
 def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     """Count statements psycopg sends and round trips (a pipeline, or a statement
     outside one, is one round trip), and those the world sends to libpq itself
-    (``session._RawStatement``; preparing a statement, once per connection, is no
+    (``session._RawStatement``, alone or pipelined; preparing a statement, once per connection, is no
     more counted than psycopg's own preparing is)."""
     counts = {"statements": 0, "round_trips": 0}
     piped: list[bool] = [False]
@@ -99,6 +99,16 @@ def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
     monkeypatch.setattr(_RawStatement, "execute", counting_raw_execute)
+    raw_pipeline: Callable[..., Any] = _RawStatement.pipeline
+
+    def counting_raw_pipeline(connection: Any, batch: Sequence[Any]) -> Any:
+        results = raw_pipeline(connection, batch)
+        if results is not None:  # None: nothing sent, psycopg's pipeline sends it
+            counts["statements"] += len(batch)
+            counts["round_trips"] += 1
+        return results
+
+    monkeypatch.setattr(_RawStatement, "pipeline", counting_raw_pipeline)
     yield counts
     monkeypatch.undo()
 

@@ -15,7 +15,9 @@ import random
 import re
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,7 +26,7 @@ from psycopg import generators, pq
 from psycopg.adapt import Transformer
 from sqlalchemy.engine import Engine
 
-from wfkit.worlds.postgres.errors import RetryTransaction, translate_errors
+from wfkit.worlds.postgres.errors import PostgresWorldError, RetryTransaction, translate_errors
 
 __all__ = [
     "Session",
@@ -96,6 +98,9 @@ class Session:
                 cursor.execute(sql, params)
                 rows = _fetch(cursor)
             return [rows]
+        piped = _RawStatement.pipeline(connection, batch)
+        if piped is not None:
+            return piped[1:] if began else piped
         cursors = []
         with connection.pipeline():
             for sql, params in batch:
@@ -276,8 +281,110 @@ class _RawStatement:
             _INTRANS if in_transaction else _IDLE
         ):
             return None
+        values = statement.values(params)
+        prepared = cls._prepared_on(connection)
+        if values is None or prepared is None:
+            return None
+        name = prepared.get(sql)
+        if name is None:
+            name = _new_name()
+            pgconn.send_prepare(name, statement.query)
+            _check(connection, connection.wait(generators.execute(pgconn)), _COMMAND_OK)
+            prepared[sql] = name
+        pgconn.send_query_prepared(name, values)
+        return _rows(connection, _check(connection, connection.wait(generators.execute(pgconn))))
+
+    @classmethod
+    def pipeline(
+        cls, connection: psycopg.Connection[Any], batch: Sequence[Statement]
+    ) -> list[Rows] | None:
+        """Send ``batch`` in one round trip (libpq's pipeline mode, ending with a
+        Sync, as psycopg's ``Connection.pipeline()`` does); each statement's rows, or
+        None (nothing sent) unless every statement is ``BEGIN``, ``COMMIT`` or one
+        ``execute`` takes. The first server error is raised, as psycopg raises it,
+        once every result is in (the statements after it were skipped)."""
+        pgconn = connection.pgconn
+        if pgconn.transaction_status not in (_IDLE, _INTRANS):
+            return None
+        prepared = cls._prepared_on(connection)
+        if prepared is None:
+            return None
+        commands: deque[Callable[[], None]] = deque()
+        preparing: dict[str, bytes] = {}  # sql -> name, prepared by this pipeline
+        outputs: list[str | None] = []  # per command: the sql it prepares, or None
+        for sql, params in batch:
+            if not params:
+                if sql not in _CONTROL:
+                    return None
+                commands.append(partial(pgconn.send_query_params, _CONTROL[sql], None))
+                outputs.append(None)
+                continue
+            statement = cls.of(sql)
+            values = None if statement is None else statement.values(params)
+            if statement is None or values is None:
+                return None
+            name = prepared.get(sql) or preparing.get(sql)
+            if name is None:
+                name = preparing[sql] = _new_name()
+                commands.append(partial(pgconn.send_prepare, name, statement.query))
+                outputs.append(sql)
+            commands.append(partial(pgconn.send_query_prepared, name, values))
+            outputs.append(None)
+        commands.append(pgconn.pipeline_sync)
+        expected = len(outputs) + 1
+        pgconn.enter_pipeline_mode()
+        try:
+            fetched = connection.wait(generators.pipeline_communicate(pgconn, commands))
+            connection.wait(generators.send(pgconn))  # every command out before reading
+            while len(fetched) < expected:
+                fetched.append(connection.wait(generators.fetch_many(pgconn)))
+        finally:
+            if pgconn.status != pq.ConnStatus.BAD:
+                try:
+                    pgconn.exit_pipeline_mode()
+                except psycopg.OperationalError:
+                    connection.close()  # results left behind: never reuse it
+                    raise
+        if fetched[-1][0].status != pq.ExecStatus.PIPELINE_SYNC:
+            raise psycopg.InterfaceError("pipeline results out of step")
+        error: psycopg.Error | None = None
+        results: list[Rows] = []
+        for prepares, command_results in zip(outputs, fetched, strict=False):
+            try:
+                result = _check(connection, command_results)
+            except psycopg.Error as failed:
+                error = error or failed
+                continue
+            if prepares is not None:
+                prepared[prepares] = preparing[prepares]
+            elif result.status != pq.ExecStatus.PIPELINE_ABORTED:
+                results.append(_rows(connection, result))
+        if error is not None:
+            raise error
+        if len(results) != len(batch):
+            raise psycopg.errors.PipelineAborted("pipeline aborted")
+        return results
+
+    @classmethod
+    def forget(cls, connection: psycopg.Connection[Any]) -> None:
+        """Take nothing as prepared on ``connection`` any more."""
+        cls._prepared.pop(connection, None)
+
+    @classmethod
+    def _prepared_on(cls, connection: psycopg.Connection[Any]) -> dict[str, bytes] | None:
+        """The statements prepared on ``connection`` (None: not UTF-8, use psycopg)."""
+        prepared = cls._prepared.get(connection)
+        if prepared is None:
+            if connection.pgconn.parameter_status(b"client_encoding") != b"UTF8":
+                return None
+            prepared = cls._prepared[connection] = {}
+        return prepared
+
+    def values(self, params: dict[str, Any]) -> list[bytes | None] | None:
+        """The parameters as psycopg sends text and NULL (unknown type), in ``$n``
+        order; None if any is something else (or holds a NUL, which psycopg refuses)."""
         values: list[bytes | None] = []
-        for param in statement.names:
+        for param in self.names:
             value = params[param]
             if value is None:
                 values.append(None)
@@ -285,36 +392,47 @@ class _RawStatement:
                 values.append(value.encode())
             else:
                 return None
-        prepared = cls._prepared.get(connection)
-        if prepared is None:
-            if pgconn.parameter_status(b"client_encoding") != b"UTF8":
-                return None
-            prepared = cls._prepared[connection] = {}
-        name = prepared.get(sql)
-        if name is None:
-            name = f"_wfkit_{next(_NAMES)}".encode()
-            pgconn.send_prepare(name, statement.query)
-            _check(connection, connection.wait(generators.execute(pgconn)), _COMMAND_OK)
-            prepared[sql] = name
-        pgconn.send_query_prepared(name, values)
-        result = _check(connection, connection.wait(generators.execute(pgconn)), None)
-        if result.status != _TUPLES_OK:
-            return []
-        columns = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
-        transformer = Transformer(connection)
-        transformer.set_pgresult(result)
-        return transformer.load_rows(
-            0, result.ntuples, lambda values: dict(zip(columns, values, strict=True))
-        )
+        return values
+
+
+_CONTROL = {"BEGIN": b"BEGIN", "COMMIT": b"COMMIT"}
+
+
+def _new_name() -> bytes:
+    return f"_wfkit_{next(_NAMES)}".encode()
+
+
+def _rows(connection: psycopg.Connection[Any], result: pq.abc.PGresult) -> Rows:
+    """A result's rows as dicts, typed by the connection's loaders (as a cursor types them)."""
+    if result.status != _TUPLES_OK:
+        return []
+    columns = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+    transformer = Transformer(connection)
+    transformer.set_pgresult(result)
+    return transformer.load_rows(
+        0, result.ntuples, lambda values: dict(zip(columns, values, strict=True))
+    )
 
 
 def _check(
-    connection: psycopg.Connection[Any], results: list[pq.abc.PGresult], status: Any
+    connection: psycopg.Connection[Any], results: list[pq.abc.PGresult], status: Any = None
 ) -> pq.abc.PGresult:
-    """The one result of a statement; a server error raised as psycopg raises it."""
+    """The one result of a statement; a server error raised as psycopg raises it.
+
+    Raises:
+        RetryTransaction: the statement was not prepared on the connection any more
+            (psycopg ends a rollback with ``DEALLOCATE ALL`` once it has prepared
+            statements of its own): nothing ran; prepared again on the next attempt.
+    """
     for result in results:
         if result.status == pq.ExecStatus.FATAL_ERROR:
-            raise pg_errors.error_from_result(result, encoding=connection.info.encoding)
+            error = pg_errors.error_from_result(result, encoding=connection.info.encoding)
+            if isinstance(error, pg_errors.InvalidSqlStatementName):
+                _RawStatement.forget(connection)
+                raise RetryTransaction(
+                    PostgresWorldError(f"prepared statements kept disappearing: {error}")
+                ) from error
+            raise error
     if len(results) != 1 or (status is not None and results[0].status != status):
         raise psycopg.InterfaceError(f"unexpected results: {[r.status for r in results]}")
     return results[0]
@@ -360,6 +478,8 @@ def _discard_transaction(pooled: Any, error: BaseException) -> None:
         connection.rollback()
     except psycopg.Error:
         pooled.invalidate()
+    # psycopg's ROLLBACK may come with DEALLOCATE ALL (``_check``).
+    _RawStatement.forget(connection)
 
 
 def fetch_rows(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Rows:
