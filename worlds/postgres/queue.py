@@ -55,6 +55,12 @@ def like_prefix(prefix: str) -> str:
 _LOSSY = " AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
 
 
+def _lease_token(attempt: int | None) -> str | None:
+    """A lease token as text (the statements cast it, ``%(attempt)s::int``): with only
+    text and NULL parameters a statement takes ``session``'s raw path."""
+    return None if attempt is None else str(int(attempt))
+
+
 class PostgresQueue:
     """``world.queue`` of the Postgres world."""
 
@@ -182,7 +188,7 @@ class PostgresQueue:
         frees its key."""
         self._execute(
             f"DELETE FROM {self._names.queue_messages} WHERE message_id = %(id)s" + self._LEASED,
-            {"id": message_id, "attempt": attempt},
+            {"id": message_id, "attempt": _lease_token(attempt)},
         )
 
     def nack(
@@ -198,7 +204,7 @@ class PostgresQueue:
                 "id": message_id,
                 "delay": max(0.0, float(delay_seconds)),
                 "channel": self._names.queue_channel,
-                "attempt": attempt,
+                "attempt": _lease_token(attempt),
             },
         )
 
@@ -210,7 +216,7 @@ class PostgresQueue:
             f"UPDATE {self._names.queue_messages}"
             " SET visible_at = clock_timestamp() + make_interval(secs => %(lease)s)"
             " WHERE message_id = %(id)s" + self._LEASED,
-            {"id": message_id, "lease": float(lease_seconds), "attempt": attempt},
+            {"id": message_id, "lease": float(lease_seconds), "attempt": _lease_token(attempt)},
         )
 
     def live_run_ids(self) -> set[str]:
