@@ -158,3 +158,22 @@ def test_a_pipeline_gives_each_statements_rows_and_raises_the_first_error(
     assert piped == [[], _by_cursor(connection, TYPED, PARAMS), []]
     assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert _RawStatement.pipeline(connection, [("BEGIN", None), ("SELECT 1", None)]) is None
+
+
+def test_a_statement_alone_waits_for_a_connection_like_any_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No connection to be had (a server restarting): nothing was sent, so it is
+    tried again, as ``run_transaction`` does, rather than given up at once."""
+    engine = world.engine  # type: ignore[attr-defined]
+    checkout = engine.raw_connection
+    failures = [psycopg.OperationalError("connection refused")] * 2
+
+    def flaky() -> Any:
+        if failures:
+            raise failures.pop()
+        return checkout()
+
+    monkeypatch.setattr(engine, "raw_connection", flaky)
+    assert execute_alone(engine, "SELECT %(a)s::text AS up", {"a": "yes"}) == [{"up": "yes"}]
+    assert not failures

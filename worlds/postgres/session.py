@@ -179,20 +179,27 @@ def execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None = None
 
     ``run_transaction(engine, lambda s: s.commit([(sql, params)])[0],
     transactional=False)`` exactly — same errors, same retries (a serialization
-    failure or deadlock re-runs it; a connection lost with it in flight raises
-    ``DatabaseUnavailableError``, the outcome unknown) — at about half the client
+    failure or deadlock re-runs it, an unreachable server is waited for up to
+    ``UNAVAILABLE_BUDGET`` seconds before anything is sent; a connection lost with
+    it in flight raises ``DatabaseUnavailableError``, the outcome unknown) — at about half the client
     CPU: no ``Session``, and a statement whose parameters are all text or NULL
     goes straight to libpq as a statement prepared once per connection
     (``_RawStatement``), without psycopg's cursor, query conversion and
     adaptation (a sequential step's one statement spent more CPU there than the
     round trip itself)."""
     attempt = 0
+    started = time.monotonic()
     while True:
         attempt += 1
         try:
             return _execute_alone(engine, sql, params)
         except RetryTransaction as retry:
-            if retry.disconnected or attempt >= _MAX_ATTEMPTS:
+            # Disconnected here means no connection could be had: nothing was sent
+            # (a connection lost with the statement sent raised already).
+            if retry.disconnected:
+                if time.monotonic() - started > UNAVAILABLE_BUDGET:
+                    raise retry.final from retry.__cause__
+            elif attempt >= _MAX_ATTEMPTS:
                 raise retry.final from retry.__cause__
             time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
 
