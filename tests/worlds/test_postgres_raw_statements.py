@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import postgres_url
 from wfkit.worlds.base import EntityConflictError, World
+from wfkit.worlds.postgres import session
 from wfkit.worlds.postgres.session import (
     _dict_row,
     _fetch,
@@ -177,3 +178,18 @@ def test_a_statement_alone_waits_for_a_connection_like_any_transaction(
     monkeypatch.setattr(engine, "raw_connection", flaky)
     assert execute_alone(engine, "SELECT %(a)s::text AS up", {"a": "yes"}) == [{"up": "yes"}]
     assert not failures
+
+
+def test_a_connection_keeps_a_bounded_number_prepared(
+    connection: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``_KEPT`` statements prepared on a connection, a new text goes through
+    psycopg there (which has its own bounded cache): the server's memory stays bounded."""
+    _RawStatement.forget(connection)
+    monkeypatch.setattr(session, "_KEPT", 2)
+    texts = [f"SELECT %(a)s::text AS c{i}" for i in range(3)]
+    assert _RawStatement.execute(connection, texts[0], {"a": "x"}) == [{"c0": "x"}]
+    assert _RawStatement.execute(connection, texts[1], {"a": "x"}) == [{"c1": "x"}]
+    assert _RawStatement.execute(connection, texts[2], {"a": "x"}) is None
+    assert _RawStatement.pipeline(connection, [(texts[2], {"a": "x"})] * 2) is None
+    assert _RawStatement.pipeline(connection, [(texts[0], {"a": "y"})] * 2) == [[{"c0": "y"}]] * 2

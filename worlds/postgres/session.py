@@ -226,6 +226,9 @@ def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> R
 
 
 _KEPT = 256
+"""Statements prepared on one connection at most (psycopg keeps 100 of its own):
+past it, a new statement text goes through psycopg on that connection."""
+_CONVERTED = 4096
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _NAMES = itertools.count()
 
@@ -249,14 +252,12 @@ class _RawStatement:
 
     @classmethod
     def of(cls, sql: str) -> _RawStatement | None:
-        """The converted statement; None for a ``%`` other than ``%(name)s`` in it,
-        and past the first ``_KEPT`` statement texts of the process (which bounds
-        the statements prepared on a connection, as psycopg's own cache does)."""
+        """The converted statement; None for a ``%`` other than ``%(name)s`` in it."""
         known = cls._by_sql.get(sql, cls)
         if known is not cls:
             return known  # type: ignore[return-value]
-        if len(cls._by_sql) >= _KEPT:
-            return None
+        if len(cls._by_sql) >= _CONVERTED:
+            cls._by_sql.clear()  # many worlds' schemas over time: start again
         order: dict[str, int] = {}
 
         def number(match: re.Match[str]) -> str:
@@ -294,6 +295,8 @@ class _RawStatement:
             return None
         name = prepared.get(sql)
         if name is None:
+            if len(prepared) >= _KEPT:
+                return None
             name = _new_name()
             pgconn.send_prepare(name, statement.query)
             _check(connection, connection.wait(generators.execute(pgconn)), _COMMAND_OK)
@@ -332,6 +335,8 @@ class _RawStatement:
                 return None
             name = prepared.get(sql) or preparing.get(sql)
             if name is None:
+                if len(prepared) + len(preparing) >= _KEPT:
+                    return None
                 name = preparing[sql] = _new_name()
                 commands.append(partial(pgconn.send_prepare, name, statement.query))
                 outputs.append(sql)
