@@ -40,3 +40,15 @@ def world(world_factory: WorldFactory, tmp_path: Path) -> Iterator[World]:
         yield instance
     finally:
         instance.close()
+
+
+@pytest.fixture
+def postgres_world(tmp_path: Path) -> Iterator[World]:
+    """A fresh, empty Postgres world (skipped without a server); closed after the test."""
+    if not postgres_url():
+        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
+    instance = WORLD_FACTORIES["postgres"].make(tmp_path)
+    try:
+        yield instance
+    finally:
+        instance.close()

@@ -14,7 +14,6 @@ step 500 of one run, 500 rows read and dropped per step).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,7 +22,6 @@ import pytest
 from tests.conftest import postgres_url
 from wfkit.worlds.base import EventRequest, World
 from wfkit.worlds.postgres.session import _RawStatement
-from wfkit.worlds.testing import WORLD_FACTORIES
 
 pytestmark = pytest.mark.postgres
 
@@ -31,14 +29,8 @@ FILLER = 20_000
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    if not postgres_url():
-        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
-    made = WORLD_FACTORIES["postgres"].make(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
+def world(postgres_world: World) -> World:
+    return postgres_world
 
 
 def _sql(world: World, statement: str) -> None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.conftest import postgres_url
 from wfkit.worlds.base import EntityConflictError, World
 from wfkit.worlds.postgres import session
 from wfkit.worlds.postgres.session import (
@@ -23,7 +21,6 @@ from wfkit.worlds.postgres.session import (
     execute_alone,
     fetch_rows,
 )
-from wfkit.worlds.testing import WORLD_FACTORIES
 
 pytestmark = pytest.mark.postgres
 
@@ -35,14 +32,8 @@ PARAMS = {"text": "2026-01-02T03:04:05+00:00", "other": '"b"', "missing": None}
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    if not postgres_url():
-        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
-    made = WORLD_FACTORIES["postgres"].make(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
+def world(postgres_world: World) -> World:
+    return postgres_world
 
 
 @pytest.fixture

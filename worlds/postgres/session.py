@@ -158,12 +158,20 @@ def run_transaction(
         Whatever ``work`` raises (nothing is committed then), and the translated
         database errors of ``errors.translate_errors``.
     """
+    return _retrying(lambda: _attempt(engine, work, transactional))
+
+
+def _retrying(attempt_once: Callable[[], T]) -> T:
+    """``attempt_once()`` until it does not ask for a retry: a serialization failure
+    or deadlock at most ``_MAX_ATTEMPTS`` times; an unreachable server (nothing was
+    sent: a connection lost with work in flight raised already) for up to
+    ``UNAVAILABLE_BUDGET`` seconds; with a growing, jittered pause between."""
     attempt = 0
     started = time.monotonic()
     while True:
         attempt += 1
         try:
-            return _attempt(engine, work, transactional)
+            return attempt_once()
         except RetryTransaction as retry:
             if retry.disconnected:
                 if time.monotonic() - started > UNAVAILABLE_BUDGET:
@@ -187,21 +195,7 @@ def execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None = None
     (``_RawStatement``), without psycopg's cursor, query conversion and
     adaptation (a sequential step's one statement spent more CPU there than the
     round trip itself)."""
-    attempt = 0
-    started = time.monotonic()
-    while True:
-        attempt += 1
-        try:
-            return _execute_alone(engine, sql, params)
-        except RetryTransaction as retry:
-            # Disconnected here means no connection could be had: nothing was sent
-            # (a connection lost with the statement sent raised already).
-            if retry.disconnected:
-                if time.monotonic() - started > UNAVAILABLE_BUDGET:
-                    raise retry.final from retry.__cause__
-            elif attempt >= _MAX_ATTEMPTS:
-                raise retry.final from retry.__cause__
-            time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
+    return _retrying(lambda: _execute_alone(engine, sql, params))
 
 
 def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> Rows:
