@@ -126,6 +126,7 @@ from wfkit.worlds.base.records import (
     normalize_json,
     parse_timestamp,
     stream_start_index,
+    trusted_constructor,
     utc_now,
 )
 
@@ -193,6 +194,7 @@ __all__ = [
     "plan_events",
     "run_id_for_create",
     "stream_start_index",
+    "trusted_constructor",
     "use_clock",
     "utc_now",
 ]

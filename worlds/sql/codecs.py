@@ -42,8 +42,8 @@ from wfkit.worlds.base import (
     Step,
     Wait,
     json_text,
+    trusted_constructor,
 )
-from wfkit.worlds.base.records import trusted_constructor
 from wfkit.worlds.sql.schema import Dialect, Kind, Tables
 
 __all__ = [
