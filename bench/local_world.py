@@ -31,8 +31,8 @@ def _timed(action: Callable[[], None], count: int) -> tuple[float, float]:
     return count / (time.perf_counter() - wall), count / max(time.process_time() - cpu, 1e-9)
 
 
-def measure_batches(world: World, batches: int, rounds: int) -> tuple[float, float]:
-    """Best (batches/s wall, batches per CPU second) over ``rounds`` rounds."""
+def running_run(world: World) -> tuple[str, str]:
+    """A new running run whose step ``step_0`` has started: (run id, last event id)."""
     created = world.events.create(
         None, EventRequest(event_type="run_created", data={"workflow_name": "bench", "input": []})
     )
@@ -48,8 +48,13 @@ def measure_batches(world: World, batches: int, rounds: int) -> tuple[float, flo
             EventRequest(event_type="step_started", correlation_id="step_0"),
         ],
     )
+    return run_id, results[-1].event.event_id
+
+
+def measure_batches(world: World, batches: int, rounds: int) -> tuple[float, float]:
+    """Best (batches/s wall, batches per CPU second) over ``rounds`` rounds."""
+    run_id, last = running_run(world)
     step = 0
-    last = results[-1].event.event_id
 
     def run_round() -> None:
         nonlocal step, last

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.local_world import running_run
 from wfkit.worlds.base import BatchWrite, EventRequest, World
 from wfkit.worlds.local import LocalWorld
 from wfkit.worlds.memory import MemoryWorld
@@ -30,23 +31,9 @@ def measure(world: World, groups: int, rounds: int) -> tuple[float, float]:
     runs: list[str] = []
     last: dict[str, str] = {}
     for _ in range(WIDTH):
-        created = world.events.create(
-            None, EventRequest(event_type="run_created", data={"workflow_name": "b", "input": []})
-        )
-        assert created.run is not None
-        run_id = created.run.run_id
-        world.events.create(run_id, EventRequest(event_type="run_started"))
-        results = world.events.create_batch(
-            run_id,
-            [
-                EventRequest(
-                    event_type="step_created", correlation_id="step_0", data={"step_name": "s"}
-                ),
-                EventRequest(event_type="step_started", correlation_id="step_0"),
-            ],
-        )
+        run_id, last_event_id = running_run(world)
         runs.append(run_id)
-        last[run_id] = results[-1].event.event_id
+        last[run_id] = last_event_id
     step = 0
 
     def group() -> None:
