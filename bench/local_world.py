@@ -51,6 +51,21 @@ def running_run(world: World) -> tuple[str, str]:
     return run_id, results[-1].event.event_id
 
 
+def next_step(step: int) -> list[EventRequest]:
+    """What a worker writes when ``step_{step}`` returns and the next step starts."""
+    return [
+        EventRequest(
+            event_type="step_completed", correlation_id=f"step_{step}", data={"result": {"n": step}}
+        ),
+        EventRequest(
+            event_type="step_created",
+            correlation_id=f"step_{step + 1}",
+            data={"step_name": "s", "input": {"args": [step + 1]}},
+        ),
+        EventRequest(event_type="step_started", correlation_id=f"step_{step + 1}"),
+    ]
+
+
 def measure_batches(world: World, batches: int, rounds: int) -> tuple[float, float]:
     """Best (batches/s wall, batches per CPU second) over ``rounds`` rounds."""
     run_id, last = running_run(world)
@@ -61,19 +76,7 @@ def measure_batches(world: World, batches: int, rounds: int) -> tuple[float, flo
         for _ in range(batches):
             written = world.events.create_batch(
                 run_id,
-                [
-                    EventRequest(
-                        event_type="step_completed",
-                        correlation_id=f"step_{step}",
-                        data={"result": {"n": step}},
-                    ),
-                    EventRequest(
-                        event_type="step_created",
-                        correlation_id=f"step_{step + 1}",
-                        data={"step_name": "s", "input": {"args": [step + 1]}},
-                    ),
-                    EventRequest(event_type="step_started", correlation_id=f"step_{step + 1}"),
-                ],
+                next_step(step),
                 expected_last_event_id=last,
             )
             step += 1

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.local_world import running_run
-from wfkit.worlds.base import BatchWrite, EventRequest, World
+from bench.local_world import next_step, running_run
+from wfkit.worlds.base import BatchWrite, World
 from wfkit.worlds.local import LocalWorld
 from wfkit.worlds.memory import MemoryWorld
 
@@ -41,19 +41,7 @@ def measure(world: World, groups: int, rounds: int) -> tuple[float, float]:
         writes = [
             BatchWrite(
                 run_id,
-                [
-                    EventRequest(
-                        event_type="step_completed",
-                        correlation_id=f"step_{step}",
-                        data={"result": {"n": step}},
-                    ),
-                    EventRequest(
-                        event_type="step_created",
-                        correlation_id=f"step_{step + 1}",
-                        data={"step_name": "s", "input": {"args": [step + 1]}},
-                    ),
-                    EventRequest(event_type="step_started", correlation_id=f"step_{step + 1}"),
-                ],
+                next_step(step),
                 expected_last_event_id=last[run_id],
             )
             for run_id in runs
