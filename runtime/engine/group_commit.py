@@ -132,15 +132,9 @@ class GroupCommitter:
             try:
                 outcomes = self._events.create_batches([write for write, _ in live])
             except Exception as exc:
-                # The whole call failed: every write of the group gets the error; none
-                # of them is known written.
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(live, exc)
                 continue
-            for (_, future), outcome in zip(live, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            _settle(live, outcomes)
 
     async def _flush(self) -> None:
         """Write groups until no write is pending. Started in the tick of the first
@@ -163,18 +157,27 @@ class GroupCommitter:
                 self._pending.clear()
                 raise
             except Exception as exc:
-                # The whole call failed (a lost connection, say): every write of the
-                # group gets the error; none of them is known written.
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(group, exc)
                 continue
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            _settle(group, outcomes)
 
     def _writer(self) -> ThreadPoolExecutor:
         """The one writer thread (one thread: it keeps its own database connection)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wfkit-commit")
         return self._executor
+
+
+def _settle(group: list[_Pending], outcomes: list[BatchOutcome]) -> None:
+    """Hand each write of a written group its outcome (its results, or its refusal)."""
+    for (_, future), outcome in zip(group, outcomes, strict=True):
+        if not future.done():
+            future.set_result(outcome)
+
+
+def _fail(group: list[_Pending], exc: Exception) -> None:
+    """The whole call failed (a lost connection, say): every write of the group gets
+    the error; none of them is known written."""
+    for _, future in group:
+        if not future.done():
+            future.set_exception(exc)
