@@ -21,9 +21,12 @@ a program embedding ``Worker`` in its own process may call it too.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 
 __all__ = ["DEFAULT_THRESHOLD", "tune_for_worker"]
+
+log = logging.getLogger("wfkit.worker")
 
 DEFAULT_THRESHOLD = 50_000
 """Net container allocations between two young collections (Python's default: 700)."""
@@ -41,7 +44,13 @@ def tune_for_worker(threshold: int | None = None) -> int:
     """
     if threshold is None:
         given = os.environ.get("WFKIT_GC_THRESHOLD", "").strip()
-        threshold = int(given) if given else DEFAULT_THRESHOLD
+        try:
+            threshold = int(given) if given else DEFAULT_THRESHOLD
+        except ValueError:
+            log.warning(
+                "WFKIT_GC_THRESHOLD=%r is not a whole number; using %d", given, DEFAULT_THRESHOLD
+            )
+            threshold = DEFAULT_THRESHOLD
     young, middle, old = gc.get_threshold()
     if threshold <= 0:
         return young

@@ -42,3 +42,13 @@ def test_the_environment_can_keep_pythons_defaults(monkeypatch: pytest.MonkeyPat
     assert gc.get_freeze_count() == 0
     monkeypatch.setenv("WFKIT_GC_THRESHOLD", "20000")
     assert tune_for_worker() == 20_000
+
+
+@pytest.mark.usefixtures("collector")
+def test_a_threshold_that_is_not_a_number_warns_and_takes_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WFKIT_GC_THRESHOLD", "lots")
+    with caplog.at_level("WARNING", logger="wfkit.worker"):
+        assert tune_for_worker() == DEFAULT_THRESHOLD
+    assert "WFKIT_GC_THRESHOLD='lots' is not a whole number" in caplog.text
