@@ -15,7 +15,7 @@ import pytest
 
 from tests.web import web_helpers
 from tests.web.browser import serve_inspector
-from tests.web.inspector_client import get, run_async, suspend, work_until_done
+from tests.web.inspector_client import get, run_async, suspend, text_of, work_until_done
 from wfkit.runtime.api.client import resume_hook_sync
 from wfkit.runtime.tools.web import create_web_app
 from wfkit.worlds.base import Run, World
@@ -117,3 +117,74 @@ def test_a_slow_world_read_does_not_stall_other_requests(world: World) -> None:
     slow, quick = run_async(both())
     assert slow >= 0.8
     assert quick < 0.5, f"a 0.8 s world read held up an unrelated request: {quick:.2f} s"
+
+
+class _EndsWhileReading:
+    """An event log whose first ``list`` lets the run end first: the run page has read the
+    run's record ("running") and reads its log just after the run completed (a worker
+    wrote between the page's two reads)."""
+
+    def __init__(self, inner: Any, end_run: Any) -> None:
+        self._inner, self._end_run = inner, end_run
+
+    def list(self, run_id: str, **kwargs: Any) -> Any:
+        if self._end_run is not None:
+            end, self._end_run = self._end_run, None
+            end()
+        return self._inner.list(run_id, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_run_ending_while_its_page_is_read_still_reaches_the_page(world: World) -> None:
+    run_id = suspend(world, web_helpers.awaiting_anything, "live:race")
+
+    def end_run() -> None:
+        resume_hook_sync("live:race", {"go": True}, world=world)
+        work_until_done(world, run_id)
+
+    racing = _SlowWorld(world, delay=0)
+    racing.events = _EndsWhileReading(world.events, end_run)
+    markup = get(racing, f"/runs/{run_id}").text  # type: ignore[arg-type]
+    assert world.runs.get(run_id).status == "completed"
+    assert "running" in text_of(markup)  # the record it read first: the page is stale...
+    # ...so it must follow the run: a live URL whose stream says change (then end), and
+    # the page it then reloads shows the run completed.
+    url = live_url(markup)
+    with serve_inspector(world) as base, httpx.stream("GET", base + url, timeout=10) as response:
+        assert read_events(response.iter_lines(), until="end") == ["change", "end"]
+    assert "completed" in text_of(get(world, f"/runs/{run_id}").text)
+
+
+class _GrowsAfterReading:
+    """A stream store that, once the stream page has read every chunk so far (an empty
+    page), lets the step append one more and close the stream before the page is sent."""
+
+    def __init__(self, inner: Any, run_id: str, name: str) -> None:
+        self._inner, self._run_id, self._name = inner, run_id, name
+        self._grown = False
+
+    def read(self, run_id: str, name: str, **kwargs: Any) -> Any:
+        page = self._inner.read(run_id, name, **kwargs)
+        if not page.chunks and not page.closed and not self._grown:
+            self._grown = True
+            self._inner.append(self._run_id, self._name, b'"last"')
+            self._inner.close(self._run_id, self._name)
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_stream_closing_while_its_page_is_read_still_reaches_the_page(world: World) -> None:
+    run_id = suspend(world, web_helpers.awaiting_anything, "live:stream")
+    world.streams.append(run_id, "out", b'"first"')
+    racing = _SlowWorld(world, delay=0)
+    racing.streams = _GrowsAfterReading(world.streams, run_id, "out")
+    markup = get(racing, f"/runs/{run_id}/streams/out").text  # type: ignore[arg-type]
+    assert "first" in markup and "last" not in markup  # drawn before the stream grew...
+    url = live_url(markup)  # ...so it must follow it
+    with serve_inspector(world) as base, httpx.stream("GET", base + url, timeout=10) as response:
+        assert read_events(response.iter_lines(), until="end") == ["change", "end"]
+    assert "last" in get(world, f"/runs/{run_id}/streams/out").text

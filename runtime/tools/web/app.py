@@ -143,16 +143,11 @@ class _Pages:
     ) -> Response:
         world = self.world
 
-        def load() -> tuple[queries.RunView, queries.LiveState]:
-            view = queries.load_run_view(world, run_id, self.parents)
-            # The view read the whole log: the state only needs what came after it.
-            cursor = f"{view.events[-1].event_id}~" if view.events else ""
-            return view, queries.run_state(world, run_id, cursor)
-
         try:
-            view, live = await _read(load)
+            view = await _read(lambda: queries.load_run_view(world, run_id, self.parents))
         except RunNotFoundError:
             return self._not_found(run_id)
+        live = queries.view_state(view)
         path = run_href(run_id) + "/live"
         live_url = None if live.final else _live_url(path, live.token)
         title = f"run {short_name(view.run.workflow_name)}"
@@ -204,12 +199,12 @@ class _Pages:
         run_id, name = request.path_params["run_id"], request.path_params["name"]
         world = self.world
 
-        def load() -> tuple[Run, list[bytes], bool, queries.LiveState] | None:
+        def load() -> tuple[Run, list[bytes], bool] | None:
             record = world.runs.get(run_id)
             if name not in world.streams.list(run_id):
                 return None
             chunks, closed = read_chunks(world, run_id, name)
-            return record, chunks, closed, queries.stream_state(world, run_id, name)
+            return record, chunks, closed
 
         try:
             loaded = await _read(load)
@@ -220,7 +215,8 @@ class _Pages:
                 message_page("Stream not found", f"Run {run_id} has no stream {name}."),
                 status_code=404,
             )
-        record, chunks, closed, live = loaded
+        record, chunks, closed = loaded
+        live = queries.stream_view_state(len(chunks), closed)
         live_url = (
             None if live.final else _live_url(stream_href(run_id, name) + "/live", live.token)
         )

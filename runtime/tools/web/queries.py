@@ -289,21 +289,48 @@ def run_state(world: World, run_id: str, since: str = "") -> LiveState:
     cursor = since.split("~", 1)[0] if "~" in since else ""
     newer = world.events.list(run_id, after_event_id=cursor or None)
     last_event = newer[-1].event_id if newer else cursor
-    children = [
-        child_run_id(s.step_id) for s in world.steps.list(run_id) if s.step_name == START_STEP_ID
-    ]
-    parts = [run.status, *world.streams.list(run_id)]
-    child_final = True
-    for child in children:
-        try:
-            record = world.runs.get(child)
-        except RunNotFoundError:
-            parts.append(f"{child}:none")
-            child_final = False
-            continue
-        parts.append(f"{child}:{record.status}")
-        child_final = child_final and record.status in RUN_TERMINAL
-    return LiveState(f"{last_event}~{_digest(parts)}", run.status in RUN_TERMINAL and child_final)
+    children: dict[str, RunStatus | None] = {}
+    for step in world.steps.list(run_id):
+        if step.step_name == START_STEP_ID:
+            child = child_run_id(step.step_id)
+            try:
+                children[child] = world.runs.get(child).status
+            except RunNotFoundError:
+                children[child] = None
+    return _run_live_state(last_event, run.status, world.streams.list(run_id), children)
+
+
+def view_state(view: RunView) -> LiveState:
+    """The live state of what a run page was rendered from (``run_state``'s token for the
+    view's own records).
+
+    The view's reads are not one snapshot (the run's record is read before its log), so
+    the page's live stream must start from what the page SHOWS, not from a fresh read: a
+    run that ended between the reads then still gets a ``change`` (and the page its final
+    state) instead of a stream that never starts because a fresh read says it is final.
+    """
+    last_event = view.events[-1].event_id if view.events else ""
+    children: dict[str, RunStatus | None] = {}
+    for step in view.steps:
+        if step.step_name == START_STEP_ID:
+            child = child_run_id(step.step_id)
+            record = view.children.get(child)
+            children[child] = None if record is None else record.status
+    return _run_live_state(last_event, view.run.status, view.streams, children)
+
+
+def _run_live_state(
+    last_event: str,
+    status: RunStatus,
+    streams: list[str],
+    children: dict[str, RunStatus | None],
+) -> LiveState:
+    parts = [status, *streams]
+    for child in sorted(children):
+        child_status = children[child]
+        parts.append(f"{child}:{child_status or 'none'}")
+    child_final = all(s is not None and s in RUN_TERMINAL for s in children.values())
+    return LiveState(f"{last_event}~{_digest(parts)}", status in RUN_TERMINAL and child_final)
 
 
 def runs_state(world: World, query: RunsQuery, since: str = "") -> LiveState:
@@ -318,5 +345,11 @@ def runs_state(world: World, query: RunsQuery, since: str = "") -> LiveState:
 def stream_state(world: World, run_id: str, name: str, since: str = "") -> LiveState:
     """A stream page's state: its chunk count and whether it is closed."""
     page = world.streams.read(run_id, name, start_index=0, limit=None)
-    total = page.next_index
-    return LiveState(_digest([str(total), str(page.closed)]), page.closed)
+    return stream_view_state(page.next_index, page.closed)
+
+
+def stream_view_state(chunk_count: int, closed: bool) -> LiveState:
+    """The live state of a stream page that shows ``chunk_count`` chunks (``stream_state``'s
+    token for them): taken from what the page shows, as ``view_state`` is, so a stream that
+    grew or closed after its chunks were read still gets a ``change``."""
+    return LiveState(_digest([str(chunk_count), str(closed)]), closed)
