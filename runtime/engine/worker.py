@@ -55,7 +55,15 @@ from wfkit.runtime.loading import registry
 from wfkit.runtime.observability import metrics
 from wfkit.runtime.observability.logs import log_fields
 from wfkit.runtime.world_config import resolve_world
-from wfkit.worlds.base import RUN_TERMINAL, QueueMessage, RunStatus, World, WorldError, new_id
+from wfkit.worlds.base import (
+    RUN_TERMINAL,
+    QueueMessage,
+    RunStatus,
+    World,
+    WorldError,
+    WorldUnavailableError,
+    new_id,
+)
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_FEED_DEADLINE", "Worker", "heal"]
 
@@ -133,6 +141,8 @@ class _Lease:
 
     renewed_at: float
     lapse_reported: bool = False
+    renewal_error: WorldError | None = None
+    """Why the last renewal failed (None: it succeeded, or none was tried yet)."""
 
 
 _FLOW_IDLE_SECONDS = 0.4
@@ -504,6 +514,18 @@ class Worker:
         except asyncio.CancelledError:
             self._settle(message, 0.0)
             raise
+        except WorldUnavailableError as exc:
+            # The database is down or restarting: expected, transient, and the same for
+            # every message in flight, so one line each rather than a traceback each.
+            fields = _message_fields(message)
+            log.warning(
+                "handling message %s (%s) failed: %s; redelivered later",
+                message.message_id,
+                _naming(fields),
+                exc,
+                extra=fields,
+            )
+            retry_in = min(60.0, 0.1 * 2 ** min(message.attempt, 10))
         except Exception:
             fields = _message_fields(message)
             log.exception(
@@ -586,6 +608,7 @@ class Worker:
                     message.message_id, lease_seconds=self.lease_seconds, attempt=message.attempt
                 )
             except WorldError as exc:
+                lease.renewal_error = exc
                 fields = _message_fields(message)
                 log.warning(
                     "extending the lease of message %s (%s) failed: %s",
@@ -596,6 +619,7 @@ class Worker:
                 )
             else:
                 lease.renewed_at = time.monotonic()
+                lease.renewal_error = None
 
     def _check_lease(self, message: QueueMessage, lease: _Lease) -> None:
         """Warn (once per message) when its lease lapsed before this worker renewed it:
@@ -605,13 +629,19 @@ class Worker:
             return
         lease.lapse_reported = True
         fields = _message_fields(message)
+        why = (
+            "was the event loop blocked?"
+            if lease.renewal_error is None
+            else f"its renewal failed: {lease.renewal_error}"
+        )
         log.warning(
             "lost the lease of message %s (%s): not renewed for %.1f s, past its %.1f s "
-            "lease, so another worker may be handling it too (was the event loop blocked?)",
+            "lease, so another worker may be handling it too (%s)",
             message.message_id,
             _naming(fields),
             unrenewed,
             self.lease_seconds,
+            why,
             extra={**fields, "unrenewed_seconds": round(unrenewed, 3)},
         )
 

@@ -15,6 +15,7 @@ from tests.observability import workflows
 from wfkit.runtime.api.client import resume_hook, start
 from wfkit.runtime.engine.worker import Worker, heal
 from wfkit.runtime.observability.logs import JsonFormatter, configure_logging, log_fields
+from wfkit.worlds.base import WorldUnavailableError
 from wfkit.worlds.memory import MemoryWorld
 
 
@@ -143,6 +144,56 @@ def test_a_lapsed_lease_is_reported_with_the_step(caplog: pytest.LogCaptureFixtu
     assert lapse.step_id == step.step_id  # type: ignore[attr-defined]
     assert f"run {run_id}, step {step.step_id}" in lapse.getMessage()
     assert lapse.unrenewed_seconds > 0.2  # type: ignore[attr-defined]
+
+
+def test_a_lease_lost_to_failed_renewals_says_why(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refused the renewals (down, restarting): the loop was not blocked,
+    and the warning says what did happen."""
+    world = MemoryWorld()
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise WorldUnavailableError("the database is restarting")
+
+    monkeypatch.setattr(world.queue, "extend_lease", refuse)
+    run_id = _run(_run_to_end(world, workflows.NAPPING, 0.5, inline_steps=False, lease_seconds=0.2))
+    lapses = [r.getMessage() for r in _about(caplog, run_id) if "lost the lease" in r.getMessage()]
+    assert lapses, [r.getMessage() for r in caplog.records]
+    for lapse in lapses:
+        assert "its renewal failed: the database is restarting" in lapse
+        assert "event loop blocked" not in lapse
+
+
+def test_an_unavailable_world_is_one_line_per_message_not_a_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = MemoryWorld()
+    writes = {
+        "create_batch": world.events.create_batch,
+        "create_batches": world.events.create_batches,
+    }
+    down = [True]
+
+    def flaky(name: str) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            if down[0]:
+                down[0] = False
+                raise WorldUnavailableError(
+                    "Postgres unavailable: the server closed the connection"
+                )
+            return writes[name](*args, **kwargs)
+
+        return write
+
+    run = _run(start(workflows.CHILD, 1, world=world))
+    for name in writes:
+        monkeypatch.setattr(world.events, name, flaky(name))
+    _run(_worker(world).run_until_complete(run.run_id, timeout=10))
+    assert world.runs.get(run.run_id).status == "completed"  # redelivered, then done
+    (failed,) = [r for r in _about(caplog, run.run_id) if "redelivered later" in r.getMessage()]
+    assert (failed.levelno, failed.exc_info) == (logging.WARNING, None)
+    assert "Postgres unavailable: the server closed the connection" in failed.getMessage()
 
 
 def test_no_lease_is_reported_lost_when_the_worker_keeps_renewing(

@@ -3,6 +3,7 @@ generated code registers them (imported by the tests and by ``traced_worker``)."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -63,12 +64,18 @@ async def _blocks_the_loop(seconds: float) -> str:
     return "done"
 
 
+async def _naps(seconds: float) -> str:
+    await asyncio.sleep(seconds)  # long, but the event loop stays free
+    return "rested"
+
+
 record = _step("record", _record)
 flaky_once = _step("flaky_once", _flaky_once)
 add_one = _step("add_one", _add_one)
 always_fatal = _step("always_fatal", _always_fatal)
 breaks_always = _step("breaks_always", _breaks_always, max_retries=1)
 blocks_the_loop = _step("blocks_the_loop", _blocks_the_loop)
+naps = _step("naps", _naps)
 
 
 async def _child(n: int) -> int:
@@ -118,6 +125,13 @@ async def _blocking(seconds: float) -> str:
 
 
 BLOCKING = _workflow("blocking", _blocking)
+
+
+async def _napping(seconds: float) -> str:
+    return str(await naps(seconds))
+
+
+NAPPING = _workflow("napping", _napping)
 
 
 async def _first_version(token: str) -> str:
