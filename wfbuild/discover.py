@@ -46,23 +46,27 @@ class SourceFile:
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
-    """Return the nearest directory at or above ``start`` holding a ``pyproject.toml``.
+    """Return the nearest directory at or above ``start`` holding a ``pyproject.toml``;
+    without one, the nearest holding a ``.wfkit/`` directory (a project that is a plain
+    folder, built before from its root), as the runtime finds it.
 
     Args:
         start: a file or directory; defaults to the current working directory.
 
     Returns:
-        The project root, or ``start`` itself (resolved) when no ancestor has a
-        ``pyproject.toml``.
+        The project root, or ``start`` itself (resolved) when no ancestor has either.
     """
     here = Path.cwd() if start is None else Path(start)
     here = here.resolve()
     if here.is_file():
         here = here.parent
+    marked: Path | None = None
     for candidate in (here, *here.parents):
         if (candidate / "pyproject.toml").is_file():
             return candidate
-    return here
+        if marked is None and (candidate / ".wfkit").is_dir():
+            marked = candidate
+    return marked or here
 
 
 def might_need_transform(data: bytes) -> bool:

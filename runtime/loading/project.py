@@ -34,22 +34,27 @@ STATE_GITIGNORE = "*\n"
 
 
 def find_root(start: Path | str | None = None) -> Path:
-    """The project root: the nearest directory at or above ``start`` with a pyproject.toml.
+    """The project root: the nearest directory at or above ``start`` with a pyproject.toml;
+    without one, the nearest holding a ``.wfkit/`` (a project that is a plain folder:
+    its first build or run made ``.wfkit/`` at its root); else ``start`` itself.
 
     Args:
         start: a file or directory (default: the current working directory).
 
     Returns:
-        That directory, or ``start`` itself (resolved) when no ancestor has one, as
+        That directory, or ``start`` itself (resolved) when no ancestor has either, as
         for an installed app run from a deployment directory.
     """
     here = (Path.cwd() if start is None else Path(start)).resolve()
     if here.is_file():
         here = here.parent
+    marked: Path | None = None
     for candidate in (here, *here.parents):
         if (candidate / "pyproject.toml").is_file():
             return candidate
-    return here
+        if marked is None and (candidate / STATE_DIR).is_dir():
+            marked = candidate
+    return marked or here
 
 
 def ensure_state_dir(root: Path) -> Path:

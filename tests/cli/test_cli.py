@@ -164,6 +164,26 @@ def test_the_local_world_is_the_projects_from_any_subdirectory(
     assert len(unknown.stderr.splitlines()) == 1
 
 
+def test_a_plain_folder_project_is_found_from_a_subdirectory(tmp_path: Path) -> None:
+    """No pyproject.toml: the folder the project was first built in holds ``.wfkit/``, and
+    commands run from a subdirectory use its build and its world."""
+    package = unique_package()
+    root = write_project(tmp_path / "plain", package)
+    (root / "pyproject.toml").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WFKIT_", "PYTHONPATH"))}
+    built = subprocess.run(
+        [sys.executable, "-m", "wfbuild", "build"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    sub = root / package
+    started = wfkit_in(sub, env, "start", f"{package}.jobs:pipeline", "12").stdout.strip()
+    assert started.startswith("wrun_")
+    assert started in wfkit_in(root, env, "inspect", "runs").stdout
+    assert started in wfkit_in(sub, env, "inspect", "runs").stdout
+    assert not (sub / ".wfkit").exists()
+
+
 def test_start_refuses_an_id_the_build_does_not_list(
     project: tuple[Path, str, dict[str, str]],
 ) -> None:

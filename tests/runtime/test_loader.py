@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import wfbuild
 from tests.e2e.wheel_project import build_project, unique_package, write_project
 from wfkit.runtime.errors import InvalidBuildError, WorkflowNotRegisteredError
 from wfkit.runtime.loading import registry
@@ -97,6 +98,24 @@ def test_the_root_is_the_nearest_pyproject_from_any_subdirectory(tmp_path: Path)
     assert find_root(deep) == tmp_path.resolve()
     assert find_root(deep / "nothing-here.py") == tmp_path.resolve()
     assert find_root(tmp_path.parent / "elsewhere") == (tmp_path.parent / "elsewhere").resolve()
+
+
+def test_without_a_pyproject_the_root_is_the_nearest_folder_holding_wfkit_state(
+    tmp_path: Path,
+) -> None:
+    """A project that is a plain folder: its first build made ``.wfkit/`` at its root, so
+    a command run from a subdirectory opens that world, not a second, empty one."""
+    plain = tmp_path / "plain"
+    deep = plain / "app" / "sub"
+    deep.mkdir(parents=True)
+    assert find_root(deep) == deep.resolve()  # nothing marks a root yet
+    (plain / ".wfkit").mkdir()
+    assert find_root(deep) == plain.resolve()
+    assert wfbuild.find_root(deep) == plain.resolve()  # the build finds the same root
+    # A pyproject.toml anywhere above still wins over a .wfkit/ nearer by.
+    (deep / ".wfkit").mkdir()
+    (plain / "pyproject.toml").write_text("")
+    assert find_root(deep) == plain.resolve()
 
 
 def test_state_dir_gets_a_gitignore_and_keeps_one_the_user_edited(tmp_path: Path) -> None:
