@@ -7,7 +7,8 @@ else receives a ``World`` or asks ``get_world()``. The default comes from
 The local world lives in ``<project root>/.wfkit/wfkit.db``, the root found as
 ``python -m wfbuild`` finds it (the nearest directory with a pyproject.toml; in a
 plain folder, the nearest holding a ``.wfkit/``), so ``wfkit inspect runs`` from a
-subdirectory opens the project's database rather than creating a second, empty one. ``.wfkit/`` is created with its own ``.gitignore``.
+subdirectory opens the project's database rather than creating a second, empty one.
+``.wfkit/`` is created with its own ``.gitignore``.
 """
 
 from __future__ import annotations
