@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,39 @@ def test_a_project_without_tool_wfkit_is_told_what_to_add(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*no pyproject.toml with a [[]tool.wfkit[]] table*"])
     assert "Traceback" not in result.stdout.str()
     assert result.ret != 0
+
+
+def test_a_plain_folder_project_built_once_needs_no_pyproject(pytester: pytest.Pytester) -> None:
+    """No pyproject.toml anywhere: the folder ``wfbuild build`` ran in (it holds
+    ``.wfkit/``) is the project, as for the CLI; its workflows run in ``wf_env``."""
+    import wfbuild
+
+    module = f"plainflows_{uuid.uuid4().hex[:8]}"
+    pytester.makepyfile(
+        **{
+            module: """
+            async def add_one(n: int) -> int:
+                "use step"
+                return n + 1
+
+            async def twice(n: int) -> int:
+                "use workflow"
+                return await add_one(await add_one(n))
+            """,
+            "test_plain": f"""
+            from {module} import twice
+
+            def test_it(wf_env):
+                run = wf_env.start(twice, 1)
+                assert wf_env.result(run) == 3
+                wf_env.assert_steps(run, ["add_one", "add_one"])
+            """,
+        }
+    )
+    wfbuild.build(root=pytester.path)
+    assert (pytester.path / ".wfkit").is_dir()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_postgres_without_a_url_is_a_one_line_error(

@@ -87,18 +87,27 @@ def wfkit_build(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def _project_root(start: Path) -> Path:
-    """The nearest directory from ``start`` up with ``[tool.wfkit]`` in its pyproject.toml."""
+    """The nearest directory from ``start`` up with ``[tool.wfkit]`` in its pyproject.toml;
+    with no pyproject.toml at all, a plain-folder project that ``wfbuild build`` built
+    (the root ``find_root`` gives: the nearest directory holding ``.wfkit/``)."""
     import tomllib
 
+    from wfkit.runtime.loading.project import STATE_DIR, find_root
+
+    any_pyproject = False
     for directory in (start, *start.parents):
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
+            any_pyproject = True
             with pyproject.open("rb") as handle:
                 if "wfkit" in tomllib.load(handle).get("tool", {}):
                     return directory
+    if not any_pyproject and (find_root(start) / STATE_DIR).is_dir():
+        return find_root(start)
     pytest.fail(
         f"wf_env: no pyproject.toml with a [tool.wfkit] table at or above {start}; "
-        "add one (tool.wfkit.paths lists the workflow modules) or pass --wfkit-build-dir",
+        "add one (tool.wfkit.paths lists the workflow modules), run `wfbuild build` "
+        "once at the root of a project that is a plain folder, or pass --wfkit-build-dir",
         pytrace=False,
     )
 
