@@ -129,6 +129,20 @@ def _message_fields(message: QueueMessage) -> dict[str, object]:
     )
 
 
+def _warn_failed(doing: str, message: QueueMessage, exc: Exception, then: str = "") -> None:
+    """One warning line: ``<doing> message <id> (<run, step>) failed: <exc><then>``."""
+    fields = _message_fields(message)
+    log.warning(
+        "%s message %s (%s) failed: %s%s",
+        doing,
+        message.message_id,
+        _naming(fields),
+        exc,
+        then,
+        extra=fields,
+    )
+
+
 def _naming(fields: dict[str, object]) -> str:
     """``run R`` or ``run R, step S``, for messages."""
     step = f", step {fields['step_id']}" if "step_id" in fields else ""
@@ -517,14 +531,7 @@ class Worker:
         except WorldUnavailableError as exc:
             # The database is down or restarting: expected, transient, and the same for
             # every message in flight, so one line each rather than a traceback each.
-            fields = _message_fields(message)
-            log.warning(
-                "handling message %s (%s) failed: %s; redelivered later",
-                message.message_id,
-                _naming(fields),
-                exc,
-                extra=fields,
-            )
+            _warn_failed("handling", message, exc, "; redelivered later")
             retry_in = min(60.0, 0.1 * 2 ** min(message.attempt, 10))
         except Exception:
             fields = _message_fields(message)
@@ -589,14 +596,7 @@ class Worker:
                     message.message_id, delay_seconds=retry_in, attempt=message.attempt
                 )
         except WorldError as exc:
-            fields = _message_fields(message)
-            log.warning(
-                "settling message %s (%s) failed: %s",
-                message.message_id,
-                _naming(fields),
-                exc,
-                extra=fields,
-            )
+            _warn_failed("settling", message, exc)
 
     async def _keep_lease(self, message: QueueMessage, lease: _Lease) -> None:
         every = max(0.05, self.lease_seconds / 3)
@@ -609,14 +609,7 @@ class Worker:
                 )
             except WorldError as exc:
                 lease.renewal_error = exc
-                fields = _message_fields(message)
-                log.warning(
-                    "extending the lease of message %s (%s) failed: %s",
-                    message.message_id,
-                    _naming(fields),
-                    exc,
-                    extra=fields,
-                )
+                _warn_failed("extending the lease of", message, exc)
             else:
                 lease.renewed_at = time.monotonic()
                 lease.renewal_error = None

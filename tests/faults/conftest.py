@@ -279,6 +279,25 @@ def assert_recorded_once(world: Any, run_ids: list[str]) -> None:
         assert all(s.status == "completed" for s in steps), run_id
 
 
+def assert_chains_ended_cleanly(world: Any, spec: str, run_ids: list[str], steps: int) -> None:
+    """Runs of ``faults.chain(steps, …)`` after faults: each returned ``[0 … steps-1]``,
+    each step was created once and completed once, and ``wfkit verify`` finds every
+    record equal to its log's fold (a write half in the log would leave one that is not)."""
+    from wfkit.runtime.api.client import Run
+
+    for rid in run_ids:
+        assert Run(rid, world).result_sync(timeout=1) == list(range(steps)), rid
+    assert_recorded_once(world, run_ids)
+    for rid in run_ids:
+        created = Counter(
+            e.correlation_id for e in world.events.list(rid) if e.event_type == "step_created"
+        )
+        assert len(created) == steps and set(created.values()) == {1}, (rid, created)
+    verify = wfkit_cli(spec, "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "every materialized record equals" in verify.stdout
+
+
 def describe_unfinished(world: Any, run_ids: list[str]) -> str:
     """Why runs are stuck: status, whether a message is live, the tail of the log, steps."""
     live = world.queue.live_run_ids()
