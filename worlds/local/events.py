@@ -6,15 +6,44 @@ touch (``loader``: the run, and all steps of the batch in one query), let
 events and records (``writes``) and any queue messages.
 
 ``create_batches`` (group commit across runs) writes several runs' batches in ONE
-such transaction, each under its own SAVEPOINT: a write the rules (or a
-constraint) refuse is rolled back to its savepoint and answered with its error,
-the others commit together.
+such transaction. The write lock is shared by every worker process of the file,
+so what is done under it is what the processes cannot do at once. A group is
+therefore planned BEFORE the lock and only checked and written under it:
+
+- Outside the lock, in one read transaction, each write that names its
+  ``expected_last_event_id`` and reads nothing beyond its own run's rows is
+  loaded and planned (``plan_events``, most of a write's CPU).
+- Under the lock, ONE statement reads the last event id of every run so planned.
+  A write whose run's last event is still its expected one has its planned rows
+  written as they are (no savepoint: nothing in them can be refused, below); any
+  other write (its run moved on, its plan refused, a second write of a run in the
+  group, a write not planned before the lock) is planned again under the lock, as
+  ``create_batch`` does, under its own SAVEPOINT: a write the rules (or a
+  constraint) refuse is rolled back to its savepoint and answered with its error,
+  the others commit together.
+
+Why a plan checked this way is the plan the lock would have made: every row a
+plan of such a write reads is one of its run's (the run, its steps, its waits, its
+hooks by id: a hook of another run is refused, so a successful plan read only its
+own run's; its events), and every change of those rows is a write of this module
+that appends an event to that run in the same transaction (the world has no other
+writer of runs, steps, hooks, waits or events: ``release_hooks``/``release_waits``
+ride on the run's terminal event, deadlines and queue admission are events, queue
+rows are not read by a plan). Events are only appended and their ids never reused,
+so a run whose last event id is unchanged since the plan read it has none of those
+rows changed either. Excluded, and planned under the lock only: ``run_created``
+(unique run id and idempotency key) and ``hook_created`` (reads the active hooks of
+every run by token). A planned write that a constraint still refuses (it cannot,
+by the argument) rolls the whole transaction back and the group is written again
+the careful way, every write planned under the lock.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from wfkit.worlds.base import (
     BatchOutcome,
@@ -22,6 +51,7 @@ from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
+    PlannedWrites,
     QueueMessageRequest,
     WorldError,
     plan_events,
@@ -87,12 +117,81 @@ class LocalEvents:
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
         """Several runs' batches in one transaction, one SAVEPOINT each; see
         ``wfkit.worlds.base.Events.create_batches``."""
-        outcomes: list[BatchOutcome] = []
-        with write_transaction(self._connections) as cursor:
-            for write in writes:
-                outcomes.append(self._write_or_refuse(cursor, write))
+        planned = self._plan_before_lock(writes)
+        try:
+            with write_transaction(self._connections) as cursor:
+                outcomes = self._write_group(cursor, writes, planned)
+        except _PlannedWriteRefused:
+            with write_transaction(self._connections) as cursor:
+                outcomes = [self._write_or_refuse(cursor, write) for write in writes]
         if any(w.messages for w, o in zip(writes, outcomes, strict=True) if isinstance(o, list)):
             self._on_enqueued()
+        return outcomes
+
+    def _plan_before_lock(self, writes: Sequence[BatchWrite]) -> list[_Planned | None]:
+        """Plan, in one read transaction without the write lock, each write that may
+        be (``_plannable_before_lock``); None for the others and for a write whose
+        plan failed (it is planned again under the lock, which gives its error)."""
+        planned: list[_Planned | None] = [None] * len(writes)
+        chosen = [i for i, write in enumerate(writes) if _plannable_before_lock(write)]
+        if not chosen:
+            return planned
+        cursor = self._connections.get().cursor()
+        cursor.row_factory = sqlite3.Row
+        try:
+            cursor.execute("BEGIN")
+            try:
+                for index in chosen:
+                    planned[index] = _plan(cursor, writes[index])
+            finally:
+                cursor.execute("COMMIT")
+        except sqlite3.Error:
+            return [None] * len(writes)  # under the lock, each write meets its own error
+        finally:
+            cursor.close()
+        return planned
+
+    def _write_group(
+        self,
+        cursor: sqlite3.Cursor,
+        writes: Sequence[BatchWrite],
+        planned: Sequence[_Planned | None],
+    ) -> list[BatchOutcome]:
+        """Write a group in the open write transaction: each write planned before
+        the lock whose run has not moved on as planned, every other one planned
+        again here (``_write_or_refuse``).
+
+        Raises:
+            _PlannedWriteRefused: a constraint refused a write planned before the
+                lock (the transaction must be rolled back).
+        """
+        last_event_ids: dict[str, str | None] = {}
+        run_ids = list(
+            dict.fromkeys(w.run_id for w, p in zip(writes, planned, strict=True) if p is not None)
+        )
+        if run_ids:
+            sql = LocalSql.last_event_ids
+            rows = cursor.execute(sql.sql, sql.args({"run_ids": json.dumps(run_ids)}))
+            last_event_ids = {run_id: last for run_id, last in rows}
+        outcomes: list[BatchOutcome] = []
+        written: set[str] = set()  # runs this group has written to (or tried)
+        for write, plan in zip(writes, planned, strict=True):
+            run_id = write.run_id
+            if (
+                plan is not None
+                and run_id not in written
+                and last_event_ids.get(run_id) == write.expected_last_event_id
+            ):
+                try:
+                    write_plan(cursor, plan.writes, plan.timestamps)
+                    if write.messages:
+                        self._enqueue(cursor, write.messages)
+                except sqlite3.IntegrityError as exc:
+                    raise _PlannedWriteRefused from exc
+                outcomes.append(plan.writes.results)
+            else:
+                outcomes.append(self._write_or_refuse(cursor, write))
+            written.add(run_id)
         return outcomes
 
     def _write_or_refuse(self, cursor: sqlite3.Cursor, write: BatchWrite) -> BatchOutcome:
@@ -144,6 +243,45 @@ class LocalEvents:
                 limit=limit_rows,
             )
         return decode_events(CODECS.event, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A write planned before the lock: its planned rows and their timestamp texts."""
+
+    writes: PlannedWrites
+    timestamps: Timestamps
+
+
+class _PlannedWriteRefused(Exception):
+    """A constraint refused a write planned before the lock (see the module's
+    docstring: it cannot happen; the group is then written the careful way)."""
+
+
+_READS_OTHER_RUNS = frozenset({"run_created", "hook_created"})
+
+
+def _plannable_before_lock(write: BatchWrite) -> bool:
+    """Whether a write may be planned before the lock: it names the last event it
+    expects, and none of its requests reads beyond its own run's rows (the module's
+    docstring)."""
+    return write.expected_last_event_id is not None and not any(
+        request.event_type in _READS_OTHER_RUNS for request in write.requests
+    )
+
+
+def _plan(cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned | None:
+    """Plan one write in the open read transaction; None when the rules refuse it
+    as things stand (under the lock it is planned again and meets its error)."""
+    timestamps = Timestamps()
+    loader = TransactionLoader(cursor, timestamps)
+    expected = write.expected_last_event_id
+    try:
+        loader.prefetch(write.run_id, write.requests, True)
+        plan = plan_events(loader, write.run_id, write.requests, expected_last_event_id=expected)
+    except WorldError:
+        return None
+    return _Planned(plan, timestamps)
 
 
 def _refusal(error: sqlite3.IntegrityError) -> WorldError:

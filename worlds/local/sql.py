@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from wfkit.worlds.local.db import PreparedSql
 from wfkit.worlds.sql import Codecs, RecordStatements, RowCodec, build_tables
@@ -58,6 +58,7 @@ def _update_record(codec: RowCodec[Any]) -> PreparedSql:
     return _checked(PreparedSql(statement, codec.mutable), [*codec.mutable, *keys])
 
 
+_RUN_IDS = func.json_each(bindparam("run_ids")).table_valued("value")
 _AFTER_SEQ = select(_E.seq).where(_E.event_id == bindparam("after")).scalar_subquery()
 
 
@@ -103,6 +104,18 @@ class LocalSql:
     update_step = _update_record(CODECS.step)
     update_hook = _update_record(CODECS.hook)
     update_wait = _update_record(CODECS.wait)
+    # The last event id of each run of a JSON array of run ids: rows of (run id,
+    # its last event id or NULL). What a group planned before the lock checks.
+    last_event_ids = PreparedSql(
+        select(
+            _RUN_IDS.c.value,
+            select(_E.event_id)
+            .where(_E.run_id == _RUN_IDS.c.value)
+            .order_by(_E.seq.desc())
+            .limit(1)
+            .scalar_subquery(),
+        )
+    )
     release_hooks = PreparedSql(
         update(TABLES.hooks)
         .where(TABLES.hooks.c.run_id == bindparam("k_run_id"), TABLES.hooks.c.status == "active")
