@@ -12,10 +12,11 @@ therefore planned BEFORE the lock and only checked and written under it:
 
 - Outside the lock, in one read transaction, each write that names its
   ``expected_last_event_id`` and reads nothing beyond its own run's rows is
-  loaded and planned (``plan_events``, most of a write's CPU).
+  loaded and planned (``plan_events``, most of a write's CPU), and its rows
+  encoded as statement parameters (``writes.plan_statements``).
 - Under the lock, ONE statement reads the last event id of every run so planned.
-  A write whose run's last event is still its expected one has its planned rows
-  written as they are (no savepoint: nothing in them can be refused, below); any
+  A write whose run's last event is still its expected one has its statements
+  run as they are (no savepoint: nothing in them can be refused, below); any
   other write (its run moved on, its plan refused, a second write of a run in the
   group, a write not planned before the lock) is planned again under the lock, as
   ``create_batch`` does, under its own SAVEPOINT: a write the rules (or a
@@ -51,7 +52,6 @@ from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
-    PlannedWrites,
     QueueMessageRequest,
     WorldError,
     plan_events,
@@ -65,7 +65,7 @@ from wfkit.worlds.local.db import (
 )
 from wfkit.worlds.local.loader import Timestamps, TransactionLoader
 from wfkit.worlds.local.sql import CODECS, LocalSql
-from wfkit.worlds.local.writes import write_plan
+from wfkit.worlds.local.writes import Statements, plan_statements, run_statements, write_plan
 from wfkit.worlds.sql import decode_events
 
 __all__ = ["EnqueueInTransaction", "LocalEvents"]
@@ -183,12 +183,12 @@ class LocalEvents:
                 and last_event_ids.get(run_id) == write.expected_last_event_id
             ):
                 try:
-                    write_plan(cursor, plan.writes, plan.timestamps)
+                    run_statements(cursor, plan.statements)
                     if write.messages:
                         self._enqueue(cursor, write.messages)
                 except sqlite3.IntegrityError as exc:
                     raise _PlannedWriteRefused from exc
-                outcomes.append(plan.writes.results)
+                outcomes.append(plan.results)
             else:
                 outcomes.append(self._write_or_refuse(cursor, write))
             written.add(run_id)
@@ -247,10 +247,10 @@ class LocalEvents:
 
 @dataclass(frozen=True, slots=True)
 class _Planned:
-    """A write planned before the lock: its planned rows and their timestamp texts."""
+    """A write planned before the lock: the statements that write it, its results."""
 
-    writes: PlannedWrites
-    timestamps: Timestamps
+    statements: Statements
+    results: list[EventResult]
 
 
 class _PlannedWriteRefused(Exception):
@@ -281,7 +281,7 @@ def _plan(cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned | None:
         plan = plan_events(loader, write.run_id, write.requests, expected_last_event_id=expected)
     except WorldError:
         return None
-    return _Planned(plan, timestamps)
+    return _Planned(plan_statements(plan, timestamps), plan.results)
 
 
 def _refusal(error: sqlite3.IntegrityError) -> WorldError:
