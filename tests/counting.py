@@ -37,4 +37,14 @@ class CountingEvents:
         return self.inner.create_batches(writes)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "prepare_batches":  # counted like create_batches, when inner has it
+            prepare = getattr(self.inner, name)
+
+            def counted(writes: Sequence[BatchWrite]) -> Any:
+                self.transactions += 1
+                self.writes += len(writes)
+                self.largest_group = max(self.largest_group, len(writes))
+                return prepare(writes)
+
+            return counted
         return getattr(self.inner, name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,56 @@ def test_step_concurrency_holds_while_runs_write_together() -> None:
 
     assert asyncio.run(scenario()) == [1] * 12
     assert max(running_seen) <= 2, running_seen
+
+
+def test_a_group_that_finds_the_lock_held_elsewhere_lets_the_loop_run_first(
+    tmp_path: Path,
+) -> None:
+    """Local: while another process holds the database's write lock, a group on the
+    loop does not block it at once: the callbacks ready by then run first, then the
+    group is written (waiting for the lock), each write with its outcome."""
+    world = LocalWorld.from_spec(f"sqlite:///{tmp_path / 'group.db'}")
+    other = LocalWorld.from_spec(f"sqlite:///{tmp_path / 'group.db'}")  # another process's gate
+    committer = GroupCommitter(world.events, crowded=lambda: True, in_loop=True)
+    order: list[str] = []
+
+    held = threading.Event()
+
+    def hold_the_lock() -> None:
+        fd = other._gate.acquire()
+        held.set()
+        time.sleep(0.3)
+        order.append("released")
+        other._gate.release(fd)
+
+    async def tick() -> None:
+        order.append("tick")
+
+    async def scenario() -> list[list[EventResult]]:
+        runs = [(await start(wf_helpers.sequential, 1, world=world)).run_id for _ in range(3)]
+        heads = [world.events.list(r)[-1].event_id for r in runs]
+        writes = [
+            BatchWrite(r, [EventRequest(event_type="run_started")], (), head)
+            for r, head in zip(runs, heads, strict=True)
+        ]
+        holder = threading.Thread(target=hold_the_lock)
+        holder.start()
+        held.wait()
+        written = asyncio.gather(*(committer.write(w) for w in writes))
+        await asyncio.sleep(0)  # the writes are pending, their group's callback scheduled
+        ticked = asyncio.ensure_future(tick())  # ready after the group's first try
+        results = await written
+        order.append("written")
+        await ticked
+        return results
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        committer.close()
+        other.close()
+    assert order == ["tick", "released", "written"]
+    assert [[r.event.event_type for r in rs] for rs in results] == [["run_started"]] * 3
+    for rs in results:
+        assert world.runs.get(rs[0].event.run_id).status == "running"
+    world.close()

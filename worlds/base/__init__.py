@@ -61,6 +61,8 @@ the worlds cannot disagree on what a transition means)::
     diff_run_records(world, run_id) -> [str]    fold vs materialized records (wfkit verify)
     StateLoader(FoldedState)                    an in-memory RecordLoader (fold, MemoryWorld)
     create_batches_one_by_one(events, writes)  Events.create_batches without the group commit
+    PreparedBatches                             a group planned before the write lock (optional
+                                                Events.prepare_batches, batches.py)
     run_id_for_create(run_id, request) -> str   the run of one Events.create (wrun_… for a new run)
     new_id("evnt") / utc_now() / parse_timestamp(s) / encode_json(data)
 """
@@ -69,7 +71,12 @@ from __future__ import annotations
 
 import inspect as _inspect
 
-from wfkit.worlds.base.batches import BatchOutcome, BatchWrite, create_batches_one_by_one
+from wfkit.worlds.base.batches import (
+    BatchOutcome,
+    BatchWrite,
+    PreparedBatches,
+    create_batches_one_by_one,
+)
 from wfkit.worlds.base.clock import SYSTEM_CLOCK, Clock, SystemClock, current_clock, use_clock
 from wfkit.worlds.base.errors import (
     CorruptedLogError,
@@ -154,6 +161,7 @@ __all__ = [
     "MissedTicks",
     "MonotonicUlids",
     "PlannedWrites",
+    "PreparedBatches",
     "Queue",
     "QueueMessage",
     "QueueMessageRequest",

@@ -138,6 +138,11 @@ class PreparedSql:
         return tuple(values[name] if name in values else self.defaults[name] for name in self.names)
 
 
+class WriteLockBusy(Exception):
+    """The write gate is held by another process (or thread), and the caller asked
+    not to wait for it (``WriteGate.acquire(wait=False)``)."""
+
+
 class WriteGate:
     """Queues writers, across threads and processes, before ``BEGIN IMMEDIATE``.
 
@@ -154,15 +159,23 @@ class WriteGate:
         self._fd: int | None = None
         self._pid = os.getpid()
 
-    def acquire(self) -> int | None:
-        """Take the gate for one write transaction; pass the result to ``release``."""
+    def acquire(self, *, wait: bool = True) -> int | None:
+        """Take the gate for one write transaction; pass the result to ``release``.
+
+        Raises:
+            WriteLockBusy: ``wait`` is False and another thread or process holds it.
+        """
         if self._pid != os.getpid():
             self.reset_after_fork()
-        self._lock.acquire()
+        if not self._lock.acquire(blocking=wait):
+            raise WriteLockBusy
         try:
             fd = self._file()
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise WriteLockBusy from None
         except BaseException:
             self._lock.release()
             raise
@@ -270,11 +283,16 @@ def _reset_in_child(ref: weakref.ref[ThreadConnections]) -> None:
         connections.reset_after_fork()
 
 
-def write_transaction(connections: ThreadConnections) -> WriteTransaction:
+def write_transaction(connections: ThreadConnections, *, wait: bool = True) -> WriteTransaction:
     """A ``BEGIN IMMEDIATE`` transaction on this thread's connection, as a DBAPI
     cursor whose rows are ``sqlite3.Row`` (mapping access). Commits on success,
-    rolls back on any error; errors are translated as ``translated_errors`` does."""
-    return WriteTransaction(connections)
+    rolls back on any error; errors are translated as ``translated_errors`` does.
+
+    Raises:
+        WriteLockBusy: on entering, when ``wait`` is False and the write gate is
+            held elsewhere (nothing was begun).
+    """
+    return WriteTransaction(connections, wait=wait)
 
 
 class WriteTransaction:
@@ -282,18 +300,19 @@ class WriteTransaction:
     hot path goes through it, and three nested generator context managers (the
     error translation, the gate, the transaction) cost more than the SQL."""
 
-    __slots__ = ("_connections", "_cursor", "_dbapi", "_fd", "_gate")
+    __slots__ = ("_connections", "_cursor", "_dbapi", "_fd", "_gate", "_wait")
     _cursor: sqlite3.Cursor
     _dbapi: sqlite3.Connection
     _fd: int | None
 
-    def __init__(self, connections: ThreadConnections) -> None:
+    def __init__(self, connections: ThreadConnections, *, wait: bool = True) -> None:
         self._connections = connections
         self._gate = connections.gate
+        self._wait = wait
 
     def __enter__(self) -> sqlite3.Cursor:
         try:
-            self._fd = self._gate.acquire() if self._gate is not None else None
+            self._fd = self._gate.acquire(wait=self._wait) if self._gate is not None else None
         except BaseException as error:
             _raise_translated(error)
             raise

@@ -41,6 +41,7 @@ the careful way, every write planned under the lock.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -59,6 +60,7 @@ from wfkit.worlds.base import (
 )
 from wfkit.worlds.local.db import (
     ThreadConnections,
+    WriteLockBusy,
     fetch_all,
     translate_error,
     write_transaction,
@@ -68,7 +70,7 @@ from wfkit.worlds.local.sql import CODECS, LocalSql
 from wfkit.worlds.local.writes import Statements, plan_statements, run_statements, write_plan
 from wfkit.worlds.sql import decode_events
 
-__all__ = ["EnqueueInTransaction", "LocalEvents"]
+__all__ = ["EnqueueInTransaction", "LocalEvents", "PreparedGroup"]
 
 EnqueueInTransaction = Callable[[sqlite3.Cursor, Sequence[QueueMessageRequest]], object]
 
@@ -115,12 +117,29 @@ class LocalEvents:
         return results
 
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
-        """Several runs' batches in one transaction, one SAVEPOINT each; see
+        """Several runs' batches in one transaction (the module's docstring); see
         ``wfkit.worlds.base.Events.create_batches``."""
-        planned = self._plan_before_lock(writes)
+        outcomes = self._write_prepared(writes, self._plan_before_lock(writes), wait=True)
+        assert outcomes is not None  # waiting for the lock, it always writes
+        return outcomes
+
+    def prepare_batches(self, writes: Sequence[BatchWrite]) -> PreparedGroup:
+        """``writes`` planned before the write lock, to be written by
+        ``PreparedGroup.write`` (``wfkit.worlds.base.PreparedBatches``)."""
+        return PreparedGroup(
+            functools.partial(self._write_prepared, writes, self._plan_before_lock(writes))
+        )
+
+    def _write_prepared(
+        self, writes: Sequence[BatchWrite], planned: Sequence[_Planned | None], *, wait: bool
+    ) -> list[BatchOutcome] | None:
+        """Write a group planned before the lock; None, having written nothing, when
+        ``wait`` is False and another process holds the lock."""
         try:
-            with write_transaction(self._connections) as cursor:
+            with write_transaction(self._connections, wait=wait) as cursor:
                 outcomes = self._write_group(cursor, writes, planned)
+        except WriteLockBusy:
+            return None
         except _PlannedWriteRefused:
             with write_transaction(self._connections) as cursor:
                 outcomes = [self._write_or_refuse(cursor, write) for write in writes]
@@ -243,6 +262,23 @@ class LocalEvents:
                 limit=limit_rows,
             )
         return decode_events(CODECS.event, rows)
+
+
+class PreparedGroup:
+    """A group planned before the write lock (``LocalEvents.prepare_batches``), a
+    ``wfkit.worlds.base.PreparedBatches``."""
+
+    __slots__ = ("_write",)
+
+    def __init__(self, write: Callable[..., list[BatchOutcome] | None]) -> None:
+        self._write = write
+
+    def write(self, *, wait: bool = True) -> list[BatchOutcome] | None:
+        """Write the group as ``create_batches`` does; with ``wait`` False, None
+        (nothing written) when another process holds the write lock. A group that
+        waited a while is still checked run by run under the lock (the module's
+        docstring): a run that moved on meanwhile is planned again there."""
+        return self._write(wait=wait)
 
 
 @dataclass(frozen=True, slots=True)
