@@ -19,7 +19,17 @@ from typing import Any
 from sqlalchemy import Delete, Insert, Select, Update
 from sqlalchemy.engine import make_url
 
-from wfkit.worlds.base import Events, Hooks, Queue, Runs, Schedules, Steps, Streams, Waits
+from wfkit.worlds.base import (
+    Events,
+    Hooks,
+    Queue,
+    Runs,
+    Schedules,
+    Steps,
+    Streams,
+    Waits,
+    WorldError,
+)
 from wfkit.worlds.local.db import (
     WRITE_OPTION,
     Checkpointer,
@@ -65,12 +75,15 @@ class LocalWorld:
             self._engine.dispose()
             self._gate.close()
             raise
-        self._checkpointer = Checkpointer(self._engine)
-        # A world dropped without close() must not leave its thread running.
-        weakref.finalize(self, self._checkpointer.stop)
         changed = threading.Condition()
         self._connections = ThreadConnections(self._engine, self._gate)
         queue = LocalQueue(self._engine, self._connections, changed)
+        self._queue = queue
+        # Acks ride on any write transaction; the checkpointer writes those left over.
+        self._connections.on_write_begin = queue.write_pending_acks
+        self._checkpointer = Checkpointer(self._engine, every_round=queue.flush_acks)
+        # A world dropped without close() must not leave its thread running.
+        weakref.finalize(self, self._checkpointer.stop)
         self.events: Events = LocalEvents(
             self._connections, enqueue=enqueue_in, on_enqueued=queue.notify
         )
@@ -126,7 +139,11 @@ class LocalWorld:
         raise ValueError(f"not a local world spec: {spec!r} (expected 'local' or sqlite:///path)")
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the acks not yet written, release the database connections."""
+        try:
+            self._queue.flush_acks()
+        except WorldError:
+            pass  # as if the process had ended: those messages are redelivered
         self._checkpointer.close()
         self._connections.close()
         self._engine.dispose()

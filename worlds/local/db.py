@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,10 @@ class ThreadConnections:
     def __init__(self, engine: Engine, gate: WriteGate | None = None) -> None:
         self._engine = engine
         self.gate = gate
+        self.on_write_begin: Callable[[sqlite3.Cursor], Callable[[], None] | None] | None = None
+        """Called in each write transaction right after its BEGIN, with its cursor: a
+        chance to add writes that may ride on any transaction (the queue's acks);
+        returns what to call when that transaction is rolled back, if anything."""
         self._local = threading.local()
         self._lock = threading.Lock()
         self._held: list[tuple[threading.Thread, Any]] = []
@@ -300,7 +304,7 @@ class WriteTransaction:
     hot path goes through it, and three nested generator context managers (the
     error translation, the gate, the transaction) cost more than the SQL."""
 
-    __slots__ = ("_connections", "_cursor", "_dbapi", "_fd", "_gate", "_wait")
+    __slots__ = ("_connections", "_cursor", "_dbapi", "_fd", "_gate", "_undo", "_wait")
     _cursor: sqlite3.Cursor
     _dbapi: sqlite3.Connection
     _fd: int | None
@@ -309,6 +313,7 @@ class WriteTransaction:
         self._connections = connections
         self._gate = connections.gate
         self._wait = wait
+        self._undo: Callable[[], None] | None = None
 
     def __enter__(self) -> sqlite3.Cursor:
         try:
@@ -325,6 +330,14 @@ class WriteTransaction:
             except BaseException:
                 cursor.close()
                 raise
+            on_begin = self._connections.on_write_begin
+            if on_begin is not None:
+                try:
+                    self._undo = on_begin(cursor)
+                except BaseException:
+                    dbapi.execute("ROLLBACK")
+                    cursor.close()
+                    raise
         except BaseException as error:
             self._release()
             _raise_translated(error)
@@ -340,11 +353,14 @@ class WriteTransaction:
                 try:
                     cursor.execute("COMMIT")
                 except BaseException:
+                    self._rolled_back()
                     if self._dbapi.in_transaction:
                         self._dbapi.execute("ROLLBACK")
                     raise
-            elif self._dbapi.in_transaction:
-                self._dbapi.execute("ROLLBACK")
+            else:
+                self._rolled_back()
+                if self._dbapi.in_transaction:
+                    self._dbapi.execute("ROLLBACK")
         except BaseException as failure:
             cursor.close()
             self._release()
@@ -354,6 +370,11 @@ class WriteTransaction:
         self._release()
         if error is not None:
             _raise_translated(error)
+
+    def _rolled_back(self) -> None:
+        if self._undo is not None:
+            undo, self._undo = self._undo, None
+            undo()
 
     def _release(self) -> None:
         if self._gate is not None:
@@ -400,11 +421,18 @@ class Checkpointer:
     SQLite would otherwise checkpoint inside the commit that crosses 1000 WAL
     pages, fsync included, making one commit in a few hundred ~100x slower.
     A passive checkpoint never blocks writers or readers; several processes
-    each running one is harmless."""
+    each running one is harmless. Each round first calls ``every_round`` (the
+    world's: write the queue's acks that no write transaction took)."""
 
-    def __init__(self, engine: Engine, interval: float = CHECKPOINT_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        interval: float = CHECKPOINT_SECONDS,
+        every_round: Callable[[], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._interval = interval
+        self._every_round = every_round
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wfkit-wal-checkpoint", daemon=True)
         self._thread.start()
@@ -417,6 +445,11 @@ class Checkpointer:
         connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
         try:
             while not self._stop.wait(self._interval):
+                if self._every_round is not None:
+                    try:
+                        self._every_round()
+                    except Exception:
+                        pass
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:

@@ -6,16 +6,33 @@ claim messages in a ``BEGIN IMMEDIATE`` transaction (push ``visible_at`` to the
 lease end, ``attempt + 1``), which makes a message go to exactly one worker
 across threads and processes. Waiting receivers poll (other processes cannot
 signal us) but wake at once for messages enqueued in this process.
+
+Acks ride on other write transactions. A worker acks every message it handled,
+one call per message, on its event loop; as a transaction each, they were most
+of a worker's write transactions (a commit and a turn of the write lock each,
+the loop blocked while another process held it, and a burst of them kept the
+lock from a waiting process). ``ack`` instead records the message; the next write
+transaction of this world, in any thread (a group commit, a claim, an enqueue),
+deletes every recorded one right after its BEGIN (``write_pending_acks``, the
+connections' ``on_write_begin``), and the checkpointer's thread writes those no
+transaction took within its round (0.25 s). Reads of this queue by this world
+(``live_run_ids``, ``next_visible_at``, ``delete_messages``) write them first, so
+this process never sees an acked message. What an ack promises is unchanged: a
+message acked and then lost with its process (SIGKILL before the delete
+committed) is redelivered when its lease ends, as one whose handler was killed
+just before ``ack`` always was; delivery is at least once, and a leased message
+is invisible to every receiver until then.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -144,6 +161,43 @@ class LocalQueue:
         self._engine = engine
         self._connections = connections
         self._changed = changed
+        self._acks: list[tuple[str, int | None]] = []
+        """Messages acked and not yet deleted: (message id, lease attempt or None)."""
+        self._acks_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def write_pending_acks(self, cursor: sqlite3.Cursor) -> Callable[[], None] | None:
+        """Delete the messages acked since the last write transaction, in the
+        caller's (right after its BEGIN); returns what puts them back to be
+        written by a later transaction should this one be rolled back."""
+        if not self._acks:
+            return None
+        with self._acks_lock:
+            if self._pid != os.getpid():  # a forked child: the parent's acks are its own
+                self._acks, self._pid = [], os.getpid()
+                return None
+            acks, self._acks = self._acks, []
+        try:
+            leased = [(message_id, attempt) for message_id, attempt in acks if attempt is not None]
+            if leased:
+                cursor.executemany(_DELETE_LEASED.sql, leased)
+            plain = [(message_id,) for message_id, attempt in acks if attempt is None]
+            if plain:
+                cursor.executemany(_DELETE.sql, plain)
+        except BaseException:
+            self._put_back(acks)
+            raise
+        return lambda: self._put_back(acks)
+
+    def _put_back(self, acks: list[tuple[str, int | None]]) -> None:
+        with self._acks_lock:
+            self._acks[:0] = acks
+
+    def flush_acks(self) -> None:
+        """Write the recorded acks now, in a transaction of their own (when any)."""
+        if self._acks:
+            with write_transaction(self._connections):
+                pass  # the transaction's BEGIN writes them (write_pending_acks)
 
     def notify(self) -> None:
         """Wake receivers of this process (something was enqueued or nacked)."""
@@ -212,12 +266,12 @@ class LocalQueue:
                 self._changed.wait(min(remaining, POLL_SECONDS))
 
     def ack(self, message_id: str, *, attempt: int | None = None) -> None:
-        """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased)."""
-        statement = _DELETE if attempt is None else _DELETE_LEASED
-        with write_transaction(self._connections) as cursor:
-            cursor.execute(
-                statement.sql, statement.args({"message_id": message_id, "attempt": attempt})
-            )
+        """Delete the message (a no-op when it is gone or, with ``attempt``, re-leased),
+        with this world's next write transaction (the module's docstring)."""
+        with self._acks_lock:
+            if self._pid != os.getpid():
+                self._acks, self._pid = [], os.getpid()
+            self._acks.append((message_id, attempt))
 
     def nack(
         self, message_id: str, *, delay_seconds: float = 0.0, attempt: int | None = None
@@ -249,6 +303,7 @@ class LocalQueue:
         ``current_clock()``); None when the queue is empty. A leased message counts
         at its lease's end: the testing kit asks only when nothing is leased."""
         query = select(func.min(_Q.visible_at))
+        self.flush_acks()
         with translated_errors(), self._engine.connect() as conn:
             value = conn.execute(query).scalar()
         return None if value is None else float(value)
@@ -256,6 +311,7 @@ class LocalQueue:
     def live_run_ids(self) -> set[str]:
         """Run ids that have at least one message not yet acked."""
         query = select(_Q.run_id).where(_Q.run_id.is_not(None)).distinct()
+        self.flush_acks()
         with translated_errors(), self._engine.connect() as conn:
             return {row[0] for row in conn.execute(query)}
 
