@@ -180,7 +180,12 @@ class Queue(Protocol):
     def ack(self, message_id: str, *, attempt: int | None = None) -> None:
         """Delete the message. With ``attempt`` (the lease token: the attempt number
         ``receive`` returned), only while that lease is current: a worker that stalled
-        past its lease must not delete the copy redelivered to another worker."""
+        past its lease must not delete the copy redelivered to another worker.
+
+        The delete may be written after the call returns (the local world writes it
+        with its next write transaction): this world never returns the message
+        again, and if the process ends first the message is redelivered when its
+        lease ends, as it would be had the process ended before ``ack``."""
         ...
 
     def nack(
