@@ -5,7 +5,10 @@ carried them is rolled back."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,8 @@ import pytest
 
 from wfkit.worlds.base import EntityConflictError, EventRequest, QueueMessage
 from wfkit.worlds.local import LocalWorld
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _leased(world: LocalWorld, count: int) -> list[QueueMessage]:
@@ -121,6 +126,34 @@ def test_a_stale_ack_still_does_nothing(tmp_path: Path) -> None:
         world.queue.ack(first.message_id, attempt=first.attempt)  # leased again since
         assert world.queue.live_run_ids() == {"wrun_x"}
         world.queue.ack(second.message_id, attempt=second.attempt)
+        assert world.queue.live_run_ids() == set()
+    finally:
+        world.close()
+
+
+_ACK_AND_EXIT = """
+import sys
+from wfkit.worlds.local import LocalWorld
+
+world = LocalWorld(sys.argv[1])
+(message,) = world.queue.receive(["q"], lease_seconds=600)
+world.queue.ack(message.message_id, attempt=message.attempt)
+# no close(), no other write: as a worker stopped by SIGTERM ends
+"""
+
+
+def test_a_process_that_ends_without_closing_its_world_writes_its_acks(tmp_path: Path) -> None:
+    world = LocalWorld(tmp_path / "w.db")
+    try:
+        world.queue.enqueue("q", {"run_id": "wrun_x"})
+        done = subprocess.run(
+            [sys.executable, "-c", _ACK_AND_EXIT, str(tmp_path / "w.db")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
         assert world.queue.live_run_ids() == set()
     finally:
         world.close()

@@ -9,6 +9,7 @@ SQLite plumbing and its reasons.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import threading
@@ -49,6 +50,20 @@ from wfkit.worlds.sql import Query, SqlHooks, SqlRuns, SqlSchedules, SqlSteps, S
 
 __all__ = ["LocalWorld"]
 
+_QUEUES_TO_FLUSH_AT_EXIT: weakref.WeakSet[LocalQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_acks_at_exit() -> None:
+    """Write the acks a process leaves unwritten as it ends normally (``wfkit worker``
+    stopped by SIGTERM does not close its world): otherwise those messages would be
+    redelivered when their leases end."""
+    for queue in list(_QUEUES_TO_FLUSH_AT_EXIT):
+        try:
+            queue.flush_acks()
+        except Exception:  # the process is ending: a redelivery at worst
+            pass
+
 
 class LocalWorld:
     """A World in one SQLite file (``WFKIT_WORLD=local`` or ``sqlite:///path``)."""
@@ -82,6 +97,7 @@ class LocalWorld:
         # Acks ride on any write transaction; the checkpointer writes those left over.
         self._connections.on_write_begin = queue.write_pending_acks
         self._checkpointer = Checkpointer(self._engine, every_round=queue.flush_acks)
+        _QUEUES_TO_FLUSH_AT_EXIT.add(queue)  # a process that never closes its world
         # A world dropped without close() must not leave its thread running.
         weakref.finalize(self, self._checkpointer.stop)
         self.events: Events = LocalEvents(

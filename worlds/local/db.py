@@ -448,7 +448,7 @@ class Checkpointer:
                 if self._every_round is not None:
                     try:
                         self._every_round()
-                    except Exception:
+                    except Exception:  # busy or closing: the next round (or close) does it
                         pass
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
