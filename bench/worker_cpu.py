@@ -16,6 +16,12 @@ its threads, the writer thread's and SQLite's included; on Postgres the server's
 CPU is not). With ``--profile FILE`` the last local drain runs under cProfile
 (the loop's thread only) and its stats are written to FILE.
 
+For the local world, ``lock ms/run`` is the CPU its writers spent holding the
+write lock that every worker process of one SQLite file shares (the thread CPU
+between taking and giving back ``WriteGate``): the part of a run that two worker
+processes cannot do at once. ``1 / lock ms/run`` bounds runs/s however many
+processes share the file.
+
 CPU per run is the figure to watch: on a 2-core machine, 10,000 steps/s of this
 shape (5 steps per run) over two worker processes leaves 1 ms of CPU per run.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import math
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -37,11 +44,36 @@ from wfkit.runtime.engine.worker import Worker
 from wfkit.worlds.base import World
 
 
+class _LockClock:
+    """Counts the thread CPU spent holding a local world's write gate (``WriteGate``,
+    wrapped on the instance); its holders are serialized, so one start time does."""
+
+    def __init__(self, gate: Any) -> None:
+        self.cpu = 0.0
+        self.held = 0
+        self._since = 0.0
+        acquire, release = gate.acquire, gate.release
+
+        def timed_acquire(*args: Any, **kwargs: Any) -> Any:
+            fd = acquire(*args, **kwargs)
+            self._since = time.thread_time()
+            return fd
+
+        def timed_release(fd: Any) -> None:
+            self.cpu += time.thread_time() - self._since
+            self.held += 1
+            release(fd)
+
+        gate.acquire, gate.release = timed_acquire, timed_release
+
+
 def drain_once(
     world: World, runs: int, steps: int, concurrency: int, profile: cProfile.Profile | None
 ) -> dict[str, float]:
     """Start ``runs`` runs, then time one worker draining them."""
     start_many_sync(SEQ_ID, [(steps,)] * runs, world=world)
+    gate = getattr(world, "_gate", None)  # the local world's write gate
+    lock = _LockClock(gate) if gate is not None else None
     worker = Worker(world, concurrency=concurrency, sweep_interval=0, flow_interval=0)
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -54,7 +86,10 @@ def drain_once(
     finally:
         worker.close()
     done = len(world.runs.list(status="completed", limit=runs * 10))
-    return {"wall": wall, "cpu": cpu, "completed": done}
+    if lock is not None:
+        del gate.acquire, gate.release  # the class's again
+    lock_cpu = float("nan") if lock is None else lock.cpu
+    return {"wall": wall, "cpu": cpu, "completed": done, "lock_cpu": lock_cpu}
 
 
 def measure(kind: str, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
@@ -82,6 +117,7 @@ def measure(kind: str, args: argparse.Namespace, directory: Path) -> dict[str, A
         "steps_per_s": steps / best["wall"],
         "cpu_ms_per_run": 1000 * best["cpu"] / args.runs,
         "cpu_us_per_step": 1e6 * best["cpu"] / steps,
+        "lock_ms_per_run": 1000 * best["lock_cpu"] / args.runs,
     }
 
 
@@ -110,11 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         f" --concurrency {args.concurrency}, best CPU of {args.repeat},"
         f" gc young threshold {threshold}"
     )
-    print(f"{'world':<9} {'wall s':>7} {'steps/s':>8} {'CPU ms/run':>10} {'CPU us/step':>11}")
+    print(
+        f"{'world':<9} {'wall s':>7} {'steps/s':>8} {'CPU ms/run':>10} {'CPU us/step':>11}"
+        f" {'lock ms/run':>11}"
+    )
     for r in rows:
+        lock_ms = r["lock_ms_per_run"]
+        lock = "-" if math.isnan(lock_ms) else f"{lock_ms:.3f}"
         print(
             f"{r['world']:<9} {r['wall_s']:>7.2f} {r['steps_per_s']:>8.0f}"
-            f" {r['cpu_ms_per_run']:>10.3f} {r['cpu_us_per_step']:>11.1f}"
+            f" {r['cpu_ms_per_run']:>10.3f} {r['cpu_us_per_step']:>11.1f} {lock:>11}"
         )
     return 0
 
