@@ -1,4 +1,4 @@
-"""What the local world reads inside a write transaction: the ``RecordLoader``
+"""What the local world reads to plan a write: the ``RecordLoader``
 the lifecycle rules check against, and the timestamp texts of one batch.
 
 ``TransactionLoader.prefetch`` reads everything a batch of step events checks
@@ -56,7 +56,8 @@ class Timestamps:
 
 
 class TransactionLoader:
-    """``wfkit.worlds.base.RecordLoader`` over one open write transaction."""
+    """``wfkit.worlds.base.RecordLoader`` over one open transaction: a write's, or
+    the read in which ``events.create_batches`` plans a group before the lock."""
 
     def __init__(self, cursor: sqlite3.Cursor, timestamps: Timestamps) -> None:
         self.cursor = cursor
