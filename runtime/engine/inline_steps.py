@@ -5,17 +5,31 @@ The orchestrator writes ``[step_created, step_started]`` for up to
 runs each attempt as an asyncio task (``wfkit.runtime.engine.executor.attempt_step``) and
 wakes the run's handler when it finishes. The handler collects the outcomes as
 event requests and group-commits them with whatever the workflow does next.
+
 Steps that cannot finish here (the handler stops, or the attempt died with a
 ``BaseException``) are handed to the queue as step messages. A step that runs long
 is kept claimed by a heartbeat thread (``heartbeats``), so that no other worker runs
 it too while it runs, and one takes it over if this worker dies.
+
+Eager start. Each attempt's task runs its first part at once, inside ``start``, with
+the task as asyncio's current task and in the task's own context (what Python
+3.12's eager tasks do; 3.11 has none, ``_EagerStart`` does it by hand): a step
+that never suspends (a computation, a lookup in memory) has its outcome
+ready before the handler looks, and costs no wake-up of the handler, no event and
+no loop turn; one that suspends goes on in its task exactly as before. Its task
+still ends in a loop turn of its own (nothing awaits it). Rejected: running a
+step's body in the handler's own task (``asyncio.current_task()``,
+``asyncio.timeout`` and ``TaskGroup`` inside the step would name the handler).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Callable, Sequence
+from asyncio import tasks as asyncio_tasks
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from typing import Any
 
 from wfkit.runtime.engine.executor import attempt_step
 from wfkit.runtime.engine.heartbeats import StepHeartbeats
@@ -69,19 +83,30 @@ class InlineSteps:
         return self.step_concurrency - self._running
 
     def start(self, state: RunState, step: Step) -> None:
-        """Run ``step`` as a task of ``state``'s run; its handler is woken when it ends.
+        """Run ``step`` as a task of ``state``'s run, its first part at once (the
+        module docstring); its handler is woken when it ends, unless it ended already.
 
         Args:
-            state: the run's live replay (the task is kept in its ``inline_tasks``).
+            state: the run's live replay (the task is kept in its ``inline_tasks``;
+                a step that ended in its first part is in ``finished_inline`` too).
             step: the step record ``step_started`` returned (its attempt is this attempt).
         """
         cid = step.step_id
         self._running += 1
-        task = asyncio.create_task(self._run(state.run, step), name=f"wfkit-step-{cid}")
-        state.inline_tasks[cid] = task
         beat = self._heartbeats.started(
             state.run.run_id, cid, step.step_name, deployment_id=state.run.deployment_id
         )
+        loop = asyncio.get_running_loop()
+        runner = _EagerStart(self._run(state.run, step))
+        context = contextvars.copy_context()
+        task = loop.create_task(runner, name=f"wfkit-step-{cid}", context=context)
+        state.inline_tasks[cid] = task
+        runner.start(loop, task, context)
+        if runner.outcome is not None:
+            self._running -= 1
+            state.finished_inline.append(cid)
+            self._heartbeats.finished(beat, recorded=True)
+            return
 
         def finished(done: asyncio.Task[EventRequest]) -> None:
             self._running -= 1
@@ -112,6 +137,10 @@ class InlineSteps:
         for cid in state.finished_inline:
             task = state.inline_tasks.pop(cid, None)
             if task is None:
+                continue
+            runner = task.get_coro()
+            if isinstance(runner, _EagerStart) and runner.outcome is not None:
+                requests.append(runner.outcome)
                 continue
             if task.cancelled() or task.exception() is not None:
                 # attempt_step turns every Exception into an event; this was a
@@ -161,3 +190,87 @@ class InlineSteps:
                 )
         if correlation_ids and self._on_enqueue is not None:
             self._on_enqueue()
+
+
+_NOTHING_YIELDED: Any = object()
+
+
+class _EagerStart(Coroutine[Any, Any, EventRequest]):
+    """What an inline step's task runs: the attempt, whose first part ``start`` runs
+    at once (the module docstring).
+
+    After ``start``: the attempt ended with its ``outcome`` (not None), and the task
+    ends at its first turn with it; or the attempt suspended, and the task's first
+    turn takes up what it yielded (its first ``send`` returns it), the later ones go
+    to the attempt; or the first part raised, and the task's first turn raises it (so
+    a ``BaseException`` from a step ends its task as it always did).
+    """
+
+    __slots__ = ("_coro", "_error", "_yielded", "outcome")
+
+    def __init__(self, coro: Coroutine[Any, Any, EventRequest]) -> None:
+        self._coro = coro
+        self._yielded: Any = _NOTHING_YIELDED
+        self._error: BaseException | None = None
+        self.outcome: EventRequest | None = None
+        """What the attempt asks to record, once it ended (it always asks something)."""
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[EventRequest],
+        context: contextvars.Context,
+    ) -> None:
+        """Run the attempt's first part now, as ``task`` (its current task and context)."""
+        caller = asyncio_tasks.current_task(loop)
+        if caller is not None:
+            asyncio_tasks._leave_task(loop, caller)
+        asyncio_tasks._enter_task(loop, task)
+        try:
+            context.run(self._first_part)
+        finally:
+            asyncio_tasks._leave_task(loop, task)
+            if caller is not None:
+                asyncio_tasks._enter_task(loop, caller)
+
+    def _first_part(self) -> None:
+        try:
+            self._yielded = self._coro.send(None)
+        except StopIteration as stop:
+            self.outcome = stop.value
+        except BaseException as exc:  # raised again by the task's first turn
+            self._error = exc
+
+    def send(self, value: Any) -> Any:
+        if self.outcome is not None:
+            raise StopIteration(self.outcome)
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        yielded = self._yielded
+        if yielded is not _NOTHING_YIELDED:
+            self._yielded = _NOTHING_YIELDED
+            return yielded
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        error = typ if isinstance(typ, BaseException) else val
+        if error is None:
+            error = typ()
+        if self.outcome is not None or self._error is not None:
+            raise error
+        yielded = self._yielded
+        if yielded is not _NOTHING_YIELDED:
+            # Cancelled before its task took up the future the first part waits on:
+            # cancel that future, as the task would have.
+            self._yielded = _NOTHING_YIELDED
+            if asyncio.isfuture(yielded):
+                yielded.cancel()
+        return self._coro.throw(error)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, EventRequest]:
+        raise TypeError("an inline step's runner is run by its task only")

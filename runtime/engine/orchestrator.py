@@ -304,6 +304,11 @@ class Orchestrator:
         self, state: RunState, *, needs_full_replay: bool, delivery_attempt: int
     ) -> bool:
         """Steps 1-3 of the module docstring; whether the run is suspended (worth caching)."""
+        # The messages received with this one get here first: their runs' writes share
+        # commits (``group_commit``) from the first one on. Without this turn the first
+        # handler could write alone all the way through a run whose steps end as they
+        # start (``inline_steps``), then the next one, and so on: no group at all.
+        await asyncio.sleep(0)
         if needs_full_replay:
             if not await self._replay_whole_log(state, delivery_attempt):
                 return False

@@ -27,9 +27,14 @@ from wfkit.worlds.base import (
     utc_now,
 )
 
-__all__ = ["RunState", "placeholder_run"]
+__all__ = ["MOST_STEPS_WITHOUT_WAIT", "RunState", "placeholder_run"]
 
 log = logging.getLogger("wfkit.orchestrator")
+
+MOST_STEPS_WITHOUT_WAIT = 8
+"""Most turns a handler finds steps that ended as they started without letting the
+loop run (``RunState.wait_for_news``). Counted, not timed: the same runs take the
+same turns, on a busy machine too."""
 
 _RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 
@@ -75,6 +80,8 @@ class RunState:
     the event request its attempt asks to record."""
     finished_inline: list[str] = field(default_factory=list)
     """Correlation ids of inline tasks that finished and were not collected yet."""
+    steps_without_wait: int = 0
+    """Turns since the handler last let the loop run while looking for news."""
     step_names: dict[str, str] = field(default_factory=dict)
     """Step function ids of the steps this worker created, by correlation id (to
     address their step messages without reading the step record)."""
@@ -185,8 +192,19 @@ class RunState:
     async def wait_for_news(self) -> None:
         """Sleep until an inline step finishes, a message nudges the run, or the
         earliest open wait is due."""
-        if self.finished_inline or self.log_may_have_news:
+        if self.log_may_have_news:
             return
+        if self.finished_inline:
+            # Steps that ended as they started (``inline_steps``: eager start) leave
+            # nothing to wait for. A handler that keeps finding such steps (and writes
+            # without waiting: a run driven alone) lets the loop run every so often,
+            # so that one long run of them cannot hold the worker (leases, other runs).
+            self.steps_without_wait += 1
+            if self.steps_without_wait >= MOST_STEPS_WITHOUT_WAIT:
+                self.steps_without_wait = 0
+                await asyncio.sleep(0)
+            return
+        self.steps_without_wait = 0
         self.news.clear()
         if not self.open_waits:
             await self.news.wait()  # (no timeout block to build: the common case)

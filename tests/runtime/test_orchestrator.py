@@ -276,3 +276,41 @@ def test_worker_killed_mid_run_another_finishes_without_duplicates(world: World)
         e.correlation_id for e in world.events.list(run.run_id) if e.event_type == "step_started"
     )
     assert max(starts.values()) <= 2  # the step running at the kill ran again, once
+
+
+def test_inline_steps_run_as_their_own_tasks(world: World) -> None:
+    """A step that ends as it starts runs at once (``inline_steps``: eager start), yet
+    as its own task: ``current_task()`` and ``asyncio.timeout`` name the step's task."""
+    run = _run(_start_and_finish(world, wf_helpers.step_task_names, 3))
+    names = _run(run.result(timeout=1))
+    assert len(names) == 6 and len(set(names)) == 6
+    assert all(name.startswith("wfkit-step-step_") for name in names), names
+
+
+def test_a_long_run_of_trivial_steps_lets_the_loop_run(world: World) -> None:
+    """Steps that end as they start do not make their handler wait, yet the worker's
+    loop still gets a turn every few steps (lease renewals, other runs)."""
+    steps = 64
+
+    async def scenario() -> int:
+        run = await start(wf_helpers.sequential, steps, world=world)
+        turns = 0
+        stop = asyncio.Event()
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while not stop.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count_turns())
+        worker = Worker(world=world, poll_interval=0.01, sweep_interval=0, flow_interval=0)
+        try:
+            await worker.drain(timeout=20)
+        finally:
+            stop.set()
+            await counter
+        assert await run.result(timeout=1) == sum(range(steps))
+        return turns
+
+    assert _run(scenario()) >= steps // 8

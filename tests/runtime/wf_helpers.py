@@ -230,3 +230,23 @@ async def _default_token_to_step() -> list[Any]:
 
 echo_value = step("echo_value", _echo_value)
 default_token_to_step = workflow("default_token_to_step", _default_token_to_step)
+
+
+async def _own_task_name() -> str:
+    # ``asyncio.timeout`` cancels the current task when it expires: inside a step that
+    # must be the step's own task, not the handler's (the step starts eagerly).
+    async with asyncio.timeout(5):
+        task = asyncio.current_task()
+        assert task is not None
+        return task.get_name()
+
+
+own_task_name = step("own_task_name", _own_task_name)
+
+
+async def _step_task_names(n: int) -> list[str]:
+    first = [await own_task_name() for _ in range(n)]
+    return [*first, *await asyncio.gather(*(own_task_name() for _ in range(n)))]
+
+
+step_task_names = workflow("step_task_names", _step_task_names)
