@@ -2,7 +2,7 @@
 
 One asyncio loop per worker process. Messages are leased from the world's queue
 (``__wkf_workflow_*`` and ``__wkf_step_*``) up to ``concurrency`` at a time;
-each is handled in its own task while a keeper extends its lease, then acked
+each is handled in its own task while the worker extends its lease, then acked
 (or nacked with a delay: a retry that is not yet due, or an unexpected error,
 backing off). Workflow messages go to the ``Orchestrator``, which keeps
 suspended replays alive between messages and runs new steps inline; step
@@ -149,10 +149,12 @@ def _naming(fields: dict[str, object]) -> str:
     return f"run {fields['run_id']}{step}"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Lease:
-    """When this worker last renewed a message's lease (``time.monotonic``)."""
+    """A message being handled, and when this worker last renewed its lease
+    (``time.monotonic``)."""
 
+    message: QueueMessage
     renewed_at: float
     lapse_reported: bool = False
     renewal_error: WorldError | None = None
@@ -301,6 +303,10 @@ class Worker:
         )
         self._on_idle = on_idle
         self._inflight: set[asyncio.Task[None]] = set()
+        self._leases: set[_Lease] = set()
+        """The messages being handled (``_renew_leases`` extends their leases)."""
+        self._renewal: asyncio.TimerHandle | None = None
+        self._renewal_loop: asyncio.AbstractEventLoop | None = None
         self._kick: asyncio.Event | None = None
         self._kick_loop: asyncio.AbstractEventLoop | None = None
         self._last_sweep = time.monotonic()
@@ -521,8 +527,9 @@ class Worker:
     # --- one message ----------------------------------------------------------------------
 
     async def _process(self, message: QueueMessage) -> None:
-        lease = _Lease(renewed_at=time.monotonic())
-        keeper = asyncio.create_task(self._keep_lease(message, lease))
+        lease = _Lease(message, renewed_at=time.monotonic())
+        self._leases.add(lease)
+        self._schedule_renewal()
         try:
             retry_in = await self._dispatch(message)
         except asyncio.CancelledError:
@@ -543,7 +550,7 @@ class Worker:
             )
             retry_in = min(60.0, 0.1 * 2 ** min(message.attempt, 10))
         finally:
-            keeper.cancel()
+            self._leases.discard(lease)
         self._check_lease(message, lease)
         self._settle(message, retry_in)
 
@@ -598,21 +605,49 @@ class Worker:
         except WorldError as exc:
             _warn_failed("settling", message, exc)
 
-    async def _keep_lease(self, message: QueueMessage, lease: _Lease) -> None:
-        every = max(0.05, self.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(every)
-            self._check_lease(message, lease)
-            try:
-                self.world.queue.extend_lease(
-                    message.message_id, lease_seconds=self.lease_seconds, attempt=message.attempt
-                )
-            except WorldError as exc:
-                lease.renewal_error = exc
-                _warn_failed("extending the lease of", message, exc)
-            else:
-                lease.renewed_at = time.monotonic()
-                lease.renewal_error = None
+    def _renewal_interval(self) -> float:
+        return max(0.05, self.lease_seconds / 3)
+
+    def _schedule_renewal(self) -> None:
+        """Make sure ``_renew_leases`` runs next on this loop (a worker may outlive
+        one ``asyncio.run``: a callback left on a loop that ended never runs)."""
+        loop = asyncio.get_running_loop()
+        if self._renewal is not None and self._renewal_loop is loop:
+            return
+        self._renewal = loop.call_later(self._renewal_interval(), self._renew_leases)
+        self._renewal_loop = loop
+
+    def _renew_leases(self) -> None:
+        """Extend the lease of every message handled for half an interval or more.
+
+        One loop callback every third of a lease for all the messages in flight
+        (rather than a keeper task per message, which cost each message a task, a
+        timer and a cancellation). A message waits at most one and a half intervals
+        (half a lease) between two renewals; with none in flight, nothing is scheduled.
+        """
+        self._renewal = None
+        every = self._renewal_interval()
+        try:
+            for lease in list(self._leases):
+                if time.monotonic() - lease.renewed_at < every / 2:
+                    continue  # received since the last pass: not due yet
+                message = lease.message
+                self._check_lease(message, lease)
+                try:
+                    self.world.queue.extend_lease(
+                        message.message_id,
+                        lease_seconds=self.lease_seconds,
+                        attempt=message.attempt,
+                    )
+                except WorldError as exc:
+                    lease.renewal_error = exc
+                    _warn_failed("extending the lease of", message, exc)
+                else:
+                    lease.renewed_at = time.monotonic()
+                    lease.renewal_error = None
+        finally:
+            if self._leases:
+                self._schedule_renewal()
 
     def _check_lease(self, message: QueueMessage, lease: _Lease) -> None:
         """Warn (once per message) when its lease lapsed before this worker renewed it:

@@ -202,3 +202,25 @@ def test_a_malformed_message_is_reported_and_kept(caplog: pytest.LogCaptureFixtu
     time.sleep(0.3)  # past the first redelivery delay
     (again,) = world.queue.receive([STEP_QUEUE_PREFIX], lease_seconds=5)
     assert (again.message_id, again.attempt, again.payload) == (message_id, 2, {"run_id": "wrun_x"})
+
+
+def test_leases_are_renewed_while_messages_are_handled(caplog: pytest.LogCaptureFixture) -> None:
+    """A queued step that runs for three leases: the worker keeps its message's lease
+    renewed, so the message is not handed out again (the step starts once) and no
+    lapse is reported; on a second event loop too (the same worker)."""
+    world = MemoryWorld()
+    worker = Worker(
+        world=world, poll_interval=0.01, inline_steps=False, lease_seconds=0.2, sweep_interval=0
+    )
+
+    async def one_run() -> str:
+        run = await start(wf_helpers.one_slow, 0.6, world=world)
+        await worker.run_until_complete(run.run_id, timeout=10)
+        starts = [e for e in world.events.list(run.run_id) if e.event_type == "step_started"]
+        assert len(starts) == 1
+        return str(await run.result(timeout=1))
+
+    with caplog.at_level(logging.WARNING, logger="wfkit.worker"):
+        assert _run(one_run()) == "slow"
+        assert _run(one_run()) == "slow"
+    assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
