@@ -30,7 +30,7 @@ from wfkit.worlds.postgres import (
     StatementTimeoutError,
     normalize_url,
 )
-from wfkit.worlds.postgres.session import fetch_scalar
+from wfkit.worlds.postgres.session import fetch_scalar, release_idle_connections
 from wfkit.worlds.sql import SCHEMA_VERSION
 
 URL = postgres_url()
@@ -368,7 +368,9 @@ def test_cached_step_write_is_refused_when_another_writer_moved_the_log(
 
 def _pooled_backend_pids(world: PostgresWorld, count: int) -> list[int]:
     """The server pids behind ``count`` of the world's pooled connections (all
-    checked out at once, so they are distinct, then returned to the pool)."""
+    checked out at once, so they are distinct, then returned to the pool, where
+    the world takes its next connections from once it has none kept at hand)."""
+    release_idle_connections(world.engine)
     held = [world.engine.raw_connection() for _ in range(count)]
     try:
         return [conn.driver_connection.info.backend_pid for conn in held]

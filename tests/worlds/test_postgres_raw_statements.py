@@ -20,6 +20,7 @@ from wfkit.worlds.postgres.session import (
     _RawStatement,
     execute_alone,
     fetch_rows,
+    release_idle_connections,
 )
 
 pytestmark = pytest.mark.postgres
@@ -158,6 +159,7 @@ def test_a_statement_alone_waits_for_a_connection_like_any_transaction(
     """No connection to be had (a server restarting): nothing was sent, so it is
     tried again, as ``run_transaction`` does, rather than given up at once."""
     engine = world.engine  # type: ignore[attr-defined]
+    release_idle_connections(engine)  # none at hand: the pool must give one
     checkout = engine.raw_connection
     failures = [psycopg.OperationalError("connection refused")] * 2
 

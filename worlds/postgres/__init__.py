@@ -39,7 +39,12 @@ from wfkit.worlds.postgres.loader import LoaderSql
 from wfkit.worlds.postgres.migrate import drop_schema, ensure_schema
 from wfkit.worlds.postgres.notify import Listener
 from wfkit.worlds.postgres.queue import PostgresQueue
-from wfkit.worlds.postgres.session import fetch_rows
+from wfkit.worlds.postgres.session import (
+    abandon_idle_connections,
+    fetch_rows,
+    keep_idle_connections,
+    release_idle_connections,
+)
 from wfkit.worlds.postgres.sql import CODECS, TableNames, compile_statement
 from wfkit.worlds.postgres.streams import PostgresStreams
 from wfkit.worlds.sql import (
@@ -91,6 +96,7 @@ def _register_fork_safety(world: PostgresWorld) -> None:
     def after_fork_in_child() -> None:
         target = ref()
         if target is not None:
+            abandon_idle_connections(target.engine)
             target.engine.dispose(close=False)
             target.listener.after_fork()
 
@@ -177,6 +183,8 @@ class PostgresWorld:
         except BaseException:
             self.engine.dispose()
             raise
+        if not pool_pre_ping:  # a connection kept at hand would skip its ping
+            keep_idle_connections(self.engine, pool_size)
         names = TableNames.for_schema(schema)
         self.names = names
         _, listen_params = self.engine.dialect.create_connect_args(self.url)
@@ -223,4 +231,5 @@ class PostgresWorld:
     def close(self) -> None:
         """Stop the LISTEN thread and close every pooled connection."""
         self.listener.close()
+        release_idle_connections(self.engine)
         self.engine.dispose()

@@ -3,6 +3,11 @@
 The pool is SQLAlchemy's (``QueuePool``, no pre-ping: a connection found dead
 is discarded and the transaction retried), its connections in autocommit mode; statements go straight to the psycopg connection (hand-written
 SQL, nothing to compile, psycopg prepares repeated statements on the server).
+A world's engine keeps the connections it has finished with checked out, at
+hand, up to the pool's size (``keep_idle_connections``): taking one back is a
+list's ``pop``, where a check-out and check-in through the pool (its queue,
+lock, condition, connection wrapper, weak reference and reset) cost more
+client CPU than the rest of a sequential step's statement.
 A ``Session`` opens its transaction lazily and *pipelines*: ``BEGIN`` travels
 with the first statements and ``COMMIT`` with the last writes, so an event batch
 costs two round trips — one to lock and read, one to write and commit.
@@ -31,9 +36,12 @@ from wfkit.worlds.postgres.errors import PostgresWorldError, RetryTransaction, t
 __all__ = [
     "Session",
     "Statement",
+    "abandon_idle_connections",
     "execute_alone",
     "fetch_rows",
     "fetch_scalar",
+    "keep_idle_connections",
+    "release_idle_connections",
     "run_transaction",
 ]
 
@@ -46,7 +54,7 @@ UNAVAILABLE_BUDGET = 15.0
 """Seconds to keep retrying while the server cannot be reached."""
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
-_IDLE = pq.TransactionStatus.IDLE
+_IDLE_STATUS = pq.TransactionStatus.IDLE
 _INTRANS = pq.TransactionStatus.INTRANS
 
 
@@ -138,6 +146,77 @@ class Session:
         return results[:-1] if closing else results
 
 
+class _Idle:
+    """The pooled connections of one engine that are checked out but in no one's
+    use, most recently used last; ``size`` at most are kept."""
+
+    __slots__ = ("connections", "size")
+
+    def __init__(self, size: int) -> None:
+        self.connections: list[Any] = []
+        self.size = size
+
+
+_IDLE_BY_ENGINE: weakref.WeakKeyDictionary[Engine, _Idle] = weakref.WeakKeyDictionary()
+_ABANDONED: list[Any] = []
+
+
+def keep_idle_connections(engine: Engine, size: int) -> None:
+    """Keep up to ``size`` of ``engine``'s connections checked out between uses
+    (each idle, outside any transaction), to be taken again without the pool.
+
+    Only for a pool that does nothing at check-out (no pre-ping, no recycling):
+    a connection found dead when used is discarded and the work retried, as
+    with the pool."""
+    _IDLE_BY_ENGINE[engine] = _Idle(size)
+
+
+def release_idle_connections(engine: Engine) -> None:
+    """Check the idle connections in again (before the pool is disposed of)."""
+    idle = _IDLE_BY_ENGINE.get(engine)
+    while idle is not None and idle.connections:
+        idle.connections.pop().close()
+
+
+def abandon_idle_connections(engine: Engine) -> None:
+    """In a forked child: forget the parent's idle connections without touching
+    them (no reset, no close: their sockets are the parent's), and keep them
+    referenced so that no finalizer ever does either."""
+    idle = _IDLE_BY_ENGINE.get(engine)
+    if idle is not None:
+        _ABANDONED.extend(idle.connections)
+        idle.connections.clear()
+
+
+def _checkout(engine: Engine) -> Any:
+    """An idle connection kept for ``engine``, else one from its pool.
+
+    Raises:
+        The translated error of a connection that could not be made."""
+    idle = _IDLE_BY_ENGINE.get(engine)
+    if idle is not None and idle.connections:
+        try:
+            return idle.connections.pop()
+        except IndexError:
+            pass  # another thread took the last one meanwhile
+    with translate_errors():
+        return engine.raw_connection()
+
+
+def _checkin(engine: Engine, pooled: Any) -> None:
+    """Keep ``pooled`` (idle, its work done) for the next use, or return it to
+    the pool when enough are kept."""
+    idle = _IDLE_BY_ENGINE.get(engine)
+    if (
+        idle is not None
+        and len(idle.connections) < idle.size
+        and pooled.driver_connection.pgconn.transaction_status == _IDLE_STATUS
+    ):
+        idle.connections.append(pooled)
+    else:
+        pooled.close()  # the pool resets it (rolls back) or lets it go
+
+
 def run_transaction(
     engine: Engine, work: Callable[[Session], T], *, transactional: bool = True
 ) -> T:
@@ -199,8 +278,7 @@ def execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None = None
 
 
 def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> Rows:
-    with translate_errors():
-        pooled = engine.raw_connection()
+    pooled = _checkout(engine)
     try:
         connection = pooled.driver_connection
         if not isinstance(connection, psycopg.Connection):
@@ -211,12 +289,12 @@ def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> R
                 cursor = connection.cursor(row_factory=_dict_row)
                 cursor.execute(sql, params)
                 rows = _fetch(cursor)
-        return rows
     except BaseException as error:
         _discard_transaction(pooled, error)
-        raise
-    finally:
         pooled.close()
+        raise
+    _checkin(engine, pooled)
+    return rows
 
 
 _KEPT = 256
@@ -280,7 +358,7 @@ class _RawStatement:
         statement = cls.of(sql)
         pgconn = connection.pgconn
         if statement is None or pgconn.transaction_status != (
-            _INTRANS if in_transaction else _IDLE
+            _INTRANS if in_transaction else _IDLE_STATUS
         ):
             return None
         values = statement.values(params)
@@ -308,7 +386,7 @@ class _RawStatement:
         ``execute`` takes. The first server error is raised, as psycopg raises it,
         once every result is in (the statements after it were skipped)."""
         pgconn = connection.pgconn
-        if pgconn.transaction_status not in (_IDLE, _INTRANS):
+        if pgconn.transaction_status not in (_IDLE_STATUS, _INTRANS):
             return None
         prepared = cls._prepared_on(connection)
         if prepared is None:
@@ -445,8 +523,7 @@ def _check(
 
 
 def _attempt(engine: Engine, work: Callable[[Session], T], transactional: bool) -> T:
-    with translate_errors():
-        pooled = engine.raw_connection()
+    pooled = _checkout(engine)
     connection = pooled.driver_connection
     if not isinstance(connection, psycopg.Connection):
         pooled.close()
@@ -462,12 +539,12 @@ def _attempt(engine: Engine, work: Callable[[Session], T], transactional: bool) 
             raise
         with translate_errors(committing=True):
             session.commit()
-        return result
     except BaseException as error:
         _discard_transaction(pooled, error)
-        raise
-    finally:
         pooled.close()
+        raise
+    _checkin(engine, pooled)
+    return result
 
 
 def _discard_transaction(pooled: Any, error: BaseException) -> None:

@@ -73,21 +73,22 @@ _MESSAGES: Columns = (
 )
 
 
+class _IsoTexts(dict[datetime | None, str | None]):
+    """ISO texts by datetime, each made on first use (``_time_texts``)."""
+
+    def __missing__(self, value: datetime) -> str:
+        text = self[value] = value.isoformat()
+        return text
+
+
 def _time_texts() -> Callable[[datetime | None], str | None]:
     """A TIME column's value as the JSON rows carry it (ISO text, which the server
-    types), each datetime object of one plan formatted once: a batch stamps
-    most of its events and records with the same ``now``."""
-    texts: dict[int, tuple[datetime, str]] = {}
-
-    def iso(value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        known = texts.get(id(value))
-        if known is None:  # the datetime stays referenced: its id is not reused
-            known = texts[id(value)] = (value, value.isoformat())
-        return known[1]
-
-    return iso
+    types; None for NULL), each datetime of one plan formatted once: a batch
+    stamps most of its events and records with the same ``now``. The lookup is a
+    dict's own ``__getitem__``: no Python frame per column."""
+    texts = _IsoTexts()
+    texts[None] = None
+    return texts.__getitem__
 
 
 def _json_default(value: object) -> str:
@@ -97,15 +98,54 @@ def _json_default(value: object) -> str:
 
 
 # What ``JSONEncoder(...).encode`` ends in, minus its Python frames; without a
-# circular check (flat rows of str/int/float/None), so one encoder serves every call.
-_ROWS_ENCODER = c_make_encoder(
+# circular check (flat values of str/int/float/None), so one encoder serves every call.
+_VALUE_ENCODER = c_make_encoder(
     None, _json_default, encode_basestring_ascii, None, ":", ",", False, False, False
 )
 
 
-def _encode_rows(rows: list[dict[str, Any]]) -> str:
-    """Compact, ASCII-only JSON text of ``rows`` (NaN refused, as ``allow_nan=False``)."""
-    return "".join(_ROWS_ENCODER(rows, 0))
+def _encode_value(value: object) -> str:
+    """Compact, ASCII-only JSON text of one row value (NaN refused, as
+    ``allow_nan=False``; a datetime as its ISO text)."""
+    return "".join(_VALUE_ENCODER(value, 0))
+
+
+RowJson = Callable[[Sequence[Any], int], str]
+
+
+@functools.cache
+def _row_json(columns: Columns) -> RowJson:
+    """``row_json(values, ord)``: the JSON object text of one row, keys = the
+    column names then ``ord``, byte for byte what the C encoder makes of
+    ``dict(zip(names + ["ord"], [*values, ord]))`` without building that dict
+    (which, with its keys escaped again for every row, cost as much as the rest
+    of a step's planning). Compiled from the columns, the way the codecs are:
+    ``str`` values are escaped by the encoder's own C function, ``None`` and
+    ``int`` written directly, anything else goes through the encoder."""
+    names = [name for name, _ in columns]
+    for name in names:
+        if not name.isidentifier():
+            raise ValueError(f"column name {name!r} is not an identifier")
+    template = "{" + "".join(f'"{name}":%s,' for name in names) + '"ord":%d}'
+    values = [f"v{i}" for i in range(len(names))]
+    encoded = ", ".join(
+        f"(quote({v}) if type({v}) is str else 'null' if {v} is None"
+        f" else int_text({v}) if type({v}) is int else encode({v}))"
+        for v in values
+    )
+    source = (
+        "def row_json(row, ord):\n"
+        f"    {', '.join(values)}, = row\n"
+        f"    return {template!r} % ({encoded}, ord)\n"
+    )
+    scope: dict[str, Any] = {
+        "quote": encode_basestring_ascii,
+        "int_text": int.__repr__,
+        "encode": _encode_value,
+    }
+    exec(compile(source, "<wfkit.worlds.postgres.writes row_json>", "exec"), scope)
+    row_json: RowJson = scope["row_json"]
+    return row_json
 
 
 def _unnest(
@@ -113,22 +153,14 @@ def _unnest(
 ) -> str:
     """``json_to_recordset(...) AS alias(cols, ord)`` over one JSON parameter.
 
-    ``rows`` are value lists in ``columns`` order (times already ISO text, so the
-    C encoder never calls back into Python). One JSON text per table is much
-    cheaper to send than one array per column; the column list types the values
-    on the server (ISO strings → timestamptz). Stored JSON documents travel as
-    JSON strings, so the ``\\u0000`` they hold stays six characters and never
-    becomes a NUL."""
-    keys = _row_keys(columns)
-    params[alias] = _encode_rows(
-        [dict(zip(keys, (*row, i), strict=True)) for i, row in enumerate(rows)]
-    )
+    ``rows`` are value lists in ``columns`` order (times already ISO text). One
+    JSON text per table is much cheaper to send than one array per column; the
+    column list types the values on the server (ISO strings → timestamptz).
+    Stored JSON documents travel as JSON strings, so the ``\\u0000`` they hold
+    stays six characters and never becomes a NUL."""
+    row_json = _row_json(columns)
+    params[alias] = "[" + ",".join([row_json(row, i) for i, row in enumerate(rows)]) + "]"
     return _source_sql(alias, columns)
-
-
-@functools.cache
-def _row_keys(columns: Columns) -> tuple[str, ...]:
-    return (*(name for name, _ in columns), "ord")
 
 
 # The statement texts depend only on the table, alias and columns: built once
@@ -221,9 +253,15 @@ def insert_messages_sql(
 
     Times come from the server's clock, so machines with skewed clocks agree."""
     values = ([row[name] for name, _ in _MESSAGES] for row in rows)
-    source = _unnest(alias, _MESSAGES, values, params)
+    _unnest(alias, _MESSAGES, values, params)
+    return _messages_sql(names.queue_messages, alias)
+
+
+@functools.cache
+def _messages_sql(queue_messages: str, alias: str) -> str:
+    source = _source_sql(alias, _MESSAGES)
     return (
-        f"INSERT INTO {names.queue_messages} (message_id, queue, payload, attempt,"
+        f"INSERT INTO {queue_messages} (message_id, queue, payload, attempt,"
         " idempotency_key, run_id, created_at, visible_at)"
         f" SELECT {alias}.message_id, {alias}.queue, {alias}.payload, 0, {alias}.idempotency_key,"
         f" {alias}.run_id, clock_timestamp(),"
@@ -255,7 +293,8 @@ def plan_statements(
     statements: list[Statement] = []
     params: dict[str, Any] = {"run_id": run_id}
     iso = _time_texts()
-    ctes: list[str] = []
+    bodies: list[str] = []  # each CTE's statement (texts built once per shape)
+    guard: str | None = None
     guarded = guard_last_event_id is not None
     if guarded:
         if not plan.events or plan.new_runs or plan.changed_runs or plan.released_runs:
@@ -264,14 +303,8 @@ def plan_statements(
             raise ValueError("a guarded plan writes only events, steps and the run's tail")
         params["expected_last_event_id"] = guard_last_event_id
         params["last_event_id"] = plan.events[-1].event_id
-        ctes.append(
-            f"{_GUARD} AS (UPDATE {names.runs} SET last_event_id = %(last_event_id)s"
-            " WHERE run_id = %(run_id)s AND last_event_id = %(expected_last_event_id)s"
-            " RETURNING 1)"
-        )
-
-    def cte(sql: str) -> None:
-        ctes.append(f"w{len(ctes)} AS ({sql})")
+        guard = _guard_sql(names.runs)
+    cte = bodies.append
 
     if plan.events:
         event_json = plan.event_json
@@ -323,13 +356,9 @@ def plan_statements(
             raise ValueError("a guarded plan enqueues no messages")
         cte(insert_messages_sql(names, "qm", messages, params))
 
-    if guarded:
-        primary: str | None = f"SELECT count(*) AS written FROM {_GUARD}"
-    else:
-        primary = _run_statement(names, plan, params)
-    if primary is not None or ctes:
-        sql = (f"WITH {', '.join(ctes)} " if ctes else "") + (primary or "SELECT 1")
-        statements.append((sql, params))
+    primary = _GUARDED_PRIMARY if guarded else _run_statement(names, plan, params)
+    if primary is not None or bodies:
+        statements.append((_statement_text(guard, tuple(bodies), primary), params))
 
     for released_run_id, at in plan.released_runs:
         statements.append(
@@ -344,6 +373,30 @@ def plan_statements(
     return statements
 
 
+_GUARDED_PRIMARY = f"SELECT count(*) AS written FROM {_GUARD}"
+
+
+@functools.cache
+def _guard_sql(runs: str) -> str:
+    return (
+        f"UPDATE {runs} SET last_event_id = %(last_event_id)s"
+        " WHERE run_id = %(run_id)s AND last_event_id = %(expected_last_event_id)s"
+        " RETURNING 1"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement_text(guard: str | None, bodies: tuple[str, ...], primary: str | None) -> str:
+    """A plan's one statement: the guard's CTE first, then ``w1``, ``w2``, … (``w0``
+    first without a guard), then the primary statement. The same shape gives the
+    same text object, which the statement caches downstream then find at once
+    (rebuilt, its two kilobytes were hashed and compared on every lookup)."""
+    ctes = [] if guard is None else [f"{_GUARD} AS ({guard})"]
+    for body in bodies:
+        ctes.append(f"w{len(ctes)} AS ({body})")
+    return (f"WITH {', '.join(ctes)} " if ctes else "") + (primary or "SELECT 1")
+
+
 def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any]) -> str | None:
     """The run row's write, carrying the log's new tail in ``last_event_id``."""
     has_events = "last_event_id" in params
@@ -351,20 +404,26 @@ def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any
     run_record = next(iter(plan.new_runs.values()), None)
     if run_record is not None:
         params.update({f"r_{name}": value for name, value in codec.params(run_record).items()})
-        cols = ", ".join(codec.columns)
-        values = ", ".join(f"%(r_{name})s" for name in codec.columns)
-        return (
-            f"INSERT INTO {names.runs} ({cols}, last_event_id) VALUES ({values}, %(last_event_id)s)"
-        )
+        return _run_sql(names.runs, "insert", has_events)
     run_record = next(iter(plan.changed_runs.values()), None)
     if run_record is not None:
         row = codec.update_params(run_record)
         params.update({f"r_{name}": value for name, value in row.items()})
+        return _run_sql(names.runs, "update", has_events)
+    return _run_sql(names.runs, "tail", has_events) if has_events else None
+
+
+@functools.cache
+def _run_sql(runs: str, write: str, has_events: bool) -> str:
+    """The run row's ``insert``, ``update`` (with the tail when ``has_events``) or
+    ``tail`` (``last_event_id`` alone)."""
+    codec = CODECS.run
+    if write == "insert":
+        cols = ", ".join(codec.columns)
+        values = ", ".join(f"%(r_{name})s" for name in codec.columns)
+        return f"INSERT INTO {runs} ({cols}, last_event_id) VALUES ({values}, %(last_event_id)s)"
+    if write == "update":
         sets = ", ".join(f"{name} = %(r_{name})s" for name in codec.mutable)
         tail = ", last_event_id = %(last_event_id)s" if has_events else ""
-        return f"UPDATE {names.runs} SET {sets}{tail} WHERE run_id = %(r_run_id)s"
-    if has_events:
-        return (
-            f"UPDATE {names.runs} SET last_event_id = %(last_event_id)s WHERE run_id = %(run_id)s"
-        )
-    return None
+        return f"UPDATE {runs} SET {sets}{tail} WHERE run_id = %(r_run_id)s"
+    return f"UPDATE {runs} SET last_event_id = %(last_event_id)s WHERE run_id = %(run_id)s"
