@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from wfkit.worlds.postgres import writes
 from wfkit.worlds.postgres.writes import _json_default, _row_json, _time_texts
 
 COLUMNS = (
@@ -52,3 +53,15 @@ def test_time_texts_are_iso_and_none_stays_none() -> None:
     assert iso(None) is None
     assert iso(AT) == AT.isoformat()
     assert iso(AT) is iso(AT)  # formatted once per plan
+
+
+def test_time_texts_stay_right_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The texts are kept across plans but bounded: past the bound they are
+    forgotten and made again, never confused."""
+    monkeypatch.setattr(writes, "_ISO_KEPT", 4)
+    iso = _time_texts()
+    times = [datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC) for second in range(10)]
+    for at in times * 2:
+        assert iso(at) == at.isoformat()
+        assert iso(None) is None
+    assert len(writes._ISO_TEXTS) <= 5

@@ -73,22 +73,35 @@ _MESSAGES: Columns = (
 )
 
 
-class _IsoTexts(dict[datetime | None, str | None]):
-    """ISO texts by datetime, each made on first use (``_time_texts``)."""
+_ISO_KEPT = 512
+"""ISO texts remembered (``_ISO_TEXTS``); past it they are forgotten at once."""
 
-    def __missing__(self, value: datetime) -> str:
+
+class _IsoTexts(dict[datetime | None, str | None]):
+    """ISO texts by datetime, each made on first use and kept across plans: a
+    step's record carries the times of the batches before (its ``created_at``,
+    ``started_at``), formatted then already. Equal datetimes share a text: they
+    name the same instant, which is what the server stores."""
+
+    def __missing__(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None  # cleared by another thread just now
+        if len(self) >= _ISO_KEPT:
+            self.clear()
+            self[None] = None
         text = self[value] = value.isoformat()
         return text
 
 
+_ISO_TEXTS = _IsoTexts({None: None})
+
+
 def _time_texts() -> Callable[[datetime | None], str | None]:
     """A TIME column's value as the JSON rows carry it (ISO text, which the server
-    types; None for NULL), each datetime of one plan formatted once: a batch
-    stamps most of its events and records with the same ``now``. The lookup is a
-    dict's own ``__getitem__``: no Python frame per column."""
-    texts = _IsoTexts()
-    texts[None] = None
-    return texts.__getitem__
+    types; None for NULL). The lookup is a dict's own ``__getitem__``: no Python
+    frame per column, and no ``isoformat`` (the dearest call of a row) for a
+    datetime already formatted."""
+    return _ISO_TEXTS.__getitem__
 
 
 def _json_default(value: object) -> str:
