@@ -135,22 +135,21 @@ def _row_json(columns: Columns) -> RowJson:
     of a step's planning). Compiled from the columns, the way the codecs are:
     ``str`` values are escaped by the encoder's own C function, ``None`` and
     ``int`` written directly, anything else goes through the encoder."""
-    names = [name for name, _ in columns]
-    for name in names:
+    pieces: list[str] = []  # the expression of each piece of the text, in order
+    values = []
+    for i, (name, _) in enumerate(columns):
         if not name.isidentifier():
             raise ValueError(f"column name {name!r} is not an identifier")
-    template = "{" + "".join(f'"{name}":%s,' for name in names) + '"ord":%d}'
-    values = [f"v{i}" for i in range(len(names))]
-    encoded = ", ".join(
-        f"(quote({v}) if type({v}) is str else 'null' if {v} is None"
-        f" else int_text({v}) if type({v}) is int else encode({v}))"
-        for v in values
-    )
-    source = (
-        "def row_json(row, ord):\n"
-        f"    {', '.join(values)}, = row\n"
-        f"    return {template!r} % ({encoded}, ord)\n"
-    )
+        value = f"v{i}"
+        values.append(value)
+        pieces.append(repr(("{" if i == 0 else ",") + f'"{name}":'))
+        pieces.append(
+            f"(quote({value}) if type({value}) is str else 'null' if {value} is None"
+            f" else int_text({value}) if type({value}) is int else encode({value}))"
+        )
+    pieces += ["'" + ("," if values else "{") + '"ord":\'', "int_text(ord)", "'}'"]
+    unpack = f"    {', '.join(values)}, = row\n" if values else ""
+    source = f"def row_json(row, ord):\n{unpack}    return ''.join([{', '.join(pieces)}])\n"
     scope: dict[str, Any] = {
         "quote": encode_basestring_ascii,
         "int_text": int.__repr__,
