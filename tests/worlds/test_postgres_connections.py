@@ -92,8 +92,8 @@ def test_sequential_writes_reuse_one_connection_without_the_pool(
 
 def test_no_more_connections_are_kept_than_the_pool_holds(world: PostgresWorld) -> None:
     """Eight transactions at once take eight connections; five (the pool's size)
-    are kept afterwards, the others go back to the pool, which closes its
-    overflow."""
+    are kept afterwards, the other three are closed (as the pool closes its
+    overflow)."""
     together = threading.Barrier(8, timeout=30)
 
     def work(session: Session) -> int:
@@ -112,6 +112,17 @@ def test_no_more_connections_are_kept_than_the_pool_holds(world: PostgresWorld) 
         thread.join(30)
     assert len(set(pids)) == 8
     assert world.engine.pool.checkedout() == 5  # type: ignore[attr-defined]
+    # The other three are closed, not left idle in the pool as well.
+    deadline = time.monotonic() + 10
+    alive = -1
+    while alive != 5 and time.monotonic() < deadline:
+        alive = fetch_scalar(
+            world.engine,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%(pids)s::int[])",
+            {"pids": "{" + ",".join(map(str, pids)) + "}"},
+        )
+        time.sleep(0.05)
+    assert alive == 5
 
 
 def test_close_closes_the_kept_connections(tmp_path: Any) -> None:

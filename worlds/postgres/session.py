@@ -204,17 +204,17 @@ def _checkout(engine: Engine) -> Any:
 
 
 def _checkin(engine: Engine, pooled: Any) -> None:
-    """Keep ``pooled`` (idle, its work done) for the next use, or return it to
-    the pool when enough are kept."""
+    """Keep ``pooled`` (its work done) for the next use; close it when as many
+    as the pool's size are kept already, as the pool closes its overflow (had it
+    gone back to the pool instead, up to twice that many would sit idle on the
+    server). One not idle goes back to the pool, which rolls it back."""
     idle = _IDLE_BY_ENGINE.get(engine)
-    if (
-        idle is not None
-        and len(idle.connections) < idle.size
-        and pooled.driver_connection.pgconn.transaction_status == _IDLE_STATUS
-    ):
+    if idle is None or pooled.driver_connection.pgconn.transaction_status != _IDLE_STATUS:
+        pooled.close()
+    elif len(idle.connections) < idle.size:
         idle.connections.append(pooled)
     else:
-        pooled.close()  # the pool resets it (rolls back) or lets it go
+        pooled.invalidate()  # closed; its record goes back to the pool, to reconnect
 
 
 def run_transaction(
