@@ -174,3 +174,17 @@ def test_a_forked_child_never_uses_the_parents_kept_connections(world: PostgresW
     # The parent's connection was neither used nor closed by the child.
     _next_step(world, run_id, last, 1)
     assert _backend_pid(world) == parent_pid
+
+
+@pytest.mark.parametrize("options", [{"pool_pre_ping": True}, {"pool_size": 0}])
+def test_nothing_is_kept_with_pre_ping_or_an_unbounded_pool(options: dict[str, Any]) -> None:
+    """With pre-ping every use must go through the pool (which pings); with
+    ``pool_size=0`` nothing bounds what would be kept."""
+    assert URL
+    world = PostgresWorld(URL, schema=f"wfkit_conn_{os.getpid()}_{time.time_ns()}", **options)
+    try:
+        _step_run(world)
+        assert world.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        world.drop_schema()
+        world.close()

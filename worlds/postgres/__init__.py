@@ -183,7 +183,9 @@ class PostgresWorld:
         except BaseException:
             self.engine.dispose()
             raise
-        if not pool_pre_ping:  # a connection kept at hand would skip its ping
+        # Not with pre-ping (a connection kept at hand would skip its ping), nor
+        # with an unbounded pool (pool_size 0: nothing to bound the connections by).
+        if not pool_pre_ping and pool_size > 0:
             keep_idle_connections(self.engine, pool_size)
         names = TableNames.for_schema(schema)
         self.names = names
