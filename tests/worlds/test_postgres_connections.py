@@ -185,6 +185,7 @@ def test_nothing_is_kept_with_pre_ping_or_an_unbounded_pool(options: dict[str, A
     try:
         _step_run(world)
         assert world.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert _backend_pid(world) == _backend_pid(world)  # the pool kept it
     finally:
         world.drop_schema()
         world.close()
