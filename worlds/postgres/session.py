@@ -15,6 +15,7 @@ costs two round trips — one to lock and read, one to write and commit.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import random
 import re
@@ -186,6 +187,14 @@ def abandon_idle_connections(engine: Engine) -> None:
     if idle is not None:
         _ABANDONED.extend(idle.connections)
         idle.connections.clear()
+
+
+@atexit.register
+def _release_all_idle_connections() -> None:
+    """At exit, a world left open has its kept connections back in its pool, as
+    they were before (none is garbage-collected still open)."""
+    for engine in list(_IDLE_BY_ENGINE):
+        release_idle_connections(engine)
 
 
 def _checkout(engine: Engine) -> Any:
