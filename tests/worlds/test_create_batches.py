@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.worlds.batch_writes import ev, event_types, next_step, running_run
 from wfkit.worlds.base import (
     BatchWrite,
     EntityConflictError,
@@ -26,36 +27,6 @@ from wfkit.worlds.base import (
 )
 
 
-def ev(event_type: Any, correlation_id: str | None = None, **data: Any) -> EventRequest:
-    return EventRequest(event_type=event_type, correlation_id=correlation_id, data=data)
-
-
-def _running_run(world: World) -> tuple[str, str]:
-    """A running run with step s0 started; (run id, id of its last event)."""
-    created = world.events.create(None, ev("run_created", workflow_name="wf", input=None))
-    assert created.run is not None
-    run_id = created.run.run_id
-    world.events.create(run_id, ev("run_started"))
-    first = world.events.create_batch(
-        run_id, [ev("step_created", "s0", step_name="a"), ev("step_started", "s0")]
-    )
-    return run_id, first[-1].event.event_id
-
-
-def _next_step(run_id: str, last: str, i: int = 1, **options: Any) -> BatchWrite:
-    """What a worker writes when step ``i - 1`` returns and the workflow calls step ``i``."""
-    requests = [
-        ev("step_completed", f"s{i - 1}", result=i),
-        ev("step_created", f"s{i}", step_name="a", input=i),
-        ev("step_started", f"s{i}"),
-    ]
-    return BatchWrite(run_id, requests, expected_last_event_id=last, **options)
-
-
-def _event_types(world: World, run_id: str) -> list[str]:
-    return [event.event_type for event in world.events.list(run_id)]
-
-
 def _queued(world: World, queue: str) -> list[dict[str, Any]]:
     return [
         dict(m.payload) for m in world.queue.receive([queue], lease_seconds=60, max_messages=50)
@@ -63,22 +34,22 @@ def _queued(world: World, queue: str) -> list[dict[str, Any]]:
 
 
 def test_a_refused_write_writes_nothing_and_the_others_commit(world: World) -> None:
-    (a, a_last), (b, b_last), (c, c_last) = (_running_run(world) for _ in range(3))
+    (a, a_last), (b, b_last), (c, c_last) = (running_run(world) for _ in range(3))
     world.events.create_batch(b, [ev("step_completed", "s0", result=0)])  # b moves on
-    b_before = _event_types(world, b)
+    b_before = event_types(world, b)
     outcomes = world.events.create_batches(
         [
-            _next_step(a, a_last),
-            _next_step(
+            next_step(a, a_last),
+            next_step(
                 b, b_last, messages=[QueueMessageRequest(queue="q_group", payload={"run_id": b})]
             ),
-            _next_step(
+            next_step(
                 c, c_last, messages=[QueueMessageRequest(queue="q_group", payload={"run_id": c})]
             ),
         ]
     )
     assert isinstance(outcomes[1], EntityConflictError)
-    assert _event_types(world, b) == b_before
+    assert event_types(world, b) == b_before
     for run_id, outcome in ((a, outcomes[0]), (c, outcomes[2])):
         assert isinstance(outcome, list)
         assert [r.event.event_type for r in outcome] == [
@@ -86,7 +57,7 @@ def test_a_refused_write_writes_nothing_and_the_others_commit(world: World) -> N
             "step_created",
             "step_started",
         ]
-        assert _event_types(world, run_id)[-3:] == [r.event.event_type for r in outcome]
+        assert event_types(world, run_id)[-3:] == [r.event.event_type for r in outcome]
         assert outcome[-1].event.event_id == world.events.list(run_id)[-1].event_id
     assert _queued(world, "q_group") == [{"run_id": c}]
 
@@ -96,19 +67,19 @@ def test_a_write_whose_log_moved_on_since_this_process_wrote_it_is_refused_alone
 ) -> None:
     """The run's log moved on by a batch of another kind (not a step batch), so
     what this process remembers of its last step write is stale."""
-    runs = [_running_run(world) for _ in range(3)]
+    runs = [running_run(world) for _ in range(3)]
     lasts = {}
     for run_id, last in runs:  # each run's last write is a step batch of this process
         lasts[run_id] = world.events.create_batch(
-            run_id, _next_step(run_id, last).requests, expected_last_event_id=last
+            run_id, next_step(run_id, last).requests, expected_last_event_id=last
         )[-1].event.event_id
     moved = runs[1][0]
     world.events.create(moved, ev("hook_created", "h1", token=f"tok-{moved}"))
     outcomes = world.events.create_batches(
-        [_next_step(run_id, lasts[run_id], i=2) for run_id, _ in runs]
+        [next_step(run_id, lasts[run_id], i=2) for run_id, _ in runs]
     )
     assert isinstance(outcomes[1], EntityConflictError)
-    assert _event_types(world, moved)[-1] == "hook_created"
+    assert event_types(world, moved)[-1] == "hook_created"
     for index in (0, 2):
         outcome = outcomes[index]
         assert isinstance(outcome, list)
@@ -119,14 +90,14 @@ def test_a_write_whose_log_moved_on_since_this_process_wrote_it_is_refused_alone
 
 def test_a_group_mixing_stale_and_new_writes_answers_each(world: World) -> None:
     """A step batch on a moved log, beside writes that are not step batches."""
-    (a, a_last), (b, b_last) = _running_run(world), _running_run(world)
+    (a, a_last), (b, b_last) = running_run(world), running_run(world)
     a_last = world.events.create_batch(
-        a, _next_step(a, a_last).requests, expected_last_event_id=a_last
+        a, next_step(a, a_last).requests, expected_last_event_id=a_last
     )[-1].event.event_id
     world.events.create(a, ev("wait_created", "w1", resume_at="2999-01-01T00:00:00+00:00"))
     outcomes = world.events.create_batches(
         [
-            _next_step(a, a_last, i=2),
+            next_step(a, a_last, i=2),
             BatchWrite(
                 b, [ev("hook_created", "h1", token=f"tok-{b}")], expected_last_event_id=b_last
             ),
@@ -134,7 +105,7 @@ def test_a_group_mixing_stale_and_new_writes_answers_each(world: World) -> None:
         ]
     )
     assert isinstance(outcomes[0], EntityConflictError)
-    assert _event_types(world, a)[-1] == "wait_created"
+    assert event_types(world, a)[-1] == "wait_created"
     assert isinstance(outcomes[1], list) and outcomes[1][0].event.event_type == "hook_created"
     assert [h.token for h in world.hooks.list(run_id=b)] == [f"tok-{b}"]
     assert world.runs.get("wrun_group_new").input == 1
@@ -175,7 +146,7 @@ def test_new_runs_in_a_group_refuse_only_a_taken_run_id_or_idempotency_key(world
 def test_two_writes_of_a_group_taking_one_hook_token_are_told_apart(world: World) -> None:
     """A clash on a unique index at write time: the first run gets the hook, the
     second a hook_conflict, as if the writes had been made one after the other."""
-    (a, a_last), (b, b_last) = _running_run(world), _running_run(world)
+    (a, a_last), (b, b_last) = running_run(world), running_run(world)
     outcomes = world.events.create_batches(
         [
             BatchWrite(
@@ -193,8 +164,8 @@ def test_two_writes_of_a_group_taking_one_hook_token_are_told_apart(world: World
 
 
 def test_two_writes_to_one_run_in_a_group_apply_in_order(world: World) -> None:
-    run_id, last = _running_run(world)
-    first = _next_step(run_id, last)
+    run_id, last = running_run(world)
+    first = next_step(run_id, last)
     outcomes = world.events.create_batches(
         [first, BatchWrite(run_id, [ev("step_completed", "s1", result=1)])]
     )

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.worlds.batch_writes import ev, event_types, next_step, running_run
 from wfkit.worlds.base import (
-    BatchWrite,
     EntityConflictError,
-    EventRequest,
     QueueMessageRequest,
     diff_run_records,
 )
@@ -31,42 +30,13 @@ from wfkit.worlds.local.events import LocalEvents
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ev(event_type: Any, correlation_id: str | None = None, **data: Any) -> EventRequest:
-    return EventRequest(event_type=event_type, correlation_id=correlation_id, data=data)
-
-
-def _running_run(world: LocalWorld) -> tuple[str, str]:
-    """A running run with step s0 started; (run id, id of its last event)."""
-    created = world.events.create(None, ev("run_created", workflow_name="wf", input=None))
-    assert created.run is not None
-    run_id = created.run.run_id
-    world.events.create(run_id, ev("run_started"))
-    first = world.events.create_batch(
-        run_id, [ev("step_created", "s0", step_name="a"), ev("step_started", "s0")]
-    )
-    return run_id, first[-1].event.event_id
-
-
-def _next_step(run_id: str, last: str, i: int, **options: Any) -> BatchWrite:
-    requests = [
-        ev("step_completed", f"s{i - 1}", result=i),
-        ev("step_created", f"s{i}", step_name="a", input=i),
-        ev("step_started", f"s{i}"),
-    ]
-    return BatchWrite(run_id, requests, expected_last_event_id=last, **options)
-
-
-def _types(world: LocalWorld, run_id: str) -> list[str]:
-    return [event.event_type for event in world.events.list(run_id)]
-
-
 def test_a_run_that_moves_on_between_plan_and_lock_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = LocalWorld(tmp_path / "w.db")
     other = LocalWorld(tmp_path / "w.db")  # another process's world, in effect
     try:
-        (a, a_last), (b, b_last) = _running_run(world), _running_run(world)
+        (a, a_last), (b, b_last) = running_run(world), running_run(world)
         plan_before_lock = LocalEvents._plan_before_lock
 
         def plan_then_b_moves_on(self: LocalEvents, writes: Any) -> Any:
@@ -80,13 +50,13 @@ def test_a_run_that_moves_on_between_plan_and_lock_is_refused(
         monkeypatch.setattr(LocalEvents, "_plan_before_lock", plan_then_b_moves_on)
         queued = [QueueMessageRequest(queue="q_moved", payload={"run_id": b})]
         outcomes = world.events.create_batches(
-            [_next_step(a, a_last, 1), _next_step(b, b_last, 1, messages=queued)]
+            [next_step(a, a_last, 1), next_step(b, b_last, 1, messages=queued)]
         )
         assert isinstance(outcomes[0], list)
         assert isinstance(outcomes[1], EntityConflictError)
         assert "moved on" in str(outcomes[1])
         # b has the other writer's event and nothing of the refused write.
-        assert _types(world, b)[-1] == "step_completed"
+        assert event_types(world, b)[-1] == "step_completed"
         assert world.steps.get(b, "s0").output == "other"
         assert [s.step_id for s in world.steps.list(b)] == ["s0"]
         assert world.queue.receive(["q_moved"], lease_seconds=60) == []
@@ -102,7 +72,7 @@ def test_a_planned_write_refused_by_a_constraint_sends_the_group_the_careful_way
 ) -> None:
     world = LocalWorld(tmp_path / "w.db")
     try:
-        (a, a_last), (b, b_last) = _running_run(world), _running_run(world)
+        (a, a_last), (b, b_last) = running_run(world), running_run(world)
         # Tamper: an event of b's next step stored without its record change, so
         # the plan (which checks steps) passes but the event's unique index refuses.
         with write_transaction(world._connections) as cursor:
@@ -113,13 +83,13 @@ def test_a_planned_write_refused_by_a_constraint_sends_the_group_the_careful_way
                 (b_last,),
             )
         outcomes = world.events.create_batches(
-            [_next_step(a, a_last, 1), _next_step(b, "evnt_tampered", 1)]
+            [next_step(a, a_last, 1), next_step(b, "evnt_tampered", 1)]
         )
         assert isinstance(outcomes[0], list)
         assert isinstance(outcomes[1], EntityConflictError)
         assert world.steps.get(a, "s1").status == "running"
         assert diff_run_records(world, a) == []
-        assert _types(world, b).count("step_completed") == 0  # b's write wrote nothing
+        assert event_types(world, b).count("step_completed") == 0  # b's write wrote nothing
     finally:
         world.close()
 
@@ -152,7 +122,7 @@ print(json.dumps(written))
 def test_two_processes_writing_the_same_runs_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     world = LocalWorld(tmp_path / "w.db")
     try:
-        runs = [_running_run(world)[0] for _ in range(8)]
+        runs = [running_run(world)[0] for _ in range(8)]
         start_at = time.time() + 1.5
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs = [
