@@ -43,24 +43,32 @@ def _types(world: World, run_id: str) -> list[str]:
     return [e.event_type for e in world.events.list(run_id)]
 
 
+def _work_through(world: World, events: Any, *, steps: int) -> tuple[str, Any]:
+    """Start ``wf_helpers.sequential(steps)`` and work it to its end with ``events`` (a
+    wrapper of ``world.events``) as the world's log; (run id, result)."""
+
+    async def scenario() -> tuple[str, Any]:
+        run = await start(wf_helpers.sequential, steps, world=world)
+        inner, world.events = world.events, events  # type: ignore[misc]
+        try:
+            await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, 20)
+        finally:
+            world.events = inner  # type: ignore[misc]
+        return run.run_id, await run.result(timeout=1)
+
+    return asyncio.run(scenario())
+
+
 def test_the_first_write_starts_the_run(world: World) -> None:
     """Five sequential steps: six writes (the first step's creation with run_started,
     four outcomes each with the next creation, the last with run_completed), where
     writing run_started on its own made seven. The record equals the log's fold, and
     the run started when its run_started says."""
 
-    async def scenario() -> tuple[str, int]:
-        run = await start(wf_helpers.sequential, 5, world=world)
-        counting = CountingEvents(world.events)
-        world.events = counting  # type: ignore[misc]
-        try:
-            await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, 20)
-        finally:
-            world.events = counting.inner  # type: ignore[misc]
-        assert await run.result(timeout=1) == sum(range(5))
-        return run.run_id, counting.writes
-
-    run_id, writes = asyncio.run(scenario())
+    counting = CountingEvents(world.events)
+    run_id, result = _work_through(world, counting, steps=5)
+    assert result == sum(range(5))
+    writes = counting.writes
     assert writes == 6
     kinds = _types(world, run_id)
     assert kinds[:4] == ["run_created", "run_started", "step_created", "step_started"]
@@ -165,18 +173,9 @@ def test_a_run_another_worker_started_first_replays_and_finishes(world: World) -
                 raise AttributeError(name)
             return getattr(self.inner, name)
 
-    async def scenario() -> tuple[str, Any]:
-        run = await start(wf_helpers.sequential, 2, world=world)
-        spy = StartedByAnother(world.events)
-        world.events = spy  # type: ignore[misc]
-        try:
-            await Worker(world=world, poll_interval=0.01).run_until_complete(run.run_id, 20)
-        finally:
-            world.events = spy.inner  # type: ignore[misc]
-        assert spy.done
-        return run.run_id, await run.result(timeout=1)
-
-    run_id, result = asyncio.run(scenario())
+    spy = StartedByAnother(world.events)
+    run_id, result = _work_through(world, spy, steps=2)
+    assert spy.done
     assert result == sum(range(2))
     assert _types(world, run_id).count("run_started") == 1
     assert diff_run_records(world, run_id) == []
