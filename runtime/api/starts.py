@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wfkit.runtime.flow.options import StartOptions
+from wfkit.runtime.flow.queues import warn_undeclared
 from wfkit.worlds.base import (
     BatchWrite,
     EntityConflictError,
@@ -59,6 +60,8 @@ class PreparedStart:
     idempotency_key: str | None
     chosen_id: bool
     """The caller chose the run id: an existing run with that id is the answer."""
+    queue_name: str | None = None
+    """The named queue the run waits in (None: it starts at once)."""
 
     @classmethod
     def build(
@@ -85,7 +88,7 @@ class PreparedStart:
             [EventRequest(event_type="run_created", data=data)],
             messages=options.messages(workflow_name, run_id, deployment_id),
         )
-        return cls(write, options.idempotency_key, chosen_id)
+        return cls(write, options.idempotency_key, chosen_id, options.queue_name)
 
 
 #: A start's answer: the id of the run it started or found, or why it was refused.
@@ -100,14 +103,17 @@ def write_starts(world: World, starts: Sequence[PreparedStart]) -> list[StartOut
             earlier chunks stay written.
     """
     if len(starts) == 1:
-        return _write_chunk(world, list(starts))
-    shared = _first_of_each(starts)
-    unique = [index for index, first in enumerate(shared) if first == index]
-    outcomes: dict[int, StartOutcome] = {}
-    for chunk in _chunks(unique, CHUNK):
-        answers = _write_chunk(world, [starts[index] for index in chunk])
-        outcomes.update(zip(chunk, answers, strict=True))
-    return [outcomes[first] for first in shared]
+        answers = _write_chunk(world, list(starts))
+    else:
+        shared = _first_of_each(starts)
+        unique = [index for index, first in enumerate(shared) if first == index]
+        outcomes: dict[int, StartOutcome] = {}
+        for chunk in _chunks(unique, CHUNK):
+            chunk_answers = _write_chunk(world, [starts[index] for index in chunk])
+            outcomes.update(zip(chunk, chunk_answers, strict=True))
+        answers = [outcomes[first] for first in shared]
+    _warn_undeclared_queues(world, starts, answers)
+    return answers
 
 
 def write_start(world: World, start: PreparedStart) -> str:
@@ -119,7 +125,26 @@ def write_start(world: World, start: PreparedStart) -> str:
     [outcome] = _write_chunk(world, [start])
     if isinstance(outcome, WorldError):
         raise outcome
+    _warn_undeclared_queues(world, [start], [outcome])
     return outcome
+
+
+def _warn_undeclared_queues(
+    world: World, starts: Sequence[PreparedStart], answers: Sequence[StartOutcome]
+) -> None:
+    """``warn_undeclared`` for the started runs that wait in named queues; a world
+    that cannot answer is not worth failing starts that were written."""
+    queued = [
+        (answer, start.queue_name)
+        for start, answer in zip(starts, answers, strict=True)
+        if start.queue_name is not None and isinstance(answer, str)
+    ]
+    if not queued:
+        return
+    try:
+        warn_undeclared(world, queued)
+    except WorldError:
+        pass
 
 
 def _first_of_each(starts: Sequence[PreparedStart]) -> list[int]:

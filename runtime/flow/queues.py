@@ -38,9 +38,12 @@ database, for what the queue already gives).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
+import weakref
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,8 +54,10 @@ __all__ = [
     "Queue",
     "admit_holding_token",
     "admit_queued_runs",
+    "announce",
     "declared_queues",
     "has_waiting_runs",
+    "warn_undeclared",
 ]
 
 log = logging.getLogger("wfkit.flow")
@@ -139,6 +144,58 @@ def _forget_queue(name: str) -> None:
     """Drop a declaration (tests that declare the same name with other limits)."""
     with _declared_lock:
         _declared.pop(name, None)
+
+
+def announce(world: World, queue: Queue) -> None:
+    """Make the world know that a worker declares ``queue``: its admission token
+    exists from then on (tokens are handed back, never acked), which is what
+    ``warn_undeclared`` looks for. Idempotent: the token's key dedupes."""
+    token_queue = ADMISSION_QUEUE_PREFIX + queue.name
+    world.queue.enqueue(token_queue, {}, idempotency_key=token_queue)
+
+
+_seen_declared: weakref.WeakKeyDictionary[World, set[str]] = weakref.WeakKeyDictionary()
+"""Queue names each world was found to know: a token once there stays (no read again)."""
+
+
+def warn_undeclared(world: World, runs: Iterable[tuple[str, str]]) -> None:
+    """Warn about runs started in a queue no worker has declared: they would wait,
+    ``pending``, in silence until one does (a typo in ``queue=`` never ends).
+
+    A queue counts as declared when this process declares it or a worker has
+    announced it to the world (``announce``). Only a warning: starting runs before
+    the first worker that declares their queue is deployed is legitimate.
+
+    Args:
+        world: the world the runs were written to.
+        runs: ``(run_id, queue name)`` of the runs just started in named queues.
+    """
+    by_queue: dict[str, list[str]] = {}
+    for run_id, name in runs:
+        by_queue.setdefault(name, []).append(run_id)
+    seen = _seen_declared.setdefault(world, set())
+    here = {queue.name for queue in declared_queues()}
+    unknown = sorted(set(by_queue) - seen - here)
+    if not unknown:
+        return
+    announced = {
+        name.removeprefix(ADMISSION_QUEUE_PREFIX)
+        for name in world.queue.queue_names(ADMISSION_QUEUE_PREFIX)
+    }
+    seen |= announced
+    known = sorted(announced | here)
+    for name in unknown:
+        if name in known:
+            continue
+        run_ids = by_queue[name]
+        runs_wait = f"run {run_ids[0]} waits" if len(run_ids) == 1 else f"{len(run_ids)} runs wait"
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        log.warning(
+            f"{runs_wait}, pending, in queue {name!r}, which no worker has declared yet "
+            f"(declared: {', '.join(known) or 'none'}); a worker that loads "
+            f"wfkit.Queue({name!r}, ...) admits {'it' if len(run_ids) == 1 else 'them'}.{hint}"
+        )
 
 
 def admit_queued_runs(world: World, queue: Queue, worker_id: str) -> list[str]:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import logging
 import time
 
-from wfkit.runtime.flow.queues import admit_holding_token, declared_queues, has_waiting_runs
+from wfkit.runtime.flow.queues import (
+    admit_holding_token,
+    announce,
+    declared_queues,
+    has_waiting_runs,
+)
 from wfkit.runtime.flow.schedules import fire_due_schedules
 from wfkit.worlds.base import World, WorldError
 
@@ -29,6 +34,7 @@ class FlowUpkeep:
         self.worker_id = worker_id
         self.schedule_interval = schedule_interval
         self._last_schedules = 0.0
+        self._announced: set[str] = set()
 
     def run_once(self) -> int | None:
         """One pass: admit what each declared queue allows; fire due ticks when the
@@ -42,6 +48,9 @@ class FlowUpkeep:
         waiting = False
         for queue in declared_queues():
             try:
+                if queue.name not in self._announced:
+                    announce(self.world, queue)
+                    self._announced.add(queue.name)
                 if has_waiting_runs(self.world, queue):
                     waiting = True
                     count += len(admit_holding_token(self.world, queue, self.worker_id))

@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 import wfkit as wfkit_api
 from tests.cli.serving import examples_worker
+from wfkit.runtime.flow.queues import ADMISSION_QUEUE_PREFIX
 from wfkit.worlds import create_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +132,28 @@ def test_a_bad_deadline_is_one_line_and_writes_nothing(env: dict[str, str], worl
 def test_a_key_without_a_queue_is_one_line(env: dict[str, str]) -> None:
     done = wfkit(env, "start", "--key", "k", f"{FLOW}//greet", '"x"')
     assert done.returncode == 1 and "pass queue= as well" in one_line(done)
+
+
+def test_a_queue_no_worker_declares_is_named_in_a_warning(env: dict[str, str], world: Any) -> None:
+    """A typo in ``--queue`` would leave the run pending for ever, in silence: the run is
+    still started (a worker that declares the queue may come later), with a warning that
+    names the queue, the declared ones and the likely intended one."""
+    announced = ADMISSION_QUEUE_PREFIX + "flow_serial"
+    deadline = time.monotonic() + 30
+    while announced not in world.queue.queue_names(ADMISSION_QUEUE_PREFIX):
+        assert time.monotonic() < deadline, "the worker never announced its queues"
+        time.sleep(0.1)
+    typo = wfkit(env, "start", "--queue", "flow_serail", f"{FLOW}//greet", '"typo"')
+    assert typo.returncode == 0, typo.stderr
+    run_id = typo.stdout.strip()
+    assert world.runs.get(run_id).status == "pending"
+    assert f"run {run_id} waits, pending, in queue 'flow_serail'" in typo.stderr
+    assert "which no worker has declared yet" in typo.stderr
+    assert "Did you mean 'flow_serial'?" in typo.stderr
+    assert "flow_throttled" in typo.stderr  # among the declared queues listed
+    assert "Traceback" not in typo.stderr
+    assert wfkit(env, "cancel", run_id).returncode == 0
+
+    served = wfkit(env, "start", "--queue", "flow_serial", f"{FLOW}//greet", '"served"')
+    assert served.returncode == 0 and "no worker has declared" not in served.stderr
+    assert json.loads(result(env, served.stdout.strip()).stdout) == "hello served"

@@ -5,7 +5,9 @@ across worker processes) is tests/faults/test_flow_scenarios.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ import pytest
 from examples.e2e import flow
 from tests.e2e.conftest import run_async, running_worker
 from wfkit.runtime.api.client import Run, start, start_sync
-from wfkit.runtime.flow.queues import Queue, _forget_queue, admit_queued_runs
+from wfkit.runtime.api.start_many import start_many_sync
+from wfkit.runtime.flow.queues import (
+    ADMISSION_QUEUE_PREFIX,
+    Queue,
+    _forget_queue,
+    admit_queued_runs,
+    announce,
+)
 from wfkit.runtime.tools.deployments import local_deployments, pending_reason
 from wfkit.worlds.base import EntityConflictError, EventRequest
 
@@ -207,3 +216,39 @@ def test_racing_admitters_never_exceed_the_limit(world: Any) -> None:
     assert errors == []
     statuses = [world.runs.get(r.run_id).status for r in runs]
     assert statuses.count("running") == 3, statuses
+
+
+def test_a_start_in_a_queue_no_worker_declares_is_named_in_one_warning(
+    world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run started in a queue nobody declares would wait, pending, in silence for ever
+    (a typo in ``queue=``): it is still written, with one warning per queue naming it, the
+    declared queues and the close match. A queue this process does not declare but a
+    worker has announced to the world (another deployment's) gets no warning."""
+
+    async def scenario() -> None:
+        async with running_worker(world):  # its upkeep announces the queues it declares
+            deadline = time.monotonic() + 30
+            while ADMISSION_QUEUE_PREFIX + "flow_serial" not in world.queue.queue_names(
+                ADMISSION_QUEUE_PREFIX
+            ):
+                assert time.monotonic() < deadline, "the worker never announced its queues"
+                await asyncio.sleep(0.05)
+        announce(world, Queue("flow_elsewhere"))
+        _forget_queue("flow_elsewhere")  # declared by another process only
+        with caplog.at_level(logging.WARNING, logger="wfkit.flow"):
+            typo = await start(flow.work, "t", 0.0, world=world, queue="flow_serail")
+            many = start_many_sync(
+                flow.work, [("m1", 0.0), ("m2", 0.0)], world=world, queue="nowhere"
+            )
+            elsewhere = await start(flow.work, "e", 0.0, world=world, queue="flow_elsewhere")
+        warnings = [r.getMessage() for r in caplog.records if r.name == "wfkit.flow"]
+        assert len(warnings) == 2, warnings
+        assert warnings[0].startswith(f"run {typo.run_id} waits, pending, in queue 'flow_serail'")
+        assert warnings[0].endswith("Did you mean 'flow_serial'?")
+        assert "flow_elsewhere, flow_per_key" in warnings[0]  # the declared ones, listed
+        assert warnings[1].startswith("2 runs wait, pending, in queue 'nowhere'")
+        for run in [typo, *many, elsewhere]:  # written all the same
+            assert world.runs.get(run.run_id).status == "pending"
+
+    run_async(scenario())

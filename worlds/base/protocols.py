@@ -206,6 +206,11 @@ class Queue(Protocol):
         """Run ids that have at least one message not yet acked."""
         ...
 
+    def queue_names(self, prefix: str) -> set[str]:
+        """The names of the queues starting with ``prefix`` that hold a message not
+        yet acked (visible or leased)."""
+        ...
+
     def delete_messages(self, run_id: str) -> int:
         """Drop every message of a run (fault tests; the sweep recovers)."""
         ...

@@ -315,6 +315,13 @@ class LocalQueue:
         with translated_errors(), self._engine.connect() as conn:
             return {row[0] for row in conn.execute(query)}
 
+    def queue_names(self, prefix: str) -> set[str]:
+        """Names of the queues starting with ``prefix`` that hold a message not yet acked."""
+        query = select(_Q.queue).where(func.substr(_Q.queue, 1, len(prefix)) == literal(prefix))
+        self.flush_acks()
+        with translated_errors(), self._engine.connect() as conn:
+            return {row[0] for row in conn.execute(query.distinct())}
+
     def delete_messages(self, run_id: str) -> int:
         """Drop every message of a run; returns how many."""
         with write_transaction(self._connections) as cursor:

@@ -485,6 +485,11 @@ class MemoryQueue:
         with self._core.lock:
             return {m.run_id for m in self._core.messages.values() if m.run_id is not None}
 
+    def queue_names(self, prefix: str) -> set[str]:
+        """Names of the queues starting with ``prefix`` that hold a message not yet acked."""
+        with self._core.lock:
+            return {m.queue for m in self._core.messages.values() if m.queue.startswith(prefix)}
+
     def delete_messages(self, run_id: str) -> int:
         """Drop every message of a run; returns how many."""
         core = self._core

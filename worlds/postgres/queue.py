@@ -228,6 +228,15 @@ class PostgresQueue:
         )
         return {str(row["run_id"]) for row in rows}
 
+    def queue_names(self, prefix: str) -> set[str]:
+        """Names of the queues starting with ``prefix`` that hold a message not yet acked."""
+        rows = fetch_rows(
+            self._engine,
+            f"SELECT DISTINCT queue FROM {self._names.queue_messages} WHERE queue LIKE %(pattern)s",
+            {"pattern": like_prefix(prefix)},
+        )
+        return {str(row["queue"]) for row in rows}
+
     def delete_messages(self, run_id: str) -> int:
         """Drop every message of a run; returns how many (fault tests; the sweep recovers)."""
         count = self._execute(
