@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from wfkit.worlds.base import EntityConflictError, World
+from wfkit.worlds.base import EntityConflictError, EventRequest, World
 from wfkit.worlds.postgres import session
 from wfkit.worlds.postgres.session import (
     _dict_row,
@@ -21,7 +21,9 @@ from wfkit.worlds.postgres.session import (
     execute_alone,
     fetch_rows,
     release_idle_connections,
+    text_array,
 )
+from wfkit.worlds.testing import diff_run_records
 
 pytestmark = pytest.mark.postgres
 
@@ -30,6 +32,7 @@ TYPED = (
     " %(other)s = 'b' AS flag, %(other)s::json AS doc, %(missing)s::text AS nothing"
 )
 PARAMS = {"text": "2026-01-02T03:04:05+00:00", "other": '"b"', "missing": None}
+AT = "2026-01-02T03:04:05+00:00"
 
 
 @pytest.fixture
@@ -186,3 +189,57 @@ def test_a_connection_keeps_a_bounded_number_prepared(
     assert _RawStatement.execute(connection, texts[2], {"a": "x"}) is None
     assert _RawStatement.pipeline(connection, [(texts[2], {"a": "x"})] * 2) is None
     assert _RawStatement.pipeline(connection, [(texts[0], {"a": "y"})] * 2) == [[{"c0": "y"}]] * 2
+
+
+ARRAY_ITEMS = ["plain", 'with "quotes"', "back\\slash", "comma, {brace}", "", "NULL", "é ü"]
+
+
+@pytest.mark.parametrize("items", [ARRAY_ITEMS, []])
+def test_a_text_array_reads_back_as_its_items(
+    connection: psycopg.Connection[Any], items: list[str]
+) -> None:
+    sql = "SELECT %(a)s::text[] AS items"
+    params = {"a": text_array(items)}
+    assert _RawStatement.execute(connection, sql, params) == [{"items": items}]
+    assert _by_cursor(connection, sql, params) == [{"items": items}]
+
+
+def test_run_writes_and_queue_statements_take_the_raw_path(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's creation, start and end (times and integers among its columns), the
+    release of its hooks and waits, and the queue's lease, nack, lease extension
+    and ack send only text or NULL, so none goes through psycopg's cursor; what
+    they store is what the records say."""
+
+    def no_cursor(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("sent through psycopg's cursor")
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", no_cursor)
+    monkeypatch.setattr(psycopg.Connection, "pipeline", no_cursor)
+    created = world.events.create(
+        None, EventRequest(event_type="run_created", data={"workflow_name": "wf", "input": 1})
+    )
+    assert created.run is not None
+    run_id = created.run.run_id
+    started = world.events.create(run_id, EventRequest(event_type="run_started"))
+    world.events.create_batch(
+        run_id,
+        [EventRequest(event_type="wait_created", correlation_id="w1", data={"resume_at": AT})],
+        expected_last_event_id=started.event.event_id,
+    )
+    world.events.create(
+        run_id, EventRequest(event_type="run_completed", data={"output": {"done": True}})
+    )
+    world.queue.enqueue("wf_q", {"run_id": run_id})
+    [message] = world.queue.receive(["wf_"], lease_seconds=30.0)
+    world.queue.nack(message.message_id, delay_seconds=0.0, attempt=message.attempt)
+    [again] = world.queue.receive(["wf_"], lease_seconds=30.0)
+    world.queue.extend_lease(again.message_id, lease_seconds=60.0, attempt=again.attempt)
+    world.queue.ack(again.message_id, attempt=again.attempt)
+    monkeypatch.undo()
+    assert again.attempt == 2
+    assert world.queue.receive(["wf_"], lease_seconds=30.0) == []
+    assert diff_run_records(world, run_id) == []
+    [wait] = world.waits.list(run_id)
+    assert wait.status == "completed"

@@ -25,7 +25,7 @@ from wfkit.worlds.base import (
     new_id,
     normalize_json,
 )
-from wfkit.worlds.postgres.session import Session, Statement
+from wfkit.worlds.postgres.session import Session, Statement, text_array
 from wfkit.worlds.postgres.sql import CODECS, CompiledSql, TableNames, compile_statement
 from wfkit.worlds.sql import RecordStatements, decode_events, dump_json
 
@@ -133,7 +133,7 @@ class TransactionLoader:
             (
                 f"SELECT {columns} FROM {names.runs} WHERE run_id = ANY(%(run_ids)s::text[])"
                 " ORDER BY run_id FOR UPDATE",
-                {"run_ids": locked},
+                {"run_ids": text_array(locked)},
             )
         ]
         kinds = [kind for kind, keys in wanted.keys.items() if keys]
@@ -145,7 +145,10 @@ class TransactionLoader:
             }[kind]
             keys = wanted.keys[kind]
             run_filter = "" if kind == "hook" else "run_id = ANY(%(run_ids)s::text[]) AND "
-            params = {"run_ids": sorted({r for r, _ in keys}), "ids": sorted({i for _, i in keys})}
+            params = {
+                "run_ids": text_array(sorted({r for r, _ in keys})),
+                "ids": text_array(sorted({i for _, i in keys})),
+            }
             statements.append(
                 (f"SELECT * FROM {table} WHERE {run_filter}{key} = ANY(%(ids)s::text[])", params)
             )
@@ -154,7 +157,7 @@ class TransactionLoader:
                 (
                     f"SELECT idempotency_key FROM {names.runs}"
                     " WHERE idempotency_key = ANY(%(keys)s::text[])",
-                    {"keys": list(idempotency_keys)},
+                    {"keys": text_array(idempotency_keys)},
                 )
             )
         results = self._session.query(*statements)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from wfkit.worlds.base import QueueMessage, QueueMessageRequest
 from wfkit.worlds.postgres.loader import message_rows
 from wfkit.worlds.postgres.notify import QUEUE_KEY, Listener
-from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar
+from wfkit.worlds.postgres.session import fetch_rows, fetch_scalar, text_array
 from wfkit.worlds.postgres.sql import CODECS, TableNames
 from wfkit.worlds.postgres.writes import insert_messages_sql
 
@@ -61,6 +61,11 @@ def _lease_token(attempt: int | None) -> str | None:
     return None if attempt is None else str(int(attempt))
 
 
+def _seconds(seconds: float) -> str:
+    """A number of seconds as text, for the same reason (cast ``%(x)s::float8``)."""
+    return repr(float(seconds))
+
+
 class PostgresQueue:
     """``world.queue`` of the Postgres world."""
 
@@ -72,9 +77,9 @@ class PostgresQueue:
         self._receive_sql = (
             f"WITH picked AS (SELECT message_id, visible_at AS was_visible_at, seq FROM {qm}"
             " WHERE visible_at <= clock_timestamp() AND queue LIKE ANY(%(patterns)s::text[])"
-            " ORDER BY visible_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " ORDER BY visible_at, seq LIMIT %(limit)s::int FOR UPDATE SKIP LOCKED)"
             f" UPDATE {qm} AS m SET visible_at = clock_timestamp()"
-            " + make_interval(secs => %(lease)s), attempt = m.attempt + 1"
+            " + make_interval(secs => %(lease)s::float8), attempt = m.attempt + 1"
             " FROM picked WHERE m.message_id = picked.message_id"
             + _LOSSY
             + " RETURNING m.*, picked.was_visible_at"
@@ -147,9 +152,9 @@ class PostgresQueue:
         if max_messages <= 0:
             return []
         params = {
-            "patterns": [like_prefix(p) for p in prefixes],
-            "limit": max_messages,
-            "lease": float(lease_seconds),
+            "patterns": text_array(like_prefix(p) for p in prefixes),
+            "limit": str(int(max_messages)),
+            "lease": _seconds(lease_seconds),
         }
         messages = self._lease(params)
         if messages or wait_seconds <= 0:
@@ -197,12 +202,12 @@ class PostgresQueue:
         """Make a leased message visible again after ``delay_seconds``."""
         self._execute(
             f"WITH u AS (UPDATE {self._names.queue_messages}"
-            " SET visible_at = clock_timestamp() + make_interval(secs => %(delay)s)"
+            " SET visible_at = clock_timestamp() + make_interval(secs => %(delay)s::float8)"
             " WHERE message_id = %(id)s" + self._LEASED + " RETURNING 1)"
             " SELECT pg_notify(%(channel)s, '') FROM u",
             {
                 "id": message_id,
-                "delay": max(0.0, float(delay_seconds)),
+                "delay": _seconds(max(0.0, float(delay_seconds))),
                 "channel": self._names.queue_channel,
                 "attempt": _lease_token(attempt),
             },
@@ -214,9 +219,9 @@ class PostgresQueue:
         """Keep a leased message invisible for ``lease_seconds`` from now."""
         self._execute(
             f"UPDATE {self._names.queue_messages}"
-            " SET visible_at = clock_timestamp() + make_interval(secs => %(lease)s)"
+            " SET visible_at = clock_timestamp() + make_interval(secs => %(lease)s::float8)"
             " WHERE message_id = %(id)s" + self._LEASED,
-            {"id": message_id, "lease": float(lease_seconds), "attempt": _lease_token(attempt)},
+            {"id": message_id, "lease": _seconds(lease_seconds), "attempt": _lease_token(attempt)},
         )
 
     def live_run_ids(self) -> set[str]:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from wfkit.worlds.base import PlannedWrites
-from wfkit.worlds.postgres.session import Statement
+from wfkit.worlds.postgres.session import Statement, text_array
 from wfkit.worlds.postgres.sql import CODECS, TableNames, column_types
 from wfkit.worlds.sql import RowCodec
 
@@ -222,7 +222,7 @@ def _update(
     listed = list(rows)
     _unnest(alias, columns, listed, params)
     ids = [row[-1] for row in listed]  # the last key column ends an update's values
-    params[f"{alias}_ids"] = ids[0] if len(ids) == 1 else ids
+    params[f"{alias}_ids"] = ids[0] if len(ids) == 1 else text_array(ids)
     return _update_sql(table, alias, columns, keys, guarded, scoped, len(ids) == 1)
 
 
@@ -379,7 +379,7 @@ def plan_statements(
                 " WHERE run_id = %(run_id)s AND status = 'active')"
                 f" UPDATE {names.waits} SET status = 'completed', updated_at = %(at)s,"
                 " completed_at = %(at)s WHERE run_id = %(run_id)s AND status = 'waiting'",
-                {"run_id": released_run_id, "at": at},
+                {"run_id": released_run_id, "at": iso(at)},
             )
         )
     return statements
@@ -413,16 +413,31 @@ def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any
     """The run row's write, carrying the log's new tail in ``last_event_id``."""
     has_events = "last_event_id" in params
     codec = CODECS.run
+    iso = _time_texts()
     run_record = next(iter(plan.new_runs.values()), None)
     if run_record is not None:
-        params.update({f"r_{name}": value for name, value in codec.params(run_record).items()})
+        params.update(_run_params(codec.columns, codec.values(run_record, iso)))
         return _run_sql(names.runs, "insert", has_events)
     run_record = next(iter(plan.changed_runs.values()), None)
     if run_record is not None:
-        row = codec.update_params(run_record)
-        params.update({f"r_{name}": value for name, value in row.items()})
+        row = codec.update_values(run_record, iso)
+        params.update(_run_params((*codec.mutable, *codec.keys), row))
         return _run_sql(names.runs, "update", has_events)
     return _run_sql(names.runs, "tail", has_events) if has_events else None
+
+
+def _run_params(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """The run row's parameters, ``r_<column>``, all text or NULL: times come as
+    ISO text already, integers are sent as their text. Each one is written to
+    its column (``VALUES`` of the INSERT, ``SET`` of the UPDATE) or compared with
+    the text ``run_id``, so the server types it as the column, as when psycopg
+    adapted the value itself; but all-text parameters take ``session``'s raw
+    path, without psycopg's cursor (run creations, starts and ends went through
+    it, as a pipeline of cursors when written in a group)."""
+    return {
+        f"r_{name}": int.__repr__(value) if type(value) is int else value
+        for name, value in zip(columns, values, strict=True)
+    }
 
 
 @functools.cache
