@@ -32,7 +32,9 @@ step message runs one step attempt (``executor``); a workflow message comes to
      disposals; with steps or waits -> ONE transaction of the outcomes not yet
      written, every ``step_created``, ``step_started`` for the steps run inline,
      every ``wait_created``, and step messages for the rest; then the *inline
-     steps start* (``inline_steps``: an asyncio task each);
+     steps start* (``inline_steps``: an asyncio task each), and the outcomes of
+     those that ended as they started are fed with the new events (one feed per
+     sequential step);
    - *find more work*: complete due waits, catch up if a message nudged the run
      meanwhile, sleep until an inline step finishes or a near wait is due -- or
      stop, when only other workers or the clock can move the run on;
@@ -600,8 +602,7 @@ class Orchestrator:
                         or suspended.patches
                         or unwritten.requests
                     ):
-                        await self._create_work(state, suspended, unwritten.requests)
-                        unwritten = _Unwritten()
+                        unwritten = await self._create_work(state, suspended, unwritten.requests)
                         refusals = 0
                         continue
                     case Suspended():
@@ -635,12 +636,19 @@ class Orchestrator:
             What is left to write (the stamped requests, or nothing).
         """
         if self.provisional:
-            stamped, events = provisional_events(state.run.run_id, requests)
-            state.feed(events, provisional=True)
-            return _Unwritten(stamped, fed_provisionally=True)
+            return self._feed_provisionally(state, requests)
         results = await self._append(state, requests, self._retry_messages(state, requests))
         state.feed([r.event for r in results])
         return _Unwritten()
+
+    def _feed_provisionally(
+        self, state: RunState, requests: list[EventRequest], *, after: Sequence[Event] = ()
+    ) -> _Unwritten:
+        """Feed the logged events ``after`` (just written), then ``requests`` as
+        provisional events, in one feed; what is left to write (the stamped requests)."""
+        stamped, events = provisional_events(state.run.run_id, requests)
+        state.feed(after, provisional_after=events)
+        return _Unwritten(stamped, fed_provisionally=True)
 
     async def _end_run(
         self, state: RunState, ending: Completed | Failed, unwritten: list[EventRequest]
@@ -665,10 +673,20 @@ class Orchestrator:
 
     async def _create_work(
         self, state: RunState, suspended: Suspended, unwritten: list[EventRequest]
-    ) -> None:
+    ) -> _Unwritten:
         """One transaction: outcomes not yet written, new steps (inline ones started), waits.
 
-        Then the inline steps start, and the new events are fed to the session.
+        Then the inline steps start, and the new events are fed to the session. The
+        outcomes of inline steps that ended as they started are fed with them, as
+        provisional events, when the next turns would do only that
+        (``RunState.takes_finished_at_once``): per sequential step, one feed and one
+        turn of ``_drive`` instead of two feeds and three turns. The session is shown
+        the same events in the same order either way (a full replay is fed them in
+        one feed too), and every outcome is still written with whatever the workflow
+        does next, before the run moves on.
+
+        Returns:
+            The outcomes fed provisionally here, to be written next (maybe none).
         """
         run_id = state.run.run_id
         requests = [*unwritten, *patch_requests(suspended.patches)]
@@ -706,7 +724,15 @@ class Orchestrator:
             if result.event.event_type == "step_started" and step_record is not None:
                 if step_record.step_id in inline_ids:
                     self._inline.start(state, step_record)
-        state.feed([r.event for r in new])
+        logged = [r.event for r in new]
+        # A wait created now may be due at once (the workflow's clock can lag): the
+        # next turn completes it before it takes the finished steps' outcomes.
+        if self.provisional and not suspended.waits and state.takes_finished_at_once():
+            finished = self._inline.collect_finished(state)
+            if finished:
+                return self._feed_provisionally(state, finished, after=logged)
+        state.feed(logged)
+        return _Unwritten()
 
     async def _find_more_work(self, state: RunState) -> list[EventRequest] | None:
         """With nothing left to write: what to write next.

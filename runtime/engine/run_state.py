@@ -104,7 +104,13 @@ class RunState:
 
     # --- feeding ----------------------------------------------------------------------
 
-    def feed(self, events: Sequence[Event], *, provisional: bool = False) -> None:
+    def feed(
+        self,
+        events: Sequence[Event],
+        *,
+        provisional: bool = False,
+        provisional_after: Sequence[Event] = (),
+    ) -> None:
         """Feed events to the session, in order, tracking open waits.
 
         A run-ending event marks the run terminal and stops there (the session is
@@ -116,10 +122,18 @@ class RunState:
                 very timestamps.
             provisional: the events are not in the log yet, so ``synced_id`` stays
                 where it is and the next write still goes right after it.
+            provisional_after: events not written yet, as with ``provisional``,
+                fed right after ``events`` in the same session feed (one feed where
+                two would give the session the same events in the same order:
+                a full replay is fed them all at once too); ``synced_id`` moves
+                to the last of ``events`` only.
 
         Raises:
             RuntimeError: no session yet (the run was never replayed here).
         """
+        logged = events
+        if provisional_after:
+            events = [*events, *provisional_after]
         if not events:
             return
         for index, event in enumerate(events):
@@ -136,8 +150,8 @@ class RunState:
         if self.session is None:
             raise RuntimeError(f"run {self.run.run_id}: no replay session to feed")
         self.outcome = self.session.feed(list(events))
-        if not provisional:
-            self.synced_id = events[-1].event_id
+        if logged and not provisional:
+            self.synced_id = logged[-1].event_id
 
     # --- waits ------------------------------------------------------------------------
 
@@ -188,6 +202,20 @@ class RunState:
             delay_seconds=delay,
             idempotency_key=key,
         )
+
+    def takes_finished_at_once(self) -> bool:
+        """Whether a handler that just wrote may take its finished inline steps'
+        outcomes at once, without a turn through ``wait_for_news``: some ended as they
+        started (``inline_steps``: eager start), no message nudged the run, no wait
+        is open (a due one is completed first), and this is not the turn on which
+        ``wait_for_news`` lets the loop run (counted as it counts, so a run's
+        handler lets the loop run as often as before)."""
+        if not self.finished_inline or self.log_may_have_news or self.open_waits:
+            return False
+        if self.steps_without_wait + 1 >= MOST_STEPS_WITHOUT_WAIT:
+            return False  # left to ``wait_for_news``, which lets the loop run now
+        self.steps_without_wait += 1
+        return True
 
     async def wait_for_news(self) -> None:
         """Sleep until an inline step finishes, a message nudges the run, or the

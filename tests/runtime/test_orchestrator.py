@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,11 @@ import pytest
 
 from tests.runtime import wf_helpers
 from wfkit.runtime.api.client import get_hook_by_token, resume_hook, start
+from wfkit.runtime.engine.run_state import MOST_STEPS_WITHOUT_WAIT, RunState, placeholder_run
 from wfkit.runtime.engine.worker import Worker
 from wfkit.runtime.errors import FatalError, HookNotFoundError, WorkflowRunFailedError
-from wfkit.worlds.base import World, WorldError
+from wfkit.runtime.replay.session import ReplaySession
+from wfkit.worlds.base import Event, World, WorldError, utc_now
 
 
 @pytest.fixture(autouse=True)
@@ -314,3 +316,44 @@ def test_a_long_run_of_trivial_steps_lets_the_loop_run(world: World) -> None:
         return turns
 
     assert _run(scenario()) >= steps // 8
+
+
+def test_a_step_that_ends_as_it_starts_is_fed_with_its_creation(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome of an inline step that ended as it started is fed to the session
+    together with the step's logged events (``Orchestrator._create_work``): a run of
+    N such steps is fed N + 1 times (its start, then one feed per step), not 2N + 1,
+    and its log is the one two feeds per step write."""
+    feeds = 0
+    real_feed = ReplaySession.feed
+
+    def counted(session: ReplaySession, events: Sequence[Event]) -> Any:
+        nonlocal feeds
+        feeds += 1
+        return real_feed(session, events)
+
+    monkeypatch.setattr(ReplaySession, "feed", counted)
+    run = _run(_start_and_finish(world, wf_helpers.sequential, 5))
+    assert _run(run.result(timeout=1)) == sum(range(5))
+    assert feeds == 5 + 1
+    step = ["step_created", "step_started", "step_completed"]
+    assert _types(world, run.run_id) == ["run_created", "run_started", *step * 5, "run_completed"]
+
+
+def test_finished_steps_are_taken_at_once_only_when_nothing_comes_first() -> None:
+    """A handler takes its finished inline steps' outcomes right after a write only
+    when its next turns would do nothing else first: no due wait to complete, no
+    nudge to read, and not on the turn on which it lets the loop run."""
+    state = RunState(run=placeholder_run("wrun_taken"))
+    assert not state.takes_finished_at_once()  # nothing finished
+    state.finished_inline.append("step_1")
+    state.open_waits["wait_1"] = utc_now()
+    assert not state.takes_finished_at_once()  # its wait is completed first
+    state.open_waits.clear()
+    state.log_may_have_news = True
+    assert not state.takes_finished_at_once()  # the log is read first
+    state.log_may_have_news = False
+    taken = [state.takes_finished_at_once() for _ in range(MOST_STEPS_WITHOUT_WAIT)]
+    assert taken == [True] * (MOST_STEPS_WITHOUT_WAIT - 1) + [False]
+    assert state.steps_without_wait == MOST_STEPS_WITHOUT_WAIT - 1  # wait_for_news counts on
