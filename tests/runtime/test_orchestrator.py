@@ -341,6 +341,26 @@ def test_a_step_that_ends_as_it_starts_is_fed_with_its_creation(
     assert _types(world, run.run_id) == ["run_created", "run_started", *step * 5, "run_completed"]
 
 
+def test_a_wait_due_at_once_is_completed_before_a_finished_step(world: World) -> None:
+    """A wait created with an inline step that ended as it started, and due at once
+    (the workflow's clock lags the wall clock), is completed first, as before: the
+    step's outcome is not fed with the creation events then."""
+
+    async def _tick() -> str:
+        return "tick"
+
+    tick = wf_helpers.step("tick_with_due_wait", _tick)
+
+    async def _step_and_wait() -> list[str]:
+        return list(await asyncio.gather(tick(), asyncio.sleep(1e-6, "slept")))
+
+    step_and_wait = wf_helpers.workflow("step_and_due_wait", _step_and_wait)
+    run = _run(_start_and_finish(world, step_and_wait))
+    assert _run(run.result(timeout=1)) == ["tick", "slept"]
+    outcomes = [k for k in _types(world, run.run_id) if k in ("wait_completed", "step_completed")]
+    assert outcomes == ["wait_completed", "step_completed"]
+
+
 def test_finished_steps_are_taken_at_once_only_when_nothing_comes_first() -> None:
     """A handler takes its finished inline steps' outcomes right after a write only
     when its next turns would do nothing else first: no due wait to complete, no
