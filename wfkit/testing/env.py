@@ -19,6 +19,7 @@ worker); skipping time whenever the worker is idle (a test that resumes a hook a
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from typing import Any, Literal
 from wfkit.runtime.api.client import HookInfo, Run, resume_hook_sync, start_sync
 from wfkit.runtime.api.streams import decode_chunk, stream_name
 from wfkit.runtime.api.workflow import parse_duration
+from wfkit.runtime.flow.queues import ADMISSION_QUEUE_PREFIX
 from wfkit.runtime.flow.schedules import fire_due_schedules, next_due_tick
 from wfkit.runtime.loading import registry
 from wfkit.runtime.tools.tables import timeline
@@ -111,7 +113,13 @@ class WorkflowEnv:
         time_skipping: bool = True,
         worker_options: Mapping[str, Any] | None = None,
     ) -> None:
-        next_due: Callable[[], float | None] | None = getattr(world.queue, "next_visible_at", None)
+        next_visible_at = getattr(world.queue, "next_visible_at", None)
+        # The queues' admission tokens are messages no worker takes as work: never due.
+        next_due: Callable[[], float | None] | None = (
+            None
+            if next_visible_at is None
+            else functools.partial(next_visible_at, excluding=(ADMISSION_QUEUE_PREFIX,))
+        )
         if time_skipping and next_due is None:
             name = getattr(world, "name", type(world).__name__)
             raise ValueError(

@@ -298,11 +298,14 @@ class LocalQueue:
                 ),
             )
 
-    def next_visible_at(self) -> float | None:
+    def next_visible_at(self, *, excluding: tuple[str, ...] = ()) -> float | None:
         """When the earliest message not yet acked becomes visible (epoch seconds by
         ``current_clock()``); None when the queue is empty. A leased message counts
-        at its lease's end: the testing kit asks only when nothing is leased."""
-        query = select(func.min(_Q.visible_at))
+        at its lease's end: the testing kit asks only when nothing is leased.
+        Messages whose queue starts with a prefix in ``excluding`` are left out."""
+        query = select(func.min(_Q.visible_at)).where(
+            *(func.substr(_Q.queue, 1, len(p)) != literal(p) for p in excluding)
+        )
         self.flush_acks()
         with translated_errors(), self._engine.connect() as conn:
             value = conn.execute(query).scalar()

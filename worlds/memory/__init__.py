@@ -472,12 +472,17 @@ class MemoryQueue:
             if message is not None:
                 self._core.set_visible(message, current_clock().timestamp() + lease_seconds)
 
-    def next_visible_at(self) -> float | None:
+    def next_visible_at(self, *, excluding: tuple[str, ...] = ()) -> float | None:
         """When the earliest message not yet acked becomes visible (epoch seconds by
         ``current_clock()``); None when the queue is empty. A leased message counts
-        at its lease's end: the testing kit asks only when nothing is leased."""
+        at its lease's end: the testing kit asks only when nothing is leased.
+        Messages whose queue starts with a prefix in ``excluding`` are left out."""
         with self._core.lock:
-            times = [m.visible_at for m in self._core.messages.values()]
+            times = [
+                m.visible_at
+                for m in self._core.messages.values()
+                if not m.queue.startswith(excluding)
+            ]
         return min(times, default=None)
 
     def live_run_ids(self) -> set[str]:
