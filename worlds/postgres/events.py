@@ -63,15 +63,15 @@ from wfkit.worlds.postgres.session import (
     run_transaction,
 )
 from wfkit.worlds.postgres.sql import CODECS, TableNames
-from wfkit.worlds.postgres.tails import (
+from wfkit.worlds.postgres.writes import plan_statements
+from wfkit.worlds.sql import decode_events
+from wfkit.worlds.sql.tails import (
     RunTail,
     TailCache,
     plan_new_run,
     plan_on_tail,
     qualifies,
 )
-from wfkit.worlds.postgres.writes import plan_statements
-from wfkit.worlds.sql import decode_events
 
 __all__ = ["LoaderSql", "PostgresEvents", "TransactionLoader", "message_rows"]
 

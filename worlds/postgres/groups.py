@@ -57,14 +57,14 @@ from wfkit.worlds.base import (
 from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_rows
 from wfkit.worlds.postgres.session import Rows, Session, Statement, run_transaction
 from wfkit.worlds.postgres.sql import TableNames
-from wfkit.worlds.postgres.tails import (
+from wfkit.worlds.postgres.writes import plan_statements
+from wfkit.worlds.sql.tails import (
     RunTail,
     TailCache,
     plan_new_run,
     plan_on_tail,
     qualifies,
 )
-from wfkit.worlds.postgres.writes import plan_statements
 
 __all__ = ["GroupWriter"]
 

@@ -20,6 +20,8 @@ Modules::
                 world runs through its own ``Prepare`` function
     schedules   ``SqlSchedules``: ``world.schedules`` (cron schedules, world-level
                 configuration) through the world's ``Prepare`` and ``PrepareWrite``
+    tails       ``TailCache``: per run, the records this process left at its last
+                write, so that a batch continuing from it is planned without reading
 
 What each world adds is what its database does differently: the local world
 (SQLite) its WAL, write gate, checkpointer and ``BEGIN IMMEDIATE`` transactions;

@@ -4,22 +4,32 @@ A worker appending a sequential run's steps writes one batch per step, each with
 ``expected_last_event_id`` = the id of the batch before it. Every change to a
 run's or a step's record comes with an event of that run, so if the run's log
 still ends at that id, the records are exactly what this process left them at
-its last write: the lifecycle rules can be checked against them without reading
-the database, and the writes go out as one statement guarded by
-``last_event_id``, its own transaction, in one round trip (``writes.plan_statements(...,
-guard_last_event_id=...)``). Any doubt — another writer moved the log on, a
-record this cache does not hold, a refused transition — goes the ordinary way
-(lock, read, plan, write), which gives the authoritative answer.
+its last write: the lifecycle rules can be checked against them (``RunTail``)
+without reading the database, provided the write itself is conditional on the
+log still ending there. Each SQL world supplies that condition:
+
+- Postgres writes the batch as one statement guarded by ``last_event_id``, its
+  own transaction, in one round trip (``worlds.postgres.writes.plan_statements(...,
+  guard_last_event_id=...)``);
+- the local world checks, under its write lock, the last event id of every run
+  of a group planned before the lock (``worlds.local.events``); there the run's
+  whole row is confirmed current, so a batch ending the run (``run_completed``,
+  ``run_failed``) may be planned on the tail too (``run_endings=True``).
+
+Any doubt — another writer moved the log on, a record this cache does not hold,
+a refused transition — goes the ordinary way (lock, read, plan, write), which
+gives the authoritative answer.
 
 A batch that creates its run (``start``'s ``run_created``, with its queue
 message) needs no reading either: nothing of a run that does not exist yet can
 be found, and if the run does exist after all, the run row's INSERT hits the
 primary key and refuses the batch as a duplicate, which is the answer the
-locking path gives (``plan_new_run``). It is written by one statement, in one
-round trip.
+locking path gives (``plan_new_run``). Postgres writes it by one statement, in
+one round trip.
 
-Only batches of step events qualify for the tail: they read the run's status and the steps
-they name, and write events, steps and the run's ``last_event_id``. Hooks and
+Only batches of step events (and, where the world confirms the whole run row,
+the run's ending) qualify for the tail: they read the run and the steps they
+name, and write events, steps, the run's record and its release. Hooks and
 waits are left out on purpose: a hook token is unique across runs, so another
 run's write can change the answer without touching this run's log.
 """
@@ -47,6 +57,7 @@ from wfkit.worlds.base import (
 )
 
 __all__ = [
+    "RUN_ENDINGS",
     "NewRunLoader",
     "RunTail",
     "TailCache",
@@ -68,26 +79,50 @@ class TailMiss(Exception):
 
 @dataclass
 class RunTail:
-    """A run's record (status only is relied on) and its unfinished steps, as of
-    ``last_event_id``."""
+    """A run's full record and the unfinished steps this process wrote since it
+    last read them, as of ``last_event_id``. Step events leave the run's record
+    as it is, so the record of the write that started the tail stays current."""
 
     last_event_id: str
     run: Run
     steps: dict[str, Step] = field(default_factory=dict)
 
 
-def qualifies(requests: Sequence[EventRequest]) -> bool:
-    """Whether a batch may take the cached path: step events only."""
-    return bool(requests) and all(r.event_type.startswith("step_") for r in requests)
+RUN_ENDINGS = frozenset({"run_completed", "run_failed"})
+"""Run events a tail may plan where the whole run row is confirmed current."""
+
+
+def qualifies(requests: Sequence[EventRequest], *, run_endings: bool = False) -> bool:
+    """Whether a batch may take the cached path: step events only, or also the
+    run's ending (``RUN_ENDINGS``) with ``run_endings``."""
+    return bool(requests) and all(
+        r.event_type.startswith("step_") or (run_endings and r.event_type in RUN_ENDINGS)
+        for r in requests
+    )
 
 
 def plan_on_tail(
-    run_id: str, tail: RunTail, requests: Sequence[EventRequest], expected_last_event_id: str
+    run_id: str,
+    tail: RunTail,
+    requests: Sequence[EventRequest],
+    expected_last_event_id: str,
+    *,
+    run_endings: bool = False,
 ) -> PlannedWrites | None:
-    """The plan of a step batch checked against ``tail`` alone, if it writes only
-    what a guarded statement can (events, steps, the run's tail); None when the
-    batch must be checked against the database (a record the tail lacks, a refusal
-    the database must confirm, a run the batch finishes)."""
+    """The plan of a batch checked against ``tail`` alone; None when the batch must
+    be checked against the database (a record the tail lacks, a refusal the
+    database must confirm, or, without ``run_endings``, a run the batch changes).
+
+    Args:
+        run_id: the batch's run.
+        tail: what this process knows of the run as of ``expected_last_event_id``.
+        requests: the batch.
+        expected_last_event_id: the batch's expected last event (``tail``'s).
+        run_endings: the write will confirm the run's whole row current (the
+            local world's lock), so a plan that changes the run (ends it) stands;
+            without it only what a guarded statement can write (events, steps, the
+            run's tail) does.
+    """
     try:
         plan = plan_events(
             TailLoader(run_id, tail, requests),
@@ -97,6 +132,8 @@ def plan_on_tail(
         )
     except (TailMiss, WorldError):
         return None
+    if run_endings:
+        return plan
     return None if plan.changed_runs or plan.released_runs else plan
 
 
