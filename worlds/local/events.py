@@ -34,9 +34,26 @@ rows are not read by a plan). Events are only appended and their ids never reuse
 so a run whose last event id is unchanged since the plan read it has none of those
 rows changed either. Excluded, and planned under the lock only: ``run_created``
 (unique run id and idempotency key) and ``hook_created`` (reads the active hooks of
-every run by token). A planned write that a constraint still refuses (it cannot,
-by the argument) rolls the whole transaction back and the group is written again
-the careful way, every write planned under the lock.
+every run by token). A planned write that a constraint still refuses rolls the
+whole transaction back and the group is written again the careful way, every
+write planned under the lock.
+
+Most writes need not even read before the lock. After each committed write this
+world object remembers the records it left (``wfkit.worlds.sql.tails``: the run's
+full record, the steps it wrote, the run's new last event id); a write whose
+``expected_last_event_id`` is that remembered last event id is planned on them,
+with no read transaction (``plan_on_tail``). The check under the lock is what
+makes that correct: it confirms the run's log still ends at that id, so (by the
+argument above) its rows are still exactly what this process's own write left,
+and the plan on the tail is the plan a read would have made. That holds for the
+whole run row, so a write ending its run (``run_completed``, ``run_failed``) may be
+planned on the tail too. One assumption of the tail is checked by a constraint
+instead: a step the write creates and the tail does not hold is taken not to
+exist (the tail holds only the unfinished steps this process wrote); if it does,
+its INSERT is refused and the group goes the careful way above, which gives the
+read path's answer. ``create_batch`` takes the tail the same way, under the lock
+(one SELECT of the last event id instead of the records). A refused write, or a
+transaction that failed, forgets its runs' tails.
 """
 
 from __future__ import annotations
@@ -53,7 +70,9 @@ from wfkit.worlds.base import (
     Event,
     EventRequest,
     EventResult,
+    PlannedWrites,
     QueueMessageRequest,
+    Run,
     WorldError,
     plan_events,
     run_id_for_create,
@@ -67,8 +86,9 @@ from wfkit.worlds.local.db import (
 )
 from wfkit.worlds.local.loader import Timestamps, TransactionLoader
 from wfkit.worlds.local.sql import CODECS, LocalSql
-from wfkit.worlds.local.writes import Statements, plan_statements, run_statements, write_plan
+from wfkit.worlds.local.writes import Statements, plan_statements, run_statements
 from wfkit.worlds.sql import decode_events
+from wfkit.worlds.sql.tails import RunTail, TailCache, plan_on_tail, qualifies
 
 __all__ = ["EnqueueInTransaction", "LocalEvents", "PreparedGroup"]
 
@@ -87,6 +107,7 @@ class LocalEvents:
         self._connections = connections
         self._enqueue = enqueue
         self._on_enqueued = on_enqueued
+        self._tails = TailCache()
 
     def create(self, run_id: str | None, request: EventRequest) -> EventResult:
         """Append one event and update its record; see ``wfkit.worlds.base.Events.create``.
@@ -107,14 +128,23 @@ class LocalEvents:
     ) -> list[EventResult]:
         """Append events of one run and enqueue ``messages`` in one transaction.
 
-        See ``wfkit.worlds.base.Events.create_batch``."""
-        with write_transaction(self._connections) as cursor:
-            results = self._write(
-                cursor, BatchWrite(run_id, requests, messages, expected_last_event_id)
-            )
+        See ``wfkit.worlds.base.Events.create_batch``; planned on this process's
+        tail of the run when it continues from it (the module's docstring)."""
+        write = BatchWrite(run_id, requests, messages, expected_last_event_id)
+        try:
+            try:
+                with write_transaction(self._connections) as cursor:
+                    written = self._write_on_tail(cursor, write) or self._write(cursor, write)
+            except _PlannedWriteRefused:
+                with write_transaction(self._connections) as cursor:
+                    written = self._write(cursor, write)
+        except BaseException:
+            self._tails.forget(run_id)  # refused, or its outcome unknown
+            raise
+        self._tails.remember(run_id, written.run, written.plan, written.tail)
         if messages:
             self._on_enqueued()
-        return results
+        return written.plan.results
 
     def create_batches(self, writes: Sequence[BatchWrite]) -> list[BatchOutcome]:
         """Several runs' batches in one transaction (the module's docstring); see
@@ -136,23 +166,43 @@ class LocalEvents:
         """Write a group planned before the lock; None, having written nothing, when
         ``wait`` is False and another process holds the lock."""
         try:
-            with write_transaction(self._connections, wait=wait) as cursor:
-                outcomes = self._write_group(cursor, writes, planned)
+            try:
+                with write_transaction(self._connections, wait=wait) as cursor:
+                    written = self._write_group(cursor, writes, planned)
+            except _PlannedWriteRefused:
+                with write_transaction(self._connections) as cursor:
+                    written = [self._write_or_refuse(cursor, write) for write in writes]
         except WriteLockBusy:
-            return None
-        except _PlannedWriteRefused:
-            with write_transaction(self._connections) as cursor:
-                outcomes = [self._write_or_refuse(cursor, write) for write in writes]
+            return None  # nothing written: the tails still hold
+        except BaseException:
+            for write in writes:
+                self._tails.forget(write.run_id)  # the outcome is unknown
+            raise
+        outcomes: list[BatchOutcome] = []
+        for write, done in zip(writes, written, strict=True):
+            if isinstance(done, WorldError):
+                self._tails.forget(write.run_id)
+                outcomes.append(done)
+            else:
+                self._tails.remember(write.run_id, done.run, done.plan, done.tail)
+                outcomes.append(done.plan.results)
         if any(w.messages for w, o in zip(writes, outcomes, strict=True) if isinstance(o, list)):
             self._on_enqueued()
         return outcomes
 
     def _plan_before_lock(self, writes: Sequence[BatchWrite]) -> list[_Planned | None]:
-        """Plan, in one read transaction without the write lock, each write that may
-        be (``_plannable_before_lock``); None for the others and for a write whose
-        plan failed (it is planned again under the lock, which gives its error)."""
+        """Plan, without the write lock, each write that may be
+        (``_plannable_before_lock``): on this process's tail of its run when it
+        continues from it, the others in one read transaction; None for the writes
+        not plannable and for a write whose plan failed (it is planned again under
+        the lock, which gives its error)."""
         planned: list[_Planned | None] = [None] * len(writes)
-        chosen = [i for i, write in enumerate(writes) if _plannable_before_lock(write)]
+        chosen: list[int] = []
+        for index, write in enumerate(writes):
+            if _plannable_before_lock(write):
+                planned[index] = self._plan_on_tail(write)
+                if planned[index] is None:
+                    chosen.append(index)
         if not chosen:
             return planned
         cursor = self._connections.get().cursor()
@@ -165,17 +215,68 @@ class LocalEvents:
             finally:
                 cursor.execute("COMMIT")
         except sqlite3.Error:
-            return [None] * len(writes)  # under the lock, each write meets its own error
+            for index in chosen:
+                planned[index] = None  # under the lock, each write meets its own error
         finally:
             cursor.close()
         return planned
+
+    def _plan_on_tail(self, write: BatchWrite) -> _Planned | None:
+        """``write`` planned on this process's tail of its run, read from nothing;
+        None when it does not continue from the tail or the tail cannot answer it.
+        The caller must confirm under the lock that the run's last event is still
+        ``write.expected_last_event_id`` (the module's docstring)."""
+        expected = write.expected_last_event_id
+        if expected is None or not qualifies(write.requests, run_endings=True):
+            return None
+        tail = self._tails.get(write.run_id, expected)
+        if tail is None:
+            return None
+        plan = plan_on_tail(write.run_id, tail, write.requests, expected, run_endings=True)
+        if plan is None:
+            return None
+        return _Planned(plan_statements(plan), plan, tail.run, tail)
+
+    def _write_on_tail(self, cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned | None:
+        """Write ``write`` planned on the tail, in the open write transaction, if the
+        run's log still ends where the tail does; None, having written nothing,
+        when it must be planned on what it reads.
+
+        Raises:
+            _PlannedWriteRefused: a constraint refused it (the transaction must be
+                rolled back).
+        """
+        planned = self._plan_on_tail(write)
+        if planned is None:
+            return None
+        sql = LocalSql.select_last_event_id
+        row = cursor.execute(sql.sql, sql.args({"run_id": write.run_id})).fetchone()
+        if row is None or row[0] != write.expected_last_event_id:
+            return None
+        self._run_planned(cursor, write, planned)
+        return planned
+
+    def _run_planned(self, cursor: sqlite3.Cursor, write: BatchWrite, planned: _Planned) -> None:
+        """Run a write planned before the lock and checked under it, and enqueue its
+        messages, in the open write transaction.
+
+        Raises:
+            _PlannedWriteRefused: a constraint refused a row (the transaction must
+                be rolled back).
+        """
+        try:
+            run_statements(cursor, planned.statements)
+            if write.messages:
+                self._enqueue(cursor, write.messages)
+        except sqlite3.IntegrityError as exc:
+            raise _PlannedWriteRefused from exc
 
     def _write_group(
         self,
         cursor: sqlite3.Cursor,
         writes: Sequence[BatchWrite],
         planned: Sequence[_Planned | None],
-    ) -> list[BatchOutcome]:
+    ) -> list[_Planned | WorldError]:
         """Write a group in the open write transaction: each write planned before
         the lock whose run has not moved on as planned, every other one planned
         again here (``_write_or_refuse``).
@@ -192,7 +293,7 @@ class LocalEvents:
             sql = LocalSql.last_event_ids
             rows = cursor.execute(sql.sql, sql.args({"run_ids": json.dumps(run_ids)}))
             last_event_ids = {run_id: last for run_id, last in rows}
-        outcomes: list[BatchOutcome] = []
+        outcomes: list[_Planned | WorldError] = []
         written: set[str] = set()  # runs this group has written to (or tried)
         for write, plan in zip(writes, planned, strict=True):
             run_id = write.run_id
@@ -201,20 +302,15 @@ class LocalEvents:
                 and run_id not in written
                 and last_event_ids.get(run_id) == write.expected_last_event_id
             ):
-                try:
-                    run_statements(cursor, plan.statements)
-                    if write.messages:
-                        self._enqueue(cursor, write.messages)
-                except sqlite3.IntegrityError as exc:
-                    raise _PlannedWriteRefused from exc
-                outcomes.append(plan.results)
+                self._run_planned(cursor, write, plan)
+                outcomes.append(plan)
             else:
                 outcomes.append(self._write_or_refuse(cursor, write))
             written.add(run_id)
         return outcomes
 
-    def _write_or_refuse(self, cursor: sqlite3.Cursor, write: BatchWrite) -> BatchOutcome:
-        """One write of a group under its own savepoint: its results, or the error
+    def _write_or_refuse(self, cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned | WorldError:
+        """One write of a group under its own savepoint: what it wrote, or the error
         that refused it (its savepoint rolled back: nothing of it is written)."""
         cursor.execute("SAVEPOINT wfkit_write")
         try:
@@ -226,8 +322,9 @@ class LocalEvents:
         cursor.execute("RELEASE wfkit_write")
         return results
 
-    def _write(self, cursor: sqlite3.Cursor, write: BatchWrite) -> list[EventResult]:
-        """Check and write one batch (and enqueue its messages) in the open transaction.
+    def _write(self, cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned:
+        """Check and write one batch (and enqueue its messages) in the open transaction,
+        planned on the records it reads.
 
         Raises:
             WorldError: the lifecycle rules refuse it, before anything is written.
@@ -238,10 +335,11 @@ class LocalEvents:
         expected = write.expected_last_event_id
         loader.prefetch(write.run_id, write.requests, expected is not None)
         plan = plan_events(loader, write.run_id, write.requests, expected_last_event_id=expected)
-        write_plan(cursor, plan, timestamps)
+        statements = plan_statements(plan, timestamps)
+        run_statements(cursor, statements)
         if write.messages:
             self._enqueue(cursor, write.messages)
-        return plan.results
+        return _Planned(statements, plan, _run_for_tail(loader, write.run_id, plan), None)
 
     def list(
         self, run_id: str, *, after_event_id: str | None = None, limit: int | None = None
@@ -283,10 +381,15 @@ class PreparedGroup:
 
 @dataclass(frozen=True, slots=True)
 class _Planned:
-    """A write planned before the lock: the statements that write it, its results."""
+    """A planned write: the statements that write it, its plan, and what
+    ``TailCache.remember`` needs once it commits: the run's full record as the plan
+    saw it (None: the plan's own record of the run is the one) and the tail it was
+    planned on, if any."""
 
     statements: Statements
-    results: list[EventResult]
+    plan: PlannedWrites
+    run: Run | None
+    tail: RunTail | None
 
 
 class _PlannedWriteRefused(Exception):
@@ -317,7 +420,19 @@ def _plan(cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned | None:
         plan = plan_events(loader, write.run_id, write.requests, expected_last_event_id=expected)
     except WorldError:
         return None
-    return _Planned(plan_statements(plan, timestamps), plan.results)
+    return _Planned(
+        plan_statements(plan, timestamps), plan, _run_for_tail(loader, write.run_id, plan), None
+    )
+
+
+def _run_for_tail(loader: TransactionLoader, run_id: str, plan: PlannedWrites) -> Run | None:
+    """The run's full record for the tail cache: None when the plan holds its own
+    (it created or changed the run), else the record as ``loader`` read it (one
+    more SELECT when the plan read only the run's status: a write that missed the
+    tail, so that the run's next writes hit it)."""
+    if run_id in plan.new_runs or run_id in plan.changed_runs:
+        return None
+    return loader.load_run(run_id)
 
 
 def _refusal(error: sqlite3.IntegrityError) -> WorldError:

@@ -63,6 +63,7 @@ class TransactionLoader:
         self.cursor = cursor
         self.timestamps = timestamps
         self.steps: dict[str, Step | None] = {}
+        self.runs: dict[str, Run | None] = {}  # full records read, by run id
         self.status: tuple[RunStatus | None] | None = None  # (status,) once read
         self.last_event_id: tuple[str | None] | None = None  # (id,) once read
 
@@ -105,8 +106,12 @@ class TransactionLoader:
         return step
 
     def load_run(self, run_id: str) -> Run | None:
-        row = self._one(LocalSql.select_run, run_id=run_id)
-        return None if row is None else CODECS.run.from_row(row)
+        """The run's full record, read once per loader (the tail cache asks again
+        for the record the plan read)."""
+        if run_id not in self.runs:
+            row = self._one(LocalSql.select_run, run_id=run_id)
+            self.runs[run_id] = None if row is None else CODECS.run.from_row(row)
+        return self.runs[run_id]
 
     def load_run_status(self, run_id: str) -> RunStatus | None:
         if self.status is not None:

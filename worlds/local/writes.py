@@ -23,7 +23,7 @@ from wfkit.worlds.local.loader import Timestamps
 from wfkit.worlds.local.sql import CODECS, MAX_ROWS_PER_INSERT, LocalSql, insert_events_sql
 from wfkit.worlds.sql import EncodeTime, RowCodec
 
-__all__ = ["Statements", "plan_statements", "run_statements", "write_plan"]
+__all__ = ["Statements", "plan_statements", "run_statements"]
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -125,15 +125,3 @@ def run_statements(cursor: sqlite3.Cursor, statements: Statements) -> None:
         else:
             cursor.executemany(sql, rows)
 
-
-def write_plan(
-    cursor: sqlite3.Cursor, plan: PlannedWrites, timestamps: Timestamps | None = None
-) -> None:
-    """Write planned events and records inside the caller's transaction.
-
-    Args:
-        cursor: a cursor of the open write transaction.
-        plan: what ``wfkit.worlds.base.plan_events`` planned.
-        timestamps: the batch's timestamp texts (those of the records it loaded).
-    """
-    run_statements(cursor, plan_statements(plan, timestamps))
