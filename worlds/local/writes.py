@@ -124,4 +124,3 @@ def run_statements(cursor: sqlite3.Cursor, statements: Statements) -> None:
             cursor.execute(sql, rows[0])
         else:
             cursor.executemany(sql, rows)
-
