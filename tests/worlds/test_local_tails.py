@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.worlds.batch_writes import ev, event_types, next_step, running_run
 from wfkit.worlds.base import BatchWrite, EntityConflictError, diff_run_records
 from wfkit.worlds.local import LocalWorld
@@ -76,7 +78,7 @@ def _hooked_run_written(world: LocalWorld) -> tuple[str, list[str]]:
 
 
 def test_a_write_on_the_tail_reads_nothing_and_writes_what_the_read_path_writes(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = LocalWorld(tmp_path / "tail.db")
     read_world = LocalWorld(tmp_path / "read.db")
@@ -87,12 +89,9 @@ def test_a_write_on_the_tail_reads_nothing_and_writes_what_the_read_path_writes(
         assert seen.count("BEGIN") == 1
         assert len(_reads(seen)) == 3 + 4  # the read (BEGIN, steps, the run), the 4 checks
 
-        original = LocalEvents._plan_on_tail
-        LocalEvents._plan_on_tail = lambda self, write: None  # type: ignore[method-assign]
-        try:
+        with monkeypatch.context() as patch:
+            patch.setattr(LocalEvents, "_plan_on_tail", lambda self, write: None)
             read_path, seen = _hooked_run_written(read_world)
-        finally:
-            LocalEvents._plan_on_tail = original  # type: ignore[method-assign]
         assert seen.count("BEGIN") == 4  # each write read before the lock
 
         on_tail_rows, read_rows = _written(world, on_tail), _written(read_world, read_path)
@@ -140,13 +139,10 @@ def test_a_run_another_process_moved_on_goes_the_read_path_and_is_refused_or_acc
         other.events.create_batch(
             run_b, next_step(run_b, last_b, 1).requests, expected_last_event_id=last_b
         )
-        try:
+        with pytest.raises(EntityConflictError, match="moved on"):
             world.events.create_batch(
                 run_b, next_step(run_b, last_b, 1).requests, expected_last_event_id=last_b
             )
-            raise AssertionError("a stale write was accepted")
-        except EntityConflictError as exc:
-            assert "moved on" in str(exc)
         assert world.events._tails.get(run_b, last_b) is None  # type: ignore[attr-defined]
         # Continuing from the other process's write: read, and accepted.
         moved_last = moved[-1].event.event_id
@@ -161,26 +157,36 @@ def test_a_run_another_process_moved_on_goes_the_read_path_and_is_refused_or_acc
         world.close()
 
 
+def _next_step_written(world: LocalWorld, run_id: str, last: str, i: int) -> str:
+    """Write step ``i`` through a group write; the run's last event id."""
+    [outcome] = world.events.create_batches([next_step(run_id, last, i)])
+    assert isinstance(outcome, list)
+    return outcome[-1].event.event_id
+
+
 def test_a_step_the_tail_does_not_hold_is_refused_as_the_read_path_refuses_it(
     tmp_path: Path,
 ) -> None:
     world = LocalWorld(tmp_path / "w.db")
+    tails = world.events._tails  # type: ignore[attr-defined]
     try:
         run_id, last = running_run(world)
-        [outcome] = world.events.create_batches([next_step(run_id, last, 1)])
-        assert isinstance(outcome, list)
-        last = outcome[-1].event.event_id
-        # s0 is completed: the tail no longer holds it, so the plan on the tail takes
-        # it for new and the step's primary key refuses the INSERT.
+        # s0 is completed: no tail holds it, so a plan on the tail takes it for new
+        # and the step's primary key refuses the INSERT; the write is planned again
+        # on what it reads, which refuses it as before.
         again = [ev("step_created", "s0", step_name="a")]
+        last = _next_step_written(world, run_id, last, 1)
+        assert tails.get(run_id, last) is not None
+        with pytest.raises(EntityConflictError, match="already exists"):
+            world.events.create_batch(run_id, again, expected_last_event_id=last)
+        assert tails.get(run_id, last) is None
+
+        last = _next_step_written(world, run_id, last, 2)  # reads, and leaves a tail
+        assert tails.get(run_id, last) is not None
         [refused] = world.events.create_batches([BatchWrite(run_id, again, (), last)])
         assert isinstance(refused, EntityConflictError) and "already exists" in str(refused)
-        try:
-            world.events.create_batch(run_id, again, expected_last_event_id=last)
-            raise AssertionError("a second s0 was accepted")
-        except EntityConflictError as exc:
-            assert "already exists" in str(exc)
-        assert event_types(world, run_id).count("step_created") == 2
+        assert tails.get(run_id, last) is None
+        assert event_types(world, run_id).count("step_created") == 3
         assert diff_run_records(world, run_id) == []
     finally:
         world.close()

@@ -314,13 +314,13 @@ class LocalEvents:
         that refused it (its savepoint rolled back: nothing of it is written)."""
         cursor.execute("SAVEPOINT wfkit_write")
         try:
-            results = self._write(cursor, write)
+            written = self._write(cursor, write)
         except (WorldError, sqlite3.IntegrityError) as exc:
             cursor.execute("ROLLBACK TO wfkit_write")
             cursor.execute("RELEASE wfkit_write")
             return exc if isinstance(exc, WorldError) else _refusal(exc)
         cursor.execute("RELEASE wfkit_write")
-        return results
+        return written
 
     def _write(self, cursor: sqlite3.Cursor, write: BatchWrite) -> _Planned:
         """Check and write one batch (and enqueue its messages) in the open transaction,
@@ -393,8 +393,10 @@ class _Planned:
 
 
 class _PlannedWriteRefused(Exception):
-    """A constraint refused a write planned before the lock (see the module's
-    docstring: it cannot happen; the group is then written the careful way)."""
+    """A constraint refused a write planned before the lock or on a tail (the
+    module's docstring: a step the tail took for new, or a store changed behind the
+    world's back); the
+    transaction is rolled back and the writes planned again on what they read."""
 
 
 _READS_OTHER_RUNS = frozenset({"run_created", "hook_created"})
