@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.conftest import postgres_url
+from tests.worlds.postgres_counts import count_postgres
 from wfkit.worlds.base import (
     BatchWrite,
     EntityConflictError,
@@ -26,7 +26,6 @@ from wfkit.worlds.base import (
     RunNotFoundError,
     World,
 )
-from wfkit.worlds.postgres.session import _RawStatement
 from wfkit.worlds.testing import WORLD_FACTORIES, diff_run_records
 
 STEPS = 20
@@ -60,57 +59,6 @@ def _start_run(world: World) -> tuple[str, str]:
         expected_last_event_id=last,
     )
     return run_id, first[-1].event.event_id
-
-
-@contextlib.contextmanager
-def _count_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
-    """Count statements psycopg sends and round trips (a pipeline, or a statement
-    outside one, is one round trip), and those the world sends to libpq itself
-    (``session._RawStatement``, alone or pipelined; preparing a statement, once per connection, is no
-    more counted than psycopg's own preparing is)."""
-    counts = {"statements": 0, "round_trips": 0}
-    piped: list[bool] = [False]
-    execute: Callable[..., Any] = psycopg.Cursor.execute
-    pipeline: Callable[..., Any] = psycopg.Connection.pipeline
-    raw_execute: Callable[..., Any] = _RawStatement.execute
-
-    def counting_raw_execute(*args: Any) -> Any:
-        rows = raw_execute(*args)
-        if rows is not None:  # None: nothing sent, psycopg sends it (counted there)
-            counts["statements"] += 1
-            counts["round_trips"] += 1
-        return rows
-
-    def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        counts["statements"] += 1
-        counts["round_trips"] += 0 if piped[0] else 1
-        return execute(self, *args, **kwargs)
-
-    @contextlib.contextmanager
-    def counting_pipeline(self: Any) -> Iterator[Any]:
-        counts["round_trips"] += 1
-        piped[0] = True
-        try:
-            with pipeline(self) as pipe:
-                yield pipe
-        finally:
-            piped[0] = False
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
-    monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
-    monkeypatch.setattr(_RawStatement, "execute", counting_raw_execute)
-    raw_pipeline: Callable[..., Any] = _RawStatement.pipeline
-
-    def counting_raw_pipeline(connection: Any, batch: Sequence[Any]) -> Any:
-        results = raw_pipeline(connection, batch)
-        if results is not None:  # None: nothing sent, psycopg's pipeline sends it
-            counts["statements"] += len(batch)
-            counts["round_trips"] += 1
-        return results
-
-    monkeypatch.setattr(_RawStatement, "pipeline", counting_raw_pipeline)
-    yield counts
-    monkeypatch.undo()
 
 
 @contextlib.contextmanager
@@ -159,7 +107,7 @@ def test_statements_per_sequential_step_are_pinned(
     world = WORLD_FACTORIES[kind].make(tmp_path)
     try:
         run_id, last = _start_run(world)
-        counter = _count_sqlite(world) if kind == "local" else _count_postgres(monkeypatch)
+        counter = _count_sqlite(world) if kind == "local" else count_postgres(monkeypatch)
         with counter as counts:
             for i in range(1, STEPS + 1):
                 results = world.events.create_batch(run_id, _batch(i), expected_last_event_id=last)
@@ -198,22 +146,22 @@ def test_round_trips_per_group_do_not_grow_with_its_size(
     process's last writes, costs one."""
     world = _postgres_world(tmp_path)
     try:
-        with _count_postgres(monkeypatch) as created:
+        with count_postgres(monkeypatch) as created:
             outcomes = world.events.create_batches([_new_run(i) for i in range(size)])
         assert all(isinstance(outcome, list) for outcome in outcomes)
-        with _count_postgres(monkeypatch) as created_without_keys:
+        with count_postgres(monkeypatch) as created_without_keys:
             outcomes = world.events.create_batches(
                 [_new_run(size + i, keyed=False) for i in range(size)]
             )
         assert all(isinstance(outcome, list) for outcome in outcomes)
         runs = [_start_run(world) for _ in range(size)]
-        with _count_postgres(monkeypatch) as on_tails:
+        with count_postgres(monkeypatch) as on_tails:
             outcomes = world.events.create_batches(
                 [BatchWrite(r, _batch(1), expected_last_event_id=last) for r, last in runs]
             )
         lasts = [outcome[-1].event.event_id for outcome in outcomes if isinstance(outcome, list)]
         enqueue = [QueueMessageRequest(queue="q", payload={})]  # messages: never on a tail
-        with _count_postgres(monkeypatch) as locked:
+        with count_postgres(monkeypatch) as locked:
             outcomes = world.events.create_batches(
                 [
                     BatchWrite(r, _batch(2), enqueue, expected_last_event_id=last)
@@ -245,7 +193,7 @@ def test_starting_a_run_is_one_statement(tmp_path: Path, monkeypatch: pytest.Mon
     try:
         start = _new_run(1)
         message = [QueueMessageRequest(queue="q_start", payload={"run_id": start.run_id})]
-        with _count_postgres(monkeypatch) as counts:
+        with count_postgres(monkeypatch) as counts:
             world.events.create_batch(start.run_id, start.requests, messages=message)
         assert counts == {"statements": 1, "round_trips": 1}
         again = _new_run(2)
@@ -283,7 +231,7 @@ def test_the_first_step_after_run_started_is_one_statement(
                 EventRequest(event_type="step_started", correlation_id="s0"),
             ],
         )
-        with _count_postgres(monkeypatch) as counts:
+        with count_postgres(monkeypatch) as counts:
             world.events.create_batch(
                 run_id, _batch(1), expected_last_event_id=started[-1].event.event_id
             )
