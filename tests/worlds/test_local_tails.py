@@ -190,3 +190,30 @@ def test_a_step_the_tail_does_not_hold_is_refused_as_the_read_path_refuses_it(
         assert diff_run_records(world, run_id) == []
     finally:
         world.close()
+
+
+def test_a_first_write_after_reading_the_whole_log_reads_nothing_before_the_lock(
+    tmp_path: Path,
+) -> None:
+    """The tail is seeded from the fold of a whole log read (a worker's replay of a
+    run another process created), so the run's start is planned on it."""
+    starter, worker = LocalWorld(tmp_path / "w.db"), LocalWorld(tmp_path / "w.db")
+    try:
+        created = starter.events.create(None, ev("run_created", workflow_name="wf", input=1))
+        assert created.run is not None
+        run_id = created.run.run_id
+        last = worker.events.list(run_id)[-1].event_id
+        start = [
+            ev("run_started"),
+            ev("step_created", "s0", step_name="a"),
+            ev("step_started", "s0"),
+        ]
+        with _statements(worker) as seen:
+            [outcome] = worker.events.create_batches([BatchWrite(run_id, start, (), last)])
+        assert isinstance(outcome, list)
+        assert "BEGIN" not in seen  # no read transaction before the lock
+        assert worker.runs.get(run_id).status == "running"
+        assert diff_run_records(worker, run_id) == []
+    finally:
+        worker.close()
+        starter.close()

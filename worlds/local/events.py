@@ -46,8 +46,9 @@ with no read transaction (``plan_on_tail``). The check under the lock is what
 makes that correct: it confirms the run's log still ends at that id, so (by the
 argument above) its rows are still exactly what this process's own write left,
 and the plan on the tail is the plan a read would have made. That holds for the
-whole run row, so a write ending its run (``run_completed``, ``run_failed``) may be
-planned on the tail too. One assumption of the tail is checked by a constraint
+whole run row, so a write starting or ending its run (``tails.RUN_EVENTS``) may
+be planned on the tail too. A read of the run's whole log seeds its tail from the
+log's fold (``TailCache.seed``). One assumption of the tail is checked by a constraint
 instead: a step the write creates and the tail does not hold is taken not to
 exist (the tail holds only the unfinished steps this process wrote); if it does,
 its INSERT is refused and the group goes the careful way above, which gives the
@@ -227,12 +228,12 @@ class LocalEvents:
         The caller must confirm under the lock that the run's last event is still
         ``write.expected_last_event_id`` (the module's docstring)."""
         expected = write.expected_last_event_id
-        if expected is None or not qualifies(write.requests, run_endings=True):
+        if expected is None or not qualifies(write.requests):
             return None
         tail = self._tails.get(write.run_id, expected)
         if tail is None:
             return None
-        plan = plan_on_tail(write.run_id, tail, write.requests, expected, run_endings=True)
+        plan = plan_on_tail(write.run_id, tail, write.requests, expected, writes_release=True)
         if plan is None:
             return None
         return _Planned(plan_statements(plan), plan, tail.run, tail)
@@ -359,7 +360,10 @@ class LocalEvents:
                 after=after_event_id,
                 limit=limit_rows,
             )
-        return decode_events(CODECS.event, rows)
+        events = decode_events(CODECS.event, rows)
+        if after_event_id is None:
+            self._tails.seed(run_id, events, limit)  # one statement: one snapshot
+        return events
 
 
 class PreparedGroup:

@@ -30,7 +30,11 @@ written by one guarded statement, its own transaction (autocommit: no
 ``BEGIN``, no ``COMMIT``): one round trip. If the guard finds the log moved on,
 or anything else is in doubt, the batch runs as above. A batch creating its run
 (``start``) reads nothing either (``tails.plan_new_run``): one statement, in one
-round trip.
+round trip. The tail also takes a batch starting the run, or ending it when the
+run holds no hook or wait to release (``tails.RunTail.releases_nothing``); a
+read of the whole log (a worker replaying a run) seeds the run's tail from its
+fold (``tails.TailCache.seed``), so the worker's first write to the run takes
+it too.
 """
 
 from __future__ import annotations
@@ -254,4 +258,7 @@ class PostgresEvents:
         def read(session: Session) -> list[Event]:
             return decode_events(CODECS.event, session.rows(sql, params))
 
-        return run_transaction(self._engine, read, transactional=False)
+        events = run_transaction(self._engine, read, transactional=False)
+        if after_event_id is None:
+            self._tails.seed(run_id, events, limit)  # one statement: one snapshot
+        return events

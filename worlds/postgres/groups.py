@@ -13,8 +13,10 @@ costs one transaction and two round trips, whatever its size:
    one gets its error in its slot and contributes nothing (nor its messages).
    Every planned write's statements, then ``COMMIT``, in one pipeline.
 
-A group whose every write can be planned without reading skips step 1: a step
-batch continuing from this process's own last write to its run (``tails``), or a
+A group whose every write can be planned without reading skips step 1: a batch
+of step events, or of the run's start or ending (an ending only when the run holds
+no hook or wait to release), continuing from what this process last wrote to or
+read of the whole log of its run (``tails``), or a
 write creating its run without an idempotency key (``tails.plan_new_run``; with
 one, step 1 looks the key up, so that a start retried with the same keys is
 refused write by write rather than sinking the group). Their statements (in run

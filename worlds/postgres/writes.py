@@ -15,7 +15,8 @@ releases its remaining hooks and waits afterwards.
 
 A *guarded* plan (``guard_last_event_id``, the cached path of ``tails``) is
 written without having locked the run: its first CTE moves the run's
-``last_event_id`` on only if it still is the expected id (under READ COMMITTED
+``last_event_id`` on (and writes the run's changed columns, for a start or an
+ending planned on the tail) only if it still is the expected id (under READ COMMITTED
 an UPDATE waits for a concurrent writer's row lock and re-checks its condition
 on the newest row), every other write is conditioned on that CTE having
 returned its row, and the statement returns how many run rows it moved (1 or 0).
@@ -309,13 +310,19 @@ def plan_statements(
     guard: str | None = None
     guarded = guard_last_event_id is not None
     if guarded:
-        if not plan.events or plan.new_runs or plan.changed_runs or plan.released_runs:
-            raise ValueError("a guarded plan writes only events, steps and the run's tail")
-        if plan.new_hooks or plan.changed_hooks or plan.new_waits or plan.changed_waits:
-            raise ValueError("a guarded plan writes only events, steps and the run's tail")
+        if not plan.events or plan.new_runs or set(plan.changed_runs) - {run_id}:
+            raise ValueError("a guarded plan writes only events, steps and its run's row")
+        if plan.released_runs or plan.new_hooks or plan.changed_hooks:
+            raise ValueError("a guarded plan writes only events, steps and its run's row")
+        if plan.new_waits or plan.changed_waits:
+            raise ValueError("a guarded plan writes only events, steps and its run's row")
         params["expected_last_event_id"] = guard_last_event_id
         params["last_event_id"] = plan.events[-1].event_id
-        guard = _guard_sql(names.runs)
+        changed_run = plan.changed_runs.get(run_id)
+        if changed_run is not None:
+            row = CODECS.run.update_params(changed_run)
+            params.update({f"r_{name}": value for name, value in row.items()})
+        guard = _guard_sql(names.runs, changed_run is not None)
     cte = bodies.append
 
     if plan.events:
@@ -389,9 +396,12 @@ _GUARDED_PRIMARY = f"SELECT count(*) AS written FROM {_GUARD}"
 
 
 @functools.cache
-def _guard_sql(runs: str) -> str:
+def _guard_sql(runs: str, changes_run: bool) -> str:
+    """The guard's UPDATE of the run row: its tail, and with ``changes_run`` the
+    columns a transition may change (a start or an ending planned on the tail)."""
+    sets = "".join(f"{name} = %(r_{name})s, " for name in CODECS.run.mutable) if changes_run else ""
     return (
-        f"UPDATE {runs} SET last_event_id = %(last_event_id)s"
+        f"UPDATE {runs} SET {sets}last_event_id = %(last_event_id)s"
         " WHERE run_id = %(run_id)s AND last_event_id = %(expected_last_event_id)s"
         " RETURNING 1"
     )

@@ -12,9 +12,22 @@ log still ending there. Each SQL world supplies that condition:
   own transaction, in one round trip (``worlds.postgres.writes.plan_statements(...,
   guard_last_event_id=...)``);
 - the local world checks, under its write lock, the last event id of every run
-  of a group planned before the lock (``worlds.local.events``); there the run's
-  whole row is confirmed current, so a batch ending the run (``run_completed``,
-  ``run_failed``) may be planned on the tail too (``run_endings=True``).
+  of a group planned before the lock (``worlds.local.events``).
+
+Either way the run's whole row is confirmed current, so a batch that starts or
+ends the run (``RUN_EVENTS``) may be planned on the tail too; Postgres's guard
+writes the run's changed row itself. Ending a run releases its active hooks and
+waiting waits: the local world writes that release under its lock; Postgres's
+one guarded statement cannot, so it ends on the tail only a run the tail knows
+holds none (``RunTail.releases_nothing``), and the locking path ends the others.
+
+A tail is started by a write (a run this process created or wrote the ordinary
+way) or by a read of the run's whole log (``TailCache.seed``): a world's records
+are by its invariant the fold of the log (``fold_events``; ``wfkit verify``
+checks exactly that), so the fold of a whole log read at once is the records as
+of its last event, which the next write's guard confirms. That is a worker's
+first message of a run: it replays the whole log, then writes ``run_started``
+and the first step, planned on the seeded tail.
 
 Any doubt — another writer moved the log on, a record this cache does not hold,
 a refused transition — goes the ordinary way (lock, read, plan, write), which
@@ -27,11 +40,11 @@ primary key and refuses the batch as a duplicate, which is the answer the
 locking path gives (``plan_new_run``). Postgres writes it by one statement, in
 one round trip.
 
-Only batches of step events (and, where the world confirms the whole run row,
-the run's ending) qualify for the tail: they read the run and the steps they
-name, and write events, steps, the run's record and its release. Hooks and
-waits are left out on purpose: a hook token is unique across runs, so another
-run's write can change the answer without touching this run's log.
+Only batches of step events and of the run's start and ending qualify for the
+tail: they read the run and the steps they name, and write events, steps, the
+run's record and its release. Hooks and waits are left out on purpose: a hook
+token is unique across runs, so another run's write can change the answer
+without touching this run's log.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from dataclasses import dataclass, field
 from wfkit.worlds.base import (
     RUN_TERMINAL,
     STEP_TERMINAL,
+    CorruptedLogError,
     Event,
     EventRequest,
     EventType,
@@ -53,11 +67,12 @@ from wfkit.worlds.base import (
     Step,
     Wait,
     WorldError,
+    fold_events,
     plan_events,
 )
 
 __all__ = [
-    "RUN_ENDINGS",
+    "RUN_EVENTS",
     "NewRunLoader",
     "RunTail",
     "TailCache",
@@ -67,6 +82,10 @@ __all__ = [
     "plan_on_tail",
     "qualifies",
 ]
+
+_MAX_SEEDED_EVENTS = 64
+"""The longest log ``TailCache.seed`` folds (a worker's first message of a run
+reads a short log; folding a long one would cost more than the read it saves)."""
 
 _MAX_RUNS = 4096
 """Runs remembered per world object; older ones are forgotten (a miss costs one
@@ -79,25 +98,29 @@ class TailMiss(Exception):
 
 @dataclass
 class RunTail:
-    """A run's full record and the unfinished steps this process wrote since it
-    last read them, as of ``last_event_id``. Step events leave the run's record
-    as it is, so the record of the write that started the tail stays current."""
+    """A run's full record and its unfinished steps this process knows of, as of
+    ``last_event_id``.
+
+    ``releases_nothing``: the run holds no active hook and no waiting wait, known
+    from the fold the tail was seeded from or the run's creation, and every batch
+    remembered since (a batch creating or changing a hook or wait clears it);
+    False when unknown. Hooks and waits of a run change only with events of its
+    log, so the guard on ``last_event_id`` confirms this too."""
 
     last_event_id: str
     run: Run
     steps: dict[str, Step] = field(default_factory=dict)
+    releases_nothing: bool = False
 
 
-RUN_ENDINGS = frozenset({"run_completed", "run_failed"})
-"""Run events a tail may plan where the whole run row is confirmed current."""
+RUN_EVENTS = frozenset({"run_started", "run_completed", "run_failed"})
+"""Run events a tail may plan: the run's start and its ending."""
 
 
-def qualifies(requests: Sequence[EventRequest], *, run_endings: bool = False) -> bool:
-    """Whether a batch may take the cached path: step events only, or also the
-    run's ending (``RUN_ENDINGS``) with ``run_endings``."""
+def qualifies(requests: Sequence[EventRequest]) -> bool:
+    """Whether a batch may take the cached path: step events and ``RUN_EVENTS`` only."""
     return bool(requests) and all(
-        r.event_type.startswith("step_") or (run_endings and r.event_type in RUN_ENDINGS)
-        for r in requests
+        r.event_type.startswith("step_") or r.event_type in RUN_EVENTS for r in requests
     )
 
 
@@ -107,21 +130,24 @@ def plan_on_tail(
     requests: Sequence[EventRequest],
     expected_last_event_id: str,
     *,
-    run_endings: bool = False,
+    writes_release: bool = False,
 ) -> PlannedWrites | None:
     """The plan of a batch checked against ``tail`` alone; None when the batch must
     be checked against the database (a record the tail lacks, a refusal the
-    database must confirm, or, without ``run_endings``, a run the batch changes).
+    database must confirm, or, without ``writes_release``, an ending that may
+    release hooks or waits).
+
+    An ending whose tail ``releases_nothing`` has its release dropped from the
+    plan: it would update no row (the run holds no active hook, no waiting wait),
+    so the plan writes exactly what the locking path writes.
 
     Args:
         run_id: the batch's run.
         tail: what this process knows of the run as of ``expected_last_event_id``.
         requests: the batch.
         expected_last_event_id: the batch's expected last event (``tail``'s).
-        run_endings: the write will confirm the run's whole row current (the
-            local world's lock), so a plan that changes the run (ends it) stands;
-            without it only what a guarded statement can write (events, steps, the
-            run's tail) does.
+        writes_release: the world writes a plan's release of the run's hooks and
+            waits along with it (the local world, under its lock).
     """
     try:
         plan = plan_events(
@@ -132,9 +158,9 @@ def plan_on_tail(
         )
     except (TailMiss, WorldError):
         return None
-    if run_endings:
-        return plan
-    return None if plan.changed_runs or plan.released_runs else plan
+    if tail.releases_nothing:
+        plan.released_runs.clear()
+    return None if plan.released_runs and not writes_release else plan
 
 
 class TailCache:
@@ -186,11 +212,58 @@ class TailCache:
         for (step_run_id, step_id), step in (*plan.new_steps.items(), *plan.changed_steps.items()):
             if step_run_id == run_id:
                 steps[step_id] = step
-        tail = RunTail(
-            last_event_id=plan.events[-1].event_id,
-            run=after,
-            steps={i: s for i, s in steps.items() if s.status not in STEP_TERMINAL},
+        # What the run held before: nothing if the batch created it, else what
+        # the base knew (unknown without one).
+        held_nothing = run_id in plan.new_runs or (base is not None and base.releases_nothing)
+        touches_hooks_or_waits = bool(
+            plan.new_hooks or plan.changed_hooks or plan.new_waits or plan.changed_waits
         )
+        self._put(
+            run_id,
+            RunTail(
+                last_event_id=plan.events[-1].event_id,
+                run=after,
+                steps={i: s for i, s in steps.items() if s.status not in STEP_TERMINAL},
+                releases_nothing=held_nothing and not touches_hooks_or_waits,
+            ),
+        )
+
+    def seed(self, run_id: str, events: Sequence[Event], limit: int | None) -> None:
+        """Learn the run's records from ``events``, its log from the start read in
+        one statement with ``limit`` (the whole log unless the limit cut it; module
+        docstring): the fold of a world's whole log is its records (the
+        invariant ``wfkit verify`` checks), as of the log's last event, which the
+        guard of a write planned on them confirms. A log longer than
+        ``_MAX_SEEDED_EVENTS``, one the rules cannot fold, or a run it leaves
+        finished teaches nothing."""
+        cut = limit is not None and len(events) >= limit
+        if not events or cut or len(events) > _MAX_SEEDED_EVENTS:
+            return
+        if self.get(run_id, events[-1].event_id) is not None:
+            return  # known already, from this process's own last write
+        try:
+            folded = fold_events(events)
+        except CorruptedLogError:
+            return
+        run = folded.runs.get(run_id)
+        if run is None or run.status in RUN_TERMINAL or len(folded.runs) > 1:
+            return
+        self._put(
+            run_id,
+            RunTail(
+                last_event_id=events[-1].event_id,
+                run=run,
+                steps={
+                    step.step_id: step
+                    for step in folded.steps.values()
+                    if step.status not in STEP_TERMINAL
+                },
+                releases_nothing=all(h.status != "active" for h in folded.hooks.values())
+                and all(w.status != "waiting" for w in folded.waits.values()),
+            ),
+        )
+
+    def _put(self, run_id: str, tail: RunTail) -> None:
         with self._lock:
             self._tails[run_id] = tail
             self._tails.move_to_end(run_id)
