@@ -232,3 +232,24 @@ def test_a_cut_or_finished_log_seeds_nothing(starter: World, worker: World) -> N
     ended = starter.events.create(run_id, ev("run_failed", error={"message": "x"}))
     worker.events.list(run_id)
     assert tails.get(run_id, ended.event.event_id) is None
+
+
+def test_a_queued_run_is_admitted_on_its_tail_and_refused_a_plain_start_as_before(
+    starter: World, worker: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = starter.events.create(
+        None, ev("run_created", workflow_name="wf", queue_name="q", queue_priority=3)
+    )
+    assert created.run is not None
+    run_id = created.run.run_id
+    [last] = _replayed(worker, [run_id])
+    with pytest.raises(EntityConflictError, match="until a worker admits it"):
+        worker.events.create_batch(run_id, [ev("run_started")], expected_last_event_id=last)
+    [last] = _replayed(worker, [run_id])
+    admitted = [ev("run_started", admitted_by="worker-1"), ev("step_created", "s0", step_name="a")]
+    with count_postgres(monkeypatch) as sent:
+        worker.events.create_batch(run_id, admitted, expected_last_event_id=last)
+    assert sent == {"statements": 1, "round_trips": 1}
+    run = worker.runs.get(run_id)
+    assert (run.status, run.admitted_by, run.queue_priority) == ("running", "worker-1", 3)
+    assert diff_run_records(worker, run_id) == []
