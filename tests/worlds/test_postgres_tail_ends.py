@@ -10,10 +10,12 @@ to release, goes the locking path with its answers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import postgres_url
@@ -253,3 +255,34 @@ def test_a_queued_run_is_admitted_on_its_tail_and_refused_a_plain_start_as_befor
     run = worker.runs.get(run_id)
     assert (run.status, run.admitted_by, run.queue_priority) == ("running", "worker-1", 3)
     assert diff_run_records(worker, run_id) == []
+
+
+def test_starts_and_endings_on_the_tail_take_the_raw_path(
+    starter: World, worker: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's run columns go as text (times, integers), as the run writes of
+    the locking path do: no psycopg cursor, alone or in a group."""
+    alone, *grouped = runs = [_start(starter, i) for i in range(3)]
+    lasts = dict(zip(runs, _replayed(worker, runs), strict=True))
+
+    def write(make: Callable[[str, str], BatchWrite]) -> None:
+        """``make``'s writes: the grouped runs' in a group, the other's alone."""
+        writes = [make(r, lasts[r]) for r in grouped]
+        lasts.update(zip(grouped, _lasts(worker.events.create_batches(writes)), strict=True))
+        one = make(alone, lasts[alone])
+        results = worker.events.create_batch(
+            alone, one.requests, expected_last_event_id=lasts[alone]
+        )
+        lasts[alone] = results[-1].event.event_id
+
+    def no_cursor(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("sent through psycopg's cursor")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", no_cursor)
+        patch.setattr(psycopg.Connection, "pipeline", no_cursor)
+        write(_first_write)
+        write(functools.partial(_ending, step="s0"))
+    for run_id in runs:
+        assert worker.runs.get(run_id).status == "completed"
+        assert diff_run_records(worker, run_id) == []

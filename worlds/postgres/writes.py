@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from wfkit.worlds.base import PlannedWrites
+from wfkit.worlds.base import PlannedWrites, Run
 from wfkit.worlds.postgres.session import Statement, text_array
 from wfkit.worlds.postgres.sql import CODECS, TableNames, column_types
 from wfkit.worlds.sql import RowCodec
@@ -320,8 +320,7 @@ def plan_statements(
         params["last_event_id"] = plan.events[-1].event_id
         changed_run = plan.changed_runs.get(run_id)
         if changed_run is not None:
-            row = CODECS.run.update_params(changed_run)
-            params.update({f"r_{name}": value for name, value in row.items()})
+            params.update(_changed_run_params(changed_run, iso))
         guard = _guard_sql(names.runs, changed_run is not None)
     cte = bodies.append
 
@@ -430,10 +429,15 @@ def _run_statement(names: TableNames, plan: PlannedWrites, params: dict[str, Any
         return _run_sql(names.runs, "insert", has_events)
     run_record = next(iter(plan.changed_runs.values()), None)
     if run_record is not None:
-        row = codec.update_values(run_record, iso)
-        params.update(_run_params((*codec.mutable, *codec.keys), row))
+        params.update(_changed_run_params(run_record, iso))
         return _run_sql(names.runs, "update", has_events)
     return _run_sql(names.runs, "tail", has_events) if has_events else None
+
+
+def _changed_run_params(run: Run, iso: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+    """The parameters of a changed run row's UPDATE (``_run_params``)."""
+    codec = CODECS.run
+    return _run_params((*codec.mutable, *codec.keys), codec.update_values(run, iso))
 
 
 def _run_params(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
