@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.conftest import postgres_url
 from tests.worlds.batch_writes import ev, next_step
 from tests.worlds.postgres_counts import count_postgres
 from wfkit.worlds.base import (
@@ -29,7 +27,6 @@ from wfkit.worlds.base import (
     diff_run_records,
 )
 from wfkit.worlds.postgres import PostgresWorld
-from wfkit.worlds.testing import WORLD_FACTORIES
 from wfkit.worlds.testing.factories import postgres_test_url
 
 RUNS = 6
@@ -38,15 +35,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def starter(tmp_path: Path) -> Iterator[World]:
+def starter(postgres_world: World) -> World:
     """The process that starts runs (``start``): a world object of its own."""
-    if not postgres_url():
-        pytest.skip("WFKIT_TEST_POSTGRES_URL not set")
-    instance = WORLD_FACTORIES["postgres"].make(tmp_path)
-    try:
-        yield instance
-    finally:
-        instance.close()
+    return postgres_world
 
 
 @pytest.fixture
