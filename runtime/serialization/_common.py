@@ -99,7 +99,8 @@ def class_path(cls: type) -> str:
 
 
 def safe_str(exc: BaseException) -> str:
+    """``str(exc)`` as an exact ``str`` (a ``__str__`` may return a subclass)."""
     try:
-        return str(exc)
+        return str.__str__(str(exc))
     except Exception:
         return f"<unprintable {type(exc).__name__}>"

@@ -430,7 +430,13 @@ def ser_exception(exc: BaseException, *, with_stack: bool) -> dict[str, Any]:
     out["type"] = qualified_name(cls)
     out["msg"] = safe_str(exc)
     out["args"] = _ser_field(list(exc.args), exc, ".args")
-    attrs = {k: x for k, x in vars(exc).items() if k != "__wfkit_stack__"}
+    # Only names ``setattr`` can give back: a key put in ``__dict__`` by hand that is
+    # not a str is no attribute (and would not stay what it is through JSON).
+    attrs = {
+        str.__str__(k): x
+        for k, x in vars(exc).items()
+        if isinstance(k, str) and k != "__wfkit_stack__"
+    }
     for base, names in _C_LEVEL_ATTRS:
         if isinstance(exc, base):
             attrs.update((n, getattr(exc, n)) for n in names if getattr(exc, n, None) is not None)

@@ -648,6 +648,30 @@ def test_exceptions_round_trip_with_type_and_attributes(exc: BaseException) -> N
     assert {k: v for k, v in vars(back).items() if k in own} == own
 
 
+class _Text(str):
+    pass
+
+
+class _OddError(Exception):
+    def __str__(self) -> str:
+        return _Text("odd message")
+
+
+def test_an_exception_is_encoded_as_plain_json_whatever_its_str_and_dict_hold() -> None:
+    """A ``__str__`` returning a str subclass and a non-str key put in ``__dict__`` by hand:
+    what is encoded is already what JSON gives back (dicts with str keys, exact str)."""
+    exc = raised(_OddError("odd"))
+    exc.__dict__[1] = "not an attribute"
+    exc.__dict__[_Text("label")] = "kept"
+    info = serialize_error(exc)
+    assert json.loads(json.dumps(info)) == info
+    value = serialize(exc)
+    assert type(value["msg"]) is str and value["msg"] == "odd message"
+    assert all(type(k) is str for k in value["attrs"])
+    back = error_round_trip(exc)
+    assert type(back) is _OddError and back.label == "kept"  # type: ignore[attr-defined]
+
+
 def test_retryable_error_keeps_retry_after() -> None:
     back = error_round_trip(RetryableError("later", retry_after=12.5))
     assert isinstance(back, RetryableError) and back.retry_after == 12.5
