@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import postgres_url
+from tests.worlds.batch_writes import running_run
 from wfkit.worlds.base import EventRequest
 from wfkit.worlds.postgres import PostgresWorld
 from wfkit.worlds.postgres.session import Session, fetch_scalar, run_transaction
@@ -36,24 +37,6 @@ def _backend_pid(world: PostgresWorld) -> int:
     return pid
 
 
-def _step_run(world: PostgresWorld) -> tuple[str, str]:
-    """A running run with step s0 started; (run id, its last event id)."""
-    created = world.events.create(
-        None, EventRequest(event_type="run_created", data={"workflow_name": "wf", "input": None})
-    )
-    assert created.run is not None
-    run_id = created.run.run_id
-    world.events.create(run_id, EventRequest(event_type="run_started"))
-    first = world.events.create_batch(
-        run_id,
-        [
-            EventRequest(event_type="step_created", correlation_id="s0", data={"step_name": "a"}),
-            EventRequest(event_type="step_started", correlation_id="s0"),
-        ],
-    )
-    return run_id, first[-1].event.event_id
-
-
 def _next_step(world: PostgresWorld, run_id: str, last: str, i: int) -> str:
     results = world.events.create_batch(
         run_id,
@@ -72,7 +55,7 @@ def _next_step(world: PostgresWorld, run_id: str, last: str, i: int) -> str:
 def test_sequential_writes_reuse_one_connection_without_the_pool(
     world: PostgresWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id, last = _step_run(world)
+    run_id, last = running_run(world)
     pid = _backend_pid(world)
     checkouts = 0
     checkout = world.engine.raw_connection
@@ -130,7 +113,7 @@ def test_close_closes_the_kept_connections(tmp_path: Any) -> None:
     schema = f"wfkit_conn_{os.getpid()}_{time.time_ns()}"
     world = PostgresWorld(URL, schema=schema)
     try:
-        _step_run(world)
+        running_run(world)
         pid = _backend_pid(world)  # kept at hand once this returns
     finally:
         world.drop_schema()
@@ -153,7 +136,7 @@ def test_close_closes_the_kept_connections(tmp_path: Any) -> None:
 
 
 def test_a_forked_child_never_uses_the_parents_kept_connections(world: PostgresWorld) -> None:
-    run_id, last = _step_run(world)
+    run_id, last = running_run(world)
     parent_pid = _backend_pid(world)
     read, write = os.pipe()
     child = os.fork()
@@ -183,7 +166,7 @@ def test_nothing_is_kept_with_pre_ping_or_an_unbounded_pool(options: dict[str, A
     assert URL
     world = PostgresWorld(URL, schema=f"wfkit_conn_{os.getpid()}_{time.time_ns()}", **options)
     try:
-        _step_run(world)
+        running_run(world)
         assert world.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         assert _backend_pid(world) == _backend_pid(world)  # the pool kept it
     finally:
