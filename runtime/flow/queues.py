@@ -173,7 +173,10 @@ def warn_undeclared(world: World, runs: Iterable[tuple[str, str]]) -> None:
     by_queue: dict[str, list[str]] = {}
     for run_id, name in runs:
         by_queue.setdefault(name, []).append(run_id)
-    seen = _seen_declared.setdefault(world, set())
+    try:
+        seen = _seen_declared.setdefault(world, set())
+    except TypeError:  # a world object that cannot be weakly referenced: ask each time
+        seen = set()
     here = {queue.name for queue in declared_queues()}
     unknown = sorted(set(by_queue) - seen - here)
     if not unknown:

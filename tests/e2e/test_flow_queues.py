@@ -24,8 +24,10 @@ from wfkit.runtime.flow.queues import (
     _forget_queue,
     admit_queued_runs,
     announce,
+    warn_undeclared,
 )
 from wfkit.runtime.tools.deployments import local_deployments, pending_reason
+from wfkit.worlds import create_world
 from wfkit.worlds.base import EntityConflictError, EventRequest
 
 
@@ -252,3 +254,27 @@ def test_a_start_in_a_queue_no_worker_declares_is_named_in_one_warning(
             assert world.runs.get(run.run_id).status == "pending"
 
     run_async(scenario())
+
+
+def test_a_world_object_without_weak_references_still_gets_the_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The declared names are remembered per world object, weakly; a world that cannot be
+    weakly referenced (``__slots__``) is asked each time instead of failing the start."""
+
+    class SlottedWorld:
+        __slots__ = ("queue",)
+
+        def __init__(self, queue: Any) -> None:
+            self.queue = queue
+
+    memory = create_world("memory")
+    try:
+        world = SlottedWorld(memory.queue)
+        with caplog.at_level(logging.WARNING, logger="wfkit.flow"):
+            warn_undeclared(world, [("wrun_1", "flow_nowhere")])  # type: ignore[arg-type]
+        assert [r.getMessage()[:43] for r in caplog.records if r.name == "wfkit.flow"] == [
+            "run wrun_1 waits, pending, in queue 'flow_n"
+        ]
+    finally:
+        memory.close()
