@@ -44,36 +44,6 @@ Columns = tuple[tuple[str, str], ...]
 R = TypeVar("R", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """The typed columns of a record's INSERT and of its UPDATE (mutable + keys)."""
-
-    insert: Columns
-    update: Columns
-    keys: tuple[str, ...]
-
-    @classmethod
-    def of(cls, codec: RowCodec[R]) -> _Shape:
-        return cls(
-            insert=tuple(column_types(codec.table, codec.columns)),
-            update=tuple(column_types(codec.table, (*codec.mutable, *codec.keys))),
-            keys=codec.keys,
-        )
-
-
-_EVENTS = tuple(column_types(CODECS.event.table, CODECS.event.columns))
-# The plan has each event's data as JSON text already (PlannedWrites.event_json).
-_EVENT_VALUES = CODECS.event.encoder("data", timed=True)
-_STEPS, _HOOKS, _WAITS = _Shape.of(CODECS.step), _Shape.of(CODECS.hook), _Shape.of(CODECS.wait)
-# Queue rows carry the delay; the server's clock turns it into visible_at.
-_MESSAGES: Columns = (
-    *column_types(
-        CODECS.message.table, ("message_id", "queue", "payload", "idempotency_key", "run_id")
-    ),
-    ("delay", "float8"),
-)
-
-
 _ISO_KEPT = 512
 """ISO texts remembered (``_ISO_TEXTS``); past it they are forgotten at once."""
 
@@ -161,26 +131,71 @@ def _row_json(columns: Columns) -> RowJson:
     return row_json
 
 
-def _unnest(
-    alias: str, columns: Columns, rows: Iterable[Sequence[Any]], params: dict[str, Any]
-) -> str:
-    """``json_to_recordset(...) AS alias(cols, ord)`` over one JSON parameter.
+class _RowSet:
+    """The typed columns of one JSON row set (``_unnest``) and the ``row_json`` made
+    for them, built once per kind of row. Hashed by identity: the statement texts
+    are cached by it, where a tuple of column pairs was hashed again, pair by pair,
+    on every lookup (three lookups per table per plan)."""
 
-    ``rows`` are value lists in ``columns`` order (times already ISO text). One
+    __slots__ = ("columns", "row_json")
+
+    def __init__(self, columns: Iterable[tuple[str, str]]) -> None:
+        self.columns: Columns = tuple(columns)
+        self.row_json = _row_json(self.columns)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The typed columns of a record's INSERT and of its UPDATE (mutable + keys)."""
+
+    insert: _RowSet
+    update: _RowSet
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, codec: RowCodec[R]) -> _Shape:
+        return cls(
+            insert=_RowSet(column_types(codec.table, codec.columns)),
+            update=_RowSet(column_types(codec.table, (*codec.mutable, *codec.keys))),
+            keys=codec.keys,
+        )
+
+
+_EVENTS = _RowSet(column_types(CODECS.event.table, CODECS.event.columns))
+# The plan has each event's data as JSON text already (PlannedWrites.event_json).
+_EVENT_VALUES = CODECS.event.encoder("data", timed=True)
+_STEPS, _HOOKS, _WAITS = _Shape.of(CODECS.step), _Shape.of(CODECS.hook), _Shape.of(CODECS.wait)
+# Queue rows carry the delay; the server's clock turns it into visible_at.
+_MESSAGES = _RowSet(
+    (
+        *column_types(
+            CODECS.message.table, ("message_id", "queue", "payload", "idempotency_key", "run_id")
+        ),
+        ("delay", "float8"),
+    )
+)
+
+
+def _unnest(
+    alias: str, rows_of: _RowSet, rows: Iterable[Sequence[Any]], params: dict[str, Any]
+) -> None:
+    """Put the JSON of ``rows`` in ``params[alias]``, for ``_source_sql(alias, rows_of)``:
+    ``json_to_recordset(...) AS alias(cols, ord)`` over that one parameter.
+
+    ``rows`` are value lists in ``rows_of.columns`` order (times already ISO text). One
     JSON text per table is much cheaper to send than one array per column; the
     column list types the values on the server (ISO strings → timestamptz).
     Stored JSON documents travel as JSON strings, so the ``\\u0000`` they hold
     stays six characters and never becomes a NUL."""
-    row_json = _row_json(columns)
+    row_json = rows_of.row_json
     params[alias] = "[" + ",".join([row_json(row, i) for i, row in enumerate(rows)]) + "]"
-    return _source_sql(alias, columns)
 
 
 # The statement texts depend only on the table, alias and columns: built once
 # each (joining the column lists was a fifth of a step's planning CPU).
 @functools.cache
-def _source_sql(alias: str, columns: Columns) -> str:
-    names = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+def _source_sql(alias: str, rows_of: _RowSet) -> str:
+    names = ", ".join(f"{name} {sql_type}" for name, sql_type in rows_of.columns)
     return f"json_to_recordset(%({alias})s::json) AS {alias}({names}, ord int)"
 
 
@@ -191,28 +206,28 @@ _GUARDED = f"EXISTS (SELECT 1 FROM {_GUARD})"
 def _insert(
     table: str,
     alias: str,
-    columns: Columns,
+    rows_of: _RowSet,
     rows: Iterable[Sequence[Any]],
     params: dict[str, Any],
     *,
     guarded: bool = False,
 ) -> str:
-    _unnest(alias, columns, rows, params)
-    return _insert_sql(table, alias, columns, guarded)
+    _unnest(alias, rows_of, rows, params)
+    return _insert_sql(table, alias, rows_of, guarded)
 
 
 @functools.cache
-def _insert_sql(table: str, alias: str, columns: Columns, guarded: bool) -> str:
-    names = ", ".join(name for name, _ in columns)
+def _insert_sql(table: str, alias: str, rows_of: _RowSet, guarded: bool) -> str:
+    names = ", ".join(name for name, _ in rows_of.columns)
     where = f" WHERE {_GUARDED}" if guarded else ""
-    source = _source_sql(alias, columns)
+    source = _source_sql(alias, rows_of)
     return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source}{where} ORDER BY ord"
 
 
 def _update(
     table: str,
     alias: str,
-    columns: Columns,
+    rows_of: _RowSet,
     keys: tuple[str, ...],
     rows: Iterable[Sequence[Any]],
     params: dict[str, Any],
@@ -221,17 +236,17 @@ def _update(
     scoped: bool = False,
 ) -> str:
     listed = list(rows)
-    _unnest(alias, columns, listed, params)
+    _unnest(alias, rows_of, listed, params)
     ids = [row[-1] for row in listed]  # the last key column ends an update's values
     params[f"{alias}_ids"] = ids[0] if len(ids) == 1 else text_array(ids)
-    return _update_sql(table, alias, columns, keys, guarded, scoped, len(ids) == 1)
+    return _update_sql(table, alias, rows_of, keys, guarded, scoped, len(ids) == 1)
 
 
 @functools.cache
 def _update_sql(
     table: str,
     alias: str,
-    columns: Columns,
+    rows_of: _RowSet,
     keys: tuple[str, ...],
     guarded: bool,
     scoped: bool,
@@ -247,7 +262,7 @@ def _update_sql(
     column, by equality when there is one row (a sequential step: an index
     condition on the whole primary key, whatever the statistics say), else as
     an array."""
-    sets = ", ".join(f"{name} = {alias}.{name}" for name, _ in columns if name not in keys)
+    sets = ", ".join(f"{name} = {alias}.{name}" for name, _ in rows_of.columns if name not in keys)
     match = " AND ".join(f"t.{key} = {alias}.{key}" for key in keys)
     named = f"%({alias}_ids)s" if single else f"ANY(%({alias}_ids)s::text[])"
     match += f" AND t.{keys[-1]} = {named}"
@@ -255,7 +270,7 @@ def _update_sql(
         match = f"t.run_id = %(run_id)s AND {match}"
     if guarded:
         match += f" AND {_GUARDED}"
-    return f"UPDATE {table} AS t SET {sets} FROM {_source_sql(alias, columns)} WHERE {match}"
+    return f"UPDATE {table} AS t SET {sets} FROM {_source_sql(alias, rows_of)} WHERE {match}"
 
 
 def insert_messages_sql(
@@ -265,7 +280,7 @@ def insert_messages_sql(
     run_id, delay``), skipping any whose idempotency key an unacked message holds.
 
     Times come from the server's clock, so machines with skewed clocks agree."""
-    values = ([row[name] for name, _ in _MESSAGES] for row in rows)
+    values = ([row[name] for name, _ in _MESSAGES.columns] for row in rows)
     _unnest(alias, _MESSAGES, values, params)
     return _messages_sql(names.queue_messages, alias)
 
