@@ -5,6 +5,7 @@ to psycopg (nothing sent)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from wfkit.worlds.base import EntityConflictError, EventRequest, World
-from wfkit.worlds.postgres import session
+from wfkit.worlds.postgres import DatabaseUnavailableError, session
 from wfkit.worlds.postgres.session import (
     _dict_row,
     _fetch,
@@ -243,3 +244,26 @@ def test_run_writes_and_queue_statements_take_the_raw_path(
     assert diff_run_records(world, run_id) == []
     [wait] = world.waits.list(run_id)
     assert wait.status == "completed"
+
+
+def test_a_read_alone_lost_in_flight_is_tried_again_where_a_write_alone_is_not(
+    world: World, connection: psycopg.Connection[Any]
+) -> None:
+    """``fetch_rows`` (reads, acks) goes the way of ``execute_alone`` but keeps
+    ``run_transaction``'s answer to a connection lost with its statement in flight:
+    nothing is committing, so it is tried again on another connection; a write
+    alone commits, so its outcome is unknown and it raises."""
+    engine = world.engine  # type: ignore[attr-defined]
+    release_idle_connections(engine)
+    ask = "SELECT %(a)s::text AS up, pg_backend_pid() AS pid"
+    for alone, survives in ((fetch_rows, True), (execute_alone, False)):
+        [first] = alone(engine, ask, {"a": "x"})  # its connection is now kept at hand
+        killed = connection.execute("SELECT pg_terminate_backend(%s)", [first["pid"]])
+        assert killed.fetchone() == (True,)
+        time.sleep(0.2)  # let the termination land
+        if survives:
+            [again] = alone(engine, ask, {"a": "y"})
+            assert again["up"] == "y" and again["pid"] != first["pid"]
+        else:
+            with pytest.raises(DatabaseUnavailableError):
+                alone(engine, ask, {"a": "y"})

@@ -287,13 +287,19 @@ def execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None = None
     return _retrying(lambda: _execute_alone(engine, sql, params))
 
 
-def _execute_alone(engine: Engine, sql: str, params: dict[str, Any] | None) -> Rows:
+def _execute_alone(
+    engine: Engine, sql: str, params: dict[str, Any] | None, *, committing: bool = True
+) -> Rows:
+    """One attempt of ``execute_alone`` (``committing``: a connection lost with the
+    statement in flight raises ``DatabaseUnavailableError``), or of ``fetch_rows``
+    (not ``committing``: it asks for a retry, as ``run_transaction`` does before
+    COMMIT)."""
     pooled = _checkout(engine)
     try:
         connection = pooled.driver_connection
         if not isinstance(connection, psycopg.Connection):
             raise TypeError("PostgresWorld needs the psycopg 3 driver")
-        with translate_errors(committing=True):
+        with translate_errors(committing=committing):
             rows = _RawStatement.execute(connection, sql, params)
             if rows is None:
                 cursor = connection.cursor(row_factory=_dict_row)
@@ -586,10 +592,16 @@ def _discard_transaction(pooled: Any, error: BaseException) -> None:
 
 
 def fetch_rows(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Rows:
-    """Run one statement on its own (autocommit, retried like a transaction); its rows."""
-    return run_transaction(engine, lambda session: session.rows(sql, params), transactional=False)
+    """Run one statement on its own (autocommit, retried like a transaction); its rows.
+
+    ``run_transaction(engine, lambda s: s.rows(sql, params), transactional=False)``
+    exactly (a connection lost with the statement in flight is retried, as nothing
+    is committing), without its ``Session``: a record read, a log read and a queue
+    ack per run each took that detour."""
+    return _retrying(lambda: _execute_alone(engine, sql, params, committing=False))
 
 
 def fetch_scalar(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Any:
     """Run one statement on its own; the first column of its first row (or None)."""
-    return run_transaction(engine, lambda session: session.scalar(sql, params), transactional=False)
+    rows = fetch_rows(engine, sql, params)
+    return next(iter(rows[0].values())) if rows else None
