@@ -63,6 +63,7 @@ from wfkit.worlds.postgres.loader import LoaderSql, TransactionLoader, message_r
 from wfkit.worlds.postgres.session import (
     Session,
     execute_alone,
+    fetch_rows,
     fetch_scalar,
     run_transaction,
 )
@@ -254,11 +255,7 @@ class PostgresEvents:
                 " ORDER BY seq LIMIT %(limit)s"
             )
         params = {"run_id": run_id, "after": after_event_id, "limit": limit}
-
-        def read(session: Session) -> list[Event]:
-            return decode_events(CODECS.event, session.rows(sql, params))
-
-        events = run_transaction(self._engine, read, transactional=False)
+        events = decode_events(CODECS.event, fetch_rows(self._engine, sql, params))
         if after_event_id is None:
             self._tails.seed(run_id, events, limit)  # one statement: one snapshot
         return events
