@@ -22,7 +22,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from wfkit.runtime.context import (
     StepContext,
@@ -122,12 +122,30 @@ def parse_retry_after(value: float | timedelta | str | datetime | None, now: dat
 # --- one attempt ------------------------------------------------------------------------
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+_D = TypeVar("_D")
+
+
+def _frozen(cls: type[_D], fields: dict[str, Any]) -> _D:
+    """``cls(**fields)`` for a frozen dataclass without ``__post_init__``, ``fields``
+    naming every field in declaration order: an equal instance with the same
+    ``__dict__``, without the ``object.__setattr__`` call per field a frozen
+    ``__init__`` makes (three such objects per step attempt)."""
+    made = _new_object(cls)
+    _set_attribute(made, "__dict__", fields)
+    return made
+
+
 def _workflow_metadata(run: Run, url: str) -> WorkflowMetadata:
-    return WorkflowMetadata(
-        workflow_name=run.workflow_name,
-        workflow_run_id=run.run_id,
-        workflow_started_at=run.started_at or run.created_at,
-        url=url,
+    return _frozen(
+        WorkflowMetadata,
+        {
+            "workflow_name": run.workflow_name,
+            "workflow_run_id": run.run_id,
+            "workflow_started_at": run.started_at or run.created_at,
+            "url": url,
+        },
     )
 
 
@@ -218,17 +236,24 @@ def _failed(cid: str, exc: BaseException) -> EventRequest:
 async def _call_step_body(run: Run, step: Step, *, world: World | None, url: str) -> Any:
     entry = registry.get_step(step.step_name)
     mode_token = current_mode.set("step")
+    metadata = _frozen(
+        StepMetadata,
+        {
+            "step_id": step.step_id,
+            "step_name": step.step_name,
+            "attempt": step.attempt,
+            "step_started_at": step.started_at or step.updated_at,
+        },
+    )
     step_token = current_step.set(
-        StepContext(
-            step=StepMetadata(
-                step_id=step.step_id,
-                step_name=step.step_name,
-                attempt=step.attempt,
-                step_started_at=step.started_at or step.updated_at,
-            ),
-            workflow=_workflow_metadata(run, url),
-            run_id=run.run_id,
-            world=world,
+        _frozen(
+            StepContext,
+            {
+                "step": metadata,
+                "workflow": _workflow_metadata(run, url),
+                "run_id": run.run_id,
+                "world": world,
+            },
         )
     )
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import time
@@ -224,3 +225,66 @@ def test_leases_are_renewed_while_messages_are_handled(caplog: pytest.LogCapture
         assert _run(one_run()) == "slow"
         assert _run(one_run()) == "slow"
     assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
+
+
+def test_a_step_sees_the_context_its_dataclasses_would_build() -> None:
+    """The executor builds the step context without the frozen dataclasses' ``__init__``
+    (``executor._frozen``): what the step sees equals, field for field, what the
+    constructors build."""
+    from wfkit.runtime.context import StepContext, StepMetadata, WorkflowMetadata, current_step
+    from wfkit.runtime.engine.executor import _call_step_body
+    from wfkit.runtime.loading import registry
+    from wfkit.runtime.serialization import serialize_call
+    from wfkit.worlds.base import Run, Step
+
+    seen: list[Any] = []
+
+    async def look(x: int) -> int:
+        seen.append(current_step.get())
+        return x
+
+    step_id = "step//./tests/runtime/test_worker//look"
+    registry.register_step(step_id, look)
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    run = Run(
+        run_id="wrun_1",
+        workflow_name="workflow//./t//wf",
+        status="running",
+        created_at=at,
+        updated_at=at,
+        started_at=at + timedelta(seconds=1),
+    )
+    step = Step(
+        run_id="wrun_1",
+        step_id="step_1",
+        step_name=step_id,
+        status="running",
+        input=serialize_call((7,), {}),
+        attempt=2,
+        created_at=at,
+        updated_at=at + timedelta(seconds=3),
+        started_at=at + timedelta(seconds=2),
+    )
+    world = MemoryWorld()
+    assert _run(_call_step_body(run, step, world=world, url="http://x")) == 7
+    expected = StepContext(
+        step=StepMetadata("step_1", step_id, 2, at + timedelta(seconds=2)),
+        workflow=WorkflowMetadata(
+            "workflow//./t//wf", "wrun_1", at + timedelta(seconds=1), "http://x"
+        ),
+        run_id="wrun_1",
+        world=world,
+    )
+    (context,) = seen
+    assert context == expected
+    for made, built in [
+        (context, expected),
+        (context.step, expected.step),
+        (context.workflow, expected.workflow),
+    ]:
+        assert type(made) is type(built)
+        assert made.__dict__ == built.__dict__
+        assert list(made.__dict__) == list(built.__dict__)
+        assert repr(made) == repr(built)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.run_id = "other"  # type: ignore[misc]
