@@ -81,6 +81,7 @@ from typing import Any
 from wfkit.runtime.errors import SerializationError, StepError
 from wfkit.runtime.serialization._classes import UntrustedClassError, register_type
 from wfkit.runtime.serialization._common import (
+    PLAIN_IN,
     REMOTE_NOTE,
     TAG,
     qualified_name,
@@ -224,6 +225,20 @@ def deserialize_call(
         raise SerializationError(
             f"cannot deserialize call inputs: expected an object, got {type(data).__name__}"
         )
+    args = data.get("args", [])
+    kwargs = data.get("kwargs", {})
+    if (
+        type(args) is list
+        and type(kwargs) is dict
+        and data.get("closure") is None
+        and data.get("this") is None
+        and TAG not in kwargs
+        and PLAIN_IN.issuperset(map(type, args))
+        and PLAIN_IN.issuperset(map(type, kwargs.values()))
+    ):
+        # Scalars only, no closure, no self (most step calls): what the general path
+        # below gives, without its four ``deserialize`` calls (once per step attempt).
+        return tuple(args), kwargs.copy(), None, None
     args = deserialize(data.get("args", []), path="args")
     kwargs = deserialize(data.get("kwargs", {}), path="kwargs")
     closure = deserialize(data.get("closure"), path="closure")

@@ -592,6 +592,85 @@ def test_serialize_call_without_closure() -> None:
     assert deserialize_call(data) == ((), {}, None, None)
 
 
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, closure, this",
+    [
+        ((), {}, None, None),
+        ((1, "a", None, True, 2.5), {}, None, None),
+        ((), {"x": 1, "y": "b", "z": None}, None, None),
+        ((3,), {"n": -(2**53) + 1}, None, None),
+        ((2**60, float("nan"), float("-inf")), {"big": 2**70}, None, None),
+        (([1, 2], {"k": "v"}), {"t": (1,)}, None, None),
+        ((), {TAG: "marker kwarg"}, None, None),
+        ((1,), {}, {"count": 3}, None),
+        ((1,), {}, None, Point(1)),
+        ((b"x", dt.date(2024, 1, 2)), {}, None, None),
+    ],
+)
+def test_deserialize_call_fast_path_equals_the_general_path(
+    args: tuple[Any, ...], kwargs: dict[str, Any], closure: Any, this: Any
+) -> None:
+    """Scalar-only calls skip the four ``deserialize`` calls: same values, same types,
+    new containers, as the general path gives."""
+    data = json.loads(json.dumps(serialize_call(args, kwargs, closure=closure, this=this)))
+    _same_as_the_general_path(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Not what JSON parsing gives, but what a caller could pass: subclasses of the
+        # plain types take the general path.
+        {"args": [_Int(4), _Str("s")], "kwargs": {}},
+        {"args": [1], "kwargs": {"s": _Str("s"), "i": _Int(5)}},
+        {"args": [1], "kwargs": _Dict(a=1)},
+        {"args": (1, 2), "kwargs": {}},
+        {"args": [[1], {"a": 1}], "kwargs": {"l": [2]}},
+        {"args": [], "kwargs": {}, "closure": {}, "this": None},
+    ],
+)
+def test_deserialize_call_of_other_data_equals_the_general_path(data: dict[str, Any]) -> None:
+    _same_as_the_general_path(data)
+
+
+def _same_as_the_general_path(data: dict[str, Any]) -> None:
+    general = (
+        tuple(deserialize(data.get("args", []), path="args")),
+        dict(deserialize(data.get("kwargs", {}), path="kwargs")),
+        deserialize(data.get("closure"), path="closure"),
+        deserialize(data.get("this"), path="this"),
+    )
+    got = deserialize_call(data)
+    assert repr(got) == repr(general)  # repr: nan is unequal to itself
+    assert [type(x) for x in got[0]] == [type(x) for x in general[0]]
+    assert {k: type(v) for k, v in got[1].items()} == {k: type(v) for k, v in general[1].items()}
+    assert type(got[1]) is dict
+    assert got[1] is not data.get("kwargs")
+    got[1]["added"] = 1  # the caller may change what it got; the stored data stays
+    assert "added" not in data.get("kwargs", {})
+
+
+def test_deserialize_call_missing_keys_and_sealed_payloads() -> None:
+    assert deserialize_call({}) == ((), {}, None, None)
+    assert deserialize_call({"args": [1]}) == ((1,), {}, None, None)
+    with pytest.raises(SerializationError):
+        deserialize_call({"args": [{"$t": "no such tag"}]})
+    with pytest.raises(SerializationError):
+        deserialize_call([1])  # type: ignore[arg-type]
+
+
 # --- exceptions -------------------------------------------------------------------------
 
 
