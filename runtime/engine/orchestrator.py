@@ -129,7 +129,7 @@ from wfkit.worlds.base import (
     utc_now,
 )
 
-__all__ = ["MAX_DELIVERIES", "Orchestrator"]
+__all__ = ["MAX_DELIVERIES", "MovedIfPinned", "Orchestrator"]
 
 log = logging.getLogger("wfkit.orchestrator")
 
@@ -141,6 +141,15 @@ _MAX_REFUSALS = 20
 one more and it gives up (the worker redelivers the message later)."""
 
 _TOLERATED = (EntityConflictError, WorldError)
+
+MovedIfPinned = Callable[[Run | None], bool]
+"""``handle_workflow_message``'s ``moved_if_pinned``."""
+
+
+def _known_record(state: RunState) -> Run | None:
+    """The run's record when ``state`` has read it (a handler still in its first turn
+    holds a placeholder): what ``moved_if_pinned`` is given."""
+    return state.run if state.session is not None else None
 
 
 class _Refused(Exception):
@@ -242,7 +251,13 @@ class Orchestrator:
         state = self._driving.get(run_id)
         return state is not None and correlation_id in state.inline_tasks
 
-    async def handle_workflow_message(self, run_id: str, *, delivery_attempt: int = 1) -> None:
+    async def handle_workflow_message(
+        self,
+        run_id: str,
+        *,
+        delivery_attempt: int = 1,
+        moved_if_pinned: MovedIfPinned | None = None,
+    ) -> None:
         """Bring ``run_id`` forward as far as its log allows.
 
         If this worker is already working the run (inline steps running), the
@@ -253,6 +268,12 @@ class Orchestrator:
             delivery_attempt: how often the message was delivered (a redelivery
                 may mean its last worker died mid-step; past ``MAX_DELIVERIES``
                 the run fails).
+            moved_if_pinned: for a message found on an unpinned queue (``serving``):
+                moves it to its run's own queue when the run is pinned, given the
+                run's record (None: it reads it), and answers whether it did; then
+                nothing else is done. Asked as soon as the record is known (a cold
+                handler reads it anyway: no read of its own), before anything is
+                replayed or written.
 
         Raises:
             Whatever the world or the replay raise unexpectedly; the worker then
@@ -260,8 +281,13 @@ class Orchestrator:
         """
         driving = self._driving.get(run_id)
         if driving is not None:
+            if moved_if_pinned is not None and moved_if_pinned(_known_record(driving)):
+                return
             driving.log_may_have_news = True
             driving.news.set()
+            return
+        cached = self._cache.get(run_id)
+        if cached is not None and moved_if_pinned is not None and moved_if_pinned(cached.run):
             return
         state = self._cache.pop(run_id, None)
         needs_full_replay = state is None
@@ -273,7 +299,10 @@ class Orchestrator:
         try:
             with tracing.handling_message(run_id, delivery_attempt):
                 keep = await self._handle(
-                    state, needs_full_replay=needs_full_replay, delivery_attempt=delivery_attempt
+                    state,
+                    needs_full_replay=needs_full_replay,
+                    delivery_attempt=delivery_attempt,
+                    moved_if_pinned=moved_if_pinned,
                 )
         except CorruptedLogError as exc:
             # Redelivering would read the same bytes again, for ever: the run fails once
@@ -303,7 +332,12 @@ class Orchestrator:
     # --- one message -----------------------------------------------------------------
 
     async def _handle(
-        self, state: RunState, *, needs_full_replay: bool, delivery_attempt: int
+        self,
+        state: RunState,
+        *,
+        needs_full_replay: bool,
+        delivery_attempt: int,
+        moved_if_pinned: MovedIfPinned | None,
     ) -> bool:
         """Steps 1-3 of the module docstring; whether the run is suspended (worth caching)."""
         # The messages received with this one get here first: their runs' writes share
@@ -312,7 +346,7 @@ class Orchestrator:
         # start (``inline_steps``), then the next one, and so on: no group at all.
         await asyncio.sleep(0)
         if needs_full_replay:
-            if not await self._replay_whole_log(state, delivery_attempt):
+            if not await self._replay_whole_log(state, delivery_attempt, moved_if_pinned):
                 return False
             requeue_orphans = True
         else:
@@ -342,15 +376,21 @@ class Orchestrator:
         log.debug("run %s handled; terminal=%s", state.run.run_id, state.terminal)
         return not state.terminal
 
-    async def _replay_whole_log(self, state: RunState, delivery_attempt: int) -> bool:
+    async def _replay_whole_log(
+        self,
+        state: RunState,
+        delivery_attempt: int,
+        moved_if_pinned: MovedIfPinned | None = None,
+    ) -> bool:
         """Replay the whole log in a new session; a run not started yet starts
         provisionally: the session is shown ``run_started`` before it is written, and
         the run's first write carries it (``RunState.starting``).
 
         Returns:
             Whether the run is live and suspended; False when it ended, is unknown,
-            waits in its named queue, or was failed here (too many deliveries,
-            workflow or input unloadable).
+            waits in its named queue, was failed here (too many deliveries,
+            workflow or input unloadable), or its message was moved
+            (``moved_if_pinned``).
         """
         run_id = state.run.run_id
         state.starting = None
@@ -360,6 +400,8 @@ class Orchestrator:
             log.warning(
                 "workflow message for unknown run %s dropped", run_id, extra=log_fields(run_id)
             )
+            return False
+        if moved_if_pinned is not None and moved_if_pinned(run):
             return False
         if run.status == "pending":
             if run.queue_name is not None:

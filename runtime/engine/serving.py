@@ -59,7 +59,7 @@ from wfkit.runtime.loading.loader import (
     loaded_builds,
     loads_generation,
 )
-from wfkit.worlds.base import QueueMessage, RunNotFoundError, RunStatus, World, WorldError
+from wfkit.worlds.base import QueueMessage, Run, RunNotFoundError, RunStatus, World, WorldError
 
 __all__ = ["ADOPT_ALL", "ServedDeployments", "deployments_in_flight"]
 
@@ -233,14 +233,28 @@ class ServedDeployments:
         return taken
 
     def reroute_if_pinned(
-        self, world: World, message: QueueMessage, route: WorkflowMessage | StepMessage
+        self,
+        world: World,
+        message: QueueMessage,
+        route: WorkflowMessage | StepMessage,
+        *,
+        run: Run | None = None,
     ) -> bool:
         """Move a message of a pinned run found on an unpinned queue to its run's own
-        queue; whether it was moved (the caller then acks it)."""
-        try:
-            run = world.runs.get(route.run_id)
-        except RunNotFoundError:
-            return False  # the handler drops it
+        queue; whether it was moved (the caller then acks it).
+
+        Args:
+            world: where the run lives.
+            message: the message received on an unpinned queue.
+            route: what it asks for.
+            run: the run's record when the caller has it (a run's deployment never
+                changes, so any copy does); None: read here.
+        """
+        if run is None:
+            try:
+                run = world.runs.get(route.run_id)
+            except RunNotFoundError:
+                return False  # the handler drops it
         if not run.deployment_id:
             return False
         if isinstance(route, WorkflowMessage):

@@ -58,6 +58,7 @@ from wfkit.runtime.world_config import resolve_world
 from wfkit.worlds.base import (
     RUN_TERMINAL,
     QueueMessage,
+    Run,
     RunStatus,
     World,
     WorldError,
@@ -569,8 +570,12 @@ class Worker:
                 route.deployment_id,
             )
             return _NOT_SERVED_RETRY_SECONDS
-        if not route.deployment_id and self.serving.reroute_if_pinned(self.world, message, route):
-            return None
+        if (
+            not route.deployment_id
+            and isinstance(route, StepMessage)
+            and self.serving.reroute_if_pinned(self.world, message, route)
+        ):
+            return None  # (a workflow message's handler asks once it has the run's record)
         with registry.using_scope(scope):
             return await self._handle(message, route)
 
@@ -579,9 +584,15 @@ class Worker:
     ) -> float | None:
         """A workflow message to the orchestrator, a step message to the executor."""
         match route:
-            case WorkflowMessage(run_id=run_id):
+            case WorkflowMessage(run_id=run_id, deployment_id=deployment_id):
+                moved_if_pinned = None
+                if not deployment_id:
+
+                    def moved_if_pinned(run: Run | None) -> bool:
+                        return self.serving.reroute_if_pinned(self.world, message, route, run=run)
+
                 await self.orchestrator.handle_workflow_message(
-                    run_id, delivery_attempt=message.attempt
+                    run_id, delivery_attempt=message.attempt, moved_if_pinned=moved_if_pinned
                 )
                 return None
             case StepMessage(run_id=run_id, step_id=step_id) as step:
